@@ -1,0 +1,3 @@
+"""telereg: a supervision platform for telecom regulators."""
+
+__version__ = "0.1.0"

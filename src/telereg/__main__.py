@@ -1,0 +1,3 @@
+from telereg.cli import main
+
+main()

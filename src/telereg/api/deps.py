@@ -1,0 +1,116 @@
+"""FastAPI dependencies: settings, DB session, the acting principal, permissions.
+
+Every route declares exactly one of :func:`require` (a permission),
+:data:`Authenticated` (any signed-in user) or :data:`Public`; a test walks the
+routes and fails on any that declares none.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from telereg.core.auth import principal_of, user_for_token
+from telereg.core.errors import AuthenticationError, CsrfError
+from telereg.core.models import User
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+from telereg.core.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A state-DB session committed when the request succeeds, rolled back otherwise."""
+    session: Session = request.app.state.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def session_user(request: Request, session: Session) -> User | None:
+    """The user of the browser session cookie, if it is signed in and still active."""
+    user_id = request.session.get("uid")
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        request.session.clear()
+        return None
+    return user
+
+
+def check_csrf_header(request: Request) -> None:
+    expected = request.session.get("csrf", "")
+    given = request.headers.get(CSRF_HEADER, "")
+    if not expected or not hmac.compare_digest(expected, given):
+        raise CsrfError("missing or wrong CSRF token")
+
+
+def current_principal(request: Request, session: SessionDep) -> Principal:
+    """Who is calling: a bearer token, or the browser session (with CSRF on writes)."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("use 'Authorization: Bearer <token>'")
+        return principal_of(user_for_token(session, token.strip()), via="api")
+    user = session_user(request, session)
+    if user is None:
+        raise AuthenticationError("sign in or send an API token")
+    if request.method not in SAFE_METHODS:
+        check_csrf_header(request)
+    return principal_of(user)
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require(permission: Permission) -> Any:
+    """A dependency (``Annotated[Principal, require(P)]``) admitting roles that hold ``P``."""
+
+    def dependency(principal: PrincipalDep) -> Principal:
+        principal.require(permission)
+        return principal
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return Depends(dependency)
+
+
+def _authenticated(principal: PrincipalDep) -> Principal:
+    return principal
+
+
+def _public() -> None:
+    return None
+
+
+_authenticated.permission = "authenticated"  # type: ignore[attr-defined]
+_public.permission = "public"  # type: ignore[attr-defined]
+
+Authenticated = Annotated[Principal, Depends(_authenticated)]
+Public = Depends(_public)

@@ -1,0 +1,33 @@
+"""The audit log, read-only: there is no route that changes it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from telereg.api.deps import SessionDep, require
+from telereg.api.schemas import AuditEntryOut, AuditPage
+from telereg.core import audit
+from telereg.core.permissions import Permission
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get(
+    "/audit", dependencies=[require(Permission.AUDIT_READ)], summary="Read the audit log"
+)
+def read_audit(
+    session: SessionDep,
+    actor: str | None = None,
+    action: Annotated[str | None, Query(description="Prefix, e.g. 'users.'")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AuditPage:
+    rows, total = audit.entries(
+        session, actor=actor, action=action, since=since, until=until, limit=limit, offset=offset
+    )
+    return AuditPage(total=total, entries=[AuditEntryOut.model_validate(r) for r in rows])

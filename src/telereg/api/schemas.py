@@ -1,0 +1,153 @@
+"""Request and response bodies of the JSON API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from telereg.core.models import ApiToken, User
+from telereg.core.permissions import Role
+
+
+class UserOut(BaseModel):
+    username: str
+    display_name: str
+    role: Role
+    operator: str | None
+    agency: str | None
+    active: bool
+    locked_until: datetime | None
+    last_login_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            username=user.username,
+            display_name=user.display_name,
+            role=Role(user.role),
+            operator=user.operator.code if user.operator else None,
+            agency=user.agency.code if user.agency else None,
+            active=user.active,
+            locked_until=user.locked_until,
+            last_login_at=user.last_login_at,
+            created_at=user.created_at,
+        )
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=2, max_length=64)
+    role: Role
+    display_name: str = Field("", max_length=200)
+    operator: str | None = None
+    agency: str | None = None
+    password: str | None = Field(None, min_length=10, max_length=200)
+
+
+class UserCreated(BaseModel):
+    user: UserOut
+    password: str | None = Field(None, description="Generated password, shown only once.")
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", max_length=1000)
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field("", max_length=100)
+    valid_days: int | None = Field(None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    id: int
+    label: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenOut:
+        return cls(
+            id=token.id,
+            label=token.label,
+            prefix=token.prefix,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            last_used_at=token.last_used_at,
+            revoked_at=token.revoked_at,
+        )
+
+
+class TokenIssued(BaseModel):
+    id: int
+    username: str
+    prefix: str
+    token: str = Field(description="The token itself: shown once, store it now.")
+
+
+class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    reason: str
+    objects: list[str]
+    detail: dict[str, Any]
+    client: str
+
+
+class AuditPage(BaseModel):
+    total: int
+    entries: list[AuditEntryOut]
+
+
+class ReidentifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$")
+    reason: str = Field(min_length=5, max_length=1000)
+
+
+class ReidentifyOut(BaseModel):
+    token: str
+    value: str
+
+
+class DirectoryEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    name_en: str
+
+
+class OperatorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    name: str
+    name_en: str = ""
+
+
+class AgencyIn(OperatorIn):
+    kind: str = "other"
+
+
+class MeOut(BaseModel):
+    username: str
+    role: Role
+    operator: str | None
+    agency: str | None
+    permissions: list[str]

@@ -1,0 +1,186 @@
+"""The ASGI application: JSON API and web pages on one FastAPI app.
+
+Errors are mapped here once: API paths get problem+json, pages get an HTML
+error page in the user's language.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from telereg import __version__
+from telereg.api.problems import problem, status_for
+from telereg.api.router import api_router
+from telereg.core import i18n
+from telereg.core.db import session_factory
+from telereg.core.errors import TeleregError
+from telereg.core.settings import Settings
+from telereg.web import admin, pages
+from telereg.web.errors import error_page
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit, by header or while streaming, with 413."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        overflow = False
+        refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, overflow
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                overflow = True
+                raise _BodyTooLargeError
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal refused
+            if not overflow:
+                await send(message)
+            elif not refused:
+                # Whatever the app made of the cut-off body, the client learns it was too large.
+                refused = True
+                await self._refuse(scope, receive, send)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLargeError:
+            pass
+        if overflow and not refused:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, f"request body larger than {self.limit} bytes", code="payload-too-large")
+        await response(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class LanguageMiddleware:
+    """Set the request's language from the language cookie (default from settings)."""
+
+    def __init__(self, app: ASGIApp, default: str) -> None:
+        self.app = app
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cookies = dict(scope["headers"]).get(b"cookie", b"").decode("latin-1")
+        chosen = None
+        for part in cookies.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == pages.LANGUAGE_COOKIE:
+                chosen = value
+        token = i18n.current_language.set(i18n.normalise_language(chosen, self.default))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            i18n.current_language.reset(token)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="telereg",
+        version=__version__,
+        description="Supervision platform for telecom regulators.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.sessions = session_factory(settings)
+
+    app.include_router(api_router)
+    app.include_router(pages.router)
+    app.include_router(admin.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Added innermost first: the size limit sees the request before anything else.
+    app.add_middleware(LanguageMiddleware, default=settings.default_language)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret("session_secret").decode(),
+        session_cookie="telereg_session",
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+
+    def respond(request: Request, status: int, detail: str, error: Exception | None, code: str) -> Response:
+        if _is_api(request):
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return problem(status, detail, code=code, instance=request.url.path, headers=headers)
+        return error_page(request, status, detail, error)
+
+    @app.exception_handler(TeleregError)
+    async def telereg_error(request: Request, error: TeleregError) -> Response:
+        status = status_for(error)
+        if status >= 500:
+            log.exception("server error on %s %s", request.method, request.url.path)
+        return respond(request, status, str(error), error, error.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        problems = error.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return respond(request, 400, "the request body is not valid JSON", error, "malformed-json")
+        detail = "; ".join(
+            f"{'.'.join(str(part) for part in p.get('loc', ()))}: {p.get('msg')}" for p in problems
+        )
+        return respond(request, 422, detail, error, "invalid-input")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        return respond(request, error.status_code, str(error.detail), error, str(error.status_code))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+        return respond(request, 500, "internal error", error, "internal")
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings from the environment (``TELEREG_*``)."""
+    from telereg.core.logging import configure_logging
+    from telereg.core.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

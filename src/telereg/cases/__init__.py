@@ -1,0 +1,1 @@
+"""Cases: actionable items that move through a workflow and are handed over."""

@@ -1,0 +1,298 @@
+"""The ``telereg`` command line: a thin adapter over the service functions.
+
+User mistakes print one line on stderr and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from telereg.core import accounts
+from telereg.core.db import session_scope
+from telereg.core.errors import TeleregError
+from telereg.core.permissions import Role
+from telereg.core.principal import Principal, cli_principal
+from telereg.core.settings import Settings, load_settings
+
+out = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="telereg",
+    help="telereg: supervision platform for telecom regulators.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(help="State database: migrations.", no_args_is_help=True)
+users_app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
+operators_app = typer.Typer(help="Operators that report to the administration.", no_args_is_help=True)
+agencies_app = typer.Typer(help="Partner agencies work is handed to.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(operators_app, name="operators")
+app.add_typer(agencies_app, name="agencies")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (lake, state DB, secrets). Default: $TELEREG_DATA_DIR or ./var.",
+        show_default=False,
+    ),
+]
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return load_settings(data_dir=data_dir)
+
+
+def _me() -> Principal:
+    return cli_principal(getpass.getuser())
+
+
+def _migrated(data_dir: Path | None) -> Settings:
+    from telereg.system.migrate import upgrade
+
+    settings = _settings(data_dir)
+    upgrade(settings)
+    return settings
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    # Workers are separate processes: they rebuild the app from the environment.
+    os.environ["TELEREG_DATA_DIR"] = str(settings.data_dir.resolve())
+    out.print(f"telereg serving on [bold]http://{host}:{port}/[/bold]  (Ctrl+C to stop)")
+    uvicorn.run(
+        "telereg.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare, print the login, exit.")] = False,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+) -> None:
+    """Set up a demo installation, print an admin login, then serve the dashboard."""
+    from telereg.scenario.demo import prepare
+
+    settings = _settings(data_dir)
+    login = prepare(settings, principal=_me())
+    out.print(f"data dir: {settings.data_dir.resolve()}")
+    out.print(f"admin login: [bold]{login.username}[/bold] / [bold]{login.password}[/bold] (password shown only this once)")
+    out.print(f"dashboard: http://{host}:{port}/")
+    if not no_serve:
+        _serve(settings, host, port, workers=1)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the web dashboard and the JSON API (migrates the state DB first)."""
+    _serve(_migrated(data_dir), host, port, workers)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply all state-DB migrations."""
+    from telereg.system.migrate import upgrade
+
+    settings = _settings(data_dir)
+    out.print(f"state DB at revision {upgrade(settings)}")
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDir = None) -> None:
+    """Show the state DB's migration revision."""
+    from telereg.system.migrate import current_revision, head_revision
+
+    revision = current_revision(_settings(data_dir))
+    out.print(f"current: {revision or 'none (run telereg db upgrade)'}; head: {head_revision()}")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    role: Annotated[Role, typer.Option(help="Role of the user.")],
+    operator: Annotated[str | None, typer.Option(help="Operator code (operator role).")] = None,
+    agency: Annotated[str | None, typer.Option(help="Partner agency code (liaison role).")] = None,
+    display_name: Annotated[str, typer.Option(help="Full name shown in the UI.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Add a user; prints a one-time password."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        _, password = accounts.create_user(
+            session,
+            principal=_me(),
+            username=name,
+            role=role,
+            operator=operator,
+            agency=agency,
+            display_name=display_name,
+        )
+    out.print(f"user {name} ({role.value}) added; password (shown only this once): [bold]{password}[/bold]")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """List users with their role, binding and status."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        rows = [
+            {
+                "username": u.username,
+                "role": u.role,
+                "operator": u.operator.code if u.operator else None,
+                "agency": u.agency.code if u.agency else None,
+                "active": u.active,
+                "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+            }
+            for u in accounts.list_users(session, principal=_me())
+        ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("username", "role", "operator", "agency", "active", "last login")
+    for r in rows:
+        table.add_row(
+            r["username"], r["role"], r["operator"] or "", r["agency"] or "",
+            "yes" if r["active"] else "no", r["last_login_at"] or "",
+        )
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(
+    name: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Disable a user and revoke its API tokens."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        accounts.disable_user(session, principal=_me(), username=name, reason=reason)
+    out.print(f"user {name} disabled; its API tokens are revoked")
+
+
+@users_app.command("password")
+def users_password(name: str, data_dir: DataDir = None) -> None:
+    """Reset a user's password (and lockout); prints a one-time password."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        password = accounts.set_password(session, principal=_me(), username=name)
+    out.print(f"new password (shown only this once) for {name}: [bold]{password}[/bold]")
+
+
+@users_app.command("token")
+def users_token(
+    name: str,
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    valid_days: Annotated[int | None, typer.Option(min=1, help="Expiry in days.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Issue an API token for a user; it is shown once and stored only hashed."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        issued = accounts.issue_token(
+            session, principal=_me(), username=name, label=label, valid_days=valid_days
+        )
+    out.print(f"token {issued.id} for {name} (shown once):")
+    print(issued.token)
+
+
+@users_app.command("revoke-token")
+def users_revoke_token(token_id: int, data_dir: DataDir = None) -> None:
+    """Revoke an API token by its id."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        accounts.revoke_token(session, principal=_me(), token_id=token_id)
+    out.print(f"token {token_id} revoked")
+
+
+@operators_app.command("list")
+def operators_list(data_dir: DataDir = None) -> None:
+    """List operators."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        table = Table("code", "name", "English name")
+        for o in accounts.list_operators(session):
+            table.add_row(o.code, o.name, o.name_en)
+    out.print(table)
+
+
+@operators_app.command("add")
+def operators_add(
+    code: str, name: str, name_en: Annotated[str, typer.Option()] = "", data_dir: DataDir = None
+) -> None:
+    """Add an operator."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        accounts.add_operator(session, principal=_me(), code=code, name=name, name_en=name_en)
+    out.print(f"operator {code} added")
+
+
+@agencies_app.command("list")
+def agencies_list(data_dir: DataDir = None) -> None:
+    """List partner agencies."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        table = Table("code", "name", "English name", "kind")
+        for a in accounts.list_agencies(session):
+            table.add_row(a.code, a.name, a.name_en, a.kind)
+    out.print(table)
+
+
+@agencies_app.command("add")
+def agencies_add(
+    code: str,
+    name: str,
+    kind: Annotated[str, typer.Option(help="police, health, government, other")] = "other",
+    name_en: Annotated[str, typer.Option()] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Add a partner agency."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        accounts.add_agency(session, principal=_me(), code=code, name=name, kind=kind, name_en=name_en)
+    out.print(f"partner agency {code} added")
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn telereg errors into one line on stderr."""
+    try:
+        app()
+    except TeleregError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        if not error.user_error and os.environ.get("TELEREG_DEBUG"):
+            raise
+        sys.exit(2 if isinstance(error, ValueError) else 1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

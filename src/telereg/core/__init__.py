@@ -1,0 +1,1 @@
+"""Core services: settings, errors, state DB, engine, auth, audit, privacy, i18n."""

@@ -1,0 +1,253 @@
+"""Accounts and the directory: users, their tokens, operators and partner agencies.
+
+Service functions take the acting :class:`Principal`, check its permission,
+change state and write the audit entry in the same session.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from telereg.core import audit
+from telereg.core.auth import generate_password, hash_password, hash_token, new_token
+from telereg.core.db import utcnow
+from telereg.core.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
+from telereg.core.models import Agency, ApiToken, Operator, User
+from telereg.core.permissions import Permission, Role
+from telereg.core.principal import Principal
+
+_USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
+_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,31}$")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: int
+    username: str
+    token: str
+    prefix: str
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"no user named {username!r}")
+    return user
+
+
+def get_operator(session: Session, code: str) -> Operator:
+    operator = session.scalar(select(Operator).where(Operator.code == code))
+    if operator is None:
+        known = ", ".join(session.scalars(select(Operator.code).order_by(Operator.code))) or "none"
+        raise NotFoundError(f"no operator {code!r} (known: {known})")
+    return operator
+
+
+def get_agency(session: Session, code: str) -> Agency:
+    agency = session.scalar(select(Agency).where(Agency.code == code))
+    if agency is None:
+        known = ", ".join(session.scalars(select(Agency.code).order_by(Agency.code))) or "none"
+        raise NotFoundError(f"no partner agency {code!r} (known: {known})")
+    return agency
+
+
+def create_user(
+    session: Session,
+    *,
+    principal: Principal,
+    username: str,
+    role: Role | str,
+    password: str | None = None,
+    operator: str | None = None,
+    agency: str | None = None,
+    display_name: str = "",
+) -> tuple[User, str | None]:
+    """Create a user; returns it and the generated password when none was given."""
+    principal.require(Permission.USERS_MANAGE)
+    try:
+        role = Role(role)
+    except ValueError as err:
+        choices = ", ".join(r.value for r in Role)
+        raise InputError(f"unknown role {role!r} (choose one of: {choices})") from err
+    if not _USERNAME.match(username):
+        raise InputError(
+            "a username is 2-64 characters: lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter"
+        )
+    if role is Role.OPERATOR and not operator:
+        raise InputError("an operator user must be bound to an operator (--operator)")
+    if role is Role.LIAISON and not agency:
+        raise InputError("a liaison user must be bound to a partner agency (--agency)")
+    if operator and role is not Role.OPERATOR:
+        raise InputError("only operator users are bound to an operator")
+    if agency and role is not Role.LIAISON:
+        raise InputError("only liaison users are bound to a partner agency")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ConflictError(f"a user named {username!r} already exists")
+    generated = None if password else generate_password()
+    user = User(
+        username=username,
+        display_name=display_name,
+        role=role.value,
+        operator=get_operator(session, operator) if operator else None,
+        agency=get_agency(session, agency) if agency else None,
+        password_hash=hash_password(password or generated or ""),
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.name,
+        action="users.add",
+        objects=[f"user:{username}"],
+        detail={"role": role.value, "operator": operator, "agency": agency},
+    )
+    return user, generated
+
+
+def list_users(session: Session, *, principal: Principal) -> list[User]:
+    principal.require(Permission.USERS_READ)
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def disable_user(session: Session, *, principal: Principal, username: str, reason: str = "") -> User:
+    principal.require(Permission.USERS_MANAGE)
+    user = get_user(session, username)
+    if principal.user_id is not None and user.id == principal.user_id:
+        raise InputError("you cannot disable your own account")
+    user.active = False
+    now = utcnow()
+    for token in session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ):
+        token.revoked_at = now
+    audit.record(
+        session, actor=principal.name, action="users.disable", objects=[f"user:{username}"],
+        reason=reason,
+    )
+    return user
+
+
+def set_password(
+    session: Session, *, principal: Principal, username: str, password: str | None = None
+) -> str | None:
+    """Set (or generate and return) a user's password; clears any lockout."""
+    principal.require(Permission.USERS_MANAGE)
+    user = get_user(session, username)
+    generated = None if password else generate_password()
+    user.password_hash = hash_password(password or generated or "")
+    user.failed_logins = 0
+    user.lockouts = 0
+    user.locked_until = None
+    audit.record(
+        session, actor=principal.name, action="users.set_password", objects=[f"user:{username}"]
+    )
+    return generated
+
+
+def _require_token_rights(principal: Principal, user: User) -> None:
+    if principal.can(Permission.USERS_MANAGE):
+        return
+    principal.require(Permission.TOKENS_OWN)
+    if principal.user_id != user.id:
+        raise PermissionDeniedError("you can only manage your own API tokens")
+
+
+def issue_token(
+    session: Session,
+    *,
+    principal: Principal,
+    username: str,
+    label: str = "",
+    valid_days: int | None = None,
+) -> IssuedToken:
+    """Create an API token; its clear form is returned once and never stored."""
+    user = get_user(session, username)
+    _require_token_rights(principal, user)
+    if not user.active:
+        raise InputError(f"user {username!r} is disabled")
+    clear, prefix = new_token()
+    row = ApiToken(
+        user=user,
+        label=label,
+        token_hash=hash_token(clear),
+        prefix=prefix,
+        expires_at=utcnow() + timedelta(days=valid_days) if valid_days else None,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.name,
+        action="tokens.issue",
+        objects=[f"user:{username}", f"token:{row.id}"],
+        detail={"label": label, "prefix": prefix},
+    )
+    return IssuedToken(id=row.id, username=username, token=clear, prefix=prefix)
+
+
+def list_tokens(session: Session, *, principal: Principal, username: str) -> list[ApiToken]:
+    user = get_user(session, username)
+    _require_token_rights(principal, user)
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)))
+
+
+def revoke_token(session: Session, *, principal: Principal, token_id: int) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFoundError(f"no API token with id {token_id}")
+    _require_token_rights(principal, row.user)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(
+            session,
+            actor=principal.name,
+            action="tokens.revoke",
+            objects=[f"user:{row.user.username}", f"token:{row.id}"],
+        )
+    return row
+
+
+def add_operator(
+    session: Session, *, principal: Principal, code: str, name: str, name_en: str = ""
+) -> Operator:
+    principal.require(Permission.REFERENCE_MANAGE)
+    if not _CODE.match(code):
+        raise InputError(f"operator code {code!r} must be 2-32 letters, digits, '_' or '-'")
+    if session.scalar(select(Operator.id).where(Operator.code == code)) is not None:
+        raise ConflictError(f"operator {code!r} already exists")
+    operator = Operator(code=code, name=name, name_en=name_en)
+    session.add(operator)
+    audit.record(session, actor=principal.name, action="operators.add", objects=[f"operator:{code}"])
+    return operator
+
+
+def add_agency(
+    session: Session, *, principal: Principal, code: str, name: str, kind: str, name_en: str = ""
+) -> Agency:
+    principal.require(Permission.REFERENCE_MANAGE)
+    if not _CODE.match(code):
+        raise InputError(f"agency code {code!r} must be 2-32 letters, digits, '_' or '-'")
+    if session.scalar(select(Agency.id).where(Agency.code == code)) is not None:
+        raise ConflictError(f"partner agency {code!r} already exists")
+    agency = Agency(code=code, name=name, name_en=name_en, kind=kind)
+    session.add(agency)
+    audit.record(session, actor=principal.name, action="agencies.add", objects=[f"agency:{code}"])
+    return agency
+
+
+def list_operators(session: Session) -> list[Operator]:
+    return list(session.scalars(select(Operator).order_by(Operator.code)))
+
+
+def list_agencies(session: Session) -> list[Agency]:
+    return list(session.scalars(select(Agency).order_by(Agency.code)))
+
+
+def count_active_users(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User).where(User.active)) or 0

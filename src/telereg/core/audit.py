@@ -1,0 +1,78 @@
+"""The append-only audit log: every state-changing operation writes one entry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Delete, Update, event, func, select
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session
+
+from telereg.core.errors import AuditLogError
+from telereg.core.models import AuditEntry
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    objects: Sequence[str] = (),
+    reason: str = "",
+    detail: dict[str, Any] | None = None,
+    client: str = "",
+) -> AuditEntry:
+    """Add an audit entry to ``session``; it is committed with the change it records."""
+    entry = AuditEntry(
+        actor=actor,
+        action=action,
+        objects=list(objects),
+        reason=reason,
+        detail=detail or {},
+        client=client,
+    )
+    session.add(entry)
+    return entry
+
+
+def entries(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[AuditEntry], int]:
+    """Entries newest first, filtered, with the total count before paging."""
+    query = select(AuditEntry)
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if action:
+        query = query.where(AuditEntry.action.startswith(action))
+    if since:
+        query = query.where(AuditEntry.at >= since)
+    if until:
+        query = query.where(AuditEntry.at < until)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: AuditEntry) -> None:
+    raise AuditLogError(f"audit entry {target.id} cannot be changed or deleted")
+
+
+event.listen(AuditEntry, "before_update", _refuse_change)
+event.listen(AuditEntry, "before_delete", _refuse_change)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_change(state: ORMExecuteState) -> None:
+    statement = state.statement
+    if isinstance(statement, Update | Delete) and statement.table.name == AuditEntry.__tablename__:  # type: ignore[attr-defined]
+        raise AuditLogError("the audit log is append-only")

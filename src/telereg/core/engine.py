@@ -1,0 +1,57 @@
+"""The analysis engine: an Ibis connection to DuckDB (default) or Spark."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import ibis
+from ibis.backends import BaseBackend
+
+from telereg.core.errors import EngineError
+from telereg.core.settings import Settings
+
+_lock = threading.Lock()
+_spark_connections: dict[str, BaseBackend] = {}
+
+
+def connect(settings: Settings) -> BaseBackend:
+    """A new DuckDB connection, or the process-wide Spark one, for the configured engine.
+
+    DuckDB connections are cheap and not shared across threads, so each caller
+    gets its own; a Spark session is one per process and master URL.
+    """
+    if settings.engine == "duckdb":
+        config = {"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {}
+        return ibis.duckdb.connect(**config)
+    return _spark(settings.spark_master)
+
+
+def _spark(master: str) -> BaseBackend:
+    with _lock:
+        existing = _spark_connections.get(master)
+        if existing is not None:
+            return existing
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as err:
+            raise EngineError(
+                "the pyspark engine needs the 'spark' extra: pip install 'telereg[spark]'"
+            ) from err
+        os.environ.setdefault("PYSPARK_PYTHON", "python3")
+        try:
+            session = (
+                SparkSession.builder.master(master)
+                .appName("telereg")
+                .config("spark.ui.enabled", "false")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.sql.shuffle.partitions", "8")
+                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .getOrCreate()
+            )
+        except Exception as err:  # a JVM that fails to start raises many kinds
+            raise EngineError(f"could not start Spark at {master}: {err}") from err
+        session.sparkContext.setLogLevel("ERROR")
+        connection = ibis.pyspark.connect(session)
+        _spark_connections[master] = connection
+        return connection

@@ -1,0 +1,94 @@
+"""The one error hierarchy of telereg.
+
+Every error a user can cause or meet derives from :class:`TeleregError`.
+Subclasses also inherit the fitting builtin so callers that only know Python's
+exceptions still catch them. Interfaces map these classes to CLI messages,
+problem+json responses and HTML error pages, each in one place.
+"""
+
+from __future__ import annotations
+
+
+class TeleregError(Exception):
+    """Base of all telereg errors; ``str(err)`` is a message fit for the user."""
+
+    #: short machine-readable code, used as the problem ``type`` suffix
+    code = "error"
+    #: True when the error is the user's doing (no traceback is shown)
+    user_error = True
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class ConfigurationError(TeleregError):
+    """Settings are missing, malformed or unsafe (e.g. a placeholder secret)."""
+
+    code = "configuration"
+
+
+class InputError(TeleregError, ValueError):
+    """Input from a user or a file is malformed or breaks a rule."""
+
+    code = "invalid-input"
+
+
+class PayloadTooLargeError(InputError):
+    """A request body or uploaded file is larger than allowed."""
+
+    code = "payload-too-large"
+
+
+class NotFoundError(TeleregError, LookupError):
+    """The named object does not exist."""
+
+    code = "not-found"
+
+
+class ConflictError(TeleregError):
+    """The operation conflicts with existing state (e.g. a duplicate name)."""
+
+    code = "conflict"
+
+
+class AuthenticationError(TeleregError, PermissionError):
+    """Credentials are missing, wrong, expired or revoked."""
+
+    code = "unauthenticated"
+
+
+class AccountLockedError(AuthenticationError):
+    """Too many failed logins: the account is locked for a while."""
+
+    code = "account-locked"
+
+
+class CsrfError(TeleregError, PermissionError):
+    """A state-changing browser request lacked a valid CSRF token."""
+
+    code = "csrf"
+
+
+class PermissionDeniedError(TeleregError, PermissionError):
+    """The authenticated user lacks the permission the operation declares."""
+
+    code = "forbidden"
+
+
+class AuditLogError(TeleregError):
+    """Something tried to change or delete an audit record."""
+
+    code = "audit-append-only"
+    user_error = False
+
+
+class EngineError(TeleregError):
+    """The analysis engine could not be started or failed to run a query."""
+
+    code = "engine"
+    user_error = False

@@ -1,0 +1,123 @@
+"""Settings: one pydantic-settings object, read from ``TELEREG_*`` variables.
+
+Every field is documented in ``docs/configuration.md``; a test fails when one
+is missing there. Secret keys are generated once into the data dir in
+development, and refused when missing or placeholders outside development.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from telereg.core.errors import ConfigurationError
+
+SECRET_FIELDS = ("pseudonym_key", "vault_key", "session_secret")
+SECRETS_FILE = "secrets.json"
+_PLACEHOLDERS = {"", "changethis", "changeme", "change-me", "secret", "placeholder", "xxx"}
+_MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """All configuration of a telereg installation."""
+
+    model_config = SettingsConfigDict(env_prefix="TELEREG_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="`development` generates missing secrets; `production` refuses them.",
+    )
+    data_dir: Path = Field(Path("./var"), description="Root of the lake, state DB and secrets.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the state DB; default SQLite file in the data dir."
+    )
+    engine: Literal["duckdb", "pyspark"] = Field("duckdb", description="Analysis engine.")
+    spark_master: str = Field("local[2]", description="Spark master URL for the pyspark engine.")
+    duckdb_memory_limit: str = Field("", description="DuckDB memory_limit, e.g. `8GB`; empty: DuckDB default.")
+    pseudonym_key: SecretStr | None = Field(None, description="HMAC key for pseudonymisation.")
+    vault_key: SecretStr | None = Field(None, description="Key that encrypts the identity vault.")
+    session_secret: SecretStr | None = Field(None, description="Signs web session cookies.")
+    default_language: Literal["zh_CN", "en"] = Field("zh_CN", description="UI language.")
+    login_max_failures: int = Field(5, ge=1, description="Failed logins before a lockout.")
+    login_lockout_seconds: int = Field(300, ge=1, description="First lockout; doubles each time.")
+    session_max_age_seconds: int = Field(8 * 3600, ge=60, description="Web session lifetime.")
+    secure_cookies: bool = Field(False, description="Mark cookies Secure (HTTPS deployments).")
+    max_request_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="Largest request body.")
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    log_level: str = Field("INFO", description="Root log level.")
+
+    @property
+    def state_db_url(self) -> str:
+        """The state DB URL, defaulting to a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    def secret(self, name: str) -> bytes:
+        """The named secret as bytes; raises if it was never resolved."""
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            raise ConfigurationError(f"secret {name!r} is not set", where="settings")
+        return value.get_secret_value().encode()
+
+
+def _is_placeholder(value: str) -> bool:
+    return value.strip().lower() in _PLACEHOLDERS or len(value) < _MIN_SECRET_LENGTH
+
+
+def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
+    path = data_dir / SECRETS_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stored: dict[str, str] = {}
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigurationError(f"not valid JSON ({err})", where=str(path)) from err
+    missing = [name for name in SECRET_FIELDS if not stored.get(name)]
+    if missing:
+        stored.update({name: secrets.token_urlsafe(32) for name in missing})
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh, indent=2)
+        tmp.replace(path)
+    path.chmod(0o600)
+    return stored
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, apply overrides and resolve secrets.
+
+    In development, missing secrets are generated once and kept in
+    ``<data_dir>/secrets.json`` (mode 0600). Elsewhere a missing or placeholder
+    secret raises :class:`ConfigurationError` naming the variable to set.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    settings = Settings(**given)  # type: ignore[arg-type]
+    resolved: dict[str, SecretStr] = {}
+    if settings.environment == "development":
+        missing = [name for name in SECRET_FIELDS if getattr(settings, name) is None]
+        if missing:
+            stored = _load_or_create_secrets(settings.data_dir)
+            resolved = {name: SecretStr(stored[name]) for name in missing}
+    else:
+        for name in SECRET_FIELDS:
+            value: SecretStr | None = getattr(settings, name)
+            if value is None or _is_placeholder(value.get_secret_value()):
+                raise ConfigurationError(
+                    f"TELEREG_{name.upper()} must be set to a random value of at least "
+                    f"{_MIN_SECRET_LENGTH} characters when TELEREG_ENVIRONMENT={settings.environment}",
+                    where="settings",
+                )
+    return settings.model_copy(update=resolved) if resolved else settings

@@ -1,0 +1,1 @@
+"""Ingest of operators' datasets into the lake, with validation and quarantine."""

@@ -1,0 +1,1 @@
+"""Reference data: operators, partner agencies, regions, corridors, key places."""

@@ -1,0 +1,1 @@
+"""The demo scenario: a synthetic province, loaded through the real ingest path."""

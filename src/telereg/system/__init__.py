@@ -1,0 +1,1 @@
+"""System-wide services that look across the shared services: status, migrations."""

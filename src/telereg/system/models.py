@@ -1,0 +1,18 @@
+"""Every state model, imported once so the metadata (and Alembic) sees all tables."""
+
+from telereg.cases.models import Case
+from telereg.core.db import Base
+from telereg.core.models import Agency, ApiToken, AuditEntry, Operator, User, VaultEntry
+from telereg.ingest.models import Submission
+
+__all__ = [
+    "Agency",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Case",
+    "Operator",
+    "Submission",
+    "User",
+    "VaultEntry",
+]

@@ -1,0 +1,96 @@
+"""The modules of the mission, as the navigation shows them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telereg.core.i18n import gettext as _
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction; it is translated where it is shown."""
+    return message
+
+
+@dataclass(frozen=True)
+class Module:
+    slug: str
+    title: str
+    summary: str
+    mission_rows: tuple[int, ...]
+    url: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.url is not None
+
+    @property
+    def href(self) -> str:
+        return self.url or f"/modules/{self.slug}"
+
+
+MODULES: tuple[Module, ...] = (
+    Module(
+        "buildout",
+        N_("Build-out"),
+        N_("5G and gigabit build-out, corridors, key places, targets, projects, site obstacles"),
+        (1, 2, 3),
+    ),
+    Module(
+        "epidemic",
+        N_("Epidemic support"),
+        N_("Lists of people at risk pushed to localities and their verification"),
+        (4,),
+    ),
+    Module(
+        "interconnect",
+        N_("Interconnection"),
+        N_("Backbone interconnection point: inter-network quality between operators"),
+        (5,),
+    ),
+    Module(
+        "identifiers",
+        N_("Identifier resolution"),
+        N_("Industrial-internet secondary nodes, enterprises and registered identifiers"),
+        (6,),
+    ),
+    Module(
+        "service",
+        N_("Service quality"),
+        N_("Complaints, commercial-building broadband cases, tariffs and offers"),
+        (7, 8, 9),
+    ),
+    Module(
+        "security",
+        N_("Security"),
+        N_("Grading and filing, campaigns, threat monitoring, IoT cards, assurance periods"),
+        (10, 11, 12, 15, 16),
+    ),
+    Module(
+        "fraud",
+        N_("Anti-fraud"),
+        N_("SIM-box hunting, card-breaking, real-name anomalies, fraud domains, joint disposal"),
+        (13,),
+    ),
+    Module(
+        "apps",
+        N_("App governance"),
+        N_("Rectification orders and delisting of apps that violate users' rights"),
+        (14,),
+    ),
+)
+
+
+def module(slug: str) -> Module | None:
+    return next((m for m in MODULES if m.slug == slug), None)
+
+
+def translated(m: Module) -> dict[str, object]:
+    return {
+        "slug": m.slug,
+        "title": _(m.title),
+        "summary": _(m.summary),
+        "rows": m.mission_rows,
+        "href": m.href,
+        "available": m.available,
+    }

@@ -1,0 +1,120 @@
+"""Home, sign-in, language switch and the module pages."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from telereg.api.deps import Public, SessionDep, SettingsDep, client_of
+from telereg.core import auth, i18n
+from telereg.core.errors import AccountLockedError, AuthenticationError, NotFoundError
+from telereg.core.i18n import gettext as _
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+from telereg.system.status import system_status
+from telereg.web.deps import Csrf, SignedIn, ensure_csrf_token, require_page
+from telereg.web.navigation import module, translated
+from telereg.web.templating import render
+from telereg.web.terms import LOCKED_OUT, WRONG_CREDENTIALS
+
+LANGUAGE_COOKIE = "telereg_lang"
+
+router = APIRouter(include_in_schema=False)
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site relative paths are followed after login or a language switch."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+) -> Response:
+    status = system_status(session, settings=settings, principal=principal)
+    return render(request, "home.html", {"status": status})
+
+
+@router.get("/login", response_class=HTMLResponse, dependencies=[Public])
+def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002
+    ensure_csrf_token(request)
+    return render(request, "login.html", {"next": safe_next(next), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse, dependencies=[Public, Csrf])
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=200)],
+    next: Annotated[str, Form()] = "/",  # noqa: A002
+) -> Response:
+    try:
+        user = auth.login(
+            session,
+            settings=settings,
+            username=username.strip(),
+            password=password,
+            client=client_of(request),
+        )
+    except AuthenticationError as err:
+        session.commit()  # keep the failure count and its audit entry
+        message = LOCKED_OUT if isinstance(err, AccountLockedError) else WRONG_CREDENTIALS
+        context = {"next": safe_next(next), "error": _(message), "username": username}
+        return render(request, "login.html", context, status_code=401)
+    request.session.clear()  # a fresh session on every sign-in (no fixation)
+    request.session["uid"] = user.id
+    request.session["csrf"] = secrets.token_urlsafe(32)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    if user.language:
+        response.set_cookie(LANGUAGE_COOKIE, user.language, samesite="lax")
+    return response
+
+
+@router.post("/logout", dependencies=[Csrf])
+def logout(request: Request, principal: SignedIn) -> Response:
+    del principal
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/lang/{language}", dependencies=[Public])
+def switch_language(language: str, settings: SettingsDep, next: str = "/") -> Response:  # noqa: A002
+    chosen = i18n.normalise_language(language, settings.default_language)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        chosen,
+        max_age=365 * 24 * 3600,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+    return response
+
+
+@router.get("/modules/{slug}", response_class=HTMLResponse)
+def module_page(
+    slug: str,
+    request: Request,
+    principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+) -> Response:
+    del principal
+    found = module(slug)
+    if found is None:
+        raise NotFoundError(_("No such module."))
+    if found.url:
+        return RedirectResponse(found.url, status_code=307)
+    return render(request, "unavailable.html", {"module": translated(found)})
