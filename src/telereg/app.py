@@ -6,6 +6,7 @@ error page in the user's language.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -68,15 +69,15 @@ class BodySizeLimit:
                 refused = True
                 await self._refuse(scope, receive, send)
 
-        try:
+        with contextlib.suppress(_BodyTooLargeError):
             await self.app(scope, limited_receive, guarded_send)
-        except _BodyTooLargeError:
-            pass
         if overflow and not refused:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, f"request body larger than {self.limit} bytes", code="payload-too-large")
+        response = problem(
+            413, f"request body larger than {self.limit} bytes", code="payload-too-large"
+        )
         await response(scope, receive, send)
 
 
@@ -141,7 +142,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
 
-    def respond(request: Request, status: int, detail: str, error: Exception | None, code: str) -> Response:
+    def respond(
+        request: Request, status: int, detail: str, error: Exception | None, code: str
+    ) -> Response:
         if _is_api(request):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             return problem(status, detail, code=code, instance=request.url.path, headers=headers)
@@ -150,15 +153,19 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(TeleregError)
     async def telereg_error(request: Request, error: TeleregError) -> Response:
         status = status_for(error)
+        detail = str(error)
         if status >= 500:
-            log.exception("server error on %s %s", request.method, request.url.path)
-        return respond(request, status, str(error), error, error.code)
+            log.error("server error on %s %s: %s", request.method, request.url.path, error)
+            detail = "internal error; the server log has the details"
+        return respond(request, status, detail, error, error.code)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
         problems = error.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
-            return respond(request, 400, "the request body is not valid JSON", error, "malformed-json")
+            return respond(
+                request, 400, "the request body is not valid JSON", error, "malformed-json"
+            )
         detail = "; ".join(
             f"{'.'.join(str(part) for part in p.get('loc', ()))}: {p.get('msg')}" for p in problems
         )
@@ -170,7 +177,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
         return respond(request, 500, "internal error", error, "internal")
 
     return app

@@ -35,7 +35,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="State database: migrations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
-operators_app = typer.Typer(help="Operators that report to the administration.", no_args_is_help=True)
+operators_app = typer.Typer(
+    help="Operators that report to the administration.", no_args_is_help=True
+)
 agencies_app = typer.Typer(help="Partner agencies work is handed to.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
@@ -53,6 +55,25 @@ DataDir = Annotated[
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _print_rows(rows: list[dict[str, object]], *, as_json: bool) -> None:
+    """Print rows as JSON, or as a table whose columns are the first row's keys."""
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(*(rows[0].keys() if rows else ()))
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row.values()))
+    out.print(table)
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -91,7 +112,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
 @app.command()
 def demo(
     data_dir: DataDir = None,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare, print the login, exit.")] = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Prepare, print the login, exit.")
+    ] = False,
     host: Host = "127.0.0.1",
     port: Port = 8000,
 ) -> None:
@@ -101,7 +124,10 @@ def demo(
     settings = _settings(data_dir)
     login = prepare(settings, principal=_me())
     out.print(f"data dir: {settings.data_dir.resolve()}")
-    out.print(f"admin login: [bold]{login.username}[/bold] / [bold]{login.password}[/bold] (password shown only this once)")
+    out.print(
+        f"admin login: [bold]{login.username}[/bold] / [bold]{login.password}[/bold]"
+        " (password shown only this once)"
+    )
     out.print(f"dashboard: http://{host}:{port}/")
     if not no_serve:
         _serve(settings, host, port, workers=1)
@@ -157,7 +183,8 @@ def users_add(
             agency=agency,
             display_name=display_name,
         )
-    out.print(f"user {name} ({role.value}) added; password (shown only this once): [bold]{password}[/bold]")
+    out.print(f"user {name} ({role.value}) added")
+    out.print(f"password (shown only this once): [bold]{password}[/bold]")
 
 
 @users_app.command("list")
@@ -165,7 +192,7 @@ def users_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List users with their role, binding and status."""
     settings = _migrated(data_dir)
     with session_scope(settings) as session:
-        rows = [
+        rows: list[dict[str, object]] = [
             {
                 "username": u.username,
                 "role": u.role,
@@ -176,16 +203,7 @@ def users_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
             }
             for u in accounts.list_users(session, principal=_me())
         ]
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    table = Table("username", "role", "operator", "agency", "active", "last login")
-    for r in rows:
-        table.add_row(
-            r["username"], r["role"], r["operator"] or "", r["agency"] or "",
-            "yes" if r["active"] else "no", r["last_login_at"] or "",
-        )
-    out.print(table)
+    _print_rows(rows, as_json=as_json)
 
 
 @users_app.command("disable")
@@ -199,6 +217,38 @@ def users_disable(
     with session_scope(settings) as session:
         accounts.disable_user(session, principal=_me(), username=name, reason=reason)
     out.print(f"user {name} disabled; its API tokens are revoked")
+
+
+@users_app.command("enable")
+def users_enable(
+    name: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Enable a disabled user again (its old API tokens stay revoked)."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        accounts.enable_user(session, principal=_me(), username=name, reason=reason)
+    out.print(f"user {name} enabled")
+
+
+@users_app.command("tokens")
+def users_tokens(name: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """List a user's API tokens by id and prefix (the tokens themselves are never stored)."""
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        rows: list[dict[str, object]] = [
+            {
+                "id": t.id,
+                "prefix": t.prefix,
+                "label": t.label,
+                "created_at": t.created_at.isoformat(timespec="seconds"),
+                "expires_at": t.expires_at.isoformat(timespec="seconds") if t.expires_at else None,
+                "revoked_at": t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else None,
+            }
+            for t in accounts.list_tokens(session, principal=_me(), username=name)
+        ]
+    _print_rows(rows, as_json=as_json)
 
 
 @users_app.command("password")
@@ -280,7 +330,9 @@ def agencies_add(
     """Add a partner agency."""
     settings = _migrated(data_dir)
     with session_scope(settings) as session:
-        accounts.add_agency(session, principal=_me(), code=code, name=name, kind=kind, name_en=name_en)
+        accounts.add_agency(
+            session, principal=_me(), code=code, name=name, kind=kind, name_en=name_en
+        )
     out.print(f"partner agency {code} added")
 
 

@@ -115,7 +115,9 @@ def list_users(session: Session, *, principal: Principal) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
-def disable_user(session: Session, *, principal: Principal, username: str, reason: str = "") -> User:
+def disable_user(
+    session: Session, *, principal: Principal, username: str, reason: str = ""
+) -> User:
     principal.require(Permission.USERS_MANAGE)
     user = get_user(session, username)
     if principal.user_id is not None and user.id == principal.user_id:
@@ -127,7 +129,26 @@ def disable_user(session: Session, *, principal: Principal, username: str, reaso
     ):
         token.revoked_at = now
     audit.record(
-        session, actor=principal.name, action="users.disable", objects=[f"user:{username}"],
+        session,
+        actor=principal.name,
+        action="users.disable",
+        objects=[f"user:{username}"],
+        reason=reason,
+    )
+    return user
+
+
+def enable_user(session: Session, *, principal: Principal, username: str, reason: str = "") -> User:
+    principal.require(Permission.USERS_MANAGE)
+    user = get_user(session, username)
+    user.active = True
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.record(
+        session,
+        actor=principal.name,
+        action="users.enable",
+        objects=[f"user:{username}"],
         reason=reason,
     )
     return user
@@ -223,7 +244,9 @@ def add_operator(
         raise ConflictError(f"operator {code!r} already exists")
     operator = Operator(code=code, name=name, name_en=name_en)
     session.add(operator)
-    audit.record(session, actor=principal.name, action="operators.add", objects=[f"operator:{code}"])
+    audit.record(
+        session, actor=principal.name, action="operators.add", objects=[f"operator:{code}"]
+    )
     return operator
 
 

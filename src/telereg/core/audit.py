@@ -57,9 +57,7 @@ def entries(
     if until:
         query = query.where(AuditEntry.at < until)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
-    ).all()
+    rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
     return list(rows), total
 
 
@@ -74,5 +72,7 @@ event.listen(AuditEntry, "before_delete", _refuse_change)
 @event.listens_for(Session, "do_orm_execute")
 def _refuse_bulk_change(state: ORMExecuteState) -> None:
     statement = state.statement
-    if isinstance(statement, Update | Delete) and statement.table.name == AuditEntry.__tablename__:  # type: ignore[attr-defined]
+    if not isinstance(statement, Update | Delete):
+        return
+    if getattr(statement.table, "name", None) == AuditEntry.__tablename__:
         raise AuditLogError("the audit log is append-only")

@@ -19,7 +19,7 @@ from telereg.core.permissions import Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 
-TOKEN_PREFIX = "trg_"
+TOKEN_PREFIX = "trg_"  # noqa: S105 - a marker, not a secret
 MIN_PASSWORD_CHARS = 10
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so timing does not reveal usernames.
@@ -87,7 +87,7 @@ def login(
             f"too many failed logins; try again after {user.locked_until:%H:%M:%S} UTC"
         )
     if user is None or not user.active or not verify_password(user.password_hash, password):
-        if user is not None:
+        if user is not None and user.active:
             user.failed_logins += 1
             locked = user.failed_logins >= settings.login_max_failures
             if locked:

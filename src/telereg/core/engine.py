@@ -22,7 +22,9 @@ def connect(settings: Settings) -> BaseBackend:
     gets its own; a Spark session is one per process and master URL.
     """
     if settings.engine == "duckdb":
-        config = {"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {}
+        config = (
+            {"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {}
+        )
         return ibis.duckdb.connect(**config)
     return _spark(settings.spark_master)
 

@@ -47,13 +47,13 @@ def pseudonymise(value: str, key: bytes) -> str:
 def mask(value: str) -> str:
     """A display form that never shows more than the first 3 and last 4 characters.
 
-    Shorter values show less, so at least half of any value stays hidden:
+    Values shorter than 11 characters show at most half of themselves:
     ``13812341234`` → ``138****1234``; an 8-character value → ``12****78``.
     """
     n = len(value)
     if n >= 11:
         head, tail = 3, 4
-    elif n >= 7:
+    elif n >= 8:
         head, tail = 2, 2
     elif n >= 4:
         head, tail = 1, 1
@@ -62,52 +62,68 @@ def mask(value: str) -> str:
     return value[:head] + "*" * (n - head - tail) + value[n - tail :] if tail else "*" * n
 
 
+class Sealer:
+    """AES-GCM encryption of a clear identifier, bound to its token as associated data.
+
+    A ciphertext copied onto another token's row does not decrypt.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ConfigurationError("the vault key is empty", where="settings")
+        self._aead = AESGCM(hashlib.sha256(b"telereg-vault\0" + key).digest())
+
+    def seal(self, token: str, clear: str) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, clear.encode(), token.encode())
+
+    def open(self, token: str, sealed: bytes) -> str:
+        nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+        try:
+            return self._aead.decrypt(nonce, body, token.encode()).decode()
+        except InvalidTag as err:
+            raise ConfigurationError(
+                f"vault entry {token} does not decrypt with the configured vault key"
+            ) from err
+
+
 class Vault:
     """Encrypted store of clear identifiers keyed by their pseudonym token."""
 
     def __init__(self, session: Session, key: bytes) -> None:
-        if not key:
-            raise ConfigurationError("the vault key is empty", where="settings")
         self._session = session
-        self._aead = AESGCM(hashlib.sha256(b"telereg-vault\0" + key).digest())
-
-    def _encrypt(self, token: str, clear: str) -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, clear.encode(), token.encode())
+        self._sealer = Sealer(key)
 
     def store(self, items: dict[str, str], kind: IdentifierKind) -> int:
         """Store token → clear pairs not yet in the vault; returns how many were new."""
         if not items:
             return 0
         rows = [
-            {"token": token, "kind": kind.value, "ciphertext": self._encrypt(token, clear)}
+            {"token": token, "kind": kind.value, "ciphertext": self._sealer.seal(token, clear)}
             for token, clear in items.items()
         ]
         dialect = self._session.get_bind().dialect.name
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-        if insert is None:
+        if dialect not in {"postgresql", "sqlite"}:
             existing = set(
                 self._session.scalars(select(VaultEntry.token).where(VaultEntry.token.in_(items)))
             )
             fresh = [VaultEntry(**row) for row in rows if row["token"] not in existing]
             self._session.add_all(fresh)
             return len(fresh)
-        result = self._session.execute(
-            insert(VaultEntry).values(rows).on_conflict_do_nothing(index_elements=["token"])
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(VaultEntry)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["token"])
+            .returning(VaultEntry.token)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return len(self._session.execute(statement).all())
 
     def reveal(self, token: str) -> str:
         entry = self._session.get(VaultEntry, token)
         if entry is None:
             raise NotFoundError(f"no vault entry for token {token}")
-        nonce, sealed = entry.ciphertext[:_NONCE_BYTES], entry.ciphertext[_NONCE_BYTES:]
-        try:
-            return self._aead.decrypt(nonce, sealed, token.encode()).decode()
-        except InvalidTag as err:
-            raise ConfigurationError(
-                f"vault entry {token} does not decrypt with the configured vault key"
-            ) from err
+        return self._sealer.open(token, entry.ciphertext)
 
 
 def reidentify(

@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from telereg.core.errors import ConfigurationError
@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     )
     engine: Literal["duckdb", "pyspark"] = Field("duckdb", description="Analysis engine.")
     spark_master: str = Field("local[2]", description="Spark master URL for the pyspark engine.")
-    duckdb_memory_limit: str = Field("", description="DuckDB memory_limit, e.g. `8GB`; empty: DuckDB default.")
+    duckdb_memory_limit: str = Field(
+        "", description="DuckDB memory_limit, e.g. `8GB`; empty: DuckDB default."
+    )
     pseudonym_key: SecretStr | None = Field(None, description="HMAC key for pseudonymisation.")
     vault_key: SecretStr | None = Field(None, description="Key that encrypts the identity vault.")
     session_secret: SecretStr | None = Field(None, description="Signs web session cookies.")
@@ -47,7 +49,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, description="Failed logins before a lockout.")
     login_lockout_seconds: int = Field(300, ge=1, description="First lockout; doubles each time.")
     session_max_age_seconds: int = Field(8 * 3600, ge=60, description="Web session lifetime.")
-    secure_cookies: bool = Field(False, description="Mark cookies Secure (HTTPS deployments).")
+    secure_cookies: bool = Field(
+        default=False, description="Mark cookies Secure (HTTPS deployments)."
+    )
     max_request_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="Largest request body.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: str = Field("INFO", description="Root log level.")
@@ -75,9 +79,16 @@ def _is_placeholder(value: str) -> bool:
     return value.strip().lower() in _PLACEHOLDERS or len(value) < _MIN_SECRET_LENGTH
 
 
+def ensure_data_dir(data_dir: Path) -> Path:
+    """Create the data dir readable by its owner only: it holds keys, hashes and the vault."""
+    if not data_dir.exists():
+        data_dir.mkdir(parents=True, mode=0o700)
+    return data_dir
+
+
 def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     path = data_dir / SECRETS_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(data_dir)
     stored: dict[str, str] = {}
     if path.exists():
         try:
@@ -104,7 +115,14 @@ def load_settings(**overrides: object) -> Settings:
     secret raises :class:`ConfigurationError` naming the variable to set.
     """
     given = {key: value for key, value in overrides.items() if value is not None}
-    settings = Settings(**given)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as err:
+        problems = "; ".join(
+            f"TELEREG_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise ConfigurationError(problems, where="settings") from err
     resolved: dict[str, SecretStr] = {}
     if settings.environment == "development":
         missing = [name for name in SECRET_FIELDS if getattr(settings, name) is None]
@@ -117,7 +135,8 @@ def load_settings(**overrides: object) -> Settings:
             if value is None or _is_placeholder(value.get_secret_value()):
                 raise ConfigurationError(
                     f"TELEREG_{name.upper()} must be set to a random value of at least "
-                    f"{_MIN_SECRET_LENGTH} characters when TELEREG_ENVIRONMENT={settings.environment}",
+                    f"{_MIN_SECRET_LENGTH} characters when "
+                    f"TELEREG_ENVIRONMENT={settings.environment}",
                     where="settings",
                 )
     return settings.model_copy(update=resolved) if resolved else settings

@@ -42,9 +42,7 @@ class Submission(Base):
     errors_by_reason: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     lake_path: Mapped[str] = mapped_column(String(500), default="")
     current: Mapped[bool] = mapped_column(default=False)
-    superseded_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("submissions.id"), default=None
-    )
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), default=None)
     submitted_by: Mapped[str] = mapped_column(String(100))
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
 

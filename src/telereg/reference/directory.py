@@ -21,7 +21,9 @@ STANDARD_OPERATORS: tuple[DirectoryEntry, ...] = (
 )
 
 STANDARD_AGENCIES: tuple[DirectoryEntry, ...] = (
-    DirectoryEntry("POLICE-AF", "省公安厅反诈中心", "Provincial police anti-fraud centre", "police"),
+    DirectoryEntry(
+        "POLICE-AF", "省公安厅反诈中心", "Provincial police anti-fraud centre", "police"
+    ),
     DirectoryEntry("HEALTH", "省卫生健康委员会", "Provincial health commission", "health"),
     DirectoryEntry("CITY-GOV", "市人民政府", "City government", "government"),
 )

@@ -32,7 +32,11 @@ def seed_directory(session: Session, *, principal: Principal) -> int:
     for entry in STANDARD_OPERATORS:
         if entry.code not in have_operators:
             accounts.add_operator(
-                session, principal=principal, code=entry.code, name=entry.name, name_en=entry.name_en
+                session,
+                principal=principal,
+                code=entry.code,
+                name=entry.name,
+                name_en=entry.name_en,
             )
             added += 1
     have_agencies = set(session.scalars(select(Agency.code)))

@@ -93,7 +93,9 @@ def disable_user(
     return RedirectResponse("/admin/users", status_code=303)
 
 
-@router.get("/audit", response_class=HTMLResponse, dependencies=[require_page(Permission.AUDIT_READ)])
+@router.get(
+    "/audit", response_class=HTMLResponse, dependencies=[require_page(Permission.AUDIT_READ)]
+)
 def audit_log(
     request: Request,
     session: SessionDep,

@@ -48,8 +48,16 @@ def page_principal(request: Request, session: SessionDep) -> Principal:
     user = session_user(request, session)
     if user is None:
         raise LoginRequiredError("please sign in")
-    request.state.user = user
-    return principal_of(user)
+    principal = principal_of(user)
+    # A plain snapshot: error pages may render after the DB session has closed.
+    request.state.user = {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "operator": principal.operator_code,
+        "agency": principal.agency_code,
+    }
+    return principal
 
 
 def require_page(permission: Permission) -> Any:

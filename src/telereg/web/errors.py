@@ -7,12 +7,11 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from telereg.core.i18n import gettext as _
 from telereg.core.errors import CsrfError
+from telereg.core.i18n import gettext as _
 from telereg.web.deps import LoginRequiredError
-from telereg.web.terms import CSRF_EXPIRED, ERROR_TITLES
 from telereg.web.templating import render
-
+from telereg.web.terms import CSRF_EXPIRED, ERROR_TITLES
 
 
 def error_page(request: Request, status: int, detail: str, error: Exception | None) -> Response:
@@ -27,4 +26,6 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
         shown = _(CSRF_EXPIRED)
     else:
         shown = _(detail)
-    return render(request, "error.html", {"status": status, "title": title, "detail": shown}, status)
+    return render(
+        request, "error.html", {"status": status, "title": title, "detail": shown}, status
+    )

@@ -15,6 +15,7 @@ from telereg.core.errors import AccountLockedError, AuthenticationError, NotFoun
 from telereg.core.i18n import gettext as _
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
+from telereg.core.settings import Settings
 from telereg.system.status import system_status
 from telereg.web.deps import Csrf, SignedIn, ensure_csrf_token, require_page
 from telereg.web.navigation import module, translated
@@ -34,6 +35,16 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
+
+
+def set_language_cookie(response: Response, language: str, settings: Settings) -> None:
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        language,
+        max_age=365 * 24 * 3600,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -80,7 +91,7 @@ def login_submit(
     request.session["csrf"] = secrets.token_urlsafe(32)
     response = RedirectResponse(safe_next(next), status_code=303)
     if user.language:
-        response.set_cookie(LANGUAGE_COOKIE, user.language, samesite="lax")
+        set_language_cookie(response, user.language, settings)
     return response
 
 
@@ -95,13 +106,7 @@ def logout(request: Request, principal: SignedIn) -> Response:
 def switch_language(language: str, settings: SettingsDep, next: str = "/") -> Response:  # noqa: A002
     chosen = i18n.normalise_language(language, settings.default_language)
     response = RedirectResponse(safe_next(next), status_code=303)
-    response.set_cookie(
-        LANGUAGE_COOKIE,
-        chosen,
-        max_age=365 * 24 * 3600,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
+    set_language_cookie(response, chosen, settings)
     return response
 
 

@@ -15,9 +15,7 @@ from telereg.core.permissions import Permission
 router = APIRouter(tags=["audit"])
 
 
-@router.get(
-    "/audit", dependencies=[require(Permission.AUDIT_READ)], summary="Read the audit log"
-)
+@router.get("/audit", dependencies=[require(Permission.AUDIT_READ)], summary="Read the audit log")
 def read_audit(
     session: SessionDep,
     actor: str | None = None,

@@ -48,7 +48,11 @@ def add_agency(
     principal: Annotated[Principal, require(Permission.REFERENCE_MANAGE)],
 ) -> DirectoryEntryOut:
     agency = accounts.add_agency(
-        session, principal=principal, code=body.code, name=body.name, kind=body.kind,
+        session,
+        principal=principal,
+        code=body.code,
+        name=body.name,
+        kind=body.kind,
         name_en=body.name_en,
     )
     return DirectoryEntryOut.model_validate(agency)

@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, status
 
 from telereg.api.deps import Authenticated, SessionDep, require
-from telereg.api.schemas import ReasonIn, TokenIn, TokenIssued, TokenOut, UserCreated, UserIn, UserOut
+from telereg.api.schemas import (
+    ReasonIn,
+    TokenIn,
+    TokenIssued,
+    TokenOut,
+    UserCreated,
+    UserIn,
+    UserOut,
+)
 from telereg.core import accounts
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -56,7 +64,8 @@ def disable_user(
 @router.get("/users/{username}/tokens", summary="List a user's API tokens (never the tokens)")
 def list_tokens(username: str, session: SessionDep, principal: Authenticated) -> list[TokenOut]:
     return [
-        TokenOut.of(t) for t in accounts.list_tokens(session, principal=principal, username=username)
+        TokenOut.of(t)
+        for t in accounts.list_tokens(session, principal=principal, username=username)
     ]
 
 
@@ -69,9 +78,15 @@ def issue_token(
     username: str, body: TokenIn, session: SessionDep, principal: Authenticated
 ) -> TokenIssued:
     issued = accounts.issue_token(
-        session, principal=principal, username=username, label=body.label, valid_days=body.valid_days
+        session,
+        principal=principal,
+        username=username,
+        label=body.label,
+        valid_days=body.valid_days,
     )
-    return TokenIssued(id=issued.id, username=issued.username, prefix=issued.prefix, token=issued.token)
+    return TokenIssued(
+        id=issued.id, username=issued.username, prefix=issued.prefix, token=issued.token
+    )
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke an API token")

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import DatabaseError
+from sqlalchemy.orm import Session
+
+from telereg.core import audit
+from telereg.core.db import state_engine
+from telereg.core.errors import AuditLogError
+from telereg.core.models import AuditEntry
+from telereg.core.settings import Settings
+
+
+def _entry(session: Session) -> AuditEntry:
+    entry = audit.record(
+        session,
+        actor="ann",
+        action="cases.close",
+        objects=["case:7"],
+        reason="resolved",
+        detail={"outcome": "line suspended"},
+    )
+    session.commit()
+    return entry
+
+
+def test_entries_are_listed_newest_first_with_filters(session: Session) -> None:
+    for i in range(5):
+        audit.record(session, actor="ann" if i % 2 else "bob", action=f"users.x{i}")
+    audit.record(session, actor="ann", action="cases.open")
+    session.commit()
+    rows, total = audit.entries(session, actor="ann")
+    assert total == 3
+    assert [r.action for r in rows] == ["cases.open", "users.x3", "users.x1"]
+    rows, total = audit.entries(session, action="users.", limit=2, offset=1)
+    assert total == 5
+    assert [r.action for r in rows] == ["users.x3", "users.x2"]
+
+
+def test_the_orm_refuses_to_change_an_entry(session: Session) -> None:
+    entry = _entry(session)
+    entry.reason = "edited"
+    with pytest.raises(AuditLogError):
+        session.flush()
+    session.rollback()
+    session.delete(session.get(AuditEntry, entry.id))
+    with pytest.raises(AuditLogError):
+        session.flush()
+    session.rollback()
+
+
+def test_bulk_statements_are_refused(session: Session) -> None:
+    _entry(session)
+    with pytest.raises(AuditLogError):
+        session.execute(update(AuditEntry).values(reason="x"))
+    with pytest.raises(AuditLogError):
+        session.execute(delete(AuditEntry))
+
+
+def test_the_database_refuses_raw_sql(session: Session, db_settings: Settings) -> None:
+    entry = _entry(session)
+    engine = state_engine(db_settings)
+    for statement in (
+        f"UPDATE audit_log SET reason = 'edited' WHERE id = {entry.id}",
+        f"DELETE FROM audit_log WHERE id = {entry.id}",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
+            connection.execute(text(statement))
+    with engine.connect() as connection:
+        reason = connection.execute(text("SELECT reason FROM audit_log")).scalar_one()
+    assert reason == "resolved"

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.core import accounts, auth
+from telereg.core.db import utcnow
+from telereg.core.errors import (
+    AccountLockedError,
+    AuthenticationError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from telereg.core.models import ApiToken, AuditEntry, User
+from telereg.core.permissions import ROLE_PERMISSIONS, Permission, Role
+from telereg.core.settings import Settings
+from telereg.scenario.demo import seed_directory
+from tests.conftest import PASSWORD, ROOT, principal_of_role
+
+
+@pytest.fixture
+def directory(session: Session) -> Session:
+    seed_directory(session, principal=ROOT)
+    session.flush()
+    return session
+
+
+def _user(session: Session, name: str = "ann", role: Role = Role.ANALYST, **kw: str) -> User:
+    user, _ = accounts.create_user(
+        session, principal=ROOT, username=name, role=role, password=PASSWORD, **kw
+    )
+    session.flush()
+    return user
+
+
+def test_passwords_are_argon2_hashed(directory: Session) -> None:
+    user = _user(directory)
+    assert user.password_hash
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+    assert auth.verify_password(user.password_hash, PASSWORD)
+    assert not auth.verify_password(user.password_hash, PASSWORD + "x")
+    assert not auth.verify_password(None, PASSWORD)
+
+
+def test_short_passwords_are_refused(directory: Session) -> None:
+    with pytest.raises(InputError, match="at least"):
+        accounts.create_user(
+            directory, principal=ROOT, username="bob", role="viewer", password="short"
+        )
+
+
+def test_generated_password_is_returned_once(directory: Session, db_settings: Settings) -> None:
+    user, generated = accounts.create_user(directory, principal=ROOT, username="gen", role="viewer")
+    assert generated
+    assert len(generated) >= 12
+    assert auth.login(directory, settings=db_settings, username="gen", password=generated) is user
+
+
+@pytest.mark.parametrize(
+    ("role", "binding", "message"),
+    [
+        (Role.OPERATOR, {}, "bound to an operator"),
+        (Role.LIAISON, {}, "bound to a partner agency"),
+        (Role.ANALYST, {"operator": "CMCC"}, "only operator users"),
+        (Role.VIEWER, {"agency": "HEALTH"}, "only liaison users"),
+        (Role.OPERATOR, {"operator": "NOPE"}, "no operator 'NOPE'"),
+        (Role.LIAISON, {"agency": "NOPE"}, "no partner agency 'NOPE'"),
+    ],
+)
+def test_role_bindings_are_checked(
+    directory: Session, role: Role, binding: dict[str, str], message: str
+) -> None:
+    with pytest.raises((InputError, NotFoundError), match=message):
+        accounts.create_user(
+            directory, principal=ROOT, username="bob", role=role, password=PASSWORD, **binding
+        )
+
+
+def test_unknown_role_and_bad_username(directory: Session) -> None:
+    with pytest.raises(InputError, match="unknown role"):
+        accounts.create_user(directory, principal=ROOT, username="bob", role="boss")
+    with pytest.raises(InputError, match="username"):
+        accounts.create_user(directory, principal=ROOT, username="Bob Smith", role="viewer")
+
+
+def test_duplicate_username(directory: Session) -> None:
+    _user(directory)
+    with pytest.raises(ConflictError):
+        _user(directory)
+
+
+def test_only_admins_manage_users(directory: Session) -> None:
+    for role in Role:
+        if Permission.USERS_MANAGE in ROLE_PERMISSIONS[role]:
+            continue
+        with pytest.raises(PermissionDeniedError):
+            accounts.create_user(
+                directory, principal=principal_of_role(role), username="x1", role="viewer"
+            )
+
+
+def test_login_lockout_with_backoff(directory: Session, db_settings: Settings) -> None:
+    _user(directory)
+    now = utcnow()
+    limit = db_settings.login_max_failures
+    for _ in range(limit):
+        with pytest.raises(AuthenticationError):
+            auth.login(directory, settings=db_settings, username="ann", password="wrong!", now=now)
+    # Locked now: even the right password is refused until the lockout ends.
+    with pytest.raises(AccountLockedError):
+        auth.login(directory, settings=db_settings, username="ann", password=PASSWORD, now=now)
+    first = timedelta(seconds=db_settings.login_lockout_seconds)
+    later = now + first + timedelta(seconds=1)
+    for _ in range(limit):
+        with pytest.raises(AuthenticationError):
+            auth.login(directory, settings=db_settings, username="ann", password="wrong", now=later)
+    user = directory.scalar(select(User).where(User.username == "ann"))
+    assert user is not None
+    assert user.locked_until is not None
+    assert user.locked_until - later == 2 * first, "the second lockout lasts twice as long"
+    after = user.locked_until + timedelta(seconds=1)
+    assert auth.login(directory, settings=db_settings, username="ann", password=PASSWORD, now=after)
+    assert user.lockouts == 0
+    assert user.failed_logins == 0
+    actions = directory.scalars(select(AuditEntry.action)).all()
+    assert actions.count("auth.locked") == 2
+    assert "auth.login" in actions
+
+
+def test_unknown_and_disabled_users_cannot_log_in(
+    directory: Session, db_settings: Settings
+) -> None:
+    _user(directory)
+    with pytest.raises(AuthenticationError, match="wrong username or password"):
+        auth.login(directory, settings=db_settings, username="nobody", password=PASSWORD)
+    accounts.disable_user(directory, principal=ROOT, username="ann", reason="left the office")
+    with pytest.raises(AuthenticationError, match="wrong username or password"):
+        auth.login(directory, settings=db_settings, username="ann", password=PASSWORD)
+
+
+def test_tokens_are_stored_hashed_and_checked(directory: Session) -> None:
+    _user(directory)
+    issued = accounts.issue_token(directory, principal=ROOT, username="ann", label="ci")
+    row = directory.get(ApiToken, issued.id)
+    assert row is not None
+    assert issued.token not in (row.token_hash, row.prefix)
+    assert row.token_hash == auth.hash_token(issued.token)
+    assert auth.user_for_token(directory, issued.token).username == "ann"
+    with pytest.raises(AuthenticationError, match="unknown"):
+        auth.user_for_token(directory, issued.token + "x")
+    with pytest.raises(AuthenticationError, match="malformed"):
+        auth.user_for_token(directory, "not-a-token")
+    accounts.revoke_token(directory, principal=ROOT, token_id=issued.id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        auth.user_for_token(directory, issued.token)
+
+
+def test_expired_tokens_are_refused(directory: Session) -> None:
+    _user(directory)
+    issued = accounts.issue_token(directory, principal=ROOT, username="ann", valid_days=1)
+    later = utcnow() + timedelta(days=2)
+    with pytest.raises(AuthenticationError, match="expired"):
+        auth.user_for_token(directory, issued.token, now=later)
+
+
+def test_disabling_a_user_revokes_its_tokens(directory: Session) -> None:
+    _user(directory)
+    issued = accounts.issue_token(directory, principal=ROOT, username="ann")
+    accounts.disable_user(directory, principal=ROOT, username="ann")
+    with pytest.raises(AuthenticationError):
+        auth.user_for_token(directory, issued.token)
+
+
+def test_users_manage_only_their_own_tokens(directory: Session) -> None:
+    ann = _user(directory)
+    _user(directory, "olu", Role.OPERATOR, operator="CMCC")
+    me = auth.principal_of(ann)
+    accounts.issue_token(directory, principal=me, username="ann")
+    with pytest.raises(PermissionDeniedError):
+        accounts.issue_token(directory, principal=me, username="olu")
+    other = accounts.issue_token(directory, principal=ROOT, username="olu")
+    with pytest.raises(PermissionDeniedError):
+        accounts.revoke_token(directory, principal=me, token_id=other.id)
+
+
+def test_every_change_is_audited(directory: Session) -> None:
+    _user(directory)
+    issued = accounts.issue_token(directory, principal=ROOT, username="ann")
+    accounts.revoke_token(directory, principal=ROOT, token_id=issued.id)
+    accounts.set_password(directory, principal=ROOT, username="ann")
+    accounts.disable_user(directory, principal=ROOT, username="ann", reason="moved on")
+    entries = directory.scalars(select(AuditEntry).where(AuditEntry.objects.is_not(None))).all()
+    actions = [e.action for e in entries]
+    for action in (
+        "users.add",
+        "tokens.issue",
+        "tokens.revoke",
+        "users.set_password",
+        "users.disable",
+    ):
+        assert action in actions
+    disable = next(e for e in entries if e.action == "users.disable")
+    assert disable.reason == "moved on"
+    assert disable.actor == ROOT.name
+    assert disable.objects == ["user:ann"]

@@ -1,0 +1,180 @@
+"""End-to-end check of the web shell in a real browser: sign-in and the language switch.
+
+The server runs as ``telereg serve`` in its own process, exactly as an operator starts it,
+so the test also covers the CLI wiring, the uvicorn factory and the cookie round trips.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from telereg.core.principal import cli_principal
+from telereg.core.settings import load_settings
+from telereg.scenario.demo import prepare
+
+if TYPE_CHECKING:
+    # Playwright is imported lazily at run time, like the other optional heavy imports.
+    from playwright.sync_api import Browser, Page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STARTUP_TIMEOUT_S = 20.0
+# Generous per-action timeout: the whole test stays well under 30 s, yet a slow CI
+# machine does not turn a working page into a flaky failure.
+ACTION_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    username: str
+    password: str
+
+
+def _free_port() -> int:
+    # Port 0 lets the kernel pick; the tiny race until uvicorn binds it is acceptable here.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last_error = "no attempt made"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"telereg serve exited with code {process.returncode} before answering "
+                f"{url}; its output:\n{log.read_text(errors='replace')}"
+            )
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+            last_error = "health endpoint answered with a non-200 status"
+        except httpx.HTTPError as error:
+            last_error = repr(error)
+        time.sleep(0.1)
+    pytest.fail(
+        f"telereg serve did not answer {url} within {STARTUP_TIMEOUT_S:.0f} s "
+        f"(last error: {last_error}); its output:\n{log.read_text(errors='replace')}"
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("browser")
+    data_dir = root / "data"
+    login = prepare(load_settings(data_dir=data_dir), principal=cli_principal("test"))
+    port = _free_port()
+    log = root / "serve.log"
+    with log.open("wb") as output:
+        # cwd is the temp dir so nothing the server writes by default lands in the checkout.
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "telereg",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=root,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(process, f"{base_url}/api/v1/health", log)
+        yield Server(base_url=base_url, username=login.username, password=login.password)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_sign_in_and_switch_language(browser: Browser, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+
+        def sign_in(password: str) -> None:
+            page.fill("input[name=username]", server.username)
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+
+        def expect_chinese(current: Page) -> None:
+            expect(current.locator("h1")).to_have_text("系统状态")
+            expect(current.locator("nav.sidebar")).to_contain_text("总览")
+            expect(current.locator("body")).not_to_contain_text("System status")
+            expect(current.locator("nav.sidebar")).not_to_contain_text("Overview")
+
+        # An anonymous visitor is sent to the sign-in page, in Chinese by default.
+        page.goto(f"{server.base_url}/")
+        expect(page).to_have_url(re.compile(rf"^{re.escape(server.base_url)}/login(\?|$)"))
+        expect(page.locator("h1")).to_have_text("登录")
+
+        # A wrong password keeps the visitor on the form with a translated error.
+        sign_in("not-the-password")
+        expect(page.locator("[role=alert]")).to_contain_text("用户名或密码错误")
+
+        sign_in(server.password)
+        expect(page).to_have_url(f"{server.base_url}/")
+        expect_chinese(page)
+
+        page.click("a.lang[hreflang=en]")
+        expect(page).to_have_url(f"{server.base_url}/")
+        expect(page.locator("h1")).to_have_text("System status")
+        expect(page.locator("nav.sidebar")).to_contain_text("Overview")
+        expect(page.locator("body")).not_to_contain_text("系统状态")
+        expect(page.locator("nav.sidebar")).not_to_contain_text("总览")
+
+        page.click("a.lang[hreflang=zh_CN]")
+        expect(page).to_have_url(f"{server.base_url}/")
+        expect_chinese(page)
+    finally:
+        context.close()

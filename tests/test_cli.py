@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COMMANDS = ["demo", "serve", "db", "users", "operators", "agencies"]
+
+
+def telereg(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    extra = ["--data-dir", str(data_dir)] if data_dir else []
+    return subprocess.run(
+        [sys.executable, "-m", "telereg", *args, *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_lists_every_command_with_a_description() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "telereg", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        check=True,
+    )
+    described = dict(re.findall(r"^│ (\w+) +(\S.*?) *│$", result.stdout, flags=re.MULTILINE))
+    for command in COMMANDS:
+        assert len(described.get(command, "")) > 10, f"{command}: no description in --help"
+
+
+def test_demo_without_serving_prints_a_working_login(tmp_path: Path) -> None:
+    result = telereg("demo", "--no-serve", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "admin login: admin / " in result.stdout
+    assert (tmp_path / "state.db").exists()
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "state.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_user_lifecycle(tmp_path: Path) -> None:
+    assert telereg("db", "upgrade", data_dir=tmp_path).returncode == 0
+    assert telereg("demo", "--no-serve", data_dir=tmp_path).returncode == 0
+    added = telereg(
+        "users", "add", "olu", "--role", "operator", "--operator", "CMCC", data_dir=tmp_path
+    )
+    assert added.returncode == 0, added.stderr
+    assert "password (shown only this once)" in added.stdout
+    token = telereg("users", "token", "olu", "--label", "upload", data_dir=tmp_path)
+    assert token.returncode == 0
+    assert token.stdout.strip().splitlines()[-1].startswith("trg_")
+    listed = json.loads(telereg("users", "list", "--json", data_dir=tmp_path).stdout)
+    assert {"username": "olu", "operator": "CMCC", "role": "operator"}.items() <= next(
+        u for u in listed if u["username"] == "olu"
+    ).items()
+    tokens = json.loads(telereg("users", "tokens", "olu", "--json", data_dir=tmp_path).stdout)
+    assert len(tokens) == 1
+    assert tokens[0]["revoked_at"] is None
+    assert telereg("users", "disable", "olu", "--reason", "left", data_dir=tmp_path).returncode == 0
+    tokens = json.loads(telereg("users", "tokens", "olu", "--json", data_dir=tmp_path).stdout)
+    assert tokens[0]["revoked_at"] is not None
+    listed = json.loads(telereg("users", "list", "--json", data_dir=tmp_path).stdout)
+    assert next(u for u in listed if u["username"] == "olu")["active"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["users", "add", "bob", "--role", "operator"], "must be bound to an operator"),
+        (["users", "add", "bob", "--role", "operator", "--operator", "XX"], "no operator 'XX'"),
+        (["users", "disable", "ghost"], "no user named 'ghost'"),
+        (["users", "add", "admin", "--role", "viewer"], "already exists"),
+    ],
+)
+def test_user_mistakes_are_one_line_without_traceback(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    telereg("demo", "--no-serve", data_dir=tmp_path)
+    result = telereg(*args, data_dir=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_bad_settings_are_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "telereg", "db", "upgrade", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"TELEREG_ENGINE": "oracle", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "TELEREG_ENGINE" in result.stderr
+    assert "Traceback" not in result.stderr

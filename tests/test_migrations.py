@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.command import downgrade
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from telereg.core.db import state_engine
+from telereg.core.settings import Settings
+from telereg.system.migrate import alembic_config, current_revision, head_revision, upgrade
+from telereg.system.models import Base
+
+
+def test_upgrade_reaches_head_and_is_idempotent(db_settings: Settings) -> None:
+    assert current_revision(db_settings) == head_revision()
+    assert upgrade(db_settings) == head_revision()
+
+
+def test_models_match_the_migrations(db_settings: Settings) -> None:
+    with state_engine(db_settings).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == [], f"models and migrations differ; write a migration: {diff}"
+
+
+def test_downgrade_to_base_and_back(db_settings: Settings) -> None:
+    engine = state_engine(db_settings)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        downgrade(config, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(db_settings)
+    assert {"users", "audit_log", "vault", "api_tokens"} <= set(inspect(engine).get_table_names())

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.core.errors import (
+    ConfigurationError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from telereg.core.models import AuditEntry, VaultEntry
+from telereg.core.permissions import Role
+from telereg.core.privacy import IdentifierKind, Sealer, Vault, mask, pseudonymise, reidentify
+from telereg.core.settings import Settings
+from tests.conftest import principal_of_role
+
+keys = st.binary(min_size=16, max_size=64)
+identifiers = st.text(alphabet="0123456789", min_size=1, max_size=20)
+
+
+@given(value=identifiers, key=keys)
+def test_same_input_and_key_give_the_same_token(value: str, key: bytes) -> None:
+    token = pseudonymise(value, key)
+    assert token == pseudonymise(value, key)
+    assert re.fullmatch(r"[0-9a-f]{32}", token)
+
+
+@given(value=identifiers, key=keys, other=keys)
+def test_another_key_gives_another_token(value: str, key: bytes, other: bytes) -> None:
+    if key != other:
+        assert pseudonymise(value, key) != pseudonymise(value, other)
+
+
+@given(value=identifiers, other=identifiers, key=keys)
+def test_different_values_give_different_tokens(value: str, other: str, key: bytes) -> None:
+    if value != other:
+        assert pseudonymise(value, key) != pseudonymise(other, key)
+
+
+@given(value=st.text(alphabet="0123456789X", max_size=30))
+def test_masks_never_show_more_than_first_3_and_last_4(value: str) -> None:
+    masked = mask(value)
+    assert len(masked) == len(value)
+    shown = [i for i, ch in enumerate(masked) if ch != "*"]
+    n = len(value)
+    assert all(i < 3 or i >= n - 4 for i in shown)
+    if n < 11:
+        assert len(shown) <= n // 2, "short values keep at least half hidden"
+    for i in shown:
+        assert masked[i] == value[i]
+
+
+def test_mask_of_a_mobile_number() -> None:
+    assert mask("13812341234") == "138****1234"
+    assert mask("110101199003071234") == "110***********1234"
+
+
+def test_vault_round_trip(session: Session, db_settings: Settings) -> None:
+    key = db_settings.secret("vault_key")
+    vault = Vault(session, key)
+    items = {pseudonymise(v, b"k" * 32): v for v in ("13812341234", "13900001111")}
+    assert vault.store(items, IdentifierKind.PHONE) == 2
+    assert vault.store(items, IdentifierKind.PHONE) == 0, "storing twice adds nothing"
+    session.flush()
+    for token, value in items.items():
+        assert vault.reveal(token) == value
+    stored = session.scalars(select(VaultEntry.ciphertext)).all()
+    assert all(b"1381234" not in blob and b"1390000" not in blob for blob in stored)
+
+
+@given(value=st.text(min_size=1, max_size=40), token=st.from_regex(r"[0-9a-f]{32}", fullmatch=True))
+def test_sealing_round_trip_for_any_text(value: str, token: str) -> None:
+    sealer = Sealer(b"x" * 32)
+    assert sealer.open(token, sealer.seal(token, value)) == value
+
+
+def test_a_ciphertext_moved_to_another_token_does_not_open() -> None:
+    sealer = Sealer(b"k" * 32)
+    with pytest.raises(ConfigurationError, match="does not decrypt"):
+        sealer.open("bbbb", sealer.seal("aaaa", "13812341234"))
+
+
+def test_another_vault_key_cannot_open() -> None:
+    sealed = Sealer(b"k" * 32).seal("aaaa", "13812341234")
+    with pytest.raises(ConfigurationError):
+        Sealer(b"j" * 32).open("aaaa", sealed)
+
+
+def test_reidentify_needs_permission_reason_and_is_audited(
+    session: Session, db_settings: Settings
+) -> None:
+    key = db_settings.secret("vault_key")
+    token = pseudonymise("13812341234", db_settings.secret("pseudonym_key"))
+    Vault(session, key).store({token: "13812341234"}, IdentifierKind.PHONE)
+    analyst = principal_of_role(Role.ANALYST)
+    with pytest.raises(PermissionDeniedError):
+        reidentify(
+            session,
+            principal=principal_of_role(Role.VIEWER),
+            vault_key=key,
+            token=token,
+            reason="curious about it",
+        )
+    with pytest.raises(InputError, match="reason"):
+        reidentify(session, principal=analyst, vault_key=key, token=token, reason="  ")
+    with pytest.raises(NotFoundError):
+        reidentify(session, principal=analyst, vault_key=key, token="00" * 16, reason="case 42")
+    assert session.scalars(select(AuditEntry)).all() == []
+    value = reidentify(
+        session, principal=analyst, vault_key=key, token=token, reason="police case 2021-17"
+    )
+    assert value == "13812341234"
+    entry = session.scalars(select(AuditEntry)).one()
+    assert entry.action == "privacy.reidentify"
+    assert entry.actor == analyst.name
+    assert entry.reason == "police case 2021-17"
+    assert entry.objects == [f"token:{token}"]

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from telereg.core.errors import ConfigurationError
+from telereg.core.settings import SECRET_FIELDS, load_settings
+
+
+def test_defaults_are_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.data_dir == Path("var")
+    assert settings.engine == "duckdb"
+    assert settings.default_language == "zh_CN"
+    assert settings.state_db_url == f"sqlite:///{(tmp_path / 'var' / 'state.db')}"
+
+
+def test_secrets_are_generated_once_with_0600(tmp_path: Path) -> None:
+    first = load_settings(data_dir=tmp_path)
+    path = tmp_path / "secrets.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = load_settings(data_dir=tmp_path)
+    for name in SECRET_FIELDS:
+        assert first.secret(name) == second.secret(name)
+        assert len(first.secret(name)) >= 32
+    assert len({first.secret(n) for n in SECRET_FIELDS}) == 3, "each secret is its own"
+
+
+def test_environment_variables_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEREG_DATA_DIR", str(tmp_path / "x"))
+    monkeypatch.setenv("TELEREG_ENGINE", "pyspark")
+    monkeypatch.setenv("TELEREG_SPARK_MASTER", "local[3]")
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "x"
+    assert settings.engine == "pyspark"
+    assert settings.spark_master == "local[3]"
+
+
+def test_an_explicit_secret_wins_over_the_generated_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELEREG_PSEUDONYM_KEY", "k" * 40)
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.secret("pseudonym_key") == b"k" * 40
+
+
+@pytest.mark.parametrize("value", [None, "changethis", "secret", "short-but-random-4f9"])
+def test_production_refuses_missing_or_placeholder_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    monkeypatch.setenv("TELEREG_ENVIRONMENT", "production")
+    for name in SECRET_FIELDS:
+        monkeypatch.setenv(f"TELEREG_{name.upper()}", "r" * 40)
+    if value is None:
+        monkeypatch.delenv("TELEREG_VAULT_KEY")
+    else:
+        monkeypatch.setenv("TELEREG_VAULT_KEY", value)
+    with pytest.raises(ConfigurationError, match="TELEREG_VAULT_KEY"):
+        load_settings(data_dir=tmp_path)
+    assert not (tmp_path / "secrets.json").exists(), "production never writes generated keys"
+
+
+def test_production_accepts_real_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEREG_ENVIRONMENT", "production")
+    for name in SECRET_FIELDS:
+        monkeypatch.setenv(f"TELEREG_{name.upper()}", name * 5)
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.secret("vault_key") == b"vault_key" * 5
+
+
+def test_a_corrupt_secrets_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "secrets.json").write_text("{not json")
+    with pytest.raises(ConfigurationError, match=r"secrets\.json"):
+        load_settings(data_dir=tmp_path)
+
+
+def test_missing_secrets_are_added_to_an_existing_file(tmp_path: Path) -> None:
+    (tmp_path / "secrets.json").write_text(json.dumps({"vault_key": "v" * 40}))
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.secret("vault_key") == b"v" * 40
+    assert set(json.loads((tmp_path / "secrets.json").read_text())) == set(SECRET_FIELDS)
