@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "src/telereg/locale"
 
 
-def _catalog(language: str):  # noqa: ANN202 - babel's Catalog
+def _catalog(language: str):
     with (LOCALES / language / "LC_MESSAGES/messages.po").open("rb") as fh:
         return read_po(fh)
 
