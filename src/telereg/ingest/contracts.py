@@ -1,0 +1,136 @@
+"""Data contracts: what a dataset's file must contain, declared as data.
+
+A contract lists columns with their type, whether they are required, ranges,
+patterns, enumerations, maximum lengths, references to other datasets or to
+reference data, and which columns hold personal identifiers. Validation
+(``ingest.validate``) reads these declarations; no dataset has its own code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from telereg.core.privacy import IdentifierKind
+
+
+class ColumnType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+    GEOMETRY = "geometry"
+
+
+class FileFormat(StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+    PARQUET = "parquet"
+    GEOJSON = "geojson"
+
+
+TABULAR = (FileFormat.CSV, FileFormat.XLSX, FileFormat.PARQUET)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Values must exist in another dataset's current data, or in reference data.
+
+    ``dataset`` names a contract (the operator's own current submissions are
+    searched when ``same_operator``), or ``region:city`` / ``region:county`` for
+    the administrative codes of the configured region.
+    """
+
+    dataset: str
+    column: str
+    same_operator: bool = True
+
+    def describe(self) -> str:
+        if self.dataset.startswith("region:"):
+            return f"a {self.dataset.removeprefix('region:')} code of the configured region"
+        scope = " of the same operator" if self.same_operator else ""
+        return f"`{self.dataset}.{self.column}`{scope}"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    description: str
+    description_zh: str = ""
+    required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    enum: tuple[str, ...] | None = None
+    max_length: int = 256
+    identifier: IdentifierKind | None = None
+    references: Reference | None = None
+    #: other header names accepted for this column (e.g. the Chinese header operators use)
+    aliases: tuple[str, ...] = ()
+
+    def rules(self) -> list[str]:
+        """The column's rules in words, for listings and generated docs."""
+        rules = ["required" if self.required else "optional"]
+        if self.minimum is not None:
+            rules.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            rules.append(f"<= {self.maximum:g}")
+        if self.pattern:
+            rules.append(f"matches `{self.pattern}`")
+        if self.enum:
+            rules.append("one of " + ", ".join(f"`{v}`" for v in self.enum))
+        if self.type in (ColumnType.STRING, ColumnType.GEOMETRY):
+            rules.append(f"at most {self.max_length} characters")
+        if self.references:
+            rules.append(f"refers to {self.references.describe()}")
+        if self.identifier:
+            rules.append(f"personal identifier ({self.identifier.value}): pseudonymised at ingest")
+        return rules
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    domain: str
+    title: str
+    title_zh: str
+    description: str
+    columns: tuple[Column, ...]
+    #: sets of columns whose values must be unique within a submission
+    unique: tuple[tuple[str, ...], ...] = ()
+    #: a date/timestamp column whose values must fall inside the submission's period
+    period_column: str | None = None
+    formats: tuple[FileFormat, ...] = TABULAR
+    #: GeoJSON input: the feature geometry goes into this column (WKT)
+    geometry_column: str | None = None
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def identifier_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.identifier is not None)
+
+    def header_map(self) -> dict[str, str]:
+        """Accepted header spellings (normalised) → column name."""
+        mapping: dict[str, str] = {}
+        for column in self.columns:
+            for spelling in (column.name, *column.aliases):
+                mapping[normalise_header(spelling)] = column.name
+        return mapping
+
+
+def normalise_header(header: str) -> str:
+    return header.strip().strip("\ufeff").lower().replace(" ", "_").replace("-", "_")
+
+
+# Patterns shared by many contracts.
+MOBILE_NUMBER = r"(\+?86)?1[3-9][0-9]{9}"
+IMSI = r"460[0-9]{12}"
+IMEI = r"[0-9]{14,16}"
+ID_NUMBER = r"[0-9]{17}[0-9Xx]"
+ADMIN_CODE = r"[1-9][0-9]{5}"

@@ -1,0 +1,310 @@
+"""Read an operator's file into DuckDB as text columns plus a row number.
+
+Everything is read as text so that a bad value becomes a reported row error,
+not a failed file. ``__row`` is the row a person would look for: the
+spreadsheet row for CSV and XLSX (the header is row 1), the record or feature
+number for Parquet and GeoJSON.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from telereg.core.errors import InputError
+from telereg.ingest.contracts import FileFormat
+
+ROW = "__row"
+RAW_TABLE = "raw_rows"
+REJECTS_TABLE = "raw_rejects"
+_SNIFF_BYTES = 1 << 16
+_MAX_LINE_BYTES = 64 << 20  # a single CSV line may hold a 10 MB field and still be read
+_EXTENSIONS = {
+    ".csv": FileFormat.CSV,
+    ".txt": FileFormat.CSV,
+    ".xlsx": FileFormat.XLSX,
+    ".parquet": FileFormat.PARQUET,
+    ".geojson": FileFormat.GEOJSON,
+    ".json": FileFormat.GEOJSON,
+}
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    format: FileFormat
+    encoding: str
+    columns: list[str]
+    rows: int
+    #: malformed lines the CSV reader could not split into fields: (row, message)
+    unreadable: list[tuple[int, str]]
+
+
+def sniff_format(path: Path, *, display_name: str) -> FileFormat:
+    """The format by content; a file whose content contradicts its extension is refused."""
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if not head:
+        raise InputError("the file is empty", where=display_name)
+    if head.startswith(b"PAR1"):
+        found = FileFormat.PARQUET
+    elif head.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(path) or "xl/workbook.xml" not in zipfile.ZipFile(path).namelist():
+            raise InputError("a ZIP archive, not an XLSX workbook", where=display_name)
+        found = FileFormat.XLSX
+    elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        found = FileFormat.GEOJSON
+    elif b"\x00" in head:
+        raise InputError("a binary file, not CSV, XLSX, Parquet or GeoJSON", where=display_name)
+    else:
+        found = FileFormat.CSV
+    claimed = _EXTENSIONS.get(Path(display_name).suffix.lower())
+    if claimed is not None and claimed != found:
+        raise InputError(
+            f"the name says {claimed.value.upper()} but the content is {found.value.upper()}",
+            where=display_name,
+        )
+    return found
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        decoder.decode(data, final=False)  # a character cut at the end is not an error
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _transcode(path: Path, target: Path, encoding: str) -> None:
+    with path.open("r", encoding=encoding, newline="") as src, target.open(
+        "w", encoding="utf-8", newline=""
+    ) as dst:
+        while chunk := src.read(1 << 22):
+            dst.write(chunk)
+
+
+def _csv_encoding(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if _decodes(head, "utf-8"):
+        return "utf-8"
+    if _decodes(head, "gb18030"):
+        return "gb18030"  # a superset of GBK and GB2312, as operators' Excel exports them
+    raise InputError("the CSV file is neither UTF-8 nor GBK/GB18030 text")
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: str) -> LoadedFile:
+    encoding = _csv_encoding(path)
+    source = path
+    if encoding != "utf-8":
+        source = workdir / "utf8.csv"
+        try:
+            _transcode(path, source, encoding)
+        except UnicodeDecodeError as err:
+            raise InputError(f"not valid {encoding} text ({err.reason})", where=name) from err
+    try:
+        _load_csv(con, source)
+    except duckdb.InvalidInputException as err:
+        if encoding != "utf-8" or "unicode" not in str(err).lower():
+            raise InputError(f"cannot read as CSV: {_first_line(err)}", where=name) from err
+        # The head looked like UTF-8 but later bytes are not: operators' GBK files do this.
+        encoding = "gb18030"
+        source = workdir / "utf8.csv"
+        try:
+            _transcode(path, source, encoding)
+        except UnicodeDecodeError as err2:
+            raise InputError("the CSV file mixes encodings", where=name) from err2
+        _load_csv(con, source)
+    unreadable = [
+        (int(line), message)
+        for line, message in con.execute(
+            f"SELECT line, error_message FROM {REJECTS_TABLE} ORDER BY line"
+        ).fetchall()
+    ]
+    if unreadable:
+        _renumber_after_rejects(con, [line for line, _ in unreadable])
+    columns = [c for c in _columns(con) if c != ROW]
+    rows = int(con.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone()[0])  # type: ignore[index]
+    return LoadedFile(FileFormat.CSV, encoding, columns, rows, unreadable)
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, source: Path) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
+    con.execute(
+        f"""
+        CREATE TEMP TABLE {RAW_TABLE} AS
+        SELECT * FROM read_csv(?, header = true, all_varchar = true, null_padding = true,
+                               ignore_errors = true, store_rejects = true,
+                               rejects_table = '{REJECTS_TABLE}',
+                               rejects_scan = '{REJECTS_TABLE}_scan',
+                               max_line_size = {_MAX_LINE_BYTES})
+        """,
+        [str(source)],
+    )
+    # Insertion order is file order, so rowid + 2 is the spreadsheet row (header = row 1).
+    con.execute(f"ALTER TABLE {RAW_TABLE} ADD COLUMN {ROW} BIGINT")
+    con.execute(f"UPDATE {RAW_TABLE} SET {ROW} = rowid + 2")
+
+
+def _renumber_after_rejects(con: duckdb.DuckDBPyConnection, lines: list[int]) -> None:
+    """Rows after a rejected line move down by one for each such line before them."""
+    shifts = sorted(line - index for index, line in enumerate(sorted(lines)))
+    con.execute("CREATE TEMP TABLE reject_shift (at BIGINT)")
+    con.executemany("INSERT INTO reject_shift VALUES (?)", [(s,) for s in shifts])
+    con.execute(
+        f"""
+        UPDATE {RAW_TABLE} SET {ROW} = {ROW} + (
+            SELECT count(*) FROM reject_shift WHERE reject_shift.at <= {RAW_TABLE}.{ROW})
+        """
+    )
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0][:300]
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE {RAW_TABLE}").fetchall()]
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _register(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    con.register("arrow_in", table)
+    con.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
+    con.execute(f"CREATE TEMP TABLE {RAW_TABLE} AS SELECT * FROM arrow_in")
+    con.unregister("arrow_in")
+
+
+def _unique_headers(headers: list[str], name: str) -> list[str]:
+    seen: set[str] = set()
+    for header in headers:
+        if header in seen:
+            raise InputError(f"the column {header!r} appears twice in the header", where=name)
+        seen.add(header)
+    return headers
+
+
+def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> LoadedFile:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # openpyxl raises many kinds for broken workbooks
+        raise InputError(f"cannot open the workbook: {err}", where=name) from err
+    sheet = workbook.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    header_row = next(rows, None)
+    if header_row is None:
+        raise InputError("the first sheet is empty", where=name)
+    headers = _unique_headers([str(h).strip() if h is not None else "" for h in header_row], name)
+    width = len(headers)
+    columns: list[list[str | None]] = [[] for _ in range(width)]
+    numbers: list[int] = []
+    for number, row in enumerate(rows, start=2):
+        if all(v is None for v in row):
+            continue  # trailing blank rows are common in spreadsheets
+        numbers.append(number)
+        padded = (*row, *([None] * (width - len(row))))
+        for i in range(width):
+            columns[i].append(_text(padded[i]))
+    workbook.close()
+    table = pa.table({**{h: pa.array(c, pa.string()) for h, c in zip(headers, columns, strict=True) if h},
+                      ROW: pa.array(numbers, pa.int64())})
+    _register(con, table)
+    return LoadedFile(FileFormat.XLSX, "", [h for h in headers if h], table.num_rows, [])
+
+
+def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> LoadedFile:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputError(f"cannot read the Parquet file: {err}", where=name) from err
+    text = pa.table(
+        {
+            **{
+                field.name: table.column(field.name).cast(pa.string())
+                for field in table.schema
+            },
+            ROW: pa.array(range(1, table.num_rows + 1), pa.int64()),
+        }
+    )
+    _register(con, text)
+    return LoadedFile(FileFormat.PARQUET, "", table.column_names, table.num_rows, [])
+
+
+def _read_geojson(
+    con: duckdb.DuckDBPyConnection, path: Path, name: str, geometry_column: str | None
+) -> LoadedFile:
+    import shapely.geometry
+
+    try:
+        document = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"not valid JSON: {err}", where=name) from err
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+        raise InputError("GeoJSON must be a FeatureCollection", where=name)
+    features = document.get("features") or []
+    keys: list[str] = []
+    for feature in features:
+        for key in (feature.get("properties") or {}):
+            if key not in keys:
+                keys.append(key)
+    target = geometry_column or "geometry"
+    data: dict[str, list[str | None]] = {key: [] for key in [*keys, target]}
+    for feature in features:
+        properties = feature.get("properties") or {}
+        for key in keys:
+            data[key].append(_text(properties.get(key)))
+        geometry = feature.get("geometry")
+        try:
+            data[target].append(shapely.geometry.shape(geometry).wkt if geometry else None)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            data[target].append("INVALID")  # reported by validation as an invalid geometry
+    table = pa.table(
+        {
+            **{k: pa.array(v, pa.string()) for k, v in data.items()},
+            ROW: pa.array(range(1, len(features) + 1), pa.int64()),
+        }
+    )
+    _register(con, table)
+    return LoadedFile(FileFormat.GEOJSON, "utf-8", list(data), len(features), [])
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    display_name: str,
+    workdir: Path,
+    geometry_column: str | None = None,
+) -> LoadedFile:
+    """Load ``path`` into the temp table ``raw_rows`` of ``con``."""
+    file_format = sniff_format(path, display_name=display_name)
+    if file_format is FileFormat.CSV:
+        return _read_csv(con, path, workdir, display_name)
+    if file_format is FileFormat.XLSX:
+        return _read_xlsx(con, path, display_name)
+    if file_format is FileFormat.PARQUET:
+        return _read_parquet(con, path, display_name)
+    return _read_geojson(con, path, display_name, geometry_column)
