@@ -100,8 +100,8 @@ class WrkResult:
     non_2xx_3xx: int
     non_200: int
     socket_errors: int
-    # Server CPU (all its processes) divided by requests served: unlike latency, this
-    # hardly moves when other work shares the machine, so runs stay comparable.
+    # Server CPU (all its processes) divided by requests served: it moves less than latency
+    # when other work shares the machine, which keeps runs on a busy machine comparable.
     server_cpu_ms_per_request: float = 0.0
 
     @property
@@ -191,6 +191,10 @@ def _free_port() -> int:
 class Running:
     base_url: str
     pid: int
+    log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 @contextmanager
@@ -214,7 +218,7 @@ def serving(data_dir: Path, workers: int, log: Path) -> Iterator[Running]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"telereg serve not healthy after {STARTUP_TIMEOUT_S} s")
             time.sleep(0.1)
-        yield Running(base_url=base_url, pid=process.pid)
+        yield Running(base_url=base_url, pid=process.pid, log=log)
     finally:
         # SIGTERM lets uvicorn's supervisor stop its worker processes too.
         process.terminate()
@@ -325,7 +329,11 @@ def measure(duration: str, worker_counts: Sequence[int]) -> int:
 
         for workers in worker_counts:
             with serving(data_dir, workers, root / f"serve-{workers}.log") as server:
-                cookie = sign_in(server.base_url, login[1], login[2])
+                try:
+                    cookie = sign_in(server.base_url, login[1], login[2])
+                except RuntimeError as error:
+                    # The server's own traceback is what explains a failed sign-in or page.
+                    raise RuntimeError(f"{error}\nserver log:\n{server.log_tail()}") from error
                 # A short warm-up so that first-request costs (imports, template compilation,
                 # connection pools) in every worker stay out of the measured runs.
                 for target in TARGETS[:2]:

@@ -238,14 +238,13 @@ def test_created_user_password_is_shown_once(site: Site) -> None:
 
 
 def test_reidentify_through_the_api_is_audited(site: Site) -> None:
-    from telereg.core.db import session_scope
+    import pyarrow as pa
+
     from telereg.core.privacy import IdentifierKind, Vault, pseudonymise
 
     token = pseudonymise("13812341234", site.settings.secret("pseudonym_key"))
-    with session_scope(site.settings) as s:
-        Vault(s, site.settings.secret("vault_key")).store(
-            {token: "13812341234"}, IdentifierKind.PHONE
-        )
+    pairs = pa.table({"token": [token], "clear": ["13812341234"]})
+    Vault.of(site.settings).store(pairs, IdentifierKind.PHONE)
     analyst = site.as_role("analyst")
     no_reason = site.client.post(
         "/api/v1/privacy/reidentify", json={"token": token, "reason": ""}, headers=analyst

@@ -1,11 +1,11 @@
-"""State DB models of the core: operators, agencies, users, tokens, audit, vault."""
+"""State DB models of the core: operators, agencies, users, API tokens, the audit log."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telereg.core.db import Base, UtcDateTime, utcnow
@@ -93,14 +93,3 @@ class AuditEntry(Base):
     objects: Mapped[list[str]] = mapped_column(JSON, default=list)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client: Mapped[str] = mapped_column(String(100), default="")
-
-
-class VaultEntry(Base):
-    """Encrypted clear value behind a pseudonym token."""
-
-    __tablename__ = "vault"
-
-    token: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

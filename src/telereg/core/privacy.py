@@ -3,8 +3,8 @@
 Personal identifiers (phone numbers, IMSI, IMEI, ID-card numbers) are replaced
 at ingest by keyed tokens, HMAC-SHA256 truncated to 128 bits, so analyses join
 on tokens without seeing the clear value. The clear value is kept only in the
-vault, encrypted with AES-GCM and bound to its token; reading it back needs a
-permission and a reason and leaves an audit record.
+vault, encrypted with AES-GCM; reading it back needs a permission and a
+reason and leaves an audit record.
 """
 
 from __future__ import annotations
@@ -12,19 +12,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import uuid
+from collections.abc import Iterable
 from enum import StrEnum
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
 from telereg.core.errors import ConfigurationError, InputError, NotFoundError
-from telereg.core.models import VaultEntry
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
+from telereg.core.settings import Settings
 
 TOKEN_HEX_CHARS = 32
 _NONCE_BYTES = 12
@@ -42,6 +46,30 @@ def pseudonymise(value: str, key: bytes) -> str:
     """The token of ``value`` under ``key``: 32 lowercase hex characters."""
     digest = hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
     return digest[:TOKEN_HEX_CHARS]
+
+
+class Pseudonymiser:
+    """Batch form of :func:`pseudonymise`: the same tokens, about twice as fast.
+
+    HMAC's inner and outer hash states after the padded key are computed once
+    and copied per value, instead of re-deriving them for every call.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        block = hashlib.sha256().block_size
+        padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def token(self, value: str) -> str:
+        inner = self._inner.copy()
+        inner.update(value.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()[:TOKEN_HEX_CHARS]
+
+    def tokens(self, values: Iterable[str]) -> list[str]:
+        return [self.token(v) for v in values]
 
 
 def mask(value: str) -> str:
@@ -63,9 +91,10 @@ def mask(value: str) -> str:
 
 
 class Sealer:
-    """AES-GCM encryption of a clear identifier, bound to its token as associated data.
+    """AES-GCM encryption bound to a label (associated data).
 
-    A ciphertext copied onto another token's row does not decrypt.
+    A ciphertext presented under another label, or opened with another key,
+    does not decrypt.
     """
 
     def __init__(self, key: bytes) -> None:
@@ -73,64 +102,107 @@ class Sealer:
             raise ConfigurationError("the vault key is empty", where="settings")
         self._aead = AESGCM(hashlib.sha256(b"telereg-vault\0" + key).digest())
 
-    def seal(self, token: str, clear: str) -> bytes:
+    def seal(self, label: str, data: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, clear.encode(), token.encode())
+        return nonce + self._aead.encrypt(nonce, data, label.encode())
 
-    def open(self, token: str, sealed: bytes) -> str:
+    def open(self, label: str, sealed: bytes) -> bytes:
         nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
         try:
-            return self._aead.decrypt(nonce, body, token.encode()).decode()
+            return self._aead.decrypt(nonce, body, label.encode())
         except InvalidTag as err:
             raise ConfigurationError(
-                f"vault entry {token} does not decrypt with the configured vault key"
+                f"vault data {label} does not decrypt with the configured vault key"
             ) from err
 
 
 class Vault:
-    """Encrypted store of clear identifiers keyed by their pseudonym token."""
+    """Encrypted store of clear identifiers, one sealed chunk per batch.
 
-    def __init__(self, session: Session, key: bytes) -> None:
-        self._session = session
+    A batch (an ingest's new identifiers of one kind) is written as a Parquet
+    table of (token, clear value), sealed with AES-GCM bound to
+    the chunk's id and kind, plus a plain index file of its tokens (tokens are
+    pseudonyms, as in the lake). Storing a million identifiers is one encryption;
+    revealing one reads the index, then opens one chunk.
+    """
+
+    def __init__(self, directory: Path, key: bytes) -> None:
+        self._dir = directory
         self._sealer = Sealer(key)
 
-    def store(self, items: dict[str, str], kind: IdentifierKind) -> int:
-        """Store token → clear pairs not yet in the vault; returns how many were new."""
-        if not items:
-            return 0
-        rows = [
-            {"token": token, "kind": kind.value, "ciphertext": self._sealer.seal(token, clear)}
-            for token, clear in items.items()
-        ]
-        dialect = self._session.get_bind().dialect.name
-        if dialect not in {"postgresql", "sqlite"}:
-            existing = set(
-                self._session.scalars(select(VaultEntry.token).where(VaultEntry.token.in_(items)))
-            )
-            fresh = [VaultEntry(**row) for row in rows if row["token"] not in existing]
-            self._session.add_all(fresh)
-            return len(fresh)
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(VaultEntry)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["token"])
-            .returning(VaultEntry.token)
+    @classmethod
+    def of(cls, settings: Settings) -> Vault:
+        return cls(settings.vault_dir, settings.secret("vault_key"))
+
+    @property
+    def _index_glob(self) -> str:
+        return str(self._dir / "index" / "*.parquet")
+
+    def _has_index(self) -> bool:
+        return any((self._dir / "index").glob("*.parquet"))
+
+    def store(self, pairs: pa.Table, kind: IdentifierKind) -> int:
+        """Store the (token, clear) pairs whose token is not stored yet; returns how many."""
+        con = duckdb.connect()
+        con.register("pairs", pairs)
+        seen = (
+            f"AND token NOT IN (SELECT token FROM read_parquet('{self._index_glob}'))"
+            if self._has_index()
+            else ""
         )
-        return len(self._session.execute(statement).all())
+        fresh = con.execute(
+            f"SELECT token, clear FROM pairs WHERE token IS NOT NULL {seen}"
+        ).to_arrow_table()
+        if fresh.num_rows == 0:
+            return 0
+        chunk = uuid.uuid4().hex
+        sink = pa.BufferOutputStream()
+        pq.write_table(fresh, sink, compression="zstd")
+        sealed = self._sealer.seal(f"{kind.value}:{chunk}", sink.getvalue().to_pybytes())
+        (self._dir / "index").mkdir(parents=True, exist_ok=True)
+        # The chunk lands before its index, so an indexed token always has its chunk.
+        _write_atomically(self._dir / f"{chunk}.{kind.value}.sealed", sealed)
+        index = pa.table({"token": fresh.column("token"), "chunk": [chunk] * fresh.num_rows})
+        staged = self._dir / "index" / f".{chunk}.tmp"
+        pq.write_table(index, staged, compression="zstd")
+        staged.replace(self._dir / "index" / f"{chunk}.parquet")
+        return fresh.num_rows
 
     def reveal(self, token: str) -> str:
-        entry = self._session.get(VaultEntry, token)
-        if entry is None:
+        if not self._has_index():
             raise NotFoundError(f"no vault entry for token {token}")
-        return self._sealer.open(token, entry.ciphertext)
+        found = duckdb.execute(
+            f"SELECT chunk FROM read_parquet('{self._index_glob}') WHERE token = ? LIMIT 1", [token]
+        ).fetchone()
+        if found is None:
+            raise NotFoundError(f"no vault entry for token {token}")
+        chunk = str(found[0])
+        path = next(self._dir.glob(f"{chunk}.*.sealed"), None)
+        if path is None:
+            raise NotFoundError(f"vault chunk {chunk} of token {token} is missing")
+        kind = path.name.split(".")[1]
+        table = pq.read_table(
+            pa.BufferReader(self._sealer.open(f"{kind}:{chunk}", path.read_bytes()))
+        )
+        lookup = dict(
+            zip(table.column("token").to_pylist(), table.column("clear").to_pylist(), strict=True)
+        )
+        return str(lookup[token])
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    staged = path.with_name(f".{path.name}.tmp")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    staged.replace(path)
 
 
 def reidentify(
     session: Session,
     *,
     principal: Principal,
-    vault_key: bytes,
+    vault: Vault,
     token: str,
     reason: str,
 ) -> str:
@@ -140,7 +212,7 @@ def reidentify(
         raise InputError(
             f"a reason of at least {_MIN_REASON_CHARS} characters is required to re-identify"
         )
-    clear = Vault(session, vault_key).reveal(token)
+    clear = vault.reveal(token)
     audit.record(
         session,
         actor=principal.name,

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the state DB; default SQLite file in the data dir."
     )
+    region_code: str = Field(
+        "140000", pattern=r"^[1-9][0-9]{5}$", description="Administrative code of the province."
+    )
     engine: Literal["duckdb", "pyspark"] = Field("duckdb", description="Analysis engine.")
     spark_master: str = Field("local[2]", description="Spark master URL for the pyspark engine.")
     duckdb_memory_limit: str = Field(
@@ -66,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def vault_dir(self) -> Path:
+        return self.data_dir / "vault"
 
     def secret(self, name: str) -> bytes:
         """The named secret as bytes; raises if it was never resolved."""

@@ -70,6 +70,8 @@ class Column:
     references: Reference | None = None
     #: other header names accepted for this column (e.g. the Chinese header operators use)
     aliases: tuple[str, ...] = ()
+    #: for geometry columns: the accepted geometry types (WKT names)
+    geometry_types: tuple[str, ...] | None = None
 
     def rules(self) -> list[str]:
         """The column's rules in words, for listings and generated docs."""
@@ -86,6 +88,8 @@ class Column:
             rules.append(f"at most {self.max_length} characters")
         if self.references:
             rules.append(f"refers to {self.references.describe()}")
+        if self.geometry_types:
+            rules.append("WKT / GeoJSON geometry: " + " or ".join(self.geometry_types))
         if self.identifier:
             rules.append(f"personal identifier ({self.identifier.value}): pseudonymised at ingest")
         return rules
@@ -106,6 +110,8 @@ class Contract:
     formats: tuple[FileFormat, ...] = TABULAR
     #: GeoJSON input: the feature geometry goes into this column (WKT)
     geometry_column: str | None = None
+    #: longitude and latitude columns, converted from GCJ-02 when a file declares it
+    coordinates: tuple[str, str] | None = None
     examples: dict[str, str] = field(default_factory=dict)
 
     def column(self, name: str) -> Column:

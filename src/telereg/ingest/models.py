@@ -40,7 +40,11 @@ class Submission(Base):
     rows_quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
     message: Mapped[str] = mapped_column(String(1000), default="")
     errors_by_reason: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: names the submission's files in the lake (accepted, quarantine, errors)
+    file_id: Mapped[str] = mapped_column(String(32), default="")
+    #: accepted rows, relative to the lake dir; empty when nothing was accepted
     lake_path: Mapped[str] = mapped_column(String(500), default="")
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     current: Mapped[bool] = mapped_column(default=False)
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), default=None)
     submitted_by: Mapped[str] = mapped_column(String(100))

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from telereg.core.errors import InputError
 from telereg.ingest.contracts import FileFormat
+from telereg.ingest.validate import ROW
 
-ROW = "__row"
 RAW_TABLE = "raw_rows"
 REJECTS_TABLE = "raw_rejects"
 _SNIFF_BYTES = 1 << 16
@@ -38,13 +38,17 @@ _EXTENSIONS = {
 
 
 @dataclass(frozen=True)
-class LoadedFile:
+class Source:
+    """A file ready to be read: a SQL relation of text columns, and its headers."""
+
     format: FileFormat
     encoding: str
     columns: list[str]
-    rows: int
-    #: malformed lines the CSV reader could not split into fields: (row, message)
-    unreadable: list[tuple[int, str]]
+    #: what follows FROM; CSV is parsed while the first table is built, other formats
+    #: are already in ``raw_rows``
+    relation: str
+    #: whether the relation carries ``__row``; CSV rows are numbered from their rowid
+    numbered: bool
 
 
 def sniff_format(path: Path, *, display_name: str) -> FileFormat:
@@ -56,7 +60,10 @@ def sniff_format(path: Path, *, display_name: str) -> FileFormat:
     if head.startswith(b"PAR1"):
         found = FileFormat.PARQUET
     elif head.startswith(b"PK\x03\x04"):
-        if not zipfile.is_zipfile(path) or "xl/workbook.xml" not in zipfile.ZipFile(path).namelist():
+        if (
+            not zipfile.is_zipfile(path)
+            or "xl/workbook.xml" not in zipfile.ZipFile(path).namelist()
+        ):
             raise InputError("a ZIP archive, not an XLSX workbook", where=display_name)
         found = FileFormat.XLSX
     elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
@@ -84,9 +91,10 @@ def _decodes(data: bytes, encoding: str) -> bool:
 
 
 def _transcode(path: Path, target: Path, encoding: str) -> None:
-    with path.open("r", encoding=encoding, newline="") as src, target.open(
-        "w", encoding="utf-8", newline=""
-    ) as dst:
+    with (
+        path.open("r", encoding=encoding, newline="") as src,
+        target.open("w", encoding="utf-8", newline="") as dst,
+    ):
         while chunk := src.read(1 << 22):
             dst.write(chunk)
 
@@ -103,7 +111,7 @@ def _csv_encoding(path: Path) -> str:
     raise InputError("the CSV file is neither UTF-8 nor GBK/GB18030 text")
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: str) -> LoadedFile:
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: str) -> Source:
     encoding = _csv_encoding(path)
     source = path
     if encoding != "utf-8":
@@ -113,63 +121,93 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
         except UnicodeDecodeError as err:
             raise InputError(f"not valid {encoding} text ({err.reason})", where=name) from err
     try:
-        _load_csv(con, source)
-    except duckdb.InvalidInputException as err:
-        if encoding != "utf-8" or "unicode" not in str(err).lower():
-            raise InputError(f"cannot read as CSV: {_first_line(err)}", where=name) from err
-        # The head looked like UTF-8 but later bytes are not: operators' GBK files do this.
-        encoding = "gb18030"
-        source = workdir / "utf8.csv"
-        try:
-            _transcode(path, source, encoding)
-        except UnicodeDecodeError as err2:
-            raise InputError("the CSV file mixes encodings", where=name) from err2
-        _load_csv(con, source)
-    unreadable = [
-        (int(line), message)
-        for line, message in con.execute(
-            f"SELECT line, error_message FROM {REJECTS_TABLE} ORDER BY line"
-        ).fetchall()
-    ]
-    if unreadable:
-        _renumber_after_rejects(con, [line for line, _ in unreadable])
-    columns = [c for c in _columns(con) if c != ROW]
-    rows = int(con.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone()[0])  # type: ignore[index]
-    return LoadedFile(FileFormat.CSV, encoding, columns, rows, unreadable)
-
-
-def _load_csv(con: duckdb.DuckDBPyConnection, source: Path) -> None:
-    con.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
-    con.execute(
-        f"""
-        CREATE TEMP TABLE {RAW_TABLE} AS
-        SELECT * FROM read_csv(?, header = true, all_varchar = true, null_padding = true,
-                               ignore_errors = true, store_rejects = true,
-                               rejects_table = '{REJECTS_TABLE}',
-                               rejects_scan = '{REJECTS_TABLE}_scan',
-                               max_line_size = {_MAX_LINE_BYTES})
-        """,
-        [str(source)],
+        headers = _csv_headers(con, source)
+    except duckdb.Error as err:
+        raise InputError(f"cannot read as CSV: {first_line(err)}", where=name) from err
+    return Source(
+        FileFormat.CSV, encoding, _unique_headers(headers, name), _csv_relation(source), False
     )
-    # Insertion order is file order, so rowid + 2 is the spreadsheet row (header = row 1).
-    con.execute(f"ALTER TABLE {RAW_TABLE} ADD COLUMN {ROW} BIGINT")
-    con.execute(f"UPDATE {RAW_TABLE} SET {ROW} = rowid + 2")
 
 
-def _renumber_after_rejects(con: duckdb.DuckDBPyConnection, lines: list[int]) -> None:
-    """Rows after a rejected line move down by one for each such line before them."""
+def reopen_as_gb18030(
+    con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: str
+) -> Source:
+    """The same CSV, transcoded from GB18030 to UTF-8 first."""
+    target = workdir / "utf8.csv"
+    try:
+        _transcode(path, target, "gb18030")
+    except UnicodeDecodeError as err:
+        raise InputError("the CSV file mixes encodings", where=name) from err
+    headers = _unique_headers(_csv_headers(con, target), name)
+    return Source(FileFormat.CSV, "gb18030", headers, _csv_relation(target), False)
+
+
+def _csv_relation(source: Path, *, long_lines: bool = False) -> str:
+    path = str(source).replace("'", "''")
+    # A large line buffer halves the reader's speed, so it is used only when needed.
+    line_size = f", max_line_size = {_MAX_LINE_BYTES}" if long_lines else ""
+    return (
+        f"read_csv('{path}', header = true, all_varchar = true, null_padding = true, "
+        f"ignore_errors = true, store_rejects = true, rejects_table = '{REJECTS_TABLE}', "
+        f"rejects_scan = '{REJECTS_TABLE}_scan'{line_size})"
+    )
+
+
+def with_long_lines(source: Source) -> Source:
+    """The same CSV source, read with room for lines of up to 64 MB."""
+    path = source.relation.split("'")[1].replace("''", "'")
+    return Source(
+        source.format, source.encoding, source.columns, _csv_relation(Path(path), long_lines=True),
+        source.numbered,
+    )
+
+
+def is_line_size_error(err: Exception) -> bool:
+    return "maximum line size" in str(err).lower()
+
+
+def _csv_headers(con: duckdb.DuckDBPyConnection, source: Path) -> list[str]:
+    path = str(source).replace("'", "''")
+    described = con.execute(
+        f"DESCRIBE SELECT * FROM read_csv('{path}', header = true, all_varchar = true, "
+        f"max_line_size = {_MAX_LINE_BYTES})"
+    ).fetchall()
+    return [str(row[0]) for row in described]
+
+
+def csv_unreadable(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
+    """Lines the CSV reader could not split into the header's fields: (line, message)."""
+    try:
+        rows = con.execute(
+            f"SELECT DISTINCT line, error_message FROM {REJECTS_TABLE} ORDER BY line"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    return [(int(line), str(message)) for line, message in rows]
+
+
+def is_encoding_error(err: Exception) -> bool:
+    return "unicode" in str(err).lower() or "utf-8" in str(err).lower()
+
+
+def renumber_after_rejects(con: duckdb.DuckDBPyConnection, table: str, lines: list[int]) -> None:
+    """Give ``table``'s rows their file row numbers when the reader skipped some lines.
+
+    A row after k skipped lines sits k rows further down the file than its
+    position among the rows that were read.
+    """
     shifts = sorted(line - index for index, line in enumerate(sorted(lines)))
-    con.execute("CREATE TEMP TABLE reject_shift (at BIGINT)")
+    con.execute("CREATE OR REPLACE TEMP TABLE reject_shift (at BIGINT)")
     con.executemany("INSERT INTO reject_shift VALUES (?)", [(s,) for s in shifts])
     con.execute(
         f"""
-        UPDATE {RAW_TABLE} SET {ROW} = {ROW} + (
-            SELECT count(*) FROM reject_shift WHERE reject_shift.at <= {RAW_TABLE}.{ROW})
+        UPDATE {table} SET {ROW} = rowid + 2 + (
+            SELECT count(*) FROM reject_shift WHERE reject_shift.at <= {table}.rowid + 2)
         """
     )
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0][:300]
 
 
@@ -205,7 +243,7 @@ def _unique_headers(headers: list[str], name: str) -> list[str]:
     return headers
 
 
-def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> LoadedFile:
+def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     from openpyxl import load_workbook
 
     try:
@@ -229,33 +267,34 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> LoadedF
         for i in range(width):
             columns[i].append(_text(padded[i]))
     workbook.close()
-    table = pa.table({**{h: pa.array(c, pa.string()) for h, c in zip(headers, columns, strict=True) if h},
-                      ROW: pa.array(numbers, pa.int64())})
+    table = pa.table(
+        {
+            **{h: pa.array(c, pa.string()) for h, c in zip(headers, columns, strict=True) if h},
+            ROW: pa.array(numbers, pa.int64()),
+        }
+    )
     _register(con, table)
-    return LoadedFile(FileFormat.XLSX, "", [h for h in headers if h], table.num_rows, [])
+    return Source(FileFormat.XLSX, "", [h for h in headers if h], RAW_TABLE, True)
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> LoadedFile:
+def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as err:
         raise InputError(f"cannot read the Parquet file: {err}", where=name) from err
     text = pa.table(
         {
-            **{
-                field.name: table.column(field.name).cast(pa.string())
-                for field in table.schema
-            },
+            **{field.name: table.column(field.name).cast(pa.string()) for field in table.schema},
             ROW: pa.array(range(1, table.num_rows + 1), pa.int64()),
         }
     )
     _register(con, text)
-    return LoadedFile(FileFormat.PARQUET, "", table.column_names, table.num_rows, [])
+    return Source(FileFormat.PARQUET, "", table.column_names, RAW_TABLE, True)
 
 
 def _read_geojson(
     con: duckdb.DuckDBPyConnection, path: Path, name: str, geometry_column: str | None
-) -> LoadedFile:
+) -> Source:
     import shapely.geometry
 
     try:
@@ -267,7 +306,7 @@ def _read_geojson(
     features = document.get("features") or []
     keys: list[str] = []
     for feature in features:
-        for key in (feature.get("properties") or {}):
+        for key in feature.get("properties") or {}:
             if key not in keys:
                 keys.append(key)
     target = geometry_column or "geometry"
@@ -288,18 +327,18 @@ def _read_geojson(
         }
     )
     _register(con, table)
-    return LoadedFile(FileFormat.GEOJSON, "utf-8", list(data), len(features), [])
+    return Source(FileFormat.GEOJSON, "utf-8", list(data), RAW_TABLE, True)
 
 
-def load(
+def open_source(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     *,
     display_name: str,
     workdir: Path,
     geometry_column: str | None = None,
-) -> LoadedFile:
-    """Load ``path`` into the temp table ``raw_rows`` of ``con``."""
+) -> Source:
+    """Prepare ``path`` for reading; non-CSV formats are loaded into ``raw_rows`` now."""
     file_format = sniff_format(path, display_name=display_name)
     if file_format is FileFormat.CSV:
         return _read_csv(con, path, workdir, display_name)

@@ -2,7 +2,7 @@
 
 from telereg.cases.models import Case
 from telereg.core.db import Base
-from telereg.core.models import Agency, ApiToken, AuditEntry, Operator, User, VaultEntry
+from telereg.core.models import Agency, ApiToken, AuditEntry, Operator, User
 from telereg.ingest.models import Submission
 
 __all__ = [
@@ -14,5 +14,4 @@ __all__ = [
     "Operator",
     "Submission",
     "User",
-    "VaultEntry",
 ]

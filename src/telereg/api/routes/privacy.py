@@ -10,7 +10,7 @@ from telereg.api.deps import SessionDep, SettingsDep, require
 from telereg.api.schemas import ReidentifyIn, ReidentifyOut
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.core.privacy import reidentify
+from telereg.core.privacy import Vault, reidentify
 
 router = APIRouter(tags=["privacy"])
 
@@ -25,7 +25,7 @@ def reidentify_token(
     value = reidentify(
         session,
         principal=principal,
-        vault_key=settings.secret("vault_key"),
+        vault=Vault.of(settings),
         token=body.token,
         reason=body.reason,
     )

@@ -1,4 +1,4 @@
-"""initial schema: directory, users, tokens, audit log (append-only), vault, submissions, cases
+"""initial schema: directory, users, tokens, audit log (append-only), submissions, cases
 
 Revision ID: 0001
 Revises:
@@ -78,14 +78,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name=op.f("uq_operators_code")),
     )
     op.create_table(
-        "vault",
-        sa.Column("token", sa.String(length=64), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", telereg.core.db.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("token", name=op.f("pk_vault")),
-    )
-    op.create_table(
         "cases",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("domain", sa.String(length=32), nullable=False),
@@ -129,7 +121,9 @@ def upgrade() -> None:
         sa.Column("rows_quarantined", sa.BigInteger(), nullable=False),
         sa.Column("message", sa.String(length=1000), nullable=False),
         sa.Column("errors_by_reason", sa.JSON(), nullable=False),
+        sa.Column("file_id", sa.String(length=32), nullable=False),
         sa.Column("lake_path", sa.String(length=500), nullable=False),
+        sa.Column("options", sa.JSON(), nullable=False),
         sa.Column("current", sa.Boolean(), nullable=False),
         sa.Column("superseded_by_id", sa.Integer(), nullable=True),
         sa.Column("submitted_by", sa.String(length=100), nullable=False),
@@ -224,7 +218,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_cases_domain"))
 
     op.drop_table("cases")
-    op.drop_table("vault")
     op.drop_table("operators")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))

@@ -1,0 +1,1 @@
+"""One vertical slice per area of the mission; a domain never imports another."""

@@ -1,0 +1,1 @@
+"""Anti-fraud: SIM-box hunting, card-breaking, real-name anomalies, fraud domains."""

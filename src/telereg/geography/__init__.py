@@ -1,0 +1,1 @@
+"""Geography the domains share: regions, corridors and key places, shipped and ingested."""

@@ -1,0 +1,87 @@
+"""The lake: where accepted rows, quarantined rows and error reports live.
+
+Layout under ``<data_dir>/lake``::
+
+    <dataset>/operator=<op>/period=<yyyy-mm>/<file_id>.parquet   accepted rows
+    _quarantine/<dataset>/<file_id>.parquet                       rejected rows
+    _errors/<file_id>.parquet                                     one row per broken rule
+    _staging/<uuid>/                                              work in progress
+
+A submission's files are written to staging and moved into place before its
+record is committed; readers ask the state DB which submissions are current,
+so they see a superseded slot either wholly before or wholly after the change,
+and files of an interrupted ingest are never read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.core.models import Operator
+from telereg.core.settings import Settings
+from telereg.ingest.models import Submission
+
+
+def accepted_path(
+    settings: Settings, dataset: str, operator: str, period: str, file_id: str
+) -> Path:
+    return (
+        settings.lake_dir
+        / dataset
+        / f"operator={operator}"
+        / f"period={period}"
+        / f"{file_id}.parquet"
+    )
+
+
+def quarantine_path(settings: Settings, dataset: str, file_id: str) -> Path:
+    return settings.lake_dir / "_quarantine" / dataset / f"{file_id}.parquet"
+
+
+def errors_path(settings: Settings, file_id: str) -> Path:
+    return settings.lake_dir / "_errors" / f"{file_id}.parquet"
+
+
+@contextmanager
+def staging(settings: Settings) -> Iterator[Path]:
+    """A private work directory inside the lake (same file system, so moves are atomic)."""
+    path = settings.lake_dir / "_staging" / uuid.uuid4().hex
+    path.mkdir(parents=True, mode=0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def publish(staged: Path, final: Path) -> None:
+    """Move a finished file into place; the rename is atomic on one file system."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staged.replace(final)
+
+
+def current_files(
+    session: Session,
+    settings: Settings,
+    dataset: str,
+    *,
+    operators: list[str] | None = None,
+    periods: list[str] | None = None,
+) -> list[Path]:
+    """The accepted files of the current submissions of a dataset, in submission order."""
+    query = (
+        select(Submission.lake_path)
+        .join(Operator)
+        .where(Submission.dataset == dataset, Submission.current, Submission.lake_path != "")
+    )
+    if operators is not None:
+        query = query.where(Operator.code.in_(operators))
+    if periods is not None:
+        query = query.where(Submission.period.in_(periods))
+    return [settings.lake_dir / p for p in session.scalars(query.order_by(Submission.id))]

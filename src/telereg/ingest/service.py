@@ -1,0 +1,688 @@
+"""Ingest: one operator file in, validated rows to the lake, bad rows to quarantine.
+
+The work runs in a private DuckDB connection over a staging directory; the
+state DB is touched only briefly at the start (duplicate check), for the vault,
+and at the end, where one transaction records the submission and supersedes
+the slot's previous one. An ingest killed at any point leaves no visible data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+import shapely
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.core import audit
+from telereg.core.accounts import get_operator
+from telereg.core.db import session_scope
+from telereg.core.errors import InputError, PermissionDeniedError
+from telereg.core.geo import gcj02_to_wgs84
+from telereg.core.permissions import Permission, Role
+from telereg.core.principal import Principal
+from telereg.core.privacy import IdentifierKind, Pseudonymiser, Vault
+from telereg.core.settings import Settings
+from telereg.ingest import lake, readers
+from telereg.ingest.contracts import Column, ColumnType, Contract, FileFormat, normalise_header
+from telereg.ingest.models import Submission, SubmissionStatus
+from telereg.ingest.validate import (
+    ROW,
+    Check,
+    Period,
+    any_flag,
+    blank,
+    error_rows,
+    flag_rows,
+    row_checks,
+    set_checks,
+    typed,
+)
+from telereg.reference.regions import load_regions
+
+log = logging.getLogger(__name__)
+
+Crs = Literal["wgs84", "gcj02"]
+Progress = Callable[[str], None]
+_PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True)
+class SubmissionRecord:
+    """What a submitter is told, on the CLI (``--json``), in the API and on the web."""
+
+    id: int
+    dataset: str
+    operator: str
+    period: str
+    filename: str
+    status: str
+    rows_total: int
+    rows_accepted: int
+    rows_quarantined: int
+    message: str
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
+    duplicate_of: int | None = None
+    superseded: int | None = None
+    current: bool = False
+    submitted_at: str = ""
+
+    @classmethod
+    def of(cls, s: Submission, **extra: Any) -> SubmissionRecord:
+        return cls(
+            id=s.id,
+            dataset=s.dataset,
+            operator=s.operator.code,
+            period=s.period,
+            filename=s.filename,
+            status=s.status,
+            rows_total=s.rows_total,
+            rows_accepted=s.rows_accepted,
+            rows_quarantined=s.rows_quarantined,
+            message=s.message,
+            errors_by_reason=dict(s.errors_by_reason),
+            current=s.current,
+            submitted_at=s.submitted_at.isoformat(timespec="seconds"),
+            **extra,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Result:
+    status: SubmissionStatus
+    rows_total: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    message: str = ""
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
+    period: str = ""
+    encoding: str = ""
+    file_format: str = ""
+    staged: dict[str, Path] = field(default_factory=dict)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_period(period: str | None) -> str | None:
+    if period is not None and not _PERIOD.match(period):
+        raise InputError(f"period {period!r} is not of the form YYYY-MM")
+    return period
+
+
+def ingest_file(
+    settings: Settings,
+    *,
+    principal: Principal,
+    contract: Contract,
+    path: Path,
+    filename: str,
+    operator: str,
+    period: str | None = None,
+    crs: Crs = "wgs84",
+    progress: Progress | None = None,
+) -> SubmissionRecord:
+    """Validate ``path`` against ``contract`` and record the submission.
+
+    Same bytes for the same dataset and operator change nothing and return the
+    earlier record. File-level problems (unreadable, wrong columns) and row
+    problems are recorded in the submission, not raised; raised errors mean the
+    request itself was wrong (permission, unknown operator, bad period).
+    """
+    step = progress or (lambda _stage: None)
+    principal.require(Permission.DATA_SUBMIT)
+    if principal.role is Role.OPERATOR and principal.operator_code != operator:
+        raise PermissionDeniedError("operator users submit only their own operator's data")
+    _check_period(period)
+    filename = Path(filename).name[:255] or "upload"
+    step("hashing")
+    digest = file_sha256(path)
+    with session_scope(settings) as session:
+        operator_row = get_operator(session, operator)
+        earlier = session.scalar(
+            select(Submission).where(
+                Submission.dataset == contract.name,
+                Submission.operator_id == operator_row.id,
+                Submission.content_sha256 == digest,
+            )
+        )
+        if earlier is not None:
+            return SubmissionRecord.of(earlier, duplicate_of=earlier.id)
+        operator_id = operator_row.id
+
+    file_id = uuid.uuid4().hex
+    with lake.staging(settings) as workdir:
+        try:
+            result = _process(
+                settings,
+                contract=contract,
+                path=path,
+                filename=filename,
+                operator=operator,
+                period=period,
+                crs=crs,
+                workdir=workdir,
+                step=step,
+            )
+        except InputError as err:
+            result = _Result(
+                SubmissionStatus.REJECTED, message=str(err.message), period=period or ""
+            )
+        step("publishing")
+        finals = {
+            "accepted": lake.accepted_path(
+                settings, contract.name, operator, result.period, file_id
+            ),
+            "quarantine": lake.quarantine_path(settings, contract.name, file_id),
+            "errors": lake.errors_path(settings, file_id),
+        }
+        for kind, staged in result.staged.items():
+            lake.publish(staged, finals[kind])
+        with session_scope(settings) as session:
+            record = _record(
+                session,
+                settings=settings,
+                principal=principal,
+                contract=contract,
+                operator_id=operator_id,
+                filename=filename,
+                digest=digest,
+                size=path.stat().st_size,
+                file_id=file_id,
+                result=result,
+                accepted_path=finals["accepted"] if "accepted" in result.staged else None,
+                crs=crs,
+            )
+    step("done")
+    return record
+
+
+def _record(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    contract: Contract,
+    operator_id: int,
+    filename: str,
+    digest: str,
+    size: int,
+    file_id: str,
+    result: _Result,
+    accepted_path: Path | None,
+    crs: Crs,
+) -> SubmissionRecord:
+    accepted = result.status is not SubmissionStatus.REJECTED
+    submission = Submission(
+        dataset=contract.name,
+        operator_id=operator_id,
+        period=result.period or "",
+        filename=filename,
+        content_sha256=digest,
+        file_format=result.file_format,
+        encoding=result.encoding,
+        size_bytes=size,
+        status=result.status.value,
+        rows_total=result.rows_total,
+        rows_accepted=result.rows_accepted,
+        rows_quarantined=result.rows_quarantined,
+        message=result.message[:1000],
+        errors_by_reason=result.errors_by_reason,
+        file_id=file_id,
+        lake_path=str(accepted_path.relative_to(settings.lake_dir)) if accepted_path else "",
+        options={"crs": crs},
+        current=accepted,
+        submitted_by=principal.name,
+    )
+    session.add(submission)
+    session.flush()
+    superseded = None
+    if accepted:
+        previous = session.scalars(
+            select(Submission)
+            .where(
+                Submission.dataset == contract.name,
+                Submission.operator_id == operator_id,
+                Submission.period == submission.period,
+                Submission.current,
+                Submission.id != submission.id,
+            )
+            .with_for_update()
+        ).all()
+        for old in previous:
+            old.current = False
+            old.superseded_by_id = submission.id
+            superseded = old.id
+    audit.record(
+        session,
+        actor=principal.name,
+        action="ingest.submit",
+        objects=[f"submission:{submission.id}", f"dataset:{contract.name}"]
+        + ([f"submission:{superseded}"] if superseded else []),
+        detail={
+            "status": submission.status,
+            "rows_accepted": submission.rows_accepted,
+            "rows_quarantined": submission.rows_quarantined,
+            "superseded": superseded,
+            "sha256": digest,
+        },
+    )
+    session.flush()
+    session.refresh(submission)
+    return SubmissionRecord.of(submission, superseded=superseded)
+
+
+_CHECKED = "checked_rows"
+_SET_FAILED = "set_failed_rows"
+_ROW_BAD = "__row_bad"
+
+
+def _process(
+    settings: Settings,
+    *,
+    contract: Contract,
+    path: Path,
+    filename: str,
+    operator: str,
+    period: str | None,
+    crs: Crs,
+    workdir: Path,
+    step: Progress,
+) -> _Result:
+    backend = ibis.duckdb.connect(temp_directory=str(workdir / "spill"))
+    con = backend.con
+    con.execute("SET enable_progress_bar = false")
+    step("reading")
+    source = readers.open_source(
+        con, path, display_name=filename, workdir=workdir, geometry_column=contract.geometry_column
+    )
+    if source.format not in contract.formats:
+        accepted_formats = ", ".join(f.value for f in contract.formats)
+        raise InputError(
+            f"dataset {contract.name} accepts {accepted_formats}, not {source.format.value}"
+        )
+    mapping, notes = _mapping_sql(contract, source)
+    try:
+        _read_and_check(backend, contract, mapping)
+    except duckdb.InvalidInputException as err:
+        if source.format is not FileFormat.CSV or not readers.is_encoding_error(err):
+            raise InputError(
+                f"cannot read the file: {readers.first_line(err)}", where=filename
+            ) from err
+        # The head looked like UTF-8 but later bytes are not: operators' GBK exports do this.
+        source = readers.reopen_as_gb18030(con, path, workdir, filename)
+        mapping, notes = _mapping_sql(contract, source)
+        _read_and_check(backend, contract, mapping)
+    unreadable = readers.csv_unreadable(con) if source.format is FileFormat.CSV else []
+    if unreadable:
+        readers.renumber_after_rejects(con, _CHECKED, [line for line, _ in unreadable])
+    rows = backend.sql(f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}")
+    read = int(rows.count().to_pyarrow().as_py())
+    total = read + len(unreadable)
+    if total == 0:
+        raise InputError("the file has a header but no data rows")
+    resolved = _resolve_period(contract, rows, period)
+
+    step("validating")
+    row_rules = row_checks(contract, rows)
+    set_rules = set_checks(
+        contract,
+        rows,
+        references=_references(backend, settings, contract, operator),
+        period=Period(resolved) if contract.period_column else None,
+    )
+    set_rules.extend(_geometry_checks(contract, rows))
+    # Set rules run once over the table; only the (usually few) rows that break one are kept.
+    flagged = flag_rows(rows, set_rules, prefix="__chk_s")
+    set_failed = _materialise(backend, _SET_FAILED, flagged.filter(any_flag(flagged, ("__chk_s",))))
+    errors_parts = error_rows(rows, row_rules, prefix="__chk_r")
+    errors_parts += error_rows(set_failed, set_rules, prefix="__chk_s")
+    if unreadable:
+        errors_parts.append(_unreadable_rows(unreadable))
+    errors = _mask_identifiers(ibis.union(*errors_parts), contract)
+    staged: dict[str, Path] = {}
+    errors_file = workdir / "errors.parquet"
+    backend.to_parquet(errors.order_by(["row", "column"]), errors_file)
+    summary = (
+        backend.read_parquet(errors_file)
+        .group_by(["column", "reason"])
+        .agg(n=ibis._.count())
+        .order_by(ibis.desc("n"))
+        .limit(50)
+        .to_pyarrow()
+        .to_pylist()
+    )
+    if summary:
+        staged["errors"] = errors_file
+
+    step("pseudonymising")
+    tokens = _token_maps(backend, settings, contract, rows)
+    failed_rows = set_failed.select(ROW)
+    good_rows = rows.filter(~rows[_ROW_BAD] & ~rows[ROW].isin(failed_rows[ROW]))
+    bad_rows = rows.filter(rows[_ROW_BAD] | rows[ROW].isin(failed_rows[ROW]))
+    accepted = int(good_rows.count().to_pyarrow().as_py())
+    step("writing")
+    if accepted:
+        good = _tokenised(good_rows, contract, tokens, typed_values=True)
+        good = good.mutate(operator=ibis.literal(operator), period=ibis.literal(resolved))
+        if crs == "gcj02":
+            good = _to_wgs84(backend, contract, good)
+        staged["accepted"] = workdir / "accepted.parquet"
+        backend.to_parquet(good, staged["accepted"], compression="snappy")
+    quarantined = total - accepted
+    if quarantined > len(unreadable):
+        bad = _tokenised(bad_rows, contract, tokens, typed_values=False)
+        found = backend.read_parquet(errors_file)
+        reasons = found.group_by("row").agg(reasons=found.reason.group_concat("; "))
+        bad = bad.left_join(reasons, bad.source_row == reasons.row).drop("row")
+        staged["quarantine"] = workdir / "quarantine.parquet"
+        backend.to_parquet(bad.order_by("source_row"), staged["quarantine"])
+    step("storing identifiers")
+    vault = Vault.of(settings)
+    for kind, table in tokens.items():
+        vault.store(table.select(token="token", clear="clear").to_pyarrow(), kind)
+    if accepted == 0:
+        status, message = SubmissionStatus.REJECTED, "no row passed validation"
+    elif quarantined:
+        status, message = SubmissionStatus.PARTIAL, f"{quarantined} of {total} rows quarantined"
+    else:
+        status, message = SubmissionStatus.ACCEPTED, f"all {total} rows accepted"
+    return _Result(
+        status=status,
+        rows_total=total,
+        rows_accepted=accepted,
+        rows_quarantined=quarantined,
+        message="; ".join([message, *notes]),
+        errors_by_reason={f"{r['column']}: {r['reason']}": int(r["n"]) for r in summary},
+        period=resolved,
+        encoding=source.encoding,
+        file_format=source.format.value,
+        staged=staged,
+    )
+
+
+def _read_and_check(backend: Any, contract: Contract, mapping: str) -> ir.Table:
+    """Read the file once into a table of its values and one flag per row rule."""
+    mapped = backend.sql(mapping)
+    flagged = flag_rows(mapped, row_checks(contract, mapped), prefix="__chk_r")
+    flagged = flagged.mutate(**{_ROW_BAD: any_flag(flagged, ("__chk_r",))})
+    return _materialise(backend, _CHECKED, flagged)
+
+
+def _materialise(backend: Any, name: str, expr: ir.Table) -> ir.Table:
+    backend.con.execute(f"DROP TABLE IF EXISTS {name}")
+    return backend.create_table(name, expr, temp=True)
+
+
+def _unreadable_rows(unreadable: list[tuple[int, str]]) -> ir.Table:
+    return ibis.memtable(
+        {
+            "row": [line for line, _ in unreadable],
+            "column": ["*"] * len(unreadable),
+            "reason": [f"unreadable line: {msg[:200]}" for _, msg in unreadable],
+            "value": [None] * len(unreadable),
+        },
+        schema={"row": "int64", "column": "string", "reason": "string", "value": "string"},
+    )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _cleaned(source: str, column: Column) -> str:
+    """SQL for a text value without surrounding spaces, NULL when blank, identifiers normalised.
+
+    Phone numbers lose a +86/86 country prefix and ID numbers are upper-cased,
+    so one subscriber gets one token. Each step is guarded by a cheap test
+    that skips it for the usual value that does not need it.
+    """
+    text = f"CAST({source} AS VARCHAR)"
+    padded = f"starts_with({text}, ' ') OR ends_with({text}, ' ')"
+    value = f"NULLIF(CASE WHEN {padded} THEN trim({text}) ELSE {text} END, '')"
+    if column.identifier is IdentifierKind.PHONE:
+        prefixed = f"(starts_with({value}, '+86') OR (starts_with({value}, '86') AND length({value}) = 13))"
+        return (
+            f"CASE WHEN {prefixed} THEN regexp_replace({value}, '^\\+?86(1[0-9]{{10}})$', '\\1') "
+            f"ELSE {value} END"
+        )
+    if column.identifier is IdentifierKind.ID_NUMBER:
+        return f"upper({value})"
+    return value
+
+
+def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[str]]:
+    """SQL that renames the file's headers to contract names, with cleaned values.
+
+    Files missing a required column are refused; unknown columns are ignored
+    and named in the submission's message.
+    """
+    mapping = contract.header_map()
+    chosen: dict[str, str] = {}
+    unknown: list[str] = []
+    for header in source.columns:
+        name = mapping.get(normalise_header(header))
+        if name is None:
+            unknown.append(header)
+        elif name in chosen:
+            raise InputError(f"columns {chosen[name]!r} and {header!r} both give {name!r}")
+        else:
+            chosen[name] = header
+    missing = [c.name for c in contract.columns if c.required and c.name not in chosen]
+    if missing:
+        expected = ", ".join(c.name for c in contract.columns)
+        found = ", ".join(source.columns) or "none"
+        raise InputError(
+            f"missing required column(s) {', '.join(missing)}; expected {expected}; found {found}"
+        )
+    row = ROW if source.numbered else f"CAST(NULL AS BIGINT) AS {ROW}"
+    selects = [row]
+    for column in contract.columns:
+        header = chosen.get(column.name)
+        selects.append(
+            f"{_cleaned(_quote(header), column)} AS {_quote(column.name)}"
+            if header
+            else f"CAST(NULL AS VARCHAR) AS {_quote(column.name)}"
+        )
+    notes = [f"ignored unknown column(s): {', '.join(unknown)}"] if unknown else []
+    return f"SELECT {', '.join(selects)} FROM {source.relation}", notes
+
+
+def _resolve_period(contract: Contract, raw: ir.Table, period: str | None) -> str:
+    if period is not None:
+        return period
+    if contract.period_column is None:
+        return datetime.now(UTC).strftime("%Y-%m")
+    column = contract.column(contract.period_column)
+    months = (
+        raw.select(month=typed(column, raw[column.name]).cast("date").strftime("%Y-%m"))
+        .filter(ibis._.month.notnull())
+        .month.nunique()
+        .name("n")
+    )
+    bounds = raw.select(v=typed(column, raw[column.name]).cast("date")).agg(
+        first=ibis._.v.min(), last=ibis._.v.max(), months=months
+    )
+    row = bounds.to_pyarrow().to_pylist()[0]
+    if row["first"] is None:
+        raise InputError(f"cannot tell the period: no valid {column.name}; give the period")
+    if row["months"] > 1:
+        raise InputError(
+            f"rows span {row['first']:%Y-%m} to {row['last']:%Y-%m}; "
+            "send one file per month or give the period"
+        )
+    return f"{row['first']:%Y-%m}"
+
+
+def _references(
+    backend: Any, settings: Settings, contract: Contract, operator: str
+) -> dict[str, ir.Column]:
+    found: dict[str, ir.Column] = {}
+    for column in contract.columns:
+        ref = column.references
+        if ref is None:
+            continue
+        if ref.dataset.startswith("region:"):
+            regions = load_regions(settings.region_code)
+            level = ref.dataset.removeprefix("region:")
+            members = regions.cities if level == "city" else regions.counties
+            found[column.name] = ibis.memtable({"code": [r.code for r in members]}).code
+            continue
+        with session_scope(settings) as session:
+            files = lake.current_files(
+                session, settings, ref.dataset, operators=[operator] if ref.same_operator else None
+            )
+        if files:
+            found[column.name] = backend.read_parquet([str(f) for f in files])[ref.column].cast(
+                "string"
+            )
+        else:
+            found[column.name] = ibis.memtable({"v": []}, schema={"v": "string"}).v
+    return found
+
+
+def _geometry_checks(contract: Contract, raw: ir.Table) -> list[Check]:
+    checks = []
+    for column in contract.columns:
+        if column.type is not ColumnType.GEOMETRY:
+            continue
+        present = raw.filter(~blank(raw[column.name])).select(ROW, column.name).to_pyarrow()
+        geoms = shapely.from_wkt(
+            np.asarray(present[column.name].to_pylist(), dtype=object), on_invalid="ignore"
+        )
+        bad_syntax = np.asarray([g is None for g in geoms], dtype=bool)
+        kinds = np.asarray([g.geom_type if g is not None else "" for g in geoms], dtype=object)
+        wrong_kind = ~bad_syntax & (
+            ~np.isin(kinds, list(column.geometry_types)) if column.geometry_types else False
+        )
+        invalid = ~bad_syntax & ~shapely.is_valid(np.where(bad_syntax, None, geoms))
+        rows = present[ROW].to_numpy()
+        for mask, reason in (
+            (bad_syntax, "not a readable geometry"),
+            (wrong_kind, f"geometry is not a {' or '.join(column.geometry_types or ())}"),
+            (invalid, "geometry is not valid (e.g. self-intersecting)"),
+        ):
+            if np.any(mask):
+                flagged = ibis.memtable({"r": rows[mask]}).r
+                checks.append(Check(column.name, raw[ROW].isin(flagged), ibis.literal(reason)))
+    return checks
+
+
+def _token_maps(
+    backend: Any, settings: Settings, contract: Contract, raw: ir.Table
+) -> dict[IdentifierKind, ir.Table]:
+    """value → token tables, one per identifier kind, for the distinct values in the file."""
+    pseudonymiser = Pseudonymiser(settings.secret("pseudonym_key"))
+    maps: dict[IdentifierKind, ir.Table] = {}
+    kinds = {c.identifier for c in contract.identifier_columns if c.identifier}
+    for kind in kinds:
+        columns = [c for c in contract.identifier_columns if c.identifier is kind]
+        values = (
+            ibis.union(*[raw.select(v=raw[c.name]) for c in columns])
+            .filter(lambda t: ~blank(t.v))
+            .distinct()
+        )
+        clear = values.to_pyarrow().column("v").to_pylist()
+        table = pa.table(
+            {
+                "clear": pa.array(clear, pa.string()),
+                "token": pa.array(pseudonymiser.tokens(clear), pa.string()),
+            }
+        )
+        name = f"tokens_{kind.value}"
+        backend.con.register(f"{name}_arrow", table)
+        backend.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+        backend.con.unregister(f"{name}_arrow")
+        maps[kind] = backend.table(name)
+    return maps
+
+
+def _tokenised(
+    rows: ir.Table,
+    contract: Contract,
+    tokens: dict[IdentifierKind, ir.Table],
+    *,
+    typed_values: bool,
+) -> ir.Table:
+    """Rows with identifiers replaced by tokens; typed values for the lake, text for quarantine."""
+    result = rows
+    for column in contract.identifier_columns:
+        assert column.identifier is not None
+        lookup = tokens[column.identifier].select(
+            **{f"__clear_{column.name}": "clear", f"__token_{column.name}": "token"}
+        )
+        result = result.left_join(lookup, result[column.name] == lookup[f"__clear_{column.name}"])
+    selected: dict[str, ir.Value] = {"source_row": result[ROW]}
+    for column in contract.columns:
+        if column.identifier is not None:
+            selected[column.name] = result[f"__token_{column.name}"]
+        elif typed_values:
+            selected[column.name] = typed(column, result[column.name])
+        else:
+            selected[column.name] = result[column.name]
+    return result.select(**selected)
+
+
+def _mask_identifiers(errors: ir.Table, contract: Contract) -> ir.Table:
+    """Error reports show at most the first 3 and last 4 characters of an identifier."""
+    names = [c.name for c in contract.identifier_columns]
+    if not names:
+        return errors
+    value = errors.value
+    masked = ibis.ifelse(
+        value.length() >= 11,
+        value.left(3) + ibis.literal("*").repeat(value.length() - 7) + value.right(4),
+        ibis.literal("*").repeat(value.length()),
+    )
+    return errors.mutate(value=ibis.ifelse(errors.column.isin(names), masked, value))
+
+
+def _to_wgs84(backend: Any, contract: Contract, good: ir.Table) -> ir.Table:
+    """Convert GCJ-02 coordinates and geometries of accepted rows to WGS-84."""
+    backend.con.execute("DROP TABLE IF EXISTS good_gcj")
+    backend.create_table("good_gcj", good, temp=True)
+    table = backend.table("good_gcj")
+    data = table.to_pyarrow()
+    replaced: dict[str, pa.Array] = {}
+    if contract.coordinates:
+        lon_col, lat_col = contract.coordinates
+        lon = data[lon_col].to_numpy(zero_copy_only=False).astype(float)
+        lat = data[lat_col].to_numpy(zero_copy_only=False).astype(float)
+        wgs_lon, wgs_lat = gcj02_to_wgs84(lon, lat)
+        replaced[lon_col] = pa.array(np.round(wgs_lon, 7))
+        replaced[lat_col] = pa.array(np.round(wgs_lat, 7))
+    if contract.geometry_column:
+        geoms = shapely.from_wkt(
+            np.asarray(data[contract.geometry_column].to_pylist(), dtype=object)
+        )
+
+        def shift(coords: np.ndarray) -> np.ndarray:
+            return np.column_stack(gcj02_to_wgs84(coords[:, 0], coords[:, 1]))
+
+        replaced[contract.geometry_column] = pa.array(
+            shapely.to_wkt(shapely.transform(geoms, shift), rounding_precision=7).tolist()
+        )
+    for name, array in replaced.items():
+        data = data.set_column(data.schema.get_field_index(name), name, array)
+    return ibis.memtable(data)

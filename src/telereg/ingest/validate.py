@@ -1,0 +1,210 @@
+"""Validation of a file against its contract, as Ibis expressions.
+
+Each rule of each column becomes one boolean expression that is true where a
+row breaks it, with a reason; the engine evaluates them column-wise over the
+whole file. Nothing here loops over rows in Python.
+
+Rules come in two kinds. *Row rules* look at one row alone (required, type,
+range, pattern, enumeration, length); they are evaluated while the file is
+read, into flag columns of one materialised table. *Set rules* need that table
+first: duplicate keys, references to other data, the period (which may be
+inferred from the rows) and geometry; they are evaluated over it, where row
+numbers are final.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.operations as ops
+import ibis.expr.types as ir
+
+from telereg.ingest.contracts import Column, ColumnType, Contract
+
+ROW = "__row"
+BAD = "__bad"
+_TRUE = ("true", "1", "yes", "y", "t", "是")
+_FALSE = ("false", "0", "no", "n", "f", "否")
+_CAST = {
+    ColumnType.INTEGER: "int64",
+    ColumnType.FLOAT: "float64",
+    ColumnType.DATE: "date",
+    ColumnType.TIMESTAMP: "timestamp",
+}
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar month, ``YYYY-MM``."""
+
+    label: str
+
+    @property
+    def start(self) -> str:
+        return f"{self.label}-01"
+
+    @property
+    def end(self) -> str:
+        year, month = map(int, self.label.split("-"))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return f"{year:04d}-{month:02d}-01"
+
+
+@dataclass(frozen=True)
+class Check:
+    column: str
+    fails: ir.BooleanValue
+    reason: ir.StringValue
+
+
+def blank(value: ir.StringValue) -> ir.BooleanValue:
+    """Values arrive trimmed, with blanks as NULL (see ``ingest.service``)."""
+    return value.isnull()
+
+
+def typed(column: Column, value: ir.Value) -> ir.Value:
+    """The value converted to the column's type (null where it does not convert)."""
+    if column.type in _CAST:
+        return value.try_cast(_CAST[column.type])
+    if column.type is ColumnType.BOOLEAN:
+        lowered = value.cast("string").lower()
+        return ibis.cases((lowered.isin(_TRUE), True), (lowered.isin(_FALSE), False), else_=None)
+    return value
+
+
+def _text(reason: str) -> ir.StringValue:
+    return ibis.literal(reason, type="string")
+
+
+def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
+    """Rules about single rows."""
+    checks: list[Check] = []
+    for column in contract.columns:
+        value = rows[column.name]
+        present = ~blank(value)
+        if column.required:
+            checks.append(Check(column.name, ~present, _text("required value is missing")))
+        converted = typed(column, value)
+        if column.type in _CAST or column.type is ColumnType.BOOLEAN:
+            checks.append(
+                Check(
+                    column.name,
+                    present & converted.isnull(),
+                    _text(f"not a valid {column.type.value}"),
+                )
+            )
+        if column.minimum is not None:
+            checks.append(
+                Check(
+                    column.name,
+                    converted < column.minimum,
+                    _text(f"below the minimum {column.minimum:g}"),
+                )
+            )
+        if column.maximum is not None:
+            checks.append(
+                Check(
+                    column.name,
+                    converted > column.maximum,
+                    _text(f"above the maximum {column.maximum:g}"),
+                )
+            )
+        if column.pattern:
+            matches = value.re_search(f"^(?:{column.pattern})$")
+            checks.append(
+                Check(column.name, present & ~matches, _text("does not have the expected form"))
+            )
+        if column.enum:
+            allowed = ", ".join(column.enum)
+            checks.append(
+                Check(
+                    column.name, present & ~value.isin(column.enum), _text(f"not one of: {allowed}")
+                )
+            )
+        if column.type in (ColumnType.STRING, ColumnType.GEOMETRY):
+            checks.append(
+                Check(
+                    column.name,
+                    value.length() > column.max_length,
+                    _text(f"longer than {column.max_length} characters"),
+                )
+            )
+    return checks
+
+
+def set_checks(
+    contract: Contract,
+    rows: ir.Table,
+    *,
+    references: dict[str, ir.Column],
+    period: Period | None,
+) -> list[Check]:
+    """Rules across rows (duplicate keys), against other data (references) and the period."""
+    checks: list[Check] = []
+    if period is not None and contract.period_column is not None:
+        column = contract.column(contract.period_column)
+        converted = typed(column, rows[column.name])
+        start = ibis.literal(period.start).cast(converted.type())
+        end = ibis.literal(period.end).cast(converted.type())
+        checks.append(
+            Check(
+                column.name,
+                (converted < start) | (converted >= end),
+                _text(f"outside the period {period.label}"),
+            )
+        )
+    for column in contract.columns:
+        if column.references is None:
+            continue
+        value = rows[column.name]
+        checks.append(
+            Check(
+                column.name,
+                ~blank(value) & ~value.isin(references[column.name]),
+                _text(f"unknown value: not found in {column.references.describe()}"),
+            )
+        )
+    for key in contract.unique:
+        first = rows[ROW].min().over(ibis.window(group_by=[rows[k] for k in key]))
+        complete = ibis.and_(*[~blank(rows[k]) for k in key])
+        checks.append(
+            Check(
+                "+".join(key),
+                complete & (rows[ROW] != first),
+                _text(f"duplicate {'+'.join(key)}: first seen in row ") + first.cast("string"),
+            )
+        )
+    return checks
+
+
+def _is_literal(value: ir.Value) -> bool:
+    return isinstance(value.op(), ops.Literal)
+
+
+def flag_rows(rows: ir.Table, checks: list[Check], *, prefix: str) -> ir.Table:
+    """``rows`` with one flag column per rule (and its reason when computed)."""
+    fails = {f"{prefix}{i}": c.fails.fill_null(False) for i, c in enumerate(checks)}
+    # Fixed reasons stay literals; only computed ones (duplicates) become columns.
+    reasons = {
+        f"{prefix}reason_{i}": c.reason for i, c in enumerate(checks) if not _is_literal(c.reason)
+    }
+    return rows.mutate(**fails, **reasons)
+
+
+def any_flag(rows: ir.Table, prefixes: tuple[str, ...]) -> ir.BooleanValue:
+    flags = [rows[c] for c in rows.columns if c.startswith(prefixes) and "reason" not in c]
+    return ibis.or_(*flags) if flags else ibis.literal(False)
+
+
+def error_rows(rows: ir.Table, checks: list[Check], *, prefix: str) -> list[ir.Table]:
+    """Per rule, the rows breaking it: row number, column, reason and the offending text."""
+    return [
+        rows.filter(rows[f"{prefix}{i}"]).select(
+            row=rows[ROW],
+            column=ibis.literal(check.column),
+            reason=check.reason if _is_literal(check.reason) else rows[f"{prefix}reason_{i}"],
+            value=rows[check.column.split("+")[0]].cast("string").substr(0, 200),
+        )
+        for i, check in enumerate(checks)
+    ]

