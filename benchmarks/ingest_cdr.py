@@ -59,9 +59,7 @@ def generate(workdir: Path, rows: int) -> tuple[Path, Path]:
 
 def bare_copy(cdr: Path, out: Path) -> float:
     start = time.perf_counter()
-    duckdb.connect().execute(
-        f"COPY (SELECT * FROM read_csv('{cdr}')) TO '{out}' (FORMAT parquet)"
-    )
+    duckdb.connect().execute(f"COPY (SELECT * FROM read_csv('{cdr}')) TO '{out}' (FORMAT parquet)")
     return time.perf_counter() - start
 
 
@@ -78,8 +76,13 @@ def main() -> None:
         principal = cli_principal("bench")
         prepare(settings, principal=principal)
         ingest_file(
-            settings, principal=principal, contract=registry.contract("cells"), path=cells,
-            filename="cells.csv", operator="CMCC", period="2021-11",
+            settings,
+            principal=principal,
+            contract=registry.contract("cells"),
+            path=cells,
+            filename="cells.csv",
+            operator="CMCC",
+            period="2021-11",
         )
         reference = bare_copy(cdr, workdir / "bare.parquet")
         stages: list[tuple[str, float]] = []
@@ -100,8 +103,10 @@ def main() -> None:
         print(f"file: {size_mb:,.0f} MB, {args.rows:,} rows")
         print("stages: " + ", ".join(f"{name} @ {t:.1f}s" for name, t in stages))
         print(f"bare DuckDB COPY read_csv → parquet : {reference:6.2f} s")
-        print(f"telereg ingest (validate, pseudonymise 3 identifier columns, write, vault): "
-              f"{elapsed:6.2f} s = {rate / 1e6:.2f} M rows/s = {elapsed / reference:.2f}× the bare copy")
+        print(
+            f"telereg ingest (validate, pseudonymise 3 identifier columns, write, vault): "
+            f"{elapsed:6.2f} s = {rate / 1e6:.2f} M rows/s = {elapsed / reference:.2f}× the bare copy"
+        )
         ok = rate >= 1e6 and elapsed <= 2.5 * reference
         print("target (≥ 1 M rows/s and ≤ 2.5× bare copy):", "met" if ok else "MISSED")
 

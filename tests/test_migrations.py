@@ -31,4 +31,6 @@ def test_downgrade_to_base_and_back(db_settings: Settings) -> None:
         downgrade(config, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(db_settings)
-    assert {"users", "audit_log", "api_tokens", "submissions", "cases"} <= set(inspect(engine).get_table_names())
+    assert {"users", "audit_log", "api_tokens", "submissions", "cases"} <= set(
+        inspect(engine).get_table_names()
+    )

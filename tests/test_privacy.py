@@ -121,7 +121,10 @@ def test_reidentify_needs_permission_reason_and_is_audited(
     analyst = principal_of_role(Role.ANALYST)
     with pytest.raises(PermissionDeniedError):
         reidentify(
-            session, principal=principal_of_role(Role.VIEWER), vault=vault, token=token,
+            session,
+            principal=principal_of_role(Role.VIEWER),
+            vault=vault,
+            token=token,
             reason="curious about it",
         )
     with pytest.raises(InputError, match="reason"):
@@ -129,7 +132,9 @@ def test_reidentify_needs_permission_reason_and_is_audited(
     with pytest.raises(NotFoundError):
         reidentify(session, principal=analyst, vault=vault, token="00" * 16, reason="case 42")
     assert session.scalars(select(AuditEntry)).all() == []
-    value = reidentify(session, principal=analyst, vault=vault, token=token, reason="police case 2021-17")
+    value = reidentify(
+        session, principal=analyst, vault=vault, token=token, reason="police case 2021-17"
+    )
     assert value == "13812341234"
     entry = session.scalars(select(AuditEntry)).one()
     assert entry.action == "privacy.reidentify"

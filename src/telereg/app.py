@@ -25,7 +25,7 @@ from telereg.core import i18n
 from telereg.core.db import session_factory
 from telereg.core.errors import TeleregError
 from telereg.core.settings import Settings
-from telereg.web import admin, pages
+from telereg.web import admin, data, pages
 from telereg.web.errors import error_page
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_router)
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(data.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added innermost first: the size limit sees the request before anything else.

@@ -18,10 +18,11 @@ from rich.table import Table
 
 from telereg.core import accounts
 from telereg.core.db import session_scope
-from telereg.core.errors import TeleregError
+from telereg.core.errors import InputError, TeleregError
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal, cli_principal
 from telereg.core.settings import Settings, load_settings
+from telereg.ingest.service import SubmissionRecord
 
 out = Console()
 err = Console(stderr=True)
@@ -142,6 +143,126 @@ def serve(
 ) -> None:
     """Serve the web dashboard and the JSON API (migrates the state DB first)."""
     _serve(_migrated(data_dir), host, port, workers)
+
+
+@app.command()
+def ingest(
+    file: Annotated[
+        Path, typer.Argument(help="CSV (UTF-8 or GBK), XLSX, Parquet or GeoJSON file.")
+    ],
+    dataset: Annotated[str, typer.Option(help="Dataset name (see telereg datasets).")],
+    operator: Annotated[str, typer.Option(help="Operator code the data belongs to.")],
+    period: Annotated[
+        str | None, typer.Option(help="Month YYYY-MM; inferred from the rows when omitted.")
+    ] = None,
+    crs: Annotated[
+        str, typer.Option(help="Coordinates in the file: wgs84, or gcj02 (Chinese web maps).")
+    ] = "wgs84",
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Validate an operator's file and load it into the lake; bad rows go to quarantine."""
+    from telereg.ingest.service import ingest_file
+    from telereg.registry import contract
+
+    if not file.is_file():
+        raise InputError(f"no such file: {file}")
+    if crs not in ("wgs84", "gcj02"):
+        raise InputError(f"--crs must be wgs84 or gcj02, not {crs!r}")
+    settings = _migrated(data_dir)
+    with err.status("ingesting …") as status:
+        record = ingest_file(
+            settings,
+            principal=_me(),
+            contract=contract(dataset),
+            path=file,
+            filename=file.name,
+            operator=operator,
+            period=period,
+            crs="gcj02" if crs == "gcj02" else "wgs84",
+            progress=lambda stage: status.update(f"{file.name}: {stage} …"),
+        )
+    if as_json:
+        out.print_json(json.dumps(record.as_dict(), ensure_ascii=False))
+    else:
+        _print_submission(record)
+    if record.status == "rejected" and record.duplicate_of is None:
+        raise typer.Exit(1)
+
+
+def _print_submission(record: SubmissionRecord) -> None:
+    colour = {"accepted": "green", "partial": "yellow", "rejected": "red"}[record.status]
+    if record.duplicate_of is not None:
+        out.print(f"same file as submission {record.duplicate_of}: nothing changed")
+    out.print(
+        f"submission {record.id}: [{colour}]{record.status}[/{colour}] · {record.dataset} · "
+        f"{record.operator} · {record.period} · {record.rows_accepted:,} of "
+        f"{record.rows_total:,} rows accepted, {record.rows_quarantined:,} quarantined"
+    )
+    out.print(record.message, highlight=False)
+    if record.superseded:
+        out.print(f"supersedes submission {record.superseded}")
+    for reason, count in list(record.errors_by_reason.items())[:10]:
+        out.print(f"  {count:>8,} × {reason}", highlight=False)
+
+
+@app.command()
+def submissions(
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    operator: Annotated[str | None, typer.Option(help="Only this operator.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 30,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List submissions, newest first, with their status and row counts."""
+    from telereg.ingest.submissions import list_submissions
+
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        records, _ = list_submissions(
+            session, principal=_me(), dataset=dataset, operator=operator, limit=limit
+        )
+    rows: list[dict[str, object]] = [
+        {
+            "id": r.id,
+            "dataset": r.dataset,
+            "operator": r.operator,
+            "period": r.period,
+            "status": r.status,
+            "accepted": r.rows_accepted,
+            "quarantined": r.rows_quarantined,
+            "current": r.current,
+            "file": r.filename,
+        }
+        for r in records
+    ]
+    _print_rows(rows, as_json=as_json)
+
+
+@app.command()
+def datasets(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/datasets.md.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """List the datasets operators can submit, from their contracts."""
+    from telereg.ingest.catalog import datasets_markdown
+    from telereg.registry import CONTRACTS
+
+    if markdown:
+        print(datasets_markdown(CONTRACTS.values()), end="")
+        return
+    rows: list[dict[str, object]] = [
+        {
+            "dataset": c.name,
+            "domain": c.domain,
+            "title": c.title,
+            "中文": c.title_zh,
+            "columns": len(c.columns),
+            "formats": ",".join(f.value for f in c.formats),
+        }
+        for c in CONTRACTS.values()
+    ]
+    _print_rows(rows, as_json=as_json)
 
 
 @db_app.command("upgrade")

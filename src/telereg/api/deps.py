@@ -8,7 +8,7 @@ routes and fails on any that declares none.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -26,12 +26,17 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are coroutines: FastAPI runs plain functions in a thread pool, and
+# six thread hops per request cost more than the sub-millisecond state-DB queries
+# they would keep off the event loop (measured: benchmarks/RESULTS.md).
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """A state-DB session committed when the request succeeds, rolled back otherwise."""
     session: Session = request.app.state.sessions()
     try:
@@ -71,7 +76,7 @@ def check_csrf_header(request: Request) -> None:
         raise CsrfError("missing or wrong CSRF token")
 
 
-def current_principal(request: Request, session: SessionDep) -> Principal:
+async def current_principal(request: Request, session: SessionDep) -> Principal:
     """Who is calling: a bearer token, or the browser session (with CSRF on writes)."""
     authorization = request.headers.get("authorization")
     if authorization:
@@ -93,7 +98,7 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 def require(permission: Permission) -> Any:
     """A dependency (``Annotated[Principal, require(P)]``) admitting roles that hold ``P``."""
 
-    def dependency(principal: PrincipalDep) -> Principal:
+    async def dependency(principal: PrincipalDep) -> Principal:
         principal.require(permission)
         return principal
 
@@ -101,11 +106,11 @@ def require(permission: Permission) -> Any:
     return Depends(dependency)
 
 
-def _authenticated(principal: PrincipalDep) -> Principal:
+async def _authenticated(principal: PrincipalDep) -> Principal:
     return principal
 
 
-def _public() -> None:
+async def _public() -> None:
     return None
 
 

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from telereg.api.routes import audit, directory, privacy, system, users
+from telereg.api.routes import audit, directory, privacy, submissions, system, users
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (system, users, audit, privacy, directory):
+for module in (system, users, audit, privacy, directory, submissions):
     api_router.include_router(module.router)

@@ -120,12 +120,20 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
             _transcode(path, source, encoding)
         except UnicodeDecodeError as err:
             raise InputError(f"not valid {encoding} text ({err.reason})", where=name) from err
+    long_lines = False
     try:
         headers = _csv_headers(con, source)
     except duckdb.Error as err:
-        raise InputError(f"cannot read as CSV: {first_line(err)}", where=name) from err
+        if not is_line_size_error(err):
+            raise InputError(f"cannot read as CSV: {first_line(err)}", where=name) from err
+        long_lines = True
+        headers = _csv_headers(con, source, long_lines=True)
     return Source(
-        FileFormat.CSV, encoding, _unique_headers(headers, name), _csv_relation(source), False
+        FileFormat.CSV,
+        encoding,
+        _unique_headers(headers, name),
+        _csv_relation(source, long_lines=long_lines),
+        False,
     )
 
 
@@ -147,7 +155,7 @@ def _csv_relation(source: Path, *, long_lines: bool = False) -> str:
     # A large line buffer halves the reader's speed, so it is used only when needed.
     line_size = f", max_line_size = {_MAX_LINE_BYTES}" if long_lines else ""
     return (
-        f"read_csv('{path}', header = true, all_varchar = true, null_padding = true, "
+        f"read_csv('{path}', header = true, all_varchar = true, null_padding = false, "
         f"ignore_errors = true, store_rejects = true, rejects_table = '{REJECTS_TABLE}', "
         f"rejects_scan = '{REJECTS_TABLE}_scan'{line_size})"
     )
@@ -157,7 +165,10 @@ def with_long_lines(source: Source) -> Source:
     """The same CSV source, read with room for lines of up to 64 MB."""
     path = source.relation.split("'")[1].replace("''", "'")
     return Source(
-        source.format, source.encoding, source.columns, _csv_relation(Path(path), long_lines=True),
+        source.format,
+        source.encoding,
+        source.columns,
+        _csv_relation(Path(path), long_lines=True),
         source.numbered,
     )
 
@@ -166,11 +177,14 @@ def is_line_size_error(err: Exception) -> bool:
     return "maximum line size" in str(err).lower()
 
 
-def _csv_headers(con: duckdb.DuckDBPyConnection, source: Path) -> list[str]:
+def _csv_headers(
+    con: duckdb.DuckDBPyConnection, source: Path, *, long_lines: bool = False
+) -> list[str]:
     path = str(source).replace("'", "''")
+    line_size = f", max_line_size = {_MAX_LINE_BYTES}" if long_lines else ""
     described = con.execute(
         f"DESCRIBE SELECT * FROM read_csv('{path}', header = true, all_varchar = true, "
-        f"max_line_size = {_MAX_LINE_BYTES})"
+        f"ignore_errors = true{line_size})"
     ).fetchall()
     return [str(row[0]) for row in described]
 
@@ -179,7 +193,7 @@ def csv_unreadable(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
     """Lines the CSV reader could not split into the header's fields: (line, message)."""
     try:
         rows = con.execute(
-            f"SELECT DISTINCT line, error_message FROM {REJECTS_TABLE} ORDER BY line"
+            f"SELECT line, min(error_message) FROM {REJECTS_TABLE} GROUP BY line ORDER BY line"
         ).fetchall()
     except duckdb.CatalogException:
         return []
@@ -197,12 +211,12 @@ def renumber_after_rejects(con: duckdb.DuckDBPyConnection, table: str, lines: li
     position among the rows that were read.
     """
     shifts = sorted(line - index for index, line in enumerate(sorted(lines)))
-    con.execute("CREATE OR REPLACE TEMP TABLE reject_shift (at BIGINT)")
+    con.execute("CREATE OR REPLACE TEMP TABLE reject_shift (shift_at BIGINT)")
     con.executemany("INSERT INTO reject_shift VALUES (?)", [(s,) for s in shifts])
     con.execute(
         f"""
         UPDATE {table} SET {ROW} = rowid + 2 + (
-            SELECT count(*) FROM reject_shift WHERE reject_shift.at <= {table}.rowid + 2)
+            SELECT count(*) FROM reject_shift WHERE reject_shift.shift_at <= {table}.rowid + 2)
         """
     )
 

@@ -345,7 +345,8 @@ def _process(
     resolved = _resolve_period(contract, rows, period)
 
     step("validating")
-    row_rules = row_checks(contract, rows)
+    row_bad = rows.filter(rows[_ROW_BAD])
+    row_rules = row_checks(contract, row_bad)
     set_rules = set_checks(
         contract,
         rows,
@@ -356,7 +357,9 @@ def _process(
     # Set rules run once over the table; only the (usually few) rows that break one are kept.
     flagged = flag_rows(rows, set_rules, prefix="__chk_s")
     set_failed = _materialise(backend, _SET_FAILED, flagged.filter(any_flag(flagged, ("__chk_s",))))
-    errors_parts = error_rows(rows, row_rules, prefix="__chk_r")
+    errors_parts = error_rows(
+        flag_rows(row_bad, row_rules, prefix="__chk_r"), row_rules, prefix="__chk_r"
+    )
     errors_parts += error_rows(set_failed, set_rules, prefix="__chk_s")
     if unreadable:
         errors_parts.append(_unreadable_rows(unreadable))
@@ -423,11 +426,12 @@ def _process(
 
 
 def _read_and_check(backend: Any, contract: Contract, mapping: str) -> ir.Table:
-    """Read the file once into a table of its values and one flag per row rule."""
+    """Read the file once into a table of its values and whether the row breaks a row rule."""
     mapped = backend.sql(mapping)
-    flagged = flag_rows(mapped, row_checks(contract, mapped), prefix="__chk_r")
-    flagged = flagged.mutate(**{_ROW_BAD: any_flag(flagged, ("__chk_r",))})
-    return _materialise(backend, _CHECKED, flagged)
+    rules = row_checks(contract, mapped)
+    # One flag per row; which rules a bad row breaks is worked out later, on bad rows only.
+    broken = ibis.or_(*[rule.fails.fill_null(False) for rule in rules]) if rules else False
+    return _materialise(backend, _CHECKED, mapped.mutate(**{_ROW_BAD: broken}))
 
 
 def _materialise(backend: Any, name: str, expr: ir.Table) -> ir.Table:
@@ -515,14 +519,9 @@ def _resolve_period(contract: Contract, raw: ir.Table, period: str | None) -> st
     if contract.period_column is None:
         return datetime.now(UTC).strftime("%Y-%m")
     column = contract.column(contract.period_column)
-    months = (
-        raw.select(month=typed(column, raw[column.name]).cast("date").strftime("%Y-%m"))
-        .filter(ibis._.month.notnull())
-        .month.nunique()
-        .name("n")
-    )
-    bounds = raw.select(v=typed(column, raw[column.name]).cast("date")).agg(
-        first=ibis._.v.min(), last=ibis._.v.max(), months=months
+    values = raw.select(day=typed(column, raw[column.name]).cast("date"))
+    bounds = values.agg(
+        first=values.day.min(), last=values.day.max(), months=values.day.strftime("%Y-%m").nunique()
     )
     row = bounds.to_pyarrow().to_pylist()[0]
     if row["first"] is None:

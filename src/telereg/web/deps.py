@@ -44,7 +44,7 @@ async def verify_csrf(request: Request) -> None:
 Csrf = Depends(verify_csrf)
 
 
-def page_principal(request: Request, session: SessionDep) -> Principal:
+async def page_principal(request: Request, session: SessionDep) -> Principal:
     user = session_user(request, session)
     if user is None:
         raise LoginRequiredError("please sign in")
@@ -63,7 +63,7 @@ def page_principal(request: Request, session: SessionDep) -> Principal:
 def require_page(permission: Permission) -> Any:
     """Like :func:`telereg.api.deps.require`, for pages: anonymous visitors go to the login page."""
 
-    def dependency(principal: Annotated[Principal, Depends(page_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(page_principal)]) -> Principal:
         principal.require(permission)
         return principal
 
@@ -71,7 +71,7 @@ def require_page(permission: Permission) -> Any:
     return Depends(dependency)
 
 
-def _signed_in(principal: Annotated[Principal, Depends(page_principal)]) -> Principal:
+async def _signed_in(principal: Annotated[Principal, Depends(page_principal)]) -> Principal:
     return principal
 
 

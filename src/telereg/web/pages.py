@@ -48,7 +48,7 @@ def set_language_cookie(response: Response, language: str, settings: Settings) -
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(
+async def home(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,

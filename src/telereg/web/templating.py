@@ -20,6 +20,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
     autoescape=True,
+    auto_reload=False,  # templates ship with the package; no need to stat them per render
     extensions=["jinja2.ext.i18n"],
 )
 _env.install_gettext_callables(  # type: ignore[attr-defined]

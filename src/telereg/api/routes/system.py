@@ -18,12 +18,12 @@ router = APIRouter(tags=["system"])
 
 
 @router.get("/health", dependencies=[Public], summary="Liveness check")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
 @router.get("/status", summary="System status: datasets, submissions, cases, users")
-def status(
+async def status(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.STATUS_READ)],
@@ -32,7 +32,7 @@ def status(
 
 
 @router.get("/me", summary="Who am I, and what may I do")
-def me(principal: Authenticated) -> MeOut:
+async def me(principal: Authenticated) -> MeOut:
     return MeOut(
         username=principal.name,
         role=principal.role,

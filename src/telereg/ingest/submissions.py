@@ -1,0 +1,110 @@
+"""Reading submissions back: lists, one record, its error report and quarantined rows.
+
+An operator sees only its own operator's submissions; asking for another's is
+answered as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from telereg.core.errors import NotFoundError
+from telereg.core.models import Operator
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+from telereg.core.settings import Settings
+from telereg.ingest import lake
+from telereg.ingest.models import Submission
+from telereg.ingest.service import SubmissionRecord
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ERROR_COLUMNS = ("row", "column", "reason", "value")
+
+
+def _visible(principal: Principal) -> Any:
+    query = select(Submission).join(Operator)
+    if principal.can(Permission.DATA_READ_ALL):
+        return query
+    principal.require(Permission.DATA_READ_OWN)
+    return query.where(Operator.code == principal.operator_code)
+
+
+def list_submissions(
+    session: Session,
+    *,
+    principal: Principal,
+    dataset: str | None = None,
+    operator: str | None = None,
+    status: str | None = None,
+    period: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[SubmissionRecord], int]:
+    query = _visible(principal)
+    if dataset:
+        query = query.where(Submission.dataset == dataset)
+    if operator:
+        query = query.where(Operator.code == operator)
+    if status:
+        query = query.where(Submission.status == status)
+    if period:
+        query = query.where(Submission.period == period)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Submission.id.desc()).limit(limit).offset(offset)).all()
+    return [SubmissionRecord.of(s) for s in rows], total
+
+
+def get_submission(session: Session, *, principal: Principal, submission_id: int) -> Submission:
+    found = session.scalar(_visible(principal).where(Submission.id == submission_id))
+    if found is None:
+        raise NotFoundError(f"no submission {submission_id}")
+    return found
+
+
+def neutralise(cell: object) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def error_report_csv(settings: Settings, submission: Submission) -> Iterator[str]:
+    """The submission's error report as CSV text, streamed in chunks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(ERROR_COLUMNS)
+    yield "\ufeff" + buffer.getvalue()  # a BOM so that Excel opens Chinese text correctly
+    path = lake.errors_path(settings, submission.file_id)
+    if not path.exists():
+        return
+    reader = duckdb.connect().execute(
+        'SELECT row, "column", reason, value FROM read_parquet(?) ORDER BY row', [str(path)]
+    )
+    while batch := reader.fetchmany(10_000):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerows([neutralise(c) for c in row] for row in batch)
+        yield buffer.getvalue()
+
+
+def quarantined_rows(
+    settings: Settings, submission: Submission, *, limit: int = 50, offset: int = 0
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    """A page of quarantined rows (identifiers are tokens), with the column names and total."""
+    path = lake.quarantine_path(settings, submission.dataset, submission.file_id)
+    if not path.exists():
+        return [], [], 0
+    con = duckdb.connect()
+    total = int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0])  # type: ignore[index]
+    result = con.execute(
+        "SELECT * FROM read_parquet(?) ORDER BY source_row LIMIT ? OFFSET ?",
+        [str(path), limit, offset],
+    )
+    columns = [d[0] for d in result.description]
+    return columns, result.fetchall(), total

@@ -1,0 +1,167 @@
+"""Data pages: upload, submissions, a submission's errors and quarantine, the datasets."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from telereg import registry
+from telereg.api.deps import SessionDep, SettingsDep
+from telereg.api.routes.submissions import save_upload
+from telereg.core import accounts
+from telereg.core.errors import InputError
+from telereg.core.permissions import Permission, Role
+from telereg.core.principal import Principal
+from telereg.ingest import submissions
+from telereg.ingest.catalog import contract_summary
+from telereg.ingest.service import ingest_file
+from telereg.web.deps import Csrf, require_page
+from telereg.web.templating import render
+
+router = APIRouter(prefix="/data", include_in_schema=False)
+PAGE_SIZE = 30
+Submitter = Annotated[Principal, require_page(Permission.DATA_SUBMIT)]
+
+
+@router.get("/submissions", response_class=HTMLResponse)
+def submission_list(
+    request: Request,
+    session: SessionDep,
+    principal: Submitter,
+    dataset: str = "",
+    operator: str = "",
+    status: str = "",
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> Response:
+    records, total = submissions.list_submissions(
+        session,
+        principal=principal,
+        dataset=dataset or None,
+        operator=operator or None,
+        status=status or None,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    return render(
+        request,
+        "data/submissions.html",
+        {
+            "records": records,
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // PAGE_SIZE)),
+            "filters": {"dataset": dataset, "operator": operator, "status": status},
+            "datasets": sorted(registry.CONTRACTS),
+            "operators": [o.code for o in accounts.list_operators(session)],
+        },
+    )
+
+
+def _upload_form(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    operators = [o.code for o in accounts.list_operators(session)]
+    if principal.role is Role.OPERATOR:
+        operators = [principal.operator_code or ""]
+    return render(
+        request,
+        "data/upload.html",
+        {"datasets": registry.CONTRACTS.values(), "operators": operators, "error": error},
+        status_code=status_code,
+    )
+
+
+@router.get("/upload", response_class=HTMLResponse)
+def upload_form(request: Request, session: SessionDep, principal: Submitter) -> Response:
+    return _upload_form(request, session, principal)
+
+
+@router.post("/upload", response_class=HTMLResponse, dependencies=[Csrf])
+def upload(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Submitter,
+    file: Annotated[UploadFile, File()],
+    dataset: Annotated[str, Form()],
+    operator: Annotated[str, Form()],
+    period: Annotated[str, Form()] = "",
+    crs: Annotated[str, Form()] = "wgs84",
+) -> Response:
+    if crs not in ("wgs84", "gcj02"):
+        raise InputError("coordinates must be wgs84 or gcj02")
+    with tempfile.TemporaryDirectory(prefix="telereg-upload-") as tmp:
+        path = save_upload(file, Path(tmp))
+        record = ingest_file(
+            settings,
+            principal=principal,
+            contract=registry.contract(dataset),
+            path=path,
+            filename=file.filename or "upload",
+            operator=operator,
+            period=period or None,
+            crs="gcj02" if crs == "gcj02" else "wgs84",
+        )
+    return RedirectResponse(f"/data/submissions/{record.id}", status_code=303)
+
+
+@router.get("/submissions/{submission_id}", response_class=HTMLResponse)
+def submission_page(
+    submission_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Submitter,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> Response:
+    found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
+    columns, rows, total = submissions.quarantined_rows(
+        settings, found, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
+    return render(
+        request,
+        "data/submission.html",
+        {
+            "s": found,
+            "columns": columns,
+            "rows": rows,
+            "quarantine_total": total,
+            "page": page,
+            "pages": max(1, -(-total // PAGE_SIZE)),
+        },
+    )
+
+
+@router.get("/submissions/{submission_id}/errors.csv")
+def submission_errors(
+    submission_id: int, session: SessionDep, settings: SettingsDep, principal: Submitter
+) -> StreamingResponse:
+    found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
+    return StreamingResponse(
+        submissions.error_report_csv(settings, found),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="submission-{submission_id}-errors.csv"'
+        },
+    )
+
+
+@router.get("/datasets", response_class=HTMLResponse)
+def datasets(
+    request: Request, principal: Annotated[Principal, require_page(Permission.STATUS_READ)]
+) -> Response:
+    del principal
+    return render(
+        request,
+        "data/datasets.html",
+        {"contracts": [contract_summary(c) for c in registry.CONTRACTS.values()]},
+    )

@@ -1,0 +1,370 @@
+"""Ingest end to end: formats, validation reasons, duplicates, supersede, isolation, privacy."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import select
+
+from telereg import registry
+from telereg.core.db import session_scope
+from telereg.core.errors import InputError, PermissionDeniedError
+from telereg.core.models import AuditEntry
+from telereg.core.permissions import Role
+from telereg.core.privacy import Vault
+from telereg.core.settings import Settings, load_settings
+from telereg.ingest import lake
+from telereg.ingest.models import Submission
+from telereg.ingest.service import ingest_file
+from telereg.ingest.submissions import error_report_csv, neutralise
+from telereg.scenario.demo import prepare
+from tests.conftest import ROOT, principal_of_role
+
+CELLS_HEADER = "cell_id,site_id,longitude,latitude,city_code,technology\n"
+CDR_HEADER = "caller,callee,start_time,duration_s,direction,cell_id,imei\n"
+
+
+@pytest.fixture
+def ready(settings: Settings, tmp_path: Path) -> Settings:
+    """Operators seeded and CMCC's cells loaded, so CDRs can refer to them."""
+    prepare(settings, principal=ROOT)
+    cells = tmp_path / "cells.csv"
+    cells.write_text(
+        CELLS_HEADER
+        + "C0001,S01,112.55,37.87,140100,4G\nC0002,S01,112.56,37.88,140100,5G\n"
+        + "C0003,S02,113.30,40.08,140200,5G\n"
+    )
+    record = submit(settings, cells, "cells", period="2021-11")
+    assert record.status == "accepted"
+    return settings
+
+
+def submit(settings: Settings, path: Path, dataset: str, operator: str = "CMCC", **kw):  # noqa: ANN201
+    return ingest_file(
+        settings,
+        principal=kw.pop("principal", ROOT),
+        contract=registry.contract(dataset),
+        path=path,
+        filename=kw.pop("filename", path.name),
+        operator=operator,
+        **kw,
+    )
+
+
+def cdr_file(tmp_path: Path, rows: list[str], name: str = "cdr.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(CDR_HEADER + "".join(r + "\n" for r in rows))
+    return path
+
+
+GOOD_CALL = "13812341234,13900001111,2021-11-05 10:00:00,35,MO,C0001,861234567890123"
+
+
+def lake_rows(settings: Settings, dataset: str) -> list[dict]:
+    with session_scope(settings) as session:
+        files = lake.current_files(session, settings, dataset)
+    if not files:
+        return []
+    return (
+        duckdb.execute(
+            "SELECT * FROM read_parquet(?) ORDER BY source_row", [[str(f) for f in files]]
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+
+
+def errors_of(settings: Settings, record) -> list[dict]:  # noqa: ANN001
+    text = "".join(error_report_csv(settings, _submission(settings, record.id))).lstrip("\ufeff")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _submission(settings: Settings, submission_id: int) -> Submission:
+    with session_scope(settings) as session:
+        found = session.get(Submission, submission_id)
+        assert found is not None
+        session.expunge(found)
+        return found
+
+
+def test_every_bad_row_is_reported_with_row_column_and_reason(ready: Settings, tmp_path: Path):
+    path = cdr_file(
+        tmp_path,
+        [
+            GOOD_CALL,
+            "13812341234,13900002222,2021-11-05 11:00:00,-3,MO,C0002,",
+            "13812341234,13900001111,2021-12-05 10:00:00,35,MO,C0009,861234567890123",
+            "abc,13900001111,2021-11-05 10:00:00,35,XX,C0001,",
+            "13812341234,13900001111,not-a-time,35,MO,C0001,",
+        ],
+    )
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert record.status == "partial"
+    assert (record.rows_total, record.rows_accepted, record.rows_quarantined) == (5, 1, 4)
+    found = {(int(e["row"]), e["column"], e["reason"]) for e in errors_of(ready, record)}
+    assert (3, "duration_s", "below the minimum 0") in found
+    assert (4, "start_time", "outside the period 2021-11") in found
+    assert any(r == 4 and c == "cell_id" and "unknown value" in why for r, c, why in found)
+    assert (5, "caller", "does not have the expected form") in found
+    assert (5, "direction", "not one of: MO, MT") in found
+    assert (6, "start_time", "not a valid timestamp") in found
+    assert len(lake_rows(ready, "voice_cdr")) == 1
+
+
+def test_identifiers_never_reach_the_lake_in_clear(ready: Settings, tmp_path: Path):
+    record = submit(
+        ready,
+        cdr_file(
+            tmp_path, [GOOD_CALL, "+8613812341234,13900001111,2021-11-05 12:00:00,5,MT,C0002,"]
+        ),
+        "voice_cdr",
+    )
+    assert record.status == "accepted"
+    rows = lake_rows(ready, "voice_cdr")
+    assert rows[0]["caller"] == rows[1]["caller"], "+86 and bare forms give one token"
+    assert re.fullmatch(r"[0-9a-f]{32}", rows[0]["caller"])
+    for path in ready.data_dir.rglob("*.parquet"):
+        data = path.read_bytes()
+        assert b"13812341234" not in data, path
+        assert b"861234567890123" not in data, path
+    assert Vault.of(ready).reveal(rows[0]["caller"]) == "13812341234"
+
+
+def test_same_bytes_twice_change_nothing(ready: Settings, tmp_path: Path):
+    path = cdr_file(tmp_path, [GOOD_CALL])
+    first = submit(ready, path, "voice_cdr")
+    with session_scope(ready) as session:
+        audit_before = len(session.scalars(select(AuditEntry)).all())
+    files_before = sorted(p.name for p in ready.lake_dir.rglob("*.parquet"))
+    again = submit(ready, path, "voice_cdr")
+    assert again.duplicate_of == first.id
+    assert again.id == first.id
+    assert sorted(p.name for p in ready.lake_dir.rglob("*.parquet")) == files_before
+    with session_scope(ready) as session:
+        assert len(session.scalars(select(Submission)).all()) == 2  # cells + this one
+        assert len(session.scalars(select(AuditEntry)).all()) == audit_before
+
+
+def test_a_correction_supersedes_and_the_earlier_stays_retrievable(ready: Settings, tmp_path: Path):
+    first = submit(ready, cdr_file(tmp_path, [GOOD_CALL], "v1.csv"), "voice_cdr")
+    second = submit(
+        ready,
+        cdr_file(tmp_path, [GOOD_CALL, GOOD_CALL.replace("10:00:00", "11:00:00")], "v2.csv"),
+        "voice_cdr",
+    )
+    assert second.superseded == first.id
+    assert len(lake_rows(ready, "voice_cdr")) == 2, "readers see only the correction"
+    old = _submission(ready, first.id)
+    assert not old.current
+    assert old.superseded_by_id == second.id
+    assert (ready.lake_dir / old.lake_path).exists(), "the earlier file is kept"
+    rejected = submit(
+        ready, cdr_file(tmp_path, ["x,y,z,1,MO,C0001,"], "v3.csv"), "voice_cdr", period="2021-11"
+    )
+    assert rejected.status == "rejected"
+    assert len(lake_rows(ready, "voice_cdr")) == 2, "a rejected file supersedes nothing"
+
+
+def test_gbk_csv_with_chinese_headers(ready: Settings, tmp_path: Path):
+    text = "主叫号码,被叫号码,开始时间,通话时长,呼叫方向,小区标识,IMEI\n" + GOOD_CALL + "\n"
+    path = tmp_path / "话单.csv"
+    path.write_bytes(text.encode("gbk"))
+    record = submit(ready, path, "voice_cdr")
+    assert record.status == "accepted", record.message
+    assert _submission(ready, record.id).encoding == "gb18030"
+
+
+def test_gbk_with_an_ascii_head_is_still_detected(ready: Settings, tmp_path: Path):
+    header = CELLS_HEADER.strip() + ",备注\n"
+    plain = "".join(f"A{i:05d},S1,112.5,37.8,140100,4G,ok\n" for i in range(5000))
+    path = tmp_path / "late-gbk.csv"
+    path.write_bytes(
+        header.encode("gbk")
+        + plain.encode()
+        + "B00001,S1,112.5,37.8,140100,4G,站点备注\n".encode("gbk")
+    )
+    assert path.stat().st_size > 70_000, "the GBK bytes come after the sniffed head"
+    record = submit(ready, path, "cells", period="2021-12")
+    assert record.rows_accepted == 5001, record.message
+    assert _submission(ready, record.id).encoding == "gb18030"
+
+
+def test_xlsx_parquet_and_geojson(ready: Settings, tmp_path: Path):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"])
+    sheet.append(["X0001", "S9", 112.5, 37.8, 140100, "5G"])
+    sheet.append([None] * 6)
+    sheet.append(["X0002", "S9", 112.5, 99.0, 140100, "5G"])
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.rows_total, record.rows_accepted) == (2, 1)
+    assert errors_of(ready, record)[0]["row"] == "4", "spreadsheet row numbers"
+
+    table = pa.table(
+        {
+            "cell_id": ["P0001"],
+            "site_id": ["S1"],
+            "longitude": [112.1],
+            "latitude": [37.1],
+            "city_code": ["140100"],
+            "technology": ["4G"],
+        }
+    )
+    pq.write_table(table, tmp_path / "cells.parquet")
+    assert (
+        submit(ready, tmp_path / "cells.parquet", "cells", operator="CTCC", period="2021-11").status
+        == "accepted"
+    )
+
+    geojson = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"corridor_id": "T1", "name": "测试线", "kind": "hsr"},
+                "geometry": {"type": "LineString", "coordinates": [[112.0, 37.0], [112.5, 37.5]]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"corridor_id": "T2", "name": "点", "kind": "hsr"},
+                "geometry": {"type": "Point", "coordinates": [112.0, 37.0]},
+            },
+        ],
+    }
+    (tmp_path / "lines.geojson").write_text(json.dumps(geojson))
+    record = submit(ready, tmp_path / "lines.geojson", "corridors", period="2021-11", crs="gcj02")
+    assert record.rows_accepted == 1
+    assert any("geometry is not a LineString" in k for k in record.errors_by_reason)
+    wkt = lake_rows(ready, "corridors")[0]["geometry"]
+    first = [float(v) for v in wkt.split("(")[1].split(",")[0].split()]
+    assert 111.99 < first[0] < 112.0 and 36.99 < first[1] < 37.0, "converted from GCJ-02"
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"", "empty.csv", "the file is empty"),
+        (CDR_HEADER.encode(), "header-only.csv", "no data rows"),
+        (b"PK\x03\x04" + b"\0" * 100, "fake.xlsx", "not an XLSX workbook"),
+        (b"PAR1" + b"\0" * 100, "data.csv", "the name says CSV but the content is PARQUET"),
+        (b"caller,callee\n1,2\n", "short.csv", "missing required column(s) start_time"),
+        (b"\x00\x01\x02binary", "blob.csv", "binary file"),
+    ],
+)
+def test_bad_files_are_rejected_with_a_clear_message(
+    ready: Settings, tmp_path: Path, content: bytes, name: str, message: str
+):
+    path = tmp_path / name
+    path.write_bytes(content)
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert record.status == "rejected"
+    assert message in record.message
+    assert lake_rows(ready, "voice_cdr") == []
+
+
+def test_unknown_columns_are_named_and_ignored(ready: Settings, tmp_path: Path):
+    path = tmp_path / "extra.csv"
+    path.write_text(CDR_HEADER.strip() + ",note\n" + GOOD_CALL + ",hello\n")
+    record = submit(ready, path, "voice_cdr")
+    assert record.status == "accepted"
+    assert "ignored unknown column(s): note" in record.message
+
+
+def test_a_10_mb_field_is_a_row_error_not_a_crash(ready: Settings, tmp_path: Path):
+    path = tmp_path / "huge.csv"
+    path.write_text(
+        CELLS_HEADER
+        + "C0100,"
+        + "S" * 10_000_000
+        + ",112.5,37.8,140100,4G\n"
+        + "C0101,S1,112.5,37.8,140100,4G\n"
+    )
+    record = submit(ready, path, "cells", period="2022-02")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1)
+    assert any("longer than" in k for k in record.errors_by_reason)
+
+
+def test_malformed_csv_lines_are_reported_and_rows_keep_their_numbers(
+    ready: Settings, tmp_path: Path
+):
+    path = tmp_path / "ragged.csv"
+    path.write_text(
+        CELLS_HEADER
+        + "C0201,S1,112.5,37.8,140100,4G\n"
+        + "C0202,S1,112.5,37.8,140100,4G,extra,fields\n"
+        + "C0203,S1,112.5,99,140100,4G\n"
+    )
+    record = submit(ready, path, "cells", period="2022-03")
+    errors = errors_of(ready, record)
+    assert {e["row"] for e in errors} == {"3", "4"}
+    assert any(e["row"] == "3" and "unreadable line" in e["reason"] for e in errors)
+
+
+def test_operators_submit_only_their_own_data(ready: Settings, tmp_path: Path):
+    path = cdr_file(tmp_path, [GOOD_CALL])
+    unicom = principal_of_role(Role.OPERATOR, operator_code="CUCC")
+    with pytest.raises(PermissionDeniedError):
+        submit(ready, path, "voice_cdr", operator="CMCC", principal=unicom)
+    with pytest.raises(PermissionDeniedError):
+        submit(ready, path, "voice_cdr", principal=principal_of_role(Role.VIEWER))
+
+
+def test_cdr_references_are_per_operator(ready: Settings, tmp_path: Path):
+    record = submit(ready, cdr_file(tmp_path, [GOOD_CALL]), "voice_cdr", operator="CUCC")
+    assert record.status == "rejected", "CUCC has no cells yet, so C0001 is unknown to it"
+
+
+def test_bad_period_is_an_input_error(ready: Settings, tmp_path: Path):
+    with pytest.raises(InputError, match="YYYY-MM"):
+        submit(ready, cdr_file(tmp_path, [GOOD_CALL]), "voice_cdr", period="2021-13")
+
+
+def test_formula_cells_are_neutralised():
+    assert neutralise("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert neutralise("-3") == "'-3"
+    assert neutralise("+86") == "'+86"
+    assert neutralise("@SUM") == "'@SUM"
+    assert neutralise("plain") == "plain"
+    assert neutralise(None) == ""
+
+
+def test_error_report_masks_identifiers(ready: Settings, tmp_path: Path):
+    record = submit(
+        ready,
+        cdr_file(tmp_path, ["1381234123X,13900001111,2021-11-05 10:00:00,1,MO,C0001,"]),
+        "voice_cdr",
+    )
+    values = {e["column"]: e["value"] for e in errors_of(ready, record)}
+    assert values["caller"] == "138****123X"
+
+
+def test_period_is_inferred_from_the_rows(ready: Settings, tmp_path: Path):
+    record = submit(ready, cdr_file(tmp_path, [GOOD_CALL]), "voice_cdr")
+    assert record.period == "2021-11"
+
+
+def test_another_region_loads(tmp_path: Path):
+    from telereg.reference.regions import load_regions
+
+    hebei = load_regions("130000")
+    assert hebei.province.name == "河北省"
+    assert len(hebei.cities) == 11
+    assert all(c.code.startswith("13") for c in (*hebei.cities, *hebei.counties))
+    settings = load_settings(data_dir=tmp_path / "var", region_code="130000")
+    prepare(settings, principal=ROOT)
+    path = tmp_path / "cells.csv"
+    path.write_text(CELLS_HEADER + "H0001,S1,114.5,38.0,130100,4G\nH0002,S1,112.5,37.8,140100,4G\n")
+    record = submit(settings, path, "cells", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), (
+        "Shanxi codes are foreign here"
+    )
