@@ -70,3 +70,13 @@ def test_every_cli_command_is_documented() -> None:
         path for path in _command_paths(typer.main.get_command(app)) if not _mentions(text, path)
     ]
     assert not missing, f"CLI commands missing from README.md and docs/: {', '.join(missing)}"
+
+
+def test_datasets_doc_is_generated_from_the_contracts() -> None:
+    from telereg.ingest.catalog import datasets_markdown
+    from telereg.registry import CONTRACTS
+
+    committed = (ROOT / "docs" / "datasets.md").read_text(encoding="utf-8")
+    assert committed == datasets_markdown(CONTRACTS.values()), (
+        "docs/datasets.md is stale: run `telereg datasets --markdown > docs/datasets.md`"
+    )

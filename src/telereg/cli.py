@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from telereg.core import accounts
@@ -23,6 +24,9 @@ from telereg.core.permissions import Role
 from telereg.core.principal import Principal, cli_principal
 from telereg.core.settings import Settings, load_settings
 from telereg.ingest.service import SubmissionRecord
+from telereg.scenario.files import OperatorFile
+from telereg.scenario.model import Scale
+from telereg.scenario.runner import ScenarioSummary
 
 out = Console()
 err = Console(stderr=True)
@@ -113,17 +117,51 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
 @app.command()
 def demo(
     data_dir: DataDir = None,
+    scale: Annotated[
+        Scale, typer.Option(help="Size of the synthetic province: small (CI), medium, province.")
+    ] = Scale.SMALL,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic province.")] = 2021,
     no_serve: Annotated[
-        bool, typer.Option("--no-serve", help="Prepare, print the login, exit.")
+        bool, typer.Option("--no-serve", help="Build and load the demo, print the login, exit.")
     ] = False,
     host: Host = "127.0.0.1",
     port: Port = 8000,
 ) -> None:
-    """Set up a demo installation, print an admin login, then serve the dashboard."""
+    """Build a synthetic province, load it through ingest, print a summary, serve the dashboard."""
+    from telereg.registry import CONTRACTS, SYNTHESIZERS
     from telereg.scenario.demo import prepare
+    from telereg.scenario.runner import run_scenario
 
     settings = _settings(data_dir)
     login = prepare(settings, principal=_me())
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task("generating the province …", total=None)
+
+        def on_file(item: OperatorFile, index: int, total: int) -> None:
+            progress.update(
+                task,
+                total=total,
+                completed=index,
+                description=f"ingesting {item.operator} {item.period} {item.dataset}",
+            )
+
+        summary = run_scenario(
+            settings,
+            principal=_me(),
+            scale=scale,
+            seed=seed,
+            synthesizers=SYNTHESIZERS,
+            contracts=CONTRACTS,
+            on_file=on_file,
+        )
+        progress.update(task, completed=summary.files, description="loaded")
+    _print_demo_summary(summary)
     out.print(f"data dir: {settings.data_dir.resolve()}")
     out.print(
         f"admin login: [bold]{login.username}[/bold] / [bold]{login.password}[/bold]"
@@ -132,6 +170,35 @@ def demo(
     out.print(f"dashboard: http://{host}:{port}/")
     if not no_serve:
         _serve(settings, host, port, workers=1)
+
+
+def _print_demo_summary(summary: ScenarioSummary) -> None:
+    table = Table(
+        "dataset",
+        "operator",
+        "period",
+        "status",
+        "accepted",
+        "quarantined",
+        title=f"demo scenario: {summary.scale}, seed {summary.seed}",
+    )
+    for r in summary.records:
+        table.add_row(
+            r.dataset,
+            r.operator,
+            r.period,
+            r.status,
+            f"{r.rows_accepted:,}",
+            f"{r.rows_quarantined:,}",
+        )
+    out.print(table)
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(summary.by_status().items()))
+    out.print(
+        f"submissions: {len(summary.records)} ({statuses}); rows accepted "
+        f"{summary.rows_accepted:,}, quarantined {summary.rows_quarantined:,}"
+    )
+    out.print("findings per domain: no domain analyses are built yet")
+    out.print(f"ground truth (never ingested): {summary.truth_file}")
 
 
 @app.command()

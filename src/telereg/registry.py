@@ -1,4 +1,4 @@
-"""Where the domains are plugged in: their datasets (and later analyses and scenarios).
+"""Where the domains are plugged in: their datasets and their parts of the demo scenario.
 
 This is the composition root: interfaces and the demo look things up here, so
 no shared service has to import a domain.
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from telereg.core.errors import NotFoundError
 from telereg.domains.buildout import contracts as buildout_contracts
+from telereg.domains.buildout import synth as buildout_synth
 from telereg.domains.fraud import contracts as fraud_contracts
+from telereg.domains.fraud import synth as fraud_synth
 from telereg.geography import contracts as geography_contracts
 from telereg.ingest.contracts import Contract
+from telereg.scenario.runner import Synthesizer
 
 CONTRACTS: dict[str, Contract] = {
     c.name: c
@@ -28,3 +31,8 @@ def contract(name: str) -> Contract:
     except KeyError as err:
         known = ", ".join(sorted(CONTRACTS))
         raise NotFoundError(f"no dataset named {name!r} (known: {known})") from err
+
+
+#: Each domain's part of the demo scenario, in the order its files must be ingested
+#: (cells before the calls that refer to them).
+SYNTHESIZERS: tuple[Synthesizer, ...] = (buildout_synth.synthesize, fraud_synth.synthesize)

@@ -1,0 +1,118 @@
+"""Submissions over HTTP: the API for operators' systems and the web pages for people."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import PASSWORD, Site, csrf_of
+
+CELLS = (
+    "cell_id,site_id,longitude,latitude,city_code,technology\n"
+    "C0001,S01,112.55,37.87,140100,4G\n"
+    "=cmd|' /C calc'!A0,S01,112.55,37.87,140100,4G\n"
+    "C0003,S02,113.30,99.0,140200,5G\n"
+)
+
+
+def upload(site: Site, role: str, operator: str, body: str = CELLS, name: str = "cells.csv"):  # noqa: ANN201
+    return site.client.post(
+        "/api/v1/submissions",
+        headers=site.as_role(role),
+        data={"dataset": "cells", "operator": operator, "period": "2021-11"},
+        files={"file": (name, body.encode(), "text/csv")},
+    )
+
+
+def test_operator_uploads_its_own_data_and_reads_the_report(site: Site) -> None:
+    response = upload(site, "operator", "CMCC")
+    assert response.status_code == 201, response.text
+    record = response.json()
+    assert record["status"] == "partial"
+    assert (record["rows_accepted"], record["rows_quarantined"]) == (1, 2)
+    report = site.client.get(f"/api/v1/submissions/{record['id']}/errors.csv",
+                             headers=site.as_role("operator"))
+    assert report.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(report.text.lstrip("\ufeff"))))
+    assert rows[0] == ["row", "column", "reason", "value"]
+    values = [r[3] for r in rows[1:]]
+    assert "'=cmd|' /C calc'!A0" in values, "formula cells are neutralised"
+    assert not any(v.startswith(("=", "+", "-", "@")) for v in values)
+    quarantine = site.client.get(f"/api/v1/submissions/{record['id']}/quarantine",
+                                 headers=site.as_role("operator")).json()
+    assert quarantine["total"] == 2
+    assert {r["source_row"] for r in quarantine["rows"]} == {3, 4}
+
+
+def test_operators_cannot_submit_or_see_another_operators_data(site: Site) -> None:
+    refused = upload(site, "operator", "CUCC")
+    assert refused.status_code == 403
+    theirs = upload(site, "analyst", "CUCC").json()
+    assert site.client.get(f"/api/v1/submissions/{theirs['id']}",
+                           headers=site.as_role("operator")).status_code == 404
+    assert site.client.get(f"/api/v1/submissions/{theirs['id']}/errors.csv",
+                           headers=site.as_role("operator")).status_code == 404
+    listed = site.client.get("/api/v1/submissions", headers=site.as_role("operator")).json()
+    assert all(s["operator"] == "CMCC" for s in listed["submissions"])
+    assert site.client.get(f"/api/v1/submissions/{theirs['id']}",
+                           headers=site.as_role("analyst")).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["viewer", "liaison"])
+def test_roles_without_data_rights_are_refused(site: Site, role: str) -> None:
+    assert upload(site, role, "CMCC").status_code == 403
+    assert site.client.get("/api/v1/submissions", headers=site.as_role(role)).status_code == 403
+
+
+def test_bad_requests(site: Site) -> None:
+    admin = site.as_role("admin")
+    unknown = site.client.post("/api/v1/submissions", headers=admin,
+                               data={"dataset": "nope", "operator": "CMCC"},
+                               files={"file": ("x.csv", b"a\n1\n", "text/csv")})
+    assert unknown.status_code == 404
+    assert "no dataset named 'nope'" in unknown.json()["detail"]
+    bad_period = site.client.post("/api/v1/submissions", headers=admin,
+                                  data={"dataset": "cells", "operator": "CMCC", "period": "21-11"},
+                                  files={"file": ("x.csv", b"a\n1\n", "text/csv")})
+    assert bad_period.status_code == 422
+    no_file = site.client.post("/api/v1/submissions", headers=admin,
+                               data={"dataset": "cells", "operator": "CMCC"})
+    assert no_file.status_code == 422
+    duplicate = upload(site, "admin", "CMCC")
+    again = upload(site, "admin", "CMCC")
+    assert again.json()["duplicate_of"] == duplicate.json()["id"]
+
+
+def test_datasets_are_listed(site: Site) -> None:
+    datasets = site.client.get("/api/v1/datasets", headers=site.as_role("viewer")).json()
+    cdr = next(d for d in datasets if d["name"] == "voice_cdr")
+    caller = next(c for c in cdr["columns"] if c["name"] == "caller")
+    assert caller["personal_identifier"] == "phone"
+    assert "主叫号码" in caller["aliases"]
+
+
+def test_web_upload_list_and_detail(site: Site) -> None:
+    browser = TestClient(site.client.app)
+    site.login(browser, "olu", PASSWORD)
+    form = browser.get("/data/upload")
+    assert form.status_code == 200
+    assert "上传文件" in form.text
+    assert "CUCC" not in form.text.split('name="operator"')[1].split("</select>")[0]
+    posted = browser.post(
+        "/data/upload",
+        data={"dataset": "cells", "operator": "CMCC", "period": "2021-11",
+              "csrf_token": csrf_of(form.text)},
+        files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
+    )
+    assert posted.status_code == 200
+    assert "部分接收" in posted.text
+    assert "隔离行" in posted.text
+    listing = browser.get("/data/submissions")
+    assert "cells.csv" in listing.text
+    no_csrf = browser.post("/data/upload", data={"dataset": "cells", "operator": "CMCC"},
+                           files={"file": ("c.csv", CELLS.encode(), "text/csv")})
+    assert no_csrf.status_code == 403
+    assert browser.get("/data/datasets").status_code == 200
