@@ -35,7 +35,8 @@ def generate(workdir: Path, rows: int) -> tuple[Path, Path]:
         COPY (SELECT printf('C%06d', i) AS cell_id, printf('S%05d', i // 3) AS site_id,
                      round(111.5 + random() * 2, 5) AS longitude,
                      round(36.0 + random() * 3, 5) AS latitude,
-                     '140100' AS city_code, CASE WHEN i % 2 = 0 THEN '5G' ELSE '4G' END AS technology
+                     '140100' AS city_code,
+                     CASE WHEN i % 2 = 0 THEN '5G' ELSE '4G' END AS technology
               FROM range({CELLS}) t(i)) TO '{cells}' (HEADER)
         """
     )
@@ -44,7 +45,8 @@ def generate(workdir: Path, rows: int) -> tuple[Path, Path]:
         f"""
         COPY (SELECT (13800000000 + a)::VARCHAR AS caller,
                      (13800000000 + (random() * {SUBSCRIBERS})::BIGINT)::VARCHAR AS callee,
-                     TIMESTAMP '2021-11-01' + to_seconds((random() * 2591999)::BIGINT) AS start_time,
+                     TIMESTAMP '2021-11-01'
+                       + to_seconds((random() * 2591999)::BIGINT) AS start_time,
                      (random() * 600)::INTEGER AS duration_s,
                      CASE WHEN random() < 0.5 THEN 'MO' ELSE 'MT' END AS direction,
                      printf('C%06d', (random() * {CELLS - 1})::INTEGER) AS cell_id,
@@ -105,7 +107,8 @@ def main() -> None:
         print(f"bare DuckDB COPY read_csv → parquet : {reference:6.2f} s")
         print(
             f"telereg ingest (validate, pseudonymise 3 identifier columns, write, vault): "
-            f"{elapsed:6.2f} s = {rate / 1e6:.2f} M rows/s = {elapsed / reference:.2f}× the bare copy"
+            f"{elapsed:6.2f} s = {rate / 1e6:.2f} M rows/s = "
+            f"{elapsed / reference:.2f}× the bare copy"
         )
         ok = rate >= 1e6 and elapsed <= 2.5 * reference
         print("target (≥ 1 M rows/s and ≤ 2.5× bare copy):", "met" if ok else "MISSED")

@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st

@@ -91,8 +91,8 @@ def test_running_again_changes_nothing(demo: tuple[Settings, ScenarioSummary]) -
 
 
 def test_the_seed_decides_the_province(tmp_path: Path) -> None:
-    from telereg.scenario.model import build_sites
     from telereg.reference.regions import load_regions
+    from telereg.scenario.model import build_sites
 
     regions = load_regions("140000")
     a = build_sites(regions, Scale.SMALL, 1)

@@ -18,7 +18,7 @@ CELLS = (
 )
 
 
-def upload(site: Site, role: str, operator: str, body: str = CELLS, name: str = "cells.csv"):  # noqa: ANN201
+def upload(site: Site, role: str, operator: str, body: str = CELLS, name: str = "cells.csv"):
     return site.client.post(
         "/api/v1/submissions",
         headers=site.as_role(role),
@@ -33,16 +33,18 @@ def test_operator_uploads_its_own_data_and_reads_the_report(site: Site) -> None:
     record = response.json()
     assert record["status"] == "partial"
     assert (record["rows_accepted"], record["rows_quarantined"]) == (1, 2)
-    report = site.client.get(f"/api/v1/submissions/{record['id']}/errors.csv",
-                             headers=site.as_role("operator"))
+    report = site.client.get(
+        f"/api/v1/submissions/{record['id']}/errors.csv", headers=site.as_role("operator")
+    )
     assert report.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(report.text.lstrip("\ufeff"))))
     assert rows[0] == ["row", "column", "reason", "value"]
     values = [r[3] for r in rows[1:]]
     assert "'=cmd|' /C calc'!A0" in values, "formula cells are neutralised"
     assert not any(v.startswith(("=", "+", "-", "@")) for v in values)
-    quarantine = site.client.get(f"/api/v1/submissions/{record['id']}/quarantine",
-                                 headers=site.as_role("operator")).json()
+    quarantine = site.client.get(
+        f"/api/v1/submissions/{record['id']}/quarantine", headers=site.as_role("operator")
+    ).json()
     assert quarantine["total"] == 2
     assert {r["source_row"] for r in quarantine["rows"]} == {3, 4}
 
@@ -51,14 +53,26 @@ def test_operators_cannot_submit_or_see_another_operators_data(site: Site) -> No
     refused = upload(site, "operator", "CUCC")
     assert refused.status_code == 403
     theirs = upload(site, "analyst", "CUCC").json()
-    assert site.client.get(f"/api/v1/submissions/{theirs['id']}",
-                           headers=site.as_role("operator")).status_code == 404
-    assert site.client.get(f"/api/v1/submissions/{theirs['id']}/errors.csv",
-                           headers=site.as_role("operator")).status_code == 404
+    assert (
+        site.client.get(
+            f"/api/v1/submissions/{theirs['id']}", headers=site.as_role("operator")
+        ).status_code
+        == 404
+    )
+    assert (
+        site.client.get(
+            f"/api/v1/submissions/{theirs['id']}/errors.csv", headers=site.as_role("operator")
+        ).status_code
+        == 404
+    )
     listed = site.client.get("/api/v1/submissions", headers=site.as_role("operator")).json()
     assert all(s["operator"] == "CMCC" for s in listed["submissions"])
-    assert site.client.get(f"/api/v1/submissions/{theirs['id']}",
-                           headers=site.as_role("analyst")).status_code == 200
+    assert (
+        site.client.get(
+            f"/api/v1/submissions/{theirs['id']}", headers=site.as_role("analyst")
+        ).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize("role", ["viewer", "liaison"])
@@ -69,17 +83,24 @@ def test_roles_without_data_rights_are_refused(site: Site, role: str) -> None:
 
 def test_bad_requests(site: Site) -> None:
     admin = site.as_role("admin")
-    unknown = site.client.post("/api/v1/submissions", headers=admin,
-                               data={"dataset": "nope", "operator": "CMCC"},
-                               files={"file": ("x.csv", b"a\n1\n", "text/csv")})
+    unknown = site.client.post(
+        "/api/v1/submissions",
+        headers=admin,
+        data={"dataset": "nope", "operator": "CMCC"},
+        files={"file": ("x.csv", b"a\n1\n", "text/csv")},
+    )
     assert unknown.status_code == 404
     assert "no dataset named 'nope'" in unknown.json()["detail"]
-    bad_period = site.client.post("/api/v1/submissions", headers=admin,
-                                  data={"dataset": "cells", "operator": "CMCC", "period": "21-11"},
-                                  files={"file": ("x.csv", b"a\n1\n", "text/csv")})
+    bad_period = site.client.post(
+        "/api/v1/submissions",
+        headers=admin,
+        data={"dataset": "cells", "operator": "CMCC", "period": "21-11"},
+        files={"file": ("x.csv", b"a\n1\n", "text/csv")},
+    )
     assert bad_period.status_code == 422
-    no_file = site.client.post("/api/v1/submissions", headers=admin,
-                               data={"dataset": "cells", "operator": "CMCC"})
+    no_file = site.client.post(
+        "/api/v1/submissions", headers=admin, data={"dataset": "cells", "operator": "CMCC"}
+    )
     assert no_file.status_code == 422
     duplicate = upload(site, "admin", "CMCC")
     again = upload(site, "admin", "CMCC")
@@ -103,8 +124,12 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     assert "CUCC" not in form.text.split('name="operator"')[1].split("</select>")[0]
     posted = browser.post(
         "/data/upload",
-        data={"dataset": "cells", "operator": "CMCC", "period": "2021-11",
-              "csrf_token": csrf_of(form.text)},
+        data={
+            "dataset": "cells",
+            "operator": "CMCC",
+            "period": "2021-11",
+            "csrf_token": csrf_of(form.text),
+        },
         files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
     )
     assert posted.status_code == 200
@@ -112,7 +137,10 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     assert "隔离行" in posted.text
     listing = browser.get("/data/submissions")
     assert "cells.csv" in listing.text
-    no_csrf = browser.post("/data/upload", data={"dataset": "cells", "operator": "CMCC"},
-                           files={"file": ("c.csv", CELLS.encode(), "text/csv")})
+    no_csrf = browser.post(
+        "/data/upload",
+        data={"dataset": "cells", "operator": "CMCC"},
+        files={"file": ("c.csv", CELLS.encode(), "text/csv")},
+    )
     assert no_csrf.status_code == 403
     assert browser.get("/data/datasets").status_code == 200

@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
@@ -166,7 +166,7 @@ class Vault:
         staged = self._dir / "index" / f".{chunk}.tmp"
         pq.write_table(index, staged, compression="zstd")
         staged.replace(self._dir / "index" / f"{chunk}.parquet")
-        return fresh.num_rows
+        return int(fresh.num_rows)
 
     def reveal(self, token: str) -> str:
         if not self._has_index():

@@ -16,6 +16,7 @@ and files of an interrupted ingest are never read.
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,18 @@ def staging(settings: Settings) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_staging(settings: Settings, *, older_than_s: float = 24 * 3600) -> int:
+    """Remove work directories that interrupted ingests left behind; returns how many."""
+    root = settings.lake_dir / "_staging"
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    stale = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
 
 
 def publish(staged: Path, final: Path) -> None:

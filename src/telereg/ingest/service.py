@@ -172,6 +172,7 @@ def ingest_file(
         operator_id = operator_row.id
 
     file_id = uuid.uuid4().hex
+    lake.sweep_staging(settings)
     with lake.staging(settings) as workdir:
         try:
             result = _process(
@@ -298,6 +299,17 @@ _SET_FAILED = "set_failed_rows"
 _ROW_BAD = "__row_bad"
 
 
+@dataclass
+class _Loaded:
+    """A file read into the work table: its rows, lines that could not be read, notes."""
+
+    rows: ir.Table
+    unreadable: list[tuple[int, str]]
+    source: readers.Source
+    notes: list[str]
+    total: int
+
+
 def _process(
     settings: Settings,
     *,
@@ -311,9 +323,72 @@ def _process(
     step: Progress,
 ) -> _Result:
     backend = ibis.duckdb.connect(temp_directory=str(workdir / "spill"))
-    con = backend.con
-    con.execute("SET enable_progress_bar = false")
+    backend.con.execute("SET enable_progress_bar = false")
     step("reading")
+    loaded = _load(backend, contract, path=path, filename=filename, workdir=workdir)
+    rows = loaded.rows
+    resolved = _resolve_period(contract, rows, period)
+
+    step("validating")
+    set_rules = _set_rules(backend, settings, contract, rows, operator, resolved)
+    flagged = flag_rows(rows, set_rules, prefix="__chk_s")
+    # Set rules run once over the table; only the (usually few) rows that break one are kept.
+    set_failed = _materialise(backend, _SET_FAILED, flagged.filter(any_flag(flagged, ("__chk_s",))))
+    errors_file = workdir / "errors.parquet"
+    summary = _write_errors(backend, contract, loaded, (set_failed, set_rules), errors_file)
+    staged = {"errors": errors_file} if summary else {}
+
+    step("pseudonymising")
+    tokens = _token_maps(backend, settings, contract, rows)
+    failed = rows[ROW].isin(set_failed.select(ROW)[ROW])
+    good_rows = rows.filter(~rows[_ROW_BAD] & ~failed)
+    accepted = int(good_rows.count().to_pyarrow().as_py())
+    quarantined = loaded.total - accepted
+
+    step("writing")
+    if accepted:
+        good = _tokenised(good_rows, contract, tokens, typed_values=True)
+        good = good.mutate(operator=ibis.literal(operator), period=ibis.literal(resolved))
+        if crs == "gcj02":
+            good = _to_wgs84(backend, contract, good)
+        staged["accepted"] = workdir / "accepted.parquet"
+        backend.to_parquet(good, staged["accepted"], compression="snappy")
+    if quarantined > len(loaded.unreadable):
+        bad = _tokenised(rows.filter(rows[_ROW_BAD] | failed), contract, tokens, typed_values=False)
+        found = backend.read_parquet(errors_file)
+        reasons = found.group_by("row").agg(reasons=found.reason.group_concat("; "))
+        bad = bad.left_join(reasons, bad.source_row == reasons.row).drop("row")
+        staged["quarantine"] = workdir / "quarantine.parquet"
+        backend.to_parquet(bad.order_by("source_row"), staged["quarantine"])
+
+    step("storing identifiers")
+    vault = Vault.of(settings)
+    for kind, table in tokens.items():
+        vault.store(table.select("token", "clear").to_pyarrow(), kind)
+    if accepted == 0:
+        status, message = SubmissionStatus.REJECTED, "no row passed validation"
+    elif quarantined:
+        status = SubmissionStatus.PARTIAL
+        message = f"{quarantined} of {loaded.total} rows quarantined"
+    else:
+        status, message = SubmissionStatus.ACCEPTED, f"all {loaded.total} rows accepted"
+    return _Result(
+        status=status,
+        rows_total=loaded.total,
+        rows_accepted=accepted,
+        rows_quarantined=quarantined,
+        message="; ".join([message, *loaded.notes]),
+        errors_by_reason={f"{r['column']}: {r['reason']}": int(r["n"]) for r in summary},
+        period=resolved,
+        encoding=loaded.source.encoding,
+        file_format=loaded.source.format.value,
+        staged=staged,
+    )
+
+
+def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdir: Path) -> _Loaded:
+    """Read the file once, checking each row's own rules on the way (see ``validate``)."""
+    con = backend.con
     source = readers.open_source(
         con, path, display_name=filename, workdir=workdir, geometry_column=contract.geometry_column
     )
@@ -338,37 +413,48 @@ def _process(
     if unreadable:
         readers.renumber_after_rejects(con, _CHECKED, [line for line, _ in unreadable])
     rows = backend.sql(f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}")
-    read = int(rows.count().to_pyarrow().as_py())
-    total = read + len(unreadable)
+    total = int(rows.count().to_pyarrow().as_py()) + len(unreadable)
     if total == 0:
         raise InputError("the file has a header but no data rows")
-    resolved = _resolve_period(contract, rows, period)
+    return _Loaded(rows, unreadable, source, notes, total)
 
-    step("validating")
-    row_bad = rows.filter(rows[_ROW_BAD])
-    row_rules = row_checks(contract, row_bad)
-    set_rules = set_checks(
+
+def _set_rules(
+    backend: Any,
+    settings: Settings,
+    contract: Contract,
+    rows: ir.Table,
+    operator: str,
+    period: str,
+) -> list[Check]:
+    rules = set_checks(
         contract,
         rows,
         references=_references(backend, settings, contract, operator),
-        period=Period(resolved) if contract.period_column else None,
+        period=Period(period) if contract.period_column else None,
     )
-    set_rules.extend(_geometry_checks(contract, rows))
-    # Set rules run once over the table; only the (usually few) rows that break one are kept.
-    flagged = flag_rows(rows, set_rules, prefix="__chk_s")
-    set_failed = _materialise(backend, _SET_FAILED, flagged.filter(any_flag(flagged, ("__chk_s",))))
-    errors_parts = error_rows(
-        flag_rows(row_bad, row_rules, prefix="__chk_r"), row_rules, prefix="__chk_r"
-    )
-    errors_parts += error_rows(set_failed, set_rules, prefix="__chk_s")
-    if unreadable:
-        errors_parts.append(_unreadable_rows(unreadable))
-    errors = _mask_identifiers(ibis.union(*errors_parts), contract)
-    staged: dict[str, Path] = {}
-    errors_file = workdir / "errors.parquet"
-    backend.to_parquet(errors.order_by(["row", "column"]), errors_file)
-    summary = (
-        backend.read_parquet(errors_file)
+    return rules + _geometry_checks(contract, rows)
+
+
+def _write_errors(
+    backend: Any,
+    contract: Contract,
+    loaded: _Loaded,
+    set_failures: tuple[ir.Table, list[Check]],
+    target: Path,
+) -> list[dict[str, Any]]:
+    """Write the error report; returns the counts of its most frequent reasons."""
+    rows = loaded.rows
+    row_bad = rows.filter(rows[_ROW_BAD])
+    row_rules = row_checks(contract, row_bad)
+    parts = error_rows(flag_rows(row_bad, row_rules, prefix="__chk_r"), row_rules, prefix="__chk_r")
+    parts += error_rows(*set_failures, prefix="__chk_s")
+    if loaded.unreadable:
+        parts.append(_unreadable_rows(loaded.unreadable))
+    errors = _mask_identifiers(ibis.union(*parts), contract)
+    backend.to_parquet(errors.order_by(["row", "column"]), target)
+    summary: list[dict[str, Any]] = (
+        backend.read_parquet(target)
         .group_by(["column", "reason"])
         .agg(n=ibis._.count())
         .order_by(ibis.desc("n"))
@@ -376,53 +462,7 @@ def _process(
         .to_pyarrow()
         .to_pylist()
     )
-    if summary:
-        staged["errors"] = errors_file
-
-    step("pseudonymising")
-    tokens = _token_maps(backend, settings, contract, rows)
-    failed_rows = set_failed.select(ROW)
-    good_rows = rows.filter(~rows[_ROW_BAD] & ~rows[ROW].isin(failed_rows[ROW]))
-    bad_rows = rows.filter(rows[_ROW_BAD] | rows[ROW].isin(failed_rows[ROW]))
-    accepted = int(good_rows.count().to_pyarrow().as_py())
-    step("writing")
-    if accepted:
-        good = _tokenised(good_rows, contract, tokens, typed_values=True)
-        good = good.mutate(operator=ibis.literal(operator), period=ibis.literal(resolved))
-        if crs == "gcj02":
-            good = _to_wgs84(backend, contract, good)
-        staged["accepted"] = workdir / "accepted.parquet"
-        backend.to_parquet(good, staged["accepted"], compression="snappy")
-    quarantined = total - accepted
-    if quarantined > len(unreadable):
-        bad = _tokenised(bad_rows, contract, tokens, typed_values=False)
-        found = backend.read_parquet(errors_file)
-        reasons = found.group_by("row").agg(reasons=found.reason.group_concat("; "))
-        bad = bad.left_join(reasons, bad.source_row == reasons.row).drop("row")
-        staged["quarantine"] = workdir / "quarantine.parquet"
-        backend.to_parquet(bad.order_by("source_row"), staged["quarantine"])
-    step("storing identifiers")
-    vault = Vault.of(settings)
-    for kind, table in tokens.items():
-        vault.store(table.select(token="token", clear="clear").to_pyarrow(), kind)
-    if accepted == 0:
-        status, message = SubmissionStatus.REJECTED, "no row passed validation"
-    elif quarantined:
-        status, message = SubmissionStatus.PARTIAL, f"{quarantined} of {total} rows quarantined"
-    else:
-        status, message = SubmissionStatus.ACCEPTED, f"all {total} rows accepted"
-    return _Result(
-        status=status,
-        rows_total=total,
-        rows_accepted=accepted,
-        rows_quarantined=quarantined,
-        message="; ".join([message, *notes]),
-        errors_by_reason={f"{r['column']}: {r['reason']}": int(r["n"]) for r in summary},
-        period=resolved,
-        encoding=source.encoding,
-        file_format=source.format.value,
-        staged=staged,
-    )
+    return summary
 
 
 def _read_and_check(backend: Any, contract: Contract, mapping: str) -> ir.Table:
@@ -466,7 +506,10 @@ def _cleaned(source: str, column: Column) -> str:
     padded = f"starts_with({text}, ' ') OR ends_with({text}, ' ')"
     value = f"NULLIF(CASE WHEN {padded} THEN trim({text}) ELSE {text} END, '')"
     if column.identifier is IdentifierKind.PHONE:
-        prefixed = f"(starts_with({value}, '+86') OR (starts_with({value}, '86') AND length({value}) = 13))"
+        prefixed = (
+            f"(starts_with({value}, '+86') "
+            f"OR (starts_with({value}, '86') AND length({value}) = 13))"
+        )
         return (
             f"CASE WHEN {prefixed} THEN regexp_replace({value}, '^\\+?86(1[0-9]{{10}})$', '\\1') "
             f"ELSE {value} END"
@@ -503,10 +546,10 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
     row = ROW if source.numbered else f"CAST(NULL AS BIGINT) AS {ROW}"
     selects = [row]
     for column in contract.columns:
-        header = chosen.get(column.name)
+        source_header = chosen.get(column.name)
         selects.append(
-            f"{_cleaned(_quote(header), column)} AS {_quote(column.name)}"
-            if header
+            f"{_cleaned(_quote(source_header), column)} AS {_quote(column.name)}"
+            if source_header
             else f"CAST(NULL AS VARCHAR) AS {_quote(column.name)}"
         )
     notes = [f"ignored unknown column(s): {', '.join(unknown)}"] if unknown else []

@@ -62,7 +62,9 @@ def list_submissions(
 
 
 def get_submission(session: Session, *, principal: Principal, submission_id: int) -> Submission:
-    found = session.scalar(_visible(principal).where(Submission.id == submission_id))
+    found: Submission | None = session.scalar(
+        _visible(principal).where(Submission.id == submission_id)
+    )
     if found is None:
         raise NotFoundError(f"no submission {submission_id}")
     return found

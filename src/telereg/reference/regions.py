@@ -10,8 +10,8 @@ metres) for areas and distances. Nothing here assumes a particular province.
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import openpyxl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 Encoding = Literal["utf-8", "gbk"]
-_FIXED_TIME = dt.datetime(2021, 12, 1)
+_FIXED_TIME = dt.datetime(2021, 12, 1)  # noqa: DTZ001 - openpyxl stores naive times
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ def write_xlsx(table: pa.Table, path: Path) -> Path:
                 )
             out.writestr(info, data)
     return path
+
+
+def nullable(values: Any, keep: Any) -> pa.Array:
+    """``values`` where ``keep`` is true, null elsewhere (an operator's empty cell)."""
+    return pa.array(values, mask=~np.asarray(keep, dtype=bool))
 
 
 def with_bad_rows(table: pa.Table, bad: dict[int, dict[str, Any]]) -> pa.Table:

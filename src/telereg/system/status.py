@@ -49,7 +49,12 @@ def lake_datasets(settings: Settings) -> list[str]:
     lake = settings.lake_dir
     if not lake.is_dir():
         return []
-    return sorted(p.name for p in lake.iterdir() if p.is_dir() and p.name != "results")
+    # Folders starting with "_" hold quarantine, error reports and work in progress.
+    return sorted(
+        p.name
+        for p in lake.iterdir()
+        if p.is_dir() and not p.name.startswith("_") and p.name != "results"
+    )
 
 
 def system_status(session: Session, *, settings: Settings, principal: Principal) -> SystemStatus:

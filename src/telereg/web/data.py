@@ -87,8 +87,6 @@ def upload_form(request: Request, session: SessionDep, principal: Submitter) -> 
 
 @router.post("/upload", response_class=HTMLResponse, dependencies=[Csrf])
 def upload(
-    request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Submitter,
     file: Annotated[UploadFile, File()],

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from telereg.scenario.files import OperatorFile, with_bad_rows, write_csv, write_xlsx
+from telereg.scenario.files import OperatorFile, nullable, with_bad_rows, write_csv, write_xlsx
 from telereg.scenario.model import OPERATOR_SHARES, PERIODS, Province
 
 #: The Chinese headers China Telecom's regional office uses in its Excel exports.
@@ -30,11 +30,13 @@ SITES_HEADERS_ZH = [
 ]
 
 
-def _in_service_dates(province: Province, first_month: np.ndarray) -> list[str | None]:
+def _in_service_dates(
+    province: Province, first_month: np.ndarray, period_index: int
+) -> list[str | None]:
     rng = province.rng("buildout.dates")
     dates: list[str | None] = []
     for month in first_month:
-        if month >= len(PERIODS):
+        if month > period_index:
             dates.append(None)
         elif month == 0:
             day = rng.integers(0, 600)  # some time in the two years before October 2021
@@ -50,8 +52,9 @@ def site_inventory(province: Province, operator: str, period_index: int) -> pa.T
     rng = province.rng(f"buildout.sites.{operator}.{period_index}")
     mine = sites.operator == operator
     first = sites.in_service_from[mine]
-    status = np.where(first <= period_index, "in_service", "under_construction")
-    azimuths = np.where(rng.random(int(mine.sum())) < 0.9, "0;120;240", None)
+    in_service = first <= period_index
+    status = np.where(in_service, "in_service", "under_construction")
+    azimuths = nullable(np.full(int(mine.sum()), "0;120;240"), rng.random(int(mine.sum())) < 0.9)
     beidou = sites.beidou[mine]
     return pa.table(
         {
@@ -67,11 +70,12 @@ def site_inventory(province: Province, operator: str, period_index: int) -> pa.T
             "azimuths": azimuths,
             "eirp_dbm": sites.eirp_dbm[mine],
             "status": status,
-            "in_service_date": np.where(
-                status == "in_service", _in_service_dates(province, first), None
+            # _in_service_dates gives None for sites not yet in service
+            "in_service_date": pa.array(
+                _in_service_dates(province, first, period_index), pa.string()
             ),
             "beidou_timing": np.where(beidou, "true", "false"),
-            "beidou_retrofit_date": np.where(beidou, "2021-09-15", None),
+            "beidou_retrofit_date": nullable(np.full(len(beidou), "2021-09-15"), beidou),
         }
     )
 
@@ -85,7 +89,7 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
             table = site_inventory(province, operator, index)
             folder = out / operator / period
             if operator == "CMCC" and period == PERIODS[-1] and table.num_rows > 10:
-                bad = {
+                bad: dict[int, dict[str, object]] = {
                     3: {"latitude": "95.2"},
                     7: {"county_code": "149999"},
                     9: {"band": "n99"},

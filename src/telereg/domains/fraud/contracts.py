@@ -6,7 +6,6 @@ from telereg.core.privacy import IdentifierKind
 from telereg.ingest.contracts import (
     ADMIN_CODE,
     IMEI,
-    MOBILE_NUMBER,
     Column,
     ColumnType,
     Contract,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from telereg.scenario.files import OperatorFile, with_bad_rows, write_csv
+from telereg.scenario.files import OperatorFile, nullable, with_bad_rows, write_csv
 from telereg.scenario.model import OPERATOR_SHARES, PERIODS, Province
 
 #: Mobile number prefixes by operator (the first three digits).
@@ -86,7 +86,7 @@ def calls(
             "duration_s": np.minimum(rng.lognormal(4.0, 1.0, n).astype(int), 7200),
             "direction": np.full(n, "MO"),
             "cell_id": cell_ids[cell],
-            "imei": np.where(rng.random(n) < 0.9, imeis[who], None),
+            "imei": nullable(imeis[who], rng.random(n) < 0.9),
         }
     )
 
@@ -96,7 +96,8 @@ def _diurnal() -> np.ndarray:
         [1, 0.5, 0.3, 0.3, 0.4, 1, 3, 6, 9, 10, 10, 10, 9, 9, 10, 10, 10, 10, 9, 9, 8, 6, 4, 2],
         dtype=float,
     )
-    return weights / weights.sum()
+    normalised: np.ndarray = weights / weights.sum()
+    return normalised
 
 
 def synthesize(province: Province, out: Path) -> list[OperatorFile]:
@@ -118,7 +119,7 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
             table = calls(province, operator, period, cells, others)
             relative = f"{operator}/{period}/voice_cdr.csv"
             if operator == "CUCC" and period == PERIODS[-1] and table.num_rows > 10:
-                bad = {
+                bad: dict[int, dict[str, object]] = {
                     2: {"cell_id": "NO-SUCH-CELL"},
                     5: {"duration_s": -12},
                     8: {"start_time": "2021-12-01 00:00:05"},

@@ -1,0 +1,236 @@
+"""Property tests over contracts, and an ingest killed halfway."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from telereg import registry
+from telereg.core.db import session_scope
+from telereg.core.settings import Settings, load_settings
+from telereg.ingest import lake
+from telereg.ingest import service as ingest_service
+from telereg.ingest.contracts import Column, ColumnType, Contract
+from telereg.ingest.models import Submission
+from telereg.ingest.service import ingest_file
+from telereg.ingest.submissions import error_report_csv
+from telereg.reference.regions import load_regions
+from telereg.scenario.demo import prepare
+from tests.conftest import ROOT
+
+REGIONS = load_regions("140000")
+COUNTY = REGIONS.counties[5]
+CITY = COUNTY.parent or ""
+
+
+def valid_value(column: Column) -> st.SearchStrategy[str]:
+    """Text that satisfies every rule of ``column`` (for the contracts tested here)."""
+    if column.references and column.references.dataset == "region:city":
+        return st.just(CITY)
+    if column.references and column.references.dataset == "region:county":
+        return st.just(COUNTY.code)
+    if column.enum:
+        return st.sampled_from(column.enum)
+    if column.pattern:
+        return st.from_regex(column.pattern, fullmatch=True).filter(lambda v: v.strip() == v)
+    if column.type is ColumnType.FLOAT:
+        low, high = column.minimum or -1e6, column.maximum or 1e6
+        return st.floats(low, high, allow_nan=False).map(lambda v: f"{v:.6f}")
+    if column.type is ColumnType.BOOLEAN:
+        return st.sampled_from(["true", "false", "1", "0", "是", "否"])
+    if column.type is ColumnType.DATE:
+        return st.dates().map(lambda d: d.isoformat())
+    return st.text(
+        st.characters(codec="utf-8", exclude_categories=("C", "Z")), min_size=1, max_size=20
+    )
+
+
+MUTATIONS = {
+    "required": ("", "required value is missing"),
+    "type": ("not-a-value", "not a valid"),
+    "minimum": ("-1000000", "below the minimum"),
+    "maximum": ("1000000", "above the maximum"),
+    "pattern": ("@@ bad @@", "does not have the expected form"),
+    "enum": ("ZZZ", "not one of"),
+    "reference": ("999999", "unknown value"),
+}
+
+
+def applicable(column: Column) -> list[str]:
+    kinds = []
+    if column.required:
+        kinds.append("required")
+    if column.type in (ColumnType.FLOAT, ColumnType.DATE, ColumnType.BOOLEAN):
+        kinds.append("type")
+    if column.minimum is not None:
+        kinds.append("minimum")
+    if column.maximum is not None:
+        kinds.append("maximum")
+    if column.pattern and not column.references:
+        kinds.append("pattern")
+    if column.enum:
+        kinds.append("enum")
+    if column.references:
+        kinds.append("reference")
+    return kinds
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("props") / "var")
+    prepare(settings, principal=ROOT)
+    return settings
+
+
+def rows_strategy(contract: Contract) -> st.SearchStrategy[list[dict[str, str]]]:
+    row = st.fixed_dictionaries({c.name: valid_value(c) for c in contract.columns})
+    return st.lists(row, min_size=2, max_size=6)
+
+
+def write(contract: Contract, rows: list[dict[str, str]], path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, [c.name for c in contract.columns])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("dataset", ["sites", "cells"])
+@hsettings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_valid_rows_pass_and_each_mutation_is_caught(
+    env: Settings, tmp_path_factory, dataset, data
+):
+    contract = registry.contract(dataset)
+    rows = data.draw(rows_strategy(contract))
+    # keys must be unique within a file
+    for i, row in enumerate(rows):
+        for key in contract.unique:
+            row[key[0]] = f"{row[key[0]][:20]}{i}"
+    target = data.draw(st.integers(0, len(rows) - 1))
+    column = data.draw(st.sampled_from([c for c in contract.columns if applicable(c)]))
+    kind = data.draw(st.sampled_from(applicable(column)))
+    value, reason = MUTATIONS[kind]
+    rows[target][column.name] = value
+    path = write(contract, rows, tmp_path_factory.mktemp("f") / f"{dataset}.csv")
+    record = ingest_file(
+        env,
+        principal=ROOT,
+        contract=contract,
+        path=path,
+        filename=path.name,
+        operator="CTCC",
+        period="2021-11",
+    )
+    assert record.rows_accepted == len(rows) - 1, (record.message, record.errors_by_reason)
+    with session_scope(env) as session:
+        submission = session.get(Submission, record.id)
+        text = "".join(error_report_csv(env, submission)).lstrip("\ufeff")
+    errors = list(csv.DictReader(io.StringIO(text)))
+    assert {e["row"] for e in errors} == {str(target + 2)}
+    assert any(e["column"] == column.name and reason in e["reason"] for e in errors), errors
+
+
+def _big_cdr(tmp_path: Path, settings: Settings) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from ingest_cdr import generate
+
+    cells, cdr = generate(tmp_path, 1_500_000)
+    ingest_file(
+        settings,
+        principal=ROOT,
+        contract=registry.contract("cells"),
+        path=cells,
+        filename="cells.csv",
+        operator="CMCC",
+        period="2021-11",
+    )
+    return cdr
+
+
+def test_an_ingest_killed_halfway_leaves_nothing_visible(tmp_path: Path):
+    settings = load_settings(data_dir=tmp_path / "var")
+    prepare(settings, principal=ROOT)
+    cdr = _big_cdr(tmp_path, settings)
+    command = [
+        sys.executable,
+        "-m",
+        "telereg",
+        "ingest",
+        str(cdr),
+        "--dataset",
+        "voice_cdr",
+        "--operator",
+        "CMCC",
+        "--period",
+        "2021-11",
+        "--data-dir",
+        str(settings.data_dir),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = settings.lake_dir / "_staging"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (staging.exists() and any(staging.glob("*/*"))):
+        time.sleep(0.05)
+    time.sleep(0.5)  # well inside the work: reading and checking a 1.5M-row file
+    assert process.poll() is None, "the ingest finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with session_scope(settings) as session:
+        assert session.query(Submission).filter_by(dataset="voice_cdr").count() == 0
+        assert lake.current_files(session, settings, "voice_cdr") == []
+    assert (
+        not list((settings.lake_dir / "voice_cdr").rglob("*.parquet"))
+        if (settings.lake_dir / "voice_cdr").exists()
+        else True
+    )
+    # The same file goes through afterwards, and the leftovers are swept.
+    record = ingest_file(
+        settings,
+        principal=ROOT,
+        contract=registry.contract("voice_cdr"),
+        path=cdr,
+        filename=cdr.name,
+        operator="CMCC",
+        period="2021-11",
+    )
+    assert record.status == "accepted"
+
+
+def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: Path, monkeypatch):
+    path = tmp_path / "cells.csv"
+    path.write_text(
+        f"cell_id,site_id,longitude,latitude,city_code,technology\nK0001,S1,112.5,37.8,{CITY},4G\n"
+    )
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("power cut")
+
+    with session_scope(env) as session:
+        before = lake.current_files(session, env, "cells", operators=["CBN"])
+    monkeypatch.setattr(ingest_service, "_record", crash)
+    with pytest.raises(RuntimeError):
+        ingest_file(
+            env,
+            principal=ROOT,
+            contract=registry.contract("cells"),
+            path=path,
+            filename=path.name,
+            operator="CBN",
+            period="2021-11",
+        )
+    with session_scope(env) as session:
+        assert lake.current_files(session, env, "cells", operators=["CBN"]) == before
