@@ -272,5 +272,3 @@ def list_agencies(session: Session) -> list[Agency]:
     return list(session.scalars(select(Agency).order_by(Agency.code)))
 
 
-def count_active_users(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(User).where(User.active)) or 0

@@ -16,7 +16,7 @@ from telereg.core.i18n import gettext as _
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
-from telereg.system.status import system_status
+from telereg.system.status import recent_status
 from telereg.web.deps import Csrf, SignedIn, ensure_csrf_token, require_page
 from telereg.web.navigation import module, translated
 from telereg.web.templating import render
@@ -54,7 +54,7 @@ async def home(
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
 ) -> Response:
-    status = system_status(session, settings=settings, principal=principal)
+    status = recent_status(session, settings=settings, principal=principal)
     return render(request, "home.html", {"status": status})
 
 
