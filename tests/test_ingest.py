@@ -374,14 +374,29 @@ def test_another_region_loads(tmp_path: Path):
 def test_ingested_corridors_replace_and_extend_the_shipped_ones(ready: Settings, tmp_path: Path):
     from telereg.geography.service import corridors
 
-    geojson = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"corridor_id": "G5", "name": "京昆高速（新线形）",
-                                           "kind": "expressway"},
-         "geometry": {"type": "LineString", "coordinates": [[112.0, 37.0], [112.5, 37.5]]}},
-        {"type": "Feature", "properties": {"corridor_id": "TOUR-1", "name": "黄河一号旅游公路",
-                                           "kind": "tourist_road"},
-         "geometry": {"type": "LineString", "coordinates": [[110.5, 36.1], [110.6, 36.5]]}},
-    ]}
+    geojson = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {
+                    "corridor_id": "G5",
+                    "name": "京昆高速（新线形）",
+                    "kind": "expressway",
+                },
+                "geometry": {"type": "LineString", "coordinates": [[112.0, 37.0], [112.5, 37.5]]},
+            },
+            {
+                "type": "Feature",
+                "properties": {
+                    "corridor_id": "TOUR-1",
+                    "name": "黄河一号旅游公路",
+                    "kind": "tourist_road",
+                },
+                "geometry": {"type": "LineString", "coordinates": [[110.5, 36.1], [110.6, 36.5]]},
+            },
+        ],
+    }
     (tmp_path / "mine.geojson").write_text(json.dumps(geojson, ensure_ascii=False))
     assert submit(ready, tmp_path / "mine.geojson", "corridors").status == "accepted"
     with session_scope(ready) as session:

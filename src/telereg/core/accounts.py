@@ -270,5 +270,3 @@ def list_operators(session: Session) -> list[Operator]:
 
 def list_agencies(session: Session) -> list[Agency]:
     return list(session.scalars(select(Agency).order_by(Agency.code)))
-
-

@@ -352,7 +352,11 @@ def _process(
         if crs == "gcj02":
             good = _to_wgs84(backend, contract, good)
         staged["accepted"] = workdir / "accepted.parquet"
+        # Row order in the lake does not matter (source_row keeps it), and letting DuckDB
+        # write out of order lets both cores write.
+        backend.con.execute("SET preserve_insertion_order = false")
         backend.to_parquet(good, staged["accepted"], compression="snappy")
+        backend.con.execute("SET preserve_insertion_order = true")
     if quarantined > len(loaded.unreadable):
         bad = _tokenised(rows.filter(rows[_ROW_BAD] | failed), contract, tokens, typed_values=False)
         found = backend.read_parquet(errors_file)

@@ -129,9 +129,7 @@ def path_loss_db(
     return a + b * float(np.log10(distance_km))
 
 
-def rsrp_dbm(
-    eirp_dbm: float, band: Band, path_loss: float, antenna_gain_db: float = 0.0
-) -> float:
+def rsrp_dbm(eirp_dbm: float, band: Band, path_loss: float, antenna_gain_db: float = 0.0) -> float:
     return eirp_dbm - 10.0 * float(np.log10(band.subcarriers)) + antenna_gain_db - path_loss
 
 

@@ -1,0 +1,274 @@
+"""Coverage of corridors and key places by the sites in service.
+
+Each site covers the points where its predicted RSRP (``propagation``) is at
+least the threshold. Points are tested against nearby sites only: a k-d tree
+over the sites in metres (UTM) yields candidate pairs within the largest range,
+and each pair is kept when the distance is within that site's range towards the
+point (its sector pattern taken into account). Corridors are sampled every
+``step_m`` metres along the geodesic; a sample stands for the stretch up to the
+next one, so shares are of geodesic length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from pyproj import Geod
+from scipy.spatial import cKDTree
+
+from telereg.core.geo import to_metric
+from telereg.domains.buildout.propagation import (
+    BANDS,
+    Environment,
+    coverage_range_km,
+    loss_coefficients,
+    sector_gain_db,
+)
+from telereg.reference.places import Corridor, KeyPlace
+from telereg.reference.regions import RegionSet
+
+FloatArray = npt.NDArray[np.float64]
+_GEOD = Geod(ellps="WGS84")
+DEFAULT_STEP_M = 50.0
+MIN_GAP_M = 500.0
+
+
+@dataclass(frozen=True)
+class SiteLayer:
+    """Sites in service with what the coverage test needs, as column arrays."""
+
+    site_id: npt.NDArray[np.str_]
+    operator: npt.NDArray[np.str_]
+    technology: npt.NDArray[np.str_]
+    lon: FloatArray
+    lat: FloatArray
+    x: FloatArray
+    y: FloatArray
+    #: range in metres on the sector boresight
+    range_m: FloatArray
+    #: path-loss slope B (dB per decade of distance), to scale the range off boresight
+    slope: FloatArray
+    #: sector azimuths per site (degrees), NaN-padded; all NaN for an omnidirectional site
+    azimuths: FloatArray
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> SiteLayer:
+        idx = np.flatnonzero(mask)
+        return SiteLayer(
+            site_id=self.site_id[idx],
+            operator=self.operator[idx],
+            technology=self.technology[idx],
+            lon=self.lon[idx],
+            lat=self.lat[idx],
+            x=self.x[idx],
+            y=self.y[idx],
+            range_m=self.range_m[idx],
+            slope=self.slope[idx],
+            azimuths=self.azimuths[idx],
+        )
+
+    def __len__(self) -> int:
+        return len(self.site_id)
+
+
+def environment_of(county_name: str) -> Environment:
+    """Districts (区) are urban, county-level cities (市) suburban, counties (县) rural."""
+    if county_name.endswith("区"):
+        return Environment.URBAN
+    if county_name.endswith("市"):
+        return Environment.SUBURBAN
+    return Environment.RURAL
+
+
+def site_layer(
+    rows: dict[str, list[object]],
+    regions: RegionSet,
+    *,
+    threshold_dbm: float,
+    margin_db: float,
+) -> SiteLayer:
+    """Sites (lake rows of the ``sites`` dataset, in service) with their predicted ranges."""
+    lon = np.asarray(rows["longitude"], dtype=float)
+    lat = np.asarray(rows["latitude"], dtype=float)
+    names = {c.code: c.name for c in regions.counties}
+    environment = [environment_of(names.get(str(code), "县")) for code in rows["county_code"]]
+    bands = [str(b) for b in rows["band"]]
+    heights = np.asarray(rows["antenna_height_m"], dtype=float)
+    ranges_km = coverage_range_km(
+        eirp_dbm=np.asarray(rows["eirp_dbm"], dtype=float),
+        band=bands,
+        antenna_height_m=heights,
+        environment=environment,
+        threshold_dbm=threshold_dbm,
+        margin_db=margin_db,
+    )
+    slopes = np.asarray(
+        [
+            loss_coefficients(BANDS[b].centre_mhz, float(h), e)[1]
+            for b, h, e in zip(bands, heights, environment, strict=True)
+        ]
+    )
+    x, y = to_metric(regions.utm_zone).transform(lon, lat)
+    sectors = [
+        [float(a) for a in str(text).split(";")] if text else []
+        for text in rows.get("azimuths", [None] * len(lon))
+    ]
+    azimuths = np.full((len(lon), max((len(a) for a in sectors), default=0) or 1), np.nan)
+    for i, values in enumerate(sectors):
+        azimuths[i, : len(values)] = values
+    return SiteLayer(
+        site_id=np.asarray(rows["site_id"], dtype=str),
+        operator=np.asarray(rows["operator"], dtype=str),
+        technology=np.asarray(rows["technology"], dtype=str),
+        lon=lon,
+        lat=lat,
+        x=np.asarray(x),
+        y=np.asarray(y),
+        range_m=ranges_km * 1000.0,
+        slope=slopes,
+        azimuths=azimuths,
+    )
+
+
+def covered(points_x: FloatArray, points_y: FloatArray, sites: SiteLayer) -> npt.NDArray[np.bool_]:
+    """Whether each point is within the predicted coverage of at least one site."""
+    result = np.zeros(len(points_x), dtype=bool)
+    if len(sites) == 0 or len(points_x) == 0:
+        return result
+    tree = cKDTree(np.column_stack([sites.x, sites.y]))
+    points = cKDTree(np.column_stack([points_x, points_y]))
+    pairs = points.sparse_distance_matrix(tree, float(sites.range_m.max()), output_type="ndarray")
+    if len(pairs) == 0:
+        return result
+    point, site, distance = pairs["i"], pairs["j"], pairs["v"]
+    reach = sites.range_m[site].copy()
+    directional = ~np.isnan(sites.azimuths[site, 0])
+    if directional.any():
+        idx = np.flatnonzero(directional)
+        bearing = np.degrees(
+            np.arctan2(
+                points_x[point[idx]] - sites.x[site[idx]], points_y[point[idx]] - sites.y[site[idx]]
+            )
+        )
+        # The best sector towards the point sets the gain; padding sectors (NaN) never win.
+        offsets = bearing[:, None] - sites.azimuths[site[idx]]
+        gain = np.nanmax(np.where(np.isnan(offsets), -np.inf, sector_gain_db(offsets)), axis=1)
+        reach[idx] *= 10.0 ** (gain / sites.slope[site[idx]])
+    hit = distance <= reach
+    result[np.unique(point[hit])] = True
+    return result
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """An uncovered stretch of a corridor, in kilometres from its start."""
+
+    start_km: float
+    end_km: float
+    start_lon: float
+    start_lat: float
+    end_lon: float
+    end_lat: float
+    nearest_sites: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def length_m(self) -> float:
+        return (self.end_km - self.start_km) * 1000.0
+
+
+@dataclass(frozen=True)
+class CorridorCoverage:
+    corridor_id: str
+    name: str
+    kind: str
+    length_km: float
+    covered_km: float
+    gaps: list[Stretch]
+
+    @property
+    def share(self) -> float:
+        return self.covered_km / self.length_km if self.length_km else 0.0
+
+
+def sample_line(corridor: Corridor, step_m: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Points every ``step_m`` metres along the geodesic, with the length each one stands for."""
+    coords = np.asarray(corridor.geometry.coords)
+    lons: list[float] = []
+    lats: list[float] = []
+    weights: list[float] = []
+    for (lon1, lat1), (lon2, lat2) in zip(coords[:-1], coords[1:], strict=True):
+        _, _, length = _GEOD.inv(lon1, lat1, lon2, lat2)
+        n = max(1, int(np.ceil(length / step_m)))
+        inner = _GEOD.npts(lon1, lat1, lon2, lat2, n - 1) if n > 1 else []
+        segment = [(lon1, lat1), *inner]
+        lons += [p[0] for p in segment]
+        lats += [p[1] for p in segment]
+        weights += [length / n] * n
+    return np.asarray(lons), np.asarray(lats), np.asarray(weights)
+
+
+def corridor_coverage(
+    corridor: Corridor,
+    sites: SiteLayer,
+    zone: int,
+    *,
+    step_m: float = DEFAULT_STEP_M,
+    min_gap_m: float = MIN_GAP_M,
+) -> CorridorCoverage:
+    lon, lat, weight = sample_line(corridor, step_m)
+    x, y = to_metric(zone).transform(lon, lat)
+    inside = covered(np.asarray(x), np.asarray(y), sites)
+    at_km = np.concatenate([[0.0], np.cumsum(weight)[:-1]]) / 1000.0
+    gaps: list[Stretch] = []
+    tree = cKDTree(np.column_stack([sites.x, sites.y])) if len(sites) else None
+    edges = np.diff(np.concatenate([[0], (~inside).astype(int), [0]]))
+    for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        end_km = at_km[end - 1] + weight[end - 1] / 1000.0
+        if (end_km - at_km[start]) * 1000.0 < min_gap_m:
+            continue
+        nearest: list[tuple[str, float]] = []
+        if tree is not None:
+            mid = (start + end - 1) // 2
+            distances, which = tree.query([x[mid], y[mid]], k=min(3, len(sites)))
+            nearest = [
+                (str(sites.site_id[j]), round(float(d) / 1000.0, 2))
+                for d, j in zip(np.atleast_1d(distances), np.atleast_1d(which), strict=True)
+            ]
+        gaps.append(
+            Stretch(
+                start_km=round(float(at_km[start]), 3),
+                end_km=round(float(end_km), 3),
+                start_lon=float(lon[start]),
+                start_lat=float(lat[start]),
+                end_lon=float(lon[end - 1]),
+                end_lat=float(lat[end - 1]),
+                nearest_sites=nearest,
+            )
+        )
+    return CorridorCoverage(
+        corridor_id=corridor.corridor_id,
+        name=corridor.name,
+        kind=corridor.kind,
+        length_km=float(weight.sum()) / 1000.0,
+        covered_km=float(weight[inside].sum()) / 1000.0,
+        gaps=gaps,
+    )
+
+
+@dataclass(frozen=True)
+class PlaceCoverage:
+    place_id: str
+    name: str
+    category: str
+    covered: bool
+
+
+def key_place_coverage(places: list[KeyPlace], sites: SiteLayer, zone: int) -> list[PlaceCoverage]:
+    points = [p.geometry.representative_point() for p in places]
+    x, y = to_metric(zone).transform([p.x for p in points], [p.y for p in points])
+    inside = covered(np.asarray(x, dtype=float), np.asarray(y, dtype=float), sites)
+    return [
+        PlaceCoverage(p.place_id, p.name, p.category, bool(c))
+        for p, c in zip(places, inside, strict=True)
+    ]
