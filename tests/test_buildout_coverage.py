@@ -151,3 +151,88 @@ def test_a_gap_is_reported_with_its_kilometres() -> None:
     assert gap.start_km == pytest.approx(0.06 * 88.9 + 1.4, abs=0.1)
     assert gap.end_km == pytest.approx(0.14 * 88.9 - 1.4, abs=0.1)
     assert result.share < 1.0
+
+
+def test_coverage_through_cli_api_and_page(tmp_path) -> None:
+    """The small demo's sites, read back as coverage by the CLI, the API and the page."""
+    import json
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from telereg import registry
+    from telereg.app import create_app
+    from telereg.core import accounts
+    from telereg.core.db import session_scope
+    from telereg.core.settings import load_settings
+    from telereg.scenario.demo import prepare
+    from telereg.scenario.model import Scale
+    from telereg.scenario.runner import run_scenario
+    from tests.conftest import PASSWORD, ROOT
+
+    settings = load_settings(data_dir=tmp_path / "var")
+    prepare(settings, principal=ROOT)
+    run_scenario(
+        settings,
+        principal=ROOT,
+        scale=Scale.SMALL,
+        seed=3,
+        synthesizers=registry.SYNTHESIZERS[:1],
+        contracts=registry.CONTRACTS,
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "telereg",
+            "buildout",
+            "coverage",
+            "--json",
+            "--data-dir",
+            str(settings.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["period"] == "2021-11"
+    assert {c["corridor_id"] for c in report["corridors"]} >= {"HSR-DX", "G5"}
+    for corridor in report["corridors"]:
+        assert 0.0 <= corridor["share"]["ANY"] <= 1.0
+        for operator in report["operators"]:
+            assert corridor["share"][operator] <= corridor["share"]["ANY"] + 1e-9
+    with session_scope(settings) as session:
+        accounts.create_user(
+            session, principal=ROOT, username="vic", role="viewer", password=PASSWORD
+        )
+        token = accounts.issue_token(session, principal=ROOT, username="vic").token
+        accounts.create_user(
+            session,
+            principal=ROOT,
+            username="lee",
+            role="liaison",
+            agency="POLICE-AF",
+            password=PASSWORD,
+        )
+        liaison = accounts.issue_token(session, principal=ROOT, username="lee").token
+    client = TestClient(create_app(settings))
+    api = client.get("/api/v1/buildout/coverage", headers={"Authorization": f"Bearer {token}"})
+    assert api.json()["corridors"] == report["corridors"], "CLI and API give the same numbers"
+    assert (
+        client.get(
+            "/api/v1/buildout/coverage", headers={"Authorization": f"Bearer {liaison}"}
+        ).status_code
+        == 403
+    )
+    sites = client.get(
+        "/api/v1/buildout/sites", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    assert sum(c["sites"] for c in sites["five_g_per_10k"]) > 500
+    geojson = client.get("/api/v1/buildout/map/city", headers={"Authorization": f"Bearer {token}"})
+    assert len(geojson.json()["features"]) == 11
+    none = client.get(
+        "/api/v1/buildout/coverage?period=2020-01", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert none.status_code == 404

@@ -48,6 +48,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(operators_app, name="operators")
 app.add_typer(agencies_app, name="agencies")
+buildout_app = typer.Typer(
+    help="Build-out: 5G and gigabit coverage, corridors, key places.", no_args_is_help=True
+)
+app.add_typer(buildout_app, name="buildout")
 
 DataDir = Annotated[
     Path | None,
@@ -330,6 +334,20 @@ def datasets(
         for c in CONTRACTS.values()
     ]
     _print_rows(rows, as_json=as_json)
+
+
+@buildout_app.command("coverage")
+def buildout_coverage(
+    period: Annotated[
+        str | None, typer.Option(help="Month YYYY-MM; default: the latest with site data.")
+    ] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Coverage of railways, expressways and key places, per operator and by any operator."""
+    from telereg.domains.buildout.cli import coverage_command
+
+    coverage_command(_migrated(data_dir), _me(), period=period, as_json=as_json)
 
 
 @db_app.command("upgrade")

@@ -3,7 +3,8 @@
 from fastapi import APIRouter
 
 from telereg.api.routes import audit, directory, privacy, submissions, system, users
+from telereg.domains.buildout import api as buildout
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (system, users, audit, privacy, directory, submissions):
+for module in (system, users, audit, privacy, directory, submissions, buildout):
     api_router.include_router(module.router)

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         default=False, description="Mark cookies Secure (HTTPS deployments)."
     )
     max_request_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="Largest request body.")
+    buildout_rsrp_threshold_dbm: float = Field(
+        -105.0, le=-60, ge=-140, description="RSRP at the edge of predicted coverage (dBm)."
+    )
+    buildout_fade_margin_db: float = Field(
+        0.0, ge=0, le=30, description="Margin subtracted from the link budget (dB)."
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: str = Field("INFO", description="Root log level.")
 

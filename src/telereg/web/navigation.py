@@ -35,6 +35,7 @@ MODULES: tuple[Module, ...] = (
         N_("Build-out"),
         N_("5G and gigabit build-out, corridors, key places, targets, projects, site obstacles"),
         (1, 2, 3),
+        url="/buildout",
     ),
     Module(
         "epidemic",

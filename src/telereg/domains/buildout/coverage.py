@@ -11,6 +11,7 @@ next one, so shares are of geodesic length.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,6 +172,8 @@ class Stretch:
     end_lon: float
     end_lat: float
     nearest_sites: list[tuple[str, float]] = field(default_factory=list)
+    #: the stretch as a line (at most 50 points), for maps
+    path: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def length_m(self) -> float:
@@ -197,7 +200,7 @@ def sample_line(corridor: Corridor, step_m: float) -> tuple[FloatArray, FloatArr
     lons: list[float] = []
     lats: list[float] = []
     weights: list[float] = []
-    for (lon1, lat1), (lon2, lat2) in zip(coords[:-1], coords[1:], strict=True):
+    for (lon1, lat1), (lon2, lat2) in itertools.pairwise(coords):
         _, _, length = _GEOD.inv(lon1, lat1, lon2, lat2)
         n = max(1, int(np.ceil(length / step_m)))
         inner = _GEOD.npts(lon1, lat1, lon2, lat2, n - 1) if n > 1 else []
@@ -244,6 +247,10 @@ def corridor_coverage(
                 end_lon=float(lon[end - 1]),
                 end_lat=float(lat[end - 1]),
                 nearest_sites=nearest,
+                path=[
+                    (round(float(lon[i]), 5), round(float(lat[i]), 5))
+                    for i in np.unique(np.linspace(start, end - 1, 50).astype(int))
+                ],
             )
         )
     return CorridorCoverage(

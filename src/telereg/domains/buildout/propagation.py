@@ -77,7 +77,7 @@ BANDS: dict[str, Band] = {
 
 
 def _mobile_correction(f_mhz: float, hm: float = HANDSET_HEIGHT_M) -> float:
-    return (1.1 * np.log10(f_mhz) - 0.7) * hm - (1.56 * np.log10(f_mhz) - 0.8)
+    return float((1.1 * np.log10(f_mhz) - 0.7) * hm - (1.56 * np.log10(f_mhz) - 0.8))
 
 
 def _area_correction(f_mhz: float, environment: Environment) -> float:
