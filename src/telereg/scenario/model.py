@@ -63,6 +63,8 @@ class Sites:
     in_service_from: npt.NDArray[np.int64]
     shared_tower: npt.NDArray[np.bool_]
     beidou: npt.NDArray[np.bool_]
+    #: omnidirectional (no sector azimuths reported)
+    omni: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.site_id)
@@ -169,6 +171,7 @@ def build_sites(regions: RegionSet, scale: Scale, seed: int) -> Sites:
                 else np.zeros(count, dtype=int)
             )
             columns["shared_tower"].extend(rng.random(count) < 0.8)
+            columns["omni"].extend(rng.random(count) < 0.1)
             columns["beidou"].extend(rng.random(count) < 0.6)
     return Sites(**{k: np.asarray(v) for k, v in columns.items()})
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from telereg.domains.buildout.plant import plant
+from telereg.reference.places import shipped_corridors, shipped_key_places
 from telereg.scenario.files import OperatorFile, nullable, with_bad_rows, write_csv, write_xlsx
 from telereg.scenario.model import OPERATOR_SHARES, PERIODS, Province
 
@@ -49,12 +51,11 @@ def _in_service_dates(
 def site_inventory(province: Province, operator: str, period_index: int) -> pa.Table:
     """What an operator reports for one month: every site built or being built by then."""
     sites = province.sites
-    rng = province.rng(f"buildout.sites.{operator}.{period_index}")
     mine = sites.operator == operator
     first = sites.in_service_from[mine]
     in_service = first <= period_index
     status = np.where(in_service, "in_service", "under_construction")
-    azimuths = nullable(np.full(int(mine.sum()), "0;120;240"), rng.random(int(mine.sum())) < 0.9)
+    azimuths = nullable(np.full(int(mine.sum()), "0;120;240"), ~sites.omni[mine])
     beidou = sites.beidou[mine]
     return pa.table(
         {
@@ -82,6 +83,8 @@ def site_inventory(province: Province, operator: str, period_index: int) -> pa.T
 
 def synthesize(province: Province, out: Path) -> list[OperatorFile]:
     """Monthly site files: CSV for most, XLSX from Unicom, GBK with Chinese headers from Telecom."""
+    code = province.regions.province.code
+    plant(province, shipped_corridors(code), shipped_key_places(code))
     files: list[OperatorFile] = []
     planted: list[dict[str, object]] = []
     for index, period in enumerate(PERIODS):

@@ -1,0 +1,58 @@
+"""The build-out demo's planted gaps are found, and nothing else is reported."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from telereg import registry
+from telereg.core.db import session_scope
+from telereg.core.settings import load_settings
+from telereg.domains.buildout.service import coverage
+from telereg.scenario.demo import prepare
+from telereg.scenario.model import Scale
+from telereg.scenario.runner import run_scenario
+from tests.conftest import ROOT
+
+TOLERANCE_KM = 1.0  # the line bends; a site reaches further across a bend than along it
+
+
+@pytest.mark.parametrize("seed", [5, 23])
+def test_planted_gaps_are_found_and_nothing_else(tmp_path, seed: int) -> None:
+    settings = load_settings(data_dir=tmp_path / "var")
+    prepare(settings, principal=ROOT)
+    summary = run_scenario(
+        settings,
+        principal=ROOT,
+        scale=Scale.SMALL,
+        seed=seed,
+        synthesizers=registry.SYNTHESIZERS[:1],
+        contracts=registry.CONTRACTS,
+    )
+    truth = json.loads(summary.truth_file.read_text())["buildout"]
+    assert truth["corridor_gaps"], "the scenario plants at least one gap"
+    with session_scope(settings) as session:
+        report = coverage(session, settings=settings, principal=ROOT)
+    reported = [
+        (c["corridor_id"], g["start_km"], g["end_km"]) for c in report.corridors for g in c["gaps"]
+    ]
+    for gap in truth["corridor_gaps"]:
+        assert any(
+            cid == gap["corridor_id"]
+            and abs(start - gap["start_km"]) <= TOLERANCE_KM
+            and abs(end - gap["end_km"]) <= TOLERANCE_KM
+            for cid, start, end in reported
+        ), (gap, reported)
+    for cid, start, end in reported:
+        assert (end - start) * 1000 >= 500
+        assert any(
+            g["corridor_id"] == cid
+            and start < g["end_km"] + TOLERANCE_KM
+            and end > g["start_km"] - TOLERANCE_KM
+            for g in truth["corridor_gaps"]
+        ), f"reported gap {cid} {start}-{end} km was not planted"
+    uncovered = sorted(p["place_id"] for p in report.key_places if not p["covered"]["ANY"])
+    assert uncovered == truth["uncovered_places"]
+    assert report.key_place_rates["all"]["ANY"] == pytest.approx(0.95, abs=0.02), "about 95 %"
+    assert report.corridor_rates["hsr"]["ANY"] > 0.99
