@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
@@ -133,16 +134,42 @@ def site_layer(
 
 
 def covered(points_x: FloatArray, points_y: FloatArray, sites: SiteLayer) -> npt.NDArray[np.bool_]:
-    """Whether each point is within the predicted coverage of at least one site."""
+    """Whether each point is within the predicted coverage of at least one site.
+
+    Sites are grouped by range (each group's longest range at most 1.5 times its
+    shortest), so a few far-reaching 700 MHz sites do not make every urban site
+    look for points kilometres away.
+    """
     result = np.zeros(len(points_x), dtype=bool)
     if len(sites) == 0 or len(points_x) == 0:
         return result
-    tree = cKDTree(np.column_stack([sites.x, sites.y]))
     points = cKDTree(np.column_stack([points_x, points_y]))
-    pairs = points.sparse_distance_matrix(tree, float(sites.range_m.max()), output_type="ndarray")
-    if len(pairs) == 0:
-        return result
-    point, site, distance = pairs["i"], pairs["j"], pairs["v"]
+    order = np.argsort(sites.range_m)
+    ranges = sites.range_m[order]
+    start = 0
+    while start < len(order):
+        end = int(np.searchsorted(ranges, ranges[start] * 1.5, side="right"))
+        group = order[start:end]
+        start = end
+        tree = cKDTree(np.column_stack([sites.x[group], sites.y[group]]))
+        pairs = points.sparse_distance_matrix(
+            tree, float(sites.range_m[group].max()), output_type="ndarray"
+        )
+        if len(pairs) == 0:
+            continue
+        point, site, distance = pairs["i"], group[pairs["j"]], pairs["v"]
+        result[point[distance <= _reach(point, site, points_x, points_y, sites)]] = True
+    return result
+
+
+def _reach(
+    point: npt.NDArray[np.int64],
+    site: npt.NDArray[np.int64],
+    points_x: FloatArray,
+    points_y: FloatArray,
+    sites: SiteLayer,
+) -> FloatArray:
+    """Each pair's site range towards its point, its best sector's gain taken into account."""
     reach = sites.range_m[site].copy()
     directional = ~np.isnan(sites.azimuths[site, 0])
     if directional.any():
@@ -156,9 +183,7 @@ def covered(points_x: FloatArray, points_y: FloatArray, sites: SiteLayer) -> npt
         offsets = bearing[:, None] - sites.azimuths[site[idx]]
         gain = np.nanmax(np.where(np.isnan(offsets), -np.inf, sector_gain_db(offsets)), axis=1)
         reach[idx] *= 10.0 ** (gain / sites.slope[site[idx]])
-    hit = distance <= reach
-    result[np.unique(point[hit])] = True
-    return result
+    return reach
 
 
 @dataclass(frozen=True)
@@ -279,3 +304,60 @@ def key_place_coverage(places: list[KeyPlace], sites: SiteLayer, zone: int) -> l
         PlaceCoverage(p.place_id, p.name, p.category, bool(c))
         for p, c in zip(places, inside, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class AreaCoverage:
+    """Coverage of the region's area on an H3 grid, weighted by population where known."""
+
+    resolution: int
+    cells: int
+    covered_cells: int
+    population: float
+    covered_population: float
+
+    @property
+    def area_share(self) -> float:
+        return self.covered_cells / self.cells if self.cells else 0.0
+
+    @property
+    def population_share(self) -> float:
+        return self.covered_population / self.population if self.population else 0.0
+
+
+@cache
+def h3_grid(
+    region_code: str, resolution: int
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """Centres of the H3 cells covering the region, and the index of each cell's county."""
+    import h3
+
+    from telereg.reference.regions import load_regions
+
+    regions = load_regions(region_code)
+    lons: list[float] = []
+    lats: list[float] = []
+    owner: list[int] = []
+    for index, county in enumerate(regions.counties):
+        cells = h3.geo_to_cells(county.geometry.__geo_interface__, resolution)
+        for cell in cells:
+            lat, lon = h3.cell_to_latlng(cell)
+            lons.append(lon)
+            lats.append(lat)
+            owner.append(index)
+    return np.asarray(lons), np.asarray(lats), np.asarray(owner, dtype=np.int64)
+
+
+def area_coverage(regions: RegionSet, sites: SiteLayer, *, resolution: int = 8) -> AreaCoverage:
+    lon, lat, owner = h3_grid(regions.province.code, resolution)
+    x, y = to_metric(regions.utm_zone).transform(lon, lat)
+    inside = covered(np.asarray(x), np.asarray(y), sites)
+    people = np.asarray([c.population or 0 for c in regions.counties], dtype=float)
+    per_cell = people[owner] / np.maximum(np.bincount(owner, minlength=len(people))[owner], 1)
+    return AreaCoverage(
+        resolution=resolution,
+        cells=len(lon),
+        covered_cells=int(inside.sum()),
+        population=float(per_cell.sum()),
+        covered_population=float(per_cell[inside].sum()),
+    )

@@ -18,6 +18,7 @@ from telereg.core.settings import Settings
 from telereg.domains.buildout import analysis
 from telereg.domains.buildout.coverage import (
     SiteLayer,
+    area_coverage,
     corridor_coverage,
     key_place_coverage,
     site_layer,
@@ -39,6 +40,8 @@ class CoverageReport:
     key_places: list[dict[str, Any]] = field(default_factory=list)
     key_place_rates: dict[str, dict[str, float]] = field(default_factory=dict)
     corridor_rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: share of the region's area (H3 resolution 8) and of its population covered by any operator
+    area: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,6 +145,13 @@ def coverage(
         report.key_place_rates[category] = {
             s: round(sum(p["covered"][s] for p in members) / len(members), 4) for s in scopes
         }
+    area = area_coverage(regions, layer)
+    report.area = {
+        "resolution": area.resolution,
+        "cells": area.cells,
+        "area_share": round(area.area_share, 4),
+        "population_share": round(area.population_share, 4),
+    }
     report.key_place_rates["all"] = {
         s: round(sum(p["covered"][s] for p in report.key_places) / max(1, len(places)), 4)
         for s in scopes
