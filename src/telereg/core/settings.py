@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     buildout_fade_margin_db: float = Field(
         0.0, ge=0, le=30, description="Margin subtracted from the link budget (dB)."
     )
+    gigabit_city_thresholds: dict[str, float] = Field(
+        default_factory=lambda: {
+            "gigabit_coverage": 0.8,
+            "five_g_per_10k": 12.0,
+            "port_share_10g": 0.3,
+            "share_500m": 0.1,
+        },
+        description="Minimums a city must reach to count as a gigabit city.",
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: str = Field("INFO", description="Root log level.")
 

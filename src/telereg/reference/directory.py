@@ -18,6 +18,8 @@ STANDARD_OPERATORS: tuple[DirectoryEntry, ...] = (
     DirectoryEntry("CTCC", "中国电信", "China Telecom"),
     DirectoryEntry("CBN", "中国广电", "China Broadnet"),
     DirectoryEntry("TOWER", "中国铁塔", "China Tower"),
+    # The administration itself, for the reference data it keeps: targets, its own GeoJSON.
+    DirectoryEntry("CA", "省通信管理局（本局）", "Communications administration (own data)"),
 )
 
 STANDARD_AGENCIES: tuple[DirectoryEntry, ...] = (

@@ -35,3 +35,72 @@ def five_g_density(sites: ir.Table, population: ir.Table) -> ir.Table:
         population=joined.population,
         per_10k=(sites_col * 10_000 / joined.population).round(2),
     ).order_by(ibis.desc("per_10k"))
+
+
+def gigabit_by_county(fibre: ir.Table) -> ir.Table:
+    """Per county: the widest network's 10G-PON reach, port share and 500M+ share.
+
+    Households passed are not added across operators (one household is often
+    passed by several); the widest network's reach is the lower bound used.
+    """
+    per_county = fibre.group_by("county_code").agg(
+        households=fibre.households.max(),
+        passed=fibre.households_10g_pon.max(),
+        ports_10g=fibre.pon_ports_10g.sum(),
+        ports=fibre.pon_ports_total.sum(),
+        subs_500m=fibre.subscribers_500m.sum(),
+        subs=fibre.subscribers_total.sum(),
+        subs_gigabit=fibre.subscribers_gigabit.sum(),
+    )
+    return per_county.mutate(
+        coverage=(per_county.passed / per_county.households).round(4),
+        port_share_10g=(per_county.ports_10g / per_county.ports).round(4),
+        share_500m=(per_county.subs_500m / per_county.subs).round(4),
+    )
+
+
+def gigabit_by_city(by_county: ir.Table, county_city: ir.Table) -> ir.Table:
+    """Roll the county figures up to cities (``county_city``: county_code, city_code)."""
+    joined = by_county.join(county_city, "county_code")
+    per_city = joined.group_by("city_code").agg(
+        households=joined.households.sum(),
+        passed=joined.passed.sum(),
+        ports_10g=joined.ports_10g.sum(),
+        ports=joined.ports.sum(),
+        subs_500m=joined.subs_500m.sum(),
+        subs=joined.subs.sum(),
+    )
+    return per_city.mutate(
+        coverage=(per_city.passed / per_city.households).round(4),
+        port_share_10g=(per_city.ports_10g / per_city.ports).round(4),
+        share_500m=(per_city.subs_500m / per_city.subs).round(4),
+    ).order_by("city_code")
+
+
+def new_sites_in_year(sites: ir.Table, year: int) -> ir.Table:
+    """5G sites that went into service in ``year``, per city and for the whole table."""
+    live = in_service(sites)
+    new = live.filter((live.technology == "5G") & (live.in_service_date.year() == year))
+    return new.group_by("city_code").agg(
+        new_sites=(new.operator.concat("/", new.site_id)).nunique()
+    )
+
+
+def project_progress(projects: ir.Table) -> ir.Table:
+    """Universal-service projects per batch and status."""
+    return (
+        projects.group_by(["batch", "status"])
+        .agg(projects=projects.project_id.nunique())
+        .order_by(["batch", "status"])
+    )
+
+
+def beidou_share(sites: ir.Table) -> ir.Table:
+    """Share of sites in service with BeiDou timing, per operator."""
+    live = in_service(sites)
+    return (
+        live.group_by("operator")
+        .agg(sites=live.count(), beidou=live.beidou_timing.cast("int64").sum())
+        .mutate(share=(ibis._.beidou / ibis._.sites).round(4))
+        .order_by("operator")
+    )

@@ -39,3 +39,10 @@ def region_map(level: Level, settings: SettingsDep, principal: Reader) -> dict[s
     from telereg.geography.service import region
 
     return region(settings).geojson(level)
+
+
+@router.get("/figures", summary="Gigabit indicators and cities, targets, projects, BeiDou timing")
+def figures(
+    session: SessionDep, settings: SettingsDep, principal: Reader, period: Period = None
+) -> dict[str, Any]:
+    return service.figures(session, settings=settings, principal=principal, period=period)

@@ -184,3 +184,114 @@ def site_figures(
     for row in density:
         row["name"], row["name_en"] = names.get(row["code"], ("", ""))
     return {"period": period, "counts": counts, "five_g_per_10k": density}
+
+
+def _current(session: Session, settings: Settings, dataset: str, period: str | None) -> list[str]:
+    files = lake.current_files(session, settings, dataset, periods=[period] if period else None)
+    return [str(f) for f in files]
+
+
+def figures(
+    session: Session, *, settings: Settings, principal: Principal, period: str | None = None
+) -> dict[str, Any]:
+    """Gigabit indicators, the gigabit-city table, targets with a projection, projects, BeiDou."""
+    principal.require(Permission.DASHBOARD_READ)
+    period = period or latest_period(session)
+    if period is None:
+        raise NotFoundError("no site data yet; ingest the operators' sites first")
+    backend = connect(settings)
+    regions = region(settings)
+    out: dict[str, Any] = {"period": period}
+    sites_files = _current(session, settings, "sites", period)
+    sites = backend.read_parquet(sites_files) if sites_files else None
+    density = {
+        row["code"]: row["per_10k"]
+        for row in site_figures(session, settings=settings, principal=principal, period=period)[
+            "five_g_per_10k"
+        ]
+    }
+    fibre_files = _current(session, settings, "fibre", period)
+    if fibre_files:
+        county_city = ibis.memtable(
+            {
+                "county_code": [c.code for c in regions.counties],
+                "city_code": [c.parent or "" for c in regions.counties],
+            }
+        )
+        by_county = analysis.gigabit_by_county(backend.read_parquet(fibre_files))
+        cities = backend.execute(analysis.gigabit_by_city(by_county, county_city)).to_dict(
+            "records"
+        )
+        thresholds = settings.gigabit_city_thresholds
+        totals = {
+            k: sum(c[k] for c in cities) for k in ("households", "passed", "ports", "ports_10g")
+        }
+        out["gigabit"] = {
+            "coverage": round(totals["passed"] / max(1, totals["households"]), 4),
+            "port_share_10g": round(totals["ports_10g"] / max(1, totals["ports"]), 4),
+            "cities": [],
+            "thresholds": thresholds,
+        }
+        names = {c.code: (c.name, c.name_en) for c in regions.cities}
+        for city in cities:
+            values = {
+                "gigabit_coverage": city["coverage"],
+                "five_g_per_10k": density.get(city["city_code"], 0.0),
+                "port_share_10g": city["port_share_10g"],
+                "share_500m": city["share_500m"],
+            }
+            meets = {k: values[k] >= v for k, v in thresholds.items() if k in values}
+            out["gigabit"]["cities"].append(
+                {
+                    "code": city["city_code"],
+                    "name": names.get(city["city_code"], ("", ""))[0],
+                    "name_en": names.get(city["city_code"], ("", ""))[1],
+                    **values,
+                    "meets": meets,
+                    "gigabit_city": all(meets.values()),
+                }
+            )
+    out["targets"] = _target_progress(session, settings, backend, sites, period)
+    project_files = _current(session, settings, "universal_service", None)
+    if project_files:
+        out["projects"] = backend.execute(
+            analysis.project_progress(backend.read_parquet(project_files))
+        ).to_dict("records")
+    if sites is not None:
+        out["beidou"] = backend.execute(analysis.beidou_share(sites)).to_dict("records")
+    return out
+
+
+def _target_progress(
+    session: Session, settings: Settings, backend: Any, sites: Any, period: str
+) -> list[dict[str, Any]]:
+    """New-5G-site targets of the period's year, reached so far and projected to year end."""
+    target_files = _current(session, settings, "targets", None)
+    if not target_files or sites is None:
+        return []
+    year, month = map(int, period.split("-"))
+    rows = backend.execute(backend.read_parquet(target_files)).to_dict("records")
+    new = backend.execute(analysis.new_sites_in_year(sites, year)).to_dict("records")
+    by_city = {r["city_code"]: int(r["new_sites"]) for r in new}
+    province = settings.region_code
+    result = []
+    for row in rows:
+        if row["year"] != year or row["indicator"] != "new_5g_sites":
+            continue
+        code = row["region_code"]
+        done = sum(by_city.values()) if code == province else by_city.get(code, 0)
+        projected = done * 12 / month
+        result.append(
+            {
+                "region_code": code,
+                "year": year,
+                "indicator": row["indicator"],
+                "target": row["value"],
+                "done": done,
+                "share_done": round(done / row["value"], 4) if row["value"] else None,
+                "projected": round(projected),
+                "on_track": projected >= row["value"],
+                "shortfall": max(0, round(row["value"] - projected)),
+            }
+        )
+    return sorted(result, key=lambda r: r["region_code"])

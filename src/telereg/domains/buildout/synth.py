@@ -113,4 +113,122 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
                 path = write_csv(table, folder / "sites.csv")
             files.append(OperatorFile("sites", operator, period, path))
     province.plant("buildout", "bad_rows", planted)
+    province.plant("buildout", "gigabit_coverage_nov_2021", GIGABIT_COVERAGE_NOV_2021)
+    return files + synthesize_reference(province, out)
+
+
+#: The source: gigabit fibre coverage of the province at the end of November 2021.
+GIGABIT_COVERAGE_NOV_2021 = 0.551
+#: Each operator's reach relative to the widest network (China Telecom's).
+FIBRE_REACH = {"CTCC": 1.0, "CUCC": 0.82, "CMCC": 0.9}
+
+
+def fibre(province: Province, operator: str, period_index: int) -> pa.Table:
+    """Per county: households, 10G-PON reach and ports, subscribers, for one operator."""
+    rng = province.rng("buildout.fibre")  # one pattern of reach; operators differ by scale
+    counties = province.regions.counties
+    households = np.array([max(1000, (c.population or 0) // 3) for c in counties])
+    urban = np.array([c.name.endswith("区") for c in counties])
+    base = np.clip(np.where(urban, 0.78, 0.42) + rng.normal(0, 0.06, len(counties)), 0.05, 0.98)
+    # Scale so that the widest network reaches 55.1 % of the province's households in
+    # November, and a little less a month before.
+    target = GIGABIT_COVERAGE_NOV_2021 * (0.97 if period_index == 0 else 1.0)
+    share = base * target * households.sum() / (base * households).sum()
+    passed = np.round(households * share * FIBRE_REACH[operator]).astype(int)
+    total_subs = np.round(households * 0.33).astype(int)
+    return pa.table(
+        {
+            "county_code": [c.code for c in counties],
+            "month": [f"{PERIODS[period_index]}-01"] * len(counties),
+            "households": households,
+            "households_10g_pon": passed,
+            "pon_ports_10g": passed // 32,
+            "pon_ports_total": households // 12,
+            "subscribers_gigabit": np.round(total_subs * 0.06).astype(int),
+            "subscribers_500m": np.round(total_subs * 0.13).astype(int),
+            "subscribers_total": total_subs,
+        }
+    )
+
+
+def targets(province: Province) -> pa.Table:
+    """The administration's 2022 targets (source figures) and a 2021 new-site target."""
+    cities = province.regions.cities
+    people = np.array([c.population or 0 for c in cities], dtype=float)
+    rows: list[tuple[str, int, str, float]] = [
+        (province.regions.province.code, 2022, "new_5g_sites", 30_000 * province.factor),
+        (province.regions.province.code, 2022, "corridor_coverage", 0.99),
+        (province.regions.province.code, 2022, "key_area_coverage", 0.98),
+        # not in the source: a demo target for 2021, so that progress can be followed
+        (province.regions.province.code, 2021, "new_5g_sites", 24_000 * province.factor),
+    ]
+    share = people / people.sum() if people.sum() else np.full(len(cities), 1 / len(cities))
+    rows += [
+        (c.code, 2022, "new_5g_sites", round(30_000 * province.factor * s))
+        for c, s in zip(cities, share, strict=True)
+    ]
+    return pa.table(
+        {
+            "region_code": [r[0] for r in rows],
+            "year": [r[1] for r in rows],
+            "indicator": [r[2] for r in rows],
+            "value": [float(r[3]) for r in rows],
+        }
+    )
+
+
+def projects(province: Province) -> pa.Table:
+    """Universal-service projects: batch 6 done and accepted, batch 7 under way."""
+    rng = province.rng("buildout.projects")
+    counties = [c for c in province.regions.counties if not c.name.endswith("区")]
+    n = max(30, round(1500 * province.factor))
+    batch = np.where(rng.random(n) < 0.6, 6, 7)
+    status = np.where(
+        batch == 6,
+        "accepted",
+        rng.choice(["planned", "under_construction", "completed"], n, p=[0.2, 0.5, 0.3]),
+    )
+    where = rng.integers(0, len(counties), n)
+    return pa.table(
+        {
+            "project_id": [f"US{b}-{i:05d}" for i, b in enumerate(batch)],
+            "batch": batch,
+            "village": [f"{counties[w].name}第{i % 40 + 1}村" for i, w in enumerate(where)],
+            "county_code": [counties[w].code for w in where],
+            "kind": rng.choice(["fibre", "4G", "5G"], n, p=[0.4, 0.45, 0.15]),
+            "status": status,
+            "start_date": np.where(batch == 6, "2020-04-01", "2021-06-01"),
+            "completion_date": nullable(
+                np.where(batch == 6, "2020-12-20", "2021-11-10"),
+                np.isin(status, ["completed", "accepted"]),
+            ),
+        }
+    )
+
+
+def synthesize_reference(province: Province, out: Path) -> list[OperatorFile]:
+    """Fibre reports of the fixed-network operators, targets and universal-service projects."""
+    files = [
+        OperatorFile(
+            "fibre",
+            operator,
+            period,
+            write_csv(fibre(province, operator, index), out / operator / period / "fibre.csv"),
+        )
+        for index, period in enumerate(PERIODS)
+        for operator in FIBRE_REACH
+    ]
+    files.append(
+        OperatorFile(
+            "targets", "CA", PERIODS[-1], write_csv(targets(province), out / "CA" / "targets.csv")
+        )
+    )
+    files.append(
+        OperatorFile(
+            "universal_service",
+            "CA",
+            PERIODS[-1],
+            write_xlsx(projects(province), out / "CA" / "universal_service.xlsx"),
+        )
+    )
     return files
