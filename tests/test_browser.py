@@ -21,7 +21,10 @@ import pytest
 
 from telereg.core.principal import cli_principal
 from telereg.core.settings import load_settings
+from telereg import registry
 from telereg.scenario.demo import prepare
+from telereg.scenario.model import Scale
+from telereg.scenario.runner import run_scenario
 
 if TYPE_CHECKING:
     # Playwright is imported lazily at run time, like the other optional heavy imports.
@@ -85,7 +88,17 @@ def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("browser")
     data_dir = root / "data"
-    login = prepare(load_settings(data_dir=data_dir), principal=cli_principal("test"))
+    settings = load_settings(data_dir=data_dir)
+    login = prepare(settings, principal=cli_principal("test"))
+    # Build-out data for the corridor-map page: the demo's sites, fibre and targets.
+    run_scenario(
+        settings,
+        principal=cli_principal("test"),
+        scale=Scale.SMALL,
+        seed=5,
+        synthesizers=registry.SYNTHESIZERS[:1],
+        contracts=registry.CONTRACTS,
+    )
     port = _free_port()
     log = root / "serve.log"
     with log.open("wb") as output:
@@ -176,5 +189,30 @@ def test_sign_in_and_switch_language(browser: Browser, server: Server) -> None:
         page.click("a.lang[hreflang=zh_CN]")
         expect(page).to_have_url(f"{server.base_url}/")
         expect_chinese(page)
+    finally:
+        context.close()
+
+
+def test_corridor_map_page(browser: Browser, server: Server) -> None:
+    """The build-out page draws the corridor map and lists the uncovered stretches."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.base_url}/buildout")
+        page.fill("input[name=username]", server.username)
+        page.fill("input[name=password]", server.password)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(f"{server.base_url}/buildout")
+        expect(page.locator("h1")).to_contain_text("网络建设")
+        expect(page.locator("#stat-hsr")).to_have_text(re.compile(r"^\d+\.\d%$"))
+        # ECharts draws the map into a canvas once the API data arrived.
+        expect(page.locator("#corridor-map canvas").first).to_be_visible()
+        expect(page.locator("#gap-table tbody tr").first).to_be_visible()
+        assert page.locator("#gap-table tbody tr").count() >= 1
+        expect(page.locator("#gigabit-total")).to_have_text("55.1%")
+        assert page.locator("#problem").is_hidden()
     finally:
         context.close()

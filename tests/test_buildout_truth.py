@@ -56,3 +56,46 @@ def test_planted_gaps_are_found_and_nothing_else(tmp_path, seed: int) -> None:
     assert uncovered == truth["uncovered_places"]
     assert report.key_place_rates["all"]["ANY"] == pytest.approx(0.95, abs=0.02), "about 95 %"
     assert report.corridor_rates["hsr"]["ANY"] > 0.99
+
+
+def test_demo_reproduces_the_sources_gigabit_figure_and_exports(tmp_path) -> None:
+    import io
+
+    from fastapi.testclient import TestClient
+    from openpyxl import load_workbook
+
+    from telereg.app import create_app
+    from telereg.core import accounts
+    from telereg.domains.buildout.service import figures
+    from tests.conftest import PASSWORD
+
+    settings = load_settings(data_dir=tmp_path / "var")
+    prepare(settings, principal=ROOT)
+    run_scenario(
+        settings,
+        principal=ROOT,
+        scale=Scale.SMALL,
+        seed=5,
+        synthesizers=registry.SYNTHESIZERS[:1],
+        contracts=registry.CONTRACTS,
+    )
+    with session_scope(settings) as session:
+        result = figures(session, settings=settings, principal=ROOT)
+        accounts.create_user(
+            session, principal=ROOT, username="ann", role="analyst", password=PASSWORD
+        )
+        token = accounts.issue_token(session, principal=ROOT, username="ann").token
+    assert result["gigabit"]["coverage"] == pytest.approx(0.551, abs=0.001), "source: 55.1 %"
+    assert len(result["gigabit"]["cities"]) == 11
+    province = next(t for t in result["targets"] if t["region_code"] == "140000")
+    assert province["projected"] >= province["done"] > 0
+    assert {p["batch"] for p in result["projects"]} == {6, 7}
+    assert all(0 <= b["share"] <= 1 for b in result["beidou"])
+    client = TestClient(create_app(settings))
+    auth = {"Authorization": f"Bearer {token}"}
+    csv_text = client.get("/api/v1/buildout/export/gaps?format=csv", headers=auth).text
+    assert csv_text.lstrip("\ufeff").startswith("corridor_id,name,start_km")
+    xlsx = client.get("/api/v1/buildout/export/gigabit_cities?format=xlsx", headers=auth)
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet.max_row == 12
+    assert client.get("/api/v1/buildout/export/nothing", headers=auth).status_code == 404

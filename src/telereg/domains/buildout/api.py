@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from telereg.api.deps import SessionDep, SettingsDep, require
+from telereg.core.errors import NotFoundError
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.buildout import service
@@ -46,3 +48,47 @@ def figures(
     session: SessionDep, settings: SettingsDep, principal: Reader, period: Period = None
 ) -> dict[str, Any]:
     return service.figures(session, settings=settings, principal=principal, period=period)
+
+
+@router.get("/export/{table}", summary="A build-out table as CSV or XLSX")
+def export(
+    table: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Reader,
+    period: Period = None,
+    format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv",  # noqa: A002
+) -> Response:
+    from telereg.domains.buildout.export import TABLES, rows_of, to_csv, to_xlsx
+
+    if table not in TABLES:
+        raise NotFoundError(f"no table {table!r} (tables: {', '.join(TABLES)})")
+    needs_coverage = table in ("corridors", "gaps", "key_places")
+    coverage_report = (
+        service.coverage(session, settings=settings, principal=principal, period=period).as_dict()
+        if needs_coverage
+        else {}
+    )
+    figures_report = (
+        service.figures(session, settings=settings, principal=principal, period=period)
+        if table in ("gigabit_cities", "targets")
+        else {}
+    )
+    sites_report = (
+        service.site_figures(session, settings=settings, principal=principal, period=period)
+        if table == "site_counts"
+        else {}
+    )
+    rows = rows_of(table, coverage_report, figures_report, sites_report)
+    name = f"buildout-{table}"
+    if format == "xlsx":
+        return Response(
+            to_xlsx(rows, table),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+        )
+    return Response(
+        to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )

@@ -1,0 +1,92 @@
+"""Build-out tables as rows, for CSV and XLSX downloads."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from openpyxl import Workbook
+
+from telereg.core.errors import NotFoundError
+from telereg.ingest.submissions import neutralise
+
+TABLES = ("corridors", "gaps", "key_places", "gigabit_cities", "targets", "site_counts")
+
+
+def rows_of(
+    table: str, coverage: dict[str, Any], figures: dict[str, Any], sites: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One of the page's tables as flat rows."""
+    if table == "corridors":
+        return [
+            {
+                "corridor_id": c["corridor_id"],
+                "name": c["name"],
+                "kind": c["kind"],
+                "length_km": c["length_km"],
+                **{f"share_{k}": v for k, v in c["share"].items()},
+                "gaps": len(c["gaps"]),
+            }
+            for c in coverage["corridors"]
+        ]
+    if table == "gaps":
+        return [
+            {
+                "corridor_id": c["corridor_id"],
+                "name": c["name"],
+                "start_km": g["start_km"],
+                "end_km": g["end_km"],
+                "length_m": g["length_m"],
+                "nearest_sites": "; ".join(f"{s} ({d} km)" for s, d in g["nearest_sites"]),
+            }
+            for c in coverage["corridors"]
+            for g in c["gaps"]
+        ]
+    if table == "key_places":
+        return [
+            {
+                "place_id": p["place_id"],
+                "name": p["name"],
+                "category": p["category"],
+                **{f"covered_{k}": v for k, v in p["covered"].items()},
+            }
+            for p in coverage["key_places"]
+        ]
+    if table == "gigabit_cities":
+        return [
+            {k: v for k, v in c.items() if k != "meets"}
+            for c in figures.get("gigabit", {}).get("cities", [])
+        ]
+    if table == "targets":
+        return list(figures.get("targets", []))
+    if table == "site_counts":
+        return list(sites["counts"])
+    raise NotFoundError(f"no table {table!r} (tables: {', '.join(TABLES)})")
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.writer(buffer)
+        writer.writerow(rows[0].keys())
+        writer.writerows([neutralise(v) for v in row.values()] for row in rows)
+    return "\ufeff" + buffer.getvalue()
+
+
+def to_xlsx(rows: list[dict[str, Any]], title: str) -> bytes:
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = title[:31]
+    if rows:
+        sheet.append(list(rows[0].keys()))
+        for row in rows:
+            sheet.append(
+                [
+                    v if isinstance(v, int | float | bool) or v is None else str(v)
+                    for v in row.values()
+                ]
+            )
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
