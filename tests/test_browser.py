@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from telereg import registry
 from telereg.core.principal import cli_principal
 from telereg.core.settings import load_settings
-from telereg import registry
 from telereg.scenario.demo import prepare
 from telereg.scenario.model import Scale
 from telereg.scenario.runner import run_scenario
