@@ -132,7 +132,7 @@ def demo(
     port: Port = 8000,
 ) -> None:
     """Build a synthetic province, load it through ingest, print a summary, serve the dashboard."""
-    from telereg.registry import CONTRACTS, SYNTHESIZERS
+    from telereg.registry import CONTRACTS, SYNTHESIZERS, run_analyses
     from telereg.scenario.demo import prepare
     from telereg.scenario.runner import run_scenario
 
@@ -164,8 +164,10 @@ def demo(
             contracts=CONTRACTS,
             on_file=on_file,
         )
-        progress.update(task, completed=summary.files, description="loaded")
-    _print_demo_summary(summary)
+        progress.update(task, completed=summary.files, description="analysing …")
+        findings = run_analyses(settings, principal=_me())
+        progress.update(task, completed=summary.files, description="done")
+    _print_demo_summary(summary, findings)
     out.print(f"data dir: {settings.data_dir.resolve()}")
     out.print(
         f"admin login: [bold]{login.username}[/bold] / [bold]{login.password}[/bold]"
@@ -176,7 +178,7 @@ def demo(
         _serve(settings, host, port, workers=1)
 
 
-def _print_demo_summary(summary: ScenarioSummary) -> None:
+def _print_demo_summary(summary: ScenarioSummary, findings: dict[str, list[str]]) -> None:
     table = Table(
         "dataset",
         "operator",
@@ -201,7 +203,10 @@ def _print_demo_summary(summary: ScenarioSummary) -> None:
         f"submissions: {len(summary.records)} ({statuses}); rows accepted "
         f"{summary.rows_accepted:,}, quarantined {summary.rows_quarantined:,}"
     )
-    out.print("findings per domain: no domain analyses are built yet")
+    out.print("findings per domain:")
+    for domain, lines in findings.items():
+        for line in lines:
+            out.print(f"  {domain}: {line}", highlight=False)
     out.print(f"ground truth (never ingested): {summary.truth_file}")
 
 

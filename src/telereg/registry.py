@@ -6,8 +6,13 @@ no shared service has to import a domain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from telereg.core.errors import NotFoundError
+from telereg.core.principal import Principal
+from telereg.core.settings import Settings
 from telereg.domains.buildout import contracts as buildout_contracts
+from telereg.domains.buildout import service as buildout_service
 from telereg.domains.buildout import synth as buildout_synth
 from telereg.domains.fraud import contracts as fraud_contracts
 from telereg.domains.fraud import synth as fraud_synth
@@ -36,3 +41,11 @@ def contract(name: str) -> Contract:
 #: Each domain's part of the demo scenario, in the order its files must be ingested
 #: (cells before the calls that refer to them).
 SYNTHESIZERS: tuple[Synthesizer, ...] = (buildout_synth.synthesize, fraud_synth.synthesize)
+
+
+#: Each domain's analyses the demo runs after loading, returning lines for its summary.
+ANALYSES: dict[str, Callable[..., list[str]]] = {"buildout": buildout_service.run_analyses}
+
+
+def run_analyses(settings: Settings, *, principal: Principal) -> dict[str, list[str]]:
+    return {domain: run(settings, principal=principal) for domain, run in ANALYSES.items()}

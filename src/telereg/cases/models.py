@@ -37,6 +37,10 @@ class Case(Base):
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"), default=None)
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), default=None)
     subject: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: who is working on it now: a department the case was referred to, an agency …
+    handler: Mapped[str] = mapped_column(String(200), default="")
+    #: the id of what the case is about in its domain (an obstacle id, a number token …)
+    reference: Mapped[str] = mapped_column(String(100), default="", index=True)
     outcome: Mapped[str] = mapped_column(Text, default="")
     opened_by: Mapped[str] = mapped_column(String(100))
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api.deps import SessionDep, SettingsDep, require
 from telereg.core.errors import NotFoundError
@@ -92,3 +93,42 @@ def export(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str
+    note: str = Field(min_length=1, max_length=2000)
+    handler: str = Field("", max_length=200)
+
+
+@router.get("/obstacles", summary="Site-obstacle cases with their age; counts per department")
+def obstacles(
+    session: SessionDep, principal: Annotated[Principal, require(Permission.CASES_MANAGE)]
+) -> dict[str, Any]:
+    from telereg.domains.buildout.obstacles import obstacle_board
+
+    return obstacle_board(session, principal=principal)
+
+
+@router.post("/obstacles/{case_id}/move", summary="Refer, resolve or close a site-obstacle case")
+def move_obstacle(
+    case_id: int,
+    body: MoveIn,
+    session: SessionDep,
+    principal: Annotated[Principal, require(Permission.CASES_MANAGE)],
+) -> dict[str, Any]:
+    from telereg.cases.service import move
+    from telereg.domains.buildout.obstacles import WORKFLOW
+
+    case = move(
+        session,
+        principal=principal,
+        workflow=WORKFLOW,
+        case_id=case_id,
+        to=body.to,
+        note=body.note,
+        handler=body.handler,
+    )
+    return {"id": case.id, "status": case.status, "handler": case.handler}

@@ -363,4 +363,71 @@ PROJECTS = Contract(
     unique=(("project_id",),),
 )
 
-CONTRACTS = (SITES, FIBRE, TARGETS, PROJECTS)
+OBSTACLES = Contract(
+    name="site_obstacles",
+    domain="buildout",
+    title="Site-construction obstacles",
+    title_zh="5G建站难题",
+    description="Problems blocking a site's construction, for the task force to coordinate.",
+    columns=(
+        Column(
+            "obstacle_id",
+            ColumnType.STRING,
+            "Operator's reference.",
+            "问题编号",
+            pattern=r"[0-9A-Za-z_-]{2,32}",
+            aliases=("问题编号",),
+        ),
+        Column(
+            "site_id",
+            ColumnType.STRING,
+            "Site concerned.",
+            "站址编号",
+            pattern=r"[0-9A-Za-z_-]{2,32}",
+            aliases=("站址编号",),
+        ),
+        Column(
+            "county_code",
+            ColumnType.STRING,
+            "County code.",
+            "区县编码",
+            pattern=ADMIN_CODE,
+            references=Reference("region:county", "code"),
+            aliases=("区县编码",),
+        ),
+        Column(
+            "kind",
+            ColumnType.STRING,
+            "What blocks the site.",
+            "问题类型",
+            enum=("planning", "power", "land", "approval", "works"),
+            aliases=("问题类型",),
+        ),
+        Column(
+            "description",
+            ColumnType.STRING,
+            "What happened.",
+            "问题描述",
+            max_length=2000,
+            aliases=("问题描述",),
+        ),
+        Column(
+            "department",
+            ColumnType.STRING,
+            "Department whose help is needed.",
+            "协调部门",
+            required=False,
+            aliases=("协调部门",),
+        ),
+        Column(
+            "reported_date",
+            ColumnType.DATE,
+            "When the operator reported it.",
+            "上报日期",
+            aliases=("上报日期",),
+        ),
+    ),
+    unique=(("obstacle_id",),),
+)
+
+CONTRACTS = (SITES, FIBRE, TARGETS, PROJECTS, OBSTACLES)

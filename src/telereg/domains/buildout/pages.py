@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from telereg.api.deps import SessionDep
+from telereg.core.errors import TeleregError
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.web.deps import require_page
+from telereg.web.deps import Csrf, require_page
 from telereg.web.templating import render
 
 router = APIRouter(prefix="/buildout", include_in_schema=False)
@@ -21,3 +24,44 @@ def dashboard(
 ) -> Response:
     del principal
     return render(request, "buildout/dashboard.html")
+
+
+@router.get("/obstacles", response_class=HTMLResponse)
+def obstacles_page(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
+    error: str = "",
+) -> Response:
+    from telereg.domains.buildout.obstacles import obstacle_board
+
+    board = obstacle_board(session, principal=principal)
+    return render(request, "buildout/obstacles.html", {"board": board, "error": error})
+
+
+@router.post("/obstacles/{case_id}", dependencies=[Csrf])
+def move_obstacle(
+    case_id: int,
+    session: SessionDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
+    to: Annotated[str, Form(max_length=16)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    handler: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    from telereg.cases.service import move
+    from telereg.domains.buildout.obstacles import WORKFLOW
+
+    try:
+        with session.begin_nested():
+            move(
+                session,
+                principal=principal,
+                workflow=WORKFLOW,
+                case_id=case_id,
+                to=to,
+                note=note,
+                handler=handler,
+            )
+    except TeleregError as err:
+        return RedirectResponse(f"/buildout/obstacles?error={quote(str(err))}", status_code=303)
+    return RedirectResponse(f"/buildout/obstacles#case-{case_id}", status_code=303)

@@ -295,3 +295,26 @@ def _target_progress(
             }
         )
     return sorted(result, key=lambda r: r["region_code"])
+
+
+def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
+    """What the demo runs after loading: opens obstacle cases, summarises coverage."""
+    from telereg.core.db import session_scope
+    from telereg.domains.buildout.obstacles import open_cases_from_reports
+
+    with session_scope(settings) as session:
+        opened = open_cases_from_reports(session, settings=settings, principal=principal)
+        if latest_period(session) is None:
+            return [f"{opened} site-obstacle cases opened; no site data"]
+        report = coverage(session, settings=settings, principal=principal)
+        extra = figures(session, settings=settings, principal=principal)
+    gaps = sum(len(c["gaps"]) for c in report.corridors)
+    rates = ", ".join(f"{kind} {r['ANY'] * 100:.1f} %" for kind, r in report.corridor_rates.items())
+    lines = [
+        f"corridor coverage {report.period}: {rates}; {gaps} uncovered stretches of 500 m or more",
+        f"key places covered: {report.key_place_rates['all']['ANY'] * 100:.1f} %",
+        f"{opened} site-obstacle cases opened",
+    ]
+    if "gigabit" in extra:
+        lines.append(f"gigabit fibre coverage: {extra['gigabit']['coverage'] * 100:.1f} %")
+    return lines

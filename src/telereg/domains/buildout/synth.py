@@ -206,8 +206,41 @@ def projects(province: Province) -> pa.Table:
     )
 
 
+OBSTACLE_KINDS = {
+    "planning": ("自然资源局", "站址未纳入专项规划，需调整规划"),
+    "power": ("供电公司", "市电引入困难，需协调供电"),
+    "land": ("住建局", "物业拒绝进场，需协调入场"),
+    "approval": ("行政审批局", "审批手续办理缓慢"),
+    "works": ("交通运输局", "施工涉及道路开挖，需协调施工许可"),
+}
+
+
+def obstacles(province: Province, operator: str) -> pa.Table:
+    """Problems an operator reports for sites under construction."""
+    rng = province.rng(f"buildout.obstacles.{operator}")
+    sites = province.sites
+    waiting = np.flatnonzero((sites.operator == operator) & (sites.in_service_from >= 1))
+    n = min(len(waiting), max(3, round(400 * OPERATOR_SHARES[operator] * province.factor * 10)))
+    chosen = rng.choice(waiting, n, replace=False) if n else np.array([], dtype=int)
+    kinds = rng.choice(list(OBSTACLE_KINDS), n)
+    days = rng.integers(0, 60, n)
+    return pa.table(
+        {
+            "obstacle_id": [f"{operator}-OB{i:04d}" for i in range(n)],
+            "site_id": sites.site_id[chosen],
+            "county_code": sites.county_code[chosen],
+            "kind": kinds,
+            "description": [OBSTACLE_KINDS[k][1] for k in kinds],
+            "department": [OBSTACLE_KINDS[k][0] for k in kinds],
+            "reported_date": [
+                str(np.datetime64("2021-11-30") - np.timedelta64(int(d), "D")) for d in days
+            ],
+        }
+    )
+
+
 def synthesize_reference(province: Province, out: Path) -> list[OperatorFile]:
-    """Fibre reports of the fixed-network operators, targets and universal-service projects."""
+    """Fibre reports, targets, universal-service projects and site-obstacle reports."""
     files = [
         OperatorFile(
             "fibre",
@@ -231,4 +264,15 @@ def synthesize_reference(province: Province, out: Path) -> list[OperatorFile]:
             write_xlsx(projects(province), out / "CA" / "universal_service.xlsx"),
         )
     )
+    files += [
+        OperatorFile(
+            "site_obstacles",
+            operator,
+            PERIODS[-1],
+            write_csv(
+                obstacles(province, operator), out / operator / PERIODS[-1] / "obstacles.csv"
+            ),
+        )
+        for operator in OPERATOR_SHARES
+    ]
     return files

@@ -87,6 +87,8 @@ def upgrade() -> None:
         sa.Column("operator_id", sa.Integer(), nullable=True),
         sa.Column("agency_id", sa.Integer(), nullable=True),
         sa.Column("subject", sa.JSON(), nullable=False),
+        sa.Column("handler", sa.String(length=200), nullable=False),
+        sa.Column("reference", sa.String(length=100), nullable=False),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("opened_by", sa.String(length=100), nullable=False),
         sa.Column("opened_at", telereg.core.db.UtcDateTime(timezone=True), nullable=False),
@@ -103,6 +105,7 @@ def upgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_cases_domain"), ["domain"], unique=False)
         batch_op.create_index(batch_op.f("ix_cases_status"), ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_cases_reference"), ["reference"], unique=False)
 
     op.create_table(
         "submissions",

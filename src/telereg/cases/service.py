@@ -1,0 +1,148 @@
+"""Case workflows: open, move through declared states, close; every step audited.
+
+A domain declares its workflow (which states follow which); this module keeps
+the rules that every workflow shares: only declared transitions, a note for
+each step, timestamps, and an audit entry written with the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.cases.models import Case, CaseStatus
+from telereg.core import audit
+from telereg.core.db import utcnow
+from telereg.core.errors import ConflictError, InputError, NotFoundError
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+
+
+@dataclass(frozen=True)
+class Workflow:
+    domain: str
+    kind: str
+    #: state → states it may move to
+    transitions: dict[CaseStatus, tuple[CaseStatus, ...]]
+    #: states in which the case needs a handler (e.g. the department it was referred to)
+    needs_handler: tuple[CaseStatus, ...] = ()
+
+    def allowed(self, status: str) -> tuple[CaseStatus, ...]:
+        return self.transitions.get(CaseStatus(status), ())
+
+
+def open_case(
+    session: Session,
+    *,
+    principal: Principal,
+    workflow: Workflow,
+    title: str,
+    reference: str,
+    subject: dict[str, Any],
+    opened_at: datetime | None = None,
+) -> Case:
+    """A new case in state ``open``; one open case per reference and workflow."""
+    principal.require(Permission.CASES_MANAGE)
+    existing = session.scalar(
+        select(Case).where(
+            Case.domain == workflow.domain, Case.kind == workflow.kind, Case.reference == reference
+        )
+    )
+    if existing is not None:
+        raise ConflictError(f"{workflow.kind} {reference} already has case {existing.id}")
+    when = opened_at or utcnow()
+    case = Case(
+        domain=workflow.domain,
+        kind=workflow.kind,
+        title=title[:300],
+        reference=reference,
+        subject=subject,
+        opened_by=principal.name,
+        opened_at=when,
+        updated_at=when,
+    )
+    session.add(case)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.name,
+        action=f"cases.{workflow.kind}.open",
+        objects=[f"case:{case.id}", f"{workflow.kind}:{reference}"],
+    )
+    return case
+
+
+def move(
+    session: Session,
+    *,
+    principal: Principal,
+    workflow: Workflow,
+    case_id: int,
+    to: CaseStatus | str,
+    note: str,
+    handler: str = "",
+) -> Case:
+    """Move a case to ``to`` if its workflow allows it, with a note (kept in the audit log)."""
+    principal.require(Permission.CASES_MANAGE)
+    case = session.get(Case, case_id)
+    if case is None or case.domain != workflow.domain or case.kind != workflow.kind:
+        raise NotFoundError(f"no {workflow.kind} case {case_id}")
+    try:
+        target = CaseStatus(to)
+    except ValueError as err:
+        raise InputError(f"unknown state {to!r}") from err
+    if target not in workflow.allowed(case.status):
+        allowed = ", ".join(s.value for s in workflow.allowed(case.status)) or "none"
+        raise ConflictError(
+            f"case {case_id} is {case.status}; it can move to: {allowed}, not {target.value}"
+        )
+    if not note.strip():
+        raise InputError("a note is required for every step of a case")
+    if target in workflow.needs_handler:
+        if not handler.strip():
+            raise InputError(f"say who handles the case when it is {target.value}")
+        case.handler = handler.strip()[:200]
+    previous = case.status
+    case.status = target.value
+    case.updated_at = utcnow()
+    if target is CaseStatus.CLOSED:
+        case.closed_at = case.updated_at
+        case.outcome = note.strip()
+    audit.record(
+        session,
+        actor=principal.name,
+        action=f"cases.{workflow.kind}.{target.value}",
+        objects=[f"case:{case.id}"],
+        reason=note.strip(),
+        detail={"from": previous, "to": target.value, "handler": case.handler},
+    )
+    return case
+
+
+def cases(
+    session: Session, *, principal: Principal, workflow: Workflow, status: str | None = None
+) -> list[Case]:
+    principal.require(Permission.CASES_MANAGE)
+    query = select(Case).where(Case.domain == workflow.domain, Case.kind == workflow.kind)
+    if status:
+        query = query.where(Case.status == status)
+    return list(session.scalars(query.order_by(Case.opened_at)))
+
+
+def counts(
+    session: Session, *, principal: Principal, workflow: Workflow, by: str
+) -> list[tuple[str, str, int]]:
+    """(group, status, number of cases), grouped by ``handler`` or a ``subject`` key."""
+    principal.require(Permission.CASES_MANAGE)
+    rows = session.scalars(
+        select(Case).where(Case.domain == workflow.domain, Case.kind == workflow.kind)
+    ).all()
+    tally: dict[tuple[str, str], int] = {}
+    for case in rows:
+        group = case.handler if by == "handler" else str(case.subject.get(by, ""))
+        tally[(group, case.status)] = tally.get((group, case.status), 0) + 1
+    return sorted((g, s, n) for (g, s), n in tally.items())

@@ -1,0 +1,105 @@
+"""Site-construction obstacles as cases: open → referred → resolved → closed.
+
+The task force (the administration with the provincial industry department)
+takes each obstacle an operator reports, refers it to the department that can
+remove it (planning, power supply, land, approval, works), follows it until it
+is resolved and closes it. Cases age from the day the operator reported them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.cases import service as cases
+from telereg.cases.models import Case, CaseStatus
+from telereg.core.principal import Principal
+from telereg.core.settings import Settings
+from telereg.ingest import lake
+
+WORKFLOW = cases.Workflow(
+    domain="buildout",
+    kind="site_obstacle",
+    transitions={
+        CaseStatus.OPEN: (CaseStatus.REFERRED, CaseStatus.CLOSED),
+        CaseStatus.REFERRED: (CaseStatus.RESOLVED, CaseStatus.REFERRED),
+        CaseStatus.RESOLVED: (CaseStatus.CLOSED, CaseStatus.REFERRED),
+    },
+    needs_handler=(CaseStatus.REFERRED,),
+)
+
+
+def open_cases_from_reports(session: Session, *, settings: Settings, principal: Principal) -> int:
+    """Open a case for every reported obstacle that has none yet; returns how many."""
+    files = lake.current_files(session, settings, "site_obstacles")
+    if not files:
+        return 0
+    reports = (
+        duckdb.connect()
+        .execute("SELECT * FROM read_parquet(?) ORDER BY reported_date", [[str(f) for f in files]])
+        .to_arrow_table()
+        .to_pylist()
+    )
+    known = set(
+        session.scalars(
+            select(Case.reference).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+        )
+    )
+    opened = 0
+    for report in reports:
+        if report["obstacle_id"] in known:
+            continue
+        reported: date = report["reported_date"]
+        cases.open_case(
+            session,
+            principal=principal,
+            workflow=WORKFLOW,
+            title=f"{report['site_id']} · {report['description']}",
+            reference=str(report["obstacle_id"]),
+            subject={
+                "site_id": report["site_id"],
+                "operator": report["operator"],
+                "county_code": report["county_code"],
+                "kind": report["kind"],
+                "department": report["department"],
+                "reported_date": reported.isoformat(),
+            },
+            opened_at=datetime(reported.year, reported.month, reported.day, tzinfo=UTC),
+        )
+        opened += 1
+    return opened
+
+
+def obstacle_board(
+    session: Session, *, principal: Principal, today: date | None = None
+) -> dict[str, Any]:
+    """Every obstacle case with its age, and counts per department and per kind."""
+    today = today or datetime.now(UTC).date()
+    rows = cases.cases(session, principal=principal, workflow=WORKFLOW)
+    return {
+        "cases": [
+            {
+                "id": c.id,
+                "reference": c.reference,
+                "title": c.title,
+                "status": c.status,
+                "handler": c.handler,
+                "kind": c.subject.get("kind"),
+                "operator": c.subject.get("operator"),
+                "suggested_department": c.subject.get("department"),
+                "age_days": (
+                    (c.closed_at.date() if c.closed_at else today) - c.opened_at.date()
+                ).days,
+                "next": [s.value for s in WORKFLOW.allowed(c.status)],
+            }
+            for c in rows
+        ],
+        "by_department": cases.counts(
+            session, principal=principal, workflow=WORKFLOW, by="handler"
+        ),
+        "by_kind": cases.counts(session, principal=principal, workflow=WORKFLOW, by="kind"),
+    }

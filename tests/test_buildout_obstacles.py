@@ -1,0 +1,155 @@
+"""Site-obstacle cases: opened from reports, moved only along the workflow, audited."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from telereg import registry
+from telereg.app import create_app
+from telereg.cases.service import move
+from telereg.core import accounts
+from telereg.core.db import session_scope
+from telereg.core.errors import ConflictError, InputError, PermissionDeniedError
+from telereg.core.models import AuditEntry
+from telereg.core.permissions import Role
+from telereg.core.settings import load_settings
+from telereg.domains.buildout.obstacles import WORKFLOW, obstacle_board, open_cases_from_reports
+from telereg.scenario.demo import prepare
+from telereg.scenario.model import Scale
+from telereg.scenario.runner import run_scenario
+from tests.conftest import PASSWORD, ROOT, csrf_of, principal_of_role
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory):
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("obstacles") / "var")
+    prepare(settings, principal=ROOT)
+    run_scenario(
+        settings,
+        principal=ROOT,
+        scale=Scale.SMALL,
+        seed=5,
+        synthesizers=registry.SYNTHESIZERS[:1],
+        contracts=registry.CONTRACTS,
+    )
+    with session_scope(settings) as session:
+        assert open_cases_from_reports(session, settings=settings, principal=ROOT) > 10
+        assert open_cases_from_reports(session, settings=settings, principal=ROOT) == 0
+        accounts.create_user(
+            session, principal=ROOT, username="ann", role="analyst", password=PASSWORD
+        )
+    return settings
+
+
+def test_a_case_goes_through_the_workflow(settings) -> None:
+    with session_scope(settings) as session:
+        case_id = obstacle_board(session, principal=ROOT)["cases"][0]["id"]
+        with pytest.raises(InputError, match="who handles"):
+            move(
+                session,
+                principal=ROOT,
+                workflow=WORKFLOW,
+                case_id=case_id,
+                to="referred",
+                note="power supply needed",
+            )
+        with pytest.raises(ConflictError, match="can move to"):
+            move(
+                session,
+                principal=ROOT,
+                workflow=WORKFLOW,
+                case_id=case_id,
+                to="resolved",
+                note="skipping ahead",
+            )
+        with pytest.raises(InputError, match="note"):
+            move(session, principal=ROOT, workflow=WORKFLOW, case_id=case_id, to="closed", note=" ")
+        with pytest.raises(PermissionDeniedError):
+            move(
+                session,
+                principal=principal_of_role(Role.VIEWER),
+                workflow=WORKFLOW,
+                case_id=case_id,
+                to="closed",
+                note="x",
+            )
+        move(
+            session,
+            principal=ROOT,
+            workflow=WORKFLOW,
+            case_id=case_id,
+            to="referred",
+            note="asked the power company",
+            handler="供电公司",
+        )
+        move(
+            session,
+            principal=ROOT,
+            workflow=WORKFLOW,
+            case_id=case_id,
+            to="resolved",
+            note="power connected on 2021-12-03",
+        )
+        move(
+            session,
+            principal=ROOT,
+            workflow=WORKFLOW,
+            case_id=case_id,
+            to="closed",
+            note="site in service",
+        )
+    with session_scope(settings) as session:
+        board = obstacle_board(session, principal=ROOT)
+        case = next(c for c in board["cases"] if c["id"] == case_id)
+        assert case["status"] == "closed"
+        assert case["next"] == []
+        assert ("供电公司", "closed", 1) in board["by_department"]
+        steps = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.action.startswith("cases.site_obstacle."))
+        ).all()
+        assert {
+            "cases.site_obstacle.referred",
+            "cases.site_obstacle.resolved",
+            "cases.site_obstacle.closed",
+        } <= set(steps)
+
+
+def test_the_page_moves_a_case_and_refuses_bad_steps(settings) -> None:
+    client = TestClient(create_app(settings))
+    page = client.get("/login")
+    client.post(
+        "/login", data={"username": "ann", "password": PASSWORD, "csrf_token": csrf_of(page.text)}
+    )
+    board = client.get("/buildout/obstacles")
+    assert board.status_code == 200
+    assert "5G建站难题" in board.text
+    token = csrf_of(board.text)
+    with session_scope(settings) as session:
+        open_case = next(
+            c for c in obstacle_board(session, principal=ROOT)["cases"] if c["status"] == "open"
+        )
+    bad = client.post(
+        f"/buildout/obstacles/{open_case['id']}",
+        data={"to": "resolved", "note": "x", "csrf_token": token},
+    )
+    assert "can move to" in bad.text
+    good = client.post(
+        f"/buildout/obstacles/{open_case['id']}",
+        data={"to": "referred", "note": "规划调整", "handler": "自然资源局", "csrf_token": token},
+    )
+    assert good.status_code == 200
+    assert (
+        client.post(
+            f"/buildout/obstacles/{open_case['id']}", data={"to": "resolved", "note": "done"}
+        ).status_code
+        == 403
+    )
+    with session_scope(settings) as session:
+        case = next(
+            c
+            for c in obstacle_board(session, principal=ROOT)["cases"]
+            if c["id"] == open_case["id"]
+        )
+    assert (case["status"], case["handler"]) == ("referred", "自然资源局")
