@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 mode=run
 [ "${1:-}" = "--test" ] && mode=test
 
-debs=(fonts-noto-cjk)
+# CJK fonts and Pango for PDF reports (WeasyPrint).
+debs=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 if [ "$mode" = test ]; then
   debs+=(chromium wrk)
   command -v java >/dev/null 2>&1 || debs+=(openjdk-17-jre-headless)

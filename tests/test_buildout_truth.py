@@ -99,3 +99,57 @@ def test_demo_reproduces_the_sources_gigabit_figure_and_exports(tmp_path) -> Non
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     assert sheet.max_row == 12
     assert client.get("/api/v1/buildout/export/nothing", headers=auth).status_code == 404
+
+
+def test_analysis_report_pdf_has_its_sections_and_figures(tmp_path) -> None:
+    from pypdf import PdfReader
+
+    from telereg.reports.buildout import buildout_report
+
+    settings = load_settings(data_dir=tmp_path / "var")
+    prepare(settings, principal=ROOT)
+    summary = run_scenario(
+        settings,
+        principal=ROOT,
+        scale=Scale.SMALL,
+        seed=5,
+        synthesizers=registry.SYNTHESIZERS[:1],
+        contracts=registry.CONTRACTS,
+    )
+    truth = json.loads(summary.truth_file.read_text())["buildout"]
+    with session_scope(settings) as session:
+        pdf = buildout_report(
+            session,
+            settings=settings,
+            principal=ROOT,
+            region_code="140000",
+            period="2021-11",
+            output="pdf",
+        )
+        english = buildout_report(
+            session,
+            settings=settings,
+            principal=ROOT,
+            region_code="140000",
+            period="2021-11",
+            language="en",
+        )
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    text = "".join(page.extract_text() for page in PdfReader(path).pages)
+    for section in (
+        "山西省 网络建设分析报告",
+        "主要指标",
+        "目标进度",
+        "各市排名",
+        "未覆盖路段",
+        "未覆盖的重点场所",
+        "方法说明",
+    ):
+        assert section in text, section
+    assert "55.1%" in text, "the source's gigabit coverage"
+    assert "太原市" in text
+    for gap in truth["corridor_gaps"]:
+        assert gap["corridor_id"] in text
+    assert b"Build-out analysis report" in english
+    assert b"Key figures" in english

@@ -355,6 +355,35 @@ def buildout_coverage(
     coverage_command(_migrated(data_dir), _me(), period=period, as_json=as_json)
 
 
+@buildout_app.command("report")
+def buildout_report(
+    region: Annotated[str, typer.Option(help="Province or city code, e.g. 140000 or 140100.")],
+    period: Annotated[str, typer.Option(help="Month YYYY-MM.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the report.")],
+    output: Annotated[str, typer.Option("--format", help="pdf or html.")] = "pdf",
+    language: Annotated[str, typer.Option(help="zh_CN (default) or en.")] = "zh_CN",
+    data_dir: DataDir = None,
+) -> None:
+    """The periodic build-out analysis report for the province or a city (PDF or HTML)."""
+    from telereg.reports.buildout import buildout_report as render
+
+    if output not in ("pdf", "html"):
+        raise InputError(f"--format must be pdf or html, not {output!r}")
+    settings = _migrated(data_dir)
+    with err.status("writing the report …"), session_scope(settings) as session:
+        content = render(
+            session,
+            settings=settings,
+            principal=_me(),
+            region_code=region,
+            period=period,
+            language=language,
+            output="pdf" if output == "pdf" else "html",
+        )
+    out_file.write_bytes(content)
+    out.print(f"report written: {out_file} ({len(content):,} bytes)")
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Apply all state-DB migrations."""

@@ -7,6 +7,14 @@ from telereg.web.navigation import N_
 ROLE_NAMES = (N_("admin"), N_("analyst"), N_("operator"), N_("liaison"), N_("viewer"))
 SUBMISSION_STATUSES = (N_("accepted"), N_("partial"), N_("rejected"))
 CASE_STATUSES = (N_("open"), N_("in_review"), N_("referred"), N_("resolved"), N_("closed"))
+PLACE_CATEGORIES = (
+    N_("hospital"),
+    N_("university"),
+    N_("scenic"),
+    N_("transport"),
+    N_("government"),
+    N_("other"),
+)
 OBSTACLE_KINDS = (N_("planning"), N_("power"), N_("land"), N_("approval"), N_("works"))
 ERROR_TITLES = {
     400: N_("Bad request"),

@@ -132,3 +132,39 @@ def move_obstacle(
         handler=body.handler,
     )
     return {"id": case.id, "status": case.status, "handler": case.handler}
+
+
+@router.get(
+    "/report",
+    summary="The periodic analysis report for the province or a city (PDF or HTML)",
+    response_class=Response,
+)
+def report(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Reader,
+    region: Annotated[str, Query(pattern=r"^[1-9][0-9]{5}$")],
+    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+    format: Annotated[str, Query(pattern="^(pdf|html)$")] = "pdf",  # noqa: A002
+    lang: Annotated[str, Query(pattern="^(zh_CN|en)$")] = "zh_CN",
+) -> Response:
+    from telereg.reports.buildout import buildout_report
+
+    content = buildout_report(
+        session,
+        settings=settings,
+        principal=principal,
+        region_code=region,
+        period=period,
+        language=lang,
+        output="pdf" if format == "pdf" else "html",
+    )
+    if format == "pdf":
+        return Response(
+            content,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="buildout-{region}-{period}.pdf"'
+            },
+        )
+    return Response(content, media_type="text/html; charset=utf-8")

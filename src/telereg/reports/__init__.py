@@ -1,0 +1,1 @@
+"""Reports: HTML and PDF renderings of the domains' report content (CJK fonts embedded)."""
