@@ -6,6 +6,7 @@ import os
 import threading
 
 import ibis
+import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from telereg.core.errors import EngineError
@@ -57,3 +58,19 @@ def _spark(master: str) -> BaseBackend:
         connection = ibis.pyspark.connect(session)
         _spark_connections[master] = connection
         return connection
+
+
+def read_parquet_files(backend: BaseBackend, paths: list[str]) -> ir.Table:
+    """One table over several Parquet files, on either engine.
+
+    DuckDB takes the list at once; Ibis's Spark backend takes one path per
+    call, so the files are read one by one and stacked (they share a contract,
+    hence a schema).
+    """
+    if not paths:
+        raise EngineError("no files to read")
+    if backend.name == "duckdb":
+        table: ir.Table = backend.read_parquet(paths)
+        return table
+    parts = [backend.read_parquet(path) for path in paths]
+    return parts[0] if len(parts) == 1 else ibis.union(*parts)

@@ -10,7 +10,7 @@ import ibis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from telereg.core.engine import connect
+from telereg.core.engine import connect, read_parquet_files
 from telereg.core.errors import NotFoundError
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -169,7 +169,7 @@ def site_figures(
         raise NotFoundError("no site data yet; ingest the operators' sites first")
     files = lake.current_files(session, settings, "sites", periods=[period])
     backend = connect(settings)
-    sites = backend.read_parquet([str(f) for f in files])
+    sites = read_parquet_files(backend, [str(f) for f in files])
     regions = region(settings)
     population = ibis.memtable(
         {
@@ -203,7 +203,7 @@ def figures(
     regions = region(settings)
     out: dict[str, Any] = {"period": period}
     sites_files = _current(session, settings, "sites", period)
-    sites = backend.read_parquet(sites_files) if sites_files else None
+    sites = read_parquet_files(backend, sites_files) if sites_files else None
     density = {
         row["code"]: row["per_10k"]
         for row in site_figures(session, settings=settings, principal=principal, period=period)[
@@ -218,7 +218,7 @@ def figures(
                 "city_code": [c.parent or "" for c in regions.counties],
             }
         )
-        by_county = analysis.gigabit_by_county(backend.read_parquet(fibre_files))
+        by_county = analysis.gigabit_by_county(read_parquet_files(backend, fibre_files))
         cities = backend.execute(analysis.gigabit_by_city(by_county, county_city)).to_dict(
             "records"
         )
@@ -255,7 +255,7 @@ def figures(
     project_files = _current(session, settings, "universal_service", None)
     if project_files:
         out["projects"] = backend.execute(
-            analysis.project_progress(backend.read_parquet(project_files))
+            analysis.project_progress(read_parquet_files(backend, project_files))
         ).to_dict("records")
     if sites is not None:
         out["beidou"] = backend.execute(analysis.beidou_share(sites)).to_dict("records")
@@ -270,7 +270,7 @@ def _target_progress(
     if not target_files or sites is None:
         return []
     year, month = map(int, period.split("-"))
-    rows = backend.execute(backend.read_parquet(target_files)).to_dict("records")
+    rows = backend.execute(read_parquet_files(backend, target_files)).to_dict("records")
     new = backend.execute(analysis.new_sites_in_year(sites, year)).to_dict("records")
     by_city = {r["city_code"]: int(r["new_sites"]) for r in new}
     province = settings.region_code
