@@ -69,14 +69,43 @@ def _site_rows(session: Session, settings: Settings, period: str) -> dict[str, l
     return rows
 
 
+_COVERAGE_CACHE: dict[tuple[object, ...], CoverageReport] = {}
+_COVERAGE_INPUTS = ("sites", "corridors", "key_places")
+
+
 def coverage(
     session: Session, *, settings: Settings, principal: Principal, period: str | None = None
 ) -> CoverageReport:
-    """Corridor and key-place coverage per operator and by any operator, for a month."""
+    """Corridor and key-place coverage per operator and by any operator, for a month.
+
+    The result is kept per process until a submission of its inputs (sites,
+    corridors, key places) changes or the model settings do.
+    """
     principal.require(Permission.DASHBOARD_READ)
     period = period or latest_period(session)
     if period is None:
         raise NotFoundError("no site data yet; ingest the operators' sites first")
+    version = session.scalar(
+        select(func.max(Submission.id)).where(Submission.dataset.in_(_COVERAGE_INPUTS))
+    )
+    key = (
+        settings.state_db_url,
+        str(settings.data_dir),
+        period,
+        version,
+        settings.buildout_rsrp_threshold_dbm,
+        settings.buildout_fade_margin_db,
+    )
+    cached = _COVERAGE_CACHE.get(key)
+    if cached is None:
+        cached = _compute_coverage(session, settings=settings, period=period)
+        if len(_COVERAGE_CACHE) >= 16:
+            _COVERAGE_CACHE.clear()
+        _COVERAGE_CACHE[key] = cached
+    return cached
+
+
+def _compute_coverage(session: Session, *, settings: Settings, period: str) -> CoverageReport:
     regions = region(settings)
     layer = site_layer(
         _site_rows(session, settings, period),
