@@ -207,7 +207,8 @@ def test_corridor_map_page(browser: Browser, server: Server) -> None:
         page.click("button[type=submit]")
         expect(page).to_have_url(f"{server.base_url}/buildout")
         expect(page.locator("h1")).to_contain_text("网络建设")
-        expect(page.locator("#stat-hsr")).to_have_text(re.compile(r"^\d+\.\d%$"))
+        # The first visit computes coverage (and the H3 grid) for the whole province.
+        expect(page.locator("#stat-hsr")).to_have_text(re.compile(r"^\d+\.\d%$"), timeout=60_000)
         # ECharts draws the map into a canvas once the API data arrived.
         expect(page.locator("#corridor-map canvas").first).to_be_visible()
         expect(page.locator("#gap-table tbody tr").first).to_be_visible()
