@@ -1,9 +1,10 @@
 """Ingest: one operator file in, validated rows to the lake, bad rows to quarantine.
 
 The work runs in a private DuckDB connection over a staging directory; the
-state DB is touched only briefly at the start (duplicate check), for the vault,
-and at the end, where one transaction records the submission and supersedes
-the slot's previous one. An ingest killed at any point leaves no visible data.
+state DB is touched only briefly at the start (duplicate check) and at the end,
+where one transaction records the submission and supersedes the slot's
+previous one. New identifiers go to the sealed vault files before that. An
+ingest killed at any point leaves no visible data.
 """
 
 from __future__ import annotations

@@ -15,6 +15,13 @@ PLACE_CATEGORIES = (
     N_("government"),
     N_("other"),
 )
+TARGET_INDICATORS = (
+    N_("new_5g_sites"),
+    N_("corridor_coverage"),
+    N_("key_area_coverage"),
+    N_("gigabit_coverage"),
+    N_("key_place_coverage"),
+)
 OBSTACLE_KINDS = (N_("planning"), N_("power"), N_("land"), N_("approval"), N_("works"))
 ERROR_TITLES = {
     400: N_("Bad request"),

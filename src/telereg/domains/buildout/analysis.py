@@ -10,13 +10,13 @@ def in_service(sites: ir.Table) -> ir.Table:
     return sites.filter(sites.status == "in_service")
 
 
-def site_counts(sites: ir.Table) -> ir.Table:
-    """Sites in service per city, operator and technology."""
+def site_counts(sites: ir.Table, *, by: str = "city_code") -> ir.Table:
+    """Sites in service per city (or ``by="county_code"``), operator and technology."""
     live = in_service(sites)
     return (
-        live.group_by(["city_code", "operator", "technology"])
+        live.group_by([by, "operator", "technology"])
         .agg(sites=live.site_id.nunique())
-        .order_by(["city_code", "operator", "technology"])
+        .order_by([by, "operator", "technology"])
     )
 
 

@@ -77,7 +77,7 @@ def export(
     )
     sites_report = (
         service.site_figures(session, settings=settings, principal=principal, period=period)
-        if table == "site_counts"
+        if table.startswith("site_counts")
         else {}
     )
     rows = rows_of(table, coverage_report, figures_report, sites_report)

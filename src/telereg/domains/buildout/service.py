@@ -191,7 +191,8 @@ def _compute_coverage(session: Session, *, settings: Settings, period: str) -> C
 def site_figures(
     session: Session, *, settings: Settings, principal: Principal, period: str | None = None
 ) -> dict[str, Any]:
-    """Sites in service per city, operator and technology, and 5G sites per 10,000 people."""
+    """Sites in service per city and per county, operator and technology (for the month
+    asked; each month is a separate figure), and 5G sites per 10,000 people."""
     principal.require(Permission.DASHBOARD_READ)
     period = period or latest_period(session)
     if period is None:
@@ -208,11 +209,19 @@ def site_figures(
         }
     )
     counts = backend.execute(analysis.site_counts(sites)).to_dict(orient="records")
+    by_county = backend.execute(analysis.site_counts(sites, by="county_code")).to_dict(
+        orient="records"
+    )
     density = backend.execute(analysis.five_g_density(sites, population)).to_dict(orient="records")
     names = {c.code: (c.name, c.name_en) for c in regions.cities}
     for row in density:
         row["name"], row["name_en"] = names.get(row["code"], ("", ""))
-    return {"period": period, "counts": counts, "five_g_per_10k": density}
+    return {
+        "period": period,
+        "counts": counts,
+        "counts_by_county": by_county,
+        "five_g_per_10k": density,
+    }
 
 
 def _current(session: Session, settings: Settings, dataset: str, period: str | None) -> list[str]:
@@ -280,7 +289,17 @@ def figures(
                     "gigabit_city": all(meets.values()),
                 }
             )
-    out["targets"] = _target_progress(session, settings, backend, sites, period)
+    report = coverage(session, settings=settings, principal=principal, period=period)
+    current = {
+        "corridor_coverage": min(r["ANY"] for r in report.corridor_rates.values())
+        if report.corridor_rates
+        else 0.0,
+        "key_place_coverage": report.key_place_rates["all"]["ANY"],
+        "key_area_coverage": float(report.area.get("population_share", 0.0)),
+    }
+    if "gigabit" in out:
+        current["gigabit_coverage"] = float(out["gigabit"]["coverage"])
+    out["targets"] = _target_progress(session, settings, backend, sites, period, current)
     project_files = _current(session, settings, "universal_service", None)
     if project_files:
         out["projects"] = backend.execute(
@@ -292,9 +311,19 @@ def figures(
 
 
 def _target_progress(
-    session: Session, settings: Settings, backend: Any, sites: Any, period: str
+    session: Session,
+    settings: Settings,
+    backend: Any,
+    sites: Any,
+    period: str,
+    current: dict[str, float],
 ) -> list[dict[str, Any]]:
-    """New-5G-site targets of the period's year, reached so far and projected to year end."""
+    """Every target against where the region stands in ``period``.
+
+    Site-count targets of the period's year are projected to the year end
+    (linearly from the months elapsed); later years' counts have not started.
+    Coverage targets are compared with the current share (``current``).
+    """
     target_files = _current(session, settings, "targets", None)
     if not target_files or sites is None:
         return []
@@ -305,25 +334,42 @@ def _target_progress(
     province = settings.region_code
     result = []
     for row in rows:
-        if row["year"] != year or row["indicator"] != "new_5g_sites":
-            continue
-        code = row["region_code"]
-        done = sum(by_city.values()) if code == province else by_city.get(code, 0)
-        projected = done * 12 / month
-        result.append(
-            {
-                "region_code": code,
-                "year": year,
-                "indicator": row["indicator"],
-                "target": row["value"],
+        code, indicator, target = row["region_code"], row["indicator"], float(row["value"])
+        item: dict[str, Any] = {
+            "region_code": code,
+            "year": int(row["year"]),
+            "indicator": indicator,
+            "target": target,
+        }
+        if indicator == "new_5g_sites":
+            if row["year"] < year:
+                continue
+            done = (
+                (sum(by_city.values()) if code == province else by_city.get(code, 0))
+                if row["year"] == year
+                else 0
+            )
+            projected = done * 12 / month if row["year"] == year else None
+            item |= {
                 "done": done,
-                "share_done": round(done / row["value"], 4) if row["value"] else None,
-                "projected": round(projected),
-                "on_track": projected >= row["value"],
-                "shortfall": max(0, round(row["value"] - projected)),
+                "share_done": round(done / target, 4) if target else None,
+                "projected": round(projected) if projected is not None else None,
+                "on_track": projected >= target if projected is not None else None,
+                "shortfall": max(0, round(target - projected)) if projected is not None else None,
             }
-        )
-    return sorted(result, key=lambda r: r["region_code"])
+        elif indicator in current and code == province:
+            value = current[indicator]
+            item |= {
+                "done": round(value, 4),
+                "share_done": round(value / target, 4) if target else None,
+                "projected": None,
+                "on_track": value >= target,
+                "shortfall": round(max(0.0, target - value), 4),
+            }
+        else:
+            continue
+        result.append(item)
+    return sorted(result, key=lambda r: (r["region_code"], r["year"], r["indicator"]))
 
 
 def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
