@@ -214,6 +214,18 @@ def test_corridor_map_page(browser: Browser, server: Server) -> None:
         expect(page.locator("#gap-table tbody tr").first).to_be_visible()
         assert page.locator("#gap-table tbody tr").count() >= 1
         expect(page.locator("#gigabit-total")).to_have_text("55.1%")
+        # Tables sort by a click on a header.
+        rows = page.locator("#corridor-table tbody tr")
+        page.click("#corridor-table thead th >> nth=2")
+        lengths = [
+            float(t.replace(",", "")) for t in rows.locator("td:nth-child(3)").all_inner_texts()
+        ]
+        assert lengths == sorted(lengths)
+        page.click("#corridor-table thead th >> nth=2")
+        lengths = [
+            float(t.replace(",", "")) for t in rows.locator("td:nth-child(3)").all_inner_texts()
+        ]
+        assert lengths == sorted(lengths, reverse=True)
         assert page.locator("#problem").is_hidden()
     finally:
         context.close()

@@ -140,3 +140,42 @@ IMSI = r"460[0-9]{12}"
 IMEI = r"[0-9]{14,16}"
 ID_NUMBER = r"[0-9]{17}[0-9Xx]"
 ADMIN_CODE = r"[1-9][0-9]{5}"
+
+
+# Columns many datasets share, declared once.
+LONGITUDE = Column(
+    "longitude",
+    ColumnType.FLOAT,
+    "Longitude (WGS-84 unless the file declares GCJ-02).",
+    "经度",
+    minimum=73,
+    maximum=136,
+    aliases=("经度", "lon", "lng"),
+)
+LATITUDE = Column(
+    "latitude",
+    ColumnType.FLOAT,
+    "Latitude.",
+    "纬度",
+    minimum=3,
+    maximum=54,
+    aliases=("纬度", "lat"),
+)
+CITY_CODE = Column(
+    "city_code",
+    ColumnType.STRING,
+    "Prefecture-level city code.",
+    "地市编码",
+    pattern=ADMIN_CODE,
+    references=Reference("region:city", "code"),
+    aliases=("地市编码",),
+)
+COUNTY_CODE = Column(
+    "county_code",
+    ColumnType.STRING,
+    "County code.",
+    "区县编码",
+    pattern=ADMIN_CODE,
+    references=Reference("region:county", "code"),
+    aliases=("区县编码",),
+)

@@ -37,6 +37,15 @@ def five_g_density(sites: ir.Table, population: ir.Table) -> ir.Table:
     ).order_by(ibis.desc("per_10k"))
 
 
+def _with_shares(totals: ir.Table) -> ir.Table:
+    """Coverage, 10G-PON port share and 500M+ share from summed counts."""
+    return totals.mutate(
+        coverage=(totals.passed / totals.households).round(4),
+        port_share_10g=(totals.ports_10g / totals.ports).round(4),
+        share_500m=(totals.subs_500m / totals.subs).round(4),
+    )
+
+
 def gigabit_by_county(fibre: ir.Table) -> ir.Table:
     """Per county: the widest network's 10G-PON reach, port share and 500M+ share.
 
@@ -52,11 +61,7 @@ def gigabit_by_county(fibre: ir.Table) -> ir.Table:
         subs=fibre.subscribers_total.sum(),
         subs_gigabit=fibre.subscribers_gigabit.sum(),
     )
-    return per_county.mutate(
-        coverage=(per_county.passed / per_county.households).round(4),
-        port_share_10g=(per_county.ports_10g / per_county.ports).round(4),
-        share_500m=(per_county.subs_500m / per_county.subs).round(4),
-    )
+    return _with_shares(per_county)
 
 
 def gigabit_by_city(by_county: ir.Table, county_city: ir.Table) -> ir.Table:
@@ -70,11 +75,7 @@ def gigabit_by_city(by_county: ir.Table, county_city: ir.Table) -> ir.Table:
         subs_500m=joined.subs_500m.sum(),
         subs=joined.subs.sum(),
     )
-    return per_city.mutate(
-        coverage=(per_city.passed / per_city.households).round(4),
-        port_share_10g=(per_city.ports_10g / per_city.ports).round(4),
-        share_500m=(per_city.subs_500m / per_city.subs).round(4),
-    ).order_by("city_code")
+    return _with_shares(per_city).order_by("city_code")
 
 
 def new_sites_in_year(sites: ir.Table, year: int) -> ir.Table:

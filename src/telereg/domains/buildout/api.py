@@ -72,7 +72,7 @@ def export(
     )
     figures_report = (
         service.figures(session, settings=settings, principal=principal, period=period)
-        if table in ("gigabit_cities", "targets")
+        if table in ("gigabit_cities", "gigabit_counties", "targets")
         else {}
     )
     sites_report = (

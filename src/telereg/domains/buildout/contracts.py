@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from telereg.ingest.contracts import ADMIN_CODE, Column, ColumnType, Contract, Reference
+from telereg.ingest.contracts import (
+    ADMIN_CODE,
+    CITY_CODE,
+    COUNTY_CODE,
+    LATITUDE,
+    LONGITUDE,
+    Column,
+    ColumnType,
+    Contract,
+)
 
 SITES = Contract(
     name="sites",
@@ -19,42 +28,10 @@ SITES = Contract(
             pattern=r"[0-9A-Za-z_-]{2,32}",
             aliases=("站址编号",),
         ),
-        Column(
-            "longitude",
-            ColumnType.FLOAT,
-            "Longitude (WGS-84 unless the file declares GCJ-02).",
-            "经度",
-            minimum=73,
-            maximum=136,
-            aliases=("经度", "lon", "lng"),
-        ),
-        Column(
-            "latitude",
-            ColumnType.FLOAT,
-            "Latitude.",
-            "纬度",
-            minimum=3,
-            maximum=54,
-            aliases=("纬度", "lat"),
-        ),
-        Column(
-            "city_code",
-            ColumnType.STRING,
-            "Prefecture-level city code.",
-            "地市编码",
-            pattern=ADMIN_CODE,
-            references=Reference("region:city", "code"),
-            aliases=("地市编码",),
-        ),
-        Column(
-            "county_code",
-            ColumnType.STRING,
-            "County code.",
-            "区县编码",
-            pattern=ADMIN_CODE,
-            references=Reference("region:county", "code"),
-            aliases=("区县编码",),
-        ),
+        LONGITUDE,
+        LATITUDE,
+        CITY_CODE,
+        COUNTY_CODE,
         Column(
             "technology",
             ColumnType.STRING,
@@ -164,15 +141,7 @@ FIBRE = Contract(
     title_zh="千兆光网（区县）",
     description="One row per county and month: households, 10G-PON reach and ports, subscribers.",
     columns=(
-        Column(
-            "county_code",
-            ColumnType.STRING,
-            "County code.",
-            "区县编码",
-            pattern=ADMIN_CODE,
-            references=Reference("region:county", "code"),
-            aliases=("区县编码",),
-        ),
+        COUNTY_CODE,
         Column(
             "month",
             ColumnType.DATE,
@@ -318,15 +287,7 @@ PROJECTS = Contract(
         Column(
             "village", ColumnType.STRING, "Administrative village.", "行政村", aliases=("行政村",)
         ),
-        Column(
-            "county_code",
-            ColumnType.STRING,
-            "County code.",
-            "区县编码",
-            pattern=ADMIN_CODE,
-            references=Reference("region:county", "code"),
-            aliases=("区县编码",),
-        ),
+        COUNTY_CODE,
         Column(
             "kind",
             ColumnType.STRING,
@@ -386,15 +347,7 @@ OBSTACLES = Contract(
             pattern=r"[0-9A-Za-z_-]{2,32}",
             aliases=("站址编号",),
         ),
-        Column(
-            "county_code",
-            ColumnType.STRING,
-            "County code.",
-            "区县编码",
-            pattern=ADMIN_CODE,
-            references=Reference("region:county", "code"),
-            aliases=("区县编码",),
-        ),
+        COUNTY_CODE,
         Column(
             "kind",
             ColumnType.STRING,

@@ -20,6 +20,7 @@ TABLES = (
     "targets",
     "site_counts",
     "site_counts_by_county",
+    "gigabit_counties",
 )
 
 
@@ -76,6 +77,7 @@ def rows_of(
             {k: v for k, v in c.items() if k != "meets"}
             for c in figures.get("gigabit", {}).get("cities", [])
         ],
+        "gigabit_counties": lambda: list(figures.get("gigabit", {}).get("counties", [])),
         "targets": lambda: list(figures.get("targets", [])),
         "site_counts": lambda: list(sites["counts"]),
         "site_counts_by_county": lambda: list(sites["counts_by_county"]),

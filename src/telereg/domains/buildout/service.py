@@ -260,6 +260,7 @@ def figures(
         cities = backend.execute(analysis.gigabit_by_city(by_county, county_city)).to_dict(
             "records"
         )
+        counties = backend.execute(by_county.order_by("county_code")).to_dict("records")
         thresholds = settings.gigabit_city_thresholds
         totals = {
             k: sum(c[k] for c in cities) for k in ("households", "passed", "ports", "ports_10g")
@@ -268,6 +269,16 @@ def figures(
             "coverage": round(totals["passed"] / max(1, totals["households"]), 4),
             "port_share_10g": round(totals["ports_10g"] / max(1, totals["ports"]), 4),
             "cities": [],
+            "counties": [
+                {
+                    "code": c["county_code"],
+                    "name": regions.region(c["county_code"]).name,
+                    "gigabit_coverage": c["coverage"],
+                    "port_share_10g": c["port_share_10g"],
+                    "share_500m": c["share_500m"],
+                }
+                for c in counties
+            ],
             "thresholds": thresholds,
         }
         names = {c.code: (c.name, c.name_en) for c in regions.cities}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from telereg.core.privacy import IdentifierKind
 from telereg.ingest.contracts import (
-    ADMIN_CODE,
+    CITY_CODE,
     IMEI,
+    LATITUDE,
+    LONGITUDE,
     Column,
     ColumnType,
     Contract,
@@ -35,33 +37,9 @@ CELLS = Contract(
             pattern=r"[0-9A-Za-z_-]{2,32}",
             aliases=("站址编号",),
         ),
-        Column(
-            "longitude",
-            ColumnType.FLOAT,
-            "Longitude (WGS-84 unless the file declares GCJ-02).",
-            "经度",
-            minimum=73,
-            maximum=136,
-            aliases=("经度", "lon", "lng"),
-        ),
-        Column(
-            "latitude",
-            ColumnType.FLOAT,
-            "Latitude.",
-            "纬度",
-            minimum=3,
-            maximum=54,
-            aliases=("纬度", "lat"),
-        ),
-        Column(
-            "city_code",
-            ColumnType.STRING,
-            "Prefecture-level city code.",
-            "地市编码",
-            pattern=ADMIN_CODE,
-            references=Reference("region:city", "code"),
-            aliases=("地市编码",),
-        ),
+        LONGITUDE,
+        LATITUDE,
+        CITY_CODE,
         Column(
             "technology",
             ColumnType.STRING,
