@@ -25,8 +25,11 @@ CELLS = 2000
 SUBSCRIBERS = 500_000
 
 
-def generate(workdir: Path, rows: int) -> tuple[Path, Path]:
-    """A month of calls among SUBSCRIBERS numbers over CELLS cells (DuckDB writes it)."""
+def generate(workdir: Path, rows: int, *, imei: bool = True) -> tuple[Path, Path]:
+    """A month of calls among SUBSCRIBERS numbers over CELLS cells (DuckDB writes it).
+
+    Without ``imei`` the file has the two phone-number columns as its only identifiers.
+    """
     cells = workdir / "cells.csv"
     cdr = workdir / "cdr.csv"
     con = duckdb.connect()
@@ -51,7 +54,11 @@ def generate(workdir: Path, rows: int) -> tuple[Path, Path]:
                      CASE WHEN random() < 0.5 THEN 'MO' ELSE 'MT' END AS direction,
                      printf('C%06d', (random() * {CELLS - 1})::INTEGER) AS cell_id,
                      -- one handset per subscriber, as in a real network; some records lack it
-                     CASE WHEN random() < 0.7 THEN (860000000000000 + a)::VARCHAR END AS imei
+                     {
+            "CASE WHEN random() < 0.7 THEN (860000000000000 + a)::VARCHAR END AS imei"
+            if imei
+            else "NULL::VARCHAR AS imei"
+        }
               FROM (SELECT (random() * {SUBSCRIBERS})::BIGINT AS a FROM range({rows})))
         TO '{cdr}' (HEADER)
         """
@@ -68,11 +75,14 @@ def bare_copy(cdr: Path, out: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument(
+        "--imei", action="store_true", help="add IMEIs: a third identifier column to pseudonymise"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="telereg-bench-") as tmp:
         workdir = Path(tmp)
         print(f"generating {args.rows:,} CDR rows …", flush=True)
-        cells, cdr = generate(workdir, args.rows)
+        cells, cdr = generate(workdir, args.rows, imei=args.imei)
         size_mb = cdr.stat().st_size / 1e6
         settings = load_settings(data_dir=workdir / "var")
         principal = cli_principal("bench")
@@ -106,7 +116,8 @@ def main() -> None:
         print("stages: " + ", ".join(f"{name} @ {t:.1f}s" for name, t in stages))
         print(f"bare DuckDB COPY read_csv → parquet : {reference:6.2f} s")
         print(
-            f"telereg ingest (validate, pseudonymise 3 identifier columns, write, vault): "
+            f"telereg ingest (validate, pseudonymise {3 if args.imei else 2} identifier columns, "
+            "write, vault): "
             f"{elapsed:6.2f} s = {rate / 1e6:.2f} M rows/s = "
             f"{elapsed / reference:.2f}× the bare copy"
         )
