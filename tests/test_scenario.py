@@ -100,5 +100,5 @@ def test_the_seed_decides_the_province(tmp_path: Path) -> None:
     c = build_sites(regions, Scale.SMALL, 2)
     assert (a.lon == b.lon).all()
     assert not (a.lon == c.lon).all()
-    five_g = (a.technology == "5G").sum()
-    assert abs(five_g - 33_000 * 0.02) < 10, "small scale is 2 % of the source's 33,000 5G sites"
+    in_service = ((a.technology == "5G") & (a.in_service_from <= 1)).sum()
+    assert abs(in_service - 33_000 * 0.02) < 15, "small scale: 2 % of the source's 33,000 5G sites"

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import shapely
 from pyproj import Geod
+from scipy.spatial import cKDTree
 
+from telereg.core.geo import to_metric
 from telereg.domains.buildout.coverage import environment_of, sample_line
 from telereg.domains.buildout.propagation import coverage_range_km
 from telereg.reference.places import Corridor, KeyPlace
@@ -37,8 +39,8 @@ class Radio:
 CORRIDOR_SITE = Radio("n28", 40.0, 63.0)  # 700 MHz reaches far along lines
 PLACE_SITE = Radio("n41", 30.0, 60.0)
 THRESHOLD_DBM = -105.0
-#: general sites this close to a planted gap are taken out too (beyond any site's reach)
-CLEARANCE_KM = 20.0
+#: general sites whose predicted reach comes this close to a planted gap are taken out
+CLEARANCE_KM = 0.5
 #: planted gaps and uncovered places lie at least this far from any other corridor
 ISOLATION_KM = 30.0
 
@@ -135,7 +137,6 @@ def plant(province: Province, corridors: list[Corridor], places: list[KeyPlace])
     """Add corridor and key-place sites to the province, leaving out the planted gaps."""
     rng = province.rng("buildout.plant")
     regions = province.regions
-    keep_general = np.ones(len(province.sites), dtype=bool)
     new_sites: list[NewSite] = []
     gaps: list[dict[str, Any]] = []
     gap_points: list[tuple[float, float]] = []
@@ -161,7 +162,7 @@ def plant(province: Province, corridors: list[Corridor], places: list[KeyPlace])
                             "end_km": round(after[1] - after[2], 3),
                         }
                     )
-                    gap_points += [(placed[i][0].lon, placed[i][0].lat) for i in run]
+                    gap_points += _stretch_points(corridor, before[1], after[1])
                     break
         del index
         new_sites += [site for i, (site, _, _) in enumerate(placed) if i not in skip]
@@ -192,15 +193,45 @@ def plant(province: Province, corridors: list[Corridor], places: list[KeyPlace])
             )
         )
     sites = province.sites
-    for lon, lat in gap_points:
-        _, _, distance = _GEOD.inv(
-            np.full(len(sites), lon), np.full(len(sites), lat), sites.lon, sites.lat
-        )
-        keep_general &= distance / 1000.0 > CLEARANCE_KM
+    keep_general = _out_of_reach(sites, regions, gap_points)
     province.sites = _extend(_subset(sites, keep_general), new_sites, regions)
     province.plant("buildout", "corridor_gaps", gaps)
     province.plant("buildout", "uncovered_places", sorted(dark))
     province.plant("buildout", "general_sites_removed", int((~keep_general).sum()))
+
+
+def _stretch_points(corridor: Corridor, from_km: float, to_km: float) -> list[tuple[float, float]]:
+    """Points every 200 m along the corridor between two kilometre marks."""
+    lon, lat, weight = sample_line(corridor, 200.0)
+    along = np.concatenate([[0.0], np.cumsum(weight)[:-1]]) / 1000.0
+    inside = (along >= from_km) & (along <= to_km)
+    return list(zip(lon[inside].tolist(), lat[inside].tolist(), strict=True))
+
+
+def _out_of_reach(
+    sites: Sites, regions: RegionSet, points: list[tuple[float, float]]
+) -> np.ndarray:
+    """Which sites cannot reach any of ``points`` (their predicted range plus a clearance).
+
+    A sector never reaches further than its boresight, so the range is an upper bound.
+    """
+    keep = np.ones(len(sites), dtype=bool)
+    if not points or len(sites) == 0:
+        return keep
+    names = {c.code: c.name for c in regions.counties}
+    reach_km = coverage_range_km(
+        eirp_dbm=sites.eirp_dbm,
+        band=[str(b) for b in sites.band],
+        antenna_height_m=sites.antenna_height_m,
+        environment=[environment_of(names.get(str(c), "县")) for c in sites.county_code],
+        threshold_dbm=THRESHOLD_DBM,
+    )
+    project = to_metric(regions.utm_zone)
+    px, py = project.transform([p[0] for p in points], [p[1] for p in points])
+    sx, sy = project.transform(sites.lon, sites.lat)
+    distance_m, _ = cKDTree(np.column_stack([px, py])).query(np.column_stack([sx, sy]))
+    keep &= distance_m / 1000.0 > reach_km + CLEARANCE_KM
+    return keep
 
 
 def _subset(sites: Sites, keep: np.ndarray) -> Sites:
