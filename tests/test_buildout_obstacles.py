@@ -153,3 +153,21 @@ def test_the_page_moves_a_case_and_refuses_bad_steps(settings) -> None:
             if c["id"] == open_case["id"]
         )
     assert (case["status"], case["handler"]) == ("referred", "自然资源局")
+
+
+def test_build_out_pages_in_english(settings) -> None:
+    client = TestClient(create_app(settings))
+    page = client.get("/login")
+    client.post(
+        "/login", data={"username": "ann", "password": PASSWORD, "csrf_token": csrf_of(page.text)}
+    )
+    client.get("/lang/en?next=/")
+    dashboard = client.get("/buildout").text
+    assert "Corridors and gaps in 5G coverage" in dashboard
+    assert "交通干线及5G覆盖缺口" not in dashboard
+    board = client.get("/buildout/obstacles").text
+    assert "Site-construction obstacles" in board
+    assert "5G建站难题" not in board
+    html = client.get("/api/v1/buildout/report?region=140000&period=2021-11&format=html&lang=en")
+    assert "Key figures" in html.text
+    assert "主要指标" not in html.text

@@ -527,14 +527,15 @@ def users_revoke_token(token_id: int, data_dir: DataDir = None) -> None:
 
 
 @operators_app.command("list")
-def operators_list(data_dir: DataDir = None) -> None:
+def operators_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List operators."""
     settings = _migrated(data_dir)
     with session_scope(settings) as session:
-        table = Table("code", "name", "English name")
-        for o in accounts.list_operators(session):
-            table.add_row(o.code, o.name, o.name_en)
-    out.print(table)
+        rows: list[dict[str, object]] = [
+            {"code": o.code, "name": o.name, "name_en": o.name_en}
+            for o in accounts.list_operators(session)
+        ]
+    _print_rows(rows, as_json=as_json)
 
 
 @operators_app.command("add")
@@ -549,14 +550,15 @@ def operators_add(
 
 
 @agencies_app.command("list")
-def agencies_list(data_dir: DataDir = None) -> None:
+def agencies_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List partner agencies."""
     settings = _migrated(data_dir)
     with session_scope(settings) as session:
-        table = Table("code", "name", "English name", "kind")
-        for a in accounts.list_agencies(session):
-            table.add_row(a.code, a.name, a.name_en, a.kind)
-    out.print(table)
+        rows: list[dict[str, object]] = [
+            {"code": a.code, "name": a.name, "name_en": a.name_en, "kind": a.kind}
+            for a in accounts.list_agencies(session)
+        ]
+    _print_rows(rows, as_json=as_json)
 
 
 @agencies_app.command("add")

@@ -83,14 +83,6 @@ def geodesic_length_m(lon: FloatArray, lat: FloatArray) -> float:
     return float(_GEOD.line_length(list(map(float, lon)), list(map(float, lat))))
 
 
-def geodesic_distance_m(
-    lon1: FloatArray, lat1: FloatArray, lon2: FloatArray, lat2: FloatArray
-) -> FloatArray:
-    """Element-wise distance in metres between two sets of points."""
-    _, _, distance = _GEOD.inv(lon1, lat1, lon2, lat2)
-    return np.asarray(distance, dtype=np.float64)
-
-
 def utm_zone(lon: float) -> int:
     return int((lon + 180.0) // 6.0) + 1
 
@@ -104,8 +96,3 @@ def metric_crs(zone: int) -> CRS:
 def to_metric(zone: int) -> Transformer:
     """WGS-84 lon/lat → metres in the UTM zone (northern hemisphere)."""
     return Transformer.from_crs("EPSG:4326", metric_crs(zone), always_xy=True)
-
-
-@cache
-def from_metric(zone: int) -> Transformer:
-    return Transformer.from_crs(metric_crs(zone), "EPSG:4326", always_xy=True)

@@ -161,18 +161,6 @@ def _csv_relation(source: Path, *, long_lines: bool = False) -> str:
     )
 
 
-def with_long_lines(source: Source) -> Source:
-    """The same CSV source, read with room for lines of up to 64 MB."""
-    path = source.relation.split("'")[1].replace("''", "'")
-    return Source(
-        source.format,
-        source.encoding,
-        source.columns,
-        _csv_relation(Path(path), long_lines=True),
-        source.numbered,
-    )
-
-
 def is_line_size_error(err: Exception) -> bool:
     return "maximum line size" in str(err).lower()
 

@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
@@ -74,7 +73,3 @@ def shipped_key_places(region_code: str) -> list[KeyPlace]:
         )
         for f in document["features"]
     ]
-
-
-def from_wkt(text: str) -> BaseGeometry:
-    return shapely.from_wkt(text)
