@@ -72,6 +72,9 @@ class Column:
     aliases: tuple[str, ...] = ()
     #: for geometry columns: the accepted geometry types (WKT names)
     geometry_types: tuple[str, ...] | None = None
+    #: for identifier columns: a leading part that names no one, kept in the clear beside the
+    #: token as (column name, characters), e.g. an IMEI's TAC, which names the device model
+    kept_prefix: tuple[str, int] | None = None
 
     def rules(self) -> list[str]:
         """The column's rules in words, for listings and generated docs."""
@@ -92,6 +95,9 @@ class Column:
             rules.append("WKT / GeoJSON geometry: " + " or ".join(self.geometry_types))
         if self.identifier:
             rules.append(f"personal identifier ({self.identifier.value}): pseudonymised at ingest")
+        if self.kept_prefix:
+            name, length = self.kept_prefix
+            rules.append(f"its first {length} characters are kept as `{name}`")
         return rules
 
 

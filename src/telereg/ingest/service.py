@@ -684,6 +684,9 @@ def _tokenised(
     for column in contract.columns:
         if column.identifier is not None:
             selected[column.name] = result[f"__token_{column.name}"]
+            if column.kept_prefix is not None:
+                name, length = column.kept_prefix
+                selected[name] = result[column.name].left(length)
         elif typed_values:
             selected[column.name] = typed(column, result[column.name])
         else:

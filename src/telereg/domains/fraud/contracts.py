@@ -4,15 +4,42 @@ from __future__ import annotations
 
 from telereg.core.privacy import IdentifierKind
 from telereg.ingest.contracts import (
+    ADMIN_CODE,
     CITY_CODE,
+    ID_NUMBER,
     IMEI,
+    IMSI,
     LATITUDE,
     LONGITUDE,
+    MOBILE_NUMBER,
     Column,
     ColumnType,
     Contract,
     Reference,
 )
+
+#: Operators a counterpart number can belong to (OTHER: abroad, virtual operators, fixed).
+PEER_OPERATORS = ("CMCC", "CUCC", "CTCC", "CBN", "OTHER")
+#: A host name: labels of letters, digits, hyphens or CJK characters (RE2 and Python syntax).
+_DOMAIN_NAME = (
+    r"([a-z0-9一-鿿]([a-z0-9一-鿿-]{0,61}[a-z0-9一-鿿])?\.)+"
+    r"[a-z一-鿿][a-z0-9一-鿿-]{1,62}"
+)
+
+
+def _phone(name: str, description: str, zh: str, *aliases: str, required: bool = True) -> Column:
+    return Column(
+        name,
+        ColumnType.STRING,
+        description,
+        zh,
+        required=required,
+        pattern=MOBILE_NUMBER,
+        max_length=24,
+        identifier=IdentifierKind.PHONE,
+        aliases=(zh, *aliases),
+    )
+
 
 CELLS = Contract(
     name="cells",
@@ -120,9 +147,257 @@ VOICE_CDR = Contract(
             required=False,
             pattern=IMEI,
             identifier=IdentifierKind.IMEI,
+            kept_prefix=("imei_tac", 8),
+        ),
+        Column(
+            "peer_operator",
+            ColumnType.STRING,
+            "Operator of the other party's number.",
+            "对端运营商",
+            required=False,
+            enum=PEER_OPERATORS,
+            aliases=("对端运营商",),
+        ),
+        Column(
+            "peer_province",
+            ColumnType.STRING,
+            "Province code (e.g. 140000) of the other party's number.",
+            "对端归属省",
+            required=False,
+            pattern=ADMIN_CODE,
+            aliases=("对端归属省", "peer_home"),
         ),
     ),
     period_column="start_time",
 )
 
-CONTRACTS = (CELLS, VOICE_CDR)
+SUBSCRIPTIONS = Contract(
+    name="subscriptions",
+    domain="fraud",
+    title="Subscriptions",
+    title_zh="用户入网信息",
+    description="One row per mobile line: who registered it, where and how, and its state "
+    "at the end of the period.",
+    columns=(
+        _phone("phone", "The line's number.", "手机号码", "msisdn"),
+        Column(
+            "imsi",
+            ColumnType.STRING,
+            "SIM card identity.",
+            "IMSI",
+            pattern=IMSI,
+            identifier=IdentifierKind.IMSI,
+        ),
+        Column(
+            "id_number",
+            ColumnType.STRING,
+            "Resident ID number the line is registered to (real-name registration).",
+            "证件号码",
+            pattern=ID_NUMBER,
+            identifier=IdentifierKind.ID_NUMBER,
+            aliases=("证件号码", "身份证号"),
+        ),
+        Column(
+            "outlet_id",
+            ColumnType.STRING,
+            "Sales outlet (business hall, agent) that sold the card.",
+            "营业网点",
+            pattern=r"[0-9A-Za-z_-]{2,32}",
+            aliases=("营业网点", "网点编码"),
+        ),
+        Column(
+            "channel",
+            ColumnType.STRING,
+            "Sales channel.",
+            "渠道类型",
+            enum=("own_store", "agent", "online", "enterprise"),
+            aliases=("渠道类型",),
+        ),
+        Column(
+            "activated_at",
+            ColumnType.TIMESTAMP,
+            "Activation time, local time.",
+            "入网时间",
+            aliases=("入网时间",),
+        ),
+        Column(
+            "card_type",
+            ColumnType.STRING,
+            "Personal, enterprise or IoT card.",
+            "卡类型",
+            enum=("personal", "enterprise", "iot"),
+            aliases=("卡类型",),
+        ),
+        Column(
+            "home_city",
+            ColumnType.STRING,
+            "City where the card was registered.",
+            "归属地市",
+            pattern=ADMIN_CODE,
+            references=Reference("region:city", "code"),
+            aliases=("归属地市",),
+        ),
+        Column(
+            "status",
+            ColumnType.STRING,
+            "State at the end of the period.",
+            "状态",
+            enum=("active", "suspended", "cancelled"),
+            aliases=("状态",),
+        ),
+    ),
+    unique=(("phone",),),
+)
+
+SMS = Contract(
+    name="sms",
+    domain="fraud",
+    title="SMS records",
+    title_zh="短信话单",
+    description="One row per short message sent or received by the operator's subscribers.",
+    columns=(
+        _phone("sender", "Sending number.", "发送号码"),
+        Column(
+            "receiver",
+            ColumnType.STRING,
+            "Receiving number (service numbers may be short).",
+            "接收号码",
+            pattern=r"\+?[0-9]{3,20}",
+            max_length=24,
+            identifier=IdentifierKind.PHONE,
+            aliases=("接收号码",),
+        ),
+        Column(
+            "sent_at",
+            ColumnType.TIMESTAMP,
+            "Time sent, local time.",
+            "发送时间",
+            aliases=("发送时间",),
+        ),
+        Column(
+            "direction",
+            ColumnType.STRING,
+            "MO (sent) or MT (received).",
+            "方向",
+            enum=("MO", "MT"),
+            aliases=("方向",),
+        ),
+    ),
+    period_column="sent_at",
+)
+
+DATA_SESSIONS = Contract(
+    name="data_sessions",
+    domain="fraud",
+    title="Data usage per line and day",
+    title_zh="上网流量日汇总",
+    description="Mobile data volume per line, day and application category (optional data).",
+    columns=(
+        _phone("phone", "The line's number.", "手机号码"),
+        Column("day", ColumnType.DATE, "Day of use.", "日期", aliases=("日期",)),
+        Column(
+            "bytes",
+            ColumnType.INTEGER,
+            "Bytes up and down.",
+            "流量（字节）",
+            minimum=0,
+            aliases=("流量",),
+        ),
+        Column(
+            "app_category",
+            ColumnType.STRING,
+            "Application category (video, chat, payment, …).",
+            "应用类别",
+            required=False,
+            aliases=("应用类别",),
+        ),
+    ),
+    period_column="day",
+)
+
+POLICE_FEEDBACK = Contract(
+    name="police_feedback",
+    domain="fraud",
+    title="Police feedback",
+    title_zh="公安反馈",
+    description="Numbers, handsets and domains the police confirmed as used for fraud. "
+    "Each row gives at least one of phone, imei or domain.",
+    columns=(
+        _phone("phone", "Confirmed fraud number.", "涉案号码", required=False),
+        Column(
+            "imei",
+            ColumnType.STRING,
+            "Confirmed fraud handset or gateway.",
+            "涉案IMEI",
+            required=False,
+            pattern=IMEI,
+            identifier=IdentifierKind.IMEI,
+            aliases=("涉案imei",),
+        ),
+        Column(
+            "domain",
+            ColumnType.STRING,
+            "Confirmed fraud domain.",
+            "涉案域名",
+            required=False,
+            pattern=_DOMAIN_NAME,
+            aliases=("涉案域名",),
+        ),
+        Column(
+            "case_reference",
+            ColumnType.STRING,
+            "The police case reference.",
+            "案件编号",
+            aliases=("案件编号",),
+        ),
+        Column(
+            "confirmed_on", ColumnType.DATE, "Date confirmed.", "确认日期", aliases=("确认日期",)
+        ),
+        Column(
+            "fraud_type",
+            ColumnType.STRING,
+            "Kind of fraud (e.g. impersonating police, investment, loans).",
+            "诈骗类型",
+            required=False,
+            aliases=("诈骗类型",),
+        ),
+    ),
+)
+
+OBSERVED_DOMAINS = Contract(
+    name="observed_domains",
+    domain="fraud",
+    title="Observed domains",
+    title_zh="监测域名",
+    description="Domains seen in resolver logs or reported by users in the period.",
+    columns=(
+        Column(
+            "domain",
+            ColumnType.STRING,
+            "The domain name, lower case (IDN in Unicode or xn-- form).",
+            "域名",
+            pattern=_DOMAIN_NAME,
+            aliases=("域名",),
+        ),
+        Column("first_seen", ColumnType.DATE, "First seen.", "首次发现", aliases=("首次发现",)),
+        Column(
+            "query_count",
+            ColumnType.INTEGER,
+            "Resolver queries in the period.",
+            "解析次数",
+            minimum=0,
+            aliases=("解析次数",),
+        ),
+        Column(
+            "source",
+            ColumnType.STRING,
+            "Where it was seen.",
+            "来源",
+            enum=("resolver", "user_report", "operator_report"),
+            aliases=("来源",),
+        ),
+    ),
+    unique=(("domain",),),
+)
+
+CONTRACTS = (CELLS, VOICE_CDR, SUBSCRIPTIONS, SMS, DATA_SESSIONS, POLICE_FEEDBACK, OBSERVED_DOMAINS)
