@@ -52,6 +52,11 @@ buildout_app = typer.Typer(
     help="Build-out: 5G and gigabit coverage, corridors, key places.", no_args_is_help=True
 )
 app.add_typer(buildout_app, name="buildout")
+fraud_app = typer.Typer(
+    help="Anti-fraud: SIM boxes, card-breaking, fraud domains, cases for the police.",
+    no_args_is_help=True,
+)
+app.add_typer(fraud_app, name="fraud")
 
 DataDir = Annotated[
     Path | None,
@@ -382,6 +387,97 @@ def buildout_report(
         )
     out_file.write_bytes(content)
     out.print(f"report written: {out_file} ({len(content):,} bytes)")
+
+
+@fraud_app.command("scan")
+def fraud_scan(
+    period: Annotated[str, typer.Option(help="Month YYYY-MM.")],
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Score every line, new card and observed domain of a month; open cases for suspects."""
+    from telereg.domains.fraud.cli import scan_command
+
+    scan_command(_migrated(data_dir), _me(), period=period, as_json=as_json)
+
+
+@fraud_app.command("cases")
+def fraud_cases(
+    status: Annotated[str | None, typer.Option(help="Only cases in this state.")] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """The fraud case queue."""
+    from telereg.domains.fraud.cli import cases_command
+
+    cases_command(_migrated(data_dir), _me(), status=status, as_json=as_json)
+
+
+@fraud_app.command("move")
+def fraud_move(
+    case_id: Annotated[int, typer.Argument(help="Case id.")],
+    to: Annotated[
+        str, typer.Option(help="in_review or closed (dismissed), or closed after resolved.")
+    ],
+    note: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Move a case: open → in_review → (export) referred → resolved → closed."""
+    from telereg.domains.fraud.cli import move_command
+
+    move_command(_migrated(data_dir), _me(), case_id=case_id, to=to, note=note)
+
+
+@fraud_app.command("export")
+def fraud_export(
+    case_ids: Annotated[list[int], typer.Argument(help="Case id(s) to hand over.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The package to write (.zip).")],
+    agency: Annotated[str, typer.Option(help="Agency code.")] = "POLICE-AF",
+    note: Annotated[str, typer.Option(help="Covering note.")] = "hand-over for investigation",
+    reveal_reason: Annotated[
+        str | None,
+        typer.Option("--reveal", help="Add clear numbers from the vault, for this reason."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Hand cases over to a police liaison as a signed package (CSV, XLSX, manifest)."""
+    from telereg.domains.fraud.cli import export_command
+
+    export_command(
+        _migrated(data_dir),
+        _me(),
+        case_ids=case_ids,
+        agency=agency,
+        note=note,
+        out_file=out_file,
+        reveal_reason=reveal_reason,
+    )
+
+
+@fraud_app.command("dispose")
+def fraud_dispose(
+    case_id: Annotated[int, typer.Argument(help="Case id.")],
+    disposal: Annotated[
+        str, typer.Option(help="line_suspended, device_seized, domain_blocked or no_action.")
+    ],
+    note: Annotated[str, typer.Option(help="What was done.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Record the agency's disposal of a referred case."""
+    from telereg.domains.fraud.cli import dispose_command
+
+    dispose_command(_migrated(data_dir), _me(), case_id=case_id, disposal=disposal, note=note)
+
+
+@fraud_app.command("verify")
+def fraud_verify(
+    path: Annotated[Path, typer.Argument(help="A hand-over package.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Check a hand-over package's signature and file hashes."""
+    from telereg.domains.fraud.cli import verify_command
+
+    verify_command(_migrated(data_dir), path=path)
 
 
 @db_app.command("upgrade")

@@ -15,6 +15,7 @@ from telereg.domains.buildout import contracts as buildout_contracts
 from telereg.domains.buildout import service as buildout_service
 from telereg.domains.buildout import synth as buildout_synth
 from telereg.domains.fraud import contracts as fraud_contracts
+from telereg.domains.fraud import service as fraud_service
 from telereg.domains.fraud import synth as fraud_synth
 from telereg.geography import contracts as geography_contracts
 from telereg.ingest.contracts import Contract
@@ -44,7 +45,10 @@ SYNTHESIZERS: tuple[Synthesizer, ...] = (buildout_synth.synthesize, fraud_synth.
 
 
 #: Each domain's analyses the demo runs after loading, returning lines for its summary.
-ANALYSES: dict[str, Callable[..., list[str]]] = {"buildout": buildout_service.run_analyses}
+ANALYSES: dict[str, Callable[..., list[str]]] = {
+    "buildout": buildout_service.run_analyses,
+    "fraud": fraud_service.run_analyses,
+}
 
 
 def run_analyses(settings: Settings, *, principal: Principal) -> dict[str, list[str]]:

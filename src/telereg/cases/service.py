@@ -85,9 +85,13 @@ def move(
     to: CaseStatus | str,
     note: str,
     handler: str = "",
+    permission: Permission = Permission.CASES_MANAGE,
 ) -> Case:
-    """Move a case to ``to`` if its workflow allows it, with a note (kept in the audit log)."""
-    principal.require(Permission.CASES_MANAGE)
+    """Move a case to ``to`` if its workflow allows it, with a note (kept in the audit log).
+
+    ``permission``: what the step needs (e.g. a partner agency reporting an outcome).
+    """
+    principal.require(permission)
     case = session.get(Case, case_id)
     if case is None or case.domain != workflow.domain or case.kind != workflow.kind:
         raise NotFoundError(f"no {workflow.kind} case {case_id}")

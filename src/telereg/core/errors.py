@@ -38,6 +38,12 @@ class InputError(TeleregError, ValueError):
     code = "invalid-input"
 
 
+class SignatureError(InputError):
+    """A signed file does not match its signature: it was changed or signed with another key."""
+
+    code = "bad-signature"
+
+
 class PayloadTooLargeError(InputError):
     """A request body or uploaded file is larger than allowed."""
 

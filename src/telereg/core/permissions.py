@@ -33,6 +33,7 @@ class Permission(StrEnum):
     DASHBOARD_READ = "dashboard.read"
     CASES_MANAGE = "cases.manage"
     CASES_READ_ASSIGNED = "cases.read_assigned"
+    CASES_REPORT_OUTCOME = "cases.report_outcome"
 
 
 _ALL = frozenset(Permission)
@@ -50,6 +51,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ANALYSIS_RUN,
             Permission.DASHBOARD_READ,
             Permission.CASES_MANAGE,
+            Permission.CASES_REPORT_OUTCOME,
         }
     ),
     # An operator submits and reads only its own data and the cases addressed to it.
@@ -69,6 +71,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.STATUS_READ,
             Permission.TOKENS_OWN,
             Permission.CASES_READ_ASSIGNED,
+            Permission.CASES_REPORT_OUTCOME,
         }
     ),
     Role.VIEWER: frozenset(

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from telereg.core.errors import ConfigurationError
 
-SECRET_FIELDS = ("pseudonym_key", "vault_key", "session_secret")
+SECRET_FIELDS = ("pseudonym_key", "vault_key", "session_secret", "handover_key")
 SECRETS_FILE = "secrets.json"
 _PLACEHOLDERS = {"", "changethis", "changeme", "change-me", "secret", "placeholder", "xxx"}
 _MIN_SECRET_LENGTH = 32
@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = Field(None, description="HMAC key for pseudonymisation.")
     vault_key: SecretStr | None = Field(None, description="Key that encrypts the identity vault.")
     session_secret: SecretStr | None = Field(None, description="Signs web session cookies.")
+    handover_key: SecretStr | None = Field(
+        None, description="Signs the case files handed over to partner agencies (HMAC-SHA256)."
+    )
     default_language: Literal["zh_CN", "en"] = Field("zh_CN", description="UI language.")
     login_max_failures: int = Field(5, ge=1, description="Failed logins before a lockout.")
     login_lockout_seconds: int = Field(300, ge=1, description="First lockout; doubles each time.")
@@ -70,6 +73,40 @@ class Settings(BaseSettings):
             "share_500m": 0.1,
         },
         description="Minimums a city must reach to count as a gigabit city.",
+    )
+    fraud_rules: dict[str, float] = Field(
+        default_factory=lambda: {
+            "calls_per_day": 20,
+            "out_in_ratio": 10,
+            "novelty": 0.8,
+            "callees": 50,
+            "short_share": 0.4,
+            "other_operator_share": 0.5,
+            "other_province_share": 0.5,
+            "static": 1.0,
+            "no_sms": 0,
+            "no_data": 0,
+            "imei_lines": 8,
+            "gateway_tac": 1,
+            "cohort_days": 2,
+            "card_calls_per_day": 10,
+            "card_novelty": 0.7,
+            "card_other_province_share": 0.5,
+            "card_short_share": 0.4,
+        },
+        description="Thresholds of the anti-fraud rules (see docs/fraud.md for each one's reason).",
+    )
+    fraud_rule_score_threshold: float = Field(
+        6.0, ge=0, description="Rule score from which a line with a device signal is a suspect."
+    )
+    fraud_model_threshold: float = Field(
+        0.5, gt=0, le=1, description="Learned SIM-box probability from which a line is a suspect."
+    )
+    fraud_cards_per_operator: int = Field(
+        5, ge=1, description="Active cards one ID number may hold at one operator."
+    )
+    fraud_gateway_tacs_file: Path | None = Field(
+        None, description="CSV of gateway (GOIP) TACs replacing the shipped list."
     )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: str = Field("INFO", description="Root log level.")

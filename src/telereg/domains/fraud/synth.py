@@ -194,8 +194,8 @@ def _planted_lines(
     parts = [lines]
     offset = len(lines)
     gateways: list[Gateway] = []
-    for g in range(max(3, round(24 * OPERATOR_SHARES[operator] * scale))):
-        ports = int(rng.choice([8, 16, 32]))
+    for g in range(max(1, round(24 * OPERATOR_SHARES[operator] * scale))):
+        ports = int(rng.choice([8, 16, 32], p=[0.45, 0.45, 0.1]))
         bank = ports * int(rng.integers(1, 3))  # the SIM bank holds up to twice the ports
         mode = str(rng.choice(["static", "moving", "throttled"], p=[0.55, 0.2, 0.25]))
         tac = str(rng.choice(UNLISTED_TACS)) if rng.random() < 0.3 else str(rng.choice(tacs))
@@ -515,7 +515,7 @@ def _sms(province: Province, operator: str, period: str, lines: Lines) -> pa.Tab
     people = np.flatnonzero(lines.role != "simbox")
     who = np.repeat(people, rng.poisson(np.where(lines.role[people] == "ring", 1, 8)))
     n = len(who)
-    other = lines.phone[rng.integers(0, len(lines), n)]
+    other = lines.phone[people[rng.integers(0, len(people), n)]]
     sent = rng.random(n) < 0.5
     return pa.table(
         {
@@ -673,6 +673,7 @@ def _administration_files(
             if rng.random() < 0.5:
                 imeis += gw.port_imeis[:2].tolist()
     domains, lookalikes = observed_domains(province)
+    province.plant("fraud", "lookalike_domains", lookalikes)
     confirmed_domains = [d for d in lookalikes if rng.random() < 0.4]
     n_phone, n_imei, n_dom = len(phones), len(imeis), len(confirmed_domains)
     total = n_phone + n_imei + n_dom

@@ -1,0 +1,134 @@
+"""Card-breaking (断卡) risk: new cards that call like fraud, the outlets that sold them,
+ID numbers holding too many cards, and cards whose registered holder is not the user.
+
+The per-line facts come from the engine (:func:`line_identity`); the rules over
+them are plain table logic on a few thousand rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+#: A card activated this many days before the period's end or later is new.
+NEW_CARD_DAYS = 30
+#: Cards one person may hold at one operator (the MIIT real-name rule).
+CARDS_PER_OPERATOR = 5
+
+
+def line_identity(calls: ir.Table, cells: ir.Table, subscriptions: ir.Table) -> ir.Table:
+    """Per line: whether its first day's calls were all outside its registration city,
+    and the most ID numbers any of its handsets (IMEIs) served."""
+    calls = calls.mutate(day=calls.start_time.date())
+    first = calls.group_by(["operator", "caller"]).agg(first_day=calls.day.min())
+    place = cells.select(c_operator=cells.operator, c_cell=cells.cell_id, city=cells.city_code)
+    subs = subscriptions.select(s_phone=subscriptions.phone, home_city=subscriptions.home_city)
+    day_one = (
+        calls.inner_join(first, [calls.operator == first.operator, calls.caller == first.caller])
+        .filter(lambda t: t.day == t.first_day)
+        .left_join(place, [ibis._.operator == place.c_operator, ibis._.cell_id == place.c_cell])
+        .left_join(subs, ibis._.caller == subs.s_phone)
+    )
+    away = day_one.group_by(["operator", "caller"]).agg(
+        first_day_away=(day_one.city.notnull() & (day_one.city != day_one.home_city)).all()
+        & day_one.home_city.notnull().any()
+    )
+    owners = subscriptions.select(o_phone=subscriptions.phone, id_number=subscriptions.id_number)
+    handsets = calls.filter(calls.imei.notnull()).select("operator", "caller", "imei").distinct()
+    holders = handsets.inner_join(owners, handsets.caller == owners.o_phone)
+    per_imei = holders.group_by("imei").agg(identities=holders.id_number.nunique())
+    shared = (
+        handsets.inner_join(per_imei, handsets.imei == per_imei.imei)
+        .group_by(["operator", "caller"])
+        .agg(imei_identities=ibis._.identities.max())
+    )
+    joined = away.left_join(
+        shared, [away.operator == shared.operator, away.caller == shared.caller]
+    )
+    return joined.select(
+        operator=joined.operator,
+        line=joined.caller,
+        first_day_away=joined.first_day_away,
+        imei_identities=joined.imei_identities.fill_null(0),
+    )
+
+
+def new_card_risk(
+    features: pd.DataFrame,
+    identity: pd.DataFrame,
+    subscriptions: pd.DataFrame,
+    *,
+    period_end: datetime,
+    thresholds: dict[str, float],
+) -> pd.DataFrame:
+    """New cards with abnormal calling or identity signals, with the signals named.
+
+    Abnormal calling: at least ``card_calls_per_day`` calls a day to mostly new
+    numbers (``card_novelty``), with many in other provinces
+    (``card_other_province_share``) or many short ones (``card_short_share``).
+    """
+    since = period_end - timedelta(days=NEW_CARD_DAYS)
+    new = subscriptions[pd.to_datetime(subscriptions["activated_at"]) >= since]
+    merged = new.rename(columns={"phone": "line"}).merge(
+        features, on=["operator", "line"], how="inner"
+    )
+    merged = merged.merge(identity, on=["operator", "line"], how="left")
+    calling = (
+        (merged["calls_per_day"] >= thresholds.get("card_calls_per_day", 10))
+        & (merged["novelty"] >= thresholds.get("card_novelty", 0.7))
+        & (
+            (merged["other_province_share"] >= thresholds.get("card_other_province_share", 0.5))
+            | (merged["short_share"] >= thresholds.get("card_short_share", 0.4))
+        )
+    )
+    away = merged["first_day_away"].fillna(False).astype(bool)
+    shared = merged["imei_identities"].fillna(0) >= 2
+    signals = pd.DataFrame(
+        {"abnormal_calling": calling, "away_from_day_one": away, "shared_handset": shared}
+    )
+    merged["signals"] = [list(signals.columns[row]) for row in signals.to_numpy()]
+    merged["risk"] = signals.sum(axis=1)
+    flagged = merged[calling & (away | shared) | (merged["risk"] >= 2) & calling]
+    columns = [
+        "operator",
+        "line",
+        "id_number",
+        "outlet_id",
+        "activated_at",
+        "home_city",
+        "calls_per_day",
+        "novelty",
+        "other_province_share",
+        "short_share",
+        "first_day_away",
+        "imei_identities",
+        "signals",
+        "risk",
+    ]
+    return flagged[columns].sort_values(["risk", "calls_per_day"], ascending=False)
+
+
+def outlets(
+    flagged: pd.DataFrame, subscriptions: pd.DataFrame, *, period_end: datetime
+) -> pd.DataFrame:
+    """Sales outlets ranked by the flagged new cards they sold, with their share of new cards."""
+    since = period_end - timedelta(days=NEW_CARD_DAYS)
+    new = subscriptions[pd.to_datetime(subscriptions["activated_at"]) >= since]
+    sold = new.groupby(["operator", "outlet_id"]).size().rename("new_cards")
+    bad = flagged.groupby(["operator", "outlet_id"]).size().rename("flagged_cards")
+    table = pd.concat([sold, bad], axis=1).fillna(0).astype(int).reset_index()
+    table = table[table["flagged_cards"] > 0]
+    table["flagged_share"] = (table["flagged_cards"] / table["new_cards"].clip(lower=1)).round(3)
+    return table.sort_values(["flagged_cards", "flagged_share"], ascending=False)
+
+
+def over_limit(subscriptions: pd.DataFrame, *, limit: int = CARDS_PER_OPERATOR) -> pd.DataFrame:
+    """ID numbers with more active cards at one operator than allowed; totals across operators."""
+    live = subscriptions[subscriptions["status"] == "active"]
+    per_operator = live.groupby(["id_number", "operator"]).size().rename("cards").reset_index()
+    totals = per_operator.groupby("id_number")["cards"].sum().rename("all_operators")
+    over = per_operator[per_operator["cards"] > limit].merge(totals, on="id_number")
+    return over.sort_values("cards", ascending=False).reset_index(drop=True)

@@ -1,0 +1,111 @@
+"""``telereg fraud …``: scan a month, list and move cases, hand over, verify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from telereg.cases import service as cases
+from telereg.core.db import session_scope
+from telereg.core.principal import Principal
+from telereg.core.settings import Settings
+from telereg.domains.fraud import handover, service
+
+out = Console()
+
+
+def scan_command(settings: Settings, principal: Principal, *, period: str, as_json: bool) -> None:
+    with out.status(f"scanning {period} …"), session_scope(settings) as session:
+        summary = service.scan(session, settings=settings, principal=principal, period=period)
+    if as_json:
+        out.print_json(json.dumps(summary.__dict__, ensure_ascii=False))
+        return
+    for line in summary.lines_for_demo():
+        out.print(line)
+    out.print(f"results: {service.results_dir(settings, period)} ({summary.seconds} s)")
+
+
+def cases_command(
+    settings: Settings, principal: Principal, *, status: str | None, as_json: bool
+) -> None:
+    with session_scope(settings) as session:
+        rows = [
+            {
+                "id": c.id,
+                "status": c.status,
+                "type": c.subject.get("type", ""),
+                "title": c.title,
+                "handler": c.handler,
+                "opened": c.opened_at.date().isoformat(),
+            }
+            for c in service.case_queue(session, principal=principal, status=status)
+        ]
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table("id", "status", "type", "title", "handler", "opened", title="fraud cases")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
+def move_command(
+    settings: Settings, principal: Principal, *, case_id: int, to: str, note: str
+) -> None:
+    with session_scope(settings) as session:
+        case = cases.move(
+            session,
+            principal=principal,
+            workflow=service.WORKFLOW,
+            case_id=case_id,
+            to=to,
+            note=note,
+        )
+        out.print(f"case {case.id} is now {case.status}")
+
+
+def export_command(
+    settings: Settings,
+    principal: Principal,
+    *,
+    case_ids: list[int],
+    agency: str,
+    note: str,
+    out_file: Path,
+    reveal_reason: str | None,
+) -> None:
+    with session_scope(settings) as session:
+        result = handover.export(
+            session,
+            settings=settings,
+            principal=principal,
+            case_ids=case_ids,
+            agency_code=agency,
+            note=note,
+            out=out_file,
+            reveal_reason=reveal_reason,
+        )
+    out.print(
+        f"hand-over of {len(result.manifest['cases'])} case(s) to {agency} written: {result.path}"
+    )
+
+
+def dispose_command(
+    settings: Settings, principal: Principal, *, case_id: int, disposal: str, note: str
+) -> None:
+    with session_scope(settings) as session:
+        case = handover.record_disposal(
+            session, principal=principal, case_id=case_id, disposal=disposal, note=note
+        )
+        out.print(f"case {case.id} resolved: {disposal}")
+
+
+def verify_command(settings: Settings, *, path: Path) -> None:
+    manifest = handover.verify(path, settings.secret("handover_key"))
+    out.print(
+        f"signature valid: {len(manifest['cases'])} case(s) for {manifest['agency']}, "
+        f"made {manifest['created_at']} by {manifest['created_by']}"
+    )

@@ -1,0 +1,69 @@
+"""Precision and recall of a stored scan against the scenario's ground truth.
+
+The truth holds clear numbers (it is never ingested); they are pseudonymised
+with the installation's key to compare with the scan's tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from telereg.core.privacy import Pseudonymiser
+from telereg.core.settings import Settings
+from telereg.domains.fraud.service import load_result
+
+
+@dataclass(frozen=True)
+class Score:
+    found: int
+    planted: int
+    hits: int
+
+    @property
+    def precision(self) -> float:
+        return self.hits / self.found if self.found else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.planted if self.planted else 0.0
+
+
+def _score(found: set[str], planted: set[str]) -> Score:
+    return Score(len(found), len(planted), len(found & planted))
+
+
+def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str, Score]:
+    """Per pattern: what the scan of ``period`` found against what was planted."""
+    token = Pseudonymiser(settings.secret("pseudonym_key")).token
+    fraud = truth["fraud"]
+    sim_lines = {token(n) for g in fraud["sim_boxes"] if period in g["periods"] for n in g["lines"]}
+    ring_lines = {token(n) for r in fraud["rings"] for n in r["lines"]}
+    suspects = load_result(settings, period, "suspects")
+    cards = load_result(settings, period, "cards")
+    outlets = load_result(settings, period, "outlets")
+    over = load_result(settings, period, "over_limit")
+    domains = load_result(settings, period, "domains")
+    # Lines that made no call this month cannot be found from calls; they are not counted.
+    scores = {
+        "sim_box (rules or model)": _score(set(suspects["line"]), sim_lines),
+        "sim_box (rules)": _score(set(suspects[suspects["rule_suspect"]]["line"]), sim_lines),
+        "card-breaking cards": _score(set(cards["line"]), ring_lines),
+        "card-breaking outlets": _score(
+            set(outlets[outlets["flagged_cards"] >= 2]["outlet_id"]),
+            {o for r in fraud["rings"] for o in r["outlets"]},
+        ),
+        "ID numbers over the limit": _score(
+            set(over["id_number"]), {token(h["id_number"]) for h in fraud["over_limit_ids"]}
+        ),
+    }
+    if "model_suspect" in suspects and suspects["model_suspect"].any():
+        scores["sim_box (model)"] = _score(
+            set(suspects[suspects["model_suspect"]]["line"]), sim_lines
+        )
+    if len(domains):
+        planted = set(fraud.get("lookalike_domains", []))
+        scores["lookalike domains (high)"] = _score(
+            set(domains[domains["level"] == "high"]["domain"]), planted
+        )
+    return scores

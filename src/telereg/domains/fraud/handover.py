@@ -1,0 +1,224 @@
+"""Hand-over of fraud cases to a police liaison: a signed package, then the disposal.
+
+The package is a ZIP of ``cases.csv``, ``cases.xlsx`` and ``manifest.json``
+(who, to whom, when, which cases, and each file's SHA-256), plus
+``manifest.sig``: the manifest's HMAC-SHA256 under the installation's
+``handover_key``. Changing any byte of any file breaks verification. Numbers
+appear as tokens; clear numbers are added only through the vault, for a
+principal allowed to re-identify, with a reason, each one audited.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.cases import service as cases
+from telereg.cases.models import Case, CaseStatus
+from telereg.core import audit
+from telereg.core.errors import ConflictError, InputError, NotFoundError, SignatureError
+from telereg.core.models import Agency
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+from telereg.core.privacy import Vault, reidentify
+from telereg.core.settings import Settings
+from telereg.domains.fraud.service import DISPOSALS, WORKFLOW, get_case
+
+COLUMNS = ("case_id", "type", "reference", "operator", "period", "score", "signals", "clear_value")
+_DATA_FILES = ("cases.csv", "cases.xlsx", "manifest.json")
+
+
+@dataclass(frozen=True)
+class Handover:
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _rows(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    chosen: list[Case],
+    reveal_reason: str | None,
+) -> list[dict[str, Any]]:
+    vault = Vault.of(settings) if reveal_reason else None
+    rows = []
+    for case in chosen:
+        subject = case.subject
+        clear = ""
+        if vault is not None and subject.get("line"):
+            clear = reidentify(
+                session,
+                principal=principal,
+                vault=vault,
+                token=subject["line"],
+                reason=f"hand-over of case {case.id}: {reveal_reason}",
+            )
+        rows.append(
+            {
+                "case_id": case.id,
+                "type": subject.get("type", ""),
+                "reference": subject.get("line") or subject.get("domain", ""),
+                "operator": subject.get("operator", ""),
+                "period": subject.get("period", ""),
+                "score": subject.get("score", ""),
+                "signals": ", ".join(subject.get("rules") or subject.get("signals") or []),
+                "clear_value": clear,
+            }
+        )
+    return rows
+
+
+def export(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    case_ids: list[int],
+    agency_code: str,
+    note: str,
+    out: Path,
+    reveal_reason: str | None = None,
+) -> Handover:
+    """Refer the cases to ``agency_code`` and write the signed package to ``out``.
+
+    Cases must be in review, or already referred to the same agency (a
+    re-issue). Nothing is moved if any case cannot be handed over.
+    """
+    principal.require(Permission.CASES_MANAGE)
+    agency = session.scalar(select(Agency).where(Agency.code == agency_code))
+    if agency is None:
+        raise NotFoundError(f"no agency {agency_code!r}")
+    if not case_ids:
+        raise InputError("name at least one case to hand over")
+    chosen = [get_case(session, principal=principal, case_id=i) for i in case_ids]
+    for case in chosen:
+        again = case.status == CaseStatus.REFERRED.value and case.agency_id == agency.id
+        if case.status != CaseStatus.IN_REVIEW.value and not again:
+            raise ConflictError(
+                f"case {case.id} is {case.status}; only cases in review can be handed over"
+            )
+    rows = _rows(session, settings, principal, chosen, reveal_reason)
+    for case in chosen:
+        if case.status == CaseStatus.IN_REVIEW.value:
+            cases.move(
+                session,
+                principal=principal,
+                workflow=WORKFLOW,
+                case_id=case.id,
+                to=CaseStatus.REFERRED,
+                note=note,
+                handler=agency.name,
+            )
+            case.agency_id = agency.id
+    manifest = {
+        "kind": "telereg fraud hand-over",
+        "agency": agency.code,
+        "agency_name": agency.name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_by": principal.name,
+        "note": note,
+        "cases": [c.id for c in chosen],
+        "clear_values": reveal_reason is not None,
+    }
+    path = write_package(out, rows, manifest, settings.secret("handover_key"))
+    audit.record(
+        session,
+        actor=principal.name,
+        action="fraud.handover",
+        objects=[f"case:{c.id}" for c in chosen] + [f"agency:{agency.code}"],
+        reason=note,
+        detail={"file": path.name, "clear_values": reveal_reason is not None},
+    )
+    return Handover(path, manifest)
+
+
+def write_package(
+    out: Path, rows: list[dict[str, Any]], manifest: dict[str, Any], key: bytes
+) -> Path:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows({k: _safe(v) for k, v in row.items()} for row in rows)
+    files = {"cases.csv": text.getvalue().encode("utf-8-sig"), "cases.xlsx": _xlsx(rows)}
+    signed = {**manifest, "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}}
+    files["manifest.json"] = json.dumps(
+        signed, ensure_ascii=False, indent=1, sort_keys=True
+    ).encode()
+    signature = hmac.new(key, files["manifest.json"], hashlib.sha256).hexdigest()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(f".{out.name}.tmp")
+    with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, data in files.items():
+            package.writestr(name, data)
+        package.writestr("manifest.sig", signature)
+    staged.replace(out)
+    return out
+
+
+def verify(path: Path, key: bytes) -> dict[str, Any]:
+    """The package's manifest, if every file matches it and the manifest its signature."""
+    try:
+        with zipfile.ZipFile(path) as package:
+            content = {n: package.read(n) for n in (*_DATA_FILES, "manifest.sig")}
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise SignatureError(f"not a complete hand-over package: {err}", where=str(path)) from err
+    expected = hmac.new(key, content["manifest.json"], hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, content["manifest.sig"].decode(errors="replace").strip()):
+        raise SignatureError("the manifest does not match its signature", where=str(path))
+    manifest: dict[str, Any] = json.loads(content["manifest.json"])
+    for name, digest in manifest["files"].items():
+        if hashlib.sha256(content[name]).hexdigest() != digest:
+            raise SignatureError(f"{name} was changed after signing", where=str(path))
+    return manifest
+
+
+def record_disposal(
+    session: Session, *, principal: Principal, case_id: int, disposal: str, note: str
+) -> Case:
+    """The agency's outcome for a referred case (the liaison of that agency, or an analyst)."""
+    if disposal not in DISPOSALS:
+        raise InputError(f"disposal must be one of {', '.join(DISPOSALS)}, not {disposal!r}")
+    case = get_case(session, principal=principal, case_id=case_id)
+    moved = cases.move(
+        session,
+        principal=principal,
+        workflow=WORKFLOW,
+        case_id=case.id,
+        to=CaseStatus.RESOLVED,
+        note=f"{disposal}: {note}",
+        permission=Permission.CASES_REPORT_OUTCOME,
+    )
+    moved.outcome = disposal
+    return moved
+
+
+def _safe(value: Any) -> Any:
+    """Cells that a spreadsheet would run as formulas are prefixed with a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def _xlsx(rows: list[dict[str, Any]]) -> bytes:
+    workbook = openpyxl.Workbook(write_only=True)
+    workbook.properties.created = workbook.properties.modified = datetime(2000, 1, 1)  # noqa: DTZ001
+    sheet = workbook.create_sheet("cases")
+    sheet.append(list(COLUMNS))
+    for row in rows:
+        sheet.append([_safe(row[c]) for c in COLUMNS])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,151 @@
+"""Two SIM-box scorers over line features: transparent rules, and a model learned from feedback.
+
+The rule score adds the points of every rule a line meets; each rule's
+threshold is a setting (``fraud_rules``) and its rationale is written beside
+it here and in ``docs/fraud.md``. A line is a suspect when its score reaches
+``fraud_rule_score_threshold`` *and* it shows a device signal (an IMEI shared
+by many lines, a listed gateway model, or a cohort), because people who call
+a lot are many, while gateways are what these signals find.
+
+The learned scorer is gradient boosting trained on an earlier period's
+features with the police's confirmed numbers as positives, its probabilities
+calibrated by cross-validation. Every suspect carries the reasons for its
+score: the rules it met, and the features that moved its probability most
+(each feature set back to the population median, one at a time).
+"""
+
+from __future__ import annotations
+
+import operator as op
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from telereg.domains.fraud.features import FEATURES
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    feature: str
+    compare: Callable[[object, object], object]
+    points: float
+    #: the rule says something about the device, not just the calling
+    device: bool = False
+
+
+#: Points per rule. Thresholds are settings (``fraud_rules``); see docs/fraud.md for why.
+RULES = (
+    Rule("calls_per_day", "calls_per_day", op.ge, 2.0),
+    Rule("out_in_ratio", "out_in_ratio", op.ge, 1.5),
+    Rule("novelty", "novelty", op.ge, 1.0),
+    Rule("callees", "callees", op.ge, 1.0),
+    Rule("short_share", "short_share", op.ge, 1.0),
+    Rule("other_operator_share", "other_operator_share", op.ge, 0.5),
+    Rule("other_province_share", "other_province_share", op.ge, 1.0),
+    Rule("static", "radius_km", op.le, 0.5),
+    Rule("no_sms", "sms", op.le, 1.0),
+    Rule("no_data", "data_days", op.le, 1.0),
+    Rule("imei_lines", "imei_lines", op.ge, 2.0, device=True),
+    Rule("gateway_tac", "gateway_tac", op.ge, 3.0, device=True),
+    Rule("cohort_days", "cohort_days", op.ge, 2.0, device=True),
+)
+
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "calls_per_day": 20,
+    "out_in_ratio": 10,
+    "novelty": 0.8,
+    "callees": 50,
+    "short_share": 0.4,
+    "other_operator_share": 0.5,
+    "other_province_share": 0.5,
+    "static": 1.0,
+    "no_sms": 0,
+    "no_data": 0,
+    "imei_lines": 8,
+    "gateway_tac": 1,
+    "cohort_days": 2,
+}
+#: Fewer confirmed lines than this and no model is trained (its probabilities would mislead).
+MIN_POSITIVES = 10
+
+
+def rule_scores(features: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame:
+    """``features`` with ``rule_score``, ``rules`` (names met) and ``device_signal``."""
+    limits = {**DEFAULT_THRESHOLDS, **thresholds}
+    met = pd.DataFrame(
+        {
+            rule.name: np.asarray(
+                rule.compare(features[rule.feature].astype(float), float(limits[rule.name])),
+                dtype=bool,
+            )
+            for rule in RULES
+        },
+        index=features.index,
+    )
+    points = np.array([rule.points for rule in RULES])
+    device = [rule.name for rule in RULES if rule.device]
+    names = np.array([rule.name for rule in RULES], dtype=object)
+    scored = features.copy()
+    scored["rule_score"] = met.to_numpy() @ points
+    scored["rules"] = [list(names[row]) for row in met.to_numpy()]
+    scored["device_signal"] = met[device].any(axis=1).to_numpy()
+    return scored
+
+
+def rule_suspects(scored: pd.DataFrame, threshold: float) -> pd.Series:
+    return (scored["rule_score"] >= threshold) & scored["device_signal"]
+
+
+@dataclass
+class LearnedScorer:
+    """Calibrated gradient boosting over :data:`FEATURES`."""
+
+    model: CalibratedClassifierCV
+    medians: pd.Series
+    positives: int
+    negatives: int
+
+    def probability(self, features: pd.DataFrame) -> np.ndarray:
+        result: np.ndarray = self.model.predict_proba(_matrix(features))[:, 1]
+        return result
+
+    def explain(self, features: pd.DataFrame, top: int = 4) -> list[list[tuple[str, float]]]:
+        """Per row, the features whose median value would lower its probability most."""
+        base = self.probability(features)
+        drops = np.zeros((len(features), len(FEATURES)))
+        for j, name in enumerate(FEATURES):
+            typical = features.copy()
+            typical[name] = self.medians[name]
+            drops[:, j] = base - self.probability(typical)
+        order = np.argsort(-drops, axis=1)[:, :top]
+        return [
+            [(FEATURES[j], round(float(drops[i, j]), 3)) for j in order[i] if drops[i, j] > 0.01]
+            for i in range(len(features))
+        ]
+
+
+def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> LearnedScorer | None:
+    """Fit on an earlier period's line features; ``confirmed``: line tokens the police confirmed."""
+    labels = history["line"].isin(confirmed).to_numpy()
+    positives = int(labels.sum())
+    negatives = int((~labels).sum())
+    if positives < MIN_POSITIVES or negatives < MIN_POSITIVES:
+        return None
+    booster = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.1, max_leaf_nodes=15, l2_regularization=1.0, random_state=seed
+    )
+    folds = min(5, positives)
+    model = CalibratedClassifierCV(booster, method="isotonic", cv=folds)
+    model.fit(_matrix(history), labels)
+    return LearnedScorer(
+        model, history[list(FEATURES)].astype(float).median(), positives, negatives
+    )
+
+
+def _matrix(features: pd.DataFrame) -> np.ndarray:
+    return features[list(FEATURES)].astype(float).to_numpy()

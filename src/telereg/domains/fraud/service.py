@@ -1,0 +1,444 @@
+"""The anti-fraud scan of a month, its stored results, and the suspect cases.
+
+``scan`` reads the month's lake data, computes line features in the engine,
+scores them (rules, and the learned model when feedback exists), finds
+card-breaking risk, scores observed domains and links suspects into rings.
+The results go to ``<data_dir>/analysis/fraud/<period>/`` (replaced whole, so
+readers never see half of a scan) and every new suspect becomes a case.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.cases import service as cases
+from telereg.cases.models import Case, CaseStatus
+from telereg.core import audit, engine
+from telereg.core.errors import NotFoundError
+from telereg.core.permissions import Permission, Role
+from telereg.core.principal import Principal
+from telereg.core.settings import Settings
+from telereg.domains.fraud import cardbreak, lookalike, rings, scoring
+from telereg.domains.fraud.contracts import CONTRACTS
+from telereg.domains.fraud.features import FEATURES, line_features
+from telereg.ingest import lake
+from telereg.ingest.models import Submission
+from telereg.reference.lists import gateway_tacs
+from telereg.reference.regions import load_regions
+
+WORKFLOW = cases.Workflow(
+    domain="fraud",
+    kind="fraud_suspect",
+    transitions={
+        CaseStatus.OPEN: (CaseStatus.IN_REVIEW, CaseStatus.CLOSED),
+        CaseStatus.IN_REVIEW: (CaseStatus.REFERRED, CaseStatus.CLOSED),
+        CaseStatus.REFERRED: (CaseStatus.RESOLVED,),
+        CaseStatus.RESOLVED: (CaseStatus.CLOSED,),
+    },
+    needs_handler=(CaseStatus.REFERRED,),
+)
+#: What the police may record as done with a case.
+DISPOSALS = ("line_suspended", "device_seized", "domain_blocked", "no_action")
+RESULT_FILES = ("suspects", "cards", "outlets", "over_limit", "domains", "ring_nodes", "ring_edges")
+
+
+@dataclass
+class ScanSummary:
+    period: str
+    lines: int
+    sim_box_suspects: int
+    model: str
+    new_card_risks: int
+    outlets: int
+    over_limit_ids: int
+    risky_domains: int
+    rings: int
+    cases_opened: int
+    seconds: float
+
+    def lines_for_demo(self) -> list[str]:
+        return [
+            f"fraud scan {self.period}: {self.lines:,} lines, {self.sim_box_suspects} SIM-box "
+            f"suspects ({self.model}), {self.new_card_risks} risky new cards at "
+            f"{self.outlets} outlets, {self.over_limit_ids} ID numbers over the card limit",
+            f"fraud: {self.risky_domains} high-risk domains, {self.rings} rings, "
+            f"{self.cases_opened} cases opened",
+        ]
+
+
+def results_dir(settings: Settings, period: str) -> Path:
+    return settings.data_dir / "analysis" / "fraud" / period
+
+
+def _files(session: Session, settings: Settings, dataset: str, period: str | None) -> list[str]:
+    found = lake.current_files(session, settings, dataset, periods=[period] if period else None)
+    return [str(f) for f in found]
+
+
+def _table(backend: Any, files: list[str], dataset: str) -> ir.Table:
+    """The lake files of a dataset, or an empty table of its shape when there are none."""
+    if files:
+        return engine.read_parquet_files(backend, files)
+    contract = next(c for c in CONTRACTS if c.name == dataset)
+    types = {"integer": "int64", "float": "float64", "date": "date", "timestamp": "timestamp"}
+    schema = {c.name: types.get(c.type.value, "string") for c in contract.columns}
+    schema |= {"operator": "string", "period": "string"}
+    if dataset == "voice_cdr":
+        schema["imei_tac"] = "string"
+    return ibis.memtable(
+        pd.DataFrame({k: pd.Series(dtype="object") for k in schema}), schema=schema
+    )
+
+
+def previous_period(period: str) -> str:
+    year, month = map(int, period.split("-"))
+    return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
+
+
+def _period_end(period: str) -> datetime:
+    year, month = map(int, period.split("-"))
+    return datetime(year + month // 12, month % 12 + 1, 1)  # noqa: DTZ001 - local calendar time
+
+
+def _features(backend: Any, session: Session, settings: Settings, period: str) -> pd.DataFrame:
+    regions = load_regions(settings.region_code)
+    lat = regions.province.geometry.centroid.y
+    tacs = ibis.memtable({"tac": [t.tac for t in gateway_tacs(settings.fraud_gateway_tacs_file)]})
+    features = line_features(
+        _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr"),
+        _table(backend, _files(session, settings, "cells", None), "cells"),
+        _table(backend, _files(session, settings, "sms", period), "sms"),
+        _table(backend, _files(session, settings, "data_sessions", period), "data_sessions"),
+        tacs,
+        home_province=settings.region_code,
+        mid_latitude=lat,
+    )
+    frame: pd.DataFrame = features.to_pandas()
+    return frame
+
+
+def _confirmed(backend: Any, session: Session, settings: Settings, before: str) -> set[str]:
+    """Numbers the police confirmed in feedback filed for months before ``before``."""
+    files = [
+        str(settings.lake_dir / s.lake_path)
+        for s in session.scalars(
+            select(Submission).where(
+                Submission.dataset == "police_feedback",
+                Submission.current,
+                Submission.period < before,
+            )
+        )
+        if s.lake_path
+    ]
+    if not files:
+        return set()
+    feedback = engine.read_parquet_files(backend, files)
+    phones = feedback.filter(feedback.phone.notnull()).select("phone").distinct().to_pandas()
+    return set(phones["phone"])
+
+
+def scan(session: Session, *, settings: Settings, principal: Principal, period: str) -> ScanSummary:
+    """Scan ``period``: score lines, cards and domains, link rings, store, open cases."""
+    principal.require(Permission.ANALYSIS_RUN)
+    started = datetime.now(UTC)
+    if not _files(session, settings, "voice_cdr", period):
+        raise NotFoundError(f"no call records for {period}; ingest voice_cdr first")
+    backend = engine.connect(settings)
+    thresholds = settings.fraud_rules
+    features = _features(backend, session, settings, period)
+    scored = scoring.rule_scores(features, thresholds)
+    scored["rule_suspect"] = scoring.rule_suspects(scored, settings.fraud_rule_score_threshold)
+    model_note = "rules only: no police feedback for earlier months"
+    scored["probability"] = float("nan")
+    confirmed = _confirmed(backend, session, settings, period)
+    history_period = previous_period(period)
+    model = None
+    if confirmed and _files(session, settings, "voice_cdr", history_period):
+        history = _features(backend, session, settings, history_period)
+        model = scoring.train(history, confirmed)
+    if model is not None:
+        scored["probability"] = model.probability(scored)
+        model_note = f"rules and model ({model.positives} confirmed lines of {history_period})"
+        scored["model_suspect"] = scored["probability"] >= settings.fraud_model_threshold
+    else:
+        scored["model_suspect"] = False
+    scored["suspect"] = scored["rule_suspect"] | scored["model_suspect"]
+    suspects = scored[scored["suspect"]].copy()
+    suspects["explanation"] = (
+        (
+            [[f"{n}:{d}" for n, d in e] for e in model.explain(suspects)]
+            if model
+            else [[]] * len(suspects)
+        )
+        if len(suspects)
+        else []
+    )
+    suspects = suspects.sort_values(["rule_score", "calls_out"], ascending=False)
+
+    subs = _table(backend, _files(session, settings, "subscriptions", period), "subscriptions")
+    calls = _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr")
+    cells = _table(backend, _files(session, settings, "cells", None), "cells")
+    subs_frame = subs.to_pandas()
+    identity = cardbreak.line_identity(calls, cells, subs).to_pandas()
+    period_end = _period_end(period)
+    cards = cardbreak.new_card_risk(
+        scored, identity, subs_frame, period_end=period_end, thresholds=thresholds
+    )
+    cards = cards[~cards["line"].isin(suspects["line"])]
+    outlet_table = cardbreak.outlets(cards, subs_frame, period_end=period_end)
+    over = cardbreak.over_limit(subs_frame, limit=int(settings.fraud_cards_per_operator))
+
+    domains_files = _files(session, settings, "observed_domains", period)
+    domains = pd.DataFrame()
+    if domains_files:
+        observed = engine.read_parquet_files(backend, domains_files).to_pyarrow()
+        domains = lookalike.score_domains(
+            observed.select(["domain", "first_seen", "query_count", "source", "operator"]),
+            as_of=period_end.date(),
+        ).to_pandas()
+
+    members = pd.concat(
+        [
+            suspects[["line", "operator"]].assign(kind="sim_box"),
+            cards[["line", "operator"]].assign(kind="card"),
+        ]
+    )
+    lines = members["line"].tolist()
+    graph = rings.build(
+        members,
+        rings.shared_callees(calls, lines).to_pandas() if lines else _no_links(),
+        rings.shared_handsets(calls, lines).to_pandas() if lines else _no_links(),
+        cards[["line", "outlet_id"]],
+    )
+    _store(
+        settings,
+        period,
+        {
+            "suspects": suspects,
+            "cards": cards,
+            "outlets": outlet_table,
+            "over_limit": over,
+            "domains": domains,
+            "ring_nodes": graph.nodes,
+            "ring_edges": graph.edges,
+        },
+        {
+            "period": period,
+            "model": model_note,
+            "rings": graph.communities,
+            "lines": len(scored),
+            "scanned_at": started.isoformat(timespec="seconds"),
+        },
+    )
+    opened = _open_cases(
+        session, principal=principal, period=period, suspects=suspects, cards=cards, domains=domains
+    )
+    summary = ScanSummary(
+        period=period,
+        lines=len(scored),
+        sim_box_suspects=len(suspects),
+        model=model_note,
+        new_card_risks=len(cards),
+        outlets=int((outlet_table["flagged_cards"] >= 2).sum()) if len(outlet_table) else 0,
+        over_limit_ids=int(over["id_number"].nunique()) if len(over) else 0,
+        risky_domains=int((domains["level"] == "high").sum()) if len(domains) else 0,
+        rings=len(graph.communities),
+        cases_opened=opened,
+        seconds=round((datetime.now(UTC) - started).total_seconds(), 1),
+    )
+    audit.record(
+        session,
+        actor=principal.name,
+        action="fraud.scan",
+        objects=[f"period:{period}"],
+        detail={k: v for k, v in summary.__dict__.items() if k != "seconds"},
+    )
+    return summary
+
+
+def _no_links() -> pd.DataFrame:
+    return pd.DataFrame({"a": [], "b": [], "weight": []})
+
+
+def _store(
+    settings: Settings, period: str, tables: dict[str, pd.DataFrame], meta: dict[str, Any]
+) -> None:
+    target = results_dir(settings, period)
+    staging = target.parent / f".{period}.{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    for name, frame in tables.items():
+        frame.reset_index(drop=True).to_parquet(staging / f"{name}.parquet", index=False)
+    (staging / "summary.json").write_text(json.dumps(meta, ensure_ascii=False, default=str))
+    old = target.parent / f".{period}.old.{uuid.uuid4().hex}"
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_result(settings: Settings, period: str, name: str) -> pd.DataFrame:
+    path = results_dir(settings, period) / f"{name}.parquet"
+    if not path.exists():
+        raise NotFoundError(
+            f"no fraud scan for {period}; run `telereg fraud scan --period {period}`"
+        )
+    return pd.read_parquet(path)
+
+
+def load_summary(settings: Settings, period: str) -> dict[str, Any]:
+    path = results_dir(settings, period) / "summary.json"
+    if not path.exists():
+        raise NotFoundError(
+            f"no fraud scan for {period}; run `telereg fraud scan --period {period}`"
+        )
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def scanned_periods(settings: Settings) -> list[str]:
+    root = settings.data_dir / "analysis" / "fraud"
+    if not root.exists():
+        return []
+    return sorted((p.name for p in root.iterdir() if (p / "summary.json").exists()), reverse=True)
+
+
+def _open_cases(
+    session: Session,
+    *,
+    principal: Principal,
+    period: str,
+    suspects: pd.DataFrame,
+    cards: pd.DataFrame,
+    domains: pd.DataFrame,
+) -> int:
+    known = set(
+        session.scalars(
+            select(Case.reference).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+        )
+    )
+    items: list[tuple[str, str, dict[str, Any]]] = []
+    for row in suspects.itertuples(index=False):
+        items.append(
+            (
+                f"sim_box:{row.line}",
+                f"SIM box suspect {row.operator} · score {row.rule_score:g}",
+                {
+                    "type": "sim_box",
+                    "line": row.line,
+                    "operator": row.operator,
+                    "period": period,
+                    "score": float(row.rule_score),
+                    "rules": list(row.rules),
+                },
+            )
+        )
+    for row in cards.itertuples(index=False):
+        items.append(
+            (
+                f"card:{row.line}",
+                f"Card-breaking risk {row.operator} · outlet {row.outlet_id}",
+                {
+                    "type": "card",
+                    "line": row.line,
+                    "operator": row.operator,
+                    "period": period,
+                    "outlet_id": row.outlet_id,
+                    "signals": list(row.signals),
+                },
+            )
+        )
+    if len(domains):
+        for row in domains[domains["level"] == "high"].itertuples(index=False):
+            items.append(
+                (
+                    f"domain:{row.domain}",
+                    f"Fraud domain {row.domain}",
+                    {
+                        "type": "domain",
+                        "domain": row.domain,
+                        "period": period,
+                        "score": float(row.score),
+                        "brand": row.brand,
+                    },
+                )
+            )
+    opened = 0
+    for reference, title, subject in items:
+        if reference in known:
+            continue
+        cases.open_case(
+            session,
+            principal=principal,
+            workflow=WORKFLOW,
+            title=title,
+            reference=reference,
+            subject=subject,
+        )
+        opened += 1
+    return opened
+
+
+def case_queue(session: Session, *, principal: Principal, status: str | None = None) -> list[Case]:
+    """The cases a principal may see: all for analysts, only its agency's for a liaison."""
+    if principal.can(Permission.CASES_MANAGE):
+        return cases.cases(session, principal=principal, workflow=WORKFLOW, status=status)
+    principal.require(Permission.CASES_READ_ASSIGNED)
+    if principal.role is not Role.LIAISON or not principal.agency_code:
+        return []
+    query = (
+        select(Case)
+        .join(Case.agency)
+        .where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+        .where(Case.agency.has(code=principal.agency_code))
+    )
+    if status:
+        query = query.where(Case.status == status)
+    return list(session.scalars(query.order_by(Case.opened_at)))
+
+
+def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
+    """One case, if the principal may see it (else it does not exist for them)."""
+    case = session.get(Case, case_id)
+    if case is None or case.domain != WORKFLOW.domain or case.kind != WORKFLOW.kind:
+        raise NotFoundError(f"no fraud case {case_id}")
+    if principal.can(Permission.CASES_MANAGE):
+        return case
+    principal.require(Permission.CASES_READ_ASSIGNED)
+    if case.agency is None or case.agency.code != principal.agency_code:
+        raise NotFoundError(f"no fraud case {case_id}")
+    return case
+
+
+def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
+    """What the demo runs after loading: a scan of the latest month with call records."""
+    from telereg.core.db import session_scope  # noqa: PLC0415
+
+    with session_scope(settings) as session:
+        periods = sorted(
+            set(
+                session.scalars(
+                    select(Submission.period).where(
+                        Submission.dataset == "voice_cdr", Submission.current
+                    )
+                )
+            )
+        )
+        if not periods:
+            return ["no call records: fraud scan skipped"]
+        summary = scan(session, settings=settings, principal=principal, period=periods[-1])
+    return summary.lines_for_demo()
+
+
+__all__ = ["FEATURES", "RESULT_FILES", "ScanSummary", "scan"]
