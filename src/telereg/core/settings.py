@@ -86,7 +86,7 @@ class Settings(BaseSettings):
             "static": 1.0,
             "no_sms": 0,
             "no_data": 0,
-            "imei_lines": 8,
+            "imei_lines": 10,
             "gateway_tac": 1,
             "cohort_days": 2,
             "card_calls_per_day": 10,

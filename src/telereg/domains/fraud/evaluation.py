@@ -62,7 +62,8 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
             set(suspects[suspects["model_suspect"]]["line"]), sim_lines
         )
     if len(domains):
-        planted = set(fraud.get("lookalike_domains", []))
+        # Only the lookalikes that resolvers saw in this month can be found in it.
+        planted = set(fraud.get("lookalike_domains", [])) & set(domains["domain"])
         scores["lookalike domains (high)"] = _score(
             set(domains[domains["level"] == "high"]["domain"]), planted
         )

@@ -60,7 +60,7 @@ HYPHENS_MIN = 2  # one hyphen is common in honest names
 DEEP_SUBDOMAIN_POINTS = 5.0  # long names push the registrable part out of a phone's address bar
 DEEP_SUBDOMAIN_LABELS = 4  # counting a second level like com.cn as one, so www.sina.com.cn has 3
 WHOLE_TOKEN_MAX = 3  # keywords this short (ccb, boc, gov) match only a whole hyphen-separated token
-EDGE_TOKEN_MAX = 5  # 4-5 characters (nfra, tmall) match at a token's start or end: infra, atmall
+EDGE_TOKEN_MAX = 5  # 4-5 characters (nfra, tmall) only at a token's start or end: infrastructure
 MAX_NAME_LENGTH = 253  # RFC 1035, in the DNS (xn--) form
 MAX_LABEL_LENGTH = 63  # RFC 1035
 
@@ -107,6 +107,7 @@ CONFUSABLES = {
 }
 ONE_READINGS = ("l", "i")  # "1" passes for either; the first reading is the canonical one
 SEQUENCE_CONFUSABLES = (("rn", "m"), ("vv", "w"))  # pairs that read as one letter
+_CONFUSABLE_TABLE = str.maketrans(CONFUSABLES)
 _DOTS = str.maketrans({"\N{IDEOGRAPHIC FULL STOP}": "."})  # typed by Chinese input methods
 _VOWELS = frozenset("aeiou")
 
@@ -277,12 +278,13 @@ def _parse_label(label: str) -> tuple[str, str]:
     return decoded, encoded
 
 
+@lru_cache(maxsize=1 << 16)
 def skeletons(text: str) -> tuple[str, ...]:
     """The readings of ``text`` with lookalikes replaced: а→a, à→a, 0→o, rn→m; 1 gives l and i."""
-    bare = "".join(
-        ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
-    )  # à, ā, á read as a
-    base = "".join(CONFUSABLES.get(ch, ch) for ch in bare)
+    if not text.isascii():  # à, ā, á read as a
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    base = text.translate(_CONFUSABLE_TABLE)
     readings = [base.replace("1", one) for one in ONE_READINGS] if "1" in base else [base]
     for sequence, letter in SEQUENCE_CONFUSABLES:
         readings = [reading.replace(sequence, letter) for reading in readings]
@@ -326,15 +328,13 @@ def _index(protected: tuple[Protected, ...]) -> _Index:
     edge: dict[str, list[_Keyword]] = {}
     labels: dict[str, list[_OfficialLabel]] = {}
     for brand in protected:
-        for text in brand.keywords:
+        # The Chinese name too, anywhere: Chinese labels (支付宝客服.com) have no hyphens to split.
+        for text in (*brand.keywords, brand.name_zh):
             keyword = _Keyword(brand, text, skeletons(text)[0])
-            table = (
-                whole
-                if len(text) <= WHOLE_TOKEN_MAX
-                else edge
-                if len(text) <= EDGE_TOKEN_MAX
-                else anywhere
-            )
+            if not text.isascii() or len(text) > EDGE_TOKEN_MAX:
+                table = anywhere
+            else:
+                table = whole if len(text) <= WHOLE_TOKEN_MAX else edge
             table.setdefault(keyword.skeleton, []).append(keyword)
         for domain in brand.official_domains:
             label = domain.split(".")[0]
@@ -532,7 +532,7 @@ def _finish(
         if 0 <= age <= NEW_WITHIN_DAYS:
             detail = f"first seen {first_seen.isoformat()}, {age} days before {as_of.isoformat()}"
             reasons += (Reason(ReasonCode.NEW, detail, NEW_POINTS),)
-    score = min(MAX_SCORE, sum(reason.points for reason in reasons))
+    score = min(MAX_SCORE, math.fsum(reason.points for reason in reasons))
     return DomainScore(
         domain=domain,
         registrable=assessment.registrable,
@@ -570,13 +570,14 @@ def score_domains(
     """
     if "domain" not in domains.column_names:
         raise InputError("needs a 'domain' column", where="score_domains")
-    index = _index(tuple(load_protected() if protected is None else protected))
     names = domains.column("domain").to_pylist()
-    seen = (
-        domains.column("first_seen").to_pylist()
-        if "first_seen" in domains.column_names
-        else [None] * len(names)
-    )
+    seen: list[object] = [None] * len(names)
+    if "first_seen" in domains.column_names:
+        kind = domains.schema.field("first_seen").type
+        if not (pa.types.is_date(kind) or pa.types.is_timestamp(kind)):
+            raise InputError(f"first_seen must be a date, not {kind}", where="score_domains")
+        seen = domains.column("first_seen").to_pylist()
+    index = _index(tuple(load_protected() if protected is None else protected))
     assessments: dict[str, _Assessment] = {}
     scores = []
     for name, first in zip(names, seen, strict=True):

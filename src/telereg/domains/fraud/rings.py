@@ -40,7 +40,10 @@ class Rings:
 def build(
     suspects: pd.DataFrame, callees: pd.DataFrame, handsets: pd.DataFrame, outlets: pd.DataFrame
 ) -> Rings:
-    """``suspects``: line, kind, operator; the link tables: a, b, weight; ``outlets``: line, outlet_id.
+    """The graph of suspects and its communities.
+
+    ``suspects``: line, kind, operator; the link tables: a, b, weight;
+    ``outlets``: line, outlet_id.
 
     Communities are found by modularity (Louvain, fixed seed), so the grouping
     does not change between runs on the same data.

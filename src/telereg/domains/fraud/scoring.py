@@ -19,6 +19,7 @@ from __future__ import annotations
 import operator as op
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from telereg.domains.fraud.features import FEATURES
 class Rule:
     name: str
     feature: str
-    compare: Callable[[object, object], object]
+    compare: Callable[[Any, Any], Any]
     points: float
     #: the rule says something about the device, not just the calling
     device: bool = False
@@ -66,7 +67,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "static": 1.0,
     "no_sms": 0,
     "no_data": 0,
-    "imei_lines": 8,
+    "imei_lines": 10,
     "gateway_tac": 1,
     "cohort_days": 2,
 }
@@ -148,4 +149,5 @@ def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> Learn
 
 
 def _matrix(features: pd.DataFrame) -> np.ndarray:
-    return features[list(FEATURES)].astype(float).to_numpy()
+    matrix: np.ndarray = features[list(FEATURES)].astype(float).to_numpy()
+    return matrix

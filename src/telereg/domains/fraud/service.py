@@ -13,7 +13,7 @@ import json
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +69,16 @@ class ScanSummary:
     seconds: float
 
     def lines_for_demo(self) -> list[str]:
-        return [
+        scan = (
             f"fraud scan {self.period}: {self.lines:,} lines, {self.sim_box_suspects} SIM-box "
             f"suspects ({self.model}), {self.new_card_risks} risky new cards at "
-            f"{self.outlets} outlets, {self.over_limit_ids} ID numbers over the card limit",
+            f"{self.outlets} outlets, {self.over_limit_ids} ID numbers over the card limit"
+        )
+        found = (
             f"fraud: {self.risky_domains} high-risk domains, {self.rings} rings, "
-            f"{self.cases_opened} cases opened",
-        ]
+            f"{self.cases_opened} cases opened"
+        )
+        return [scan, found]
 
 
 def results_dir(settings: Settings, period: str) -> Path:
@@ -171,7 +174,11 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
     if model is not None:
         scored["probability"] = model.probability(scored)
         model_note = f"rules and model ({model.positives} confirmed lines of {history_period})"
-        scored["model_suspect"] = scored["probability"] >= settings.fraud_model_threshold
+        # The model proposes; a device signal (shared IMEI, gateway TAC, cohort) confirms, as for
+        # the rules: the history it learned from may hold no heavy callers of other kinds.
+        scored["model_suspect"] = (
+            scored["probability"] >= settings.fraud_model_threshold
+        ) & scored["device_signal"]
     else:
         scored["model_suspect"] = False
     scored["suspect"] = scored["rule_suspect"] | scored["model_suspect"]
@@ -206,7 +213,7 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         observed = engine.read_parquet_files(backend, domains_files).to_pyarrow()
         domains = lookalike.score_domains(
             observed.select(["domain", "first_seen", "query_count", "source", "operator"]),
-            as_of=period_end.date(),
+            as_of=period_end.date() - timedelta(days=1),
         ).to_pandas()
 
     members = pd.concat(
@@ -328,52 +335,51 @@ def _open_cases(
             select(Case.reference).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
         )
     )
-    items: list[tuple[str, str, dict[str, Any]]] = []
-    for row in suspects.itertuples(index=False):
-        items.append(
-            (
-                f"sim_box:{row.line}",
-                f"SIM box suspect {row.operator} · score {row.rule_score:g}",
-                {
-                    "type": "sim_box",
-                    "line": row.line,
-                    "operator": row.operator,
-                    "period": period,
-                    "score": float(row.rule_score),
-                    "rules": list(row.rules),
-                },
-            )
+    items: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            f"sim_box:{row.line}",
+            f"SIM box suspect {row.operator} · score {row.rule_score:g}",
+            {
+                "type": "sim_box",
+                "line": row.line,
+                "operator": row.operator,
+                "period": period,
+                "score": float(row.rule_score),
+                "rules": list(row.rules),
+            },
         )
-    for row in cards.itertuples(index=False):
-        items.append(
-            (
-                f"card:{row.line}",
-                f"Card-breaking risk {row.operator} · outlet {row.outlet_id}",
-                {
-                    "type": "card",
-                    "line": row.line,
-                    "operator": row.operator,
-                    "period": period,
-                    "outlet_id": row.outlet_id,
-                    "signals": list(row.signals),
-                },
-            )
+        for row in suspects.itertuples(index=False)
+    ]
+    items += [
+        (
+            f"card:{row.line}",
+            f"Card-breaking risk {row.operator} · outlet {row.outlet_id}",
+            {
+                "type": "card",
+                "line": row.line,
+                "operator": row.operator,
+                "period": period,
+                "outlet_id": row.outlet_id,
+                "signals": list(row.signals),
+            },
         )
+        for row in cards.itertuples(index=False)
+    ]
     if len(domains):
-        for row in domains[domains["level"] == "high"].itertuples(index=False):
-            items.append(
-                (
-                    f"domain:{row.domain}",
-                    f"Fraud domain {row.domain}",
-                    {
-                        "type": "domain",
-                        "domain": row.domain,
-                        "period": period,
-                        "score": float(row.score),
-                        "brand": row.brand,
-                    },
-                )
+        items += [
+            (
+                f"domain:{row.domain}",
+                f"Fraud domain {row.domain}",
+                {
+                    "type": "domain",
+                    "domain": row.domain,
+                    "period": period,
+                    "score": float(row.score),
+                    "brand": row.brand,
+                },
             )
+            for row in domains[domains["level"] == "high"].itertuples(index=False)
+        ]
     opened = 0
     for reference, title, subject in items:
         if reference in known:
@@ -423,7 +429,7 @@ def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
 
 def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
     """What the demo runs after loading: a scan of the latest month with call records."""
-    from telereg.core.db import session_scope  # noqa: PLC0415
+    from telereg.core.db import session_scope
 
     with session_scope(settings) as session:
         periods = sorted(

@@ -223,7 +223,7 @@ def _planted_lines(
         used = int(rng.choice(elsewhere)) if len(elsewhere) else 0
         part = _bought_cards(rng, operator, size, registered, outlets, role="ring", ring=True)
         part.home_cell = np.full(size, used)
-        handsets = _imeis(rng, max(2, size // 5))
+        handsets = _imeis(rng, max(3, size // 4))
         part.imei = handsets[rng.integers(0, len(handsets), size)]
         rings.append(
             {
@@ -343,7 +343,7 @@ def _peer_shares(operator: str, operators: list[str]) -> list[float]:
     return list(weights / weights.sum())
 
 
-def _gateway_calls(
+def _gateway_calls(  # noqa: PLR0915 - one day of one gateway, step by step
     province: Province,
     operator: str,
     period: str,
@@ -501,13 +501,18 @@ def _calls_table(
             "direction": np.full(n, "MO"),
             "cell_id": cell_ids[merged["cell"][order].astype(np.int64)],
             "imei": nullable(
-                np.where(imei == None, "", imei).astype(str),
-                (imei != None) & (rng.random(n) < 0.95),
+                np.where(pd_missing(imei), "", imei).astype(str),
+                ~pd_missing(imei) & (rng.random(n) < 0.95),
             ),
             "peer_operator": merged["peer_operator"][order].astype(str),
             "peer_province": merged["peer_province"][order].astype(str),
         }
     )
+
+
+def pd_missing(values: np.ndarray) -> np.ndarray:
+    """Where an object array holds None."""
+    return np.fromiter((v is None for v in values), dtype=bool, count=len(values))
 
 
 def _sms(province: Province, operator: str, period: str, lines: Lines) -> pa.Table:
@@ -715,21 +720,20 @@ def _plant_truth(
     gateways: dict[str, list[Gateway]],
     rings: dict[str, list[dict[str, object]]],
 ) -> None:
-    sim_boxes = []
-    for op, gws in gateways.items():
-        for gw in gws:
-            sim_boxes.append(
-                {
-                    "operator": op,
-                    "gateway": gw.name,
-                    "tac": gw.tac,
-                    "ports": gw.ports,
-                    "mode": gw.mode,
-                    "periods": list(PERIODS[gw.first_period :]),
-                    "lines": lines[op].phone[gw.lines].tolist(),
-                    "imeis": gw.port_imeis.tolist(),
-                }
-            )
+    sim_boxes = [
+        {
+            "operator": op,
+            "gateway": gw.name,
+            "tac": gw.tac,
+            "ports": gw.ports,
+            "mode": gw.mode,
+            "periods": list(PERIODS[gw.first_period :]),
+            "lines": lines[op].phone[gw.lines].tolist(),
+            "imeis": gw.port_imeis.tolist(),
+        }
+        for op, gws in gateways.items()
+        for gw in gws
+    ]
     province.plant("fraud", "sim_boxes", sim_boxes)
     province.plant(
         "fraud",
@@ -806,7 +810,7 @@ _LOOKALIKES = (
     "taobao-tuikuan.shop",
     "cmbchina-dk.top",
     "pingan-daikuan.vip",
-    "xn--lipay-8ve.com",
+    "xn--lipay-3ve.com",
     "gov-cn-butie.top",
 )
 

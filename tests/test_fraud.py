@@ -1,0 +1,153 @@
+"""Anti-fraud: features on hand-worked calls, rule scores, the signed hand-over."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import ibis
+import pandas as pd
+import pytest
+
+from telereg.core.errors import SignatureError
+from telereg.domains.fraud import handover, scoring
+from telereg.domains.fraud.features import line_features
+
+CALL_SCHEMA = {
+    "caller": "string",
+    "callee": "string",
+    "start_time": "timestamp",
+    "duration_s": "int64",
+    "direction": "string",
+    "cell_id": "string",
+    "imei": "string",
+    "imei_tac": "string",
+    "peer_operator": "string",
+    "peer_province": "string",
+    "operator": "string",
+}
+
+
+def _calls() -> pd.DataFrame:
+    rows = []
+    # Two gateway ports (lines G1, G2) at cell C1 on two days, switching on at 09:00 and off
+    # at 18:00 together with a third port G3; each calls 5 strangers a day in other provinces.
+    for day in ("2021-11-01", "2021-11-02"):
+        for line in ("G1", "G2", "G3"):
+            for k in range(5):
+                minute = 0 if k == 0 else (540 if k == 4 else 60 * k)
+                rows.append(
+                    (
+                        line,
+                        f"V{line}{day}{k}",
+                        f"{day} {9 + minute // 60:02d}:{minute % 60:02d}:00",
+                        10 if k < 3 else 100,
+                        "MO",
+                        "C1",
+                        "IMEI-PORT",
+                        "86201803",
+                        "CUCC",
+                        "440000",
+                    )
+                )
+    # A person P calls G1 once (20 s) and a friend F twice (120 s), from cells C1 and C2.
+    rows.append(
+        ("P", "G1", "2021-11-01 12:00:00", 20, "MO", "C1", "IMEI-P", "86000001", "CMCC", "140000")
+    )
+    rows += [
+        (
+            "P",
+            "F",
+            f"2021-11-0{d} 12:00:00",
+            120,
+            "MO",
+            "C2",
+            "IMEI-P",
+            "86000001",
+            "CMCC",
+            "140000",
+        )
+        for d in (1, 2)
+    ]
+    frame = pd.DataFrame(rows, columns=list(CALL_SCHEMA)[:-1])
+    frame["operator"] = "CMCC"
+    frame["start_time"] = pd.to_datetime(frame["start_time"])
+    return frame
+
+
+def _features() -> pd.DataFrame:
+    calls = ibis.memtable(_calls(), schema=CALL_SCHEMA)
+    cells = ibis.memtable(
+        {
+            "operator": ["CMCC", "CMCC"],
+            "cell_id": ["C1", "C2"],
+            "longitude": [112.0, 112.0],
+            "latitude": [37.0, 37.09],
+        }
+    )
+    sms = ibis.memtable(
+        {"sender": ["P"], "receiver": ["F"]}, schema={"sender": "string", "receiver": "string"}
+    )
+    data = ibis.memtable(
+        {"phone": ["P"], "day": [date(2021, 11, 1)]}, schema={"phone": "string", "day": "date"}
+    )
+    tacs = ibis.memtable({"tac": ["86201803"]})
+    expr = line_features(calls, cells, sms, data, tacs, home_province="140000", mid_latitude=37.0)
+    frame: pd.DataFrame = ibis.duckdb.connect().execute(expr)
+    return frame.set_index("line")
+
+
+def test_features_of_hand_worked_calls() -> None:
+    f = _features()
+    g1, p = f.loc["G1"], f.loc["P"]
+    assert g1.calls_out == 10 and g1.active_days == 2 and g1.calls_per_day == 5
+    assert g1.calls_in == 1 and g1.out_in_ratio == pytest.approx(10 / 2)
+    assert g1.novelty == 1.0 and g1.callees == 10
+    assert g1.short_share == pytest.approx(0.6)  # three of five calls a day last 10 s
+    assert g1.other_operator_share == 1.0 and g1.other_province_share == 1.0
+    assert g1.cells == 1 and g1.radius_km == pytest.approx(0.0, abs=0.01)  # within 10 m
+    assert g1.sms == 0 and g1.data_days == 0
+    assert g1.imei_lines == 3 and bool(g1.gateway_tac)
+    assert g1.cohort_days == 2  # both days, with two other ports switching alike
+    assert p.calls_out == 3 and p.callees == 2 and p.novelty == pytest.approx(2 / 3)
+    assert p.sms == 1 and p.data_days == 1 and p.imei_lines == 1 and not bool(p.gateway_tac)
+    # One call at C1 and two at C2, 10 km north: positions 0, 10, 10 km → radius √(200/9).
+    assert p.radius_km == pytest.approx((200 / 9) ** 0.5, rel=0.01)
+    assert p.cohort_days == 0 and p.short_share == pytest.approx(1 / 3)
+
+
+def test_rule_score_names_the_rules_met() -> None:
+    scored = scoring.rule_scores(_features().reset_index(), {"calls_per_day": 5, "imei_lines": 3})
+    g1 = scored.set_index("line").loc["G1"]
+    assert {"calls_per_day", "gateway_tac", "cohort_days", "imei_lines", "no_sms"} <= set(g1.rules)
+    assert g1.device_signal
+    p = scored.set_index("line").loc["P"]
+    assert p.rule_score < g1.rule_score and not p.device_signal
+    suspects = scoring.rule_suspects(scored, 6)
+    assert set(scored[suspects]["line"]) == {"G1", "G2", "G3"}
+
+
+def test_handover_signature_breaks_on_any_changed_byte(tmp_path: Path) -> None:
+    key = b"k" * 32
+    rows = [{c: "" for c in handover.COLUMNS} | {"case_id": 1, "reference": "=cmd|' /C calc'!A0"}]
+    path = handover.write_package(
+        tmp_path / "h.zip", rows, {"agency": "POLICE-AF", "cases": [1]}, key
+    )
+    manifest = handover.verify(path, key)
+    assert manifest["cases"] == [1] and set(manifest["files"]) == {"cases.csv", "cases.xlsx"}
+    with zipfile.ZipFile(path) as package:
+        content = {n: package.read(n) for n in package.namelist()}
+    assert b"'=cmd" in content["cases.csv"], "formula cells are neutralised"
+    with pytest.raises(SignatureError):
+        handover.verify(path, b"x" * 32)
+    for name, data in content.items():
+        for position in (0, len(data) // 2, len(data) - 1):
+            changed = bytearray(data)
+            changed[position] ^= 0x01
+            forged = tmp_path / f"forged-{name}-{position}.zip"
+            with zipfile.ZipFile(forged, "w") as package:
+                for other, body in content.items():
+                    package.writestr(other, bytes(changed) if other == name else body)
+            with pytest.raises(SignatureError):
+                handover.verify(forged, key)
