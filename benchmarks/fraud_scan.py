@@ -288,7 +288,6 @@ def _duckdb_config(workdir: Path) -> dict[str, str | int]:
         "memory_limit": DUCKDB_MEMORY_LIMIT,
         "temp_directory": str(spill),
         "threads": DUCKDB_THREADS,
-        "enable_progress_bar": False,
     }
 
 
@@ -337,14 +336,12 @@ def step_telereg(workdir: Path, paths: dict[str, list[str]]) -> dict[str, float]
 
 def run_child(step: str, workdir: Path, paths: dict[str, list[str]]) -> dict:
     """Run a step in a fresh interpreter; its result plus the child's peak RSS."""
-    spec = json.dumps({"step": step, "workdir": str(workdir), "paths": paths})
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", spec],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    out = workdir / f"result-{step}.json"
+    spec = json.dumps({"step": step, "workdir": str(workdir), "paths": paths, "out": str(out)})
+    subprocess.run([sys.executable, __file__, "--child", spec], check=True)
+    result = json.loads(out.read_text())
+    out.unlink()
+    return result
 
 
 def child_main(spec_json: str) -> None:
@@ -353,7 +350,7 @@ def child_main(spec_json: str) -> None:
     result = (step_bare if spec["step"] == "bare" else step_telereg)(workdir, paths)
     # The whole process (Python, Ibis, DuckDB's buffers): peak resident set, KiB on Linux.
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(json.dumps(result, default=float))
+    Path(spec["out"]).write_text(json.dumps(result, default=float))
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------

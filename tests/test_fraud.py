@@ -101,20 +101,34 @@ def _features() -> pd.DataFrame:
 def test_features_of_hand_worked_calls() -> None:
     f = _features()
     g1, p = f.loc["G1"], f.loc["P"]
-    assert g1.calls_out == 10 and g1.active_days == 2 and g1.calls_per_day == 5
-    assert g1.calls_in == 1 and g1.out_in_ratio == pytest.approx(10 / 2)
-    assert g1.novelty == 1.0 and g1.callees == 10
+    assert g1.calls_out == 10
+    assert g1.active_days == 2
+    assert g1.calls_per_day == 5
+    assert g1.calls_in == 1
+    assert g1.out_in_ratio == pytest.approx(10 / 2)
+    assert g1.novelty == 1.0
+    assert g1.callees == 10
     assert g1.short_share == pytest.approx(0.6)  # three of five calls a day last 10 s
-    assert g1.other_operator_share == 1.0 and g1.other_province_share == 1.0
-    assert g1.cells == 1 and g1.radius_km == pytest.approx(0.0, abs=0.01)  # within 10 m
-    assert g1.sms == 0 and g1.data_days == 0
-    assert g1.imei_lines == 3 and bool(g1.gateway_tac)
+    assert g1.other_operator_share == 1.0
+    assert g1.other_province_share == 1.0
+    assert g1.cells == 1
+    assert g1.radius_km == pytest.approx(0.0, abs=0.01)
+    assert g1.sms == 0
+    assert g1.data_days == 0
+    assert g1.imei_lines == 3
+    assert bool(g1.gateway_tac)
     assert g1.cohort_days == 2  # both days, with two other ports switching alike
-    assert p.calls_out == 3 and p.callees == 2 and p.novelty == pytest.approx(2 / 3)
-    assert p.sms == 1 and p.data_days == 1 and p.imei_lines == 1 and not bool(p.gateway_tac)
+    assert p.calls_out == 3
+    assert p.callees == 2
+    assert p.novelty == pytest.approx(2 / 3)
+    assert p.sms == 1
+    assert p.data_days == 1
+    assert p.imei_lines == 1
+    assert not bool(p.gateway_tac)
     # One call at C1 and two at C2, 10 km north: positions 0, 10, 10 km → radius √(200/9).
     assert p.radius_km == pytest.approx((200 / 9) ** 0.5, rel=0.01)
-    assert p.cohort_days == 0 and p.short_share == pytest.approx(1 / 3)
+    assert p.cohort_days == 0
+    assert p.short_share == pytest.approx(1 / 3)
 
 
 def test_rule_score_names_the_rules_met() -> None:
@@ -123,19 +137,21 @@ def test_rule_score_names_the_rules_met() -> None:
     assert {"calls_per_day", "gateway_tac", "cohort_days", "imei_lines", "no_sms"} <= set(g1.rules)
     assert g1.device_signal
     p = scored.set_index("line").loc["P"]
-    assert p.rule_score < g1.rule_score and not p.device_signal
+    assert p.rule_score < g1.rule_score
+    assert not p.device_signal
     suspects = scoring.rule_suspects(scored, 6)
     assert set(scored[suspects]["line"]) == {"G1", "G2", "G3"}
 
 
 def test_handover_signature_breaks_on_any_changed_byte(tmp_path: Path) -> None:
     key = b"k" * 32
-    rows = [{c: "" for c in handover.COLUMNS} | {"case_id": 1, "reference": "=cmd|' /C calc'!A0"}]
+    rows = [dict.fromkeys(handover.COLUMNS, "") | {"case_id": 1, "reference": "=cmd|' /C calc'!A0"}]
     path = handover.write_package(
         tmp_path / "h.zip", rows, {"agency": "POLICE-AF", "cases": [1]}, key
     )
     manifest = handover.verify(path, key)
-    assert manifest["cases"] == [1] and set(manifest["files"]) == {"cases.csv", "cases.xlsx"}
+    assert manifest["cases"] == [1]
+    assert set(manifest["files"]) == {"cases.csv", "cases.xlsx"}
     with zipfile.ZipFile(path) as package:
         content = {n: package.read(n) for n in package.namelist()}
     assert b"'=cmd" in content["cases.csv"], "formula cells are neutralised"

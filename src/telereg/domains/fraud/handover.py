@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ from telereg.core.privacy import Vault, reidentify
 from telereg.core.settings import Settings
 from telereg.domains.fraud.service import DISPOSALS, WORKFLOW, get_case
 
+_AGENCY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_PACKAGE = re.compile(r"^handover-[A-Za-z0-9_-]{1,80}\.zip$")
 COLUMNS = ("case_id", "type", "reference", "operator", "period", "score", "signals", "clear_value")
 _DATA_FILES = ("cases.csv", "cases.xlsx", "manifest.json")
 
@@ -203,6 +206,43 @@ def record_disposal(
     )
     moved.outcome = disposal
     return moved
+
+
+def package_path(settings: Settings, agency: str, name: str) -> Path:
+    if not _AGENCY.match(agency) or not _PACKAGE.match(name):
+        raise InputError("not a hand-over package name")
+    return settings.data_dir / "handovers" / agency / name
+
+
+def packages(settings: Settings, *, principal: Principal) -> list[dict[str, Any]]:
+    """Packages the principal may fetch: every agency's for analysts, its own for a liaison."""
+    root = settings.data_dir / "handovers"
+    if principal.can(Permission.CASES_MANAGE):
+        agencies = sorted(p.name for p in root.iterdir()) if root.exists() else []
+    else:
+        principal.require(Permission.CASES_READ_ASSIGNED)
+        agencies = [principal.agency_code] if principal.agency_code else []
+    return [
+        {
+            "agency": agency,
+            "name": path.name,
+            "bytes": path.stat().st_size,
+            "made": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds"),
+        }
+        for agency in agencies
+        for path in sorted((root / agency).glob("handover-*.zip"), reverse=True)
+    ]
+
+
+def package_for(settings: Settings, *, principal: Principal, agency: str, name: str) -> Path:
+    """A package's path, if the principal may fetch it (another agency's does not exist)."""
+    path = package_path(settings, agency, name)
+    allowed = principal.can(Permission.CASES_MANAGE) or (
+        principal.can(Permission.CASES_READ_ASSIGNED) and principal.agency_code == agency
+    )
+    if not allowed or not path.exists():
+        raise NotFoundError(f"no hand-over package {name}")
+    return path
 
 
 def _safe(value: Any) -> Any:

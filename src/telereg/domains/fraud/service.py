@@ -152,6 +152,40 @@ def _confirmed(backend: Any, session: Session, settings: Settings, before: str) 
     return set(phones["phone"])
 
 
+def _score_lines(
+    backend: Any, session: Session, settings: Settings, period: str
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Every line scored by the rules (and the model when feedback trained one); the suspects."""
+    features = _features(backend, session, settings, period)
+    scored = scoring.rule_scores(features, settings.fraud_rules)
+    scored["rule_suspect"] = scoring.rule_suspects(scored, settings.fraud_rule_score_threshold)
+    scored["probability"] = float("nan")
+    scored["model_suspect"] = False
+    note = "rules only: no police feedback for earlier months"
+    confirmed = _confirmed(backend, session, settings, period)
+    history_period = previous_period(period)
+    model = None
+    if confirmed and _files(session, settings, "voice_cdr", history_period):
+        model = scoring.train(_features(backend, session, settings, history_period), confirmed)
+    if model is not None:
+        scored["probability"] = model.probability(scored)
+        note = f"rules and model ({model.positives} confirmed lines of {history_period})"
+        # The model proposes; a device signal (shared IMEI, gateway TAC, cohort) confirms, as for
+        # the rules: the history it learned from may hold no heavy callers of other kinds.
+        scored["model_suspect"] = (
+            scored["probability"] >= settings.fraud_model_threshold
+        ) & scored["device_signal"]
+    scored["suspect"] = scored["rule_suspect"] | scored["model_suspect"]
+    suspects = scored[scored["suspect"]].copy()
+    explained = model.explain(suspects) if model is not None and len(suspects) else None
+    suspects["explanation"] = (
+        [[f"{name}:{drop}" for name, drop in e] for e in explained]
+        if explained is not None
+        else [[] for _ in range(len(suspects))]
+    )
+    return scored, suspects.sort_values(["rule_score", "calls_out"], ascending=False), note
+
+
 def scan(session: Session, *, settings: Settings, principal: Principal, period: str) -> ScanSummary:
     """Scan ``period``: score lines, cards and domains, link rings, store, open cases."""
     principal.require(Permission.ANALYSIS_RUN)
@@ -160,39 +194,7 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         raise NotFoundError(f"no call records for {period}; ingest voice_cdr first")
     backend = engine.connect(settings)
     thresholds = settings.fraud_rules
-    features = _features(backend, session, settings, period)
-    scored = scoring.rule_scores(features, thresholds)
-    scored["rule_suspect"] = scoring.rule_suspects(scored, settings.fraud_rule_score_threshold)
-    model_note = "rules only: no police feedback for earlier months"
-    scored["probability"] = float("nan")
-    confirmed = _confirmed(backend, session, settings, period)
-    history_period = previous_period(period)
-    model = None
-    if confirmed and _files(session, settings, "voice_cdr", history_period):
-        history = _features(backend, session, settings, history_period)
-        model = scoring.train(history, confirmed)
-    if model is not None:
-        scored["probability"] = model.probability(scored)
-        model_note = f"rules and model ({model.positives} confirmed lines of {history_period})"
-        # The model proposes; a device signal (shared IMEI, gateway TAC, cohort) confirms, as for
-        # the rules: the history it learned from may hold no heavy callers of other kinds.
-        scored["model_suspect"] = (
-            scored["probability"] >= settings.fraud_model_threshold
-        ) & scored["device_signal"]
-    else:
-        scored["model_suspect"] = False
-    scored["suspect"] = scored["rule_suspect"] | scored["model_suspect"]
-    suspects = scored[scored["suspect"]].copy()
-    suspects["explanation"] = (
-        (
-            [[f"{n}:{d}" for n, d in e] for e in model.explain(suspects)]
-            if model
-            else [[]] * len(suspects)
-        )
-        if len(suspects)
-        else []
-    )
-    suspects = suspects.sort_values(["rule_score", "calls_out"], ascending=False)
+    scored, suspects, model_note = _score_lines(backend, session, settings, period)
 
     subs = _table(backend, _files(session, settings, "subscriptions", period), "subscriptions")
     calls = _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr")
@@ -204,6 +206,9 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         scored, identity, subs_frame, period_end=period_end, thresholds=thresholds
     )
     cards = cards[~cards["line"].isin(suspects["line"])]
+    home = subs_frame[["phone", "home_city"]].drop_duplicates("phone")
+    suspects = suspects.merge(home.rename(columns={"phone": "line"}), on="line", how="left")
+    suspects["home_city"] = suspects["home_city"].fillna("")
     outlet_table = cardbreak.outlets(cards, subs_frame, period_end=period_end)
     over = cardbreak.over_limit(subs_frame, limit=int(settings.fraud_cards_per_operator))
 
@@ -246,6 +251,12 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
             "model": model_note,
             "rings": graph.communities,
             "lines": len(scored),
+            "counts": {
+                "sim_box": len(suspects),
+                "card": len(cards),
+                "domain": int((domains["level"] == "high").sum()) if len(domains) else 0,
+                "over_limit": int(over["id_number"].nunique()) if len(over) else 0,
+            },
             "scanned_at": started.isoformat(timespec="seconds"),
         },
     )
@@ -425,6 +436,163 @@ def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
     if case.agency is None or case.agency.code != principal.agency_code:
         raise NotFoundError(f"no fraud case {case_id}")
     return case
+
+
+def visible_operator(principal: Principal) -> str | None:
+    """None when the principal reads every operator's lines, else the one it may read."""
+    if principal.can(Permission.DATA_READ_ALL):
+        return None
+    principal.require(Permission.DATA_READ_OWN)
+    return principal.operator_code or "-"
+
+
+def suspect_rows(settings: Settings, *, principal: Principal, period: str) -> pd.DataFrame:
+    """SIM-box suspects and risky new cards of a scanned month, as the principal may see them."""
+    only = visible_operator(principal)
+    suspects = load_result(settings, period, "suspects").assign(kind="sim_box")
+    cards = load_result(settings, period, "cards").assign(kind="card")
+    cards = cards.rename(columns={"risk": "rule_score", "signals": "rules"})
+    rows = pd.concat([suspects, cards], ignore_index=True)
+    if only is not None:
+        rows = rows[rows["operator"] == only]
+    return rows
+
+
+def line_detail(
+    session: Session, *, settings: Settings, principal: Principal, period: str, line: str
+) -> dict[str, Any]:
+    """One suspect line: features, why, calls per day and hour, cells on a map, linked lines."""
+    rows = suspect_rows(settings, principal=principal, period=period)
+    found = rows[rows["line"] == line]
+    if found.empty:
+        raise NotFoundError(f"line {line[:8]}… is not a suspect of {period}")
+    row = found.iloc[0]
+    backend = engine.connect(settings)
+    calls = _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr")
+    cells = _table(backend, _files(session, settings, "cells", None), "cells")
+    mine = calls.filter((calls.caller == line) & (calls.operator == row["operator"]))
+    by_day = (
+        mine.group_by(day=mine.start_time.date().cast("string"))
+        .agg(calls=mine.count(), short=(mine.duration_s < 30).sum())
+        .order_by("day")
+        .to_pandas()
+    )
+    by_hour = (
+        mine.group_by(hour=mine.start_time.hour())
+        .agg(calls=mine.count())
+        .order_by("hour")
+        .to_pandas()
+    )
+    used = mine.group_by("cell_id").agg(calls=mine.count())
+    where = cells.filter(cells.operator == row["operator"]).select(
+        "cell_id", "longitude", "latitude", "city_code"
+    )
+    places = used.inner_join(where, "cell_id").order_by(ibis.desc("calls")).limit(200).to_pandas()
+    edges = load_result(settings, period, "ring_edges")
+    nodes = load_result(settings, period, "ring_nodes")
+    linked = edges[(edges["a"] == line) | (edges["b"] == line)]
+    neighbours = set(linked["a"]) | set(linked["b"]) | {line}
+    features = {k: _plain(row[k]) for k in FEATURES if k in row and pd.notna(row[k])}
+    return {
+        "period": period,
+        "line": line,
+        "kind": row["kind"],
+        "operator": row["operator"],
+        "score": float(row["rule_score"]),
+        "rules": _texts(row["rules"]),
+        "probability": _plain(row.get("probability")),
+        "explanation": _texts(row.get("explanation")),
+        "features": features,
+        "by_day": by_day.to_dict("records"),
+        "by_hour": by_hour.to_dict("records"),
+        "cells": places.to_dict("records"),
+        "graph": {
+            "nodes": nodes[nodes["line"].isin(neighbours)].to_dict("records"),
+            "edges": linked.to_dict("records"),
+        },
+    }
+
+
+def _texts(value: Any) -> list[str]:
+    """A stored list column as strings (missing for rows of the other kind: empty)."""
+    if value is None or isinstance(value, float):
+        return []
+    return [str(v) for v in value]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[str, Any]:
+    """Counts by kind, city and operator, the trend over scanned months, top outlets, rings."""
+    rows = suspect_rows(settings, principal=principal, period=period)
+    trend = []
+    for month in sorted(scanned_periods(settings)):
+        counts = load_summary(settings, month).get("counts", {})
+        trend.append({"period": month, **counts})
+    outlets = load_result(settings, period, "outlets")
+    domains = load_result(settings, period, "domains")
+    nodes = load_result(settings, period, "ring_nodes")
+    edges = load_result(settings, period, "ring_edges")
+    only = visible_operator(principal)
+    if only is not None:
+        outlets = outlets[outlets["operator"] == only]
+        nodes = nodes[nodes["operator"] == only]
+        edges = edges[edges["a"].isin(nodes["line"]) & edges["b"].isin(nodes["line"])]
+    summary = load_summary(settings, period)
+
+    def tally(column: str) -> list[dict[str, Any]]:
+        if rows.empty:
+            return []
+        counted = rows.groupby([column, "kind"]).size().rename("n").reset_index()
+        return [{k: _plain(v) for k, v in r.items()} for r in counted.to_dict("records")]
+
+    return {
+        "period": period,
+        "periods": scanned_periods(settings),
+        "model": summary.get("model", ""),
+        "lines": summary.get("lines", 0),
+        "counts": summary.get("counts", {}),
+        "by_operator": tally("operator"),
+        "by_city": tally("home_city"),
+        "trend": trend,
+        "outlets": outlets.head(20).to_dict("records"),
+        "domains": [
+            {
+                "domain": d["domain"],
+                "score": float(d["score"]),
+                "level": d["level"],
+                "brand": d["brand"],
+                "query_count": int(d["query_count"]),
+                "reasons": [str(r["code"]) for r in d["reasons"]],
+            }
+            for d in domains.head(50).to_dict("records")
+        ]
+        if len(domains)
+        else [],
+        "rings": summary.get("rings", []),
+        "graph": {
+            "nodes": nodes.to_dict("records"),
+            "edges": edges.to_dict("records"),
+        },
+        "suspects": [
+            {
+                "line": r["line"],
+                "kind": r["kind"],
+                "operator": r["operator"],
+                "home_city": _plain(r.get("home_city")) or "",
+                "score": float(r["rule_score"]),
+                "rules": _texts(r["rules"]),
+                "calls_per_day": round(float(r["calls_per_day"]), 1),
+            }
+            for r in rows.head(500).to_dict("records")
+        ],
+    }
 
 
 def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:

@@ -1,0 +1,177 @@
+"""Anti-fraud JSON API: scans, suspects, lines, domains, rings, cases and hand-overs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from telereg.api.deps import SessionDep, SettingsDep, require
+from telereg.cases import service as cases
+from telereg.cases.models import Case
+from telereg.core.errors import NotFoundError
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+from telereg.core.settings import Settings
+from telereg.domains.fraud import handover, service
+
+router = APIRouter(prefix="/fraud", tags=["fraud"])
+Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+#: Signed-in users; which lines they see is decided per principal (all, own operator, none).
+Reader = Annotated[Principal, require(Permission.STATUS_READ)]
+Manager = Annotated[Principal, require(Permission.CASES_MANAGE)]
+
+
+def latest_period(settings: Settings, period: str | None) -> str:
+    periods = service.scanned_periods(settings)
+    if period:
+        return period
+    if not periods:
+        raise NotFoundError("no fraud scan yet; run `telereg fraud scan --period YYYY-MM`")
+    return periods[0]
+
+
+@router.post("/scans", summary="Scan a month: score lines, cards and domains; open cases")
+def scan(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require(Permission.ANALYSIS_RUN)],
+    period: Period,
+) -> dict[str, Any]:
+    return service.scan(session, settings=settings, principal=principal, period=period).__dict__
+
+
+@router.get("/dashboard", summary="Counts by kind, city, operator; trend; outlets; domains; rings")
+def dashboard(
+    settings: SettingsDep, principal: Reader, period: Annotated[str | None, Query()] = None
+) -> dict[str, Any]:
+    return service.dashboard(settings, principal=principal, period=latest_period(settings, period))
+
+
+@router.get("/lines/{line}", summary="One suspect line: features, reasons, timeline, cells, links")
+def line(
+    line: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Reader,
+    period: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    return service.line_detail(
+        session,
+        settings=settings,
+        principal=principal,
+        period=latest_period(settings, period),
+        line=line,
+    )
+
+
+def _case(c: Case) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "status": c.status,
+        "title": c.title,
+        "reference": c.reference,
+        "subject": c.subject,
+        "handler": c.handler,
+        "agency": c.agency.code if c.agency else None,
+        "outcome": c.outcome,
+        "opened_at": c.opened_at.isoformat(timespec="seconds"),
+        "next": [s.value for s in service.WORKFLOW.allowed(c.status)],
+    }
+
+
+@router.get("/cases", summary="Fraud cases: all for analysts, the agency's own for a liaison")
+def case_list(
+    session: SessionDep,
+    principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
+    status: Annotated[str | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    return [_case(c) for c in service.case_queue(session, principal=principal, status=status)]
+
+
+class Move(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(max_length=16)
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/cases/{case_id}/moves", summary="Move a case (in review, closed)")
+def move(case_id: int, body: Move, session: SessionDep, principal: Manager) -> dict[str, Any]:
+    case = cases.move(
+        session,
+        principal=principal,
+        workflow=service.WORKFLOW,
+        case_id=case_id,
+        to=body.to,
+        note=body.note,
+    )
+    return _case(case)
+
+
+class HandoverRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cases: list[int] = Field(min_length=1, max_length=1000)
+    agency: str = Field(max_length=32)
+    note: str = Field(min_length=1, max_length=2000)
+    #: a reason to add clear numbers from the vault (needs the re-identify permission)
+    reveal_reason: str | None = Field(None, max_length=500)
+
+
+@router.post("/handovers", summary="Refer cases to an agency; returns the signed package")
+def create_handover(
+    body: HandoverRequest, session: SessionDep, settings: SettingsDep, principal: Manager
+) -> FileResponse:
+    name = f"handover-{body.agency}-{uuid.uuid4().hex[:12]}.zip"
+    result = handover.export(
+        session,
+        settings=settings,
+        principal=principal,
+        case_ids=body.cases,
+        agency_code=body.agency,
+        note=body.note,
+        out=handover.package_path(settings, body.agency, name),
+        reveal_reason=body.reveal_reason,
+    )
+    session.commit()
+    return FileResponse(result.path, media_type="application/zip", filename=name)
+
+
+@router.get("/handovers", summary="Hand-over packages of the principal's agency (all for analysts)")
+def list_handovers(
+    settings: SettingsDep,
+    principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
+) -> list[dict[str, Any]]:
+    return handover.packages(settings, principal=principal)
+
+
+@router.get("/handovers/{agency}/{name}", summary="Download a hand-over package")
+def download_handover(
+    agency: str,
+    name: str,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
+) -> FileResponse:
+    path = handover.package_for(settings, principal=principal, agency=agency, name=name)
+    return FileResponse(path, media_type="application/zip", filename=name)
+
+
+class Disposal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disposal: str = Field(max_length=32)
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/cases/{case_id}/disposal", summary="Record the agency's disposal of a case")
+def dispose(
+    case_id: int,
+    body: Disposal,
+    session: SessionDep,
+    principal: Annotated[Principal, require(Permission.CASES_REPORT_OUTCOME)],
+) -> dict[str, Any]:
+    case = handover.record_disposal(
+        session, principal=principal, case_id=case_id, disposal=body.disposal, note=body.note
+    )
+    return _case(case)
