@@ -26,6 +26,7 @@ from telereg.core.db import session_factory
 from telereg.core.errors import TeleregError
 from telereg.core.settings import Settings
 from telereg.domains.buildout import pages as buildout_pages
+from telereg.domains.fraud import pages as fraud_pages
 from telereg.web import admin, data, pages
 from telereg.web.errors import error_page
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(data.router)
     app.include_router(buildout_pages.router)
+    app.include_router(fraud_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added innermost first: the size limit sees the request before anything else.

@@ -72,6 +72,7 @@ MODULES: tuple[Module, ...] = (
         N_("Anti-fraud"),
         N_("SIM-box hunting, card-breaking, real-name anomalies, fraud domains, joint disposal"),
         (13,),
+        url="/fraud",
     ),
     Module(
         "apps",

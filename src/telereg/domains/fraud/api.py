@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -124,7 +123,6 @@ class HandoverRequest(BaseModel):
 def create_handover(
     body: HandoverRequest, session: SessionDep, settings: SettingsDep, principal: Manager
 ) -> FileResponse:
-    name = f"handover-{body.agency}-{uuid.uuid4().hex[:12]}.zip"
     result = handover.export(
         session,
         settings=settings,
@@ -132,11 +130,10 @@ def create_handover(
         case_ids=body.cases,
         agency_code=body.agency,
         note=body.note,
-        out=handover.package_path(settings, body.agency, name),
         reveal_reason=body.reveal_reason,
     )
     session.commit()
-    return FileResponse(result.path, media_type="application/zip", filename=name)
+    return FileResponse(result.path, media_type="application/zip", filename=result.path.name)
 
 
 @router.get("/handovers", summary="Hand-over packages of the principal's agency (all for analysts)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -85,11 +86,11 @@ def export_command(
             case_ids=case_ids,
             agency_code=agency,
             note=note,
-            out=out_file,
             reveal_reason=reveal_reason,
         )
+    shutil.copyfile(result.path, out_file)
     out.print(
-        f"hand-over of {len(result.manifest['cases'])} case(s) to {agency} written: {result.path}"
+        f"hand-over of {len(result.manifest['cases'])} case(s) to {agency} written: {out_file}"
     )
 
 

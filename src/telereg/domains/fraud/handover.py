@@ -16,6 +16,7 @@ import hmac
 import io
 import json
 import re
+import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,10 +93,9 @@ def export(
     case_ids: list[int],
     agency_code: str,
     note: str,
-    out: Path,
     reveal_reason: str | None = None,
 ) -> Handover:
-    """Refer the cases to ``agency_code`` and write the signed package to ``out``.
+    """Refer the cases to ``agency_code`` and write the signed package to the agency's store.
 
     Cases must be in review, or already referred to the same agency (a
     re-issue). Nothing is moved if any case cannot be handed over.
@@ -136,7 +136,10 @@ def export(
         "cases": [c.id for c in chosen],
         "clear_values": reveal_reason is not None,
     }
-    path = write_package(out, rows, manifest, settings.secret("handover_key"))
+    name = f"handover-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.zip"
+    path = write_package(
+        package_path(settings, agency.code, name), rows, manifest, settings.secret("handover_key")
+    )
     audit.record(
         session,
         actor=principal.name,
@@ -192,6 +195,8 @@ def record_disposal(
     session: Session, *, principal: Principal, case_id: int, disposal: str, note: str
 ) -> Case:
     """The agency's outcome for a referred case (the liaison of that agency, or an analyst)."""
+    if not note.strip():
+        raise InputError("say what was done: a note is required with the disposal")
     if disposal not in DISPOSALS:
         raise InputError(f"disposal must be one of {', '.join(DISPOSALS)}, not {disposal!r}")
     case = get_case(session, principal=principal, case_id=case_id)

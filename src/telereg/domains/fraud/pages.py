@@ -1,0 +1,168 @@
+"""Anti-fraud pages: the dashboard, a suspect line, the case queue and the liaison's view.
+
+Figures come from the JSON API (``/api/v1/fraud``); the case pages post forms.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from telereg.api.deps import SessionDep, SettingsDep
+from telereg.cases.service import move
+from telereg.core.errors import TeleregError
+from telereg.core.models import Agency
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+from telereg.domains.fraud import handover, service
+from telereg.web.deps import Csrf, require_page
+from telereg.web.templating import render
+
+router = APIRouter(prefix="/fraud", include_in_schema=False)
+
+
+@router.get("", response_class=HTMLResponse)
+def dashboard(
+    request: Request,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+    period: str = "",
+) -> Response:
+    service.visible_operator(principal)  # who may not read lines gets the permission page
+    return render(
+        request,
+        "fraud/dashboard.html",
+        {"period": period, "periods": service.scanned_periods(settings)},
+    )
+
+
+@router.get("/lines/{line}", response_class=HTMLResponse)
+def line_page(
+    line: str,
+    request: Request,
+    principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+    period: str = "",
+) -> Response:
+    service.visible_operator(principal)
+    return render(request, "fraud/line.html", {"line": line, "period": period})
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def cases_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
+    status: str = "",
+    error: str = "",
+    made: str = "",
+) -> Response:
+    queue = service.case_queue(session, principal=principal, status=status or None)
+    agencies = session.query(Agency).order_by(Agency.code).all()
+    return render(
+        request,
+        "fraud/cases.html",
+        {
+            "cases": queue,
+            "status": status,
+            "error": error,
+            "made": made,
+            "agencies": agencies,
+            "workflow": service.WORKFLOW,
+            "packages": handover.packages(settings, principal=principal)[:20],
+            "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
+        },
+    )
+
+
+@router.post("/cases/{case_id}", dependencies=[Csrf])
+def move_case(
+    case_id: int,
+    session: SessionDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
+    to: Annotated[str, Form(max_length=16)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    try:
+        with session.begin_nested():
+            move(
+                session,
+                principal=principal,
+                workflow=service.WORKFLOW,
+                case_id=case_id,
+                to=to,
+                note=note,
+            )
+    except TeleregError as err:
+        return RedirectResponse(f"/fraud/cases?error={quote(str(err))}", status_code=303)
+    return RedirectResponse(f"/fraud/cases#case-{case_id}", status_code=303)
+
+
+@router.post("/handovers", dependencies=[Csrf])
+def handover_cases(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
+    agency: Annotated[str, Form(max_length=32)],
+    note: Annotated[str, Form(max_length=2000)],
+    case: Annotated[list[int] | None, Form()] = None,
+    reveal_reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    try:
+        with session.begin_nested():
+            made = handover.export(
+                session,
+                settings=settings,
+                principal=principal,
+                case_ids=case or [],
+                agency_code=agency,
+                note=note,
+                reveal_reason=reveal_reason.strip() or None,
+            )
+    except TeleregError as err:
+        return RedirectResponse(f"/fraud/cases?error={quote(str(err))}", status_code=303)
+    return RedirectResponse(
+        f"/fraud/cases?made={quote(agency + '/' + made.path.name)}", status_code=303
+    )
+
+
+@router.get("/liaison", response_class=HTMLResponse)
+def liaison_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_READ_ASSIGNED)],
+    error: str = "",
+) -> Response:
+    return render(
+        request,
+        "fraud/liaison.html",
+        {
+            "cases": service.case_queue(session, principal=principal),
+            "packages": handover.packages(settings, principal=principal),
+            "disposals": service.DISPOSALS,
+            "error": error,
+            "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),
+        },
+    )
+
+
+@router.post("/liaison/{case_id}", dependencies=[Csrf])
+def dispose_case(
+    case_id: int,
+    session: SessionDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_REPORT_OUTCOME)],
+    disposal: Annotated[str, Form(max_length=32)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    try:
+        with session.begin_nested():
+            handover.record_disposal(
+                session, principal=principal, case_id=case_id, disposal=disposal, note=note
+            )
+    except TeleregError as err:
+        return RedirectResponse(f"/fraud/liaison?error={quote(str(err))}", status_code=303)
+    return RedirectResponse(f"/fraud/liaison#case-{case_id}", status_code=303)
