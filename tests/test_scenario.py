@@ -102,3 +102,145 @@ def test_the_seed_decides_the_province(tmp_path: Path) -> None:
     assert not (a.lon == c.lon).all()
     in_service = ((a.technology == "5G") & (a.in_service_from <= 1)).sum()
     assert abs(in_service - 33_000 * 0.02) < 15, "small scale: 2 % of the source's 33,000 5G sites"
+
+
+@pytest.fixture(scope="module")
+def fraud_scan(demo: tuple[Settings, ScenarioSummary]) -> Settings:
+    from telereg.domains.fraud import service as fraud
+
+    settings, _ = demo
+    with session_scope(settings) as session:
+        fraud.scan(session, settings=settings, principal=ROOT, period="2021-11")
+    return settings
+
+
+def test_fraud_scan_finds_what_was_planted(
+    demo: tuple[Settings, ScenarioSummary], fraud_scan: Settings
+) -> None:
+    """Thresholds were set on the demo's seed (2021); this province has seed 11."""
+    from telereg.domains.fraud.evaluation import evaluate
+
+    _, summary = demo
+    truth = json.loads(Path(summary.truth_file).read_text())
+    scores = evaluate(fraud_scan, truth, "2021-11")
+    sim_box = scores["sim_box (rules or model)"]
+    assert sim_box.planted >= 40
+    assert sim_box.precision >= 0.9
+    assert sim_box.recall >= 0.9
+    for pattern, score in scores.items():
+        assert score.planted > 0, pattern
+        assert score.precision >= 0.8, (pattern, score)
+        assert score.recall >= 0.8, (pattern, score)
+
+
+def test_fraud_lines_are_seen_only_by_whom_may(fraud_scan: Settings) -> None:
+    from telereg.core.errors import PermissionDeniedError
+    from telereg.core.permissions import Role
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import principal_of_role
+
+    everyone = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
+    assert everyone["operator"].nunique() > 1
+    operator = principal_of_role(Role.OPERATOR, operator_code="CMCC")
+    own = fraud.suspect_rows(fraud_scan, principal=operator, period="2021-11")
+    assert len(own) > 0
+    assert set(own["operator"]) == {"CMCC"}
+    for role in (Role.LIAISON, Role.VIEWER):
+        with pytest.raises(PermissionDeniedError):
+            fraud.suspect_rows(fraud_scan, principal=principal_of_role(role), period="2021-11")
+
+
+def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
+    import zipfile
+
+    from telereg.cases.service import move
+    from telereg.core.audit import AuditEntry
+    from telereg.core.errors import NotFoundError, SignatureError
+    from telereg.core.permissions import Role
+    from telereg.domains.fraud import handover
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import principal_of_role
+
+    settings = fraud_scan
+    police = principal_of_role(Role.LIAISON, agency_code="POLICE-AF")
+    health = principal_of_role(Role.LIAISON, agency_code="HEALTH")
+    with session_scope(settings) as session:
+        queue = fraud.case_queue(session, principal=ROOT, status="open")
+        case = next(c for c in queue if c.subject["type"] == "sim_box")
+        case_id, token = case.id, case.subject["line"]
+        assert fraud.case_queue(session, principal=police) == []
+        move(
+            session,
+            principal=ROOT,
+            workflow=fraud.WORKFLOW,
+            case_id=case_id,
+            to="in_review",
+            note="calls like a gateway",
+        )
+        made = handover.export(
+            session,
+            settings=settings,
+            principal=ROOT,
+            case_ids=[case_id],
+            agency_code="POLICE-AF",
+            note="for investigation",
+            reveal_reason="police request JQ-1",
+        )
+    manifest = handover.verify(made.path, settings.secret("handover_key"))
+    assert manifest["cases"] == [case_id]
+    with zipfile.ZipFile(made.path) as package:
+        text = package.read("cases.csv").decode("utf-8-sig")
+    assert token in text
+    assert ",1" in text  # the clear number from the vault starts with 1
+    with session_scope(settings) as session:
+        assert [c.id for c in fraud.case_queue(session, principal=police)] == [case_id]
+        assert fraud.case_queue(session, principal=health) == []
+        with pytest.raises(NotFoundError):
+            fraud.get_case(session, principal=health, case_id=case_id)
+        with pytest.raises(NotFoundError):
+            handover.record_disposal(
+                session,
+                principal=health,
+                case_id=case_id,
+                disposal="line_suspended",
+                note="not ours",
+            )
+    assert handover.packages(settings, principal=health) == []
+    with pytest.raises(NotFoundError):
+        handover.package_for(settings, principal=health, agency="POLICE-AF", name=made.path.name)
+    assert (
+        handover.package_for(settings, principal=police, agency="POLICE-AF", name=made.path.name)
+        == made.path
+    )
+    with session_scope(settings) as session:
+        done = handover.record_disposal(
+            session,
+            principal=police,
+            case_id=case_id,
+            disposal="line_suspended",
+            note="suspended on 3 Dec",
+        )
+        assert done.status == "resolved"
+        move(
+            session,
+            principal=ROOT,
+            workflow=fraud.WORKFLOW,
+            case_id=case_id,
+            to="closed",
+            note="line suspended",
+        )
+        actions = [a for (a,) in session.query(AuditEntry.action).all()]
+    for step in ("in_review", "referred", "resolved", "closed"):
+        assert f"cases.fraud_suspect.{step}" in actions
+    assert "fraud.handover" in actions
+    assert "privacy.reidentify" in actions
+    # A package changed after signing no longer verifies.
+    forged = made.path.with_name("forged.zip")
+    with zipfile.ZipFile(made.path) as source, zipfile.ZipFile(forged, "w") as out:
+        for name in source.namelist():
+            data = source.read(name)
+            out.writestr(
+                name, data.replace(b"sim_box", b"sim_bot") if name == "cases.csv" else data
+            )
+    with pytest.raises(SignatureError):
+        handover.verify(forged, settings.secret("handover_key"))
