@@ -23,6 +23,13 @@ TARGET_INDICATORS = (
     N_("key_place_coverage"),
 )
 OBSTACLE_KINDS = (N_("planning"), N_("power"), N_("land"), N_("approval"), N_("works"))
+FRAUD_CASE_KINDS = (N_("sim_box"), N_("card"), N_("domain"))
+FRAUD_DISPOSALS = (
+    N_("line_suspended"),
+    N_("device_seized"),
+    N_("domain_blocked"),
+    N_("no_action"),
+)
 ERROR_TITLES = {
     400: N_("Bad request"),
     401: N_("Please sign in"),
