@@ -90,15 +90,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = root / "data"
     settings = load_settings(data_dir=data_dir)
     login = prepare(settings, principal=cli_principal("test"))
-    # Build-out data for the corridor-map page: the demo's sites, fibre and targets.
+    # The demo's data (build-out and anti-fraud) and a fraud scan of its latest month.
     run_scenario(
         settings,
         principal=cli_principal("test"),
         scale=Scale.SMALL,
         seed=5,
-        synthesizers=registry.SYNTHESIZERS[:1],
+        synthesizers=registry.SYNTHESIZERS,
         contracts=registry.CONTRACTS,
     )
+    registry.run_analyses(settings, principal=cli_principal("test"))
     port = _free_port()
     log = root / "serve.log"
     with log.open("wb") as output:
@@ -227,5 +228,46 @@ def test_corridor_map_page(browser: Browser, server: Server) -> None:
         ]
         assert lengths == sorted(lengths, reverse=True)
         assert page.locator("#problem").is_hidden()
+    finally:
+        context.close()
+
+
+def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Server) -> None:
+    """The fraud dashboard draws its charts; a suspect's page explains it; a case is handed over."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.base_url}/fraud")
+        page.fill("input[name=username]", server.username)
+        page.fill("input[name=password]", server.password)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(f"{server.base_url}/fraud")
+        expect(page.locator("h1")).to_contain_text("反诈")
+        expect(page.locator("#stat-simbox")).to_have_text(re.compile(r"^[1-9][0-9]*$"))
+        expect(page.locator("#rings canvas").first).to_be_visible()
+        expect(page.locator("#by-operator canvas").first).to_be_visible()
+        assert page.locator("#domain-table tbody tr").count() >= 1
+        assert page.locator("#problem").is_hidden()
+        page.locator("#suspect-table tbody tr a").first.click()
+        expect(page.locator("#feature-table tbody tr").first).to_be_visible()
+        expect(page.locator("#by-day canvas").first).to_be_visible()
+        expect(page.locator("#score")).to_contain_text("cohort_days")
+
+        page.goto(f"{server.base_url}/fraud/cases?status=open")
+        first = page.locator("#case-table tbody tr").first
+        case_id = first.get_attribute("id").removeprefix("case-")
+        first.locator("select[name=to]").select_option("in_review")
+        first.locator("input[name=note]").fill("gateway pattern")
+        first.locator("button[type=submit]").click()
+        page.goto(f"{server.base_url}/fraud/cases?status=in_review")
+        page.check(f"input[name=case][value='{case_id}']")
+        page.fill("#handover-form input[name=note]", "for investigation")
+        page.click("#handover-form button[type=submit]")
+        expect(page.locator("p.ok a")).to_contain_text("POLICE-AF/handover-")
+        page.goto(f"{server.base_url}/fraud/cases?status=referred")
+        expect(page.locator(f"#case-{case_id}")).to_contain_text("省公安厅反诈中心")
     finally:
         context.close()

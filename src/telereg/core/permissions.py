@@ -51,6 +51,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ANALYSIS_RUN,
             Permission.DASHBOARD_READ,
             Permission.CASES_MANAGE,
+            # Analysts see every case, handed over or not, and record the outcome the
+            # agency reports when it does not record it itself.
+            Permission.CASES_READ_ASSIGNED,
             Permission.CASES_REPORT_OUTCOME,
         }
     ),
