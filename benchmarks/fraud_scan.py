@@ -20,6 +20,7 @@ same run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -346,11 +347,36 @@ def step_telereg(workdir: Path, paths: dict[str, list[str]], profile: str | None
     }
 
 
+def _rss_bytes(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for row in status.splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) * 1024
+    return 0
+
+
+def _disk_bytes(directory: Path) -> int:
+    """Bytes on disk of the files in ``directory`` (DuckDB's spill files)."""
+    total = 0
+    for path in directory.glob("*"):
+        with contextlib.suppress(OSError):
+            total += path.stat().st_blocks * 512
+    return total
+
+
 def run_child(
     step: str, workdir: Path, paths: dict[str, list[str]], profile: Path | None = None
 ) -> Result:
-    """Run a step in a fresh interpreter; its result plus the child's peak RSS."""
+    """Run a step in a fresh interpreter; its result, peak RSS and peak spill.
+
+    The child reports its own peak RSS (``getrusage``); the parent also polls the child's RSS
+    and the size of DuckDB's temp directory, so a step that fails still has figures.
+    """
     out = workdir / f"result-{step}.json"
+    out.unlink(missing_ok=True)
     spec = json.dumps(
         {
             "step": step,
@@ -360,19 +386,36 @@ def run_child(
             "profile": str(profile) if profile else None,
         }
     )
-    subprocess.run([sys.executable, __file__, "--child", spec], check=True)
-    result: Result = json.loads(out.read_text())
-    out.unlink()
+    spill = workdir / "duckdb-spill"
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, __file__, "--child", spec])
+    peak_rss = peak_spill = 0
+    while child.poll() is None:
+        peak_rss = max(peak_rss, _rss_bytes(child.pid))
+        peak_spill = max(peak_spill, _disk_bytes(spill))
+        time.sleep(0.5)
+    wall = time.perf_counter() - start
+    result: Result = json.loads(out.read_text()) if out.exists() else {}
+    out.unlink(missing_ok=True)
+    if child.returncode != 0:
+        result.setdefault("error", f"exit status {child.returncode}")
+    result.setdefault("peak_rss_gib", peak_rss / 2**30)
+    result["wall_seconds"] = wall
+    result["peak_spill_gib"] = peak_spill / 2**30
     return result
 
 
 def child_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
     workdir, paths = Path(spec["workdir"]), spec["paths"]
-    if spec["step"] == "bare":
-        result = step_bare(workdir, paths)
-    else:
-        result = step_telereg(workdir, paths, spec["profile"])
+    try:
+        if spec["step"] == "bare":
+            result = step_bare(workdir, paths)
+        else:
+            result = step_telereg(workdir, paths, spec["profile"])
+    except Exception as err:
+        Path(spec["out"]).write_text(json.dumps({"error": f"{type(err).__name__}: {err}"}))
+        raise
     # The whole process (Python, Ibis, DuckDB's buffers): peak resident set, KiB on Linux.
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     Path(spec["out"]).write_text(json.dumps(result, default=float))
@@ -587,6 +630,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000_000, help="CDR rows to scan")
     parser.add_argument("--pg-rows", type=int, default=10_000_000, help="PostgreSQL subset")
     parser.add_argument("--skip-pg", action="store_true", help="no PostgreSQL comparison")
+    parser.add_argument(
+        "--skip-scan", action="store_true", help="only the PostgreSQL comparison on the subset"
+    )
     parser.add_argument("--files", type=int, default=FILES, help="Parquet files for the CDRs")
     parser.add_argument("--workdir", type=Path, help="keep generated files here (reused)")
     parser.add_argument("--pg-dsn", default=PG_DSN)
@@ -607,6 +653,21 @@ def main() -> None:
             run(args, Path(tmp))
 
 
+def _step(label: str, step: str, workdir: Path, paths: dict[str, list[str]], **kw: Any) -> Result:
+    print(f"{label} (load average {os.getloadavg()[0]:.2f}) …", flush=True)
+    result = run_child(step, workdir, paths, **kw)
+    if "error" in result:
+        print(f"  FAILED after {result['wall_seconds']:.1f} s: {result['error']}", flush=True)
+    else:
+        print(f"  {result['seconds']:.2f} s", flush=True)
+    print(
+        f"  peak RSS {result['peak_rss_gib']:.2f} GiB, "
+        f"peak spill {result['peak_spill_gib']:.2f} GiB",
+        flush=True,
+    )
+    return result
+
+
 def run(args: argparse.Namespace, workdir: Path) -> None:
     marker = workdir / f"generated-{args.rows}-{args.files}.json"
     if marker.exists():
@@ -618,102 +679,129 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         paths = generate(workdir, args.rows, args.files)
         marker.write_text(json.dumps(paths))
         print(f"  generated in {time.perf_counter() - start:.1f} s", flush=True)
-    r: Result = {"paths": paths, "load_before": os.getloadavg()[0]}
-
-    print(f"bare DuckDB pass (load average {r['load_before']:.2f}) …", flush=True)
-    r["bare_before"] = run_child("bare", workdir, paths)
-    print(f"  {r['bare_before']['seconds']:.2f} s", flush=True)
-    print("telereg line_features …", flush=True)
-    r["profile"] = workdir / "profile-line_features.json" if args.profile else None
-    r["tele"] = tele = run_child("telereg", workdir, paths, r["profile"])
-    print(f"  {tele['seconds']:.2f} s, peak RSS {tele['peak_rss_gib']:.2f} GiB", flush=True)
-    print("bare DuckDB pass again …", flush=True)
-    r["bare_after"] = run_child("bare", workdir, paths)
-    print(f"  {r['bare_after']['seconds']:.2f} s", flush=True)
-    r["load_after"] = os.getloadavg()[0]
+    r: Result = {"paths": paths, "profile": None}
+    if not args.skip_scan:
+        r["load_before"] = os.getloadavg()[0]
+        r["bare_before"] = _step("bare DuckDB pass", "bare", workdir, paths)
+        r["profile"] = workdir / "profile-line_features.json" if args.profile else None
+        r["tele"] = _step("telereg line_features", "telereg", workdir, paths, profile=r["profile"])
+        r["bare_after"] = _step("bare DuckDB pass again", "bare", workdir, paths)
+        r["load_after"] = os.getloadavg()[0]
 
     r["pg_rows"] = pg_rows = min(args.pg_rows, args.rows)
     if not args.skip_pg:
-        print(f"PostgreSQL subset of {pg_rows:,} rows …", flush=True)
         sub_paths = subset(workdir, paths, pg_rows)
-        r["sub"] = sub = run_child("telereg", workdir, sub_paths)
-        print(f"  telereg on the subset: {sub['seconds']:.2f} s", flush=True)
+        r["sub"] = _step(
+            f"telereg line_features on {pg_rows:,} rows", "telereg", workdir, sub_paths
+        )
+        print(f"PostgreSQL on {pg_rows:,} rows …", flush=True)
         r["pg"] = pg = run_postgres(workdir, sub_paths, args.pg_dsn, args.pg_work_mem)
-        print(f"  PostgreSQL: {pg['seconds']:.2f} s (load {pg['load_seconds']:.1f} s)", flush=True)
+        print(f"  {pg['seconds']:.2f} s (load {pg['load_seconds']:.1f} s)", flush=True)
     report(args, r)
 
 
-def report(args: argparse.Namespace, r: Result) -> None:
-    paths, tele, pg, sub = r["paths"], r["tele"], r.get("pg"), r.get("sub")
-    bare_before, bare_after = r["bare_before"], r["bare_after"]
+def _line(name: str, figure: str, target: str = "", verdict: str = "") -> None:
+    print(f"| {name:<52} | {figure:>15} | {target:>6} | {verdict:<7} |")
+
+
+def _report_scan(r: Result) -> None:
+    tele, bare_before, bare_after = r["tele"], r["bare_before"], r["bare_after"]
+    bares = [b for b in (bare_before, bare_after) if "error" not in b]
     # the faster reference run makes the ratio the stricter one
-    bare = min(bare_before, bare_after, key=lambda x: x["seconds"])
-    ratio = tele["seconds"] / bare["seconds"]
-    checks = tele["checks"]
+    bare = min(bares, key=lambda x: x["seconds"]) if bares else None
+
+    def seconds(result: Result) -> str:
+        if "error" in result:
+            return f"FAILED {result['wall_seconds']:.0f}"
+        return f"{result['seconds']:.2f}"
+
+    _line(
+        "bare DuckDB pass (GROUP BY caller), s: before/after",
+        f"{seconds(bare_before)} / {seconds(bare_after)}",
+    )
+    _line("telereg line_features, s", seconds(tele))
+    if bare is None or "error" in tele:
+        _line("ratio to the faster bare pass", "—", "≤ 3×", "MISSED" if bare else "")
+    else:
+        ratio = tele["seconds"] / bare["seconds"]
+        _line(
+            "ratio to the faster bare pass",
+            f"{ratio:.2f}×",
+            "≤ 3×",
+            _verdict(ratio <= TARGET_RATIO),
+        )
+    _line(
+        "peak RSS of the line_features process, GiB",
+        f"{tele['peak_rss_gib']:.2f}",
+        "< 8",
+        _verdict(tele["peak_rss_gib"] < TARGET_PEAK_GIB and "error" not in tele),
+    )
+    _line("peak DuckDB spill of line_features, GiB", f"{tele['peak_spill_gib']:.2f}")
+    if bare is not None:
+        _line("(peak RSS of the bare pass process, GiB)", f"{bare['peak_rss_gib']:.2f}")
+        _line("(peak DuckDB spill of the bare pass, GiB)", f"{bare['peak_spill_gib']:.2f}")
+
+
+def _report_pg(args: argparse.Namespace, r: Result) -> None:
+    pg, sub, rows = r["pg"], r["sub"], r["pg_rows"]
+    _line(f"PostgreSQL features on {rows:,} rows, s", f"{pg['seconds']:.2f}")
+    if "error" in sub:
+        _line(f"telereg line_features on {rows:,} rows, s", "FAILED")
+        return
+    _line(f"telereg line_features on {rows:,} rows, s", f"{sub['seconds']:.2f}")
+    speedup = pg["seconds"] / sub["seconds"]
+    _line("speed-up over PostgreSQL", f"{speedup:.1f}×", "≥ 10×", _verdict(speedup >= 10))
+    _line(f"(peak RSS of line_features on {rows:,} rows, GiB)", f"{sub['peak_rss_gib']:.2f}")
+    differ = compare(sub["checks"], pg["checks"])
+    print()
+    print(
+        f"PostgreSQL {pg['version']}, work_mem {args.pg_work_mem}, load (not timed) "
+        f"{pg['load_seconds']:.1f} s; results "
+        + ("agree" if not differ else "DIFFER in " + ", ".join(differ))
+        + f" ({sub['checks']['lines']:,.0f} lines, "
+        f"{sub['checks']['cohort_lines']:,.0f} with cohort days)"
+    )
+    for k in differ:
+        print(f"  {k}: DuckDB {sub['checks'][k]!r}, PostgreSQL {pg['checks'][k]!r}")
+
+
+def report(args: argparse.Namespace, r: Result) -> None:
+    paths = r["paths"]
     size_gb = sum(Path(p).stat().st_size for p in paths["voice_cdr"]) / 1e9
     ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print()
     print(
         f"data: {args.rows:,} calls in {len(paths['voice_cdr'])} Parquet files ({size_gb:.2f} GB), "
-        f"{checks['lines']:,.0f} calling lines, {SUBSCRIBERS:,} subscribers, {CELLS:,} cells"
+        f"{SUBSCRIBERS:,} subscribers, {CELLS:,} cells, {GATEWAY_LINES:,} SIM-box cards planted"
     )
     print(
         f"engine: DuckDB {duckdb.__version__}, {DUCKDB_THREADS} threads, memory_limit "
         f"{DUCKDB_MEMORY_LIMIT}; machine: {os.cpu_count()} CPUs, {ram_gib:.1f} GiB RAM"
     )
-    print(
-        f"features: {checks['gateway_tac_lines']:,.0f} lines on a gateway TAC, "
-        f"{checks['cohort_lines']:,.0f} with cohort days ({GATEWAY_LINES:,} SIM-box cards planted)"
-    )
+    checks = r.get("tele", {}).get("checks")
+    if checks:
+        print(
+            f"features: {checks['lines']:,.0f} calling lines, {checks['gateway_tac_lines']:,.0f} "
+            f"on a gateway TAC, {checks['cohort_lines']:,.0f} with cohort days"
+        )
     print()
     print(f"| {'measure':<52} | {'figure':>15} | {'target':>6} | {'verdict':<7} |")
     print(f"| {'-' * 52} | {'-' * 15}:| {'-' * 6}:| {'-' * 7} |")
-
-    def line(name: str, figure: str, target: str = "", verdict: str = "") -> None:
-        print(f"| {name:<52} | {figure:>15} | {target:>6} | {verdict:<7} |")
-
-    line(
-        "bare DuckDB pass (GROUP BY caller), s: before/after",
-        f"{bare_before['seconds']:.2f} / {bare_after['seconds']:.2f}",
-    )
-    line("telereg line_features, s", f"{tele['seconds']:.2f}")
-    line("ratio to the faster bare pass", f"{ratio:.2f}×", "≤ 3×", _verdict(ratio <= TARGET_RATIO))
-    line(
-        "peak RSS of the line_features process, GiB",
-        f"{tele['peak_rss_gib']:.2f}",
-        "< 8",
-        _verdict(tele["peak_rss_gib"] < TARGET_PEAK_GIB),
-    )
-    line("(peak RSS of the bare pass process, GiB)", f"{bare['peak_rss_gib']:.2f}")
-    if pg is not None and sub is not None:
-        rows = r["pg_rows"]
-        speedup = pg["seconds"] / sub["seconds"]
-        line(f"PostgreSQL features on {rows:,} rows, s", f"{pg['seconds']:.2f}")
-        line(f"telereg line_features on {rows:,} rows, s", f"{sub['seconds']:.2f}")
-        line(
-            "speed-up over PostgreSQL",
-            f"{speedup:.1f}×",
-            "≥ 10×",
-            _verdict(speedup >= TARGET_SPEEDUP),
-        )
-        differ = compare(sub["checks"], pg["checks"])
-        print()
-        print(
-            f"PostgreSQL {pg['version']}, work_mem {args.pg_work_mem}, load (not timed) "
-            f"{pg['load_seconds']:.1f} s; results "
-            + ("agree" if not differ else "DIFFER in " + ", ".join(differ))
-            + f" ({sub['checks']['lines']:,.0f} lines)"
-        )
-        for k in differ:
-            print(f"  {k}: DuckDB {sub['checks'][k]!r}, PostgreSQL {pg['checks'][k]!r}")
+    if "tele" in r:
+        _report_scan(r)
+    if "pg" in r:
+        _report_pg(args, r)
     else:
-        line("speed-up over PostgreSQL", "skipped")
-    print(
-        f"load average (1 min): {r['load_before']:.2f} before the DuckDB steps, "
-        f"{r['load_after']:.2f} after"
-    )
+        _line("speed-up over PostgreSQL", "skipped")
+    if "tele" in r:
+        print(
+            f"load average (1 min): {r['load_before']:.2f} before the DuckDB steps, "
+            f"{r['load_after']:.2f} after"
+        )
+        if "error" in r["tele"]:
+            print(f"line_features FAILED: {r['tele']['error']}")
     print("scores: not measured (no scoring function in telereg.domains.fraud yet)")
-    if r["profile"]:
+    if r["profile"] and r["profile"].exists():
         print()
         print_profile(r["profile"])
 

@@ -264,6 +264,7 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         first.locator("button[type=submit]").click()
         page.goto(f"{server.base_url}/fraud/cases?status=in_review")
         page.check(f"input[name=case][value='{case_id}']")
+        page.select_option("#handover-form select[name=agency]", "POLICE-AF")
         page.fill("#handover-form input[name=note]", "for investigation")
         page.click("#handover-form button[type=submit]")
         expect(page.locator("p.ok a")).to_contain_text("POLICE-AF/handover-")
