@@ -138,9 +138,9 @@ def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> Learn
     if positives < MIN_POSITIVES or negatives < MIN_POSITIVES:
         return None
     booster = HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.1, max_leaf_nodes=15, l2_regularization=1.0, random_state=seed
+        max_iter=100, learning_rate=0.1, max_leaf_nodes=15, l2_regularization=1.0, random_state=seed
     )
-    folds = min(5, positives)
+    folds = min(3, positives)
     model = CalibratedClassifierCV(booster, method="isotonic", cv=folds)
     model.fit(_matrix(history), labels)
     return LearnedScorer(
