@@ -336,7 +336,14 @@ def _process(
     # Set rules run once over the table; only the (usually few) rows that break one are kept.
     set_failed = _materialise(backend, _SET_FAILED, flagged.filter(any_flag(flagged, ("__chk_s",))))
     errors_file = workdir / "errors.parquet"
-    summary = _write_errors(backend, contract, loaded, (set_failed, set_rules), errors_file)
+    # Most files are clean: then there is no report to build (it costs more than the check).
+    row_bad = int(rows.filter(rows[_ROW_BAD]).count().to_pyarrow().as_py())
+    set_bad = int(set_failed.count().to_pyarrow().as_py())
+    summary = (
+        _write_errors(backend, contract, loaded, (set_failed, set_rules), errors_file)
+        if loaded.unreadable or row_bad or set_bad
+        else []
+    )
     staged = {"errors": errors_file} if summary else {}
 
     step("pseudonymising")
