@@ -132,7 +132,9 @@ def test_features_of_hand_worked_calls() -> None:
 
 
 def test_rule_score_names_the_rules_met() -> None:
-    scored = scoring.rule_scores(_features().reset_index(), {"calls_per_day": 5, "imei_lines": 3})
+    scored = scoring.with_rule_names(
+        scoring.rule_scores(_features().reset_index(), {"calls_per_day": 5, "imei_lines": 3})
+    )
     g1 = scored.set_index("line").loc["G1"]
     assert {"calls_per_day", "gateway_tac", "cohort_days", "imei_lines", "no_sms"} <= set(g1.rules)
     assert g1.device_signal

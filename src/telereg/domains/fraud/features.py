@@ -77,8 +77,22 @@ def line_features(
     contracts (possibly empty); ``gateway_tacs``: a table with a ``tac``
     column. ``mid_latitude`` scales longitude to kilometres.
     """
-    calls = calls.mutate(day=calls.start_time.date())
-    located = _with_position(calls, cells, mid_latitude)
+    # Each branch projects the calls it needs from the source itself: a derived table that
+    # two branches shared would be held whole by the engine (a common table expression).
+    located = _with_position(
+        calls.select(
+            "operator",
+            "caller",
+            "callee",
+            "duration_s",
+            "cell_id",
+            "peer_operator",
+            "peer_province",
+            day=calls.start_time.date(),
+        ),
+        cells,
+        mid_latitude,
+    )
     x_km, y_km = located.x_km, located.y_km
     outgoing = located.group_by(["operator", "caller"]).agg(
         calls_out=located.count(),
@@ -193,11 +207,15 @@ def _imei_lines(calls: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
 
 def _cohort_days(calls: ir.Table) -> ir.Table:
     """Per line: days it switched on and off together with other lines at its cell."""
-    seconds = calls.start_time.epoch_seconds()
-    days = (
-        calls.mutate(t=seconds)
-        .group_by(["operator", "caller", "day"])
-        .agg(first=ibis._.t.min(), last=ibis._.t.max(), cell=ibis._.cell_id.min(), n=ibis._.count())
+    moments = calls.select(
+        "operator",
+        "caller",
+        "cell_id",
+        day=calls.start_time.date(),
+        t=calls.start_time.epoch_seconds(),
+    )
+    days = moments.group_by(["operator", "caller", "day"]).agg(
+        first=moments.t.min(), last=moments.t.max(), cell=moments.cell_id.min(), n=moments.count()
     )
     busy = days.filter(days.n >= COHORT_MIN_CALLS)
     other = busy.select(

@@ -76,26 +76,35 @@ MIN_POSITIVES = 10
 
 
 def rule_scores(features: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame:
-    """``features`` with ``rule_score``, ``rules`` (names met) and ``device_signal``."""
+    """``features`` with ``rule_score``, ``rule_mask`` (bit i: ``RULES[i]`` met) and
+    ``device_signal``; :func:`with_rule_names` spells the mask out for the rows shown."""
     limits = {**DEFAULT_THRESHOLDS, **thresholds}
-    met = pd.DataFrame(
-        {
-            rule.name: np.asarray(
+    met = np.column_stack(
+        [
+            np.asarray(
                 rule.compare(features[rule.feature].astype(float), float(limits[rule.name])),
                 dtype=bool,
             )
             for rule in RULES
-        },
-        index=features.index,
+        ]
     )
     points = np.array([rule.points for rule in RULES])
-    device = [rule.name for rule in RULES if rule.device]
-    names = np.array([rule.name for rule in RULES], dtype=object)
+    device = np.array([rule.device for rule in RULES])
     scored = features.copy()
-    scored["rule_score"] = met.to_numpy() @ points
-    scored["rules"] = [list(names[row]) for row in met.to_numpy()]
-    scored["device_signal"] = met[device].any(axis=1).to_numpy()
+    scored["rule_score"] = met @ points
+    scored["rule_mask"] = met @ (1 << np.arange(len(RULES), dtype=np.int64))
+    scored["device_signal"] = met[:, device].any(axis=1)
     return scored
+
+
+def with_rule_names(scored: pd.DataFrame) -> pd.DataFrame:
+    """``scored`` with ``rules``: the names of the rules each row met."""
+    named = scored.copy()
+    named["rules"] = [
+        [rule.name for i, rule in enumerate(RULES) if int(mask) >> i & 1]
+        for mask in named["rule_mask"]
+    ]
+    return named
 
 
 def rule_suspects(scored: pd.DataFrame, threshold: float) -> pd.Series:

@@ -176,7 +176,7 @@ def _score_lines(
             scored["probability"] >= settings.fraud_model_threshold
         ) & scored["device_signal"]
     scored["suspect"] = scored["rule_suspect"] | scored["model_suspect"]
-    suspects = scored[scored["suspect"]].copy()
+    suspects = scoring.with_rule_names(scored[scored["suspect"]])
     explained = model.explain(suspects) if model is not None and len(suspects) else None
     suspects["explanation"] = (
         [[f"{name}:{drop}" for name, drop in e] for e in explained]
