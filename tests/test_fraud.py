@@ -169,3 +169,19 @@ def test_handover_signature_breaks_on_any_changed_byte(tmp_path: Path) -> None:
                     package.writestr(other, bytes(changed) if other == name else body)
             with pytest.raises(SignatureError):
                 handover.verify(forged, key)
+
+
+def test_an_unknown_rule_in_the_settings_is_a_clear_error(tmp_path: Path) -> None:
+    from telereg.core.db import session_scope
+    from telereg.core.errors import ConfigurationError
+    from telereg.core.settings import load_settings
+    from telereg.domains.fraud import service
+    from telereg.system.migrate import upgrade
+    from tests.conftest import ROOT
+
+    settings = load_settings(data_dir=tmp_path, fraud_rules={"calls_per_dya": 30})
+    upgrade(settings)
+    with session_scope(settings) as session, pytest.raises(ConfigurationError) as caught:
+        service.scan(session, settings=settings, principal=ROOT, period="2021-11")
+    assert "calls_per_dya" in str(caught.value)
+    assert "calls_per_day" in str(caught.value)

@@ -75,26 +75,9 @@ class Settings(BaseSettings):
         description="Minimums a city must reach to count as a gigabit city.",
     )
     fraud_rules: dict[str, float] = Field(
-        default_factory=lambda: {
-            "calls_per_day": 20,
-            "out_in_ratio": 10,
-            "novelty": 0.8,
-            "callees": 50,
-            "short_share": 0.4,
-            "other_operator_share": 0.5,
-            "other_province_share": 0.5,
-            "static": 1.0,
-            "no_sms": 0,
-            "no_data": 0,
-            "imei_lines": 10,
-            "gateway_tac": 1,
-            "cohort_days": 2,
-            "card_calls_per_day": 10,
-            "card_novelty": 0.7,
-            "card_other_province_share": 0.5,
-            "card_short_share": 0.4,
-        },
-        description="Thresholds of the anti-fraud rules (see docs/fraud.md for each one's reason).",
+        default_factory=dict,
+        description="Anti-fraud rule thresholds by rule name, overriding the defaults "
+        "(docs/fraud.md lists each one, its default and its reason).",
     )
     fraud_rule_score_threshold: float = Field(
         6.0, ge=0, description="Rule score from which a line with a device signal is a suspect."

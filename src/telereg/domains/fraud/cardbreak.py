@@ -17,6 +17,13 @@ import pandas as pd
 NEW_CARD_DAYS = 30
 #: Cards one person may hold at one operator (the MIIT real-name rule).
 CARDS_PER_OPERATOR = 5
+#: Abnormal calling of a new card; each can be changed in the ``fraud_rules`` setting.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "card_calls_per_day": 10,
+    "card_novelty": 0.7,
+    "card_other_province_share": 0.5,
+    "card_short_share": 0.4,
+}
 
 
 def line_identity(calls: ir.Table, cells: ir.Table, subscriptions: ir.Table) -> ir.Table:
@@ -76,12 +83,13 @@ def new_card_risk(
         features, on=["operator", "line"], how="inner"
     )
     merged = merged.merge(identity, on=["operator", "line"], how="left")
+    limit = {**DEFAULT_THRESHOLDS, **thresholds}
     calling = (
-        (merged["calls_per_day"] >= thresholds.get("card_calls_per_day", 10))
-        & (merged["novelty"] >= thresholds.get("card_novelty", 0.7))
+        (merged["calls_per_day"] >= limit["card_calls_per_day"])
+        & (merged["novelty"] >= limit["card_novelty"])
         & (
-            (merged["other_province_share"] >= thresholds.get("card_other_province_share", 0.5))
-            | (merged["short_share"] >= thresholds.get("card_short_share", 0.4))
+            (merged["other_province_share"] >= limit["card_other_province_share"])
+            | (merged["short_share"] >= limit["card_short_share"])
         )
     )
     away = merged["first_day_away"].fillna(False).astype(bool)

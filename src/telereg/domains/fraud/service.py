@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import audit, engine
-from telereg.core.errors import NotFoundError
+from telereg.core.errors import ConfigurationError, NotFoundError
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -190,10 +190,17 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
     """Scan ``period``: score lines, cards and domains, link rings, store, open cases."""
     principal.require(Permission.ANALYSIS_RUN)
     started = datetime.now(UTC)
+    thresholds = settings.fraud_rules
+    unknown = set(thresholds) - set(scoring.DEFAULT_THRESHOLDS) - set(cardbreak.DEFAULT_THRESHOLDS)
+    if unknown:
+        known = ", ".join([*scoring.DEFAULT_THRESHOLDS, *cardbreak.DEFAULT_THRESHOLDS])
+        raise ConfigurationError(
+            f"unknown rule(s) {', '.join(sorted(unknown))}; the rules are: {known}",
+            where="TELEREG_FRAUD_RULES",
+        )
     if not _files(session, settings, "voice_cdr", period):
         raise NotFoundError(f"no call records for {period}; ingest voice_cdr first")
     backend = engine.connect(settings)
-    thresholds = settings.fraud_rules
     scored, suspects, model_note = _score_lines(backend, session, settings, period)
 
     subs = _table(backend, _files(session, settings, "subscriptions", period), "subscriptions")
