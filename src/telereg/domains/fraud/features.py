@@ -37,6 +37,8 @@ COHORT_MIN_CALLS = 5
 COHORT_MIN_PEERS = 2
 _KM_PER_DEGREE_LAT = 110.57
 _KM_PER_DEGREE_LON_EQUATOR = 111.32
+#: The local plane's origin: China's central meridian (distances do not depend on it).
+_ORIGIN_LONGITUDE = 105.0
 
 FEATURES = (
     "calls_out",
@@ -77,46 +79,41 @@ def line_features(
     contracts (possibly empty); ``gateway_tacs``: a table with a ``tac``
     column. ``mid_latitude`` scales longitude to kilometres.
     """
-    # Each branch projects the calls it needs from the source itself: a derived table that
-    # two branches shared would be held whole by the engine (a common table expression).
-    located = _with_position(
-        calls.select(
-            "operator",
-            "caller",
-            "callee",
-            "duration_s",
-            "cell_id",
-            "peer_operator",
-            "peer_province",
-            day=calls.start_time.date(),
-        ),
-        cells,
-        mid_latitude,
+    # One pass groups the calls by line and day; activity, durations, shares, positions
+    # and the cohort comparison all come from that, rolled up per line. Only the callees
+    # and cells need the calls themselves again (distinct counts do not roll up).
+    daily = _daily(calls, cells, home_province, mid_latitude)
+    rolled = daily.group_by(["operator", "caller"]).agg(
+        calls_out=daily.n.sum(),
+        active_days=daily.count(),
+        other_operator_share=daily.other_operator.sum() / daily.n.sum(),
+        other_province_share=daily.other_province.sum() / daily.n.sum(),
+        mean_duration_s=daily.duration.sum() / daily.n.sum(),
+        short_share=daily.short.sum() / daily.n.sum(),
+        placed=daily.placed.sum(),
+        sum_x=daily.sum_x.sum(),
+        sum_y=daily.sum_y.sum(),
+        sum_x2=daily.sum_x2.sum(),
+        sum_y2=daily.sum_y2.sum(),
     )
-    x_km, y_km = located.x_km, located.y_km
-    outgoing = located.group_by(["operator", "caller"]).agg(
-        calls_out=located.count(),
-        active_days=located.day.nunique(),
-        callees=located.callee.nunique(),
-        other_operator_share=(
-            located.peer_operator.notnull() & (located.peer_operator != located.operator)
-        ).mean(),
-        other_province_share=(
-            located.peer_province.notnull() & (located.peer_province != home_province)
-        ).mean(),
-        mean_duration_s=located.duration_s.mean(),
-        short_share=(located.duration_s < SHORT_CALL_S).mean(),
-        cells=located.cell_id.nunique(),
-        mean_x=x_km.mean(),
-        mean_y=y_km.mean(),
-        mean_x2=(x_km * x_km).mean(),
-        mean_y2=(y_km * y_km).mean(),
+    reach = calls.group_by(["operator", "caller"]).agg(
+        callees=calls.callee.nunique(), cells=calls.cell_id.nunique()
+    )
+    outgoing = (
+        rolled.inner_join(reach, ["operator", "caller"])
+        .mutate(
+            mean_x=ibis._.sum_x / ibis._.placed,
+            mean_y=ibis._.sum_y / ibis._.placed,
+            mean_x2=ibis._.sum_x2 / ibis._.placed,
+            mean_y2=ibis._.sum_y2 / ibis._.placed,
+        )
+        .drop("placed", "sum_x", "sum_y", "sum_x2", "sum_y2")
     )
     incoming = calls.group_by(line=calls.callee).agg(calls_in=calls.count())
     texts = _sms_counts(sms)
     data_days = data.group_by(line=data.phone).agg(data_days=data.day.nunique())
     devices = _imei_lines(calls, gateway_tacs)
-    cohorts = _cohort_days(calls)
+    cohorts = _cohort_days(daily)
 
     joined = (
         outgoing.left_join(incoming, outgoing.caller == incoming.line)
@@ -166,13 +163,17 @@ def line_features(
 
 
 def _with_position(calls: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.Table:
-    """Calls with their serving cell's position in km on a local plane (null if unknown)."""
+    """Calls with their serving cell's position in km on a local plane (null if unknown).
+
+    The plane's origin is near the region, so the squares summed for the radius of
+    gyration stay small and their differences keep metre precision.
+    """
     scale = _KM_PER_DEGREE_LON_EQUATOR * math.cos(math.radians(mid_latitude))
     where = cells.select(
         cell_operator=cells.operator,
         cell_key=cells.cell_id,
-        x_km=cells.longitude * scale,
-        y_km=cells.latitude * _KM_PER_DEGREE_LAT,
+        x_km=(cells.longitude - _ORIGIN_LONGITUDE) * scale,
+        y_km=(cells.latitude - mid_latitude) * _KM_PER_DEGREE_LAT,
     )
     joined = calls.left_join(
         where, [calls.operator == where.cell_operator, calls.cell_id == where.cell_key]
@@ -205,18 +206,46 @@ def _imei_lines(calls: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
     )
 
 
-def _cohort_days(calls: ir.Table) -> ir.Table:
+def _daily(calls: ir.Table, cells: ir.Table, home_province: str, mid_latitude: float) -> ir.Table:
+    """Per line and day: calls, their sums (durations, shares, positions), first and last."""
+    located = _with_position(
+        calls.select(
+            "operator",
+            "caller",
+            "duration_s",
+            "cell_id",
+            day=calls.start_time.date(),
+            t=calls.start_time.epoch_seconds(),
+            other_operator=(
+                calls.peer_operator.notnull() & (calls.peer_operator != calls.operator)
+            ).cast("int64"),
+            other_province=(
+                calls.peer_province.notnull() & (calls.peer_province != home_province)
+            ).cast("int64"),
+        ),
+        cells,
+        mid_latitude,
+    )
+    x_km, y_km = located.x_km, located.y_km
+    return located.group_by(["operator", "caller", "day"]).agg(
+        n=located.count(),
+        duration=located.duration_s.sum(),
+        short=(located.duration_s < SHORT_CALL_S).cast("int64").sum(),
+        other_operator=located.other_operator.sum(),
+        other_province=located.other_province.sum(),
+        placed=x_km.count(),
+        sum_x=x_km.sum(),
+        sum_y=y_km.sum(),
+        sum_x2=(x_km * x_km).sum(),
+        sum_y2=(y_km * y_km).sum(),
+        first=located.t.min(),
+        last=located.t.max(),
+        cell=located.cell_id.min(),
+    )
+
+
+def _cohort_days(days: ir.Table) -> ir.Table:
     """Per line: days it switched on and off together with other lines at its cell."""
-    moments = calls.select(
-        "operator",
-        "caller",
-        "cell_id",
-        day=calls.start_time.date(),
-        t=calls.start_time.epoch_seconds(),
-    )
-    days = moments.group_by(["operator", "caller", "day"]).agg(
-        first=moments.t.min(), last=moments.t.max(), cell=moments.cell_id.min(), n=moments.count()
-    )
     busy = days.filter(days.n >= COHORT_MIN_CALLS)
     other = busy.select(
         o_operator=busy.operator,
