@@ -51,7 +51,6 @@ WORKFLOW = cases.Workflow(
 )
 #: What the police may record as done with a case.
 DISPOSALS = ("line_suspended", "device_seized", "domain_blocked", "no_action")
-RESULT_FILES = ("suspects", "cards", "outlets", "over_limit", "domains", "ring_nodes", "ring_edges")
 
 
 @dataclass
@@ -620,6 +619,3 @@ def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
             return ["no call records: fraud scan skipped"]
         summary = scan(session, settings=settings, principal=principal, period=periods[-1])
     return summary.lines_for_demo()
-
-
-__all__ = ["FEATURES", "RESULT_FILES", "ScanSummary", "scan"]

@@ -501,8 +501,8 @@ def _calls_table(
             "direction": np.full(n, "MO"),
             "cell_id": cell_ids[merged["cell"][order].astype(np.int64)],
             "imei": nullable(
-                np.where(pd_missing(imei), "", imei).astype(str),
-                ~pd_missing(imei) & (rng.random(n) < 0.95),
+                np.where(_is_none(imei), "", imei).astype(str),
+                ~_is_none(imei) & (rng.random(n) < 0.95),
             ),
             "peer_operator": merged["peer_operator"][order].astype(str),
             "peer_province": merged["peer_province"][order].astype(str),
@@ -510,7 +510,7 @@ def _calls_table(
     )
 
 
-def pd_missing(values: np.ndarray) -> np.ndarray:
+def _is_none(values: np.ndarray) -> np.ndarray:
     """Where an object array holds None."""
     return np.fromiter((v is None for v in values), dtype=bool, count=len(values))
 
