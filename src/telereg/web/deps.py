@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from telereg.api.deps import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, SessionDep, session_user
 from telereg.core.auth import principal_of
-from telereg.core.errors import AuthenticationError, CsrfError
+from telereg.core.errors import AuthenticationError, CsrfError, TeleregError
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 
@@ -77,3 +81,17 @@ async def _signed_in(principal: Annotated[Principal, Depends(page_principal)]) -
 
 _signed_in.permission = "authenticated"  # type: ignore[attr-defined]
 SignedIn = Annotated[Principal, Depends(_signed_in)]
+
+
+def form_step(session: Session, step: Callable[[], object], *, back: str, done: str) -> Response:
+    """Run a form's step in a savepoint; go to ``done``, or back to ``back`` with the error.
+
+    A refused step (a rule, a permission, a missing note) changes nothing and is shown
+    on the page the form came from.
+    """
+    try:
+        with session.begin_nested():
+            step()
+    except TeleregError as err:
+        return RedirectResponse(f"{back}?error={quote(str(err))}", status_code=303)
+    return RedirectResponse(done, status_code=303)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from telereg.api.deps import SessionDep
-from telereg.core.errors import TeleregError
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.web.deps import Csrf, require_page
+from telereg.web.deps import Csrf, form_step, require_page
 from telereg.web.templating import render
 
 router = APIRouter(prefix="/buildout", include_in_schema=False)
@@ -51,17 +49,17 @@ def move_obstacle(
     from telereg.cases.service import move
     from telereg.domains.buildout.obstacles import WORKFLOW
 
-    try:
-        with session.begin_nested():
-            move(
-                session,
-                principal=principal,
-                workflow=WORKFLOW,
-                case_id=case_id,
-                to=to,
-                note=note,
-                handler=handler,
-            )
-    except TeleregError as err:
-        return RedirectResponse(f"/buildout/obstacles?error={quote(str(err))}", status_code=303)
-    return RedirectResponse(f"/buildout/obstacles#case-{case_id}", status_code=303)
+    return form_step(
+        session,
+        lambda: move(
+            session,
+            principal=principal,
+            workflow=WORKFLOW,
+            case_id=case_id,
+            to=to,
+            note=note,
+            handler=handler,
+        ),
+        back="/buildout/obstacles",
+        done=f"/buildout/obstacles#case-{case_id}",
+    )

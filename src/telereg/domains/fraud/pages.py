@@ -18,7 +18,7 @@ from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import handover, service
-from telereg.web.deps import Csrf, require_page
+from telereg.web.deps import Csrf, form_step, require_page
 from telereg.web.templating import render
 
 router = APIRouter(prefix="/fraud", include_in_schema=False)
@@ -86,19 +86,19 @@ def move_case(
     to: Annotated[str, Form(max_length=16)],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    try:
-        with session.begin_nested():
-            move(
-                session,
-                principal=principal,
-                workflow=service.WORKFLOW,
-                case_id=case_id,
-                to=to,
-                note=note,
-            )
-    except TeleregError as err:
-        return RedirectResponse(f"/fraud/cases?error={quote(str(err))}", status_code=303)
-    return RedirectResponse(f"/fraud/cases#case-{case_id}", status_code=303)
+    return form_step(
+        session,
+        lambda: move(
+            session,
+            principal=principal,
+            workflow=service.WORKFLOW,
+            case_id=case_id,
+            to=to,
+            note=note,
+        ),
+        back="/fraud/cases",
+        done=f"/fraud/cases#case-{case_id}",
+    )
 
 
 @router.post("/handovers", dependencies=[Csrf])
@@ -158,11 +158,11 @@ def dispose_case(
     disposal: Annotated[str, Form(max_length=32)],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    try:
-        with session.begin_nested():
-            handover.record_disposal(
-                session, principal=principal, case_id=case_id, disposal=disposal, note=note
-            )
-    except TeleregError as err:
-        return RedirectResponse(f"/fraud/liaison?error={quote(str(err))}", status_code=303)
-    return RedirectResponse(f"/fraud/liaison#case-{case_id}", status_code=303)
+    return form_step(
+        session,
+        lambda: handover.record_disposal(
+            session, principal=principal, case_id=case_id, disposal=disposal, note=note
+        ),
+        back="/fraud/liaison",
+        done=f"/fraud/liaison#case-{case_id}",
+    )
