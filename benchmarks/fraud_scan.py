@@ -359,12 +359,13 @@ def _score(backend: Any) -> Result:
 
     (The learned scorer needs an earlier period's features and police feedback: not here.)
     """
+    from telereg.core.engine import to_frame
     from telereg.core.settings import Settings
     from telereg.domains.fraud.scoring import rule_scores, rule_suspects
 
     threshold = Settings.model_fields["fraud_rule_score_threshold"].default
     start = time.perf_counter()
-    frame = backend.table("features").to_pandas()
+    frame = to_frame(backend.table("features"))
     scored = rule_scores(frame, {})
     suspect = rule_suspects(scored, threshold)
     elapsed = time.perf_counter() - start

@@ -7,6 +7,8 @@ import threading
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from telereg.core.errors import EngineError
@@ -74,3 +76,20 @@ def read_parquet_files(backend: BaseBackend, paths: list[str]) -> ir.Table:
         return table
     parts = [backend.read_parquet(path) for path in paths]
     return parts[0] if len(parts) == 1 else ibis.union(*parts)
+
+
+def to_frame(expr: ir.Table) -> pd.DataFrame:
+    """Run ``expr`` into pandas with its text columns kept in Arrow.
+
+    Ibis's own ``to_pandas`` builds one Python object per string; for a table of
+    millions of pseudonymised numbers that costs most of the fetch, while Arrow-backed
+    strings arrive in a fraction of the time and behave the same in pandas.
+    """
+    table = expr.to_pyarrow()
+    frame: pd.DataFrame = table.to_pandas(
+        types_mapper={pa.string(): _ARROW_TEXT, pa.large_string(): _ARROW_TEXT}.get
+    )
+    return frame
+
+
+_ARROW_TEXT = pd.StringDtype("pyarrow")

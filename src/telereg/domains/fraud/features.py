@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 #: Calls shorter than this are "short": a victim hanging up, or a robocall.
@@ -35,6 +36,8 @@ COHORT_WINDOW_S = 300
 COHORT_MIN_CALLS = 5
 #: Other lines switching with it for the day to count as a cohort day.
 COHORT_MIN_PEERS = 2
+#: Active days are kept as bits of a 64-bit integer: exact within this many days.
+DAY_BITS = 63
 _KM_PER_DEGREE_LAT = 110.57
 _KM_PER_DEGREE_LON_EQUATOR = 111.32
 #: The local plane's origin: China's central meridian (distances do not depend on it).
@@ -79,44 +82,26 @@ def line_features(
     contracts (possibly empty); ``gateway_tacs``: a table with a ``tac``
     column. ``mid_latitude`` scales longitude to kilometres.
     """
-    # One pass groups the calls by line and day; activity, durations, shares, positions
-    # and the cohort comparison all come from that, rolled up per line. Only the callees
-    # and cells need the calls themselves again (distinct counts do not roll up).
-    daily = _daily(calls, cells, home_province, mid_latitude)
-    rolled = daily.group_by(["operator", "caller"]).agg(
-        calls_out=daily.n.sum(),
-        active_days=daily.count(),
-        other_operator_share=daily.other_operator.sum() / daily.n.sum(),
-        other_province_share=daily.other_province.sum() / daily.n.sum(),
-        mean_duration_s=daily.duration.sum() / daily.n.sum(),
-        short_share=daily.short.sum() / daily.n.sum(),
-        placed=daily.placed.sum(),
-        sum_x=daily.sum_x.sum(),
-        sum_y=daily.sum_y.sum(),
-        sum_x2=daily.sum_x2.sum(),
-        sum_y2=daily.sum_y2.sum(),
+    # Three groupings of the calls, each cheaper than a roll-up of a finer one: per line
+    # (activity, durations, shares, distinct callees, active days as a bit mask), per line
+    # and place (cells, positions and handsets: a line uses few), and per line and day for
+    # the busy days only (the cohort comparison).
+    # Each branch reads the calls itself: a derived table shared by several branches
+    # would be materialised whole.
+    outgoing = _outgoing(calls, home_province)
+    places = calls.group_by(["operator", "caller", "cell_id", "imei", "imei_tac"]).agg(
+        n=calls.count()
     )
-    reach = calls.group_by(["operator", "caller"]).agg(
-        callees=calls.callee.nunique(), cells=calls.cell_id.nunique()
-    )
-    outgoing = (
-        rolled.inner_join(reach, ["operator", "caller"])
-        .mutate(
-            mean_x=ibis._.sum_x / ibis._.placed,
-            mean_y=ibis._.sum_y / ibis._.placed,
-            mean_x2=ibis._.sum_x2 / ibis._.placed,
-            mean_y2=ibis._.sum_y2 / ibis._.placed,
-        )
-        .drop("placed", "sum_x", "sum_y", "sum_x2", "sum_y2")
-    )
+    where = _whereabouts(places, cells, mid_latitude)
     incoming = calls.group_by(line=calls.callee).agg(calls_in=calls.count())
     texts = _sms_counts(sms)
     data_days = data.group_by(line=data.phone).agg(data_days=data.day.nunique())
-    devices = _imei_lines(calls, gateway_tacs)
-    cohorts = _cohort_days(daily)
+    devices = _imei_lines(places, gateway_tacs)
+    cohorts = _cohort_days(calls)
 
     joined = (
-        outgoing.left_join(incoming, outgoing.caller == incoming.line)
+        outgoing.inner_join(where, ["operator", "caller"])
+        .left_join(incoming, outgoing.caller == incoming.line)
         .drop("line")
         .left_join(texts, outgoing.caller == texts.line)
         .drop("line")
@@ -138,20 +123,21 @@ def line_features(
         - joined.mean_y * joined.mean_y
     )
     calls_in = joined.calls_in.fill_null(0)
+    active_days = _bit_count(joined.day_mask)
     return joined.select(
         operator=joined.operator,
         line=joined.caller,
         calls_out=joined.calls_out,
-        active_days=joined.active_days,
-        calls_per_day=joined.calls_out / joined.active_days,
+        active_days=active_days,
+        calls_per_day=joined.calls_out / active_days,
         calls_in=calls_in,
         out_in_ratio=joined.calls_out / (calls_in + 1),
         callees=joined.callees,
         novelty=joined.callees / joined.calls_out,
-        other_operator_share=joined.other_operator_share,
-        other_province_share=joined.other_province_share,
-        mean_duration_s=joined.mean_duration_s,
-        short_share=joined.short_share,
+        other_operator_share=joined.other_operator / joined.calls_out,
+        other_province_share=joined.other_province / joined.calls_out,
+        mean_duration_s=joined.duration / joined.calls_out,
+        short_share=joined.short / joined.calls_out,
         cells=joined.cells,
         radius_km=ibis.greatest(variance, 0).sqrt().fill_null(0),
         sms=joined.sms.fill_null(0),
@@ -162,23 +148,72 @@ def line_features(
     )
 
 
-def _with_position(calls: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.Table:
-    """Calls with their serving cell's position in km on a local plane (null if unknown).
+@ibis.udf.agg.builtin(name="bit_or")
+def _bit_or(value: dt.int64) -> dt.int64:  # type: ignore[empty-body]
+    """Bitwise OR of the group's values (DuckDB and Spark both have ``bit_or``)."""
 
-    The plane's origin is near the region, so the squares summed for the radius of
-    gyration stay small and their differences keep metre precision.
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def _bit_count(value: dt.int64) -> dt.int64:  # type: ignore[empty-body]
+    """Set bits in an integer (DuckDB and Spark both have ``bit_count``)."""
+
+
+def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
+    """Per line: calls, the sums behind the shares, distinct callees, the days as a bit mask.
+
+    Day ``d`` (days since 1970) sets bit ``d % DAY_BITS``: exact for calls within any
+    ``DAY_BITS`` consecutive days, so for a month.
+    """
+    day = calls.start_time.epoch_seconds() // 86_400
+    day_bit = ibis.literal(1).cast("int64") << (day % DAY_BITS)
+    other_operator = calls.peer_operator.notnull() & (calls.peer_operator != calls.operator)
+    other_province = calls.peer_province.notnull() & (calls.peer_province != home_province)
+    return calls.group_by(["operator", "caller"]).agg(
+        calls_out=calls.count(),
+        day_mask=_bit_or(day_bit),
+        duration=calls.duration_s.sum(),
+        short=(calls.duration_s < SHORT_CALL_S).cast("int64").sum(),
+        other_operator=other_operator.cast("int64").sum(),
+        other_province=other_province.cast("int64").sum(),
+        callees=calls.callee.nunique(),
+    )
+
+
+def _whereabouts(places: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.Table:
+    """Per line: distinct cells, and the means behind the radius of gyration (weighted by calls).
+
+    Positions are in km on a local plane whose origin is near the region, so the squares
+    summed stay small and their differences keep metre precision.
     """
     scale = _KM_PER_DEGREE_LON_EQUATOR * math.cos(math.radians(mid_latitude))
-    where = cells.select(
+    position = cells.select(
         cell_operator=cells.operator,
         cell_key=cells.cell_id,
         x_km=(cells.longitude - _ORIGIN_LONGITUDE) * scale,
         y_km=(cells.latitude - mid_latitude) * _KM_PER_DEGREE_LAT,
     )
-    joined = calls.left_join(
-        where, [calls.operator == where.cell_operator, calls.cell_id == where.cell_key]
+    located = places.left_join(
+        position,
+        [places.operator == position.cell_operator, places.cell_id == position.cell_key],
     )
-    return joined.drop("cell_operator", "cell_key")
+    placed = located.x_km.notnull().ifelse(located.n, 0)
+    sums = located.group_by(["operator", "caller"]).agg(
+        cells=located.cell_id.nunique(),
+        placed=placed.sum(),
+        sum_x=(located.n * located.x_km).sum(),
+        sum_y=(located.n * located.y_km).sum(),
+        sum_x2=(located.n * located.x_km * located.x_km).sum(),
+        sum_y2=(located.n * located.y_km * located.y_km).sum(),
+    )
+    return sums.select(
+        "operator",
+        "caller",
+        "cells",
+        mean_x=sums.sum_x / sums.placed,
+        mean_y=sums.sum_y / sums.placed,
+        mean_x2=sums.sum_x2 / sums.placed,
+        mean_y2=sums.sum_y2 / sums.placed,
+    )
 
 
 def _sms_counts(sms: ir.Table) -> ir.Table:
@@ -186,11 +221,11 @@ def _sms_counts(sms: ir.Table) -> ir.Table:
     return ends.group_by("line").agg(sms=ends.count())
 
 
-def _imei_lines(calls: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
+def _imei_lines(places: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
     """Per line: the most lines any of its IMEIs carried, and whether one is a gateway model."""
     pairs = (
-        calls.filter(calls.imei.notnull())
-        .select("operator", line=calls.caller, imei=calls.imei, tac=calls.imei_tac)
+        places.filter(places.imei.notnull())
+        .select("operator", line=places.caller, imei=places.imei, tac=places.imei_tac)
         .distinct()
     )
     per_imei = pairs.group_by("imei").agg(imei_lines=pairs.line.nunique())
@@ -206,47 +241,23 @@ def _imei_lines(calls: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
     )
 
 
-def _daily(calls: ir.Table, cells: ir.Table, home_province: str, mid_latitude: float) -> ir.Table:
-    """Per line and day: calls, their sums (durations, shares, positions), first and last."""
-    located = _with_position(
-        calls.select(
-            "operator",
-            "caller",
-            "duration_s",
-            "cell_id",
-            day=calls.start_time.date(),
-            t=calls.start_time.epoch_seconds(),
-            other_operator=(
-                calls.peer_operator.notnull() & (calls.peer_operator != calls.operator)
-            ).cast("int64"),
-            other_province=(
-                calls.peer_province.notnull() & (calls.peer_province != home_province)
-            ).cast("int64"),
-        ),
-        cells,
-        mid_latitude,
-    )
-    x_km, y_km = located.x_km, located.y_km
-    return located.group_by(["operator", "caller", "day"]).agg(
-        n=located.count(),
-        duration=located.duration_s.sum(),
-        short=(located.duration_s < SHORT_CALL_S).cast("int64").sum(),
-        other_operator=located.other_operator.sum(),
-        other_province=located.other_province.sum(),
-        placed=x_km.count(),
-        sum_x=x_km.sum(),
-        sum_y=y_km.sum(),
-        sum_x2=(x_km * x_km).sum(),
-        sum_y2=(y_km * y_km).sum(),
-        first=located.t.min(),
-        last=located.t.max(),
-        cell=located.cell_id.min(),
-    )
+def _cohort_days(calls: ir.Table) -> ir.Table:
+    """Per line: days it switched on and off together with other lines at its cell.
 
-
-def _cohort_days(days: ir.Table) -> ir.Table:
-    """Per line: days it switched on and off together with other lines at its cell."""
-    busy = days.filter(days.n >= COHORT_MIN_CALLS)
+    Only busy line-days (``COHORT_MIN_CALLS`` calls or more) are compared: the first and
+    last call of the day, at the day's first cell.
+    """
+    # The filter is a HAVING of the grouping, so the few busy days are all that is kept
+    # for the self-join (not every line-day).
+    busy = (
+        calls.group_by(["operator", "caller", calls.start_time.date().name("day")])
+        .having(calls.count() >= COHORT_MIN_CALLS)
+        .agg(
+            first=calls.start_time.epoch_seconds().min(),
+            last=calls.start_time.epoch_seconds().max(),
+            cell=calls.cell_id.min(),
+        )
+    )
     other = busy.select(
         o_operator=busy.operator,
         o_line=busy.caller,

@@ -127,8 +127,7 @@ def _features(backend: Any, session: Session, settings: Settings, period: str) -
         home_province=settings.region_code,
         mid_latitude=lat,
     )
-    frame: pd.DataFrame = features.to_pandas()
-    return frame
+    return engine.to_frame(features)
 
 
 def _confirmed(backend: Any, session: Session, settings: Settings, before: str) -> set[str]:
