@@ -148,13 +148,13 @@ def line_features(
     )
 
 
-@ibis.udf.agg.builtin(name="bit_or")
-def _bit_or(value: dt.int64) -> dt.int64:  # type: ignore[empty-body]
+@ibis.udf.agg.builtin(name="bit_or")  # type: ignore[untyped-decorator]
+def _bit_or(value: dt.int64) -> dt.int64:
     """Bitwise OR of the group's values (DuckDB and Spark both have ``bit_or``)."""
 
 
-@ibis.udf.scalar.builtin(name="bit_count")
-def _bit_count(value: dt.int64) -> dt.int64:  # type: ignore[empty-body]
+@ibis.udf.scalar.builtin(name="bit_count")  # type: ignore[untyped-decorator]
+def _bit_count(value: dt.int64) -> dt.int64:
     """Set bits in an integer (DuckDB and Spark both have ``bit_count``)."""
 
 
