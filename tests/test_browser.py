@@ -254,7 +254,9 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         page.locator("#suspect-table tbody tr a").first.click()
         expect(page.locator("#feature-table tbody tr").first).to_be_visible()
         expect(page.locator("#by-day canvas").first).to_be_visible()
-        expect(page.locator("#score")).to_contain_text("cohort_days")
+        # rules are named in the page's language, not by their codes
+        expect(page.locator("#score")).to_contain_text("与其他号码同开同关天数")
+        expect(page.locator("#score")).not_to_contain_text("cohort_days")
 
         page.goto(f"{server.base_url}/fraud/cases?status=open")
         first = page.locator("#case-table tbody tr").first

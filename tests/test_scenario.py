@@ -155,7 +155,7 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
 
     from telereg.cases.service import move
     from telereg.core.audit import AuditEntry
-    from telereg.core.errors import NotFoundError, SignatureError
+    from telereg.core.errors import ConflictError, InputError, NotFoundError, SignatureError
     from telereg.core.permissions import Role
     from telereg.domains.fraud import handover
     from telereg.domains.fraud import service as fraud
@@ -166,9 +166,18 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
     health = principal_of_role(Role.LIAISON, agency_code="HEALTH")
     with session_scope(settings) as session:
         queue = fraud.case_queue(session, principal=ROOT, status="open")
-        case = next(c for c in queue if c.subject["type"] == "sim_box")
+        case, other = [c for c in queue if c.subject["type"] == "sim_box"][:2]
         case_id, token = case.id, case.subject["line"]
         assert fraud.case_queue(session, principal=police) == []
+        with pytest.raises(ConflictError, match="only cases in review"):
+            handover.export(
+                session,
+                settings=settings,
+                principal=ROOT,
+                case_ids=[case_id],
+                agency_code="POLICE-AF",
+                note="too early",
+            )
         move(
             session,
             principal=ROOT,
@@ -177,6 +186,18 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
             to="in_review",
             note="calls like a gateway",
         )
+        # One case not in review stops the whole hand-over: nothing moves, nothing is written.
+        with pytest.raises(ConflictError, match=f"case {other.id} is open"):
+            handover.export(
+                session,
+                settings=settings,
+                principal=ROOT,
+                case_ids=[case_id, other.id],
+                agency_code="POLICE-AF",
+                note="both",
+            )
+        assert fraud.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
+        assert not list((settings.data_dir / "handovers").rglob("*.zip"))
         made = handover.export(
             session,
             settings=settings,
@@ -213,6 +234,11 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         == made.path
     )
     with session_scope(settings) as session:
+        with pytest.raises(InputError, match="disposal must be one of"):
+            handover.record_disposal(
+                session, principal=police, case_id=case_id, disposal="burned", note="gone"
+            )
+        assert fraud.get_case(session, principal=police, case_id=case_id).status == "referred"
         done = handover.record_disposal(
             session,
             principal=police,

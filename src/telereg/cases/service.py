@@ -7,11 +7,12 @@ each step, timestamps, and an audit entry written with the change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from telereg.cases.models import Case, CaseStatus
@@ -35,6 +36,16 @@ class Workflow:
         return self.transitions.get(CaseStatus(status), ())
 
 
+@dataclass(frozen=True)
+class NewCase:
+    """A case to open: its reference (unique within a workflow), title and subject."""
+
+    reference: str
+    title: str
+    subject: dict[str, Any]
+    opened_at: datetime | None = None
+
+
 def open_case(
     session: Session,
     *,
@@ -54,26 +65,58 @@ def open_case(
     )
     if existing is not None:
         raise ConflictError(f"{workflow.kind} {reference} already has case {existing.id}")
-    when = opened_at or utcnow()
-    case = Case(
-        domain=workflow.domain,
-        kind=workflow.kind,
-        title=title[:300],
-        reference=reference,
-        subject=subject,
-        opened_by=principal.name,
-        opened_at=when,
-        updated_at=when,
-    )
-    session.add(case)
-    session.flush()
-    audit.record(
-        session,
-        actor=principal.name,
-        action=f"cases.{workflow.kind}.open",
-        objects=[f"case:{case.id}", f"{workflow.kind}:{reference}"],
-    )
+    (case,) = _add(session, principal, workflow, [NewCase(reference, title, subject, opened_at)])
     return case
+
+
+def open_cases(
+    session: Session, *, principal: Principal, workflow: Workflow, new: Sequence[NewCase]
+) -> list[Case]:
+    """Open a case for each of ``new`` whose reference has none yet, in one flush.
+
+    For analyses that raise many findings at once: a finding seen again (a re-run) keeps
+    its existing case, whatever state it is in.
+    """
+    principal.require(Permission.CASES_MANAGE)
+    known = set(
+        session.scalars(
+            select(Case.reference).where(Case.domain == workflow.domain, Case.kind == workflow.kind)
+        )
+    )
+    fresh: dict[str, NewCase] = {}
+    for item in new:
+        if item.reference not in known:
+            fresh.setdefault(item.reference, item)
+    return _add(session, principal, workflow, list(fresh.values()))
+
+
+def _add(
+    session: Session, principal: Principal, workflow: Workflow, new: list[NewCase]
+) -> list[Case]:
+    now = utcnow()
+    opened = [
+        Case(
+            domain=workflow.domain,
+            kind=workflow.kind,
+            title=item.title[:300],
+            reference=item.reference,
+            subject=item.subject,
+            opened_by=principal.name,
+            opened_at=item.opened_at or now,
+            updated_at=item.opened_at or now,
+        )
+        for item in new
+    ]
+    session.add_all(opened)
+    session.flush()
+    for case in opened:
+        audit.record(
+            session,
+            actor=principal.name,
+            action=f"cases.{workflow.kind}.open",
+            objects=[f"case:{case.id}", f"{workflow.kind}:{case.reference}"],
+        )
+    return opened
 
 
 def move(
@@ -142,11 +185,10 @@ def counts(
 ) -> list[tuple[str, str, int]]:
     """(group, status, number of cases), grouped by ``handler`` or a ``subject`` key."""
     principal.require(Permission.CASES_MANAGE)
-    rows = session.scalars(
-        select(Case).where(Case.domain == workflow.domain, Case.kind == workflow.kind)
+    group = Case.handler if by == "handler" else Case.subject[by].as_string()
+    rows = session.execute(
+        select(group, Case.status, func.count())
+        .where(Case.domain == workflow.domain, Case.kind == workflow.kind)
+        .group_by(group, Case.status)
     ).all()
-    tally: dict[tuple[str, str], int] = {}
-    for case in rows:
-        group = case.handler if by == "handler" else str(case.subject.get(by, ""))
-        tally[(group, case.status)] = tally.get((group, case.status), 0) + 1
-    return sorted((g, s, n) for (g, s), n in tally.items())
+    return sorted(("" if g is None else str(g), s, n) for g, s, n in rows)

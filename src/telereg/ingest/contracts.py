@@ -24,6 +24,16 @@ class ColumnType(StrEnum):
     GEOMETRY = "geometry"
 
 
+#: How the lake stores each contract type that is not text (the engine's type names).
+ENGINE_TYPES = {
+    ColumnType.INTEGER: "int64",
+    ColumnType.FLOAT: "float64",
+    ColumnType.BOOLEAN: "boolean",
+    ColumnType.DATE: "date",
+    ColumnType.TIMESTAMP: "timestamp",
+}
+
+
 class FileFormat(StrEnum):
     CSV = "csv"
     XLSX = "xlsx"
@@ -126,6 +136,16 @@ class Contract:
     @property
     def identifier_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.identifier is not None)
+
+    def lake_schema(self) -> dict[str, str]:
+        """Column name → engine type, as the lake stores the dataset (identifiers as tokens)."""
+        schema = {"source_row": "int64"}
+        for column in self.columns:
+            stored = "string" if column.identifier else ENGINE_TYPES.get(column.type, "string")
+            schema[column.name] = stored
+            if column.kept_prefix is not None:
+                schema[column.kept_prefix[0]] = "string"
+        return schema | {"operator": "string", "period": "string"}
 
     def header_map(self) -> dict[str, str]:
         """Accepted header spellings (normalised) → column name."""

@@ -20,18 +20,14 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
-from telereg.ingest.contracts import Column, ColumnType, Contract
+from telereg.ingest.contracts import ENGINE_TYPES, Column, ColumnType, Contract
 
 ROW = "__row"
 BAD = "__bad"
 _TRUE = ("true", "1", "yes", "y", "t", "是")
 _FALSE = ("false", "0", "no", "n", "f", "否")
-_CAST = {
-    ColumnType.INTEGER: "int64",
-    ColumnType.FLOAT: "float64",
-    ColumnType.DATE: "date",
-    ColumnType.TIMESTAMP: "timestamp",
-}
+#: Types converted by a cast (booleans are read from words instead).
+_CAST = {kind: name for kind, name in ENGINE_TYPES.items() if kind is not ColumnType.BOOLEAN}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from telereg.core import i18n
 from telereg.web.navigation import N_
 
 ROLE_NAMES = (N_("admin"), N_("analyst"), N_("operator"), N_("liaison"), N_("viewer"))
@@ -30,6 +31,40 @@ FRAUD_DISPOSALS = (
     N_("domain_blocked"),
     N_("no_action"),
 )
+#: Anti-fraud features, rules and card signals: code → the words shown for it.
+FRAUD_SIGNALS = {
+    "calls_out": N_("calls made"),
+    "active_days": N_("active days"),
+    "calls_per_day": N_("calls per active day"),
+    "calls_in": N_("calls received"),
+    "out_in_ratio": N_("calls made per call received"),
+    "callees": N_("distinct numbers called"),
+    "novelty": N_("share of calls to new numbers"),
+    "other_operator_share": N_("share to other operators"),
+    "other_province_share": N_("share to other provinces"),
+    "mean_duration_s": N_("mean call length (s)"),
+    "short_share": N_("share of calls under 30 s"),
+    "cells": N_("distinct cells"),
+    "radius_km": N_("radius of movement (km)"),
+    "static": N_("does not move"),
+    "sms": N_("text messages"),
+    "no_sms": N_("no text messages"),
+    "data_days": N_("days with mobile data"),
+    "no_data": N_("no mobile data"),
+    "imei_lines": N_("lines on the same handset"),
+    "gateway_tac": N_("gateway device model"),
+    "cohort_days": N_("days switching with other lines"),
+    "abnormal_calling": N_("abnormal calling"),
+    "away_from_day_one": N_("used away from its registration city from day one"),
+    "shared_handset": N_("handset shared with other identities"),
+}
+
+
+def translated_signals() -> dict[str, str]:
+    """:data:`FRAUD_SIGNALS` in the request's language, for pages that label them in script."""
+    return {code: i18n.gettext(words) for code, words in FRAUD_SIGNALS.items()}
+
+
 ERROR_TITLES = {
     400: N_("Bad request"),
     401: N_("Please sign in"),

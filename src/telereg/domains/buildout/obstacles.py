@@ -12,11 +12,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from telereg.cases import service as cases
-from telereg.cases.models import Case, CaseStatus
+from telereg.cases.models import CaseStatus
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.ingest import lake
@@ -44,34 +43,27 @@ def open_cases_from_reports(session: Session, *, settings: Settings, principal: 
         .to_arrow_table()
         .to_pylist()
     )
-    known = set(
-        session.scalars(
-            select(Case.reference).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
-        )
-    )
-    opened = 0
-    for report in reports:
-        if report["obstacle_id"] in known:
-            continue
-        reported: date = report["reported_date"]
-        cases.open_case(
-            session,
-            principal=principal,
-            workflow=WORKFLOW,
-            title=f"{report['site_id']} · {report['description']}",
+    new = [
+        cases.NewCase(
             reference=str(report["obstacle_id"]),
+            title=f"{report['site_id']} · {report['description']}",
             subject={
                 "site_id": report["site_id"],
                 "operator": report["operator"],
                 "county_code": report["county_code"],
                 "kind": report["kind"],
                 "department": report["department"],
-                "reported_date": reported.isoformat(),
+                "reported_date": report["reported_date"].isoformat(),
             },
-            opened_at=datetime(reported.year, reported.month, reported.day, tzinfo=UTC),
+            opened_at=_midnight(report["reported_date"]),
         )
-        opened += 1
-    return opened
+        for report in reports
+    ]
+    return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=new))
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def obstacle_board(

@@ -20,6 +20,7 @@ from telereg.core.principal import Principal
 from telereg.domains.fraud import handover, service
 from telereg.web.deps import Csrf, form_step, require_page
 from telereg.web.templating import render
+from telereg.web.terms import translated_signals
 
 router = APIRouter(prefix="/fraud", include_in_schema=False)
 
@@ -35,7 +36,11 @@ def dashboard(
     return render(
         request,
         "fraud/dashboard.html",
-        {"period": period, "periods": service.scanned_periods(settings)},
+        {
+            "period": period,
+            "periods": service.scanned_periods(settings),
+            "signals": translated_signals(),
+        },
     )
 
 
@@ -47,7 +52,11 @@ def line_page(
     period: str = "",
 ) -> Response:
     service.visible_operator(principal)
-    return render(request, "fraud/line.html", {"line": line, "period": period})
+    return render(
+        request,
+        "fraud/line.html",
+        {"line": line, "period": period, "signals": translated_signals()},
+    )
 
 
 @router.get("/cases", response_class=HTMLResponse)

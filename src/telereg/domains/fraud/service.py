@@ -94,11 +94,7 @@ def _table(backend: Any, files: list[str], dataset: str) -> ir.Table:
     if files:
         return engine.read_parquet_files(backend, files)
     contract = next(c for c in CONTRACTS if c.name == dataset)
-    types = {"integer": "int64", "float": "float64", "date": "date", "timestamp": "timestamp"}
-    schema = {c.name: types.get(c.type.value, "string") for c in contract.columns}
-    schema |= {"operator": "string", "period": "string"}
-    if dataset == "voice_cdr":
-        schema["imei_tac"] = "string"
+    schema = contract.lake_schema()
     return ibis.memtable(
         pd.DataFrame({k: pd.Series(dtype="object") for k in schema}), schema=schema
     )
@@ -346,13 +342,8 @@ def _open_cases(
     cards: pd.DataFrame,
     domains: pd.DataFrame,
 ) -> int:
-    known = set(
-        session.scalars(
-            select(Case.reference).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
-        )
-    )
-    items: list[tuple[str, str, dict[str, Any]]] = [
-        (
+    items = [
+        cases.NewCase(
             f"sim_box:{row.line}",
             f"SIM box suspect {row.operator} · score {row.rule_score:g}",
             {
@@ -367,7 +358,7 @@ def _open_cases(
         for row in suspects.itertuples(index=False)
     ]
     items += [
-        (
+        cases.NewCase(
             f"card:{row.line}",
             f"Card-breaking risk {row.operator} · outlet {row.outlet_id}",
             {
@@ -383,7 +374,7 @@ def _open_cases(
     ]
     if len(domains):
         items += [
-            (
+            cases.NewCase(
                 f"domain:{row.domain}",
                 f"Fraud domain {row.domain}",
                 {
@@ -396,20 +387,7 @@ def _open_cases(
             )
             for row in domains[domains["level"] == "high"].itertuples(index=False)
         ]
-    opened = 0
-    for reference, title, subject in items:
-        if reference in known:
-            continue
-        cases.open_case(
-            session,
-            principal=principal,
-            workflow=WORKFLOW,
-            title=title,
-            reference=reference,
-            subject=subject,
-        )
-        opened += 1
-    return opened
+    return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=items))
 
 
 def case_queue(session: Session, *, principal: Principal, status: str | None = None) -> list[Case]:
