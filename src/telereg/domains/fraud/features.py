@@ -93,17 +93,14 @@ def line_features(
         n=calls.count()
     )
     where = _whereabouts(places, cells, mid_latitude)
-    incoming = calls.group_by(line=calls.callee).agg(calls_in=calls.count())
-    texts = _sms_counts(sms)
+    contacts = _contacts(calls, sms)
     data_days = data.group_by(line=data.phone).agg(data_days=data.day.nunique())
     devices = _imei_lines(places, gateway_tacs)
     cohorts = _cohort_days(calls)
 
     joined = (
         outgoing.inner_join(where, ["operator", "caller"])
-        .left_join(incoming, outgoing.caller == incoming.line)
-        .drop("line")
-        .left_join(texts, outgoing.caller == texts.line)
+        .left_join(contacts, outgoing.caller == contacts.line)
         .drop("line")
         .left_join(data_days, outgoing.caller == data_days.line)
         .drop("line")
@@ -216,9 +213,16 @@ def _whereabouts(places: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.T
     )
 
 
-def _sms_counts(sms: ir.Table) -> ir.Table:
-    ends = sms.select(line=sms.sender).union(sms.select(line=sms.receiver), distinct=False)
-    return ends.group_by("line").agg(sms=ends.count())
+def _contacts(calls: ir.Table, sms: ir.Table) -> ir.Table:
+    """Per number: calls received, and text messages sent or received (one grouping)."""
+    one, none = ibis.literal(1, "int64"), ibis.literal(0, "int64")
+    ends = ibis.union(
+        calls.select(line=calls.callee, call=one, text=none),
+        sms.select(line=sms.sender, call=none, text=one),
+        sms.select(line=sms.receiver, call=none, text=one),
+        distinct=False,
+    )
+    return ends.group_by("line").agg(calls_in=ends.call.sum(), sms=ends.text.sum())
 
 
 def _imei_lines(places: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
