@@ -82,20 +82,19 @@ def line_features(
     contracts (possibly empty); ``gateway_tacs``: a table with a ``tac``
     column. ``mid_latitude`` scales longitude to kilometres.
     """
-    # Three groupings of the calls, each cheaper than a roll-up of a finer one: per line
+    # Groupings of the calls, each cheaper than a roll-up of a finer one: per line
     # (activity, durations, shares, distinct callees, active days as a bit mask), per line
-    # and place (cells, positions and handsets: a line uses few), and per line and day for
-    # the busy days only (the cohort comparison).
+    # and cell (cells and positions), per line and handset, and per line and day for the
+    # busy days only (the cohort comparison).
     # Each branch reads the calls itself: a derived table shared by several branches
     # would be materialised whole.
     outgoing = _outgoing(calls, home_province)
-    places = calls.group_by(["operator", "caller", "cell_id", "imei", "imei_tac"]).agg(
-        n=calls.count()
-    )
+    # (one row per line and cell, so counting the rows with a cell counts distinct cells)
+    places = calls.group_by(["operator", "caller", "cell_id"]).agg(n=calls.count())
     where = _whereabouts(places, cells, mid_latitude)
     contacts = _contacts(calls, sms)
     data_days = data.group_by(line=data.phone).agg(data_days=data.day.nunique())
-    devices = _imei_lines(places, gateway_tacs)
+    devices = _imei_lines(calls, gateway_tacs)
     cohorts = _cohort_days(calls)
 
     joined = (
@@ -195,7 +194,7 @@ def _whereabouts(places: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.T
     )
     placed = located.x_km.notnull().ifelse(located.n, 0)
     sums = located.group_by(["operator", "caller"]).agg(
-        cells=located.cell_id.nunique(),
+        cells=located.cell_id.count(),
         placed=placed.sum(),
         sum_x=(located.n * located.x_km).sum(),
         sum_y=(located.n * located.y_km).sum(),
@@ -225,11 +224,11 @@ def _contacts(calls: ir.Table, sms: ir.Table) -> ir.Table:
     return ends.group_by("line").agg(calls_in=ends.call.sum(), sms=ends.text.sum())
 
 
-def _imei_lines(places: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
+def _imei_lines(calls: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
     """Per line: the most lines any of its IMEIs carried, and whether one is a gateway model."""
     pairs = (
-        places.filter(places.imei.notnull())
-        .select("operator", line=places.caller, imei=places.imei, tac=places.imei_tac)
+        calls.filter(calls.imei.notnull())
+        .select("operator", line=calls.caller, imei=calls.imei, tac=calls.imei_tac)
         .distinct()
     )
     per_imei = pairs.group_by("imei").agg(imei_lines=pairs.line.nunique())
