@@ -257,6 +257,9 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         # rules are named in the page's language, not by their codes
         expect(page.locator("#score")).to_contain_text("与其他号码同开同关天数")
         expect(page.locator("#score")).not_to_contain_text("cohort_days")
+        # a rule met marks the feature it looks at: "no text messages" marks the SMS count
+        expect(page.locator("#score")).to_contain_text("无短信")
+        expect(page.locator("#feature-table tr.flagged", has_text="短信条数")).to_be_visible()
 
         page.goto(f"{server.base_url}/fraud/cases?status=open")
         first = page.locator("#case-table tbody tr").first

@@ -476,13 +476,16 @@ def line_detail(
     linked = edges[(edges["a"] == line) | (edges["b"] == line)]
     neighbours = set(linked["a"]) | set(linked["b"]) | {line}
     features = {k: _plain(row[k]) for k in FEATURES if k in row and pd.notna(row[k])}
+    rules = _texts(row["rules"])
     return {
         "period": period,
         "line": line,
         "kind": row["kind"],
         "operator": row["operator"],
         "score": float(row["rule_score"]),
-        "rules": _texts(row["rules"]),
+        "rules": rules,
+        # the features the rules met look at ("static" looks at radius_km …)
+        "flagged": sorted({rule.feature for rule in scoring.RULES if rule.name in rules}),
         "probability": _plain(row.get("probability")),
         "explanation": _texts(row.get("explanation")),
         "features": features,
