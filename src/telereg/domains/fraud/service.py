@@ -123,7 +123,9 @@ def _features(backend: Any, session: Session, settings: Settings, period: str) -
         home_province=settings.region_code,
         mid_latitude=lat,
     )
-    return engine.to_frame(features)
+    # A fixed order: the engine returns groups in any order, and the model's folds and
+    # hence its calibration follow the order of its training rows.
+    return engine.to_frame(features.order_by(["operator", "line"]))
 
 
 def _confirmed(backend: Any, session: Session, settings: Settings, before: str) -> set[str]:
