@@ -171,3 +171,18 @@ def test_build_out_pages_in_english(settings) -> None:
     html = client.get("/api/v1/buildout/report?region=140000&period=2021-11&format=html&lang=en")
     assert "Key figures" in html.text
     assert "主要指标" not in html.text
+
+
+def test_cases_opened_in_a_batch_once_per_reference_and_counted(session) -> None:
+    from telereg.cases.service import NewCase, counts, open_cases
+
+    new = [
+        NewCase("OB-1", "first", {"kind": "power"}),
+        NewCase("OB-1", "the same obstacle again", {"kind": "land"}),
+        NewCase("OB-2", "second", {"kind": "power"}),
+    ]
+    opened = open_cases(session, principal=ROOT, workflow=WORKFLOW, new=new)
+    assert [(c.reference, c.title) for c in opened] == [("OB-1", "first"), ("OB-2", "second")]
+    assert open_cases(session, principal=ROOT, workflow=WORKFLOW, new=new) == []
+    by_kind = counts(session, principal=ROOT, workflow=WORKFLOW, by="kind")
+    assert by_kind == [("power", "open", 2)]

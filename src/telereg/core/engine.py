@@ -78,6 +78,10 @@ def read_parquet_files(backend: BaseBackend, paths: list[str]) -> ir.Table:
     return parts[0] if len(parts) == 1 else ibis.union(*parts)
 
 
+#: How text columns arrive in pandas from :func:`to_frame`.
+_ARROW_TEXT = pd.StringDtype("pyarrow")
+
+
 def to_frame(expr: ir.Table) -> pd.DataFrame:
     """Run ``expr`` into pandas with its text columns kept in Arrow.
 
@@ -90,6 +94,3 @@ def to_frame(expr: ir.Table) -> pd.DataFrame:
         types_mapper={pa.string(): _ARROW_TEXT, pa.large_string(): _ARROW_TEXT}.get
     )
     return frame
-
-
-_ARROW_TEXT = pd.StringDtype("pyarrow")
