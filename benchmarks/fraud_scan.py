@@ -329,7 +329,7 @@ def step_telereg(workdir: Path, paths: dict[str, list[str]], profile: str | None
         backend.raw_sql("PRAGMA enable_profiling = 'json'")
         backend.raw_sql(f"PRAGMA profiling_output = '{profile}'")
     start = time.perf_counter()
-    expr = line_features(
+    with line_features(
         read_parquet_files(backend, paths["voice_cdr"]),
         read_parquet_files(backend, paths["cells"]),
         read_parquet_files(backend, paths["sms"]),
@@ -337,9 +337,10 @@ def step_telereg(workdir: Path, paths: dict[str, list[str]], profile: str | None
         read_parquet_files(backend, paths["gateway_tacs"]),
         home_province=HOME_PROVINCE,
         mid_latitude=MID_LATITUDE,
-    )
-    built = time.perf_counter() - start
-    backend.create_table("features", expr, temp=True)
+    ) as expr:
+        # (entering the context runs the two groupings it computes beforehand)
+        computed = time.perf_counter() - start
+        backend.create_table("features", expr, temp=True)
     elapsed = time.perf_counter() - start
     if profile:
         backend.raw_sql("PRAGMA disable_profiling")
@@ -348,7 +349,7 @@ def step_telereg(workdir: Path, paths: dict[str, list[str]], profile: str | None
     row = cur.fetchone()
     return {
         "seconds": elapsed,
-        "build_seconds": built,
+        "computed_seconds": computed,
         "checks": dict(zip(names, row, strict=True)),
         **_score(backend),
     }
@@ -756,6 +757,7 @@ def _report_scan(r: Result) -> None:
     )
     _line("telereg line_features, s", seconds(tele))
     if "error" not in tele:
+        _line("(of which the groupings computed first, s)", f"{tele['computed_seconds']:.2f}")
         _line("telereg rule scores (to pandas, score), s", f"{tele['score_seconds']:.2f}")
     if bare is None or "error" in tele:
         _line("ratio to the faster bare pass", "—", "≤ 3×", "MISSED" if bare else "")

@@ -93,8 +93,10 @@ def _features() -> pd.DataFrame:
         {"phone": ["P"], "day": [date(2021, 11, 1)]}, schema={"phone": "string", "day": "date"}
     )
     tacs = ibis.memtable({"tac": ["86201803"]})
-    expr = line_features(calls, cells, sms, data, tacs, home_province="140000", mid_latitude=37.0)
-    frame: pd.DataFrame = ibis.duckdb.connect().execute(expr)
+    with line_features(
+        calls, cells, sms, data, tacs, home_province="140000", mid_latitude=37.0
+    ) as expr:
+        frame: pd.DataFrame = expr.to_pandas()
     return frame.set_index("line")
 
 

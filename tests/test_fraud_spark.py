@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 from pathlib import Path
 
@@ -50,12 +51,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def _both(expression_of, files: dict[str, str]) -> list[pd.DataFrame]:
+    """The result on each engine; ``expression_of`` gives an expression or a context of one."""
     pytest.importorskip("pyspark", reason="the spark extra is not installed")
     results = []
     for engine in ("duckdb", "pyspark"):
         backend = connect(load_settings(engine=engine, spark_master="local[2]"))
         tables = {name: read_parquet_files(backend, [path]) for name, path in files.items()}
-        frame = backend.execute(expression_of(tables)).reset_index(drop=True)
+        made = expression_of(tables)
+        context = made if hasattr(made, "__enter__") else contextlib.nullcontext(made)
+        with context as expr:
+            frame = backend.execute(expr).reset_index(drop=True)
         results.append(frame.sort_values(["operator", "line"]).reset_index(drop=True))
     return results
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ibis
 import ibis.expr.types as ir
@@ -76,6 +79,29 @@ def read_parquet_files(backend: BaseBackend, paths: list[str]) -> ir.Table:
         return table
     parts = [backend.read_parquet(path) for path in paths]
     return parts[0] if len(parts) == 1 else ibis.union(*parts)
+
+
+@contextmanager
+def computed(expr: ir.Table) -> Iterator[ir.Table]:
+    """``expr`` computed once, kept by its backend while the context lasts.
+
+    For a grouping that several branches of a query read: left inside the query,
+    DuckDB materialises it alongside the other branches' hash tables. DuckDB keeps
+    it as a temporary table, dropped at the end (in SQL: Ibis's ``drop_table``, and so
+    its ``cache``, renders an empty statement with this sqlglot), Spark as a cached
+    DataFrame, unpersisted at the end.
+    """
+    backend = ibis.get_backend(expr)
+    if backend.name == "pyspark":
+        with expr.cache() as cached:
+            yield cached
+        return
+    name = f"telereg_computed_{uuid.uuid4().hex}"
+    table = backend.create_table(name, expr, temp=True)
+    try:
+        yield table
+    finally:
+        backend.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
 
 
 #: How text columns arrive in pandas from :func:`to_frame`.

@@ -23,10 +23,14 @@ DuckDB over local Parquet and on Spark. A *line* is an operator's number
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+
+from telereg.core import engine
 
 #: Calls shorter than this are "short": a victim hanging up, or a robocall.
 SHORT_CALL_S = 30
@@ -65,6 +69,7 @@ FEATURES = (
 )
 
 
+@contextmanager
 def line_features(
     calls: ir.Table,
     cells: ir.Table,
@@ -74,28 +79,44 @@ def line_features(
     *,
     home_province: str,
     mid_latitude: float,
-) -> ir.Table:
+) -> Iterator[ir.Table]:
     """One row per (operator, line) that made a call: the features above.
 
     ``calls``: the ``voice_cdr`` contract plus ``operator``; ``cells``: the
     ``cells`` contract plus ``operator``; ``sms`` and ``data``: their
     contracts (possibly empty); ``gateway_tacs``: a table with a ``tac``
     column. ``mid_latitude`` scales longitude to kilometres.
+
+    A context manager: entering it runs the two groupings of the calls that
+    several features read (per line; per line, cell and handset) and keeps them
+    as temporary tables of the calls' backend until the context ends; the
+    table it gives is an expression over them, to be run inside the context.
     """
-    # Groupings of the calls, each cheaper than a roll-up of a finer one: per line
-    # (activity, durations, shares, distinct callees, active days as a bit mask), per line
-    # and cell (cells and positions), per line and handset, and per line and day for the
-    # busy days only (the cohort comparison).
-    # Each branch reads the calls itself: a derived table shared by several branches
-    # would be materialised whole.
-    outgoing = _outgoing(calls, home_province)
-    # (one row per line and cell, so counting the rows with a cell counts distinct cells)
-    places = calls.group_by(["operator", "caller", "cell_id"]).agg(n=calls.count())
+    # Each grouping reads the calls itself, and a grouping read by several branches is
+    # computed beforehand: inside one query, the engine materialises a shared derived
+    # table alongside the other branches' hash tables, and they compete for memory.
+    with (
+        engine.computed(_outgoing(calls, home_province)) as outgoing,
+        engine.computed(_places(calls)) as places,
+    ):
+        yield _assemble(calls, cells, sms, data, gateway_tacs, outgoing, places, mid_latitude)
+
+
+def _assemble(
+    calls: ir.Table,
+    cells: ir.Table,
+    sms: ir.Table,
+    data: ir.Table,
+    gateway_tacs: ir.Table,
+    outgoing: ir.Table,
+    places: ir.Table,
+    mid_latitude: float,
+) -> ir.Table:
     where = _whereabouts(places, cells, mid_latitude)
-    contacts = _contacts(calls, sms)
+    contacts = _contacts(calls, sms, outgoing)
     data_days = data.group_by(line=data.phone).agg(data_days=data.day.nunique())
-    devices = _imei_lines(calls, gateway_tacs)
-    cohorts = _cohort_days(calls)
+    devices = _imei_lines(places, gateway_tacs)
+    cohorts = _cohort_days(calls, outgoing)
 
     joined = (
         outgoing.inner_join(where, ["operator", "caller"])
@@ -175,6 +196,12 @@ def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
     )
 
 
+def _places(calls: ir.Table) -> ir.Table:
+    """Calls per line, cell and handset: where a line was, and in what."""
+    keys = ["operator", "caller", "cell_id", "imei", "imei_tac"]
+    return calls.group_by(keys).agg(n=calls.count())
+
+
 def _whereabouts(places: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.Table:
     """Per line: distinct cells, and the means behind the radius of gyration (weighted by calls).
 
@@ -188,9 +215,11 @@ def _whereabouts(places: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.T
         x_km=(cells.longitude - _ORIGIN_LONGITUDE) * scale,
         y_km=(cells.latitude - mid_latitude) * _KM_PER_DEGREE_LAT,
     )
-    located = places.left_join(
+    # One row per line and cell, so counting the rows with a cell counts distinct cells.
+    visited = places.group_by(["operator", "caller", "cell_id"]).agg(n=places.n.sum())
+    located = visited.left_join(
         position,
-        [places.operator == position.cell_operator, places.cell_id == position.cell_key],
+        [visited.operator == position.cell_operator, visited.cell_id == position.cell_key],
     )
     placed = located.x_km.notnull().ifelse(located.n, 0)
     sums = located.group_by(["operator", "caller"]).agg(
@@ -212,8 +241,12 @@ def _whereabouts(places: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.T
     )
 
 
-def _contacts(calls: ir.Table, sms: ir.Table) -> ir.Table:
-    """Per number: calls received, and text messages sent or received (one grouping)."""
+def _contacts(calls: ir.Table, sms: ir.Table, outgoing: ir.Table) -> ir.Table:
+    """Per line of ``outgoing``: calls received, and text messages sent or received.
+
+    One grouping, of the ends that are such lines: most callees are other operators'
+    or other provinces' numbers, which would otherwise each take a group.
+    """
     one, none = ibis.literal(1, "int64"), ibis.literal(0, "int64")
     ends = ibis.union(
         calls.select(line=calls.callee, call=one, text=none),
@@ -221,14 +254,16 @@ def _contacts(calls: ir.Table, sms: ir.Table) -> ir.Table:
         sms.select(line=sms.receiver, call=none, text=one),
         distinct=False,
     )
-    return ends.group_by("line").agg(calls_in=ends.call.sum(), sms=ends.text.sum())
+    lines = outgoing.select(known=outgoing.caller).distinct()
+    mine = ends.semi_join(lines, ends.line == lines.known)
+    return mine.group_by("line").agg(calls_in=mine.call.sum(), sms=mine.text.sum())
 
 
-def _imei_lines(calls: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
+def _imei_lines(places: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
     """Per line: the most lines any of its IMEIs carried, and whether one is a gateway model."""
     pairs = (
-        calls.filter(calls.imei.notnull())
-        .select("operator", line=calls.caller, imei=calls.imei, tac=calls.imei_tac)
+        places.filter(places.imei.notnull())
+        .select("operator", line=places.caller, imei=places.imei, tac=places.imei_tac)
         .distinct()
     )
     per_imei = pairs.group_by("imei").agg(imei_lines=pairs.line.nunique())
@@ -244,21 +279,34 @@ def _imei_lines(calls: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
     )
 
 
-def _cohort_days(calls: ir.Table) -> ir.Table:
+def _cohort_days(calls: ir.Table, outgoing: ir.Table) -> ir.Table:
     """Per line: days it switched on and off together with other lines at its cell.
 
     Only busy line-days (``COHORT_MIN_CALLS`` calls or more) are compared: the first and
-    last call of the day, at the day's first cell.
+    last call of the day, at the day's first cell. ``outgoing`` is :func:`_outgoing`.
     """
+    # A line has a busy day only if its calls cover its other active days with one call
+    # each and still leave COHORT_MIN_CALLS for that day. The test is exact (a
+    # necessary condition; the HAVING below decides) and cheap, and it leaves out most
+    # lines, whose few calls are spread over the month, before the line-day grouping.
+    # (Should the days' bits wrap, active days are undercounted: more lines pass, none
+    # is lost.)
+    spare = outgoing.calls_out - _bit_count(outgoing.day_mask)
+    candidates = outgoing.filter(spare >= COHORT_MIN_CALLS - 1).select(
+        c_operator=outgoing.operator, c_line=outgoing.caller
+    )
+    active = calls.semi_join(
+        candidates, [calls.operator == candidates.c_operator, calls.caller == candidates.c_line]
+    )
     # The filter is a HAVING of the grouping, so the few busy days are all that is kept
     # for the self-join (not every line-day).
     busy = (
-        calls.group_by(["operator", "caller", calls.start_time.date().name("day")])
-        .having(calls.count() >= COHORT_MIN_CALLS)
+        active.group_by(["operator", "caller", active.start_time.date().name("day")])
+        .having(active.count() >= COHORT_MIN_CALLS)
         .agg(
-            first=calls.start_time.epoch_seconds().min(),
-            last=calls.start_time.epoch_seconds().max(),
-            cell=calls.cell_id.min(),
+            first=active.start_time.epoch_seconds().min(),
+            last=active.start_time.epoch_seconds().max(),
+            cell=active.cell_id.min(),
         )
     )
     other = busy.select(

@@ -114,7 +114,7 @@ def _features(backend: Any, session: Session, settings: Settings, period: str) -
     regions = load_regions(settings.region_code)
     lat = regions.province.geometry.centroid.y
     tacs = ibis.memtable({"tac": [t.tac for t in gateway_tacs(settings.fraud_gateway_tacs_file)]})
-    features = line_features(
+    with line_features(
         _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr"),
         _table(backend, _files(session, settings, "cells", None), "cells"),
         _table(backend, _files(session, settings, "sms", period), "sms"),
@@ -122,10 +122,10 @@ def _features(backend: Any, session: Session, settings: Settings, period: str) -
         tacs,
         home_province=settings.region_code,
         mid_latitude=lat,
-    )
-    # A fixed order: the engine returns groups in any order, and the model's folds and
-    # hence its calibration follow the order of its training rows.
-    return engine.to_frame(features.order_by(["operator", "line"]))
+    ) as features:
+        # A fixed order: the engine returns groups in any order, and the model's folds and
+        # hence its calibration follow the order of its training rows.
+        return engine.to_frame(features.order_by(["operator", "line"]))
 
 
 def _confirmed(backend: Any, session: Session, settings: Settings, before: str) -> set[str]:
