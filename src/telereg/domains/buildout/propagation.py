@@ -32,6 +32,7 @@ from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -153,13 +154,21 @@ def coverage_range_km(
     eirp = np.asarray(eirp_dbm, dtype=float)
     heights = np.asarray(antenna_height_m, dtype=float)
     gains = np.broadcast_to(np.asarray(gain_db, dtype=float), eirp.shape)
-    out = np.empty(len(eirp))
-    cache: dict[tuple[str, float, Environment], tuple[float, float]] = {}
-    for i, (name, height, env) in enumerate(zip(band, heights, environment, strict=True)):
-        key = (str(name), float(height), env)
-        if key not in cache:
-            cache[key] = loss_coefficients(BANDS[str(name)].centre_mhz, float(height), env)
-        a, b = cache[key]
-        budget = eirp[i] - 10.0 * np.log10(BANDS[str(name)].subcarriers) + gains[i]
-        out[i] = 10.0 ** ((budget - threshold_dbm - margin_db - a) / b)
+    if not (len(band) == len(heights) == len(environment) == len(eirp)):
+        raise ValueError("eirp_dbm, band, antenna_height_m and environment differ in length")
+    # The loss coefficients depend on the band, the height and the environment only, of
+    # which a region has few combinations: one evaluation each, then array arithmetic.
+    sites = pd.MultiIndex.from_arrays(
+        [np.asarray(band, dtype=str), heights, np.asarray(environment, dtype=str)]
+    )
+    combination, combinations = sites.factorize()
+    coefficients = np.array(
+        [loss_coefficients(BANDS[n].centre_mhz, h, Environment(e)) for n, h, e in combinations]
+        or [(0.0, 1.0)]
+    )
+    a, b = coefficients[combination, 0], coefficients[combination, 1]
+    per_band = {name: spec.subcarriers for name, spec in BANDS.items()}
+    subcarriers = sites.get_level_values(0).map(per_band).to_numpy(dtype=float)
+    budget = eirp - 10.0 * np.log10(subcarriers) + gains
+    out: FloatArray = 10.0 ** ((budget - threshold_dbm - margin_db - a) / b)
     return out
