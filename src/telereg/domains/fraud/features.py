@@ -254,7 +254,7 @@ def _contacts(calls: ir.Table, sms: ir.Table, outgoing: ir.Table) -> ir.Table:
         sms.select(line=sms.receiver, call=none, text=one),
         distinct=False,
     )
-    lines = outgoing.select(known=outgoing.caller).distinct()
+    lines = outgoing.select(known=outgoing.caller)  # (a semi-join keeps each end once)
     mine = ends.semi_join(lines, ends.line == lines.known)
     return mine.group_by("line").agg(calls_in=mine.call.sum(), sms=mine.text.sum())
 
