@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from ibis import _
 
+from telereg.core import engine
 from telereg.core.engine import connect
 from telereg.core.settings import Settings, load_settings
 
@@ -74,3 +75,23 @@ def test_spark_gives_the_same_answer(tmp_path: Path) -> None:
         tmp_path,
     )
     pd.testing.assert_frame_equal(duck, spark, check_dtype=False)
+
+
+def test_a_computed_table_is_kept_for_the_context_and_dropped_after(tmp_path: Path) -> None:
+    backend = connect(load_settings(data_dir=tmp_path / "var"))
+    calls_path, _cells = _write_calls(tmp_path)
+    calls = backend.read_parquet(calls_path)
+    per_line = calls.group_by("caller").agg(n=calls.count())
+
+    def kept() -> int:
+        sql = "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'telereg_computed_%'"
+        return int(backend.raw_sql(sql).fetchone()[0])
+
+    with engine.computed(per_line) as table:
+        assert kept() == 1
+        counts = dict(table.execute()[["caller", "n"]].itertuples(index=False))
+        assert counts == {"a": 3, "b": 2, "c": 4, "d": 1}
+    assert kept() == 0
+    with pytest.raises(RuntimeError), engine.computed(per_line):
+        raise RuntimeError("a failing step")
+    assert kept() == 0, "the table is dropped when the step inside fails too"
