@@ -12,7 +12,7 @@ import pytest
 
 from telereg.core.errors import SignatureError
 from telereg.domains.fraud import handover, scoring
-from telereg.domains.fraud.features import line_features
+from telereg.domains.fraud.features import FEATURES, line_features
 
 CALL_SCHEMA = {
     "caller": "string",
@@ -187,3 +187,19 @@ def test_an_unknown_rule_in_the_settings_is_a_clear_error(tmp_path: Path) -> Non
         service.scan(session, settings=settings, principal=ROOT, period="2021-11")
     assert "calls_per_dya" in str(caught.value)
     assert "calls_per_day" in str(caught.value)
+
+
+def test_a_month_without_calls_gives_no_lines() -> None:
+    calls = ibis.memtable(pd.DataFrame(columns=list(CALL_SCHEMA)), schema=CALL_SCHEMA)
+    cells = ibis.memtable(
+        {"operator": ["CMCC"], "cell_id": ["C1"], "longitude": [112.0], "latitude": [37.0]}
+    )
+    sms = ibis.memtable({"sender": ["P"], "receiver": ["F"]}).limit(0)
+    data = ibis.memtable({"phone": ["P"], "day": [date(2021, 11, 1)]}).limit(0)
+    tacs = ibis.memtable({"tac": ["86201803"]})
+    with line_features(
+        calls, cells, sms, data, tacs, home_province="140000", mid_latitude=37.0
+    ) as expr:
+        frame = expr.to_pandas()
+    assert frame.empty
+    assert list(frame.columns) == ["operator", "line", *FEATURES]
