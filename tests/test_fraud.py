@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from telereg.core.errors import SignatureError
-from telereg.domains.fraud import handover, scoring
+from telereg.domains.fraud import features, handover, scoring
 from telereg.domains.fraud.features import FEATURES, line_features
 
 CALL_SCHEMA = {
@@ -76,8 +76,8 @@ def _calls() -> pd.DataFrame:
     return frame
 
 
-def _features() -> pd.DataFrame:
-    calls = ibis.memtable(_calls(), schema=CALL_SCHEMA)
+def _features(frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    calls = ibis.memtable(_calls() if frame is None else frame, schema=CALL_SCHEMA)
     cells = ibis.memtable(
         {
             "operator": ["CMCC", "CMCC"],
@@ -131,6 +131,37 @@ def test_features_of_hand_worked_calls() -> None:
     assert p.radius_km == pytest.approx((200 / 9) ** 0.5, rel=0.01)
     assert p.cohort_days == 0
     assert p.short_share == pytest.approx(1 / 3)
+
+
+def test_cohort_days_of_lines_whose_day_count_overflows() -> None:
+    # Three ports at C9 each make one call more on 3 November than the field the day is
+    # counted in holds, on at 08:00 and off at 20:00 together. The field then reads 1 and
+    # carries into the next; the scan must still compare these days.
+    n = 2**features._SLOT_BITS + 1
+    rows = [
+        (
+            line,
+            f"V{line}{k}",
+            pd.Timestamp("2021-11-03 08:00:00") + pd.Timedelta(seconds=k * 12 * 3600 // (n - 1)),
+            15,
+            "MO",
+            "C9",
+            f"IMEI-{line}",
+            "86201804",
+            "CUCC",
+            "440000",
+            "CMCC",
+        )
+        for line in ("H1", "H2", "H3")
+        for k in range(n)
+    ]
+    extra = pd.DataFrame(rows, columns=list(CALL_SCHEMA))
+    f = _features(pd.concat([_calls(), extra], ignore_index=True))
+    assert list(f.loc[["H1", "H2", "H3"], "cohort_days"]) == [1, 1, 1]
+    assert f.loc["H1"].calls_out == n
+    assert f.loc["H1"].active_days == 1
+    assert f.loc["G1"].cohort_days == 2  # the others are unchanged
+    assert f.loc["P"].cohort_days == 0
 
 
 def test_rule_score_names_the_rules_met() -> None:

@@ -42,6 +42,15 @@ COHORT_MIN_CALLS = 5
 COHORT_MIN_PEERS = 2
 #: Active days are kept as bits of a 64-bit integer: exact within this many days.
 DAY_BITS = 63
+#: Calls per day are counted in 3-bit fields, 16 to a 64-bit integer, for this many day
+#: slots (day % DAY_SLOTS): a month's days each have their own slot. A field that passes
+#: 7 carries into the next; the carry is seen because the fields then no longer add up
+#: to the line's calls, and such a line (it made 8 calls or more on a day) can have a
+#: busy day. The 48 bits leave room: the sums overflow only at 2**18 calls on one day.
+DAY_SLOTS = 32
+_SLOT_BITS = 3
+_SLOTS_PER_WORD = 16
+_SLOT_WORDS = DAY_SLOTS // _SLOTS_PER_WORD
 _KM_PER_DEGREE_LAT = 110.57
 _KM_PER_DEGREE_LON_EQUATOR = 111.32
 #: The local plane's origin: China's central meridian (distances do not depend on it).
@@ -179,10 +188,17 @@ def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
     """Per line: calls, the sums behind the shares, distinct callees, the days as a bit mask.
 
     Day ``d`` (days since 1970) sets bit ``d % DAY_BITS``: exact for calls within any
-    ``DAY_BITS`` consecutive days, so for a month.
+    ``DAY_BITS`` consecutive days, so for a month. The calls per day slot are summed into
+    ``day_calls_0`` … (see ``DAY_SLOTS``), which :func:`_cohort_days` reads.
     """
     day = calls.start_time.epoch_seconds() // 86_400
     day_bit = ibis.literal(1).cast("int64") << (day % DAY_BITS)
+    slot = day % DAY_SLOTS
+    in_field = ibis.literal(1).cast("int64") << ((slot % _SLOTS_PER_WORD) * _SLOT_BITS)
+    word = slot // _SLOTS_PER_WORD
+    day_calls = {
+        f"day_calls_{w}": in_field.sum(where=word == w).fill_null(0) for w in range(_SLOT_WORDS)
+    }
     other_operator = calls.peer_operator.notnull() & (calls.peer_operator != calls.operator)
     other_province = calls.peer_province.notnull() & (calls.peer_province != home_province)
     return calls.group_by(["operator", "caller"]).agg(
@@ -193,6 +209,7 @@ def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
         other_operator=other_operator.cast("int64").sum(),
         other_province=other_province.cast("int64").sum(),
         callees=calls.callee.nunique(),
+        **day_calls,
     )
 
 
@@ -285,21 +302,17 @@ def _cohort_days(calls: ir.Table, outgoing: ir.Table) -> ir.Table:
     Only busy line-days (``COHORT_MIN_CALLS`` calls or more) are compared: the first and
     last call of the day, at the day's first cell. ``outgoing`` is :func:`_outgoing`.
     """
-    # A line has a busy day only if its calls cover its other active days with one call
-    # each and still leave COHORT_MIN_CALLS for that day. The test is exact (a
-    # necessary condition; the HAVING below decides) and cheap, and it leaves out most
-    # lines, whose few calls are spread over the month, before the line-day grouping.
-    # (Should the days' bits wrap, active days are undercounted: more lines pass, none
-    # is lost.)
-    spare = outgoing.calls_out - _bit_count(outgoing.day_mask)
-    candidates = outgoing.filter(spare >= COHORT_MIN_CALLS - 1).select(
+    # Only the calls of lines that can have a busy day go into the line-day grouping,
+    # the largest hash table of the scan otherwise: most lines' calls are spread over the
+    # month. The day slots counted in ``outgoing`` tell which lines those are.
+    candidates = outgoing.filter(_may_have_busy_day(outgoing)).select(
         c_operator=outgoing.operator, c_line=outgoing.caller
     )
     active = calls.semi_join(
         candidates, [calls.operator == candidates.c_operator, calls.caller == candidates.c_line]
     )
-    # The filter is a HAVING of the grouping, so the few busy days are all that is kept
-    # for the self-join (not every line-day).
+    # The filter is a HAVING of the grouping, so the busy days are all that is kept for the
+    # self-join (a slot may hold several days outside a month).
     busy = (
         active.group_by(["operator", "caller", active.start_time.date().name("day")])
         .having(active.count() >= COHORT_MIN_CALLS)
@@ -335,3 +348,27 @@ def _cohort_days(calls: ir.Table, outgoing: ir.Table) -> ir.Table:
     return together.group_by(["operator", together.caller.name("line")]).agg(
         cohort_days=together.day.nunique()
     )
+
+
+def _may_have_busy_day(outgoing: ir.Table) -> ir.BooleanValue:
+    """Whether a line of ``outgoing`` can have a day of ``COHORT_MIN_CALLS`` calls or more.
+
+    True when one of its day slots holds ``COHORT_MIN_CALLS`` calls or more, or when a
+    field overflowed (the fields do not add up to the line's calls): a necessary condition
+    for a busy day, and within a month an exact one. Bit arithmetic on the whole words, so
+    the test costs a few operations per line, not one per slot.
+    """
+    # The bit tests below are written for 3-bit fields and a threshold of 5.
+    assert _SLOT_BITS == 3
+    assert COHORT_MIN_CALLS == 5
+    ones = sum(1 << (_SLOT_BITS * f) for f in range(_SLOTS_PER_WORD))
+    bit0, bit1, bit2 = (ibis.literal(ones << b, "int64") for b in range(_SLOT_BITS))
+    at_least_five = ibis.literal(False)
+    total: ir.IntegerValue = ibis.literal(0, "int64")
+    for w in range(_SLOT_WORDS):
+        word = outgoing[f"day_calls_{w}"]
+        low0, low1, high = word & bit0, word & bit1, word & bit2
+        # A 3-bit field is 5, 6 or 7 when its high bit is set with either of the others.
+        at_least_five = at_least_five | (((high >> 2) & ((low1 >> 1) | low0)) != 0)
+        total = total + _bit_count(low0) + 2 * _bit_count(low1) + 4 * _bit_count(high)
+    return at_least_five | (total != outgoing.calls_out)
