@@ -121,10 +121,9 @@ def _assemble(
     places: ir.Table,
     mid_latitude: float,
 ) -> ir.Table:
-    where = _whereabouts(places, cells, mid_latitude)
+    where = _whereabouts(places, cells, gateway_tacs, mid_latitude)
     contacts = _contacts(calls, sms, outgoing)
     data_days = data.group_by(line=data.phone).agg(data_days=data.day.nunique())
-    devices = _imei_lines(places, gateway_tacs)
     cohorts = _cohort_days(calls, outgoing)
 
     joined = (
@@ -133,10 +132,6 @@ def _assemble(
         .drop("line")
         .left_join(data_days, outgoing.caller == data_days.line)
         .drop("line")
-        .left_join(
-            devices, [outgoing.operator == devices.operator, outgoing.caller == devices.line]
-        )
-        .drop("line", "operator_right")
         .left_join(
             cohorts, [outgoing.operator == cohorts.operator, outgoing.caller == cohorts.line]
         )
@@ -219,11 +214,17 @@ def _places(calls: ir.Table) -> ir.Table:
     return calls.group_by(keys).agg(n=calls.count())
 
 
-def _whereabouts(places: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.Table:
-    """Per line: distinct cells, and the means behind the radius of gyration (weighted by calls).
+def _whereabouts(
+    places: ir.Table, cells: ir.Table, gateway_tacs: ir.Table, mid_latitude: float
+) -> ir.Table:
+    """Per line, from its places: where it was, and in what.
 
-    Positions are in km on a local plane whose origin is near the region, so the squares
-    summed stay small and their differences keep metre precision.
+    Where: distinct cells, and the means behind the radius of gyration (weighted by
+    calls). Positions are in km on a local plane whose origin is near the region, so the
+    squares summed stay small and their differences keep metre precision. In what: the
+    most lines any of its IMEIs carried, and whether one of them is a listed gateway model.
+    One grouping of the places, with the positions, the lines per IMEI and the listed
+    TACs joined to them (the sums are linear, so they need no grouping by cell first).
     """
     scale = _KM_PER_DEGREE_LON_EQUATOR * math.cos(math.radians(mid_latitude))
     position = cells.select(
@@ -232,25 +233,34 @@ def _whereabouts(places: ir.Table, cells: ir.Table, mid_latitude: float) -> ir.T
         x_km=(cells.longitude - _ORIGIN_LONGITUDE) * scale,
         y_km=(cells.latitude - mid_latitude) * _KM_PER_DEGREE_LAT,
     )
-    # One row per line and cell, so counting the rows with a cell counts distinct cells.
-    visited = places.group_by(["operator", "caller", "cell_id"]).agg(n=places.n.sum())
-    located = visited.left_join(
-        position,
-        [visited.operator == position.cell_operator, visited.cell_id == position.cell_key],
+    handsets = places.filter(places.imei.notnull())
+    per_imei = handsets.group_by(known_imei=handsets.imei).agg(imei_lines=handsets.caller.nunique())
+    listed = gateway_tacs.select(listed_tac=gateway_tacs.tac).distinct()
+    located = (
+        places.left_join(
+            position,
+            [places.operator == position.cell_operator, places.cell_id == position.cell_key],
+        )
+        .left_join(per_imei, places.imei == per_imei.known_imei)
+        .left_join(listed, places.imei_tac == listed.listed_tac)
     )
     placed = located.x_km.notnull().ifelse(located.n, 0)
     sums = located.group_by(["operator", "caller"]).agg(
-        cells=located.cell_id.count(),
+        cells=located.cell_id.nunique(),
         placed=placed.sum(),
         sum_x=(located.n * located.x_km).sum(),
         sum_y=(located.n * located.y_km).sum(),
         sum_x2=(located.n * located.x_km * located.x_km).sum(),
         sum_y2=(located.n * located.y_km * located.y_km).sum(),
+        imei_lines=located.imei_lines.max(),
+        gateway_tac=(located.imei.notnull() & located.listed_tac.notnull()).any(),
     )
     return sums.select(
         "operator",
         "caller",
         "cells",
+        "imei_lines",
+        "gateway_tac",
         mean_x=sums.sum_x / sums.placed,
         mean_y=sums.sum_y / sums.placed,
         mean_x2=sums.sum_x2 / sums.placed,
@@ -274,26 +284,6 @@ def _contacts(calls: ir.Table, sms: ir.Table, outgoing: ir.Table) -> ir.Table:
     lines = outgoing.select(known=outgoing.caller)  # (a semi-join keeps each end once)
     mine = ends.semi_join(lines, ends.line == lines.known)
     return mine.group_by("line").agg(calls_in=mine.call.sum(), sms=mine.text.sum())
-
-
-def _imei_lines(places: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
-    """Per line: the most lines any of its IMEIs carried, and whether one is a gateway model."""
-    pairs = (
-        places.filter(places.imei.notnull())
-        .select("operator", line=places.caller, imei=places.imei, tac=places.imei_tac)
-        .distinct()
-    )
-    per_imei = pairs.group_by("imei").agg(imei_lines=pairs.line.nunique())
-    listed = gateway_tacs.select(listed_tac=gateway_tacs.tac).distinct()
-    marked = (
-        pairs.left_join(per_imei, pairs.imei == per_imei.imei)
-        .drop("imei_right")
-        .left_join(listed, pairs.tac == listed.listed_tac)
-    )
-    return marked.group_by(["operator", "line"]).agg(
-        imei_lines=marked.imei_lines.max(),
-        gateway_tac=marked.listed_tac.notnull().any(),
-    )
 
 
 def _cohort_days(calls: ir.Table, outgoing: ir.Table) -> ir.Table:
