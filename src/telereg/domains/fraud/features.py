@@ -123,7 +123,7 @@ def _assemble(
 ) -> ir.Table:
     where = _whereabouts(places, cells, gateway_tacs, mid_latitude)
     contacts = _contacts(calls, sms, outgoing)
-    data_days = data.group_by(line=data.phone).agg(data_days=data.day.nunique())
+    data_days = _data_days(data)
     cohorts = _cohort_days(calls, outgoing)
 
     joined = (
@@ -266,6 +266,13 @@ def _whereabouts(
         mean_x2=sums.sum_x2 / sums.placed,
         mean_y2=sums.sum_y2 / sums.placed,
     )
+
+
+def _data_days(data: ir.Table) -> ir.Table:
+    """Per number: days with a data session, counted as bits like the calls' active days."""
+    day_bit = ibis.literal(1).cast("int64") << (data.day.epoch_days() % DAY_BITS)
+    days = data.group_by(line=data.phone).agg(day_mask=_bit_or(day_bit))
+    return days.select("line", data_days=_bit_count(days.day_mask))
 
 
 def _contacts(calls: ir.Table, sms: ir.Table, outgoing: ir.Table) -> ir.Table:
