@@ -175,8 +175,14 @@ def _bit_or(value: dt.int64) -> dt.int64:
 
 
 @ibis.udf.scalar.builtin(name="bit_count")  # type: ignore[untyped-decorator]
-def _bit_count(value: dt.int64) -> dt.int64:
-    """Set bits in an integer (DuckDB and Spark both have ``bit_count``)."""
+def _bit_count_narrow(value: dt.int64) -> dt.int8:
+    """Set bits in an integer (DuckDB and Spark both have ``bit_count``; DuckDB's is 8-bit)."""
+
+
+def _bit_count(value: ir.IntegerValue) -> ir.IntegerValue:
+    """Set bits in an integer, as a 64-bit integer: sums of 8-bit counts would overflow."""
+    counted: ir.IntegerValue = _bit_count_narrow(value).cast("int64")
+    return counted
 
 
 def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
