@@ -131,11 +131,11 @@ def test_fraud_scan_finds_what_was_planted(
         assert score.planted > 0, pattern
         assert score.precision >= 0.8, (pattern, score)
         if pattern == "sim_box (model)":
-            # The model alone is reported, not held to a recall: trained on about a hundred
-            # confirmed lines of the small scenario, it found 73 % to 100 % of the planted
-            # cards in different runs, for a cause not yet pinned down (the engine's parallel
-            # sums differing in the last bits between runs is the suspect). The rules, and
-            # the rules with the model, are held to it.
+            # The model alone is held to less: trained on about fifty confirmed lines of the
+            # small scenario, it finds 90 of the 112 planted cards. (It used to vary between
+            # runs, from 73 % to 100 %: its training rows were in token order, which changes
+            # with each run's pseudonym key. They are now in feature order.)
+            assert score.recall >= 0.75, (pattern, score)
             continue
         assert score.recall >= 0.8, (pattern, score)
 

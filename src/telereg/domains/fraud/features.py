@@ -160,7 +160,10 @@ def _assemble(
         mean_duration_s=joined.duration / joined.calls_out,
         short_share=joined.short / joined.calls_out,
         cells=joined.cells,
-        radius_km=ibis.greatest(variance, 0).sqrt().fill_null(0),
+        # To the metre: the means' difference cancels to a few millimetres of rounding noise
+        # that changes with the order the engine sums in, so a line at one cell would get
+        # 0 in one run and 0.000008 in the next, and a model trained on it would differ.
+        radius_km=ibis.greatest(variance, 0).sqrt().round(3).fill_null(0),
         sms=joined.sms.fill_null(0),
         data_days=joined.data_days.fill_null(0),
         imei_lines=joined.imei_lines.fill_null(0),

@@ -143,7 +143,18 @@ class LearnedScorer:
 
 
 def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> LearnedScorer | None:
-    """Fit on an earlier period's line features; ``confirmed``: line tokens the police confirmed."""
+    """Fit on an earlier period's line features; ``confirmed``: line tokens the police confirmed.
+
+    The rows are put in the order of their features first. The calibration's folds and
+    the booster's validation split are taken by position, and any order of the tokens
+    changes with the pseudonym key, so the same calls would otherwise train a different
+    model under each key.
+    """
+    history = (
+        history.assign(_confirmed=history["line"].isin(confirmed))
+        .sort_values([*FEATURES, "_confirmed"], kind="stable", ignore_index=True)
+        .drop(columns="_confirmed")
+    )
     labels = history["line"].isin(confirmed).to_numpy()
     positives = int(labels.sum())
     negatives = int((~labels).sum())

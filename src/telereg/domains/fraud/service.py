@@ -123,8 +123,7 @@ def _features(backend: Any, session: Session, settings: Settings, period: str) -
         home_province=settings.region_code,
         mid_latitude=lat,
     ) as features:
-        # A fixed order: the engine returns groups in any order, and the model's folds and
-        # hence its calibration follow the order of its training rows.
+        # A fixed order: the engine returns groups in any order.
         return engine.to_frame(features.order_by(["operator", "line"]))
 
 
