@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import ibis
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -76,8 +77,8 @@ def _calls() -> pd.DataFrame:
     return frame
 
 
-def _features(frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    calls = ibis.memtable(_calls() if frame is None else frame, schema=CALL_SCHEMA)
+def _features(calls_frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    calls = ibis.memtable(_calls() if calls_frame is None else calls_frame, schema=CALL_SCHEMA)
     cells = ibis.memtable(
         {
             "operator": ["CMCC", "CMCC"],
@@ -162,6 +163,20 @@ def test_cohort_days_of_lines_whose_day_count_overflows() -> None:
     assert f.loc["H1"].active_days == 1
     assert f.loc["G1"].cohort_days == 2  # the others are unchanged
     assert f.loc["P"].cohort_days == 0
+
+
+def test_the_model_does_not_depend_on_the_pseudonym_key() -> None:
+    # The same lines under two keys: other tokens, so another order of the tokens.
+    rng = np.random.default_rng(5)
+    history = pd.DataFrame(rng.gamma(2.0, 3.0, size=(400, len(FEATURES))), columns=list(FEATURES))
+    history.loc[:39, "calls_per_day"] += 40  # the confirmed lines call more
+    one = history.assign(line=[f"a{i:03d}" for i in range(400)])
+    other = history.assign(line=[f"{(i * 7919) % 1000:03d}b" for i in range(400)])
+    first = scoring.train(one, set(one["line"][:40]))
+    second = scoring.train(other.sample(frac=1.0, random_state=1), set(other["line"][:40]))
+    assert first is not None
+    assert second is not None
+    assert np.array_equal(first.probability(one), second.probability(other))
 
 
 def test_rule_score_names_the_rules_met() -> None:
