@@ -165,6 +165,24 @@ def test_cohort_days_of_lines_whose_day_count_overflows() -> None:
     assert f.loc["P"].cohort_days == 0
 
 
+def test_a_line_without_handset_records_has_no_device_signal() -> None:
+    # N calls twice from C1 and once from C2 with no IMEI recorded (a fixed line's trunk,
+    # or a record that lacked it): it has cells and a radius, but no handset to share.
+    rows = [
+        ("N", f"VN{k}", f"2021-11-04 1{k}:00:00", 60, "MO", cell, None, None, "CMCC", "140000")
+        for k, cell in enumerate(("C1", "C1", "C2"))
+    ]
+    extra = pd.DataFrame(rows, columns=list(CALL_SCHEMA)[:-1]).assign(operator="CMCC")
+    extra["start_time"] = pd.to_datetime(extra["start_time"])
+    f = _features(pd.concat([_calls(), extra], ignore_index=True))
+    n = f.loc["N"]
+    assert n.cells == 2
+    assert n.radius_km == pytest.approx((200 / 9) ** 0.5, rel=0.01)
+    assert n.imei_lines == 0
+    assert not bool(n.gateway_tac)
+    assert f.loc["G1"].imei_lines == 3  # the ports' shared handset is unchanged
+
+
 def test_the_model_does_not_depend_on_the_pseudonym_key() -> None:
     # The same lines under two keys: other tokens, so another order of the tokens.
     rng = np.random.default_rng(5)

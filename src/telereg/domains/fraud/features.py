@@ -188,6 +188,15 @@ def _bit_count(value: ir.IntegerValue) -> ir.IntegerValue:
     return counted
 
 
+def _bit(position: ir.IntegerValue) -> ir.IntegerValue:
+    """A 64-bit integer with the one bit ``position`` set.
+
+    The cast is written out: Ibis renders a bare 64-bit literal 1 as a 32-bit one.
+    """
+    one: ir.IntegerValue = ibis.literal(1).cast("int64")
+    return one << position
+
+
 def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
     """Per line: calls, the sums behind the shares, distinct callees, the days as a bit mask.
 
@@ -196,9 +205,9 @@ def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
     ``day_calls_0`` … (see ``DAY_SLOTS``), which :func:`_cohort_days` reads.
     """
     day = calls.start_time.epoch_seconds() // 86_400
-    day_bit = ibis.literal(1).cast("int64") << (day % DAY_BITS)
+    day_bit = _bit(day % DAY_BITS)
     slot = day % DAY_SLOTS
-    in_field = ibis.literal(1).cast("int64") << ((slot % _SLOTS_PER_WORD) * _SLOT_BITS)
+    in_field = _bit((slot % _SLOTS_PER_WORD) * _SLOT_BITS)
     word = slot // _SLOTS_PER_WORD
     day_calls = {
         f"day_calls_{w}": in_field.sum(where=word == w).fill_null(0) for w in range(_SLOT_WORDS)
@@ -279,8 +288,9 @@ def _whereabouts(
 
 def _data_days(data: ir.Table) -> ir.Table:
     """Per number: days with a data session, counted as bits like the calls' active days."""
-    day_bit = ibis.literal(1).cast("int64") << (data.day.epoch_days() % DAY_BITS)
-    days = data.group_by(line=data.phone).agg(day_mask=_bit_or(day_bit))
+    days = data.group_by(line=data.phone).agg(
+        day_mask=_bit_or(_bit(data.day.epoch_days() % DAY_BITS))
+    )
     return days.select("line", data_days=_bit_count(days.day_mask))
 
 

@@ -150,12 +150,10 @@ def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> Learn
     changes with the pseudonym key, so the same calls would otherwise train a different
     model under each key.
     """
-    history = (
-        history.assign(_confirmed=history["line"].isin(confirmed))
-        .sort_values([*FEATURES, "_confirmed"], kind="stable", ignore_index=True)
-        .drop(columns="_confirmed")
+    history = history.assign(_confirmed=history["line"].isin(confirmed)).sort_values(
+        [*FEATURES, "_confirmed"], kind="stable", ignore_index=True
     )
-    labels = history["line"].isin(confirmed).to_numpy()
+    labels = history.pop("_confirmed").to_numpy()
     positives = int(labels.sum())
     negatives = int((~labels).sum())
     if positives < MIN_POSITIVES or negatives < MIN_POSITIVES:
