@@ -218,9 +218,9 @@ def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
         calls_out=calls.count(),
         day_mask=_bit_or(day_bit),
         duration=calls.duration_s.sum(),
-        short=(calls.duration_s < SHORT_CALL_S).cast("int64").sum(),
-        other_operator=other_operator.cast("int64").sum(),
-        other_province=other_province.cast("int64").sum(),
+        short=calls.count(where=calls.duration_s < SHORT_CALL_S),
+        other_operator=calls.count(where=other_operator),
+        other_province=calls.count(where=other_province),
         callees=calls.callee.nunique(),
         **day_calls,
     )
@@ -300,16 +300,18 @@ def _contacts(calls: ir.Table, sms: ir.Table, outgoing: ir.Table) -> ir.Table:
     One grouping, of the ends that are such lines: most callees are other operators'
     or other provinces' numbers, which would otherwise each take a group.
     """
-    one, none = ibis.literal(1, "int64"), ibis.literal(0, "int64")
+    call, text = ibis.literal(True), ibis.literal(False)
     ends = ibis.union(
-        calls.select(line=calls.callee, call=one, text=none),
-        sms.select(line=sms.sender, call=none, text=one),
-        sms.select(line=sms.receiver, call=none, text=one),
+        calls.select(line=calls.callee, call=call),
+        sms.select(line=sms.sender, call=text),
+        sms.select(line=sms.receiver, call=text),
         distinct=False,
     )
     lines = outgoing.select(known=outgoing.caller)  # (a semi-join keeps each end once)
     mine = ends.semi_join(lines, ends.line == lines.known)
-    return mine.group_by("line").agg(calls_in=mine.call.sum(), sms=mine.text.sum())
+    return mine.group_by("line").agg(
+        calls_in=mine.count(where=mine.call), sms=mine.count(where=~mine.call)
+    )
 
 
 def _cohort_days(calls: ir.Table, outgoing: ir.Table) -> ir.Table:
