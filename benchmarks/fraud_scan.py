@@ -58,6 +58,8 @@ CELLS = 6_000
 OUTSIDE_NUMBERS = 20_000_000
 OTHER_PROVINCES = ("110000", "310000", "440000", "350000", "450000", "510000", "530000", "460000")
 FILES = 10
+#: How the ingest writes the lake's files (``ingest.service``).
+PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 DUCKDB_MEMORY_LIMIT = "6GB"
 DUCKDB_THREADS = os.cpu_count() or 2
 #: What a step returns (figures, checks), as JSON-able values.
@@ -185,10 +187,7 @@ def generate(workdir: Path, rows: int, files: int) -> dict[str, list[str]]:
         path = cdr_dir / f"part-{k:03d}.parquet"
         select = _cdr_sql(first, n)
         columns = ", ".join(CDR_COLUMNS)
-        con.execute(
-            f"COPY (SELECT {columns} FROM ({select})) TO '{path}' "
-            "(FORMAT parquet, COMPRESSION snappy)"
-        )
+        con.execute(f"COPY (SELECT {columns} FROM ({select})) TO '{path}' ({PARQUET})")
         paths["voice_cdr"].append(str(path))
         first += n
         print(f"  {path.name}: {first:,} rows", flush=True)
@@ -203,7 +202,7 @@ def generate(workdir: Path, rows: int, files: int) -> dict[str, list[str]]:
                      '140100' AS city_code,
                      CASE WHEN i % 3 = 0 THEN '5G' ELSE '4G' END AS technology,
                      '{OPERATOR}' AS operator, '{PERIOD}' AS period
-              FROM range({CELLS}) t(i)) TO '{cells}' (FORMAT parquet, COMPRESSION snappy)
+              FROM range({CELLS}) t(i)) TO '{cells}' ({PARQUET})
         """
     )
     paths["cells"] = [str(cells)]
@@ -224,7 +223,7 @@ def generate(workdir: Path, rows: int, files: int) -> dict[str, list[str]]:
                      TIMESTAMP '2021-11-01' + to_seconds(floor(random() * 2592000)::BIGINT)
                        AS sent_at,
                      'MO' AS direction, '{OPERATOR}' AS operator, '{PERIOD}' AS period
-              FROM range({side_rows}) t(i)) TO '{sms}' (FORMAT parquet, COMPRESSION snappy)
+              FROM range({side_rows}) t(i)) TO '{sms}' ({PARQUET})
         """
     )
     paths["sms"] = [str(sms)]
@@ -239,7 +238,7 @@ def generate(workdir: Path, rows: int, files: int) -> dict[str, list[str]]:
                      ['video', 'chat', 'payment', 'browsing', NULL][floor(random() * 5)::INT + 1]
                        AS app_category,
                      '{OPERATOR}' AS operator, '{PERIOD}' AS period
-              FROM range({side_rows}) t(i)) TO '{data}' (FORMAT parquet, COMPRESSION snappy)
+              FROM range({side_rows}) t(i)) TO '{data}' ({PARQUET})
         """
     )
     paths["data_sessions"] = [str(data)]
@@ -268,9 +267,7 @@ def subset(workdir: Path, paths: dict[str, list[str]], rows: int) -> dict[str, l
         parts.append(f"SELECT * FROM read_parquet('{path}') WHERE source_row <= {left}")
         (count,) = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()  # type: ignore[misc]
         left -= count
-    con.execute(
-        f"COPY ({' UNION ALL '.join(parts)}) TO '{target}' (FORMAT parquet, COMPRESSION snappy)"
-    )
+    con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO '{target}' ({PARQUET})")
     con.close()
     return {**paths, "voice_cdr": [str(target)]}
 
