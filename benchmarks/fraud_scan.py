@@ -16,7 +16,8 @@ same run:
 
 DuckDB runs with ``memory_limit`` 6GB and spills to ``<workdir>/duckdb-spill``; the parent
 polls each step's RSS and spill size, so a step that fails still reports them. At 100 M rows
-the files take 11.3 GB and ``line_features`` spills about 7 GB; keep 25 GB free.
+the files take 6.4 GB (zstd, as the lake) and ``line_features`` spills about 7 GB; keep 20 GB
+free.
 
     .venv/bin/python benchmarks/fraud_scan.py                     # 100 M rows, 10 M in PostgreSQL
     .venv/bin/python benchmarks/fraud_scan.py --rows 2000000 --pg-rows 500000   # a quick check
