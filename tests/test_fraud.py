@@ -165,6 +165,44 @@ def test_cohort_days_of_lines_whose_day_count_overflows() -> None:
     assert f.loc["P"].cohort_days == 0
 
 
+@pytest.mark.parametrize("threshold", range(10))
+def test_the_busy_day_test_is_exact_for_any_threshold(
+    threshold: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lines with random calls per day over a month, packed as _outgoing packs them (a field
+    # that passes its largest value carries into the next). A line must pass when one of its
+    # days reaches the threshold, and, unless a day overflowed its field, only then.
+    monkeypatch.setattr(features, "COHORT_MIN_CALLS", threshold)
+    rng = np.random.default_rng(threshold)
+    busy = rng.choice(
+        10, size=(200, 30), p=[0.4, 0.2, 0.1, 0.07, 0.07, 0.05, 0.04, 0.03, 0.02, 0.02]
+    )
+    quiet = rng.choice(2, size=(200, 30), p=[0.7, 0.3])
+    counts = np.vstack([busy, quiet])
+    words = np.zeros((len(counts), features._SLOT_WORDS), dtype=np.int64)
+    for day in range(counts.shape[1]):
+        slot = day % features.DAY_SLOTS
+        word, field = divmod(slot, features._SLOTS_PER_WORD)
+        words[:, word] += counts[:, day] << (features._SLOT_BITS * field)
+    table = ibis.memtable(
+        {
+            "line": np.arange(len(counts)),
+            "calls_out": counts.sum(axis=1),
+            **{f"day_calls_{w}": words[:, w] for w in range(features._SLOT_WORDS)},
+        }
+    )
+    passed = (
+        table.select("line", ok=features._may_have_busy_day(table))
+        .execute()
+        .sort_values("line")["ok"]
+        .to_numpy()
+    )
+    largest = counts.max(axis=1)
+    overflowed = largest >= 2**features._SLOT_BITS
+    assert (passed == ((largest >= threshold) | overflowed)).all()
+    assert (passed.any() and not passed.all()) or threshold <= 1
+
+
 def test_a_line_without_handset_records_has_no_device_signal() -> None:
     # N calls twice from C1 and once from C2 with no IMEI recorded (a fixed line's trunk,
     # or a record that lacked it): it has cells and a radius, but no handset to share.

@@ -375,18 +375,26 @@ def _may_have_busy_day(outgoing: ir.Table) -> ir.BooleanValue:
     field overflowed (the fields do not add up to the line's calls): a necessary condition
     for a busy day, and within a month an exact one. Bit arithmetic on the whole words, so
     the test costs a few operations per line, not one per slot.
+
+    A field ``v`` is at least ``t`` when, from its lowest bit up, each bit ``b`` gives
+    ``v_b & rest`` where ``t_b`` is 1 and ``v_b | rest`` where it is 0 (``rest`` starting
+    true): the comparison of the two numbers from their highest bit down, unrolled. Bit
+    ``b`` of every field is taken to the field's lowest position, so one integer holds the
+    answer for all fields of a word. A threshold above a field's largest value is met only
+    by an overflowed field, which the sum check sees.
     """
-    # The bit tests below are written for 3-bit fields and a threshold of 5.
-    assert _SLOT_BITS == 3
-    assert COHORT_MIN_CALLS == 5
-    ones = sum(1 << (_SLOT_BITS * f) for f in range(_SLOTS_PER_WORD))
-    bit0, bit1, bit2 = (ibis.literal(ones << b, "int64") for b in range(_SLOT_BITS))
-    at_least_five = ibis.literal(False)
+    lowest = sum(1 << (_SLOT_BITS * f) for f in range(_SLOTS_PER_WORD))
+    fields = ibis.literal(lowest, "int64")
+    threshold_fits = COHORT_MIN_CALLS < 1 << _SLOT_BITS
+    some_field = ibis.literal(False)
     total: ir.IntegerValue = ibis.literal(0, "int64")
     for w in range(_SLOT_WORDS):
         word = outgoing[f"day_calls_{w}"]
-        low0, low1, high = word & bit0, word & bit1, word & bit2
-        # A 3-bit field is 5, 6 or 7 when its high bit is set with either of the others.
-        at_least_five = at_least_five | (((high >> 2) & ((low1 >> 1) | low0)) != 0)
-        total = total + _bit_count(low0) + 2 * _bit_count(low1) + 4 * _bit_count(high)
-    return at_least_five | (total != outgoing.calls_out)
+        at_least = fields
+        for b in range(_SLOT_BITS):
+            bit = (word >> b) & fields
+            total = total + _bit_count(bit) * (1 << b)
+            at_least = (bit & at_least) if COHORT_MIN_CALLS >> b & 1 else (bit | at_least)
+        if threshold_fits:
+            some_field = some_field | (at_least != 0)
+    return some_field | (total != outgoing.calls_out)
