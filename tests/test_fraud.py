@@ -275,6 +275,57 @@ def test_handover_signature_breaks_on_any_changed_byte(tmp_path: Path) -> None:
                 handover.verify(forged, key)
 
 
+def test_a_handover_with_an_added_or_repeated_file_fails(tmp_path: Path) -> None:
+    import warnings
+
+    key = b"k" * 32
+    rows = [dict.fromkeys(handover.COLUMNS, "") | {"case_id": 1, "reference": "a"}]
+    path = handover.write_package(tmp_path / "h.zip", rows, {"cases": [1]}, key)
+    with zipfile.ZipFile(path) as package:
+        content = {n: package.read(n) for n in package.namelist()}
+
+    def forge(name: str, extra: list[tuple[str, bytes]], sig: bytes | None = None) -> Path:
+        forged = tmp_path / name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+            with zipfile.ZipFile(forged, "w") as package:
+                for other, body in extra:  # first, as a viewer that opens the first copy sees
+                    package.writestr(other, body)
+                for other, body in content.items():
+                    package.writestr(other, sig if sig and other == "manifest.sig" else body)
+        return forged
+
+    fake = b"case_id,type\r\n1,nothing to see\r\n"
+    for forged in (
+        forge("added.zip", [("readme.txt", b"trust me")]),
+        forge("repeated.zip", [("cases.csv", fake)]),
+        forge("not-ascii.zip", [], sig="é".encode() * 64),
+    ):
+        with pytest.raises(SignatureError):
+            handover.verify(forged, key)
+    (tmp_path / "broken.zip").write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(SignatureError):
+        handover.verify(tmp_path / "broken.zip", key)
+
+
+def test_a_long_domain_gets_a_reference_that_fits(tmp_path: Path) -> None:
+    from telereg.core.errors import InputError
+    from telereg.core.settings import load_settings
+    from telereg.domains.fraud import service
+
+    short = service.domain_reference("icbc-verify.top")
+    assert short == "domain:icbc-verify.top"
+    first = service.domain_reference("a" * 60 + ".example-bank-login." + "b" * 60 + ".top")
+    second = service.domain_reference("a" * 60 + ".example-bank-login." + "c" * 60 + ".top")
+    assert len(first) <= 100
+    assert len(second) <= 100
+    assert first != second
+    settings = load_settings(data_dir=tmp_path)
+    for period in ("../../etc", "2021-13", "2021-11\n"):
+        with pytest.raises(InputError, match="YYYY-MM"):
+            service.results_dir(settings, period)
+
+
 def test_an_unknown_rule_in_the_settings_is_a_clear_error(tmp_path: Path) -> None:
     from telereg.core.db import session_scope
     from telereg.core.errors import ConfigurationError

@@ -157,6 +157,97 @@ def test_fraud_lines_are_seen_only_by_whom_may(fraud_scan: Settings) -> None:
             fraud.suspect_rows(fraud_scan, principal=principal_of_role(role), period="2021-11")
 
 
+def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: Settings) -> None:
+    from telereg.core.permissions import Role
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import principal_of_role
+
+    everyone = fraud.dashboard(fraud_scan, principal=ROOT, period="2021-11")
+    assert {o for r in everyone["rings"] for o in r["operators"]} - {"CMCC"}, "rings span operators"
+    operator = principal_of_role(Role.OPERATOR, operator_code="CMCC")
+    own = fraud.dashboard(fraud_scan, principal=operator, period="2021-11")
+    rows = fraud.suspect_rows(fraud_scan, principal=operator, period="2021-11")
+    assert own["counts"]["sim_box"] == int((rows["kind"] == "sim_box").sum())
+    assert own["counts"]["sim_box"] < everyone["counts"]["sim_box"]
+    assert own["trend"][-1]["sim_box"] == own["counts"]["sim_box"]
+    assert {n["operator"] for n in own["graph"]["nodes"]} == {"CMCC"}
+    assert all(r["operators"] == ["CMCC"] for r in own["rings"])
+    # A suspect linked to other operators' lines: its page shows the links among CMCC's only.
+    edges = fraud.load_result(fraud_scan, "2021-11", "ring_edges")
+    nodes = fraud.load_result(fraud_scan, "2021-11", "ring_nodes").set_index("line")
+    mixed = [
+        line
+        for a, b in zip(edges["a"], edges["b"], strict=True)
+        for line, other in ((a, b), (b, a))
+        if nodes.loc[line, "operator"] == "CMCC"
+        and nodes.loc[other, "operator"] != "CMCC"
+        and line in set(rows["line"])
+    ]
+    assert mixed, "the scenario links lines across operators"
+    with session_scope(fraud_scan) as session:
+        detail = fraud.line_detail(
+            session, settings=fraud_scan, principal=operator, period="2021-11", line=mixed[0]
+        )
+    assert {n["operator"] for n in detail["graph"]["nodes"]} == {"CMCC"}
+    shown = {n["line"] for n in detail["graph"]["nodes"]}
+    assert all(e["a"] in shown and e["b"] in shown for e in detail["graph"]["edges"])
+
+
+def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
+    fraud_scan: Settings,
+) -> None:
+    from telereg.core.errors import InputError
+    from telereg.domains.fraud import handover
+    from telereg.domains.fraud import service as fraud
+
+    store = fraud_scan.data_dir / "handovers"
+    before = sorted(p.name for p in store.rglob("*") if p.is_file())
+    with session_scope(fraud_scan) as session:
+        queue = fraud.case_queue(session, principal=ROOT, status="open")
+        case_id = [c for c in queue if c.subject["type"] == "sim_box"][-1].id
+        fraud.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="look")
+        for step in ("referred", "resolved"):
+            with pytest.raises(InputError, match=r"hand|disposal"):
+                fraud.move_case(session, principal=ROOT, case_id=case_id, to=step, note="skip")
+        for reason in ("x", "  ab  "):
+            with pytest.raises(InputError, match="reason of at least"):
+                handover.export(
+                    session,
+                    settings=fraud_scan,
+                    principal=ROOT,
+                    case_ids=[case_id],
+                    agency_code="POLICE-AF",
+                    note="n",
+                    reveal_reason=reason,
+                )
+        assert fraud.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
+    # A hand-over whose transaction is rolled back (a failed commit) writes no package.
+    made: list[handover.Handover] = []
+
+    def hand_over_then_fail() -> None:
+        with session_scope(fraud_scan) as session:
+            made.append(
+                handover.export(
+                    session,
+                    settings=fraud_scan,
+                    principal=ROOT,
+                    case_ids=[case_id],
+                    agency_code="POLICE-AF",
+                    note="n",
+                    reveal_reason="   ",
+                )
+            )
+            raise RuntimeError("the commit failed")
+
+    with pytest.raises(RuntimeError):
+        hand_over_then_fail()
+    assert made[0].manifest["clear_values"] is False
+    assert not made[0].path.exists()
+    assert sorted(p.name for p in store.rglob("*") if p.is_file()) == before
+    with session_scope(fraud_scan) as session:
+        assert fraud.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
+
+
 def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
     import zipfile
 
@@ -263,6 +354,8 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
             note="line suspended",
         )
         actions = [a for (a,) in session.query(AuditEntry.action).all()]
+        # Closing keeps the agency's disposal as the outcome (the note is in the audit).
+        assert fraud.get_case(session, principal=ROOT, case_id=case_id).outcome == "line_suspended"
     for step in ("in_review", "referred", "resolved", "closed"):
         assert f"cases.fraud_suspect.{step}" in actions
     assert "fraud.handover" in actions

@@ -158,7 +158,8 @@ def move(
     case.updated_at = utcnow()
     if target is CaseStatus.CLOSED:
         case.closed_at = case.updated_at
-        case.outcome = note.strip()
+        # An outcome already recorded (a partner's disposal) stays; the note is in the audit.
+        case.outcome = case.outcome or note.strip()
     audit.record(
         session,
         actor=principal.name,

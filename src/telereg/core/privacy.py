@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -198,6 +199,16 @@ def _write_atomically(path: Path, data: bytes) -> None:
     staged.replace(path)
 
 
+def may_reidentify(principal: Principal, reason: str) -> str:
+    """The reason, stripped, if ``principal`` may re-identify with it; else an error."""
+    principal.require(Permission.PRIVACY_REIDENTIFY)
+    if len(reason.strip()) < _MIN_REASON_CHARS:
+        raise InputError(
+            f"a reason of at least {_MIN_REASON_CHARS} characters is required to re-identify"
+        )
+    return reason.strip()
+
+
 def reidentify(
     session: Session,
     *,
@@ -205,19 +216,21 @@ def reidentify(
     vault: Vault,
     token: str,
     reason: str,
+    context: dict[str, Any] | None = None,
 ) -> str:
-    """The clear value behind ``token``, for a principal allowed to see it, audited."""
-    principal.require(Permission.PRIVACY_REIDENTIFY)
-    if len(reason.strip()) < _MIN_REASON_CHARS:
-        raise InputError(
-            f"a reason of at least {_MIN_REASON_CHARS} characters is required to re-identify"
-        )
+    """The clear value behind ``token``, for a principal allowed to see it, audited.
+
+    ``reason`` is the user's own words; ``context`` (what the value is revealed for) goes
+    into the audit record's detail beside it.
+    """
+    reason = may_reidentify(principal, reason)
     clear = vault.reveal(token)
     audit.record(
         session,
         actor=principal.name,
         action="privacy.reidentify",
         objects=[f"token:{token}"],
-        reason=reason.strip(),
+        reason=reason,
+        detail=context,
     )
     return clear

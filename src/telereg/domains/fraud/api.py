@@ -9,7 +9,6 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api.deps import SessionDep, SettingsDep, require
-from telereg.cases import service as cases
 from telereg.cases.models import Case
 from telereg.core.errors import NotFoundError
 from telereg.core.permissions import Permission
@@ -19,6 +18,7 @@ from telereg.domains.fraud import handover, service
 
 router = APIRouter(prefix="/fraud", tags=["fraud"])
 Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+OptionalPeriod = Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
 #: Signed-in users; which lines they see is decided per principal (all, own operator, none).
 Reader = Annotated[Principal, require(Permission.STATUS_READ)]
 Manager = Annotated[Principal, require(Permission.CASES_MANAGE)]
@@ -45,7 +45,7 @@ def scan(
 
 @router.get("/dashboard", summary="Counts by kind, city, operator; trend; outlets; domains; rings")
 def dashboard(
-    settings: SettingsDep, principal: Reader, period: Annotated[str | None, Query()] = None
+    settings: SettingsDep, principal: Reader, period: OptionalPeriod = None
 ) -> dict[str, Any]:
     return service.dashboard(settings, principal=principal, period=latest_period(settings, period))
 
@@ -56,7 +56,7 @@ def line(
     session: SessionDep,
     settings: SettingsDep,
     principal: Reader,
-    period: Annotated[str | None, Query()] = None,
+    period: OptionalPeriod = None,
 ) -> dict[str, Any]:
     return service.line_detail(
         session,
@@ -99,13 +99,8 @@ class Move(BaseModel):
 
 @router.post("/cases/{case_id}/moves", summary="Move a case (in review, closed)")
 def move(case_id: int, body: Move, session: SessionDep, principal: Manager) -> dict[str, Any]:
-    case = cases.move(
-        session,
-        principal=principal,
-        workflow=service.WORKFLOW,
-        case_id=case_id,
-        to=body.to,
-        note=body.note,
+    case = service.move_case(
+        session, principal=principal, case_id=case_id, to=body.to, note=body.note
     )
     return _case(case)
 

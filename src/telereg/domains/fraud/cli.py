@@ -9,7 +9,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from telereg.cases import service as cases
 from telereg.core.db import session_scope
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -57,14 +56,7 @@ def move_command(
     settings: Settings, principal: Principal, *, case_id: int, to: str, note: str
 ) -> None:
     with session_scope(settings) as session:
-        case = cases.move(
-            session,
-            principal=principal,
-            workflow=service.WORKFLOW,
-            case_id=case_id,
-            to=to,
-            note=note,
-        )
+        case = service.move_case(session, principal=principal, case_id=case_id, to=to, note=note)
         out.print(f"case {case.id} is now {case.status}")
 
 

@@ -18,14 +18,15 @@ import json
 import re
 import uuid
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import openpyxl
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
@@ -34,7 +35,7 @@ from telereg.core.errors import ConflictError, InputError, NotFoundError, Signat
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.core.privacy import Vault, reidentify
+from telereg.core.privacy import Vault, may_reidentify, reidentify
 from telereg.core.settings import Settings
 from telereg.domains.fraud.service import DISPOSALS, WORKFLOW, get_case
 
@@ -46,6 +47,8 @@ _DATA_FILES = ("cases.csv", "cases.xlsx", "manifest.json")
 
 @dataclass(frozen=True)
 class Handover:
+    """A package: at ``path`` once the session that made it commits."""
+
     path: Path
     manifest: dict[str, Any]
 
@@ -68,7 +71,8 @@ def _rows(
                 principal=principal,
                 vault=vault,
                 token=subject["line"],
-                reason=f"hand-over of case {case.id}: {reveal_reason}",
+                reason=reveal_reason or "",
+                context={"hand-over of case": case.id},
             )
         rows.append(
             {
@@ -98,9 +102,16 @@ def export(
     """Refer the cases to ``agency_code`` and write the signed package to the agency's store.
 
     Cases must be in review, or already referred to the same agency (a
-    re-issue). Nothing is moved if any case cannot be handed over.
+    re-issue). Nothing is moved if any case cannot be handed over. A blank
+    ``reveal_reason`` asks for no clear values; another is checked (the permission
+    and its length) before anything moves. The package is written under a hidden
+    name and takes its own when ``session`` commits, with the cases' moves and the
+    audit records, so a hand-over that is rolled back leaves no package behind.
     """
     principal.require(Permission.CASES_MANAGE)
+    reveal_reason = (reveal_reason or "").strip() or None
+    if reveal_reason is not None:
+        reveal_reason = may_reidentify(principal, reveal_reason)
     agency = session.scalar(select(Agency).where(Agency.code == agency_code))
     if agency is None:
         raise NotFoundError(f"no agency {agency_code!r}")
@@ -137,9 +148,11 @@ def export(
         "clear_values": reveal_reason is not None,
     }
     name = f"handover-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.zip"
-    path = write_package(
-        package_path(settings, agency.code, name), rows, manifest, settings.secret("handover_key")
+    path = package_path(settings, agency.code, name)
+    staged = write_package(
+        path.with_name(f".{name}.staged"), rows, manifest, settings.secret("handover_key")
     )
+    _publish_on_commit(session, staged, path)
     audit.record(
         session,
         actor=principal.name,
@@ -149,6 +162,27 @@ def export(
         detail={"file": path.name, "clear_values": reveal_reason is not None},
     )
     return Handover(path, manifest)
+
+
+def _publish_on_commit(session: Session, staged: Path, path: Path) -> None:
+    """Give the staged package its name when ``session`` commits; remove it when the
+    transaction it was made in (a savepoint, or one around it) is rolled back."""
+    made_in = session.get_nested_transaction() or session.get_transaction()
+    enclosing = []
+    while made_in is not None:
+        enclosing.append(made_in)
+        made_in = made_in.parent
+
+    def publish(_: Session) -> None:
+        if staged.exists():
+            staged.replace(path)
+
+    def discard(_: Session, rolled_back: SessionTransaction) -> None:
+        if any(rolled_back is t for t in enclosing):
+            staged.unlink(missing_ok=True)
+
+    event.listen(session, "after_commit", publish, once=True)
+    event.listen(session, "after_soft_rollback", discard)
 
 
 def write_package(
@@ -175,14 +209,26 @@ def write_package(
 
 
 def verify(path: Path, key: bytes) -> dict[str, Any]:
-    """The package's manifest, if every file matches it and the manifest its signature."""
+    """The package's manifest, if every file matches it and the manifest its signature.
+
+    The package must hold exactly the signed files and the signature, each once: an
+    added file, or a second copy of one under the same name, fails.
+    """
+    expected_names = sorted((*_DATA_FILES, "manifest.sig"))
     try:
         with zipfile.ZipFile(path) as package:
-            content = {n: package.read(n) for n in (*_DATA_FILES, "manifest.sig")}
-    except (zipfile.BadZipFile, KeyError) as err:
-        raise SignatureError(f"not a complete hand-over package: {err}", where=str(path)) from err
-    expected = hmac.new(key, content["manifest.json"], hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, content["manifest.sig"].decode(errors="replace").strip()):
+            names = sorted(package.namelist())
+            if names != expected_names:
+                raise SignatureError(
+                    f"a hand-over package holds {', '.join(expected_names)}, "
+                    f"not {', '.join(names) or 'nothing'}",
+                    where=str(path),
+                )
+            content = {n: package.read(n) for n in names}
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
+        raise SignatureError(f"not a readable hand-over package: {err}", where=str(path)) from err
+    expected = hmac.new(key, content["manifest.json"], hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(expected, content["manifest.sig"].strip()):
         raise SignatureError("the manifest does not match its signature", where=str(path))
     manifest: dict[str, Any] = json.loads(content["manifest.json"])
     for name, digest in manifest["files"].items():

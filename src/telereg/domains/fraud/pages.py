@@ -12,7 +12,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from telereg.api.deps import SessionDep, SettingsDep
-from telereg.cases.service import move
 from telereg.core.errors import TeleregError
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
@@ -97,14 +96,7 @@ def move_case(
 ) -> Response:
     return form_step(
         session,
-        lambda: move(
-            session,
-            principal=principal,
-            workflow=service.WORKFLOW,
-            case_id=case_id,
-            to=to,
-            note=note,
-        ),
+        lambda: service.move_case(session, principal=principal, case_id=case_id, to=to, note=note),
         back="/fraud/cases",
         done=f"/fraud/cases#case-{case_id}",
     )

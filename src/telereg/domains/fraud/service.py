@@ -9,7 +9,9 @@ readers never see half of a scan) and every new suspect becomes a case.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from sqlalchemy.orm import Session
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import audit, engine
-from telereg.core.errors import ConfigurationError, NotFoundError
+from telereg.core.errors import ConfigurationError, InputError, NotFoundError
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -80,8 +82,24 @@ class ScanSummary:
         return [scan, found]
 
 
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+#: Case references are at most this long (the column's width); longer domains are hashed.
+_REFERENCE_CHARS = 100
+
+
 def results_dir(settings: Settings, period: str) -> Path:
+    if not _PERIOD.fullmatch(period):
+        raise InputError(f"a period is a month written YYYY-MM, not {period[:20]!r}")
     return settings.data_dir / "analysis" / "fraud" / period
+
+
+def domain_reference(domain: str) -> str:
+    """A domain case's reference: the domain, or for a very long one a digest of it."""
+    reference = f"domain:{domain}"
+    if len(reference) <= _REFERENCE_CHARS:
+        return reference
+    digest = hashlib.sha256(domain.encode()).hexdigest()
+    return f"domain:{domain[:40]}…{digest[:32]}"
 
 
 def _files(session: Session, settings: Settings, dataset: str, period: str | None) -> list[str]:
@@ -376,7 +394,7 @@ def _open_cases(
     if len(domains):
         items += [
             cases.NewCase(
-                f"domain:{row.domain}",
+                domain_reference(row.domain),
                 f"Fraud domain {row.domain}",
                 {
                     "type": "domain",
@@ -389,6 +407,18 @@ def _open_cases(
             for row in domains[domains["level"] == "high"].itertuples(index=False)
         ]
     return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=items))
+
+
+def move_case(session: Session, *, principal: Principal, case_id: int, to: str, note: str) -> Case:
+    """An analyst's step: into review, or closed. A case is referred only by a hand-over
+    (which writes the signed package) and resolved only by a recorded disposal."""
+    if to == CaseStatus.REFERRED.value:
+        raise InputError("a case is referred by handing it over to an agency")
+    if to == CaseStatus.RESOLVED.value:
+        raise InputError("a case is resolved by recording the agency's disposal")
+    return cases.move(
+        session, principal=principal, workflow=WORKFLOW, case_id=case_id, to=to, note=note
+    )
 
 
 def case_queue(session: Session, *, principal: Principal, status: str | None = None) -> list[Case]:
@@ -472,8 +502,7 @@ def line_detail(
         "cell_id", "longitude", "latitude", "city_code"
     )
     places = used.inner_join(where, "cell_id").order_by(ibis.desc("calls")).limit(200).to_pandas()
-    edges = load_result(settings, period, "ring_edges")
-    nodes = load_result(settings, period, "ring_nodes")
+    nodes, edges = _ring_graph(settings, period, visible_operator(principal))
     linked = edges[(edges["a"] == line) | (edges["b"] == line)]
     neighbours = set(linked["a"]) | set(linked["b"]) | {line}
     features = {k: _plain(row[k]) for k in FEATURES if k in row and pd.notna(row[k])}
@@ -515,22 +544,68 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _ring_graph(
+    settings: Settings, period: str, only: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ring graph's nodes and edges; for one operator, its lines and the links among them."""
+    nodes = load_result(settings, period, "ring_nodes")
+    edges = load_result(settings, period, "ring_edges")
+    if only is not None:
+        nodes = nodes[nodes["operator"] == only]
+        edges = edges[edges["a"].isin(nodes["line"]) & edges["b"].isin(nodes["line"])]
+    return nodes, edges
+
+
+def _own_counts(settings: Settings, period: str, only: str) -> dict[str, int]:
+    """A month's counts as one operator sees them: its suspects, cards and ID numbers."""
+    counts = dict(load_summary(settings, period).get("counts", {}))
+    for kind, name in (("sim_box", "suspects"), ("card", "cards")):
+        found = load_result(settings, period, name)
+        counts[kind] = int((found["operator"] == only).sum()) if len(found) else 0
+    over = load_result(settings, period, "over_limit")
+    counts["over_limit"] = (
+        int(over.loc[over["operator"] == only, "id_number"].nunique()) if len(over) else 0
+    )
+    return counts
+
+
+def _own_rings(nodes: pd.DataFrame) -> list[dict[str, Any]]:
+    """Ring summaries from one operator's ring nodes (links to other operators left out)."""
+    rings = []
+    for community, members in nodes.groupby("community"):
+        if len(members) > 1:
+            rings.append(
+                {
+                    "community": int(community),
+                    "size": len(members),
+                    "kinds": sorted(members["kind"].unique()),
+                    "operators": sorted(members["operator"].unique()),
+                }
+            )
+    return sorted(rings, key=lambda r: -r["size"])
+
+
 def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[str, Any]:
-    """Counts by kind, city and operator, the trend over scanned months, top outlets, rings."""
+    """Counts by kind, city and operator, the trend over scanned months, top outlets, rings.
+
+    An operator's user sees its own lines only: counts, trend, outlets and rings are
+    those of its lines (the domains are not an operator's data and are shown to all).
+    """
+    only = visible_operator(principal)
     rows = suspect_rows(settings, principal=principal, period=period)
     trend = []
     for month in sorted(scanned_periods(settings)):
-        counts = load_summary(settings, month).get("counts", {})
+        counts = (
+            load_summary(settings, month).get("counts", {})
+            if only is None
+            else _own_counts(settings, month, only)
+        )
         trend.append({"period": month, **counts})
     outlets = load_result(settings, period, "outlets")
     domains = load_result(settings, period, "domains")
-    nodes = load_result(settings, period, "ring_nodes")
-    edges = load_result(settings, period, "ring_edges")
-    only = visible_operator(principal)
+    nodes, edges = _ring_graph(settings, period, only)
     if only is not None:
         outlets = outlets[outlets["operator"] == only]
-        nodes = nodes[nodes["operator"] == only]
-        edges = edges[edges["a"].isin(nodes["line"]) & edges["b"].isin(nodes["line"])]
     summary = load_summary(settings, period)
 
     def tally(column: str) -> list[dict[str, Any]]:
@@ -544,7 +619,9 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
         "periods": scanned_periods(settings),
         "model": summary.get("model", ""),
         "lines": summary.get("lines", 0),
-        "counts": summary.get("counts", {}),
+        "counts": summary.get("counts", {})
+        if only is None
+        else _own_counts(settings, period, only),
         "by_operator": tally("operator"),
         "by_city": tally("home_city"),
         "trend": trend,
@@ -562,7 +639,7 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
         ]
         if len(domains)
         else [],
-        "rings": summary.get("rings", []),
+        "rings": summary.get("rings", []) if only is None else _own_rings(nodes),
         "graph": {
             "nodes": nodes.to_dict("records"),
             "edges": edges.to_dict("records"),
