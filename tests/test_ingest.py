@@ -188,6 +188,63 @@ def test_a_correction_supersedes_and_the_earlier_stays_retrievable(ready: Settin
     assert len(lake_rows(ready, "voice_cdr")) == 2, "a rejected file supersedes nothing"
 
 
+def test_same_bytes_for_another_month_or_after_a_rejection_are_ingested(
+    ready: Settings, tmp_path: Path
+):
+    cells = tmp_path / "cells-more.csv"
+    cells.write_text(CELLS_HEADER + "C0009,S09,112.60,37.90,140100,5G\n")
+    october = submit(ready, cells, "cells", period="2021-10")
+    assert october.status == "accepted"
+    again = submit(ready, cells, "cells", period="2021-10")
+    assert again.duplicate_of == october.id
+    other_month = submit(ready, cells, "cells", period="2021-12")
+    assert other_month.duplicate_of is None
+    assert other_month.id != october.id
+    assert _submission(ready, october.id).current, "each month keeps its own file"
+    as_gcj02 = submit(ready, cells, "cells", period="2021-10", crs="gcj02")
+    assert as_gcj02.duplicate_of is None
+    # A call file whose cell the operator had not sent yet is rejected; once the cell
+    # arrives, the same bytes are read again rather than answered with the rejection.
+    calls = cdr_file(tmp_path, [GOOD_CALL.replace("C0001", "C0042")], "early.csv")
+    early = submit(ready, calls, "voice_cdr", period="2021-11")
+    assert early.status == "rejected"
+    late_cells = tmp_path / "cells-late.csv"
+    late_cells.write_text(
+        CELLS_HEADER + "C0001,S01,112.55,37.87,140100,4G\nC0042,S04,112.58,37.86,140100,5G\n"
+    )
+    assert submit(ready, late_cells, "cells", period="2021-11").status == "accepted"
+    retried = submit(ready, calls, "voice_cdr", period="2021-11")
+    assert retried.duplicate_of is None
+    assert retried.status == "accepted", retried.message
+    with pytest.raises(InputError, match="YYYY-MM"):
+        submit(ready, calls, "voice_cdr", period="2021-11\n")
+
+
+def test_a_correction_received_later_stays_current_when_it_finishes_first(
+    ready: Settings, tmp_path: Path
+):
+    first = cdr_file(tmp_path, [GOOD_CALL], "slow.csv")
+    correction = cdr_file(
+        tmp_path, [GOOD_CALL, GOOD_CALL.replace("10:00:00", "11:00:00")], "fast.csv"
+    )
+    made: list = []
+
+    def meanwhile(stage: str) -> None:
+        # While the first file is being written, the correction arrives and is done first.
+        if stage == "writing" and not made:
+            made.append(submit(ready, correction, "voice_cdr"))
+
+    slow = submit(ready, first, "voice_cdr", progress=meanwhile)
+    fast = made[0]
+    assert slow.status == "accepted"
+    assert _submission(ready, fast.id).current
+    late = _submission(ready, slow.id)
+    assert not late.current
+    assert late.superseded_by_id == fast.id
+    assert "received later" in late.message
+    assert len(lake_rows(ready, "voice_cdr")) == 2, "readers see the correction"
+
+
 def test_gbk_csv_with_chinese_headers(ready: Settings, tmp_path: Path):
     text = "主叫号码,被叫号码,开始时间,通话时长,呼叫方向,小区标识,IMEI\n" + GOOD_CALL + "\n"
     path = tmp_path / "话单.csv"

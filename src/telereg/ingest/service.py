@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from telereg.core import audit
 from telereg.core.accounts import get_operator
-from telereg.core.db import session_scope
+from telereg.core.db import session_scope, utcnow
 from telereg.core.errors import InputError, PermissionDeniedError
 from telereg.core.geo import gcj02_to_wgs84
 from telereg.core.permissions import Permission, Role
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 Crs = Literal["wgs84", "gcj02"]
 Progress = Callable[[str], None]
-_PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _check_period(period: str | None) -> str | None:
-    if period is not None and not _PERIOD.match(period):
+    if period is not None and not _PERIOD.fullmatch(period):
         raise InputError(f"period {period!r} is not of the form YYYY-MM")
     return period
 
@@ -146,10 +146,15 @@ def ingest_file(
 ) -> SubmissionRecord:
     """Validate ``path`` against ``contract`` and record the submission.
 
-    Same bytes for the same dataset and operator change nothing and return the
-    earlier record. File-level problems (unreadable, wrong columns) and row
+    Same bytes for the same dataset, operator, period (when one is given) and
+    coordinate system change nothing and return the earlier record, unless that
+    one was rejected (what it lacked, such as the operator's cells, may have
+    arrived since). File-level problems (unreadable, wrong columns) and row
     problems are recorded in the submission, not raised; raised errors mean the
     request itself was wrong (permission, unknown operator, bad period).
+
+    Of two submissions for one slot, the one received later stays current,
+    whichever finishes first.
     """
     step = progress or (lambda _stage: None)
     principal.require(Permission.DATA_SUBMIT)
@@ -157,19 +162,26 @@ def ingest_file(
         raise PermissionDeniedError("operator users submit only their own operator's data")
     _check_period(period)
     filename = Path(filename).name[:255] or "upload"
+    received = utcnow()
     step("hashing")
     digest = file_sha256(path)
     with session_scope(settings) as session:
         operator_row = get_operator(session, operator)
-        earlier = session.scalar(
-            select(Submission).where(
+        same_bytes = session.scalars(
+            select(Submission)
+            .where(
                 Submission.dataset == contract.name,
                 Submission.operator_id == operator_row.id,
                 Submission.content_sha256 == digest,
+                Submission.status != SubmissionStatus.REJECTED.value,
             )
-        )
-        if earlier is not None:
-            return SubmissionRecord.of(earlier, duplicate_of=earlier.id)
+            .order_by(Submission.id)
+        ).all()
+        for earlier in same_bytes:
+            if (period is None or earlier.period == period) and (earlier.options or {}).get(
+                "crs", "wgs84"
+            ) == crs:
+                return SubmissionRecord.of(earlier, duplicate_of=earlier.id)
         operator_id = operator_row.id
 
     file_id = uuid.uuid4().hex
@@ -215,6 +227,7 @@ def ingest_file(
                 result=result,
                 accepted_path=finals["accepted"] if "accepted" in result.staged else None,
                 crs=crs,
+                received=received,
             )
     step("done")
     return record
@@ -234,6 +247,7 @@ def _record(
     result: _Result,
     accepted_path: Path | None,
     crs: Crs,
+    received: datetime,
 ) -> SubmissionRecord:
     accepted = result.status is not SubmissionStatus.REJECTED
     submission = Submission(
@@ -256,6 +270,7 @@ def _record(
         options={"crs": crs},
         current=accepted,
         submitted_by=principal.name,
+        submitted_at=received,
     )
     session.add(submission)
     session.flush()
@@ -272,10 +287,20 @@ def _record(
             )
             .with_for_update()
         ).all()
-        for old in previous:
-            old.current = False
-            old.superseded_by_id = submission.id
-            superseded = old.id
+        later = [old for old in previous if old.submitted_at > received]
+        if later:
+            # A correction received after this file finished first: it stays current.
+            submission.current = False
+            submission.superseded_by_id = later[0].id
+            submission.message = (
+                f"{submission.message}; superseded on arrival by submission {later[0].id}, "
+                "received later"
+            )[:1000]
+        else:
+            for old in previous:
+                old.current = False
+                old.superseded_by_id = submission.id
+                superseded = old.id
     audit.record(
         session,
         actor=principal.name,
