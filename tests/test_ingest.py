@@ -344,6 +344,59 @@ def test_bad_files_are_rejected_with_a_clear_message(
     assert lake_rows(ready, "voice_cdr") == []
 
 
+def test_files_the_readers_choke_on_are_rejected_with_a_message(ready: Settings, tmp_path: Path):
+    # A Parquet column of lists, and a duplicated column name.
+    nested = pa.table({"cell_id": [["C1", "C2"]], "site_id": ["S1"]})
+    pq.write_table(nested, tmp_path / "nested.parquet")
+    twice = pa.Table.from_arrays([pa.array(["C1"]), pa.array(["C2"])], names=["cell_id"] * 2)
+    pq.write_table(twice, tmp_path / "twice.parquet")
+    # GeoJSON whose features are not objects, or with a property named like the geometry.
+    (tmp_path / "nulls.geojson").write_text('{"type": "FeatureCollection", "features": [null]}')
+    clash = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"corridor_id": "T1", "geometry": "x"},
+                "geometry": {"type": "LineString", "coordinates": [[112, 37], [112.5, 37.5]]},
+            }
+        ],
+    }
+    (tmp_path / "clash.geojson").write_text(json.dumps(clash))
+    for name, dataset, message in (
+        ("nested.parquet", "cells", "cannot read the parquet file"),
+        ("twice.parquet", "cells", "appears twice"),
+        ("nulls.geojson", "corridors", "list of Feature objects"),
+        ("clash.geojson", "corridors", "named 'geometry'"),
+    ):
+        record = submit(ready, tmp_path / name, dataset, operator="CUCC", period="2021-11")
+        assert record.status == "rejected", name
+        assert message in record.message, (name, record.message)
+
+
+def test_blank_header_cells_of_a_workbook_are_ignored(ready: Settings, tmp_path: Path):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    headers = ["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"]
+    sheet.append([*headers, None, None])
+    sheet.append(["X0007", "S9", 112.5, 37.8, 140100, "5G", None, "a note"])
+    workbook.save(tmp_path / "padded.xlsx")
+    record = submit(ready, tmp_path / "padded.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert record.status == "accepted", record.message
+
+
+def test_a_file_without_its_header_line_does_not_repeat_numbers_in_the_message(
+    ready: Settings, tmp_path: Path
+):
+    path = tmp_path / "headless.csv"
+    path.write_text(GOOD_CALL + "\n" + GOOD_CALL + "\n")
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert record.status == "rejected"
+    assert "missing required column" in record.message
+    assert "13812341234" not in record.message
+    assert "138****1234" in record.message
+
+
 def test_unknown_columns_are_named_and_ignored(ready: Settings, tmp_path: Path):
     path = tmp_path / "extra.csv"
     path.write_text(CDR_HEADER.strip() + ",note\n" + GOOD_CALL + ",hello\n")

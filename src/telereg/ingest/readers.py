@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from telereg.core.errors import InputError
+from telereg.core.errors import InputError, TeleregError
 from telereg.ingest.contracts import FileFormat
 from telereg.ingest.validate import ROW
 
@@ -146,7 +146,10 @@ def reopen_as_gb18030(
         _transcode(path, target, "gb18030")
     except UnicodeDecodeError as err:
         raise InputError("the CSV file mixes encodings", where=name) from err
-    headers = _unique_headers(_csv_headers(con, target), name)
+    try:
+        headers = _unique_headers(_csv_headers(con, target), name)
+    except duckdb.Error as err:
+        raise InputError(f"cannot read as CSV: {first_line(err)}", where=name) from err
     return Source(FileFormat.CSV, "gb18030", headers, _csv_relation(target), False)
 
 
@@ -239,6 +242,8 @@ def _register(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
 def _unique_headers(headers: list[str], name: str) -> list[str]:
     seen: set[str] = set()
     for header in headers:
+        if not header:
+            continue  # blank cells beyond the last header, as spreadsheets pad them
         if header in seen:
             raise InputError(f"the column {header!r} appears twice in the header", where=name)
         seen.add(header)
@@ -252,6 +257,8 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as err:  # openpyxl raises many kinds for broken workbooks
         raise InputError(f"cannot open the workbook: {err}", where=name) from err
+    if not workbook.worksheets:
+        raise InputError("the workbook has no worksheet (only charts?)", where=name)
     sheet = workbook.worksheets[0]
     rows = sheet.iter_rows(values_only=True)
     header_row = next(rows, None)
@@ -281,9 +288,10 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     try:
+        _unique_headers(pq.read_schema(path).names, name)
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"cannot read the Parquet file: {err}", where=name) from err
+        raise InputError(f"cannot read the Parquet file: {first_line(err)}", where=name) from err
     text = pa.table(
         {
             **{field.name: table.column(field.name).cast(pa.string()) for field in table.schema},
@@ -306,12 +314,18 @@ def _read_geojson(
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         raise InputError("GeoJSON must be a FeatureCollection", where=name)
     features = document.get("features") or []
+    if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+        raise InputError("GeoJSON features must be a list of Feature objects", where=name)
     keys: list[str] = []
     for feature in features:
         for key in feature.get("properties") or {}:
             if key not in keys:
                 keys.append(key)
     target = geometry_column or "geometry"
+    if target in keys:
+        raise InputError(
+            f"a property is named {target!r}, as the geometry column is; rename it", where=name
+        )
     data: dict[str, list[str | None]] = {key: [] for key in [*keys, target]}
     for feature in features:
         properties = feature.get("properties") or {}
@@ -342,10 +356,18 @@ def open_source(
 ) -> Source:
     """Prepare ``path`` for reading; non-CSV formats are loaded into ``raw_rows`` now."""
     file_format = sniff_format(path, display_name=display_name)
-    if file_format is FileFormat.CSV:
-        return _read_csv(con, path, workdir, display_name)
-    if file_format is FileFormat.XLSX:
-        return _read_xlsx(con, path, display_name)
-    if file_format is FileFormat.PARQUET:
-        return _read_parquet(con, path, display_name)
-    return _read_geojson(con, path, display_name, geometry_column)
+    try:
+        if file_format is FileFormat.CSV:
+            return _read_csv(con, path, workdir, display_name)
+        if file_format is FileFormat.XLSX:
+            return _read_xlsx(con, path, display_name)
+        if file_format is FileFormat.PARQUET:
+            return _read_parquet(con, path, display_name)
+        return _read_geojson(con, path, display_name, geometry_column)
+    except TeleregError:
+        raise
+    except Exception as err:  # an upload the libraries choke on is the sender's error
+        raise InputError(
+            f"cannot read the {file_format.value} file: {first_line(err) or type(err).__name__}",
+            where=display_name,
+        ) from err

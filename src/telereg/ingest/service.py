@@ -36,6 +36,7 @@ from telereg.core.geo import gcj02_to_wgs84
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.privacy import IdentifierKind, Pseudonymiser, Vault
+from telereg.core.privacy import mask as mask_value
 from telereg.core.settings import Settings
 from telereg.ingest import lake, readers
 from telereg.ingest.contracts import Column, ColumnType, Contract, FileFormat, normalise_header
@@ -447,7 +448,12 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
         # The head looked like UTF-8 but later bytes are not: operators' GBK exports do this.
         source = readers.reopen_as_gb18030(con, path, workdir, filename)
         mapping, notes = _mapping_sql(contract, source)
-        _read_and_check(backend, contract, mapping)
+        try:
+            _read_and_check(backend, contract, mapping)
+        except duckdb.Error as again:
+            raise InputError(
+                f"cannot read the file as GBK either: {readers.first_line(again)}", where=filename
+            ) from again
     unreadable = readers.csv_unreadable(con) if source.format is FileFormat.CSV else []
     if unreadable:
         readers.renumber_after_rejects(con, _CHECKED, [line for line, _ in unreadable])
@@ -558,6 +564,12 @@ def _cleaned(source: str, column: Column) -> str:
     return value
 
 
+def _shown_header(header: str) -> str:
+    """A header as messages repeat it: masked when it looks like a number or an ID (a file
+    sent without its header line has its first row's values there)."""
+    return mask_value(header) if sum(c.isdigit() for c in header) >= 6 else header
+
+
 def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[str]]:
     """SQL that renames the file's headers to contract names, with cleaned values.
 
@@ -578,7 +590,7 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
     missing = [c.name for c in contract.columns if c.required and c.name not in chosen]
     if missing:
         expected = ", ".join(c.name for c in contract.columns)
-        found = ", ".join(source.columns) or "none"
+        found = ", ".join(_shown_header(h) for h in source.columns) or "none"
         raise InputError(
             f"missing required column(s) {', '.join(missing)}; expected {expected}; found {found}"
         )
@@ -591,7 +603,8 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
             if source_header
             else f"CAST(NULL AS VARCHAR) AS {_quote(column.name)}"
         )
-    notes = [f"ignored unknown column(s): {', '.join(unknown)}"] if unknown else []
+    shown = ", ".join(_shown_header(h) for h in unknown)
+    notes = [f"ignored unknown column(s): {shown}"] if unknown else []
     return f"SELECT {', '.join(selects)} FROM {source.relation}", notes
 
 
