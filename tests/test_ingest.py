@@ -249,8 +249,19 @@ def test_gbk_csv_with_chinese_headers(ready: Settings, tmp_path: Path):
     text = "主叫号码,被叫号码,开始时间,通话时长,呼叫方向,小区标识,IMEI\n" + GOOD_CALL + "\n"
     path = tmp_path / "话单.csv"
     path.write_bytes(text.encode("gbk"))
-    record = submit(ready, path, "voice_cdr")
+    seen: dict[str, list[Path]] = {}
+
+    def look(stage: str) -> None:
+        # The clear UTF-8 copy is made outside the lake, which holds pseudonymised data only.
+        if stage == "validating":
+            seen["lake"] = list(ready.lake_dir.rglob("utf8.csv"))
+            seen["scratch"] = list((ready.data_dir / "scratch").rglob("utf8.csv"))
+
+    record = submit(ready, path, "voice_cdr", progress=look)
     assert record.status == "accepted", record.message
+    assert seen["lake"] == []
+    assert len(seen["scratch"]) == 1
+    assert not seen["scratch"][0].exists(), "and removed when the ingest ends"
     assert _submission(ready, record.id).encoding == "gb18030"
 
 

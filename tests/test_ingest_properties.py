@@ -181,9 +181,10 @@ def test_an_ingest_killed_halfway_leaves_nothing_visible(tmp_path: Path):
         str(settings.data_dir),
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    staging = settings.lake_dir / "_staging"
+    # The work directory (outside the lake: it holds clear values) appears once it has begun.
+    scratch = settings.data_dir / "scratch"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (staging.exists() and any(staging.glob("*/*"))):
+    while time.monotonic() < deadline and not (scratch.exists() and any(scratch.glob("*"))):
         time.sleep(0.05)
     time.sleep(0.5)  # well inside the work: reading and checking a 1.5M-row file
     assert process.poll() is None, "the ingest finished before it could be killed"

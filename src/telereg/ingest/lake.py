@@ -5,8 +5,10 @@ Layout under ``<data_dir>/lake``::
     <dataset>/operator=<op>/period=<yyyy-mm>/<file_id>.parquet   accepted rows
     _quarantine/<dataset>/<file_id>.parquet                       rejected rows
     _errors/<file_id>.parquet                                     one row per broken rule
-    _staging/<uuid>/                                              work in progress
+    _staging/<uuid>/                                              finished files, unpublished
 
+Work on clear values (a GBK file transcoded to UTF-8, DuckDB's spill) happens in
+``<data_dir>/scratch/<uuid>/``, outside the lake, which holds pseudonymised data only.
 A submission's files are written to staging and moved into place before its
 record is committed; readers ask the state DB which submissions are current,
 so they see a superseded slot either wholly before or wholly after the change,
@@ -15,6 +17,7 @@ and files of an interrupted ingest are never read.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import uuid
@@ -50,10 +53,17 @@ def errors_path(settings: Settings, file_id: str) -> Path:
     return settings.lake_dir / "_errors" / f"{file_id}.parquet"
 
 
+def _staging_root(settings: Settings) -> Path:
+    return settings.lake_dir / "_staging"
+
+
+def _scratch_root(settings: Settings) -> Path:
+    return settings.data_dir / "scratch"
+
+
 @contextmanager
-def staging(settings: Settings) -> Iterator[Path]:
-    """A private work directory inside the lake (same file system, so moves are atomic)."""
-    path = settings.lake_dir / "_staging" / uuid.uuid4().hex
+def _private_directory(root: Path) -> Iterator[Path]:
+    path = root / uuid.uuid4().hex
     path.mkdir(parents=True, mode=0o700)
     try:
         yield path
@@ -61,16 +71,28 @@ def staging(settings: Settings) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def staging(settings: Settings) -> contextlib.AbstractContextManager[Path]:
+    """A private directory for finished files, inside the lake (moves out are atomic)."""
+    return _private_directory(_staging_root(settings))
+
+
+def scratch(settings: Settings) -> contextlib.AbstractContextManager[Path]:
+    """A private work directory for clear values, outside the lake."""
+    return _private_directory(_scratch_root(settings))
+
+
 def sweep_staging(settings: Settings, *, older_than_s: float = 24 * 3600) -> int:
-    """Remove work directories that interrupted ingests left behind; returns how many."""
-    root = settings.lake_dir / "_staging"
-    if not root.is_dir():
-        return 0
+    """Remove directories that interrupted ingests left behind; returns how many."""
     cutoff = time.time() - older_than_s
-    stale = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return len(stale)
+    removed = 0
+    for root in (_staging_root(settings), _scratch_root(settings)):
+        if not root.is_dir():
+            continue
+        stale = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        removed += len(stale)
+    return removed
 
 
 def publish(staged: Path, final: Path) -> None:

@@ -187,7 +187,7 @@ def ingest_file(
 
     file_id = uuid.uuid4().hex
     lake.sweep_staging(settings)
-    with lake.staging(settings) as workdir:
+    with lake.staging(settings) as workdir, lake.scratch(settings) as scratch:
         try:
             result = _process(
                 settings,
@@ -198,6 +198,7 @@ def ingest_file(
                 period=period,
                 crs=crs,
                 workdir=workdir,
+                scratch=scratch,
                 step=step,
             )
         except InputError as err:
@@ -347,12 +348,15 @@ def _process(
     period: str | None,
     crs: Crs,
     workdir: Path,
+    scratch: Path,
     step: Progress,
 ) -> _Result:
-    backend = ibis.duckdb.connect(temp_directory=str(workdir / "spill"))
+    """Read, check and write one file: finished files to ``workdir`` (in the lake's staging),
+    work on clear values (a transcoded copy, DuckDB's spill) in ``scratch`` (outside it)."""
+    backend = ibis.duckdb.connect(temp_directory=str(scratch / "spill"))
     backend.con.execute("SET enable_progress_bar = false")
     step("reading")
-    loaded = _load(backend, contract, path=path, filename=filename, workdir=workdir)
+    loaded = _load(backend, contract, path=path, filename=filename, workdir=scratch)
     rows = loaded.rows
     resolved = _resolve_period(contract, rows, period)
 
