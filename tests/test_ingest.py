@@ -245,6 +245,24 @@ def test_a_correction_received_later_stays_current_when_it_finishes_first(
     assert len(lake_rows(ready, "voice_cdr")) == 2, "readers see the correction"
 
 
+def test_the_same_file_sent_twice_at_once_is_recorded_once(ready: Settings, tmp_path: Path):
+    path = cdr_file(tmp_path, [GOOD_CALL], "twice.csv")
+    made: list = []
+
+    def meanwhile(stage: str) -> None:
+        # A client retries while the first upload is still being written.
+        if stage == "writing" and not made:
+            made.append(submit(ready, path, "voice_cdr"))
+
+    first = submit(ready, path, "voice_cdr", progress=meanwhile)
+    retry = made[0]
+    assert retry.duplicate_of is None
+    assert first.duplicate_of == retry.id
+    with session_scope(ready) as session:
+        assert session.query(Submission).filter_by(dataset="voice_cdr").count() == 1
+    assert len(lake_rows(ready, "voice_cdr")) == 1
+
+
 def test_gbk_csv_with_chinese_headers(ready: Settings, tmp_path: Path):
     text = "主叫号码,被叫号码,开始时间,通话时长,呼叫方向,小区标识,IMEI\n" + GOOD_CALL + "\n"
     path = tmp_path / "话单.csv"

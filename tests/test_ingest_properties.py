@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from telereg import registry
 from telereg.core.db import session_scope
@@ -235,3 +236,76 @@ def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: 
         )
     with session_scope(env) as session:
         assert lake.current_files(session, env, "cells", operators=["CBN"]) == before
+
+
+def test_two_records_for_one_slot_at_once_leave_one_current(db_settings: Settings):
+    # The last step of two ingests of one slot, overlapping: the first has written its
+    # record but not committed when the second begins. The second must wait for it and
+    # supersede it; without the wait, on PostgreSQL, both would stay current.
+    import threading
+    from datetime import timedelta
+
+    from telereg.core.accounts import get_operator
+    from telereg.core.db import utcnow
+    from telereg.ingest import service
+    from telereg.ingest.models import SubmissionStatus
+
+    prepare(db_settings, principal=ROOT)
+    with session_scope(db_settings) as session:
+        operator_id = get_operator(session, "CMCC").id
+    contract = registry.contract("cells")
+    received = utcnow()
+
+    def record(session, n: int) -> None:
+        service._record(
+            session,
+            settings=db_settings,
+            principal=ROOT,
+            contract=contract,
+            operator_id=operator_id,
+            filename=f"cells-{n}.csv",
+            digest=f"{n:064x}",
+            size=1,
+            file_id=f"{n:032x}",
+            result=service._Result(SubmissionStatus.ACCEPTED, rows_total=1, period="2021-11"),
+            accepted_path=None,
+            crs="wgs84",
+            received=received + timedelta(seconds=n),
+            period="2021-11",
+        )
+
+    first_recorded, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with session_scope(db_settings) as session:
+                record(session, 1)
+                first_recorded.set()
+                release.wait(10)
+        except BaseException as err:  # noqa: BLE001 (a thread's error, reported below)
+            errors.append(err)
+            first_recorded.set()
+
+    def second() -> None:
+        try:
+            with session_scope(db_settings) as session:
+                record(session, 2)
+        except BaseException as err:  # noqa: BLE001
+            errors.append(err)
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert first_recorded.wait(10)
+    b = threading.Thread(target=second)
+    b.start()
+    time.sleep(0.5)
+    release.set()
+    a.join(10)
+    b.join(10)
+    assert errors == []
+    with session_scope(db_settings) as session:
+        current = session.scalars(
+            select(Submission.filename).where(Submission.dataset == "cells", Submission.current)
+        ).all()
+    assert current == ["cells-2.csv"]

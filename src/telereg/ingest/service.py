@@ -25,7 +25,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 import shapely
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
@@ -33,6 +33,7 @@ from telereg.core.accounts import get_operator
 from telereg.core.db import session_scope, utcnow
 from telereg.core.errors import InputError, PermissionDeniedError
 from telereg.core.geo import gcj02_to_wgs84
+from telereg.core.models import Operator
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.privacy import IdentifierKind, Pseudonymiser, Vault
@@ -168,21 +169,9 @@ def ingest_file(
     digest = file_sha256(path)
     with session_scope(settings) as session:
         operator_row = get_operator(session, operator)
-        same_bytes = session.scalars(
-            select(Submission)
-            .where(
-                Submission.dataset == contract.name,
-                Submission.operator_id == operator_row.id,
-                Submission.content_sha256 == digest,
-                Submission.status != SubmissionStatus.REJECTED.value,
-            )
-            .order_by(Submission.id)
-        ).all()
-        for earlier in same_bytes:
-            if (period is None or earlier.period == period) and (earlier.options or {}).get(
-                "crs", "wgs84"
-            ) == crs:
-                return SubmissionRecord.of(earlier, duplicate_of=earlier.id)
+        earlier = _same_bytes(session, contract, operator_row.id, digest, period, crs)
+        if earlier is not None:
+            return SubmissionRecord.of(earlier, duplicate_of=earlier.id)
         operator_id = operator_row.id
 
     file_id = uuid.uuid4().hex
@@ -230,9 +219,36 @@ def ingest_file(
                 accepted_path=finals["accepted"] if "accepted" in result.staged else None,
                 crs=crs,
                 received=received,
+                period=period,
             )
     step("done")
     return record
+
+
+def _same_bytes(
+    session: Session,
+    contract: Contract,
+    operator_id: int,
+    digest: str,
+    period: str | None,
+    crs: Crs,
+) -> Submission | None:
+    """An earlier submission of these bytes that was not rejected, for the same slot."""
+    found = session.scalars(
+        select(Submission)
+        .where(
+            Submission.dataset == contract.name,
+            Submission.operator_id == operator_id,
+            Submission.content_sha256 == digest,
+            Submission.status != SubmissionStatus.REJECTED.value,
+        )
+        .order_by(Submission.id)
+    ).all()
+    for earlier in found:
+        same_crs = (earlier.options or {}).get("crs", "wgs84") == crs
+        if same_crs and (period is None or earlier.period == period):
+            return earlier
+    return None
 
 
 def _record(
@@ -250,7 +266,17 @@ def _record(
     accepted_path: Path | None,
     crs: Crs,
     received: datetime,
+    period: str | None,
 ) -> SubmissionRecord:
+    # Submissions of one operator are recorded one at a time: this write comes first, so
+    # PostgreSQL holds the operator's row and SQLite its write lock until the commit, and
+    # what is read below includes any submission recorded meanwhile.
+    session.execute(update(Operator).where(Operator.id == operator_id).values(id=Operator.id))
+    if result.status is not SubmissionStatus.REJECTED:
+        # The same bytes, sent again while this ingest ran, were recorded first.
+        twin = _same_bytes(session, contract, operator_id, digest, period, crs)
+        if twin is not None:
+            return SubmissionRecord.of(twin, duplicate_of=twin.id)
     accepted = result.status is not SubmissionStatus.REJECTED
     submission = Submission(
         dataset=contract.name,
@@ -287,7 +313,7 @@ def _record(
                 Submission.current,
                 Submission.id != submission.id,
             )
-            .with_for_update()
+            .with_for_update(of=Submission)  # (not the joined operator: an outer join)
         ).all()
         later = [old for old in previous if old.submitted_at > received]
         if later:
