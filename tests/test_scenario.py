@@ -169,6 +169,7 @@ def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: S
     rows = fraud.suspect_rows(fraud_scan, principal=operator, period="2021-11")
     assert own["counts"]["sim_box"] == int((rows["kind"] == "sim_box").sum())
     assert own["counts"]["sim_box"] < everyone["counts"]["sim_box"]
+    assert 0 < own["lines"] < everyone["lines"], "lines scanned: the operator's own"
     assert own["trend"][-1]["sim_box"] == own["counts"]["sim_box"]
     assert {n["operator"] for n in own["graph"]["nodes"]} == {"CMCC"}
     assert all(r["operators"] == ["CMCC"] for r in own["rings"])

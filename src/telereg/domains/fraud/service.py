@@ -271,6 +271,9 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
             "model": model_note,
             "rings": graph.communities,
             "lines": len(scored),
+            "lines_by_operator": {
+                str(k): int(v) for k, v in scored.groupby("operator").size().items()
+            },
             "counts": {
                 "sim_box": len(suspects),
                 "card": len(cards),
@@ -618,7 +621,9 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
         "period": period,
         "periods": scanned_periods(settings),
         "model": summary.get("model", ""),
-        "lines": summary.get("lines", 0),
+        "lines": summary.get("lines", 0)
+        if only is None
+        else summary.get("lines_by_operator", {}).get(only, 0),
         "counts": summary.get("counts", {})
         if only is None
         else _own_counts(settings, period, only),
