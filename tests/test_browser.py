@@ -6,6 +6,7 @@ so the test also covers the CLI wiring, the uvicorn factory and the cookie round
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from telereg import registry
 from telereg.core.principal import cli_principal
 from telereg.core.settings import load_settings
+from telereg.ingest.service import ingest_file
 from telereg.scenario.demo import prepare
 from telereg.scenario.model import Scale
 from telereg.scenario.runner import run_scenario
@@ -84,6 +86,14 @@ def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None
     )
 
 
+HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\">"
+HOSTILE_CORRIDOR = {
+    "type": "Feature",
+    "properties": {"corridor_id": "X-1", "name": HOSTILE_NAME, "kind": "expressway"},
+    "geometry": {"type": "LineString", "coordinates": [[112.0, 37.0], [112.5, 37.5]]},
+}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("browser")
@@ -99,6 +109,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         synthesizers=registry.SYNTHESIZERS,
         contracts=registry.CONTRACTS,
     )
+    # A corridor whose name is markup, as a careless or hostile sender could submit it.
+    corridor = root / "corridor.geojson"
+    corridor.write_text(json.dumps({"type": "FeatureCollection", "features": [HOSTILE_CORRIDOR]}))
+    record = ingest_file(
+        settings,
+        principal=cli_principal("test"),
+        contract=registry.contract("corridors"),
+        path=corridor,
+        filename=corridor.name,
+        operator="CMCC",
+    )
+    assert record.status == "accepted", record.message
     registry.run_analyses(settings, principal=cli_principal("test"))
     port = _free_port()
     log = root / "serve.log"
@@ -228,6 +250,11 @@ def test_corridor_map_page(browser: Browser, server: Server) -> None:
         ]
         assert lengths == sorted(lengths, reverse=True)
         assert page.locator("#problem").is_hidden()
+        # Names from the data are shown as text, never run as markup.
+        hostile = page.locator("#corridor-table tbody tr", has_text="X-1")
+        expect(hostile).to_contain_text(HOSTILE_NAME)
+        assert page.locator("#corridor-table img, #gap-table img").count() == 0
+        assert page.title() != "pwned"
     finally:
         context.close()
 
