@@ -233,6 +233,24 @@ def test_the_model_does_not_depend_on_the_pseudonym_key() -> None:
     assert first is not None
     assert second is not None
     assert np.array_equal(first.probability(one), second.probability(other))
+    # The rows are in feature order, so the calibration's folds must be drawn at random:
+    # blocks of that order would each calibrate on a range of calls_out never trained on.
+    folds = first.model.cv
+    assert folds.shuffle
+    assert folds.random_state is not None
+
+
+def test_an_outlet_links_cards_of_its_own_operator_only() -> None:
+    from telereg.domains.fraud import rings
+
+    members = pd.DataFrame(
+        {"line": ["a", "b", "c"], "operator": ["CMCC", "CMCC", "CUCC"], "kind": "card"}
+    )
+    no_links = pd.DataFrame(columns=["a", "b", "weight"])
+    # Outlet codes are each operator's own: CUCC's A001 is another shop than CMCC's.
+    outlets = members.assign(outlet_id="A001")[["line", "operator", "outlet_id"]]
+    graph = rings.build(members, no_links, no_links, outlets)
+    assert {(e["a"], e["b"]) for e in graph.edges.to_dict("records")} == {("a", "b")}
 
 
 def test_rule_score_names_the_rules_met() -> None:

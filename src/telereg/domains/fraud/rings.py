@@ -43,7 +43,7 @@ def build(
     """The graph of suspects and its communities.
 
     ``suspects``: line, kind, operator; the link tables: a, b, weight;
-    ``outlets``: line, outlet_id.
+    ``outlets``: line, operator, outlet_id (an outlet's code is its operator's own).
 
     Communities are found by modularity (Louvain, fixed seed), so the grouping
     does not change between runs on the same data.
@@ -53,7 +53,7 @@ def build(
         graph.add_node(row.line, kind=row.kind, operator=row.operator)
     links = [("callees", callees), ("handset", handsets)]
     if not outlets.empty:
-        by_outlet = outlets.merge(outlets, on="outlet_id")
+        by_outlet = outlets.merge(outlets, on=["operator", "outlet_id"])
         by_outlet = by_outlet[by_outlet["line_x"] < by_outlet["line_y"]]
         links.append(
             ("outlet", by_outlet.rename(columns={"line_x": "a", "line_y": "b"}).assign(weight=1))

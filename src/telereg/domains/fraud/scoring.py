@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import StratifiedKFold
 
 from telereg.domains.fraud.features import FEATURES
 
@@ -145,10 +146,10 @@ class LearnedScorer:
 def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> LearnedScorer | None:
     """Fit on an earlier period's line features; ``confirmed``: line tokens the police confirmed.
 
-    The rows are put in the order of their features first. The calibration's folds and
-    the booster's validation split are taken by position, and any order of the tokens
-    changes with the pseudonym key, so the same calls would otherwise train a different
-    model under each key.
+    The rows are put in the order of their features first, then drawn into the
+    calibration's folds by a seeded shuffle: any order of the tokens changes with the
+    pseudonym key, so the same calls would otherwise train a different model under each
+    key.
     """
     history = history.assign(_confirmed=history["line"].isin(confirmed)).sort_values(
         [*FEATURES, "_confirmed"], kind="stable", ignore_index=True
@@ -161,7 +162,9 @@ def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> Learn
     booster = HistGradientBoostingClassifier(
         max_iter=100, learning_rate=0.1, max_leaf_nodes=15, l2_regularization=1.0, random_state=seed
     )
-    folds = min(3, positives)
+    # Shuffled folds: the rows are in feature order, and folds cut from it in blocks would
+    # each calibrate on a range of the first feature its booster never saw.
+    folds = StratifiedKFold(min(3, positives), shuffle=True, random_state=seed)
     model = CalibratedClassifierCV(booster, method="isotonic", cv=folds)
     model.fit(_matrix(history), labels)
     return LearnedScorer(

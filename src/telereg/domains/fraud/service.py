@@ -252,7 +252,7 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         members,
         rings.shared_callees(calls, lines).to_pandas() if lines else _no_links(),
         rings.shared_handsets(calls, lines).to_pandas() if lines else _no_links(),
-        cards[["line", "outlet_id"]],
+        cards[["line", "operator", "outlet_id"]],
     )
     _store(
         settings,
@@ -277,7 +277,9 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
             "counts": {
                 "sim_box": len(suspects),
                 "card": len(cards),
-                "domain": int((domains["level"] == "high").sum()) if len(domains) else 0,
+                "domain": int(domains.loc[domains["level"] == "high", "domain"].nunique())
+                if len(domains)
+                else 0,
                 "over_limit": int(over["id_number"].nunique()) if len(over) else 0,
             },
             "scanned_at": started.isoformat(timespec="seconds"),
@@ -294,7 +296,9 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         new_card_risks=len(cards),
         outlets=int((outlet_table["flagged_cards"] >= 2).sum()) if len(outlet_table) else 0,
         over_limit_ids=int(over["id_number"].nunique()) if len(over) else 0,
-        risky_domains=int((domains["level"] == "high").sum()) if len(domains) else 0,
+        risky_domains=int(domains.loc[domains["level"] == "high", "domain"].nunique())
+        if len(domains)
+        else 0,
         rings=len(graph.communities),
         cases_opened=opened,
         seconds=round((datetime.now(UTC) - started).total_seconds(), 1),
