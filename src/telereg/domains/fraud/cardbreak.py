@@ -71,11 +71,15 @@ def new_card_risk(
     period_end: datetime,
     thresholds: dict[str, float],
 ) -> pd.DataFrame:
-    """New cards with abnormal calling or identity signals, with the signals named.
+    """New cards with abnormal calling and an identity signal, with the signals named.
 
     Abnormal calling: at least ``card_calls_per_day`` calls a day to mostly new
     numbers (``card_novelty``), with many in other provinces
     (``card_other_province_share``) or many short ones (``card_short_share``).
+    Identity signals (the registered holder is likely not the user): used away from
+    the registration city from the first day, or on a handset that cards of other ID
+    numbers use. Either kind alone is common among honest new cards (a salesperson's
+    first week, a family's shared phone); a card is flagged when it shows both.
     """
     since = period_end - timedelta(days=NEW_CARD_DAYS)
     new = subscriptions[pd.to_datetime(subscriptions["activated_at"]) >= since]
@@ -99,7 +103,7 @@ def new_card_risk(
     )
     merged["signals"] = [list(signals.columns[row]) for row in signals.to_numpy()]
     merged["risk"] = signals.sum(axis=1)
-    flagged = merged[calling & (away | shared) | (merged["risk"] >= 2) & calling]
+    flagged = merged[calling & (away | shared)]
     columns = [
         "operator",
         "line",
