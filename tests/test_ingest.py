@@ -471,6 +471,11 @@ def test_operators_submit_only_their_own_data(ready: Settings, tmp_path: Path):
         submit(ready, path, "voice_cdr", operator="CMCC", principal=unicom)
     with pytest.raises(PermissionDeniedError):
         submit(ready, path, "voice_cdr", principal=principal_of_role(Role.VIEWER))
+    # Reference geography (what coverage is measured against) is not an operator's to send.
+    corridor = tmp_path / "corridor.geojson"
+    corridor.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(PermissionDeniedError, match="reference geography"):
+        submit(ready, corridor, "corridors", operator="CUCC", principal=unicom)
 
 
 def test_cdr_references_are_per_operator(ready: Settings, tmp_path: Path):

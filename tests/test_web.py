@@ -144,3 +144,11 @@ def test_vendored_assets_are_served(browser: TestClient) -> None:
         response = browser.get(path)
         assert response.status_code == 200
         assert len(response.content) > 10_000
+
+
+def test_pages_and_the_api_cannot_be_framed_by_other_sites(browser: TestClient) -> None:
+    for path in ("/login", "/api/v1/health", "/static/js/text.js"):
+        response = browser.get(path)
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'", path
+        assert response.headers["x-content-type-options"] == "nosniff", path
