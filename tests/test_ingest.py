@@ -60,6 +60,20 @@ def submit(settings: Settings, path: Path, dataset: str, operator: str = "CMCC",
     )
 
 
+def submit_while_writing(settings: Settings, first: Path, second: Path, dataset: str):
+    """Submit ``first``; while it is being written, submit ``second`` to the end.
+
+    Returns both records, ``first``'s then ``second``'s (which was recorded first).
+    """
+    made: list = []
+
+    def meanwhile(stage: str) -> None:
+        if stage == "writing" and not made:
+            made.append(submit(settings, second, dataset))
+
+    return submit(settings, first, dataset, progress=meanwhile), made[0]
+
+
 def cdr_file(tmp_path: Path, rows: list[str], name: str = "cdr.csv") -> Path:
     path = tmp_path / name
     path.write_text(CDR_HEADER + "".join(r + "\n" for r in rows))
@@ -227,15 +241,8 @@ def test_a_correction_received_later_stays_current_when_it_finishes_first(
     correction = cdr_file(
         tmp_path, [GOOD_CALL, GOOD_CALL.replace("10:00:00", "11:00:00")], "fast.csv"
     )
-    made: list = []
-
-    def meanwhile(stage: str) -> None:
-        # While the first file is being written, the correction arrives and is done first.
-        if stage == "writing" and not made:
-            made.append(submit(ready, correction, "voice_cdr"))
-
-    slow = submit(ready, first, "voice_cdr", progress=meanwhile)
-    fast = made[0]
+    # While the first file is being written, the correction arrives and is done first.
+    slow, fast = submit_while_writing(ready, first, correction, "voice_cdr")
     assert slow.status == "accepted"
     assert _submission(ready, fast.id).current
     late = _submission(ready, slow.id)
@@ -247,15 +254,8 @@ def test_a_correction_received_later_stays_current_when_it_finishes_first(
 
 def test_the_same_file_sent_twice_at_once_is_recorded_once(ready: Settings, tmp_path: Path):
     path = cdr_file(tmp_path, [GOOD_CALL], "twice.csv")
-    made: list = []
-
-    def meanwhile(stage: str) -> None:
-        # A client retries while the first upload is still being written.
-        if stage == "writing" and not made:
-            made.append(submit(ready, path, "voice_cdr"))
-
-    first = submit(ready, path, "voice_cdr", progress=meanwhile)
-    retry = made[0]
+    # A client retries while the first upload is still being written.
+    first, retry = submit_while_writing(ready, path, path, "voice_cdr")
     assert retry.duplicate_of is None
     assert first.duplicate_of == retry.id
     with session_scope(ready) as session:

@@ -104,6 +104,21 @@ def test_the_seed_decides_the_province(tmp_path: Path) -> None:
     assert abs(in_service - 33_000 * 0.02) < 15, "small scale: 2 % of the source's 33,000 5G sites"
 
 
+def hand_over(session, settings: Settings, case_ids: list[int], note: str, **kw):
+    """Hand cases over to the police's anti-fraud centre as the root principal."""
+    from telereg.domains.fraud import handover
+
+    return handover.export(
+        session,
+        settings=settings,
+        principal=ROOT,
+        case_ids=case_ids,
+        agency_code="POLICE-AF",
+        note=note,
+        **kw,
+    )
+
+
 @pytest.fixture(scope="module")
 def fraud_scan(demo: tuple[Settings, ScenarioSummary]) -> Settings:
     from telereg.domains.fraud import service as fraud
@@ -212,32 +227,14 @@ def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
                 fraud.move_case(session, principal=ROOT, case_id=case_id, to=step, note="skip")
         for reason in ("x", "  ab  "):
             with pytest.raises(InputError, match="reason of at least"):
-                handover.export(
-                    session,
-                    settings=fraud_scan,
-                    principal=ROOT,
-                    case_ids=[case_id],
-                    agency_code="POLICE-AF",
-                    note="n",
-                    reveal_reason=reason,
-                )
+                hand_over(session, fraud_scan, [case_id], "n", reveal_reason=reason)
         assert fraud.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
     # A hand-over whose transaction is rolled back (a failed commit) writes no package.
     made: list[handover.Handover] = []
 
     def hand_over_then_fail() -> None:
         with session_scope(fraud_scan) as session:
-            made.append(
-                handover.export(
-                    session,
-                    settings=fraud_scan,
-                    principal=ROOT,
-                    case_ids=[case_id],
-                    agency_code="POLICE-AF",
-                    note="n",
-                    reveal_reason="   ",
-                )
-            )
+            made.append(hand_over(session, fraud_scan, [case_id], "n", reveal_reason="   "))
             raise RuntimeError("the commit failed")
 
     with pytest.raises(RuntimeError):
@@ -269,14 +266,7 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         case_id, token = case.id, case.subject["line"]
         assert fraud.case_queue(session, principal=police) == []
         with pytest.raises(ConflictError, match="only cases in review"):
-            handover.export(
-                session,
-                settings=settings,
-                principal=ROOT,
-                case_ids=[case_id],
-                agency_code="POLICE-AF",
-                note="too early",
-            )
+            hand_over(session, settings, [case_id], "too early")
         move(
             session,
             principal=ROOT,
@@ -287,24 +277,11 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         )
         # One case not in review stops the whole hand-over: nothing moves, nothing is written.
         with pytest.raises(ConflictError, match=f"case {other.id} is open"):
-            handover.export(
-                session,
-                settings=settings,
-                principal=ROOT,
-                case_ids=[case_id, other.id],
-                agency_code="POLICE-AF",
-                note="both",
-            )
+            hand_over(session, settings, [case_id, other.id], "both")
         assert fraud.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
         assert not list((settings.data_dir / "handovers").rglob("*.zip"))
-        made = handover.export(
-            session,
-            settings=settings,
-            principal=ROOT,
-            case_ids=[case_id],
-            agency_code="POLICE-AF",
-            note="for investigation",
-            reveal_reason="police request JQ-1",
+        made = hand_over(
+            session, settings, [case_id], "for investigation", reveal_reason="police request JQ-1"
         )
     manifest = handover.verify(made.path, settings.secret("handover_key"))
     assert manifest["cases"] == [case_id]

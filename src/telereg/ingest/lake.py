@@ -81,7 +81,7 @@ def scratch(settings: Settings) -> contextlib.AbstractContextManager[Path]:
     return _private_directory(_scratch_root(settings))
 
 
-def sweep_staging(settings: Settings, *, older_than_s: float = 24 * 3600) -> int:
+def sweep_leftovers(settings: Settings, *, older_than_s: float = 24 * 3600) -> int:
     """Remove directories that interrupted ingests left behind; returns how many."""
     cutoff = time.time() - older_than_s
     removed = 0

@@ -178,7 +178,7 @@ def ingest_file(
         operator_id = operator_row.id
 
     file_id = uuid.uuid4().hex
-    lake.sweep_staging(settings)
+    lake.sweep_leftovers(settings)
     with lake.staging(settings) as workdir, lake.scratch(settings) as scratch:
         try:
             result = _process(

@@ -600,14 +600,14 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
     """
     only = visible_operator(principal)
     rows = suspect_rows(settings, principal=principal, period=period)
-    trend = []
-    for month in sorted(scanned_periods(settings)):
-        counts = (
-            load_summary(settings, month).get("counts", {})
-            if only is None
-            else _own_counts(settings, month, only)
-        )
-        trend.append({"period": month, **counts})
+
+    def counts_of(month: str) -> dict[str, int]:
+        if only is None:
+            return dict(load_summary(settings, month).get("counts", {}))
+        return _own_counts(settings, month, only)
+
+    by_month = {month: counts_of(month) for month in sorted(scanned_periods(settings))}
+    trend = [{"period": month, **counts} for month, counts in by_month.items()]
     outlets = load_result(settings, period, "outlets")
     domains = load_result(settings, period, "domains")
     nodes, edges = _ring_graph(settings, period, only)
@@ -628,9 +628,7 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
         "lines": summary.get("lines", 0)
         if only is None
         else summary.get("lines_by_operator", {}).get(only, 0),
-        "counts": summary.get("counts", {})
-        if only is None
-        else _own_counts(settings, period, only),
+        "counts": by_month[period] if period in by_month else counts_of(period),
         "by_operator": tally("operator"),
         "by_city": tally("home_city"),
         "trend": trend,
