@@ -562,7 +562,7 @@ def pg_features_sql() -> str:
         calls_out::float8 / (coalesce(calls_in, 0) + 1) AS out_in_ratio,
         callees, callees::float8 / calls_out AS novelty,
         other_operator_share, other_province_share, mean_duration_s, short_share, cells,
-        coalesce(sqrt(greatest(variance, 0)), 0) AS radius_km,
+        sqrt(CASE WHEN variance < 0 THEN 0 ELSE variance END) AS radius_km,
         coalesce(sms, 0) AS sms, coalesce(data_days, 0) AS data_days,
         coalesce(imei_lines, 0) AS imei_lines, coalesce(gateway_tac, false) AS gateway_tac,
         coalesce(cohort_days, 0) AS cohort_days

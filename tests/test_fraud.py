@@ -221,6 +221,25 @@ def test_a_line_without_handset_records_has_no_device_signal() -> None:
     assert f.loc["G1"].imei_lines == 3  # the ports' shared handset is unchanged
 
 
+def test_a_line_at_no_located_cell_has_no_radius_and_is_not_static() -> None:
+    # U calls only from a cell the cells file does not place: where it was is unknown, so
+    # its radius is null, and the "static" rule (radius at most 1 km) must not count it.
+    rows = [
+        ("U", f"VU{k}", f"2021-11-05 1{k}:00:00", 60, "MO", "C404", None, None, "CMCC", "140000")
+        for k in range(3)
+    ]
+    extra = pd.DataFrame(rows, columns=list(CALL_SCHEMA)[:-1]).assign(operator="CMCC")
+    extra["start_time"] = pd.to_datetime(extra["start_time"])
+    f = _features(pd.concat([_calls(), extra], ignore_index=True))
+    assert f.loc["U"].cells == 1
+    assert pd.isna(f.loc["U"].radius_km)
+    assert f.loc["G1"].radius_km == pytest.approx(0.0, abs=0.01)
+    scored = scoring.with_rule_names(scoring.rule_scores(f.reset_index(), {}))
+    rules = dict(zip(scored["line"], scored["rules"], strict=True))
+    assert "static" not in rules["U"]
+    assert "static" in rules["G1"]
+
+
 def test_the_model_does_not_depend_on_the_pseudonym_key() -> None:
     # The same lines under two keys: other tokens, so another order of the tokens.
     rng = np.random.default_rng(5)
@@ -251,6 +270,42 @@ def test_an_outlet_links_cards_of_its_own_operator_only() -> None:
     outlets = members.assign(outlet_id="A001")[["line", "operator", "outlet_id"]]
     graph = rings.build(members, no_links, no_links, outlets)
     assert {(e["a"], e["b"]) for e in graph.edges.to_dict("records")} == {("a", "b")}
+
+
+def test_outlets_count_the_new_cards_that_work_in_sim_boxes() -> None:
+    from datetime import datetime
+
+    from telereg.domains.fraud import cardbreak
+
+    subscriptions = pd.DataFrame(
+        {
+            "phone": ["r1", "r2", "s1", "s2", "s3", "old", "n1"],
+            "operator": "CMCC",
+            "outlet_id": ["A", "A", "B", "B", "B", "B", "B"],
+            "activated_at": ["2021-11-20"] * 5 + ["2021-03-01", "2021-11-02"],
+        }
+    )
+    cards = subscriptions[subscriptions["phone"].isin(["r1", "r2"])].rename(
+        columns={"phone": "line"}
+    )
+    # s1 to s3 were sold new by outlet B and now work in a gateway; "old" works in one too,
+    # but was sold long before the month, so it says nothing about B's sales now. A line
+    # suspected of both counts once, as a SIM box.
+    sim_boxes = pd.DataFrame({"line": ["s1", "s2", "s3", "old", "r2"], "operator": "CMCC"})
+    end = datetime(2021, 12, 1)  # noqa: DTZ001 - local calendar time, as the scan uses
+    sold = cardbreak.flagged_sales(cards, sim_boxes, subscriptions, period_end=end)
+    assert sorted(zip(sold["line"], sold["kind"], strict=True)) == [
+        ("r1", "card"),
+        ("r2", "sim_box"),
+        ("s1", "sim_box"),
+        ("s2", "sim_box"),
+        ("s3", "sim_box"),
+    ]
+    table = cardbreak.outlets(sold, subscriptions, period_end=end).set_index("outlet_id")
+    assert table.loc["B", ["new_cards", "flagged_cards", "sim_box_cards"]].tolist() == [4, 3, 3]
+    assert table.loc["B", "flagged_share"] == 0.75
+    assert table.loc["A", ["new_cards", "flagged_cards", "sim_box_cards"]].tolist() == [2, 2, 1]
+    assert list(table.index) == ["B", "A"]
 
 
 def test_rule_score_names_the_rules_met() -> None:

@@ -261,6 +261,9 @@ def test_the_same_file_sent_twice_at_once_is_recorded_once(ready: Settings, tmp_
     with session_scope(ready) as session:
         assert session.query(Submission).filter_by(dataset="voice_cdr").count() == 1
     assert len(lake_rows(ready, "voice_cdr")) == 1
+    # The second ingest's files, published before it found the first record, are gone.
+    files = sorted(p.name for p in (ready.lake_dir / "voice_cdr").rglob("*.parquet"))
+    assert files == [f"{_submission(ready, retry.id).file_id}.parquet"]
 
 
 def test_gbk_csv_with_chinese_headers(ready: Settings, tmp_path: Path):

@@ -223,6 +223,7 @@ def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: 
 
     with session_scope(env) as session:
         before = lake.current_files(session, env, "cells", operators=["CBN"])
+    files_before = set(env.lake_dir.rglob("*.parquet"))
     monkeypatch.setattr(ingest_service, "_record", crash)
     with pytest.raises(RuntimeError):
         ingest_file(
@@ -236,6 +237,8 @@ def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: 
         )
     with session_scope(env) as session:
         assert lake.current_files(session, env, "cells", operators=["CBN"]) == before
+    # and the files published for the record that never came are withdrawn
+    assert set(env.lake_dir.rglob("*.parquet")) == files_before
 
 
 def test_two_records_for_one_slot_at_once_leave_one_current(db_settings: Settings):

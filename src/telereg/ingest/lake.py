@@ -21,7 +21,7 @@ import contextlib
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,6 +99,28 @@ def publish(staged: Path, final: Path) -> None:
     """Move a finished file into place; the rename is atomic on one file system."""
     final.parent.mkdir(parents=True, exist_ok=True)
     staged.replace(final)
+
+
+@contextmanager
+def withdrawn_unless_recorded(published: list[Path]) -> Iterator[Callable[[bool], None]]:
+    """Remove the ``published`` files unless the block says they were recorded.
+
+    The block calls the function it is given with ``True`` once a submission names the
+    files; when it says ``False`` (the same bytes were recorded meanwhile) or raises,
+    nothing refers to them and they are removed, so the lake holds no orphans.
+    """
+    kept = False
+
+    def recorded(named: bool) -> None:
+        nonlocal kept
+        kept = named
+
+    try:
+        yield recorded
+    finally:
+        if not kept:
+            for path in published:
+                path.unlink(missing_ok=True)
 
 
 def current_files(

@@ -205,25 +205,31 @@ def ingest_file(
             "quarantine": lake.quarantine_path(settings, contract.name, file_id),
             "errors": lake.errors_path(settings, file_id),
         }
-        for kind, staged in result.staged.items():
-            lake.publish(staged, finals[kind])
-        with session_scope(settings) as session:
-            record = _record(
-                session,
-                settings=settings,
-                principal=principal,
-                contract=contract,
-                operator_id=operator_id,
-                filename=filename,
-                digest=digest,
-                size=path.stat().st_size,
-                file_id=file_id,
-                result=result,
-                accepted_path=finals["accepted"] if "accepted" in result.staged else None,
-                crs=crs,
-                received=received,
-                period=period,
-            )
+        # The files are in place before the record that names them, so readers never see a
+        # record without its files; they are withdrawn again if no record comes to name them.
+        published = [finals[kind] for kind in result.staged]
+        with lake.withdrawn_unless_recorded(published) as recorded:
+            for kind, staged in result.staged.items():
+                lake.publish(staged, finals[kind])
+            with session_scope(settings) as session:
+                record = _record(
+                    session,
+                    settings=settings,
+                    principal=principal,
+                    contract=contract,
+                    operator_id=operator_id,
+                    filename=filename,
+                    digest=digest,
+                    size=path.stat().st_size,
+                    file_id=file_id,
+                    result=result,
+                    accepted_path=finals["accepted"] if "accepted" in result.staged else None,
+                    crs=crs,
+                    received=received,
+                    period=period,
+                )
+            # (after the commit: a failed commit leaves the files unnamed)
+            recorded(record.duplicate_of is None)
     step("done")
     return record
 

@@ -81,8 +81,7 @@ def new_card_risk(
     numbers use. Either kind alone is common among honest new cards (a salesperson's
     first week, a family's shared phone); a card is flagged when it shows both.
     """
-    since = period_end - timedelta(days=NEW_CARD_DAYS)
-    new = subscriptions[pd.to_datetime(subscriptions["activated_at"]) >= since]
+    new = _new_cards(subscriptions, period_end)
     merged = new.rename(columns={"phone": "line"}).merge(
         features, on=["operator", "line"], how="inner"
     )
@@ -123,18 +122,56 @@ def new_card_risk(
     return flagged[columns].sort_values(["risk", "calls_per_day"], ascending=False)
 
 
+def flagged_sales(
+    cards: pd.DataFrame,
+    sim_boxes: pd.DataFrame,
+    subscriptions: pd.DataFrame,
+    *,
+    period_end: datetime,
+) -> pd.DataFrame:
+    """The flagged new cards and the outlets that sold them: line, operator, outlet_id, kind.
+
+    ``cards``: :func:`new_card_risk`'s cards (kind ``card``); ``sim_boxes``: lines
+    suspected of working in a SIM box (line, operator), of which the new cards count too
+    (kind ``sim_box``): gateway cards bought in bulk are an outlet's risk as much as
+    cards sold to a fraud ring. A line in both counts once, as a SIM box.
+    """
+    new = _new_cards(subscriptions, period_end)
+    boxed = new.rename(columns={"phone": "line"}).merge(
+        sim_boxes[["line", "operator"]].drop_duplicates(), on=["line", "operator"]
+    )
+    sold = pd.concat(
+        [
+            boxed[["line", "operator", "outlet_id"]].assign(kind="sim_box"),
+            cards[["line", "operator", "outlet_id"]].assign(kind="card"),
+        ],
+        ignore_index=True,
+    )
+    return sold.drop_duplicates(["operator", "line"]).reset_index(drop=True)
+
+
 def outlets(
     flagged: pd.DataFrame, subscriptions: pd.DataFrame, *, period_end: datetime
 ) -> pd.DataFrame:
-    """Sales outlets ranked by the flagged new cards they sold, with their share of new cards."""
-    since = period_end - timedelta(days=NEW_CARD_DAYS)
-    new = subscriptions[pd.to_datetime(subscriptions["activated_at"]) >= since]
-    sold = new.groupby(["operator", "outlet_id"]).size().rename("new_cards")
-    bad = flagged.groupby(["operator", "outlet_id"]).size().rename("flagged_cards")
-    table = pd.concat([sold, bad], axis=1).fillna(0).astype(int).reset_index()
+    """Sales outlets ranked by the flagged new cards they sold, with their share of new cards.
+
+    ``flagged``: :func:`flagged_sales`; ``sim_box_cards`` says how many of an outlet's
+    flagged cards work in SIM boxes.
+    """
+    new = _new_cards(subscriptions, period_end)
+    keys = ["operator", "outlet_id"]
+    sold = new.groupby(keys).size().rename("new_cards")
+    bad = flagged.groupby(keys).size().rename("flagged_cards")
+    boxed = flagged[flagged["kind"] == "sim_box"].groupby(keys).size().rename("sim_box_cards")
+    table = pd.concat([sold, bad, boxed], axis=1).fillna(0).astype(int).reset_index()
     table = table[table["flagged_cards"] > 0]
     table["flagged_share"] = (table["flagged_cards"] / table["new_cards"].clip(lower=1)).round(3)
     return table.sort_values(["flagged_cards", "flagged_share"], ascending=False)
+
+
+def _new_cards(subscriptions: pd.DataFrame, period_end: datetime) -> pd.DataFrame:
+    since = period_end - timedelta(days=NEW_CARD_DAYS)
+    return subscriptions[pd.to_datetime(subscriptions["activated_at"]) >= since]
 
 
 def over_limit(subscriptions: pd.DataFrame, *, limit: int = CARDS_PER_OPERATOR) -> pd.DataFrame:

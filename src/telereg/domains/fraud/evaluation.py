@@ -38,7 +38,8 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
     token = Pseudonymiser(settings.secret("pseudonym_key")).token
     fraud = truth["fraud"]
     sim_lines = {token(n) for g in fraud["sim_boxes"] if period in g["periods"] for n in g["lines"]}
-    ring_lines = {token(n) for r in fraud["rings"] for n in r["lines"]}
+    rings = [r for r in fraud["rings"] if period in r["periods"]]
+    ring_lines = {token(n) for r in rings for n in r["lines"]}
     suspects = load_result(settings, period, "suspects")
     cards = load_result(settings, period, "cards")
     outlets = load_result(settings, period, "outlets")
@@ -51,7 +52,7 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
         "card-breaking cards": _score(set(cards["line"]), ring_lines),
         "card-breaking outlets": _score(
             set(outlets[outlets["flagged_cards"] >= 2]["outlet_id"]),
-            {o for r in fraud["rings"] for o in r["outlets"]},
+            {o for r in rings for o in r["outlets"]},
         ),
         "ID numbers over the limit": _score(
             set(over["id_number"]), {token(h["id_number"]) for h in fraud["over_limit_ids"]}

@@ -10,7 +10,8 @@ DuckDB over local Parquet and on Spark. A *line* is an operator's number
   outgoing call (1.0 when every call goes to a new number), the shares of
   calls to other operators and other provinces;
 * how long: mean duration, the share of calls under ``SHORT_CALL_S``;
-* where: distinct cells and the radius of gyration of the serving cells (km);
+* where: distinct cells and the radius of gyration of the serving cells (km; null
+  when none of the line's cells is located, so that no "static" rule is met by it);
 * what else: SMS and days with mobile data (a SIM box has neither);
 * the device: how many lines the busiest of the line's IMEIs carried in the
   period (``imei_lines``; a gateway's port carries many cards), and whether
@@ -163,7 +164,10 @@ def _assemble(
         # To the metre: the means' difference cancels to a few millimetres of rounding noise
         # that changes with the order the engine sums in, so a line at one cell would get
         # 0 in one run and 0.000008 in the next, and a model trained on it would differ.
-        radius_km=ibis.greatest(variance, 0).sqrt().round(3).fill_null(0),
+        # Null, not 0, for a line none of whose calls was at a located cell: nothing is known
+        # of where it was, and 0 would meet the "static" rule.
+        # (``greatest`` would not do: it skips nulls in DuckDB, Spark and PostgreSQL alike.)
+        radius_km=(variance < 0).ifelse(0.0, variance).sqrt().round(3),
         sms=joined.sms.fill_null(0),
         data_days=joined.data_days.fill_null(0),
         imei_lines=joined.imei_lines.fill_null(0),

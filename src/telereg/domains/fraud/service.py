@@ -229,7 +229,8 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
     home = subs_frame[["phone", "home_city"]].drop_duplicates("phone")
     suspects = suspects.merge(home.rename(columns={"phone": "line"}), on="line", how="left")
     suspects["home_city"] = suspects["home_city"].fillna("")
-    outlet_table = cardbreak.outlets(cards, subs_frame, period_end=period_end)
+    sold = cardbreak.flagged_sales(cards, suspects, subs_frame, period_end=period_end)
+    outlet_table = cardbreak.outlets(sold, subs_frame, period_end=period_end)
     over = cardbreak.over_limit(subs_frame, limit=int(settings.fraud_cards_per_operator))
 
     domains_files = _files(session, settings, "observed_domains", period)
@@ -252,7 +253,7 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         members,
         rings.shared_callees(calls, lines).to_pandas() if lines else _no_links(),
         rings.shared_handsets(calls, lines).to_pandas() if lines else _no_links(),
-        cards[["line", "operator", "outlet_id"]],
+        sold[["line", "operator", "outlet_id"]],
     )
     _store(
         settings,

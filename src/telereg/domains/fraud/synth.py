@@ -742,6 +742,8 @@ def _plant_truth(
             {
                 "operator": op,
                 "ring": ring["name"],
+                # A ring's cards are bought and used in the last month only.
+                "periods": [PERIODS[-1]],
                 "lines": lines[op].phone[np.asarray(ring["lines"])].tolist(),
                 "outlets": ring["outlets"],
                 "registered_city": ring["registered_city"],
