@@ -259,6 +259,33 @@ def test_the_model_does_not_depend_on_the_pseudonym_key() -> None:
     assert folds.random_state is not None
 
 
+def test_training_labels_leave_out_the_unconfirmed_lines_of_confirmed_handsets() -> None:
+    from telereg.domains.fraud.service import training_labels
+
+    pairs = [("A", "I1"), ("B", "I1"), ("C", "X"), ("C", "I2"), ("D", "X"), ("E", "I2")]
+    pairs += [("F", "I3"), ("H", None)]
+    calls = ibis.memtable(
+        pd.DataFrame(pairs, columns=["caller", "imei"]),
+        schema={"caller": "string", "imei": "string"},
+    )
+    # The police confirmed numbers A and G (G made no call that month) and handset X.
+    feedback = ibis.memtable(
+        {"phone": ["A", "G", None], "imei": [None, None, "X"]},
+        schema={"phone": "string", "imei": "string"},
+    )
+    confirmed, unlabelled = training_labels(calls, feedback)
+    assert confirmed == {"A", "G", "C", "D"}
+    # B shared A's handset and E shared C's other one: not confirmed, not clean either.
+    assert unlabelled == {"B", "E"}
+
+    rng = np.random.default_rng(3)
+    history = pd.DataFrame(rng.gamma(2.0, 3.0, size=(60, len(FEATURES))), columns=list(FEATURES))
+    history["line"] = [f"L{i}" for i in range(60)]
+    model = scoring.train(history, {f"L{i}" for i in range(12)}, unlabelled={"L0", "L50", "L51"})
+    assert model is not None
+    assert (model.positives, model.negatives, model.unlabelled) == (12, 46, 2)
+
+
 def test_an_outlet_links_cards_of_its_own_operator_only() -> None:
     from telereg.domains.fraud import rings
 

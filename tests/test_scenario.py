@@ -145,7 +145,7 @@ def test_fraud_scan_finds_what_was_planted(
     for pattern, score in scores.items():
         assert score.planted > 0, pattern
         assert score.precision >= 0.8, (pattern, score)
-        if pattern == "sim_box (model)":
+        if pattern.startswith("sim_box (model"):
             # The model alone is held to less: trained on about fifty confirmed lines of the
             # small scenario, it finds 90 of the 112 planted cards. (It used to vary between
             # runs, from 73 % to 100 %: its training rows were in token order, which changes

@@ -59,9 +59,17 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
         ),
     }
     if "model_suspect" in suspects and suspects["model_suspect"].any():
-        scores["sim_box (model)"] = _score(
-            set(suspects[suspects["model_suspect"]]["line"]), sim_lines
-        )
+        by_model = set(suspects[suspects["model_suspect"]]["line"])
+        scores["sim_box (model)"] = _score(by_model, sim_lines)
+        # The gateways that began this month: none of their cards is in the history the
+        # model learned from, so this is its recall on gateways it has never seen. Lines of
+        # the older gateways are left out of what it found.
+        new = [g for g in fraud["sim_boxes"] if g["periods"][0] == period]
+        if new:
+            new_lines = {token(n) for g in new for n in g["lines"]}
+            scores["sim_box (model, new gateways)"] = _score(
+                by_model - (sim_lines - new_lines), new_lines
+            )
     if len(domains):
         # Only the lookalikes that resolvers saw in this month can be found in it.
         planted = set(fraud.get("lookalike_domains", [])) & set(domains["domain"])

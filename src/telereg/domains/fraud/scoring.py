@@ -17,7 +17,7 @@ score: the rules it met, and the features that moved its probability most
 from __future__ import annotations
 
 import operator as op
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +123,8 @@ class LearnedScorer:
     medians: pd.Series
     positives: int
     negatives: int
+    #: lines left out of training: they shared handsets with confirmed lines
+    unlabelled: int = 0
 
     def probability(self, features: pd.DataFrame) -> np.ndarray:
         result: np.ndarray = self.model.predict_proba(_matrix(features))[:, 1]
@@ -143,14 +145,24 @@ class LearnedScorer:
         ]
 
 
-def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> LearnedScorer | None:
+def train(
+    history: pd.DataFrame,
+    confirmed: set[str],
+    *,
+    unlabelled: Collection[str] = (),
+    seed: int = 0,
+) -> LearnedScorer | None:
     """Fit on an earlier period's line features; ``confirmed``: line tokens the police confirmed.
+
+    Lines in ``unlabelled`` are left out: neither confirmed nor to be taken as clean.
 
     The rows are put in the order of their features first, then drawn into the
     calibration's folds by a seeded shuffle: any order of the tokens changes with the
     pseudonym key, so the same calls would otherwise train a different model under each
     key.
     """
+    left_out = history["line"].isin(unlabelled) & ~history["line"].isin(confirmed)
+    history = history[~left_out]
     history = history.assign(_confirmed=history["line"].isin(confirmed)).sort_values(
         [*FEATURES, "_confirmed"], kind="stable", ignore_index=True
     )
@@ -168,7 +180,11 @@ def train(history: pd.DataFrame, confirmed: set[str], *, seed: int = 0) -> Learn
     model = CalibratedClassifierCV(booster, method="isotonic", cv=folds)
     model.fit(_matrix(history), labels)
     return LearnedScorer(
-        model, history[list(FEATURES)].astype(float).median(), positives, negatives
+        model,
+        history[list(FEATURES)].astype(float).median(),
+        positives,
+        negatives,
+        int(left_out.sum()),
     )
 
 

@@ -145,9 +145,9 @@ def _features(backend: Any, session: Session, settings: Settings, period: str) -
         return engine.to_frame(features.order_by(["operator", "line"]))
 
 
-def _confirmed(backend: Any, session: Session, settings: Settings, before: str) -> set[str]:
-    """Numbers the police confirmed in feedback filed for months before ``before``."""
-    files = [
+def _feedback(session: Session, settings: Settings, before: str) -> list[str]:
+    """Files of the police feedback filed for months before ``before``."""
+    return [
         str(settings.lake_dir / s.lake_path)
         for s in session.scalars(
             select(Submission).where(
@@ -158,11 +158,28 @@ def _confirmed(backend: Any, session: Session, settings: Settings, before: str) 
         )
         if s.lake_path
     ]
-    if not files:
-        return set()
-    feedback = engine.read_parquet_files(backend, files)
-    phones = feedback.filter(feedback.phone.notnull()).select("phone").distinct().to_pandas()
-    return set(phones["phone"])
+
+
+def training_labels(calls: ir.Table, feedback: ir.Table) -> tuple[set[str], set[str]]:
+    """The lines to learn from as fraud, and those not to learn from at all.
+
+    Fraud: the numbers the police confirmed, and the lines that used a handset (IMEI)
+    they confirmed. Left out: the other lines that shared a handset with those, such as
+    the other ports of a confirmed gateway. The police confirm what their cases reached,
+    not every card in the box; taught as clean, those ports would teach the model that
+    gateway lines are clean.
+    """
+    numbers = feedback.filter(feedback.phone.notnull()).select(line=feedback.phone).distinct()
+    devices = feedback.filter(feedback.imei.notnull()).select(device=feedback.imei).distinct()
+    handsets = calls.filter(calls.imei.notnull()).select("caller", "imei").distinct()
+    on_devices = handsets.semi_join(devices, handsets.imei == devices.device)
+    confirmed = set(numbers.to_pandas()["line"]) | set(on_devices.to_pandas()["caller"])
+    if not confirmed:
+        return set(), set()
+    known = ibis.memtable({"known": sorted(confirmed)}, schema={"known": "string"})
+    theirs = handsets.semi_join(known, handsets.caller == known.known).select(shared="imei")
+    near = handsets.semi_join(theirs, handsets.imei == theirs.shared).select("caller").distinct()
+    return confirmed, set(near.to_pandas()["caller"]) - confirmed
 
 
 def _score_lines(
@@ -175,14 +192,26 @@ def _score_lines(
     scored["probability"] = float("nan")
     scored["model_suspect"] = False
     note = "rules only: no police feedback for earlier months"
-    confirmed = _confirmed(backend, session, settings, period)
+    feedback = _feedback(session, settings, period)
     history_period = previous_period(period)
+    history = _files(session, settings, "voice_cdr", history_period)
     model = None
-    if confirmed and _files(session, settings, "voice_cdr", history_period):
-        model = scoring.train(_features(backend, session, settings, history_period), confirmed)
+    if feedback and history:
+        confirmed, unlabelled = training_labels(
+            _table(backend, history, "voice_cdr"), engine.read_parquet_files(backend, feedback)
+        )
+        if confirmed:
+            model = scoring.train(
+                _features(backend, session, settings, history_period),
+                confirmed,
+                unlabelled=unlabelled,
+            )
     if model is not None:
         scored["probability"] = model.probability(scored)
-        note = f"rules and model ({model.positives} confirmed lines of {history_period})"
+        note = (
+            f"rules and model ({model.positives} confirmed lines of {history_period}, "
+            f"{model.unlabelled} sharing their handsets left out)"
+        )
         # The model proposes; a device signal (shared IMEI, gateway TAC, cohort) confirms, as for
         # the rules: the history it learned from may hold no heavy callers of other kinds.
         scored["model_suspect"] = (
