@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from telereg.core import accounts, auth
 from telereg.core.db import utcnow
@@ -13,6 +13,7 @@ from telereg.core.errors import (
     AuthenticationError,
     ConflictError,
     InputError,
+    LoginThrottledError,
     NotFoundError,
     PermissionDeniedError,
 )
@@ -209,3 +210,91 @@ def test_every_change_is_audited(directory: Session) -> None:
     assert disable.reason == "moved on"
     assert disable.actor == ROOT.name
     assert disable.objects == ["user:ann"]
+
+
+def _lock(session: Session, settings: Settings, name: str, at: datetime) -> User:
+    """Fail ``name``'s password until the account locks, at ``at``; return the user."""
+    for _ in range(settings.login_max_failures):
+        with pytest.raises(AuthenticationError):
+            auth.login(session, settings=settings, username=name, password="wrong", now=at)
+    user = session.scalar(select(User).where(User.username == name))
+    assert user is not None
+    assert user.locked_until is not None
+    return user
+
+
+def test_lockouts_stop_doubling_at_the_longest_lockout(
+    directory: Session, db_settings: Settings
+) -> None:
+    settings = db_settings.model_copy(update={"login_lockout_max_seconds": 1000})
+    _user(directory)
+    at = utcnow()
+    lengths = []
+    for _ in range(4):
+        user = _lock(directory, settings, "ann", at)
+        assert user.locked_until is not None
+        lengths.append((user.locked_until - at).total_seconds())
+        at = user.locked_until + timedelta(seconds=1)
+    assert lengths == [300, 600, 1000, 1000]
+
+
+def test_a_long_history_of_lockouts_still_locks_for_the_longest_lockout(
+    directory: Session, db_settings: Settings
+) -> None:
+    # Uncapped, the 200th lockout would last 300 * 2**199 s: more than timedelta can hold.
+    user = _user(directory)
+    user.lockouts = 199
+    at = utcnow()
+    _lock(directory, db_settings, "ann", at)
+    assert user.locked_until == at + timedelta(seconds=db_settings.login_lockout_max_seconds)
+
+
+def test_failed_logins_are_limited_per_client_across_processes(
+    db_settings: Settings, db_session_factory: sessionmaker[Session]
+) -> None:
+    """Each attempt in its own session, as each worker process of a server has its own."""
+    settings = db_settings.model_copy(update={"login_client_max_failures": 3})
+    with db_session_factory.begin() as s:
+        seed_directory(s, principal=ROOT)
+        _user(s, "ann")
+        _user(s, "bob", Role.VIEWER)
+    at = utcnow()
+
+    def attempt(username: str, password: str, client: str, when: datetime = at) -> None:
+        with db_session_factory() as s:
+            try:
+                auth.login(
+                    s,
+                    settings=settings,
+                    username=username,
+                    password=password,
+                    client=client,
+                    now=when,
+                )
+            finally:
+                s.commit()  # the web keeps failures, as it does here
+
+    for username in ("ann", "bob", "nobody"):  # one client, several usernames
+        with pytest.raises(AuthenticationError, match="wrong username or password"):
+            attempt(username, "guess-123456", "10.0.0.9")
+    with pytest.raises(LoginThrottledError):
+        attempt("ann", PASSWORD, "10.0.0.9")  # even the right password
+    attempt("ann", PASSWORD, "10.0.0.7")  # another client is not held back
+    window = timedelta(seconds=settings.login_client_window_seconds)
+    attempt("bob", PASSWORD, "10.0.0.9", at + window + timedelta(seconds=1))
+    with db_session_factory() as s:
+        throttled = s.scalars(select(AuditEntry).where(AuditEntry.action == "auth.throttled")).all()
+    assert [(e.objects, e.client) for e in throttled] == [(["client:10.0.0.9"], "10.0.0.9")]
+    assert throttled[0].detail == {"failures": 3, "window_seconds": 600}
+
+
+def test_disabling_and_new_passwords_end_web_sessions(directory: Session) -> None:
+    user = _user(directory)
+    epochs = [user.session_epoch]
+    accounts.set_password(directory, principal=ROOT, username="ann")
+    epochs.append(user.session_epoch)
+    accounts.disable_user(directory, principal=ROOT, username="ann")
+    epochs.append(user.session_epoch)
+    accounts.enable_user(directory, principal=ROOT, username="ann")
+    epochs.append(user.session_epoch)
+    assert epochs == [0, 1, 2, 2], "enabling again does not revive old sessions"

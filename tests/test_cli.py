@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 COMMANDS = ["demo", "serve", "db", "users", "operators", "agencies"]
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what the refusal of insecure serving is about
 
 
 def telereg(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -111,3 +112,37 @@ def test_bad_settings_are_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "TELEREG_ENGINE" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_other_addresses_without_secure_cookies(tmp_path: Path) -> None:
+    result = telereg("serve", "--host", ALL_INTERFACES, data_dir=tmp_path)
+    assert result.returncode != 0
+    assert "TELEREG_SECURE_COOKIES=true" in result.stderr
+    assert "--insecure-cookies" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        ([], {}),
+        (["--host", ALL_INTERFACES, "--insecure-cookies"], {}),
+        (["--host", ALL_INTERFACES], {"TELEREG_SECURE_COOKIES": "true"}),
+    ],
+)
+def test_serve_starts_on_loopback_with_secure_cookies_or_when_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str]
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from telereg.cli import app
+
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **kw: started.append(kw))
+    monkeypatch.setenv("TELEREG_DATA_DIR", str(tmp_path))  # restored after the test
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, ["serve", *args, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert len(started) == 1

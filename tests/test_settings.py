@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from telereg.core.errors import ConfigurationError
-from telereg.core.settings import SECRET_FIELDS, load_settings
+from telereg.core.settings import SECRET_FIELDS, check_cookie_transport, load_settings
 
 
 def test_defaults_are_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,3 +83,49 @@ def test_missing_secrets_are_added_to_an_existing_file(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     assert settings.secret("vault_key") == b"v" * 40
     assert set(json.loads((tmp_path / "secrets.json").read_text())) == set(SECRET_FIELDS)
+
+
+def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SECRET_FIELDS:
+        monkeypatch.setenv(f"TELEREG_{name.upper()}", name * 5)
+
+
+@pytest.mark.parametrize(
+    ("environment", "given", "secure"),
+    [
+        ("development", None, False),
+        ("production", None, True),
+        ("production", "false", False),
+        ("development", "true", True),
+    ],
+)
+def test_cookies_are_secure_in_production_unless_set(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: str,
+    given: str | None,
+    secure: bool,
+) -> None:
+    _keys(monkeypatch)
+    monkeypatch.setenv("TELEREG_ENVIRONMENT", environment)
+    if given is not None:
+        monkeypatch.setenv("TELEREG_SECURE_COOKIES", given)
+    assert load_settings(data_dir=tmp_path).secure_cookies is secure
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "::1", "[::1]", "localhost"])
+def test_loopback_may_be_served_without_secure_cookies(tmp_path: Path, host: str) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    check_cookie_transport(settings, host=host, insecure_cookies=False)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "telereg.example.org"])  # noqa: S104
+def test_other_addresses_need_secure_cookies_or_an_explicit_override(
+    tmp_path: Path, host: str
+) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match="TELEREG_SECURE_COOKIES=true"):
+        check_cookie_transport(settings, host=host, insecure_cookies=False)
+    check_cookie_transport(settings, host=host, insecure_cookies=True)
+    secure = load_settings(data_dir=tmp_path, secure_cookies=True)
+    check_cookie_transport(secure, host=host, insecure_cookies=False)

@@ -7,6 +7,7 @@ import io
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.conftest import PASSWORD, Site, csrf_of
 
@@ -144,3 +145,57 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     )
     assert no_csrf.status_code == 403
     assert browser.get("/data/datasets").status_code == 200
+
+
+class BodyMeter:
+    """Wraps an ASGI app and counts the request-body bytes it reads."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.read = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def counted() -> Message:
+            message = await receive()
+            self.read += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+BIG = b"cell_id\n" + b"C0001\n" * (2 << 20)  # 12 MiB, under the request size limit
+
+
+def _big_upload(client: TestClient, path: str, **kw: object):
+    return client.post(
+        path,
+        data={"dataset": "cells", "operator": "CMCC", "period": "2021-11"},
+        files={"file": ("cells.csv", BIG, "text/csv")},
+        **kw,
+    )
+
+
+def test_uploads_are_refused_before_their_body_is_read(site: Site) -> None:
+    meter = BodyMeter(site.client.app)
+    client = TestClient(meter)
+
+    def refused(path: str, status: int, **kw: object) -> None:
+        meter.read = 0
+        assert _big_upload(client, path, **kw).status_code == status
+        assert meter.read == 0, f"{path}: {meter.read} bytes read before the refusal"
+
+    refused("/api/v1/submissions", 401)
+    refused("/api/v1/submissions", 403, headers=site.as_role("viewer"))
+    refused("/data/upload", 401)
+    site.login(client, "vic", PASSWORD)
+    refused("/data/upload", 403)
+
+
+def test_the_api_description_still_shows_the_upload_form(site: Site) -> None:
+    spec = site.client.get("/api/v1/openapi.json").json()
+    body = spec["paths"]["/api/v1/submissions"]["post"]["requestBody"]
+    schema = body["content"]["multipart/form-data"]["schema"]
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert {"file", "dataset", "operator", "period", "crs"} <= set(schema["properties"])
+    assert {"file", "dataset", "operator"} <= set(schema["required"])

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from tests.conftest import PASSWORD, Site, csrf_of
+from telereg.core import accounts
+from telereg.core.db import dispose_engines, session_scope
+from telereg.core.models import AuditEntry
+from telereg.core.settings import SECRET_FIELDS, Settings, load_settings
+from tests.conftest import PASSWORD, ROOT, Site, csrf_of, make_site
 
 
 @pytest.fixture
@@ -152,3 +161,119 @@ def test_pages_and_the_api_cannot_be_framed_by_other_sites(browser: TestClient) 
         assert response.headers["x-frame-options"] == "DENY", path
         assert response.headers["content-security-policy"] == "frame-ancestors 'none'", path
         assert response.headers["x-content-type-options"] == "nosniff", path
+
+
+def _copy(browser: TestClient) -> TestClient:
+    """Another browser holding a copy of ``browser``'s session cookie."""
+    return TestClient(
+        browser.app,
+        cookies={"telereg_session": browser.cookies["telereg_session"]},
+        follow_redirects=True,
+    )
+
+
+def _end_by_logout(browser: TestClient, site: Site) -> None:
+    del site
+    browser.post("/logout", data={"csrf_token": csrf_of(browser.get("/").text)})
+
+
+def _end_by_disabling(browser: TestClient, site: Site) -> None:
+    del browser
+    with session_scope(site.settings) as s:
+        accounts.disable_user(s, principal=ROOT, username="ann", reason="left")
+        accounts.enable_user(s, principal=ROOT, username="ann", reason="came back")
+
+
+def _end_by_new_password(browser: TestClient, site: Site) -> None:
+    del browser
+    with session_scope(site.settings) as s:
+        accounts.set_password(s, principal=ROOT, username="ann", password=PASSWORD)
+
+
+@pytest.mark.parametrize("end", [_end_by_logout, _end_by_disabling, _end_by_new_password])
+def test_a_copied_session_cookie_stops_working_when_sessions_end(
+    browser: TestClient, site: Site, end: Callable[[TestClient, Site], None]
+) -> None:
+    _login(browser, "ann", PASSWORD)
+    copy = _copy(browser)
+    assert copy.get("/").url.path == "/"
+    assert copy.get("/api/v1/me").json()["username"] == "ann"
+    end(browser, site)
+    assert copy.get("/").url.path == "/login"
+    assert copy.get("/api/v1/me").status_code == 401
+    again = _login(TestClient(browser.app, follow_redirects=True), "ann", PASSWORD)
+    assert again.url.path == "/", "a new sign-in works"
+
+
+def test_logout_is_audited(browser: TestClient, site: Site) -> None:
+    home = _login(browser, "ann", PASSWORD)
+    browser.post("/logout", data={"csrf_token": csrf_of(home.text)})
+    with session_scope(site.settings) as s:
+        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.actor == "ann")).all()
+    assert "auth.logout" in actions
+
+
+def test_a_client_with_too_many_failed_logins_is_held_back(settings: Settings) -> None:
+    site = make_site(settings.model_copy(update={"login_client_max_failures": 3}))
+    browser = TestClient(site.client.app, follow_redirects=True)
+    for username in ("ann", "vic", "nobody"):
+        assert _login(browser, username, "guess-123456").status_code == 401
+    held = _login(browser, "ann", PASSWORD)
+    assert held.status_code == 429
+    assert "来自您网络地址的登录失败次数过多" in held.text
+    assert browser.get("/").url.path == "/login", "not signed in"
+    browser.get("/lang/en?next=/login")
+    assert "from your network address" in _login(browser, "ann", PASSWORD).text
+    with session_scope(site.settings) as s:
+        throttled = s.scalars(select(AuditEntry).where(AuditEntry.action == "auth.throttled")).all()
+    assert [e.client for e in throttled] == ["testclient"]
+
+
+SPOOF = "Your account is suspended. Call 0351-1234567 to restore it"
+
+
+def test_pages_show_only_their_own_error_messages(browser: TestClient) -> None:
+    _login(browser, "ann", PASSWORD)
+    spoofed = browser.get("/buildout/obstacles", params={"error": SPOOF})
+    assert spoofed.status_code == 200
+    assert "0351-1234567" not in spoofed.text
+    assert 'class="error"' not in spoofed.text
+    known = browser.get("/buildout/obstacles?error=forbidden")
+    assert "您无权执行此操作" in known.text
+    # The anti-fraud queue: neither its error nor the name of a package that was "made".
+    cases = browser.get("/fraud/cases", params={"error": SPOOF, "made": SPOOF})
+    assert cases.status_code == 200
+    assert "0351-1234567" not in cases.text
+    assert 'role="alert"' not in cases.text
+    assert 'class="ok"' not in cases.text
+
+
+def test_session_cookie_is_secure_in_production(tmp_path: Path) -> None:
+    keys = {name: secrets.token_urlsafe(32) for name in SECRET_FIELDS}
+    settings = load_settings(data_dir=tmp_path / "var", environment="production", **keys)
+    assert settings.secure_cookies
+    site = make_site(settings)
+    # Browsers keep a Secure cookie only over HTTPS, so this one goes through HTTPS.
+    browser = TestClient(site.client.app, base_url="https://testserver", follow_redirects=False)
+    page = browser.get("/login")
+    assert "secure" in page.headers["set-cookie"].lower()
+    signed_in = browser.post(
+        "/login",
+        data={"username": "ann", "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+    )
+    assert signed_in.status_code == 303
+    cookies = signed_in.headers.get_list("set-cookie")
+    assert cookies
+    assert all("; secure" in c.lower() for c in cookies)
+    dispose_engines()
+
+
+def test_refused_steps_are_sent_back_as_codes_the_pages_know() -> None:
+    from telereg.core.errors import AuditLogError, ConflictError, SignatureError
+    from telereg.web.deps import form_error_code
+    from telereg.web.terms import FORM_ERRORS
+
+    assert form_error_code(SignatureError("a note with 0351-1234567")) == "invalid-input"
+    assert form_error_code(ConflictError("no")) == "conflict"
+    assert form_error_code(AuditLogError("no")) == "error"
+    assert {"invalid-input", "conflict", "error"} <= set(FORM_ERRORS)

@@ -22,7 +22,7 @@ from telereg.core.db import session_scope
 from telereg.core.errors import InputError, TeleregError
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal, cli_principal
-from telereg.core.settings import Settings, load_settings
+from telereg.core.settings import Settings, check_cookie_transport, load_settings
 from telereg.ingest.service import SubmissionRecord
 from telereg.scenario.files import OperatorFile
 from telereg.scenario.model import Scale
@@ -68,6 +68,14 @@ DataDir = Annotated[
 ]
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
+InsecureCookies = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-cookies",
+        help="Serve another address than loopback although cookies are not Secure "
+        "(plain HTTP on a trusted network).",
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -106,9 +114,12 @@ def _migrated(data_dir: Path | None) -> Settings:
     return settings
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def _serve(
+    settings: Settings, host: str, port: int, workers: int, *, insecure_cookies: bool
+) -> None:
     import uvicorn
 
+    check_cookie_transport(settings, host=host, insecure_cookies=insecure_cookies)
     # Workers are separate processes: they rebuild the app from the environment.
     os.environ["TELEREG_DATA_DIR"] = str(settings.data_dir.resolve())
     out.print(f"telereg serving on [bold]http://{host}:{port}/[/bold]  (Ctrl+C to stop)")
@@ -135,6 +146,7 @@ def demo(
     ] = False,
     host: Host = "127.0.0.1",
     port: Port = 8000,
+    insecure_cookies: InsecureCookies = False,
 ) -> None:
     """Build a synthetic province, load it through ingest, print a summary, serve the dashboard."""
     from telereg.registry import CONTRACTS, SYNTHESIZERS, run_analyses
@@ -142,6 +154,8 @@ def demo(
     from telereg.scenario.runner import run_scenario
 
     settings = _settings(data_dir)
+    if not no_serve:  # refused before the long build, not after it
+        check_cookie_transport(settings, host=host, insecure_cookies=insecure_cookies)
     login = prepare(settings, principal=_me())
     with Progress(
         TextColumn("{task.description}"),
@@ -180,7 +194,7 @@ def demo(
     )
     out.print(f"dashboard: http://{host}:{port}/")
     if not no_serve:
-        _serve(settings, host, port, workers=1)
+        _serve(settings, host, port, workers=1, insecure_cookies=insecure_cookies)
 
 
 def _print_demo_summary(summary: ScenarioSummary, findings: dict[str, list[str]]) -> None:
@@ -221,9 +235,10 @@ def serve(
     host: Host = "127.0.0.1",
     port: Port = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    insecure_cookies: InsecureCookies = False,
 ) -> None:
     """Serve the web dashboard and the JSON API (migrates the state DB first)."""
-    _serve(_migrated(data_dir), host, port, workers)
+    _serve(_migrated(data_dir), host, port, workers, insecure_cookies=insecure_cookies)
 
 
 @app.command()

@@ -8,6 +8,7 @@ routes and fails on any that declares none.
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -58,15 +59,28 @@ def client_of(request: Request) -> str:
 
 
 def session_user(request: Request, session: Session) -> User | None:
-    """The user of the browser session cookie, if it is signed in and still active."""
+    """The user of the browser session cookie, if it is signed in, active and not signed out.
+
+    A cookie is signed, not stored, so it ends by its epoch: one that was signed in
+    before the user's sessions were ended (logout, disabling, a new password) no
+    longer matches the user's ``session_epoch``.
+    """
     user_id = request.session.get("uid")
     if user_id is None:
         return None
     user = session.get(User, user_id)
-    if user is None or not user.active:
+    if user is None or not user.active or request.session.get("epoch") != user.session_epoch:
         request.session.clear()
         return None
     return user
+
+
+def start_session(request: Request, user: User) -> None:
+    """Sign ``user`` in on this browser: a fresh session (no fixation) with a CSRF token."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["epoch"] = user.session_epoch
+    request.session["csrf"] = secrets.token_urlsafe(32)
 
 
 def check_csrf_header(request: Request) -> None:

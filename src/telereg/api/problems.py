@@ -16,6 +16,7 @@ from telereg.core.errors import (
     CsrfError,
     EngineError,
     InputError,
+    LoginThrottledError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -26,6 +27,7 @@ from telereg.core.errors import (
 STATUS_BY_ERROR: tuple[tuple[type[TeleregError], int], ...] = (
     (PayloadTooLargeError, 413),
     (AccountLockedError, 429),
+    (LoginThrottledError, 429),
     (AuthenticationError, 401),
     (CsrfError, 403),
     (PermissionDeniedError, 403),

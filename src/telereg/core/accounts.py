@@ -14,7 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
-from telereg.core.auth import generate_password, hash_password, hash_token, new_token
+from telereg.core.auth import (
+    end_sessions,
+    generate_password,
+    hash_password,
+    hash_token,
+    new_token,
+)
 from telereg.core.db import utcnow
 from telereg.core.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from telereg.core.models import Agency, ApiToken, Operator, User
@@ -118,11 +124,13 @@ def list_users(session: Session, *, principal: Principal) -> list[User]:
 def disable_user(
     session: Session, *, principal: Principal, username: str, reason: str = ""
 ) -> User:
+    """Stop a user from signing in; revoke its API tokens and end its web sessions."""
     principal.require(Permission.USERS_MANAGE)
     user = get_user(session, username)
     if principal.user_id is not None and user.id == principal.user_id:
         raise InputError("you cannot disable your own account")
     user.active = False
+    end_sessions(user)  # enabling the user again must not revive its old cookies
     now = utcnow()
     for token in session.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
@@ -157,11 +165,12 @@ def enable_user(session: Session, *, principal: Principal, username: str, reason
 def set_password(
     session: Session, *, principal: Principal, username: str, password: str | None = None
 ) -> str | None:
-    """Set (or generate and return) a user's password; clears any lockout."""
+    """Set (or generate and return) a user's password; clears any lockout, ends web sessions."""
     principal.require(Permission.USERS_MANAGE)
     user = get_user(session, username)
     generated = None if password else generate_password()
     user.password_hash = hash_password(password or generated or "")
+    end_sessions(user)
     user.failed_logins = 0
     user.lockouts = 0
     user.locked_until = None

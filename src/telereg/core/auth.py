@@ -1,4 +1,4 @@
-"""Authentication: argon2 passwords, hashed API tokens, login with lockout."""
+"""Authentication: argon2 passwords, hashed API tokens, login limits, revocable web sessions."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
 from telereg.core.db import utcnow
-from telereg.core.errors import AccountLockedError, AuthenticationError, InputError
-from telereg.core.models import ApiToken, User
+from telereg.core.errors import (
+    AccountLockedError,
+    AuthenticationError,
+    InputError,
+    LoginThrottledError,
+)
+from telereg.core.models import ApiToken, LoginFailure, User
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -74,12 +79,47 @@ def login(
     client: str = "",
     now: datetime | None = None,
 ) -> User:
-    """Check a username and password; count failures and lock the account after too many.
+    """Check a username and password; count failures per account and per client address.
 
-    The n-th lockout lasts ``login_lockout_seconds * 2**(n-1)``. Failures and
-    lockouts are audited; the caller commits the session even on failure.
+    The n-th lockout of an account lasts ``login_lockout_seconds * 2**(n-1)``, at
+    most ``login_lockout_max_seconds``. A client address with
+    ``login_client_max_failures`` failures within ``login_client_window_seconds``
+    is refused, without a check, until its oldest failure leaves the window.
+    Failures, lockouts and throttled clients are audited; the caller commits the
+    session even on failure.
     """
     now = now or utcnow()
+    if _client_failures(session, settings=settings, client=client, now=now) >= (
+        settings.login_client_max_failures
+    ):
+        raise LoginThrottledError("too many failed logins from this address; try again later")
+    try:
+        user = _check_password(
+            session, settings=settings, username=username, password=password, client=client, now=now
+        )
+    except AuthenticationError:
+        _count_client_failure(session, settings=settings, username=username, client=client, now=now)
+        raise
+    user.failed_logins = 0
+    user.lockouts = 0
+    user.locked_until = None
+    user.last_login_at = now
+    audit.record(
+        session, actor=username, action="auth.login", objects=[f"user:{username}"], client=client
+    )
+    return user
+
+
+def _check_password(
+    session: Session,
+    *,
+    settings: Settings,
+    username: str,
+    password: str,
+    client: str,
+    now: datetime,
+) -> User:
+    """The user, if the password is right and the account active and not locked."""
     user = session.scalar(select(User).where(User.username == username))
     if user is not None and user.locked_until is not None and user.locked_until > now:
         verify_password(None, password)
@@ -92,7 +132,10 @@ def login(
             locked = user.failed_logins >= settings.login_max_failures
             if locked:
                 user.lockouts += 1
-                seconds = settings.login_lockout_seconds * 2 ** (user.lockouts - 1)
+                seconds = min(
+                    settings.login_lockout_seconds * 2 ** (user.lockouts - 1),
+                    settings.login_lockout_max_seconds,
+                )
                 user.locked_until = now + timedelta(seconds=seconds)
                 user.failed_logins = 0
             audit.record(
@@ -103,14 +146,53 @@ def login(
                 client=client,
             )
         raise AuthenticationError("wrong username or password")
-    user.failed_logins = 0
-    user.lockouts = 0
-    user.locked_until = None
-    user.last_login_at = now
-    audit.record(
-        session, actor=username, action="auth.login", objects=[f"user:{username}"], client=client
-    )
     return user
+
+
+def _client_failures(session: Session, *, settings: Settings, client: str, now: datetime) -> int:
+    since = now - timedelta(seconds=settings.login_client_window_seconds)
+    count = select(func.count()).where(LoginFailure.client == client, LoginFailure.at > since)
+    return session.scalar(count) or 0
+
+
+def _count_client_failure(
+    session: Session, *, settings: Settings, username: str, client: str, now: datetime
+) -> None:
+    """Record a failed login of ``client``; audit the failure that makes it throttled."""
+    since = now - timedelta(seconds=settings.login_client_window_seconds)
+    session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+    session.add(LoginFailure(client=client, at=now))
+    session.flush()
+    failures = _client_failures(session, settings=settings, client=client, now=now)
+    if failures == settings.login_client_max_failures:
+        audit.record(
+            session,
+            actor=username,
+            action="auth.throttled",
+            objects=[f"client:{client}"],
+            detail={"failures": failures, "window_seconds": settings.login_client_window_seconds},
+            client=client,
+        )
+
+
+def end_sessions(user: User) -> None:
+    """End every web session of ``user``: cookies signed in before stop working."""
+    user.session_epoch += 1
+
+
+def logout(session: Session, *, principal: Principal, client: str = "") -> None:
+    """Sign the principal's user out of the web everywhere, not only in this browser."""
+    user = session.get(User, principal.user_id) if principal.user_id is not None else None
+    if user is None:
+        return
+    end_sessions(user)
+    audit.record(
+        session,
+        actor=user.username,
+        action="auth.logout",
+        objects=[f"user:{user.username}"],
+        client=client,
+    )
 
 
 def user_for_token(session: Session, token: str, *, now: datetime | None = None) -> User:

@@ -74,6 +74,12 @@ class AccountLockedError(AuthenticationError):
     code = "account-locked"
 
 
+class LoginThrottledError(AuthenticationError):
+    """Too many failed logins from one client address: it must wait before trying again."""
+
+    code = "login-throttled"
+
+
 class CsrfError(TeleregError, PermissionError):
     """A state-changing browser request lacked a valid CSRF token."""
 

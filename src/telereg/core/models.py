@@ -1,11 +1,11 @@
-"""State DB models of the core: operators, agencies, users, API tokens, the audit log."""
+"""State DB models of the core: operators, agencies, users, tokens, failed logins, audit log."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telereg.core.db import Base, UtcDateTime, utcnow
@@ -52,6 +52,8 @@ class User(Base):
     lockouts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    #: Copied into the web session at sign-in; raising it ends every session signed in before.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     operator: Mapped[Operator | None] = relationship(lazy="joined")
@@ -74,6 +76,20 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class LoginFailure(Base):
+    """A failed sign-in from a client address, kept while it counts towards that client's limit.
+
+    In the state DB, not in memory, so that every worker process sees every failure.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_client_at", "client", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
 
 
 class AuditEntry(Base):

@@ -7,13 +7,14 @@ development, and refused when missing or placeholders outside development.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from telereg.core.errors import ConfigurationError
@@ -54,9 +55,19 @@ class Settings(BaseSettings):
     default_language: Literal["zh_CN", "en"] = Field("zh_CN", description="UI language.")
     login_max_failures: int = Field(5, ge=1, description="Failed logins before a lockout.")
     login_lockout_seconds: int = Field(300, ge=1, description="First lockout; doubles each time.")
+    login_lockout_max_seconds: int = Field(
+        24 * 3600, ge=1, description="Longest lockout; the doubling stops here."
+    )
+    login_client_max_failures: int = Field(
+        20, ge=1, description="Failed logins from one client address within the window."
+    )
+    login_client_window_seconds: int = Field(
+        600, ge=1, description="Window in which a client's failed logins are counted."
+    )
     session_max_age_seconds: int = Field(8 * 3600, ge=60, description="Web session lifetime.")
     secure_cookies: bool = Field(
-        default=False, description="Mark cookies Secure (HTTPS deployments)."
+        default=False,
+        description="Mark cookies Secure (HTTPS); unset: true in production, false otherwise.",
     )
     max_request_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="Largest request body.")
     buildout_rsrp_threshold_dbm: float = Field(
@@ -94,6 +105,14 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: str = Field("INFO", description="Root log level.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secure_cookies_follow_the_environment(cls, data: Any) -> Any:
+        """Unless set, cookies are Secure in production: its users reach it through HTTPS."""
+        if isinstance(data, dict) and data.get("secure_cookies") is None:
+            return {**data, "secure_cookies": data.get("environment") == "production"}
+        return data
+
     @property
     def state_db_url(self) -> str:
         """The state DB URL, defaulting to a SQLite file in the data dir."""
@@ -115,6 +134,32 @@ class Settings(BaseSettings):
         if value is None:
             raise ConfigurationError(f"secret {name!r} is not set", where="settings")
         return value.get_secret_value().encode()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` reaches this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_cookie_transport(settings: Settings, *, host: str, insecure_cookies: bool) -> None:
+    """Refuse to serve other machines while session cookies could travel over plain HTTP.
+
+    ``insecure_cookies`` is the operator's explicit override, for plain HTTP on a
+    trusted network.
+    """
+    if settings.secure_cookies or insecure_cookies or is_loopback(host):
+        return
+    raise ConfigurationError(
+        f"serving on {host} would send the session cookie without the Secure flag; set "
+        "TELEREG_SECURE_COOKIES=true when users reach telereg through HTTPS, or pass "
+        "--insecure-cookies to serve plain HTTP on a trusted network anyway",
+        where="serve",
+    )
 
 
 def _is_placeholder(value: str) -> bool:

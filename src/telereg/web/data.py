@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from telereg import registry
 from telereg.api.deps import SessionDep, SettingsDep
-from telereg.api.routes.submissions import save_upload
+from telereg.api.uploads import ingest_upload, read_upload
 from telereg.core import accounts
-from telereg.core.errors import InputError
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
 from telereg.ingest.catalog import contract_summary
-from telereg.ingest.service import ingest_file
-from telereg.web.deps import Csrf, require_page
+from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
 
 router = APIRouter(prefix="/data", include_in_schema=False)
@@ -85,30 +81,13 @@ def upload_form(request: Request, session: SessionDep, principal: Submitter) -> 
     return _upload_form(request, session, principal)
 
 
-@router.post("/upload", response_class=HTMLResponse, dependencies=[Csrf])
-def upload(
-    settings: SettingsDep,
-    principal: Submitter,
-    file: Annotated[UploadFile, File()],
-    dataset: Annotated[str, Form()],
-    operator: Annotated[str, Form()],
-    period: Annotated[str, Form()] = "",
-    crs: Annotated[str, Form()] = "wgs84",
-) -> Response:
-    if crs not in ("wgs84", "gcj02"):
-        raise InputError("coordinates must be wgs84 or gcj02")
-    with tempfile.TemporaryDirectory(prefix="telereg-upload-") as tmp:
-        path = save_upload(file, Path(tmp))
-        record = ingest_file(
-            settings,
-            principal=principal,
-            contract=registry.contract(dataset),
-            path=path,
-            filename=file.filename or "upload",
-            operator=operator,
-            period=period or None,
-            crs="gcj02" if crs == "gcj02" else "wgs84",
-        )
+@router.post("/upload", response_class=HTMLResponse)
+async def upload(request: Request, settings: SettingsDep, principal: Submitter) -> Response:
+    # The body is read only now, after the visitor proved it may submit; the CSRF token
+    # travels in it, so it is checked right after.
+    async with read_upload(request) as received:
+        await verify_csrf(request)
+        record = await ingest_upload(settings, principal=principal, upload=received)
     return RedirectResponse(f"/data/submissions/{record.id}", status_code=303)
 
 

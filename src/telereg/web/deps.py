@@ -6,7 +6,6 @@ import hmac
 import secrets
 from collections.abc import Callable
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -14,9 +13,19 @@ from sqlalchemy.orm import Session
 
 from telereg.api.deps import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, SessionDep, session_user
 from telereg.core.auth import principal_of
-from telereg.core.errors import AuthenticationError, CsrfError, TeleregError
+from telereg.core.errors import (
+    AuthenticationError,
+    ConflictError,
+    CsrfError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    TeleregError,
+)
+from telereg.core.i18n import gettext as _
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
+from telereg.web.terms import FORM_ERRORS
 
 
 class LoginRequiredError(AuthenticationError):
@@ -83,15 +92,52 @@ _signed_in.permission = "authenticated"  # type: ignore[attr-defined]
 SignedIn = Annotated[Principal, Depends(_signed_in)]
 
 
-def form_step(session: Session, step: Callable[[], object], *, back: str, done: str) -> Response:
-    """Run a form's step in a savepoint; go to ``done``, or back to ``back`` with the error.
+#: Error classes whose code names a refused step; any other error is sent back as "error".
+_FORM_ERROR_CLASSES = (InputError, ConflictError, NotFoundError, PermissionDeniedError)
 
-    A refused step (a rule, a permission, a missing note) changes nothing and is shown
-    on the page the form came from.
+
+def form_error_code(err: TeleregError) -> str:
+    """The code, a key of :data:`~telereg.web.terms.FORM_ERRORS`, to send a refusal back with."""
+    return next((c.code for c in _FORM_ERROR_CLASSES if isinstance(err, c)), "error")
+
+
+def refused(request: Request, err: TeleregError, *, back: str) -> Response:
+    """Back to ``back`` with the refusal's code in the address and its message in the session.
+
+    The address carries a code only, so a link cannot make a page say what it likes; the
+    message, which the server wrote, is shown once by :data:`FormError`.
+    """
+    code = form_error_code(err)
+    request.session["refusal"] = {"code": code, "message": str(err)[:500]}
+    return RedirectResponse(f"{back}?error={code}", status_code=303)
+
+
+def form_step(
+    request: Request, session: Session, step: Callable[[], object], *, back: str, done: str
+) -> Response:
+    """Run a form's step in a savepoint; go to ``done``, or back to ``back`` refused.
+
+    A refused step (a rule, a permission, a missing note) changes nothing, and the page
+    the form came from says why (see :func:`refused`).
     """
     try:
         with session.begin_nested():
             step()
     except TeleregError as err:
-        return RedirectResponse(f"{back}?error={quote(str(err))}", status_code=303)
+        return refused(request, err, back=back)
     return RedirectResponse(done, status_code=303)
+
+
+async def form_error(request: Request, error: str = "") -> str:
+    """The page's refusal: the translated message of its ``?error=`` code, and the reason
+    the server gave (once); nothing for a code it does not know."""
+    if error not in FORM_ERRORS:
+        return ""
+    refusal = request.session.pop("refusal", None)
+    reason = refusal.get("message", "") if isinstance(refusal, dict) else ""
+    same = isinstance(refusal, dict) and refusal.get("code") == error
+    return f"{_(FORM_ERRORS[error])} {reason}" if same and reason else _(FORM_ERRORS[error])
+
+
+#: A page parameter: the message of the error code :func:`form_step` sent back with.
+FormError = Annotated[str, Depends(form_error)]

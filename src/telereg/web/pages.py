@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from telereg.api.deps import Public, SessionDep, SettingsDep, client_of
+from telereg.api.deps import Public, SessionDep, SettingsDep, client_of, start_session
 from telereg.core import auth, i18n
-from telereg.core.errors import AccountLockedError, AuthenticationError, NotFoundError
+from telereg.core.errors import (
+    AccountLockedError,
+    AuthenticationError,
+    LoginThrottledError,
+    NotFoundError,
+)
 from telereg.core.i18n import gettext as _
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -20,7 +24,7 @@ from telereg.system.status import recent_status
 from telereg.web.deps import Csrf, SignedIn, ensure_csrf_token, require_page
 from telereg.web.navigation import module, translated
 from telereg.web.templating import render
-from telereg.web.terms import LOCKED_OUT, WRONG_CREDENTIALS
+from telereg.web.terms import CLIENT_THROTTLED, LOCKED_OUT, WRONG_CREDENTIALS
 
 LANGUAGE_COOKIE = "telereg_lang"
 
@@ -83,12 +87,14 @@ def login_submit(
         )
     except AuthenticationError as err:
         session.commit()  # keep the failure count and its audit entry
-        message = LOCKED_OUT if isinstance(err, AccountLockedError) else WRONG_CREDENTIALS
+        message, status = WRONG_CREDENTIALS, 401
+        if isinstance(err, AccountLockedError):
+            message = LOCKED_OUT
+        elif isinstance(err, LoginThrottledError):
+            message, status = CLIENT_THROTTLED, 429
         context = {"next": safe_next(next), "error": _(message), "username": username}
-        return render(request, "login.html", context, status_code=401)
-    request.session.clear()  # a fresh session on every sign-in (no fixation)
-    request.session["uid"] = user.id
-    request.session["csrf"] = secrets.token_urlsafe(32)
+        return render(request, "login.html", context, status_code=status)
+    start_session(request, user)
     response = RedirectResponse(safe_next(next), status_code=303)
     if user.language:
         set_language_cookie(response, user.language, settings)
@@ -96,8 +102,9 @@ def login_submit(
 
 
 @router.post("/logout", dependencies=[Csrf])
-def logout(request: Request, principal: SignedIn) -> Response:
-    del principal
+def logout(request: Request, session: SessionDep, principal: SignedIn) -> Response:
+    """Sign out everywhere: a copy of any of the user's session cookies stops working too."""
+    auth.logout(session, principal=principal, client=client_of(request))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

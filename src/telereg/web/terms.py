@@ -80,4 +80,16 @@ ERROR_TITLES = {
 }
 WRONG_CREDENTIALS = N_("Wrong username or password.")
 LOCKED_OUT = N_("Too many failed sign-in attempts. Try again later.")
+CLIENT_THROTTLED = N_(
+    "Too many failed sign-in attempts from your network address. Wait a few minutes and try again."
+)
 CSRF_EXPIRED = N_("The form expired or was not sent from this site. Reload the page and try again.")
+#: Why a page form's step was refused, by error code: the only words a page shows for its
+#: ``?error=`` parameter, so that a link cannot put its own text on our pages.
+FORM_ERRORS = {
+    "invalid-input": N_("The step was refused: check the note and the other fields."),
+    "conflict": N_("This step does not fit the current state. Reload the page and try again."),
+    "not-found": N_("It no longer exists. Reload the page."),
+    "forbidden": N_("You are not allowed to take this step."),
+    "error": N_("The step could not be taken."),
+}

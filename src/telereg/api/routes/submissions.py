@@ -2,62 +2,39 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from telereg import registry
+from telereg.api import uploads
 from telereg.api.deps import SessionDep, SettingsDep, require
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
 from telereg.ingest.catalog import contract_summary
-from telereg.ingest.service import SubmissionRecord, ingest_file
+from telereg.ingest.service import SubmissionRecord
 
 router = APIRouter(tags=["submissions"])
 
 Reader = Annotated[Principal, require(Permission.STATUS_READ)]
 
 
-def save_upload(upload: UploadFile, directory: Path) -> Path:
-    """Stream an upload to a private temporary file (the body-size limit applies upstream)."""
-    target = directory / "upload.bin"
-    with target.open("wb") as fh:
-        shutil.copyfileobj(upload.file, fh, length=1 << 20)
-    return target
-
-
 @router.post(
     "/submissions",
     status_code=status.HTTP_201_CREATED,
     summary="Submit an operator file (multipart); the record says accepted, partial or rejected",
+    openapi_extra=uploads.openapi_body(),
 )
-def submit(
+async def submit(
+    request: Request,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],
-    file: Annotated[UploadFile, File(description="CSV (UTF-8/GBK), XLSX, Parquet or GeoJSON")],
-    dataset: Annotated[str, Form()],
-    operator: Annotated[str, Form()],
-    period: Annotated[str | None, Form(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
-    crs: Annotated[Literal["wgs84", "gcj02"], Form()] = "wgs84",
 ) -> dict[str, Any]:
-    contract = registry.contract(dataset)
-    with tempfile.TemporaryDirectory(prefix="telereg-upload-") as tmp:
-        path = save_upload(file, Path(tmp))
-        record = ingest_file(
-            settings,
-            principal=principal,
-            contract=contract,
-            path=path,
-            filename=file.filename or "upload",
-            operator=operator,
-            period=period,
-            crs=crs,
-        )
+    # The body is read only now, after the caller proved it may submit.
+    async with uploads.read_upload(request) as upload:
+        record = await uploads.ingest_upload(settings, principal=principal, upload=upload)
     return record.as_dict()
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from telereg.api.deps import SessionDep
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.web.deps import Csrf, form_step, require_page
+from telereg.web.deps import Csrf, FormError, form_step, require_page
 from telereg.web.templating import render
 
 router = APIRouter(prefix="/buildout", include_in_schema=False)
@@ -29,7 +29,7 @@ def obstacles_page(
     request: Request,
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
-    error: str = "",
+    error: FormError,
 ) -> Response:
     from telereg.domains.buildout.obstacles import obstacle_board
 
@@ -39,6 +39,7 @@ def obstacles_page(
 
 @router.post("/obstacles/{case_id}", dependencies=[Csrf])
 def move_obstacle(
+    request: Request,
     case_id: int,
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
@@ -50,6 +51,7 @@ def move_obstacle(
     from telereg.domains.buildout.obstacles import WORKFLOW
 
     return form_step(
+        request,
         session,
         lambda: move(
             session,

@@ -17,7 +17,7 @@ from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import handover, service
-from telereg.web.deps import Csrf, form_step, require_page
+from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
 from telereg.web.templating import render
 from telereg.web.terms import translated_signals
 
@@ -64,12 +64,15 @@ def cases_page(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
+    error: FormError,
     status: str = "",
-    error: str = "",
     made: str = "",
 ) -> Response:
     queue = service.case_queue(session, principal=principal, status=status or None)
     agencies = session.query(Agency).order_by(Agency.code).all()
+    packages = handover.packages(settings, principal=principal)
+    # Only a package that exists is named: the address is not to make the page say things.
+    made = made if made in {f"{p['agency']}/{p['name']}" for p in packages} else ""
     return render(
         request,
         "fraud/cases.html",
@@ -80,7 +83,7 @@ def cases_page(
             "made": made,
             "agencies": agencies,
             "workflow": service.WORKFLOW,
-            "packages": handover.packages(settings, principal=principal)[:20],
+            "packages": packages[:20],
             "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
         },
     )
@@ -88,6 +91,7 @@ def cases_page(
 
 @router.post("/cases/{case_id}", dependencies=[Csrf])
 def move_case(
+    request: Request,
     case_id: int,
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
@@ -95,6 +99,7 @@ def move_case(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     return form_step(
+        request,
         session,
         lambda: service.move_case(session, principal=principal, case_id=case_id, to=to, note=note),
         back="/fraud/cases",
@@ -104,6 +109,7 @@ def move_case(
 
 @router.post("/handovers", dependencies=[Csrf])
 def handover_cases(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
@@ -124,7 +130,7 @@ def handover_cases(
                 reveal_reason=reveal_reason.strip() or None,
             )
     except TeleregError as err:
-        return RedirectResponse(f"/fraud/cases?error={quote(str(err))}", status_code=303)
+        return refused(request, err, back="/fraud/cases")
     return RedirectResponse(
         f"/fraud/cases?made={quote(agency + '/' + made.path.name)}", status_code=303
     )
@@ -136,7 +142,7 @@ def liaison_page(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.CASES_READ_ASSIGNED)],
-    error: str = "",
+    error: FormError,
 ) -> Response:
     return render(
         request,
@@ -153,6 +159,7 @@ def liaison_page(
 
 @router.post("/liaison/{case_id}", dependencies=[Csrf])
 def dispose_case(
+    request: Request,
     case_id: int,
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_REPORT_OUTCOME)],
@@ -160,6 +167,7 @@ def dispose_case(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     return form_step(
+        request,
         session,
         lambda: handover.record_disposal(
             session, principal=principal, case_id=case_id, disposal=disposal, note=note
