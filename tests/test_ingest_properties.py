@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -239,6 +240,43 @@ def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: 
         assert lake.current_files(session, env, "cells", operators=["CBN"]) == before
     # and the files published for the record that never came are withdrawn
     assert set(env.lake_dir.rglob("*.parquet")) == files_before
+
+
+def test_an_error_after_the_record_is_committed_keeps_its_files(
+    env: Settings, tmp_path: Path, monkeypatch
+):
+    # The record is committed, then the process is interrupted (Ctrl-C, a connection lost
+    # while COMMIT was acknowledged): the submission names its files, so they must stay.
+    path = tmp_path / "cells.csv"
+    path.write_text(
+        f"cell_id,site_id,longitude,latitude,city_code,technology\nK0002,S1,112.5,37.8,{CITY},4G\n"
+    )
+    real_scope = ingest_service.session_scope
+    calls = []
+
+    @contextlib.contextmanager
+    def interrupted_after_commit(settings):
+        calls.append(1)
+        with real_scope(settings) as session:
+            yield session
+        if len(calls) == 2:  # the second scope is the one that records
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest_service, "session_scope", interrupted_after_commit)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_file(
+            env,
+            principal=ROOT,
+            contract=registry.contract("cells"),
+            path=path,
+            filename=path.name,
+            operator="CBN",
+            period="2021-11",
+        )
+    with session_scope(env) as session:
+        files = lake.current_files(session, env, "cells", operators=["CBN"])
+    assert files, "the submission was recorded"
+    assert all(f.exists() for f in files)
 
 
 def test_two_records_for_one_slot_at_once_leave_one_current(db_settings: Settings):

@@ -28,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from telereg.core.db import session_scope
 from telereg.core.models import Operator
 from telereg.core.settings import Settings
 from telereg.ingest.models import Submission
@@ -102,25 +103,42 @@ def publish(staged: Path, final: Path) -> None:
 
 
 @contextmanager
-def withdrawn_unless_recorded(published: list[Path]) -> Iterator[Callable[[bool], None]]:
-    """Remove the ``published`` files unless the block says they were recorded.
+def withdrawn_unless_recorded(
+    settings: Settings, file_id: str, published: list[Path]
+) -> Iterator[Callable[[bool], None]]:
+    """Remove the ``published`` files of ``file_id`` when no submission came to name them.
 
-    The block calls the function it is given with ``True`` once a submission names the
-    files; when it says ``False`` (the same bytes were recorded meanwhile) or raises,
-    nothing refers to them and they are removed, so the lake holds no orphans.
+    The block calls the function it is given once its transaction is committed: with
+    ``True`` when the new submission names the files, ``False`` when it does not (the
+    same bytes were recorded meanwhile). When the block raises, the state DB is asked
+    whether a submission names ``file_id`` (the commit may have happened before the
+    error); the files are removed only when it answers that none does. An orphan is
+    harmless, a submission without its files is not.
     """
-    kept = False
-
-    def recorded(named: bool) -> None:
-        nonlocal kept
-        kept = named
-
+    named: list[bool] = []
     try:
-        yield recorded
-    finally:
-        if not kept:
-            for path in published:
-                path.unlink(missing_ok=True)
+        yield named.append
+    except BaseException:
+        if not _maybe_named(settings, file_id):
+            _remove(published)
+        raise
+    if named == [False]:
+        _remove(published)
+
+
+def _maybe_named(settings: Settings, file_id: str) -> bool:
+    """False only when the state DB says that no submission names ``file_id``."""
+    try:
+        with session_scope(settings) as session:
+            found = session.scalar(select(Submission.id).where(Submission.file_id == file_id))
+    except Exception:  # noqa: BLE001 - an unanswered question keeps the files
+        return True
+    return found is not None
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def current_files(

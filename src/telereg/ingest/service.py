@@ -208,7 +208,7 @@ def ingest_file(
         # The files are in place before the record that names them, so readers never see a
         # record without its files; they are withdrawn again if no record comes to name them.
         published = [finals[kind] for kind in result.staged]
-        with lake.withdrawn_unless_recorded(published) as recorded:
+        with lake.withdrawn_unless_recorded(settings, file_id, published) as recorded:
             for kind, staged in result.staged.items():
                 lake.publish(staged, finals[kind])
             with session_scope(settings) as session:
