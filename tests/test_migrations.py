@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.command import downgrade
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from telereg.core.db import state_engine
 from telereg.core.settings import Settings
@@ -34,3 +34,28 @@ def test_downgrade_to_base_and_back(db_settings: Settings) -> None:
     assert {"users", "audit_log", "api_tokens", "submissions", "cases"} <= set(
         inspect(engine).get_table_names()
     )
+
+
+def test_an_installation_at_the_first_revision_is_brought_forward(db_settings: Settings) -> None:
+    # A state DB made before the login limits: its users keep their rows and get epoch 0.
+    engine = state_engine(db_settings)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        downgrade(config, "0001")
+    assert "login_failures" not in inspect(engine).get_table_names()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (username, display_name, role, active, failed_logins, lockouts,"
+                " created_at)"
+                " VALUES ('old', 'Old', 'viewer', true, 0, 0, CURRENT_TIMESTAMP)"
+            )
+        )
+    assert upgrade(db_settings) == head_revision()
+    with engine.connect() as connection:
+        epoch = connection.execute(
+            text("SELECT session_epoch FROM users WHERE username = 'old'")
+        ).scalar_one()
+    assert epoch == 0
+    assert "login_failures" in inspect(engine).get_table_names()

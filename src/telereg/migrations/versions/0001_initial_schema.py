@@ -1,4 +1,4 @@
-"""initial schema: directory, users, tokens, failed logins, audit log (append-only), submissions, cases
+"""initial schema: directory, users, tokens, audit log (append-only), submissions, cases
 
 Revision ID: 0001
 Revises:
@@ -66,17 +66,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_log_action"), ["action"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_actor"), ["actor"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
-
-    op.create_table(
-        "login_failures",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("client", sa.String(length=100), nullable=False),
-        sa.Column("at", telereg.core.db.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
-    )
-    with op.batch_alter_table("login_failures", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_login_failures_at"), ["at"], unique=False)
-        batch_op.create_index("ix_login_failures_client_at", ["client", "at"], unique=False)
 
     op.create_table(
         "operators",
@@ -178,7 +167,6 @@ def upgrade() -> None:
         sa.Column("lockouts", sa.Integer(), nullable=False),
         sa.Column("locked_until", telereg.core.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("last_login_at", telereg.core.db.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("session_epoch", sa.Integer(), nullable=False),
         sa.Column("created_at", telereg.core.db.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["agency_id"], ["agencies.id"], name=op.f("fk_users_agency_id_agencies")
@@ -234,11 +222,6 @@ def downgrade() -> None:
 
     op.drop_table("cases")
     op.drop_table("operators")
-    with op.batch_alter_table("login_failures", schema=None) as batch_op:
-        batch_op.drop_index("ix_login_failures_client_at")
-        batch_op.drop_index(batch_op.f("ix_login_failures_at"))
-
-    op.drop_table("login_failures")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
         batch_op.drop_index(batch_op.f("ix_audit_log_actor"))
