@@ -288,6 +288,37 @@ def test_failed_logins_are_limited_per_client_across_processes(
     assert throttled[0].detail == {"failures": 3, "window_seconds": 600}
 
 
+def test_failed_logins_are_counted_by_network_and_not_for_unknown_clients(
+    db_settings: Settings, db_session_factory: sessionmaker[Session]
+) -> None:
+    settings = db_settings.model_copy(update={"login_client_max_failures": 2})
+    with db_session_factory.begin() as s:
+        seed_directory(s, principal=ROOT)
+        _user(s, "ann")
+
+    def attempt(password: str, client: str) -> None:
+        with db_session_factory() as s:
+            try:
+                auth.login(s, settings=settings, username="ann", password=password, client=client)
+            finally:
+                s.commit()
+
+    # A host given an IPv6 /64 has every address in it: changing address changes nothing.
+    for client in ("2001:db8:1:2::a", "2001:db8:1:2::b"):
+        with pytest.raises(AuthenticationError):
+            attempt("guess-123456", client)
+    with pytest.raises(LoginThrottledError):
+        attempt(PASSWORD, "2001:db8:1:2:ffff::1")
+    attempt(PASSWORD, "2001:db8:1:3::1")  # the next /64 is another site
+    # With no address known, clients are not counted together (one would lock out all).
+    for _ in range(3):
+        with pytest.raises(AuthenticationError, match="wrong username or password"):
+            attempt("guess-123456", "")
+    assert auth.client_network("::ffff:10.0.0.9") == "10.0.0.9"
+    assert auth.client_network("2001:db8::1") == "2001:db8::/64"
+    assert auth.client_network("") == ""
+
+
 def test_disabling_and_new_passwords_end_web_sessions(directory: Session) -> None:
     user = _user(directory)
     epochs = [user.session_epoch]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -89,7 +90,8 @@ def login(
     session even on failure.
     """
     now = now or utcnow()
-    if _client_failures(session, settings=settings, client=client, now=now) >= (
+    network = client_network(client)
+    if network and _client_failures(session, settings=settings, client=network, now=now) >= (
         settings.login_client_max_failures
     ):
         raise LoginThrottledError("too many failed logins from this address; try again later")
@@ -98,7 +100,10 @@ def login(
             session, settings=settings, username=username, password=password, client=client, now=now
         )
     except AuthenticationError:
-        _count_client_failure(session, settings=settings, username=username, client=client, now=now)
+        if network:
+            _count_client_failure(
+                session, settings=settings, username=username, client=network, now=now
+            )
         raise
     user.failed_logins = 0
     user.lockouts = 0
@@ -147,6 +152,21 @@ def _check_password(
             )
         raise AuthenticationError("wrong username or password")
     return user
+
+
+def client_network(client: str) -> str:
+    """What failed logins are counted by: an IPv4 address, or an IPv6 address's /64 (one
+    site's share: a host given a /64 has every address in it); "" when none is known, as
+    counting all such clients together would let one of them lock everyone out."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _client_failures(session: Session, *, settings: Settings, client: str, now: datetime) -> int:
