@@ -286,6 +286,24 @@ def test_training_labels_leave_out_the_unconfirmed_lines_of_confirmed_handsets()
     assert (model.positives, model.negatives, model.unlabelled) == (12, 46, 2)
 
 
+def test_a_feature_the_line_lacks_is_never_a_reason() -> None:
+    rng = np.random.default_rng(8)
+    history = pd.DataFrame(rng.gamma(2.0, 3.0, size=(400, len(FEATURES))), columns=list(FEATURES))
+    history["line"] = [f"L{i}" for i in range(400)]
+    # The confirmed lines sit still, or were at no located cell: the model learns that a
+    # missing radius goes with fraud, and the median radius with honest lines.
+    history.loc[:59, "radius_km"] = 0.0
+    history.loc[60:119, "radius_km"] = np.nan
+    model = scoring.train(history, {f"L{i}" for i in range(120)})
+    assert model is not None
+    placed_reasons, *_ = model.explain(history.iloc[[0]])
+    assert "radius_km" in dict(placed_reasons)
+    unplaced = history.iloc[60:64]
+    assert (model.probability(unplaced) > 0.5).all()
+    for reasons in model.explain(unplaced):
+        assert "radius_km" not in dict(reasons), "no radius is no reason"
+
+
 def test_an_outlet_links_cards_of_its_own_operator_only() -> None:
     from telereg.domains.fraud import rings
 

@@ -38,7 +38,8 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
     token = Pseudonymiser(settings.secret("pseudonym_key")).token
     fraud = truth["fraud"]
     sim_lines = {token(n) for g in fraud["sim_boxes"] if period in g["periods"] for n in g["lines"]}
-    rings = [r for r in fraud["rings"] if period in r["periods"]]
+    # (a truth written before rings named their months: every ring, as then)
+    rings = [r for r in fraud["rings"] if period in r.get("periods", [period])]
     ring_lines = {token(n) for r in rings for n in r["lines"]}
     suspects = load_result(settings, period, "suspects")
     cards = load_result(settings, period, "cards")
@@ -51,7 +52,8 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
         "sim_box (rules)": _score(set(suspects[suspects["rule_suspect"]]["line"]), sim_lines),
         "card-breaking cards": _score(set(cards["line"]), ring_lines),
         "card-breaking outlets": _score(
-            set(outlets[outlets["flagged_cards"] >= 2]["outlet_id"]),
+            # the cards of rings, not those working in SIM boxes
+            set(outlets[outlets["flagged_cards"] - outlets["sim_box_cards"] >= 2]["outlet_id"]),
             {o for r in rings for o in r["outlets"]},
         ),
         "ID numbers over the limit": _score(

@@ -131,13 +131,17 @@ class LearnedScorer:
         return result
 
     def explain(self, features: pd.DataFrame, top: int = 4) -> list[list[tuple[str, float]]]:
-        """Per row, the features whose median value would lower its probability most."""
+        """Per row, the features whose median value would lower its probability most.
+
+        A feature the row lacks (a radius where no cell was located) is never a reason.
+        """
         base = self.probability(features)
         drops = np.zeros((len(features), len(FEATURES)))
         for j, name in enumerate(FEATURES):
             typical = features.copy()
             typical[name] = self.medians[name]
-            drops[:, j] = base - self.probability(typical)
+            known = features[name].notna().to_numpy()
+            drops[:, j] = np.where(known, base - self.probability(typical), 0.0)
         order = np.argsort(-drops, axis=1)[:, :top]
         return [
             [(FEATURES[j], round(float(drops[i, j]), 3)) for j in order[i] if drops[i, j] > 0.01]

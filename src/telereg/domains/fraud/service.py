@@ -72,8 +72,9 @@ class ScanSummary:
     def lines_for_demo(self) -> list[str]:
         scan = (
             f"fraud scan {self.period}: {self.lines:,} lines, {self.sim_box_suspects} SIM-box "
-            f"suspects ({self.model}), {self.new_card_risks} risky new cards at "
-            f"{self.outlets} outlets, {self.over_limit_ids} ID numbers over the card limit"
+            f"suspects ({self.model}), {self.new_card_risks} risky new cards, "
+            f"{self.outlets} outlets that sold 2 or more flagged new cards, "
+            f"{self.over_limit_ids} ID numbers over the card limit"
         )
         found = (
             f"fraud: {self.risky_domains} high-risk domains, {self.rings} rings, "
