@@ -60,6 +60,14 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
             set(over["id_number"]), {token(h["id_number"]) for h in fraud["over_limit_ids"]}
         ),
     }
+    # Outlets that sold a gateway its cards within the month (gateways that went live).
+    box_outlets = {
+        o for g in fraud["sim_boxes"] if g.get("cards_bought_in") == period for o in g["outlets"]
+    }
+    if box_outlets:
+        scores["SIM-box outlets"] = _score(
+            set(outlets[outlets["sim_box_cards"] >= 2]["outlet_id"]), box_outlets
+        )
     if "model_suspect" in suspects and suspects["model_suspect"].any():
         by_model = set(suspects[suspects["model_suspect"]]["line"])
         scores["sim_box (model)"] = _score(by_model, sim_lines)

@@ -201,18 +201,25 @@ def _planted_lines(
         tac = str(rng.choice(UNLISTED_TACS)) if rng.random() < 0.3 else str(rng.choice(tacs))
         cell = int(rng.integers(0, len(cities)))
         part = _bought_cards(rng, operator, bank, cities[cell], outlets, role="simbox")
-        gateways.append(
-            Gateway(
-                name=f"{operator}-GW{g + 1:02d}",
-                tac=tac,
-                ports=ports,
-                mode=mode,
-                cell=cell,
-                first_period=0 if rng.random() < 0.7 else len(PERIODS) - 1,
-                lines=np.arange(offset, offset + bank),
-                port_imeis=_imeis(rng, ports, tac),
-            )
+        gateway = Gateway(
+            name=f"{operator}-GW{g + 1:02d}",
+            tac=tac,
+            ports=ports,
+            mode=mode,
+            cell=cell,
+            first_period=0 if rng.random() < 0.7 else len(PERIODS) - 1,
+            lines=np.arange(offset, offset + bank),
+            port_imeis=_imeis(rng, ports, tac),
         )
+        if gateway.first_period > 0:
+            # A gateway that goes live in a later month runs on cards bought for it then, in
+            # bulk at one outlet, in the hours before it first switches on (a new card for
+            # the outlet ranking). The purchase times keep their order; no draw is added.
+            bought = part.activated - np.datetime64(_OLD_CARDS_FROM)
+            part.activated = np.datetime64(f"{PERIODS[gateway.first_period]}-01T00:00:00") + (
+                bought * 8 // (120 * 24)
+            )
+        gateways.append(gateway)
         parts.append(part)
         offset += bank
     rings: list[dict[str, object]] = []
@@ -256,6 +263,10 @@ def _planted_lines(
     return merged, gateways, rings
 
 
+#: Cards bought in bulk for gateways already running are from the 120 days after this.
+_OLD_CARDS_FROM = "2021-06-01"
+
+
 def _bought_cards(
     rng: np.random.Generator,
     operator: str,
@@ -270,7 +281,7 @@ def _bought_cards(
     chosen = rng.choice(outlets, 2 if ring else 1, replace=False)
     count = max(1, n // 7 if ring else n // 2)
     holders = _id_numbers(rng, count, np.full(count, city))
-    base = np.datetime64(f"{PERIODS[-1]}-01T09:00:00") if ring else np.datetime64("2021-06-01")
+    base = np.datetime64(f"{PERIODS[-1]}-01T09:00:00") if ring else np.datetime64(_OLD_CARDS_FROM)
     spread = 4 * 86400 if ring else 120 * 86400
     return Lines(
         phone=numbers(rng, operator, n),
@@ -729,6 +740,8 @@ def _plant_truth(
             "mode": gw.mode,
             "periods": list(PERIODS[gw.first_period :]),
             "lines": lines[op].phone[gw.lines].tolist(),
+            "outlets": sorted(set(lines[op].outlet[gw.lines].tolist())),
+            "cards_bought_in": str(lines[op].activated[gw.lines].min())[:7],
             "imeis": gw.port_imeis.tolist(),
         }
         for op, gws in gateways.items()
