@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -317,6 +319,50 @@ def test_failed_logins_are_counted_by_network_and_not_for_unknown_clients(
     assert auth.client_network("::ffff:10.0.0.9") == "10.0.0.9"
     assert auth.client_network("2001:db8::1") == "2001:db8::/64"
     assert auth.client_network("") == ""
+
+
+def test_attempts_at_the_same_moment_cannot_pass_the_client_limit(
+    db_settings: Settings, db_session_factory: sessionmaker[Session], monkeypatch
+) -> None:
+    # Thirty guesses from one address at once, each in its own session as in its own worker:
+    # every attempt counts before any password is checked, so at most the limit are checked.
+    settings = db_settings.model_copy(update={"login_client_max_failures": 5})
+    with db_session_factory.begin() as s:
+        seed_directory(s, principal=ROOT)
+        _user(s, "ann")
+    checked = []
+    verify = auth.verify_password
+
+    def slow_verify(password_hash: str | None, password: str) -> bool:
+        checked.append(password)
+        time.sleep(0.2)  # the attempts overlap while their passwords are checked
+        return verify(password_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", slow_verify)
+
+    def attempt(k: int) -> str:
+        with db_session_factory() as s:
+            try:
+                auth.login(
+                    s,
+                    settings=settings,
+                    username="ann",
+                    password=f"guess-{k:06d}",
+                    client="10.0.0.5",
+                )
+            except LoginThrottledError:
+                return "throttled"
+            except AuthenticationError:
+                return "wrong"
+            finally:
+                s.commit()
+        return "in"
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(attempt, range(30)))
+    assert len(checked) <= settings.login_client_max_failures
+    assert outcomes.count("wrong") == len(checked)
+    assert outcomes.count("throttled") == 30 - len(checked)
 
 
 def test_disabling_and_new_passwords_end_web_sessions(directory: Session) -> None:

@@ -91,20 +91,20 @@ def login(
     """
     now = now or utcnow()
     network = client_network(client)
-    if network and _client_failures(session, settings=settings, client=network, now=now) >= (
-        settings.login_client_max_failures
-    ):
-        raise LoginThrottledError("too many failed logins from this address; try again later")
+    attempt = _begin_attempt(session, settings=settings, client=network, now=now)
     try:
         user = _check_password(
             session, settings=settings, username=username, password=password, client=client, now=now
         )
     except AuthenticationError:
-        if network:
-            _count_client_failure(
+        if attempt is not None:
+            _audit_if_throttled(
                 session, settings=settings, username=username, client=network, now=now
             )
         raise
+    if attempt is not None:
+        # A sign-in that succeeds is no failure: its attempt stops counting.
+        session.execute(delete(LoginFailure).where(LoginFailure.id == attempt))
     user.failed_logins = 0
     user.lockouts = 0
     user.locked_until = None
@@ -175,14 +175,41 @@ def _client_failures(session: Session, *, settings: Settings, client: str, now: 
     return session.scalar(count) or 0
 
 
-def _count_client_failure(
+def _begin_attempt(
+    session: Session, *, settings: Settings, client: str, now: datetime
+) -> int | None:
+    """Count a sign-in attempt of ``client`` before its password is checked; its row's id.
+
+    The attempt is recorded and committed at once, in a transaction of its own, so that
+    attempts checked at the same moment in other workers see it: each one counts before
+    any of them knows its outcome. It is refused, and its row removed, when it would pass
+    the client's limit; None when the client is not known.
+    """
+    if not client:
+        return None
+    since = now - timedelta(seconds=settings.login_client_window_seconds)
+    with Session(session.get_bind()) as own, own.begin():
+        own.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+        row = LoginFailure(client=client, at=now)
+        own.add(row)
+        own.flush()
+        attempt = row.id
+    with Session(session.get_bind()) as own, own.begin():
+        attempts = _client_failures(own, settings=settings, client=client, now=now)
+        if attempts > settings.login_client_max_failures:
+            own.execute(delete(LoginFailure).where(LoginFailure.id == attempt))
+            refused = True
+        else:
+            refused = False
+    if refused:
+        raise LoginThrottledError("too many failed logins from this address; try again later")
+    return attempt
+
+
+def _audit_if_throttled(
     session: Session, *, settings: Settings, username: str, client: str, now: datetime
 ) -> None:
-    """Record a failed login of ``client``; audit the failure that makes it throttled."""
-    since = now - timedelta(seconds=settings.login_client_window_seconds)
-    session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
-    session.add(LoginFailure(client=client, at=now))
-    session.flush()
+    """Audit the failure that brings ``client`` to its limit (the refusals after it are not)."""
     failures = _client_failures(session, settings=settings, client=client, now=now)
     if failures == settings.login_client_max_failures:
         audit.record(
