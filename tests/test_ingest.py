@@ -477,8 +477,17 @@ def test_operators_submit_only_their_own_data(ready: Settings, tmp_path: Path):
     # Reference geography (what coverage is measured against) is not an operator's to send.
     corridor = tmp_path / "corridor.geojson"
     corridor.write_text('{"type": "FeatureCollection", "features": []}')
-    with pytest.raises(PermissionDeniedError, match="reference geography"):
+    with pytest.raises(PermissionDeniedError, match="corridors is the administration's"):
         submit(ready, corridor, "corridors", operator="CUCC", principal=unicom)
+    # Nor is police feedback, which the fraud model learns from: an operator could teach it
+    # that its rivals' customers are fraud, or that its own gateways are not.
+    feedback = tmp_path / "feedback.csv"
+    feedback.write_text(
+        "phone,imei,domain,case_reference,confirmed_on,fraud_type\n"
+        "13800000001,,,JQ1,2021-10-03,loan\n"
+    )
+    with pytest.raises(PermissionDeniedError, match="police_feedback is the administration's"):
+        submit(ready, feedback, "police_feedback", operator="CUCC", principal=unicom)
 
 
 def test_cdr_references_are_per_operator(ready: Settings, tmp_path: Path):

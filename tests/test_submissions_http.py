@@ -123,6 +123,10 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     assert form.status_code == 200
     assert "上传文件" in form.text
     assert "CUCC" not in form.text.split('name="operator"')[1].split("</select>")[0]
+    offered = form.text.split('name="dataset"')[1].split("</select>")[0]
+    assert "voice_cdr" in offered
+    assert "police_feedback" not in offered, "the administration's datasets are not offered"
+    assert "corridors" not in offered
     posted = browser.post(
         "/data/upload",
         data={

@@ -5,6 +5,7 @@ from __future__ import annotations
 from telereg.ingest.contracts import Column, ColumnType, Contract, FileFormat
 
 CORRIDORS = Contract(
+    administration_only=True,
     name="corridors",
     domain="geography",
     title="Corridors (railways, expressways)",
@@ -43,6 +44,7 @@ CORRIDORS = Contract(
 )
 
 KEY_PLACES = Contract(
+    administration_only=True,
     name="key_places",
     domain="geography",
     title="Key places",

@@ -28,6 +28,8 @@ def datasets_markdown(contracts: Iterable[Contract]) -> str:
             f"- domain: `{contract.domain}`",
             f"- formats: {', '.join(f.value for f in contract.formats)}",
         ]
+        if contract.administration_only:
+            lines.append("- submitted by the administration only, not by operators' users")
         if contract.unique:
             keys = "; ".join("+".join(key) for key in contract.unique)
             lines.append(f"- unique within a file: {keys}")
@@ -65,6 +67,7 @@ def contract_summary(contract: Contract) -> dict[str, object]:
         "formats": [f.value for f in contract.formats],
         "unique": ["+".join(key) for key in contract.unique],
         "period_column": contract.period_column,
+        "administration_only": contract.administration_only,
         "columns": [
             {
                 "name": c.name,

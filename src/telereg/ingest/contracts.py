@@ -129,6 +129,9 @@ class Contract:
     #: longitude and latitude columns, converted from GCJ-02 when a file declares it
     coordinates: tuple[str, str] | None = None
     examples: dict[str, str] = field(default_factory=dict)
+    #: submitted by the administration only, never by an operator's users (reference data
+    #: that operators are measured against; what the police confirmed)
+    administration_only: bool = False
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

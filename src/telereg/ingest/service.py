@@ -162,9 +162,10 @@ def ingest_file(
     principal.require(Permission.DATA_SUBMIT)
     if principal.role is Role.OPERATOR and principal.operator_code != operator:
         raise PermissionDeniedError("operator users submit only their own operator's data")
-    if principal.role is Role.OPERATOR and contract.domain == "geography":
-        # Corridors and key places are what operators' coverage is measured against.
-        raise PermissionDeniedError("reference geography is the administration's to submit")
+    if principal.role is Role.OPERATOR and contract.administration_only:
+        # Corridors and key places are what operators' coverage is measured against, and
+        # police feedback is what the fraud model learns from.
+        raise PermissionDeniedError(f"{contract.name} is the administration's to submit")
     _check_period(period)
     filename = Path(filename).name[:255] or "upload"
     received = utcnow()

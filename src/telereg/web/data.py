@@ -66,12 +66,14 @@ def _upload_form(
     status_code: int = 200,
 ) -> Response:
     operators = [o.code for o in accounts.list_operators(session)]
+    datasets = list(registry.CONTRACTS.values())
     if principal.role is Role.OPERATOR:
         operators = [principal.operator_code or ""]
+        datasets = [c for c in datasets if not c.administration_only]
     return render(
         request,
         "data/upload.html",
-        {"datasets": registry.CONTRACTS.values(), "operators": operators, "error": error},
+        {"datasets": datasets, "operators": operators, "error": error},
         status_code=status_code,
     )
 

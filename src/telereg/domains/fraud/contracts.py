@@ -317,6 +317,7 @@ DATA_SESSIONS = Contract(
 
 POLICE_FEEDBACK = Contract(
     name="police_feedback",
+    administration_only=True,
     domain="fraud",
     title="Police feedback",
     title_zh="公安反馈",
