@@ -381,6 +381,19 @@ def test_handover_signature_breaks_on_any_changed_byte(tmp_path: Path) -> None:
     assert b"'=cmd" in content["cases.csv"], "formula cells are neutralised"
     with pytest.raises(SignatureError):
         handover.verify(path, b"x" * 32)
+    # Any byte of the archive, its headers, dates and flags included, and any byte added.
+    archive = path.read_bytes()
+    forged = tmp_path / "forged.zip"
+    for position in range(len(archive)):
+        changed = bytearray(archive)
+        changed[position] ^= 0x01
+        forged.write_bytes(changed)
+        with pytest.raises(SignatureError):
+            handover.verify(forged, key)
+    forged.write_bytes(archive + b"\n")
+    with pytest.raises(SignatureError):
+        handover.verify(forged, key)
+    # A package rebuilt with a file changed fails on the seal, and on the manifest below it.
     for name, data in content.items():
         for position in (0, len(data) // 2, len(data) - 1):
             changed = bytearray(data)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from telereg import registry
 from telereg.core.db import session_scope
@@ -303,12 +304,26 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
                 note="not ours",
             )
     assert handover.packages(settings, principal=health) == []
-    with pytest.raises(NotFoundError):
-        handover.package_for(settings, principal=health, agency="POLICE-AF", name=made.path.name)
-    assert (
-        handover.package_for(settings, principal=police, agency="POLICE-AF", name=made.path.name)
-        == made.path
-    )
+    with session_scope(settings) as session:
+        with pytest.raises(NotFoundError):
+            handover.package_for(
+                session, settings, principal=health, agency="POLICE-AF", name=made.path.name
+            )
+        fetched = handover.package_for(
+            session, settings, principal=police, agency="POLICE-AF", name=made.path.name
+        )
+        assert fetched == made.path
+        # Both the refusal and the fetch of a package with clear numbers are in the audit log.
+        trail = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action.in_(["fraud.handover.refused", "fraud.handover.fetched"]))
+            .order_by(AuditEntry.id)
+        ).all()
+        assert [e.action for e in trail][-2:] == [
+            "fraud.handover.refused",
+            "fraud.handover.fetched",
+        ]
+        assert trail[-1].detail == {"clear_values": True}
     with session_scope(settings) as session:
         with pytest.raises(InputError, match="disposal must be one of"):
             handover.record_disposal(

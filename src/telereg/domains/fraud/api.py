@@ -143,10 +143,16 @@ def list_handovers(
 def download_handover(
     agency: str,
     name: str,
+    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
 ) -> FileResponse:
-    path = handover.package_for(settings, principal=principal, agency=agency, name=name)
+    try:
+        path = handover.package_for(
+            session, settings, principal=principal, agency=agency, name=name
+        )
+    finally:
+        session.commit()  # the fetch is audited, and so is a refused one
     return FileResponse(path, media_type="application/zip", filename=name)
 
 

@@ -31,7 +31,13 @@ from sqlalchemy.orm import Session, SessionTransaction
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import audit
-from telereg.core.errors import ConflictError, InputError, NotFoundError, SignatureError
+from telereg.core.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    SignatureError,
+    TeleregError,
+)
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -204,17 +210,39 @@ def write_package(
         for name, data in files.items():
             package.writestr(name, data)
         package.writestr("manifest.sig", signature)
+        package.comment = b"0" * _SEAL_CHARS
+    # The archive is sealed too: the zip comment, its last bytes, becomes the HMAC of every
+    # byte before it (headers, dates and flags included), so no byte changes unnoticed.
+    archive = staged.read_bytes()
+    body = archive[:-_SEAL_CHARS]
+    staged.write_bytes(body + hmac.new(key, body, hashlib.sha256).hexdigest().encode())
     staged.replace(out)
     return out
 
 
+#: The archive's seal: a hex HMAC-SHA256 in the zip comment, the file's last bytes.
+_SEAL_CHARS = 64
+
+
 def verify(path: Path, key: bytes) -> dict[str, Any]:
-    """The package's manifest, if every file matches it and the manifest its signature.
+    """The package's manifest, if every byte matches the seal, every file the manifest and
+    the manifest its signature.
 
     The package must hold exactly the signed files and the signature, each once: an
     added file, or a second copy of one under the same name, fails.
     """
     expected_names = sorted((*_DATA_FILES, "manifest.sig"))
+    try:
+        archive = path.read_bytes()
+    except OSError as err:
+        raise SignatureError(f"cannot read the package: {err}", where=str(path)) from err
+    body, seal = archive[:-_SEAL_CHARS], archive[-_SEAL_CHARS:]
+    sealed = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    if len(archive) <= _SEAL_CHARS or not hmac.compare_digest(sealed, seal):
+        raise SignatureError(
+            "the package does not match its seal: a byte was changed, added or removed",
+            where=str(path),
+        )
     try:
         with zipfile.ZipFile(path) as package:
             names = sorted(package.namelist())
@@ -225,7 +253,17 @@ def verify(path: Path, key: bytes) -> dict[str, Any]:
                     where=str(path),
                 )
             content = {n: package.read(n) for n in names}
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
+    # (a flipped flag makes the zip module say the entry is encrypted, or compressed in a
+    # way it does not know: a changed package all the same)
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+    ) as err:
         raise SignatureError(f"not a readable hand-over package: {err}", where=str(path)) from err
     expected = hmac.new(key, content["manifest.json"], hashlib.sha256).hexdigest().encode()
     if not hmac.compare_digest(expected, content["manifest.sig"].strip()):
@@ -285,14 +323,36 @@ def packages(settings: Settings, *, principal: Principal) -> list[dict[str, Any]
     ]
 
 
-def package_for(settings: Settings, *, principal: Principal, agency: str, name: str) -> Path:
-    """A package's path, if the principal may fetch it (another agency's does not exist)."""
-    path = package_path(settings, agency, name)
-    allowed = principal.can(Permission.CASES_MANAGE) or (
-        principal.can(Permission.CASES_READ_ASSIGNED) and principal.agency_code == agency
+def package_for(
+    session: Session, settings: Settings, *, principal: Principal, agency: str, name: str
+) -> Path:
+    """A package's path, if the principal may fetch it (another agency's does not exist).
+
+    Both a fetch and a refused one are audited (the package may hold clear numbers); the
+    caller commits, on refusal too.
+    """
+    shown = f"handover:{agency[:40]}/{name[:120]}"
+    try:
+        path = package_path(settings, agency, name)
+        allowed = principal.can(Permission.CASES_MANAGE) or (
+            principal.can(Permission.CASES_READ_ASSIGNED) and principal.agency_code == agency
+        )
+        if not allowed or not path.exists():
+            raise NotFoundError(f"no hand-over package {name[:120]}")
+    except TeleregError:
+        audit.record(
+            session, actor=principal.name, action="fraud.handover.refused", objects=[shown]
+        )
+        raise
+    with zipfile.ZipFile(path) as package:
+        manifest = json.loads(package.read("manifest.json"))
+    audit.record(
+        session,
+        actor=principal.name,
+        action="fraud.handover.fetched",
+        objects=[shown],
+        detail={"clear_values": bool(manifest.get("clear_values"))},
     )
-    if not allowed or not path.exists():
-        raise NotFoundError(f"no hand-over package {name}")
     return path
 
 
