@@ -304,6 +304,22 @@ def test_a_feature_the_line_lacks_is_never_a_reason() -> None:
         assert "radius_km" not in dict(reasons), "no radius is no reason"
 
 
+def test_a_number_shared_by_very_many_suspects_links_none_of_them() -> None:
+    from telereg.domains.fraud import rings
+
+    crowd = [f"S{i:03d}" for i in range(rings.MAX_SHARERS + 1)]
+    rows = [(line, "HOTLINE", "IMEI-0") for line in crowd]  # all call one number, one handset
+    rows += [("A", "X1", "IMEI-A"), ("A", "X2", "IMEI-A"), ("B", "X1", "IMEI-A")]
+    rows += [("B", "X2", "IMEI-B")]
+    calls = ibis.memtable(pd.DataFrame(rows, columns=["caller", "callee", "imei"]))
+    suspects = [*crowd, "A", "B"]
+    callees = rings.shared_callees(calls, suspects).to_pandas()
+    handsets = rings.shared_handsets(calls, suspects).to_pandas()
+    # Pairing the crowd would give 1,275 pairs from one hotline: it gives none.
+    assert list(zip(callees["a"], callees["b"], callees["weight"], strict=True)) == [("A", "B", 2)]
+    assert list(zip(handsets["a"], handsets["b"], strict=True)) == [("A", "B")]
+
+
 def test_an_outlet_links_cards_of_its_own_operator_only() -> None:
     from telereg.domains.fraud import rings
 

@@ -28,9 +28,10 @@ def connect(settings: Settings) -> BaseBackend:
     gets its own; a Spark session is one per process and master URL.
     """
     if settings.engine == "duckdb":
-        config = (
-            {"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {}
-        )
+        # Spill goes under the data dir (pseudonymised data only), not the working directory.
+        config = {"temp_directory": str(settings.data_dir / "engine-spill")}
+        if settings.duckdb_memory_limit:
+            config["memory_limit"] = settings.duckdb_memory_limit
         return ibis.duckdb.connect(**config)
     return _spark(settings.spark_master)
 

@@ -11,11 +11,17 @@ import pandas as pd
 
 #: Two suspects calling this many of the same numbers are linked.
 MIN_SHARED_CALLEES = 2
+#: A number or handset shared by more suspects than this links none of them: its pairs grow
+#: with the square of its sharers (a bank's hotline that thousands of suspects called, a
+#: placeholder IMEI in an operator's records), and it says nothing about who works together.
+MAX_SHARERS = 50
 
 
 def shared_callees(calls: ir.Table, suspects: list[str]) -> ir.Table:
     """Pairs of suspect lines (a < b) and how many numbers both called."""
-    mine = calls.filter(calls.caller.isin(suspects)).select("caller", "callee").distinct()
+    mine = _not_too_shared(
+        calls.filter(calls.caller.isin(suspects)).select("caller", "callee").distinct(), "callee"
+    )
     other = mine.select(b=mine.caller, b_callee=mine.callee)
     pairs = mine.inner_join(other, [mine.callee == other.b_callee, mine.caller < other.b])
     counted = pairs.group_by([pairs.caller.name("a"), "b"]).agg(weight=ibis._.count())
@@ -24,10 +30,17 @@ def shared_callees(calls: ir.Table, suspects: list[str]) -> ir.Table:
 
 def shared_handsets(calls: ir.Table, suspects: list[str]) -> ir.Table:
     mine = calls.filter(calls.caller.isin(suspects) & calls.imei.notnull())
-    mine = mine.select("caller", "imei").distinct()
+    mine = _not_too_shared(mine.select("caller", "imei").distinct(), "imei")
     other = mine.select(b=mine.caller, b_imei=mine.imei)
     pairs = mine.inner_join(other, [mine.imei == other.b_imei, mine.caller < other.b])
     return pairs.group_by([pairs.caller.name("a"), "b"]).agg(weight=ibis._.count())
+
+
+def _not_too_shared(pairs: ir.Table, shared: str) -> ir.Table:
+    """``pairs`` (caller, ``shared``) without the values more than MAX_SHARERS callers share."""
+    counts = pairs.group_by(shared).agg(sharers=pairs.count())
+    few = counts.filter(counts.sharers <= MAX_SHARERS).select(kept=counts[shared])
+    return pairs.semi_join(few, pairs[shared] == few.kept)
 
 
 @dataclass
