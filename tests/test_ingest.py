@@ -25,7 +25,7 @@ from telereg.core.settings import Settings, load_settings
 from telereg.ingest import lake
 from telereg.ingest.models import Submission
 from telereg.ingest.service import ingest_file
-from telereg.ingest.submissions import error_report_csv, neutralise
+from telereg.ingest.submissions import error_report_csv, neutralise, quarantined_rows
 from telereg.scenario.demo import prepare
 from tests.conftest import ROOT, principal_of_role
 
@@ -488,6 +488,22 @@ def test_operators_submit_only_their_own_data(ready: Settings, tmp_path: Path):
     )
     with pytest.raises(PermissionDeniedError, match="police_feedback is the administration's"):
         submit(ready, feedback, "police_feedback", operator="CUCC", principal=unicom)
+
+
+def test_an_identifier_in_the_wrong_column_is_masked_in_reports_and_quarantine(
+    ready: Settings, tmp_path: Path
+):
+    # An ID number where the city code belongs: not an identifier column, so not turned
+    # into a token, but neither the error report nor the quarantine may show it in clear.
+    path = tmp_path / "cells.csv"
+    path.write_text(CELLS_HEADER + "C0077,S77,112.60,37.90,140700200311189193,5G\n")
+    record = submit(ready, path, "cells", operator="CUCC")
+    assert record.rows_quarantined == 1
+    shown = [e["value"] for e in errors_of(ready, record) if e["column"] == "city_code"]
+    assert shown and set(shown) == {"140***********9193"}
+    _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    assert "140700200311189193" not in repr(rows)
+    assert "140***********9193" in repr(rows)
 
 
 def test_cdr_references_are_per_operator(ready: Settings, tmp_path: Path):

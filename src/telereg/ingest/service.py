@@ -776,23 +776,45 @@ def _tokenised(
                 selected[name] = result[column.name].left(length)
         elif typed_values:
             selected[column.name] = typed(column, result[column.name])
+        elif column.type is ColumnType.STRING:
+            # Quarantined text that looks like an identifier (one in the wrong column) is
+            # masked: it is not pseudonymised, and the quarantine is shown on screens.
+            text = result[column.name]
+            selected[column.name] = ibis.ifelse(_looks_identifying(text), _masked(text), text)
         else:
             selected[column.name] = result[column.name]
     return result.select(**selected)
 
 
 def _mask_identifiers(errors: ir.Table, contract: Contract) -> ir.Table:
-    """Error reports show at most the first 3 and last 4 characters of an identifier."""
+    """Error reports show at most the first 3 and last 4 characters of an identifier, and of
+    a value that looks like one in any column (an ID number in the wrong column)."""
     names = [c.name for c in contract.identifier_columns]
-    if not names:
-        return errors
     value = errors.value
-    masked = ibis.ifelse(
+    hidden = errors.column.isin(names) if names else ibis.literal(False)
+    return errors.mutate(
+        value=ibis.ifelse(hidden | _looks_identifying(value), _masked(value), value)
+    )
+
+
+#: A run of this many digits could be a phone number (11), an IMSI or IMEI (15) or an ID
+#: number (18): masked wherever it appears, since a row may hold one in the wrong column.
+_IDENTIFYING_DIGITS = 11
+
+
+def _looks_identifying(value: ir.StringValue) -> ir.BooleanValue:
+    found: ir.BooleanValue = value.re_search(f"[0-9]{{{_IDENTIFYING_DIGITS}}}").fill_null(False)
+    return found
+
+
+def _masked(value: ir.StringValue) -> ir.StringValue:
+    """At most the first 3 and last 4 characters; stars only for a short value."""
+    masked: ir.StringValue = ibis.ifelse(
         value.length() >= 11,
         value.left(3) + ibis.literal("*").repeat(value.length() - 7) + value.right(4),
         ibis.literal("*").repeat(value.length()),
     )
-    return errors.mutate(value=ibis.ifelse(errors.column.isin(names), masked, value))
+    return masked
 
 
 def _to_wgs84(backend: Any, contract: Contract, good: ir.Table) -> ir.Table:
