@@ -500,10 +500,25 @@ def test_an_identifier_in_the_wrong_column_is_masked_in_reports_and_quarantine(
     record = submit(ready, path, "cells", operator="CUCC")
     assert record.rows_quarantined == 1
     shown = [e["value"] for e in errors_of(ready, record) if e["column"] == "city_code"]
-    assert shown and set(shown) == {"140***********9193"}
+    assert shown
+    assert set(shown) == {"140***********9193"}
     _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
     assert "140700200311189193" not in repr(rows)
     assert "140***********9193" in repr(rows)
+
+
+def test_a_quote_left_open_near_the_top_is_named_as_such(ready: Settings, tmp_path: Path):
+    # Every value quoted, and row 3's first value missing its closing quote: the reader
+    # cannot tell where values end. The file is refused for that, not for "missing" columns.
+    good = ",".join(f'"{v}"' for v in GOOD_CALL.split(","))
+    broken = good.replace('",', ",", 1)
+    header = ",".join(f'"{h}"' for h in CDR_HEADER.strip().split(","))
+    path = tmp_path / "quoted.csv"
+    path.write_text("\n".join([header, good, broken, good.replace("10:00:00", "11:00:00")]) + "\n")
+    record = submit(ready, path, "voice_cdr")
+    assert record.status == "rejected"
+    assert "quoted value is not closed" in record.message
+    assert "missing required column" not in record.message
 
 
 def test_cdr_references_are_per_operator(ready: Settings, tmp_path: Path):

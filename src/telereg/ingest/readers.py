@@ -128,6 +128,14 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
             raise InputError(f"cannot read as CSV: {first_line(err)}", where=name) from err
         long_lines = True
         headers = _csv_headers(con, source, long_lines=True)
+    if headers and all(len(h) >= 2 and h[0] == h[-1] == '"' for h in headers):
+        # Every header still wears its quotes: a value near the top whose quote is not
+        # closed made the reader's detection settle on "no quote character".
+        raise InputError(
+            "a quoted value is not closed near the top of the file (the reader could not "
+            "tell where values end); check the first rows for a missing quote",
+            where=name,
+        )
     return Source(
         FileFormat.CSV,
         encoding,
