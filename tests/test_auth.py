@@ -251,30 +251,45 @@ def test_a_long_history_of_lockouts_still_locks_for_the_longest_lockout(
     assert user.locked_until == at + timedelta(seconds=db_settings.login_lockout_max_seconds)
 
 
+def _client_limited(
+    db_settings: Settings, factory: sessionmaker[Session], limit: int, *users: str
+) -> Settings:
+    """Settings with a limit of failed logins per client, and ``users`` (the first an analyst,
+    the others viewers)."""
+    with factory.begin() as s:
+        seed_directory(s, principal=ROOT)
+        for i, name in enumerate(users):
+            _user(s, name, Role.ANALYST if i == 0 else Role.VIEWER)
+    return db_settings.model_copy(update={"login_client_max_failures": limit})
+
+
+def _worker_login(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    username: str,
+    password: str,
+    client: str,
+    now: datetime | None = None,
+) -> None:
+    """A sign-in in a session of its own, as each worker process of a server has its own;
+    committed even when refused, as the web keeps failures."""
+    with factory() as s:
+        try:
+            auth.login(
+                s, settings=settings, username=username, password=password, client=client, now=now
+            )
+        finally:
+            s.commit()
+
+
 def test_failed_logins_are_limited_per_client_across_processes(
     db_settings: Settings, db_session_factory: sessionmaker[Session]
 ) -> None:
-    """Each attempt in its own session, as each worker process of a server has its own."""
-    settings = db_settings.model_copy(update={"login_client_max_failures": 3})
-    with db_session_factory.begin() as s:
-        seed_directory(s, principal=ROOT)
-        _user(s, "ann")
-        _user(s, "bob", Role.VIEWER)
+    settings = _client_limited(db_settings, db_session_factory, 3, "ann", "bob")
     at = utcnow()
 
     def attempt(username: str, password: str, client: str, when: datetime = at) -> None:
-        with db_session_factory() as s:
-            try:
-                auth.login(
-                    s,
-                    settings=settings,
-                    username=username,
-                    password=password,
-                    client=client,
-                    now=when,
-                )
-            finally:
-                s.commit()  # the web keeps failures, as it does here
+        _worker_login(db_session_factory, settings, username, password, client, when)
 
     for username in ("ann", "bob", "nobody"):  # one client, several usernames
         with pytest.raises(AuthenticationError, match="wrong username or password"):
@@ -293,17 +308,10 @@ def test_failed_logins_are_limited_per_client_across_processes(
 def test_failed_logins_are_counted_by_network_and_not_for_unknown_clients(
     db_settings: Settings, db_session_factory: sessionmaker[Session]
 ) -> None:
-    settings = db_settings.model_copy(update={"login_client_max_failures": 2})
-    with db_session_factory.begin() as s:
-        seed_directory(s, principal=ROOT)
-        _user(s, "ann")
+    settings = _client_limited(db_settings, db_session_factory, 2, "ann")
 
     def attempt(password: str, client: str) -> None:
-        with db_session_factory() as s:
-            try:
-                auth.login(s, settings=settings, username="ann", password=password, client=client)
-            finally:
-                s.commit()
+        _worker_login(db_session_factory, settings, "ann", password, client)
 
     # A host given an IPv6 /64 has every address in it: changing address changes nothing.
     for client in ("2001:db8:1:2::a", "2001:db8:1:2::b"):
@@ -326,10 +334,7 @@ def test_attempts_at_the_same_moment_cannot_pass_the_client_limit(
 ) -> None:
     # Thirty guesses from one address at once, each in its own session as in its own worker:
     # every attempt counts before any password is checked, so at most the limit are checked.
-    settings = db_settings.model_copy(update={"login_client_max_failures": 5})
-    with db_session_factory.begin() as s:
-        seed_directory(s, principal=ROOT)
-        _user(s, "ann")
+    settings = _client_limited(db_settings, db_session_factory, 5, "ann")
     checked = []
     verify = auth.verify_password
 
@@ -341,21 +346,12 @@ def test_attempts_at_the_same_moment_cannot_pass_the_client_limit(
     monkeypatch.setattr(auth, "verify_password", slow_verify)
 
     def attempt(k: int) -> str:
-        with db_session_factory() as s:
-            try:
-                auth.login(
-                    s,
-                    settings=settings,
-                    username="ann",
-                    password=f"guess-{k:06d}",
-                    client="10.0.0.5",
-                )
-            except LoginThrottledError:
-                return "throttled"
-            except AuthenticationError:
-                return "wrong"
-            finally:
-                s.commit()
+        try:
+            _worker_login(db_session_factory, settings, "ann", f"guess-{k:06d}", "10.0.0.5")
+        except LoginThrottledError:
+            return "throttled"
+        except AuthenticationError:
+            return "wrong"
         return "in"
 
     with ThreadPoolExecutor(max_workers=10) as pool:

@@ -213,12 +213,24 @@ def test_an_ingest_killed_halfway_leaves_nothing_visible(tmp_path: Path):
     assert record.status == "accepted"
 
 
-def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: Path, monkeypatch):
-    path = tmp_path / "cells.csv"
+def _ingest_one_cell(settings: Settings, tmp_path: Path, cell_id: str):
+    """A cells file of one cell, ingested for CBN in 2021-11."""
+    path = tmp_path / f"{cell_id}.csv"
     path.write_text(
-        f"cell_id,site_id,longitude,latitude,city_code,technology\nK0001,S1,112.5,37.8,{CITY},4G\n"
+        f"cell_id,site_id,longitude,latitude,city_code,technology\n{cell_id},S1,112.5,37.8,{CITY},4G\n"
+    )
+    return ingest_file(
+        settings,
+        principal=ROOT,
+        contract=registry.contract("cells"),
+        path=path,
+        filename=path.name,
+        operator="CBN",
+        period="2021-11",
     )
 
+
+def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: Path, monkeypatch):
     def crash(*_args, **_kwargs):
         raise RuntimeError("power cut")
 
@@ -227,15 +239,7 @@ def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: 
     files_before = set(env.lake_dir.rglob("*.parquet"))
     monkeypatch.setattr(ingest_service, "_record", crash)
     with pytest.raises(RuntimeError):
-        ingest_file(
-            env,
-            principal=ROOT,
-            contract=registry.contract("cells"),
-            path=path,
-            filename=path.name,
-            operator="CBN",
-            period="2021-11",
-        )
+        _ingest_one_cell(env, tmp_path, "K0001")
     with session_scope(env) as session:
         assert lake.current_files(session, env, "cells", operators=["CBN"]) == before
     # and the files published for the record that never came are withdrawn
@@ -247,10 +251,6 @@ def test_an_error_after_the_record_is_committed_keeps_its_files(
 ):
     # The record is committed, then the process is interrupted (Ctrl-C, a connection lost
     # while COMMIT was acknowledged): the submission names its files, so they must stay.
-    path = tmp_path / "cells.csv"
-    path.write_text(
-        f"cell_id,site_id,longitude,latitude,city_code,technology\nK0002,S1,112.5,37.8,{CITY},4G\n"
-    )
     real_scope = ingest_service.session_scope
     calls = []
 
@@ -264,15 +264,7 @@ def test_an_error_after_the_record_is_committed_keeps_its_files(
 
     monkeypatch.setattr(ingest_service, "session_scope", interrupted_after_commit)
     with pytest.raises(KeyboardInterrupt):
-        ingest_file(
-            env,
-            principal=ROOT,
-            contract=registry.contract("cells"),
-            path=path,
-            filename=path.name,
-            operator="CBN",
-            period="2021-11",
-        )
+        _ingest_one_cell(env, tmp_path, "K0002")
     with session_scope(env) as session:
         files = lake.current_files(session, env, "cells", operators=["CBN"])
     assert files, "the submission was recorded"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.command import downgrade
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from telereg.core.db import state_engine
 from telereg.core.settings import Settings
@@ -23,12 +23,17 @@ def test_models_match_the_migrations(db_settings: Settings) -> None:
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
 
 
-def test_downgrade_to_base_and_back(db_settings: Settings) -> None:
-    engine = state_engine(db_settings)
+def _downgrade(settings: Settings, revision: str) -> Engine:
+    engine = state_engine(settings)
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        downgrade(config, "base")
+        downgrade(config, revision)
+    return engine
+
+
+def test_downgrade_to_base_and_back(db_settings: Settings) -> None:
+    engine = _downgrade(db_settings, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(db_settings)
     assert {"users", "audit_log", "api_tokens", "submissions", "cases"} <= set(
@@ -38,11 +43,7 @@ def test_downgrade_to_base_and_back(db_settings: Settings) -> None:
 
 def test_an_installation_at_the_first_revision_is_brought_forward(db_settings: Settings) -> None:
     # A state DB made before the login limits: its users keep their rows and get epoch 0.
-    engine = state_engine(db_settings)
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        downgrade(config, "0001")
+    engine = _downgrade(db_settings, "0001")
     assert "login_failures" not in inspect(engine).get_table_names()
     with engine.begin() as connection:
         connection.execute(

@@ -188,22 +188,18 @@ def _begin_attempt(
     if not client:
         return None
     since = now - timedelta(seconds=settings.login_client_window_seconds)
-    with Session(session.get_bind()) as own, own.begin():
-        own.execute(delete(LoginFailure).where(LoginFailure.at <= since))
-        row = LoginFailure(client=client, at=now)
-        own.add(row)
-        own.flush()
-        attempt = row.id
-    with Session(session.get_bind()) as own, own.begin():
-        attempts = _client_failures(own, settings=settings, client=client, now=now)
-        if attempts > settings.login_client_max_failures:
-            own.execute(delete(LoginFailure).where(LoginFailure.id == attempt))
-            refused = True
-        else:
-            refused = False
-    if refused:
-        raise LoginThrottledError("too many failed logins from this address; try again later")
-    return attempt
+    with Session(session.get_bind()) as own:
+        with own.begin():  # committed before counting, so the others count it too
+            own.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+            row = LoginFailure(client=client, at=now)
+            own.add(row)
+        with own.begin():
+            if _client_failures(own, settings=settings, client=client, now=now) <= (
+                settings.login_client_max_failures
+            ):
+                return row.id
+            own.execute(delete(LoginFailure).where(LoginFailure.id == row.id))
+    raise LoginThrottledError("too many failed logins from this address; try again later")
 
 
 def _audit_if_throttled(
