@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -244,6 +245,34 @@ def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: 
         assert lake.current_files(session, env, "cells", operators=["CBN"]) == before
     # and the files published for the record that never came are withdrawn
     assert set(env.lake_dir.rglob("*.parquet")) == files_before
+
+
+def test_files_no_submission_names_are_swept_once_a_day_old(env: Settings, tmp_path: Path):
+    # What a hard kill between publishing and recording leaves: files in the lake that
+    # no submission names. Readers never see them; the first ingest a day later sweeps them.
+    recorded = _ingest_one_cell(env, tmp_path, "K0003")
+    with session_scope(env) as session:
+        (kept,) = lake.current_files(session, env, "cells", operators=["CBN"])[-1:]
+    day_and_more = time.time() - 25 * 3600
+    os.utime(kept, (day_and_more, day_and_more))
+    orphans = {
+        "old": kept.with_name(f"{uuid.uuid4().hex}.parquet"),
+        "old error report": env.lake_dir / "_errors" / f"{uuid.uuid4().hex}.parquet",
+        "in flight": kept.with_name(f"{uuid.uuid4().hex}.parquet"),
+    }
+    for name, path in orphans.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(kept.read_bytes())
+        if name != "in flight":
+            os.utime(path, (day_and_more, day_and_more))
+
+    assert _ingest_one_cell(env, tmp_path, "K0004").status == "accepted"
+    assert not orphans["old"].exists()
+    assert not orphans["old error report"].exists()
+    assert orphans["in flight"].exists(), "a file an ingest may be about to record stays"
+    assert kept.exists(), "a file a submission names stays, however old"
+    with session_scope(env) as session:
+        assert session.get(Submission, recorded.id).lake_path
 
 
 def test_an_error_after_the_record_is_committed_keeps_its_files(

@@ -27,7 +27,7 @@ from telereg.core.errors import TeleregError
 from telereg.core.settings import Settings
 from telereg.domains.buildout import pages as buildout_pages
 from telereg.domains.fraud import pages as fraud_pages
-from telereg.web import admin, data, pages
+from telereg.web import admin, data, jobs, pages
 from telereg.web.errors import error_page
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.include_router(data.router)
+    app.include_router(jobs.router)
     app.include_router(buildout_pages.router)
     app.include_router(fraud_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -57,6 +57,11 @@ fraud_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(fraud_app, name="fraud")
+jobs_app = typer.Typer(
+    help="Jobs: long work started from the web or the API, each in its own process.",
+    no_args_is_help=True,
+)
+app.add_typer(jobs_app, name="jobs")
 
 DataDir = Annotated[
     Path | None,
@@ -536,6 +541,38 @@ def users_add(
         )
     out.print(f"user {name} ({role.value}) added")
     out.print(f"password (shown only this once): [bold]{password}[/bold]")
+
+
+@jobs_app.command("list")
+def jobs_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """List the latest jobs, newest first, with their status and result."""
+    from telereg.core import jobs
+
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        rows: list[dict[str, object]] = [
+            {k: v for k, v in jobs.describe(job).items() if as_json or k != "result"}
+            for job in jobs.visible(session, settings, principal=_me())
+        ]
+    _print_rows(rows, as_json=as_json)
+
+
+@jobs_app.command("run")
+def jobs_run(
+    job_id: int,
+    lock_fd: Annotated[
+        int | None, typer.Option(help="The job's lock, handed over by the process that queued it.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a queued job in this process (the web and the API start jobs this way)."""
+    from telereg import registry
+    from telereg.core import jobs
+
+    job = jobs.run(_migrated(data_dir), job_id=job_id, lock_fd=lock_fd, kinds=registry.JOB_KINDS)
+    out.print(f"job {job.id} {job.status}" + (f": {job.message}" if job.message else ""))
+    if job.status != jobs.JobStatus.SUCCEEDED:
+        raise typer.Exit(1)
 
 
 @users_app.command("list")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from telereg.core.errors import NotFoundError
+from telereg.core.jobs import JobKind
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.buildout import contracts as buildout_contracts
@@ -53,3 +54,7 @@ ANALYSES: dict[str, Callable[..., list[str]]] = {
 
 def run_analyses(settings: Settings, *, principal: Principal) -> dict[str, list[str]]:
     return {domain: run(settings, principal=principal) for domain, run in ANALYSES.items()}
+
+
+#: The kinds of long work that run as jobs (``core.jobs``), by name.
+JOB_KINDS: dict[str, JobKind] = {fraud_service.SCAN_JOB_NAME: fraud_service.SCAN_JOB}

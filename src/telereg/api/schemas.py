@@ -151,3 +151,19 @@ class MeOut(BaseModel):
     operator: str | None
     agency: str | None
     permissions: list[str]
+
+
+class JobOut(BaseModel):
+    """A job: long work that runs in its own process (``GET /api/v1/jobs/{id}`` to follow it)."""
+
+    id: int
+    kind: str
+    params: dict[str, Any]
+    status: str = Field(description="queued, running, succeeded, failed or interrupted")
+    requested_by: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    seconds: float | None = Field(description="Running time so far, or in all once finished")
+    message: str = Field(description="Why it failed or was interrupted")
+    result: dict[str, Any] = Field(description="What the work returned, once it succeeded")

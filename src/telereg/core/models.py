@@ -109,3 +109,28 @@ class AuditEntry(Base):
     objects: Mapped[list[str]] = mapped_column(JSON, default=list)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client: Mapped[str] = mapped_column(String(100), default="")
+
+
+class Job(Base):
+    """A piece of long work (a month's fraud scan …) run in its own process.
+
+    ``status`` moves queued → running → succeeded or failed; a job whose process
+    ended without recording either is marked interrupted (see ``core.jobs``).
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_kind_status", "kind", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Names the job's lock file under ``<data_dir>/jobs``; set before the row is visible.
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    requested_by: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

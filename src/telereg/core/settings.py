@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     fraud_gateway_tacs_file: Path | None = Field(
         None, description="CSV of gateway (GOIP) TACs replacing the shipped list."
     )
+    jobs_max_running: int = Field(
+        1, ge=1, description="Jobs (a month's fraud scan …) that run at once; the rest wait."
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: str = Field("INFO", description="Root log level.")
 
@@ -134,6 +137,31 @@ class Settings(BaseSettings):
         if value is None:
             raise ConfigurationError(f"secret {name!r} is not set", where="settings")
         return value.get_secret_value().encode()
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``TELEREG_*`` variables that make a child process read them back.
+
+    A job runs in its own process, which must see the same data dir, state DB and
+    keys as the process that started it, whether they came from variables, options
+    or the secrets file.
+    """
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, Path):
+            text = str(value.resolve())
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        env[f"TELEREG_{name.upper()}"] = text
+    return env
 
 
 def is_loopback(host: str) -> bool:

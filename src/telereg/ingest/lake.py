@@ -83,7 +83,14 @@ def scratch(settings: Settings) -> contextlib.AbstractContextManager[Path]:
 
 
 def sweep_leftovers(settings: Settings, *, older_than_s: float = 24 * 3600) -> int:
-    """Remove directories that interrupted ingests left behind; returns how many."""
+    """Remove what interrupted ingests left behind, once it is ``older_than_s``; returns how many.
+
+    That is their staging and scratch directories, and the files of an ingest killed
+    between publishing them and recording its submission: files in the lake that no
+    submission names. An ingest records its submission within moments of publishing,
+    so a day-old file that none names will never be named. (The vault chunk of such an
+    ingest stays: the same file sent again finds its identifiers known and stores none.)
+    """
     cutoff = time.time() - older_than_s
     removed = 0
     for root in (_staging_root(settings), _scratch_root(settings)):
@@ -93,7 +100,27 @@ def sweep_leftovers(settings: Settings, *, older_than_s: float = 24 * 3600) -> i
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
         removed += len(stale)
-    return removed
+    orphans = _orphans(settings, cutoff)
+    _remove(orphans)
+    return removed + len(orphans)
+
+
+def _orphans(settings: Settings, cutoff: float) -> list[Path]:
+    """Published files older than ``cutoff`` whose file id no submission names."""
+    lake_dir = settings.lake_dir
+    if not lake_dir.is_dir():
+        return []
+    published = [
+        *lake_dir.glob("*/operator=*/period=*/*.parquet"),
+        *lake_dir.glob("_quarantine/*/*.parquet"),
+        *lake_dir.glob("_errors/*.parquet"),
+    ]
+    old = [p for p in published if p.stat().st_mtime < cutoff]
+    if not old:
+        return []
+    with session_scope(settings) as session:
+        named = set(session.scalars(select(Submission.file_id).where(Submission.file_id != "")))
+    return [p for p in old if p.stem not in named]
 
 
 def publish(staged: Path, final: Path) -> None:
@@ -160,3 +187,13 @@ def current_files(
     if periods is not None:
         query = query.where(Submission.period.in_(periods))
     return [settings.lake_dir / p for p in session.scalars(query.order_by(Submission.id))]
+
+
+def current_periods(session: Session, dataset: str) -> list[str]:
+    """The months with accepted rows of ``dataset`` in a current submission, latest first."""
+    query = (
+        select(Submission.period)
+        .where(Submission.dataset == dataset, Submission.current, Submission.lake_path != "")
+        .distinct()
+    )
+    return sorted(session.scalars(query), reverse=True)

@@ -24,6 +24,22 @@ TARGET_INDICATORS = (
     N_("key_place_coverage"),
 )
 OBSTACLE_KINDS = (N_("planning"), N_("power"), N_("land"), N_("approval"), N_("works"))
+JOB_KINDS = (N_("fraud.scan"),)
+JOB_STATUSES = (N_("queued"), N_("running"), N_("succeeded"), N_("failed"), N_("interrupted"))
+#: What a job's result holds: key → the words shown for it.
+JOB_RESULT_LABELS = {
+    "period": N_("Month"),
+    "lines": N_("Lines scanned"),
+    "sim_box_suspects": N_("SIM-box suspects"),
+    "model": N_("Scorer"),
+    "new_card_risks": N_("Risky new cards"),
+    "outlets": N_("Outlets with clusters of flagged cards"),
+    "over_limit_ids": N_("ID numbers over the card limit"),
+    "risky_domains": N_("High-risk domains"),
+    "rings": N_("Rings"),
+    "cases_opened": N_("Cases opened"),
+    "seconds": N_("Seconds"),
+}
 FRAUD_CASE_KINDS = (N_("sim_box"), N_("card"), N_("domain"))
 FRAUD_DISPOSALS = (
     N_("line_suspended"),

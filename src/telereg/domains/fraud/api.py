@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api.deps import SessionDep, SettingsDep, require
+from telereg.api.schemas import JobOut
 from telereg.cases.models import Case
+from telereg.core import jobs
 from telereg.core.errors import NotFoundError
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -33,14 +35,31 @@ def latest_period(settings: Settings, period: str | None) -> str:
     return periods[0]
 
 
-@router.post("/scans", summary="Scan a month: score lines, cards and domains; open cases")
+@router.post(
+    "/scans",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Start a month's scan as a job; follow it at the returned Location",
+    description="The scan scores lines, cards and domains, links rings and opens cases, in "
+    "a process of its own. A scan of the same month already queued or running is returned "
+    "instead of starting another. A month without call records is refused at once (404).",
+)
 def scan(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.ANALYSIS_RUN)],
     period: Period,
-) -> dict[str, Any]:
-    return service.scan(session, settings=settings, principal=principal, period=period).__dict__
+    response: Response,
+) -> JobOut:
+    job = jobs.submit(
+        session,
+        settings,
+        principal=principal,
+        kind=service.SCAN_JOB_NAME,
+        job_kind=service.SCAN_JOB,
+        params={"period": period},
+    )
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return JobOut(**jobs.describe(job))
 
 
 @router.get("/dashboard", summary="Counts by kind, city, operator; trend; outlets; domains; rings")

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from telereg.api.deps import SessionDep, SettingsDep
+from telereg.core import jobs
 from telereg.core.errors import TeleregError
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
@@ -27,11 +28,14 @@ router = APIRouter(prefix="/fraud", include_in_schema=False)
 @router.get("", response_class=HTMLResponse)
 def dashboard(
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+    error: FormError,
     period: str = "",
 ) -> Response:
     service.visible_operator(principal)  # who may not read lines gets the permission page
+    can_scan = principal.can(Permission.ANALYSIS_RUN)
     return render(
         request,
         "fraud/dashboard.html",
@@ -39,8 +43,34 @@ def dashboard(
             "period": period,
             "periods": service.scanned_periods(settings),
             "signals": translated_signals(),
+            "can_scan": can_scan,
+            "scannable": service.scannable_periods(session) if can_scan else [],
+            "error": error,
         },
     )
+
+
+@router.post("/scans", dependencies=[Csrf])
+def start_scan(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.ANALYSIS_RUN)],
+    period: Annotated[str, Form(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+) -> Response:
+    """Start a month's scan as a job and follow it on the job's page."""
+    try:
+        job = jobs.submit(
+            session,
+            settings,
+            principal=principal,
+            kind=service.SCAN_JOB_NAME,
+            job_kind=service.SCAN_JOB,
+            params={"period": period},
+        )
+    except TeleregError as err:
+        return refused(request, err, back="/fraud")
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.get("/lines/{line}", response_class=HTMLResponse)

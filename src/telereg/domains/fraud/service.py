@@ -29,6 +29,7 @@ from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import audit, engine
 from telereg.core.errors import ConfigurationError, InputError, NotFoundError
+from telereg.core.jobs import JobKind
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -229,12 +230,18 @@ def _score_lines(
     return scored, suspects.sort_values(["rule_score", "calls_out"], ascending=False), note
 
 
-def scan(session: Session, *, settings: Settings, principal: Principal, period: str) -> ScanSummary:
-    """Scan ``period``: score lines, cards and domains, link rings, store, open cases."""
-    principal.require(Permission.ANALYSIS_RUN)
-    started = datetime.now(UTC)
-    thresholds = settings.fraud_rules
-    unknown = set(thresholds) - set(scoring.DEFAULT_THRESHOLDS) - set(cardbreak.DEFAULT_THRESHOLDS)
+def scannable_periods(session: Session) -> list[str]:
+    """The months with call records to scan, latest first."""
+    return lake.current_periods(session, "voice_cdr")
+
+
+def check_scan(session: Session, settings: Settings, period: str) -> None:
+    """Raise what would stop a scan of ``period`` before it starts: unknown rules, no calls."""
+    unknown = (
+        set(settings.fraud_rules)
+        - set(scoring.DEFAULT_THRESHOLDS)
+        - set(cardbreak.DEFAULT_THRESHOLDS)
+    )
     if unknown:
         known = ", ".join([*scoring.DEFAULT_THRESHOLDS, *cardbreak.DEFAULT_THRESHOLDS])
         raise ConfigurationError(
@@ -243,6 +250,14 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         )
     if not _files(session, settings, "voice_cdr", period):
         raise NotFoundError(f"no call records for {period}; ingest voice_cdr first")
+
+
+def scan(session: Session, *, settings: Settings, principal: Principal, period: str) -> ScanSummary:
+    """Scan ``period``: score lines, cards and domains, link rings, store, open cases."""
+    principal.require(Permission.ANALYSIS_RUN)
+    started = datetime.now(UTC)
+    check_scan(session, settings, period)
+    thresholds = settings.fraud_rules
     backend = engine.connect(settings)
     scored, suspects, model_note = _score_lines(backend, session, settings, period)
 
@@ -342,6 +357,21 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         detail={k: v for k, v in summary.__dict__.items() if k != "seconds"},
     )
     return summary
+
+
+def _scan_job(
+    session: Session, settings: Settings, principal: Principal, params: dict[str, Any]
+) -> dict[str, Any]:
+    return scan(session, settings=settings, principal=principal, period=params["period"]).__dict__
+
+
+def _check_scan_job(session: Session, settings: Settings, params: dict[str, Any]) -> None:
+    check_scan(session, settings, params["period"])
+
+
+#: A month's scan run as a job (``core.jobs``): ``{"period": "YYYY-MM"}``.
+SCAN_JOB_NAME = "fraud.scan"
+SCAN_JOB = JobKind(permission=Permission.ANALYSIS_RUN, run=_scan_job, check=_check_scan_job)
 
 
 def _no_links() -> pd.DataFrame:

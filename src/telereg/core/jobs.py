@@ -1,0 +1,370 @@
+"""Jobs: long work run in a process of its own, so that a web request returns at once.
+
+A job is a row in the state DB and a lock file under ``<data_dir>/jobs``. The
+process that submits a job creates the lock file and locks it before the row is
+committed, hands the open file to the job's process and closes its own copy:
+from then on the lock is held exactly as long as the job's process lives. A job
+still queued or running whose lock can be taken has lost its process (killed,
+crashed, the machine restarted) and is marked interrupted; its work, which
+stores its results atomically, left the earlier results as they were.
+
+At most ``jobs_max_running`` jobs run at once: each waits, queued, for one of as
+many slot locks. The kinds of job and what runs them are plugged in by the
+composition root (``telereg.registry``), so this module knows no domain.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from telereg.core import audit
+from telereg.core.auth import principal_of
+from telereg.core.db import session_scope, utcnow
+from telereg.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    TeleregError,
+)
+from telereg.core.models import Job, User
+from telereg.core.permissions import Permission, Role
+from telereg.core.principal import Principal
+from telereg.core.settings import Settings, ensure_data_dir, settings_environment
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+INTERRUPTED_MESSAGE = (
+    "the job's process ended without recording a result (killed, crashed or the machine "
+    "restarted); its earlier results are unchanged; start it again"
+)
+#: Seconds between a waiting job's attempts at a free slot.
+SLOT_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    """One kind of job: the permission it needs and the function that does it.
+
+    ``run(session, settings, principal, params)`` does the work in the job's process
+    and returns its result as JSON-ready data. ``check`` runs in the submitting
+    request, so that what is certain to fail (no data for the month) is refused
+    there rather than queued.
+    """
+
+    permission: Permission
+    run: Callable[[Session, Settings, Principal, dict[str, Any]], dict[str, Any]]
+    check: Callable[[Session, Settings, dict[str, Any]], None]
+
+
+def jobs_dir(settings: Settings) -> Path:
+    path = ensure_data_dir(settings.data_dir) / "jobs"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def log_path(settings: Settings, job: Job) -> Path:
+    return jobs_dir(settings) / f"{job.key}.log"
+
+
+def submit(
+    session: Session,
+    settings: Settings,
+    *,
+    principal: Principal,
+    kind: str,
+    job_kind: JobKind,
+    params: dict[str, Any],
+) -> Job:
+    """Queue ``kind`` with ``params`` and start its process; commits ``session``.
+
+    A job of the same kind and parameters that is already queued or running is
+    returned instead of starting a second one.
+    """
+    principal.require(job_kind.permission)
+    job_kind.check(session, settings, params)
+    refresh(session, settings)
+    for job in session.scalars(select(Job).where(Job.kind == kind, Job.status.in_(ACTIVE))):
+        if job.params == params:
+            return job
+    key = uuid.uuid4().hex
+    lock = os.open(jobs_dir(settings) / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a new file: nobody else holds it
+        job = Job(
+            key=key,
+            kind=kind,
+            params=params,
+            status=JobStatus.QUEUED.value,
+            requested_by=principal.name,
+            user_id=principal.user_id,
+            message="",
+            result={},
+        )
+        session.add(job)
+        session.flush()
+        audit.record(
+            session,
+            actor=principal.name,
+            action="job.submitted",
+            objects=[f"job:{job.id}"],
+            detail={"kind": kind, "params": params},
+        )
+        session.commit()
+        try:
+            _spawn(settings, job, lock)
+        except OSError as err:
+            _finish(
+                session,
+                job,
+                JobStatus.FAILED,
+                message=f"could not start the job's process: {err}",
+                result={},
+            )
+            session.commit()
+    finally:
+        os.close(lock)
+    return job
+
+
+def _spawn(settings: Settings, job: Job, lock: int) -> None:
+    command = [sys.executable, "-m", "telereg", "jobs", "run", str(job.id), "--lock-fd", str(lock)]
+    with log_path(settings, job).open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+            command,
+            env={**os.environ, **settings_environment(settings)},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(lock,),
+            start_new_session=True,
+        )
+    # Reap it when it ends, so that a long-lived server does not collect zombies.
+    threading.Thread(target=process.wait, name=f"job-{job.id}", daemon=True).start()
+
+
+def run(
+    settings: Settings, *, job_id: int, lock_fd: int | None, kinds: Mapping[str, JobKind]
+) -> Job:
+    """Run job ``job_id`` in this process: wait for a slot, do the work, record the result.
+
+    ``lock_fd`` is the job's lock as handed over by :func:`submit`; without it (a
+    job started again by hand) the lock is taken here, and refused while another
+    process holds it.
+    """
+    with session_scope(settings) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id}")
+        if job.status != JobStatus.QUEUED.value:
+            raise ConflictError(f"job {job_id} is {job.status}, not queued")
+    lock = lock_fd if lock_fd is not None else _take_own_lock(settings, job)
+    slot = _take_slot(settings)
+    try:
+        with session_scope(settings) as session:
+            started = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
+                .values(status=JobStatus.RUNNING.value, started_at=utcnow())
+            )
+            if started.rowcount != 1:  # type: ignore[attr-defined]
+                raise ConflictError(f"job {job_id} is no longer queued")
+        status, message, result = _work(settings, job, kinds)
+        with session_scope(settings) as session:
+            current = session.get(Job, job_id)
+            assert current is not None
+            _finish(session, current, status, message=message, result=result)
+            job = current
+    finally:
+        os.close(slot)
+        (jobs_dir(settings) / f"{job.key}.lock").unlink(missing_ok=True)
+        os.close(lock)
+    return job
+
+
+def _work(
+    settings: Settings, job: Job, kinds: Mapping[str, JobKind]
+) -> tuple[JobStatus, str, dict[str, Any]]:
+    try:
+        job_kind = _kind_of(kinds, job.kind)
+        with session_scope(settings) as session:
+            principal = _principal_of(session, job)
+            principal.require(job_kind.permission)
+            result = job_kind.run(session, settings, principal, dict(job.params))
+    except TeleregError as err:
+        return JobStatus.FAILED, str(err), {}
+    except Exception as err:  # noqa: BLE001 - any failure is recorded, with its trace in the log
+        traceback.print_exc()
+        sys.stdout.flush()
+        return (
+            JobStatus.FAILED,
+            f"internal error ({type(err).__name__}); the details are in {log_path(settings, job)}",
+            {},
+        )
+    return JobStatus.SUCCEEDED, "", result
+
+
+def _kind_of(kinds: Mapping[str, JobKind], name: str) -> JobKind:
+    try:
+        return kinds[name]
+    except KeyError as err:
+        raise NotFoundError(f"no kind of job named {name!r} (known: {', '.join(kinds)})") from err
+
+
+def _principal_of(session: Session, job: Job) -> Principal:
+    """The job acts as whoever asked for it, as that user is now (disabled: refused)."""
+    if job.user_id is None:
+        return Principal(name=job.requested_by, role=Role.ADMIN, via="cli")
+    user = session.get(User, job.user_id)
+    if user is None or not user.active:
+        raise PermissionDeniedError(f"user {job.requested_by!r} is disabled; the job was not run")
+    return principal_of(user, via="job")
+
+
+def _finish(
+    session: Session, job: Job, status: JobStatus, *, message: str, result: dict[str, Any]
+) -> None:
+    job.status = status.value
+    job.finished_at = utcnow()
+    job.message = message
+    job.result = result
+    audit.record(
+        session,
+        actor=job.requested_by,
+        action=f"job.{status.value}",
+        objects=[f"job:{job.id}"],
+        detail={"kind": job.kind, "params": job.params, "message": message},
+    )
+
+
+def _take_own_lock(settings: Settings, job: Job) -> int:
+    lock = os.open(jobs_dir(settings) / f"{job.key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as err:
+        os.close(lock)
+        raise ConflictError(f"job {job.id} is already being run by another process") from err
+    return lock
+
+
+def _take_slot(settings: Settings) -> int:
+    """Block until one of the ``jobs_max_running`` slots is free; hold it by the returned fd."""
+    while True:
+        for number in range(settings.jobs_max_running):
+            slot = os.open(
+                jobs_dir(settings) / f"slot-{number}.lock", os.O_RDWR | os.O_CREAT, 0o600
+            )
+            try:
+                fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(slot)
+                continue
+            return slot
+        time.sleep(SLOT_POLL_SECONDS)
+
+
+def _alive(settings: Settings, job: Job) -> bool:
+    """Whether the process that holds ``job``'s lock is still there."""
+    try:
+        lock = os.open(jobs_dir(settings) / f"{job.key}.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(lock)
+    return False
+
+
+def refresh(session: Session, settings: Settings) -> int:
+    """Mark queued or running jobs whose process is gone as interrupted; returns how many."""
+    marked = 0
+    for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE))).all():
+        if _alive(settings, job):
+            continue
+        # Only if it did not finish in the meantime: a finished job lets go of its lock too.
+        gone = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status.in_(ACTIVE))
+            .values(
+                status=JobStatus.INTERRUPTED.value,
+                finished_at=utcnow(),
+                message=INTERRUPTED_MESSAGE,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if gone.rowcount:  # type: ignore[attr-defined]
+            marked += 1
+            audit.record(
+                session,
+                actor="system",
+                action="job.interrupted",
+                objects=[f"job:{job.id}"],
+                detail={"kind": job.kind, "params": job.params},
+            )
+    if marked:
+        session.expire_all()
+    return marked
+
+
+def visible(
+    session: Session, settings: Settings, *, principal: Principal, limit: int = 100
+) -> Sequence[Job]:
+    """The latest jobs, newest first: analysis is shared work, so all of them."""
+    principal.require(Permission.ANALYSIS_RUN)
+    refresh(session, settings)
+    return session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)).all()
+
+
+def get(session: Session, settings: Settings, *, principal: Principal, job_id: int) -> Job:
+    principal.require(Permission.ANALYSIS_RUN)
+    refresh(session, settings)
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    return job
+
+
+def describe(job: Job) -> dict[str, Any]:
+    """A job as the API and the pages show it."""
+    seconds = None
+    if job.started_at is not None:
+        end = job.finished_at or utcnow()
+        seconds = round((end - job.started_at).total_seconds(), 1)
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "params": job.params,
+        "status": job.status,
+        "requested_by": job.requested_by,
+        "created_at": job.created_at.isoformat(timespec="seconds"),
+        "started_at": job.started_at.isoformat(timespec="seconds") if job.started_at else None,
+        "finished_at": job.finished_at.isoformat(timespec="seconds") if job.finished_at else None,
+        "seconds": seconds,
+        "message": job.message,
+        "result": job.result,
+    }

@@ -1,0 +1,56 @@
+"""Job pages: the latest jobs, and one job followed until it is done."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from telereg.api.deps import SessionDep, SettingsDep
+from telereg.core import jobs
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+from telereg.web.deps import require_page
+from telereg.web.templating import render
+from telereg.web.terms import JOB_RESULT_LABELS
+
+router = APIRouter(prefix="/jobs", include_in_schema=False)
+Runner = Annotated[Principal, require_page(Permission.ANALYSIS_RUN)]
+#: Seconds between reloads of a page that shows a job still queued or running.
+REFRESH_SECONDS = 3
+
+
+def result_page(job: dict[str, Any]) -> str | None:
+    """Where a finished job's results are shown, if they are."""
+    if job["kind"] == "fraud.scan" and job["status"] == jobs.JobStatus.SUCCEEDED:
+        return f"/fraud?period={job['params']['period']}"
+    return None
+
+
+def _shown(job: dict[str, Any]) -> dict[str, Any]:
+    return {**job, "result_page": result_page(job)}
+
+
+@router.get("", response_class=HTMLResponse)
+def job_list(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: Runner
+) -> Response:
+    shown = [_shown(jobs.describe(j)) for j in jobs.visible(session, settings, principal=principal)]
+    active = any(j["status"] in jobs.ACTIVE for j in shown)
+    return render(
+        request,
+        "jobs/list.html",
+        {"jobs": shown, "refresh": REFRESH_SECONDS if active else None},
+    )
+
+
+@router.get("/{job_id}", response_class=HTMLResponse)
+def job_page(
+    job_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Runner
+) -> Response:
+    job = _shown(jobs.describe(jobs.get(session, settings, principal=principal, job_id=job_id)))
+    refresh = REFRESH_SECONDS if job["status"] in jobs.ACTIVE else None
+    return render(
+        request, "jobs/job.html", {"job": job, "refresh": refresh, "labels": JOB_RESULT_LABELS}
+    )

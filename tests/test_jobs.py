@@ -1,0 +1,283 @@
+"""Jobs: a month's scan started from the API or a page runs in a process of its own."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from telereg import registry
+from telereg.core import accounts, jobs
+from telereg.core.db import session_scope
+from telereg.core.models import AuditEntry, Job
+from telereg.core.settings import Settings, load_settings, settings_environment
+from telereg.domains.fraud import service as fraud
+from telereg.ingest.service import ingest_file
+from tests.conftest import PASSWORD, ROOT, Site, csrf_of, make_site
+
+CELLS = (
+    "cell_id,site_id,longitude,latitude,city_code,technology\n"
+    "C0001,S01,112.55,37.87,140100,4G\nC0002,S01,112.56,37.88,140100,5G\n"
+)
+CALLS = "caller,callee,start_time,duration_s,direction,cell_id,imei\n" + "".join(
+    f"1381234{n:04d},1390000{m:04d},2021-11-{d:02d} 10:{m:02d}:00,{20 + m},MO,C000{1 + m % 2},"
+    f"86123456789{n:04d}\n"
+    for n in range(3)
+    for m in range(4)
+    for d in (5, 6)
+)
+#: Long enough for a job's process to start, scan a handful of calls and record it.
+DONE_WITHIN_S = 120
+
+
+def _ingest(settings: Settings, tmp_path: Path, name: str, text: str, dataset: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    record = ingest_file(
+        settings,
+        principal=ROOT,
+        contract=registry.contract(dataset),
+        path=path,
+        filename=name,
+        operator="CMCC",
+        period="2021-11",
+    )
+    assert record.status == "accepted", record.message
+
+
+@pytest.fixture
+def calls_site(settings: Settings, tmp_path: Path) -> Site:
+    """A site whose CMCC sent a month of calls: something to scan."""
+    site = make_site(settings)
+    _ingest(settings, tmp_path, "cells.csv", CELLS, "cells")
+    _ingest(settings, tmp_path, "cdr.csv", CALLS, "voice_cdr")
+    return site
+
+
+@pytest.fixture
+def slot_taken(settings: Settings) -> Iterator[Callable[[], None]]:
+    """Hold the only slot, so that a job's process waits, queued, until the test lets go.
+
+    Yields the function that lets go of it.
+    """
+    slot = [os.open(jobs.jobs_dir(settings) / "slot-0.lock", os.O_RDWR | os.O_CREAT, 0o600)]
+    fcntl.flock(slot[0], fcntl.LOCK_EX)
+
+    def release() -> None:
+        if slot:
+            os.close(slot.pop())
+
+    yield release
+    release()
+
+
+def _wait(site: Site, job_id: int, *, until: tuple[str, ...]) -> dict:
+    deadline = time.monotonic() + DONE_WITHIN_S
+    while time.monotonic() < deadline:
+        job = site.client.get(f"/api/v1/jobs/{job_id}", headers=site.as_role("admin")).json()
+        if job["status"] in until:
+            return job
+        time.sleep(0.3)
+    pytest.fail(f"job {job_id} did not reach {until} within {DONE_WITHIN_S} s: {job}")
+
+
+def _process_of(job_id: int) -> int:
+    """The pid of the process running job ``job_id`` (Linux: read from /proc)."""
+    wanted = ["jobs", "run", str(job_id)]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if any(args[i : i + 3] == wanted for i in range(len(args))):
+            return int(entry.name)
+    pytest.fail(f"no process runs job {job_id}")
+
+
+def _actions(settings: Settings, job_id: int) -> list[str]:
+    with session_scope(settings) as session:
+        rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        return [r.action for r in rows if f"job:{job_id}" in r.objects]
+
+
+def test_settings_reach_the_job_process_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = load_settings(
+        data_dir=tmp_path / "var",
+        fraud_rules={"calls_per_day": 40.0},
+        secure_cookies=True,
+        duckdb_memory_limit="3GB",
+        jobs_max_running=2,
+    )
+    for name in [k for k in os.environ if k.startswith("TELEREG_")]:
+        monkeypatch.delenv(name)
+    for name, value in settings_environment(given).items():
+        monkeypatch.setenv(name, value)
+    read_back = load_settings()
+
+    def plain(s: Settings) -> dict:
+        dumped = s.model_dump()
+        for name in ("pseudonym_key", "vault_key", "session_secret", "handover_key"):
+            dumped[name] = dumped[name].get_secret_value()
+        dumped["data_dir"] = dumped["data_dir"].resolve()
+        return dumped
+
+    assert plain(read_back) == plain(given)
+
+
+def test_a_scan_started_through_the_api_runs_as_a_job(calls_site: Site) -> None:
+    site, settings = calls_site, calls_site.settings
+    analyst = site.as_role("analyst")
+    started = site.client.post("/api/v1/fraud/scans?period=2021-11", headers=analyst)
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["status"] == "queued"
+    assert started.headers["location"] == f"/api/v1/jobs/{job['id']}"
+    # Asked again while it waits or runs: the same job, not a second scan.
+    again = site.client.post("/api/v1/fraud/scans?period=2021-11", headers=analyst)
+    assert again.json()["id"] == job["id"]
+
+    done = _wait(site, job["id"], until=("succeeded", "failed", "interrupted"))
+    assert done["status"] == "succeeded", done["message"]
+    assert done["result"]["period"] == "2021-11"
+    assert done["result"]["lines"] == 3
+    assert done["seconds"] is not None
+    assert fraud.load_summary(settings, "2021-11")["lines"] == 3
+    assert _actions(settings, job["id"]) == ["job.submitted", "job.succeeded"]
+    with session_scope(settings) as session:
+        scans = session.scalars(select(AuditEntry).where(AuditEntry.action == "fraud.scan")).all()
+        assert [s.actor for s in scans] == ["ann"]  # the job acts as whoever asked for it
+    listed = site.client.get("/api/v1/jobs", headers=site.as_role("admin")).json()
+    assert [j["id"] for j in listed] == [job["id"]]
+    # Nothing to scan: refused at once, and no job is queued.
+    empty = site.client.post("/api/v1/fraud/scans?period=2021-05", headers=analyst)
+    assert empty.status_code == 404
+    assert "no call records for 2021-05" in empty.json()["detail"]
+    assert len(site.client.get("/api/v1/jobs", headers=analyst).json()) == 1
+    for role in ("operator", "liaison", "viewer"):
+        assert site.client.get("/api/v1/jobs", headers=site.as_role(role)).status_code == 403
+
+
+@pytest.mark.usefixtures("slot_taken")
+def test_a_killed_job_is_marked_interrupted_and_earlier_results_stay(calls_site: Site) -> None:
+    site, settings = calls_site, calls_site.settings
+    with session_scope(settings) as session:
+        fraud.scan(session, settings=settings, principal=ROOT, period="2021-11")
+    summary = fraud.results_dir(settings, "2021-11") / "summary.json"
+    before = summary.read_bytes()
+
+    job = site.client.post("/api/v1/fraud/scans?period=2021-11", headers=site.as_role("analyst"))
+    job_id = job.json()["id"]
+    pid = _process_of(job_id)
+    time.sleep(1)  # its process started and waits for the slot the test holds
+    assert _wait(site, job_id, until=("queued",))["status"] == "queued"
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    gone = _wait(site, job_id, until=("interrupted",))
+    assert "ended without recording a result" in gone["message"]
+    assert gone["finished_at"] is not None
+    assert summary.read_bytes() == before
+    assert _actions(settings, job_id) == ["job.submitted", "job.interrupted"]
+    # Interrupted, it no longer holds the month: a new request starts a new job.
+    again = site.client.post("/api/v1/fraud/scans?period=2021-11", headers=site.as_role("analyst"))
+    assert again.json()["id"] != job_id
+    os.kill(_process_of(again.json()["id"]), signal.SIGKILL)
+
+
+def test_a_job_waits_for_a_slot_and_runs_as_its_user_is_then(
+    calls_site: Site, slot_taken: Callable[[], None]
+) -> None:
+    site, settings = calls_site, calls_site.settings
+    job_id = site.client.post(
+        "/api/v1/fraud/scans?period=2021-11", headers=site.as_role("analyst")
+    ).json()["id"]
+    time.sleep(1.5)
+    assert _wait(site, job_id, until=("queued",))["started_at"] is None
+    with session_scope(settings) as session:
+        accounts.disable_user(session, principal=ROOT, username="ann", reason="left")
+    slot_taken()
+    failed = _wait(site, job_id, until=("succeeded", "failed", "interrupted"))
+    assert failed["status"] == "failed"
+    assert "user 'ann' is disabled" in failed["message"]
+    assert not fraud.results_dir(settings, "2021-11").exists()
+
+
+def test_an_analyst_starts_a_scan_from_the_dashboard_and_follows_it(calls_site: Site) -> None:
+    site, client = calls_site, calls_site.client
+    site.login(client, "ann", PASSWORD)
+    page = client.get("/fraud")
+    assert 'action="/fraud/scans"' in page.text
+    assert '<option value="2021-11">' in page.text
+    csrf = csrf_of(page.text)
+
+    nothing = client.post("/fraud/scans", data={"period": "2021-05", "csrf_token": csrf})
+    assert nothing.url.path == "/fraud"
+    assert "no call records for 2021-05" in nothing.text
+
+    followed = client.post("/fraud/scans", data={"period": "2021-11", "csrf_token": csrf})
+    assert followed.url.path.startswith("/jobs/")
+    assert 'http-equiv="refresh"' in followed.text  # reloads while it waits or runs
+    job_id = int(followed.url.path.rsplit("/", 1)[1])
+    _wait(site, job_id, until=("succeeded", "failed", "interrupted"))
+    done = client.get(f"/jobs/{job_id}")
+    assert 'id="job-results"' in done.text
+    assert 'href="/fraud?period=2021-11"' in done.text
+    assert 'http-equiv="refresh"' not in done.text
+    assert f'href="/jobs/{job_id}"' in client.get("/jobs").text
+
+    site.login(client, "olu", PASSWORD)
+    assert 'action="/fraud/scans"' not in client.get("/fraud").text
+    assert client.get("/jobs").status_code == 403
+
+
+def test_the_cli_lists_jobs_and_will_not_run_one_twice(calls_site: Site) -> None:
+    settings = calls_site.settings
+    with session_scope(settings) as session:
+        job = jobs.submit(
+            session,
+            settings,
+            principal=ROOT,
+            kind=fraud.SCAN_JOB_NAME,
+            job_kind=fraud.SCAN_JOB,
+            params={"period": "2021-11"},
+        )
+    _wait(calls_site, job.id, until=("succeeded", "failed", "interrupted"))
+    env = {**os.environ, **settings_environment(settings)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "telereg", "jobs", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    rows = json.loads(listed.stdout)
+    assert [(r["id"], r["status"], r["requested_by"]) for r in rows] == [
+        (job.id, "succeeded", "cli:pytest")
+    ]
+    again = subprocess.run(
+        [sys.executable, "-m", "telereg", "jobs", "run", str(job.id)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert again.returncode != 0
+    assert f"job {job.id} is succeeded, not queued" in again.stderr
+    assert "Traceback" not in again.stderr
+    with session_scope(settings) as session:
+        assert session.get(Job, job.id).status == "succeeded"
