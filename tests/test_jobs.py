@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from sqlalchemy import select
 from telereg import registry
 from telereg.core import accounts, jobs
 from telereg.core.db import session_scope
+from telereg.core.errors import ConflictError, InputError
 from telereg.core.models import AuditEntry, Job
+from telereg.core.permissions import Permission
 from telereg.core.settings import Settings, load_settings, settings_environment
 from telereg.domains.fraud import service as fraud
 from telereg.ingest.service import ingest_file
@@ -154,6 +157,7 @@ def test_a_scan_started_through_the_api_runs_as_a_job(calls_site: Site) -> None:
     assert done["result"]["period"] == "2021-11"
     assert done["result"]["lines"] == 3
     assert done["seconds"] is not None
+    assert done["stage"] == fraud.SCAN_STAGES[-1]
     assert fraud.load_summary(settings, "2021-11")["lines"] == 3
     assert _actions(settings, job["id"]) == ["job.submitted", "job.succeeded"]
     with session_scope(settings) as session:
@@ -281,3 +285,48 @@ def test_the_cli_lists_jobs_and_will_not_run_one_twice(calls_site: Site) -> None
     assert "Traceback" not in again.stderr
     with session_scope(settings) as session:
         assert session.get(Job, job.id).status == "succeeded"
+
+
+def test_a_failing_job_says_why_and_where_it_stopped(site: Site) -> None:
+    settings = site.settings
+
+    def work(_session, _settings, _principal, params, progress) -> dict:
+        progress("reading")
+        progress("checking")
+        if params["broken"] == "input":
+            raise InputError("row 7 is not a call", where="cdr.csv")
+        return {"rows": 1 // 0}
+
+    kinds = {
+        "test.work": jobs.JobKind(
+            permission=Permission.ANALYSIS_RUN, run=work, check=lambda *_args: None
+        )
+    }
+    outcomes = {}
+    for broken in ("input", "code"):
+        # Queued as by a request whose process is then started by hand (`telereg jobs run`).
+        with session_scope(settings) as session:
+            job = Job(
+                key=uuid.uuid4().hex,
+                kind="test.work",
+                params={"broken": broken},
+                status="queued",
+                stage="",
+                requested_by="cli:pytest",
+                message="",
+                result={},
+            )
+            session.add(job)
+        outcomes[broken] = jobs.run(settings, job_id=job.id, lock_fd=None, kinds=kinds)
+
+    assert outcomes["input"].status == "failed"
+    assert outcomes["input"].message == "cdr.csv: row 7 is not a call"
+    assert outcomes["input"].stage == "checking"
+    assert outcomes["code"].message.startswith("internal error (ZeroDivisionError)")
+    assert str(jobs.log_path(settings, outcomes["code"])) in outcomes["code"].message
+    with pytest.raises(ConflictError, match="is failed, not queued"):
+        jobs.run(settings, job_id=outcomes["input"].id, lock_fd=None, kinds=kinds)
+    site.login(site.client, "ada", PASSWORD)
+    page = site.client.get(f"/jobs/{outcomes['input'].id}").text
+    assert 'id="job-stage">checking<' in page
+    assert "row 7 is not a call" in page

@@ -160,6 +160,7 @@ class JobOut(BaseModel):
     kind: str
     params: dict[str, Any]
     status: str = Field(description="queued, running, succeeded, failed or interrupted")
+    stage: str = Field(description="The step the work began last; where a failed job stopped")
     requested_by: str
     created_at: str
     started_at: str | None

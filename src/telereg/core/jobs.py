@@ -16,6 +16,7 @@ composition root (``telereg.registry``), so this module knows no domain.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
@@ -45,6 +47,8 @@ from telereg.core.models import Job, User
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings, ensure_data_dir, settings_environment
+
+log = logging.getLogger(__name__)
 
 
 class JobStatus(StrEnum):
@@ -68,14 +72,17 @@ SLOT_POLL_SECONDS = 0.5
 class JobKind:
     """One kind of job: the permission it needs and the function that does it.
 
-    ``run(session, settings, principal, params)`` does the work in the job's process
-    and returns its result as JSON-ready data. ``check`` runs in the submitting
+    ``run(session, settings, principal, params, progress)`` does the work in the job's
+    process, tells ``progress`` each step it begins, and returns its result as
+    JSON-ready data. ``check`` runs in the submitting
     request, so that what is certain to fail (no data for the month) is refused
     there rather than queued.
     """
 
     permission: Permission
-    run: Callable[[Session, Settings, Principal, dict[str, Any]], dict[str, Any]]
+    run: Callable[
+        [Session, Settings, Principal, dict[str, Any], Callable[[str], None]], dict[str, Any]
+    ]
     check: Callable[[Session, Settings, dict[str, Any]], None]
 
 
@@ -118,6 +125,7 @@ def submit(
             kind=kind,
             params=params,
             status=JobStatus.QUEUED.value,
+            stage="",
             requested_by=principal.name,
             user_id=principal.user_id,
             message="",
@@ -212,7 +220,9 @@ def _work(
         with session_scope(settings) as session:
             principal = _principal_of(session, job)
             principal.require(job_kind.permission)
-            result = job_kind.run(session, settings, principal, dict(job.params))
+            result = job_kind.run(
+                session, settings, principal, dict(job.params), _progress_of(settings, job)
+            )
     except TeleregError as err:
         return JobStatus.FAILED, str(err), {}
     except Exception as err:  # noqa: BLE001 - any failure is recorded, with its trace in the log
@@ -224,6 +234,23 @@ def _work(
             {},
         )
     return JobStatus.SUCCEEDED, "", result
+
+
+def _progress_of(settings: Settings, job: Job) -> Callable[[str], None]:
+    """Records the step the work begins, in a transaction of its own, for others to see.
+
+    Progress is for show: when it cannot be recorded (the state DB is busy with the
+    work's own writes), the work goes on.
+    """
+
+    def progress(stage: str) -> None:
+        try:
+            with session_scope(settings) as session:
+                session.execute(update(Job).where(Job.id == job.id).values(stage=stage[:32]))
+        except SQLAlchemyError as err:
+            log.warning("job %s: could not record its stage %r: %s", job.id, stage, err)
+
+    return progress
 
 
 def _kind_of(kinds: Mapping[str, JobKind], name: str) -> JobKind:
@@ -360,6 +387,7 @@ def describe(job: Job) -> dict[str, Any]:
         "kind": job.kind,
         "params": job.params,
         "status": job.status,
+        "stage": job.stage,
         "requested_by": job.requested_by,
         "created_at": job.created_at.isoformat(timespec="seconds"),
         "started_at": job.started_at.isoformat(timespec="seconds") if job.started_at else None,

@@ -127,6 +127,8 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="queued")
+    #: The step the work reported last (its kind's own words); where a failed job stopped.
+    stage: Mapped[str] = mapped_column(String(32), default="")
     requested_by: Mapped[str] = mapped_column(String(100))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)

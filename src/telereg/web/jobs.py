@@ -13,7 +13,7 @@ from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.web.deps import require_page
 from telereg.web.templating import render
-from telereg.web.terms import JOB_RESULT_LABELS
+from telereg.web.terms import JOB_RESULT_LABELS, JOB_STAGES
 
 router = APIRouter(prefix="/jobs", include_in_schema=False)
 Runner = Annotated[Principal, require_page(Permission.ANALYSIS_RUN)]
@@ -52,5 +52,7 @@ def job_page(
     job = _shown(jobs.describe(jobs.get(session, settings, principal=principal, job_id=job_id)))
     refresh = REFRESH_SECONDS if job["status"] in jobs.ACTIVE else None
     return render(
-        request, "jobs/job.html", {"job": job, "refresh": refresh, "labels": JOB_RESULT_LABELS}
+        request,
+        "jobs/job.html",
+        {"job": job, "refresh": refresh, "labels": JOB_RESULT_LABELS, "stages": JOB_STAGES},
     )

@@ -26,6 +26,15 @@ TARGET_INDICATORS = (
 OBSTACLE_KINDS = (N_("planning"), N_("power"), N_("land"), N_("approval"), N_("works"))
 JOB_KINDS = (N_("fraud.scan"),)
 JOB_STATUSES = (N_("queued"), N_("running"), N_("succeeded"), N_("failed"), N_("interrupted"))
+#: The steps a job reports (a fraud scan's: ``fraud.service.SCAN_STAGES``) → the words shown.
+JOB_STAGES = {
+    "lines": N_("scoring lines"),
+    "cards": N_("card-breaking risks"),
+    "domains": N_("scoring domains"),
+    "rings": N_("linking rings"),
+    "store": N_("storing the results"),
+    "cases": N_("opening cases"),
+}
 #: What a job's result holds: key → the words shown for it.
 JOB_RESULT_LABELS = {
     "period": N_("Month"),
@@ -38,7 +47,7 @@ JOB_RESULT_LABELS = {
     "risky_domains": N_("High-risk domains"),
     "rings": N_("Rings"),
     "cases_opened": N_("Cases opened"),
-    "seconds": N_("Seconds"),
+    "seconds": N_("Scan time (s)"),
 }
 FRAUD_CASE_KINDS = (N_("sim_box"), N_("card"), N_("domain"))
 FRAUD_DISPOSALS = (

@@ -18,8 +18,14 @@ out = Console()
 
 
 def scan_command(settings: Settings, principal: Principal, *, period: str, as_json: bool) -> None:
-    with out.status(f"scanning {period} …"), session_scope(settings) as session:
-        summary = service.scan(session, settings=settings, principal=principal, period=period)
+    with out.status(f"scanning {period} …") as spinner, session_scope(settings) as session:
+        summary = service.scan(
+            session,
+            settings=settings,
+            principal=principal,
+            period=period,
+            progress=lambda stage: spinner.update(f"scanning {period}: {stage} …"),
+        )
     if as_json:
         out.print_json(json.dumps(summary.__dict__, ensure_ascii=False))
         return

@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -252,14 +253,30 @@ def check_scan(session: Session, settings: Settings, period: str) -> None:
         raise NotFoundError(f"no call records for {period}; ingest voice_cdr first")
 
 
-def scan(session: Session, *, settings: Settings, principal: Principal, period: str) -> ScanSummary:
-    """Scan ``period``: score lines, cards and domains, link rings, store, open cases."""
+#: The steps of a scan, in order, as ``scan`` reports them to its ``progress``.
+SCAN_STAGES = ("lines", "cards", "domains", "rings", "store", "cases")
+
+
+def scan(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    period: str,
+    progress: Callable[[str], None] = lambda _stage: None,
+) -> ScanSummary:
+    """Scan ``period``: score lines, cards and domains, link rings, store, open cases.
+
+    ``progress`` is told each of :data:`SCAN_STAGES` as it begins.
+    """
     principal.require(Permission.ANALYSIS_RUN)
     started = datetime.now(UTC)
     check_scan(session, settings, period)
     thresholds = settings.fraud_rules
     backend = engine.connect(settings)
+    progress("lines")
     scored, suspects, model_note = _score_lines(backend, session, settings, period)
+    progress("cards")
 
     subs = _table(backend, _files(session, settings, "subscriptions", period), "subscriptions")
     calls = _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr")
@@ -278,6 +295,7 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
     outlet_table = cardbreak.outlets(sold, subs_frame, period_end=period_end)
     over = cardbreak.over_limit(subs_frame, limit=int(settings.fraud_cards_per_operator))
 
+    progress("domains")
     domains_files = _files(session, settings, "observed_domains", period)
     domains = pd.DataFrame()
     if domains_files:
@@ -287,6 +305,7 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
             as_of=period_end.date() - timedelta(days=1),
         ).to_pandas()
 
+    progress("rings")
     members = pd.concat(
         [
             suspects[["line", "operator"]].assign(kind="sim_box"),
@@ -300,6 +319,7 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
         rings.shared_handsets(calls, lines).to_pandas() if lines else _no_links(),
         sold[["line", "operator", "outlet_id"]],
     )
+    progress("store")
     _store(
         settings,
         period,
@@ -331,6 +351,7 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
             "scanned_at": started.isoformat(timespec="seconds"),
         },
     )
+    progress("cases")
     opened = _open_cases(
         session, principal=principal, period=period, suspects=suspects, cards=cards, domains=domains
     )
@@ -360,9 +381,16 @@ def scan(session: Session, *, settings: Settings, principal: Principal, period: 
 
 
 def _scan_job(
-    session: Session, settings: Settings, principal: Principal, params: dict[str, Any]
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    params: dict[str, Any],
+    progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    return scan(session, settings=settings, principal=principal, period=params["period"]).__dict__
+    summary = scan(
+        session, settings=settings, principal=principal, period=params["period"], progress=progress
+    )
+    return summary.__dict__
 
 
 def _check_scan_job(session: Session, settings: Settings, params: dict[str, Any]) -> None:

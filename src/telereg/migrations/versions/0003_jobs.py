@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("stage", sa.String(length=32), nullable=False),
         sa.Column("requested_by", sa.String(length=100), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("created_at", telereg.core.db.UtcDateTime(timezone=True), nullable=False),
