@@ -503,3 +503,26 @@ def test_a_month_without_calls_gives_no_lines() -> None:
         frame = expr.to_pandas()
     assert frame.empty
     assert list(frame.columns) == ["operator", "line", *FEATURES]
+
+
+def test_the_truth_of_ids_over_the_limit_counts_active_cards_of_each_month() -> None:
+    import pyarrow as pa
+
+    from telereg.domains.fraud.synth import _over_limit
+
+    def sent(statuses: dict[str, list[str]]) -> pa.Table:
+        rows = [(i, s) for i, ss in statuses.items() for s in ss]
+        return pa.table({"id_number": [i for i, _ in rows], "status": [s for _, s in rows]})
+
+    truth = _over_limit(
+        {
+            ("CMCC", "2021-10"): sent({"A": ["active"] * 6, "B": ["active"] * 6}),
+            # B's operator suspended one of B's cards: five active are within the rules.
+            ("CMCC", "2021-11"): sent({"A": ["active"] * 6, "B": ["active"] * 5 + ["suspended"]}),
+            ("CUCC", "2021-11"): sent({"A": ["active"] * 5}),
+        }
+    )
+    assert truth == [
+        {"operator": "CMCC", "id_number": "A", "periods": ["2021-10", "2021-11"]},
+        {"operator": "CMCC", "id_number": "B", "periods": ["2021-10"]},
+    ]

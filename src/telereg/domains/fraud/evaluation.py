@@ -57,7 +57,13 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
             {o for r in rings for o in r["outlets"]},
         ),
         "ID numbers over the limit": _score(
-            set(over["id_number"]), {token(h["id_number"]) for h in fraud["over_limit_ids"]}
+            set(over["id_number"]),
+            # (a truth written before they named their months: every one, as then)
+            {
+                token(h["id_number"])
+                for h in fraud["over_limit_ids"]
+                if period in h.get("periods", [period])
+            },
         ),
     }
     # Outlets that sold a gateway its cards within the month (gateways that went live).

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from telereg.domains.fraud.cardbreak import CARDS_PER_OPERATOR
 from telereg.reference.lists import gateway_tacs
 from telereg.scenario.files import OperatorFile, nullable, with_bad_rows, write_csv
 from telereg.scenario.model import OPERATOR_SHARES, PERIODS, Province
@@ -563,6 +564,25 @@ def _data(province: Province, operator: str, period: str, lines: Lines) -> pa.Ta
     )
 
 
+def _over_limit(subscribed: dict[tuple[str, str], pa.Table]) -> list[dict[str, object]]:
+    """ID numbers with more than 5 active cards at an operator, with the months they had them.
+
+    Counted from the subscriptions as sent: a hoarder one of whose cards the operator
+    suspended that month holds no more than the rules allow.
+    """
+    months: dict[tuple[str, str], list[str]] = {}
+    for (op, period), table in subscribed.items():
+        status = np.asarray(table.column("status").to_pylist())
+        ids = np.asarray(table.column("id_number").to_pylist())
+        held, counts = np.unique(ids[status == "active"], return_counts=True)
+        for id_number in held[counts > CARDS_PER_OPERATOR]:
+            months.setdefault((op, str(id_number)), []).append(period)
+    return [
+        {"operator": op, "id_number": id_number, "periods": sorted(periods)}
+        for (op, id_number), periods in sorted(months.items())
+    ]
+
+
 def _subscriptions(lines: Lines, period: str, rng: np.random.Generator) -> pa.Table:
     end = np.datetime64(f"{period}-01T00:00:00") + np.timedelta64(_days(period), "D")
     live = np.flatnonzero(lines.activated < end)
@@ -604,6 +624,7 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
         ordinary = _ordinary(province, op, cells[op])
         lines[op], gateways[op], rings[op] = _planted_lines(province, op, cells[op], ordinary)
     peers = {op: lines[op].phone[np.isin(lines[op].role, ["normal", "busy"])] for op in operators}
+    subscribed: dict[tuple[str, str], pa.Table] = {}
     for op in operators:
         cell_ids = np.asarray(cells[op].column("cell_id").to_pylist())
         files.append(
@@ -613,15 +634,13 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
         )
         for period in PERIODS:
             rng = province.rng(f"fraud.files.{op}.{period}")
+            subscribed[op, period] = _subscriptions(lines[op], period, rng)
             files.append(
                 OperatorFile(
                     "subscriptions",
                     op,
                     period,
-                    write_csv(
-                        _subscriptions(lines[op], period, rng),
-                        out / op / period / "subscriptions.csv",
-                    ),
+                    write_csv(subscribed[op, period], out / op / period / "subscriptions.csv"),
                 )
             )
             table = _calls_table(
@@ -668,6 +687,7 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
             )
     files += _administration_files(province, out, lines, gateways)
     _plant_truth(province, lines, gateways, rings)
+    province.plant("fraud", "over_limit_ids", _over_limit(subscribed))
     province.plant("fraud", "bad_rows", bad_rows)
     return files
 
@@ -765,11 +785,6 @@ def _plant_truth(
             for ring in rs
         ],
     )
-    hoarders = []
-    for op, ls in lines.items():
-        ids, counts = np.unique(ls.id_number, return_counts=True)
-        hoarders += [{"operator": op, "id_number": str(i)} for i in ids[counts > 5]]
-    province.plant("fraud", "over_limit_ids", hoarders)
 
 
 #: Names of the sort resolvers see every day (none of them imitates anyone).
