@@ -247,32 +247,70 @@ def test_a_crash_between_files_and_record_is_invisible(env: Settings, tmp_path: 
     assert set(env.lake_dir.rglob("*.parquet")) == files_before
 
 
-def test_files_no_submission_names_are_swept_once_a_day_old(env: Settings, tmp_path: Path):
-    # What a hard kill between publishing and recording leaves: files in the lake that
-    # no submission names. Readers never see them; the first ingest a day later sweeps them.
-    recorded = _ingest_one_cell(env, tmp_path, "K0003")
-    with session_scope(env) as session:
-        (kept,) = lake.current_files(session, env, "cells", operators=["CBN"])[-1:]
-    day_and_more = time.time() - 25 * 3600
-    os.utime(kept, (day_and_more, day_and_more))
-    orphans = {
-        "old": kept.with_name(f"{uuid.uuid4().hex}.parquet"),
-        "old error report": env.lake_dir / "_errors" / f"{uuid.uuid4().hex}.parquet",
-        "in flight": kept.with_name(f"{uuid.uuid4().hex}.parquet"),
-    }
-    for name, path in orphans.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(kept.read_bytes())
-        if name != "in flight":
-            os.utime(path, (day_and_more, day_and_more))
+_KILLED_BETWEEN_FILES_AND_RECORD = """
+import os, signal, sys
+from pathlib import Path
+from telereg import registry
+from telereg.core.principal import cli_principal
+from telereg.core.settings import load_settings
+from telereg.ingest import service
 
-    assert _ingest_one_cell(env, tmp_path, "K0004").status == "accepted"
-    assert not orphans["old"].exists()
-    assert not orphans["old error report"].exists()
-    assert orphans["in flight"].exists(), "a file an ingest may be about to record stays"
-    assert kept.exists(), "a file a submission names stays, however old"
+service._record = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+service.ingest_file(
+    load_settings(data_dir=Path(sys.argv[1])),
+    principal=cli_principal("pytest"),
+    contract=registry.contract("cells"),
+    path=Path(sys.argv[2]),
+    filename="cells.csv",
+    operator="CBN",
+    period="2021-11",
+)
+"""
+
+
+def test_files_an_ingest_killed_before_its_record_left_are_swept_a_day_later(
+    env: Settings, tmp_path: Path
+):
+    # A hard kill between moving the files into place and recording them: nothing names
+    # the files, readers never see them, and the note written before publishing says so.
+    recorded = _ingest_one_cell(env, tmp_path, "K0003")
+    lake_files = set(env.lake_dir.rglob("*.parquet"))
+    cells = tmp_path / "killed.csv"
+    cells.write_text(
+        f"cell_id,site_id,longitude,latitude,city_code,technology\nK0005,S1,112.5,37.8,{CITY},4G\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_BETWEEN_FILES_AND_RECORD, str(env.data_dir), str(cells)],
+        check=False,
+        capture_output=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (note,) = (env.lake_dir / "_pending").glob("*.json")
+    left = set(env.lake_dir.rglob("*.parquet")) - lake_files
+    assert left, "the killed ingest had published its files"
+    # A note of an ingest killed after its commit, and a file no note names (a state DB
+    # that is not this lake's would name none): neither costs a recorded file.
     with session_scope(env) as session:
-        assert session.get(Submission, recorded.id).lake_path
+        named_id = session.get(Submission, recorded.id).file_id
+    stale_note = env.lake_dir / "_pending" / f"{named_id}.json"
+    stale_note.write_text(note.read_text())
+    unnoted = env.lake_dir / "_errors" / f"{uuid.uuid4().hex}.parquet"
+    unnoted.parent.mkdir(parents=True, exist_ok=True)
+    unnoted.write_bytes(b"PAR1")
+    day_and_more = time.time() - 25 * 3600
+    for path in (note, stale_note, unnoted):
+        os.utime(path, (day_and_more, day_and_more))
+
+    assert _ingest_one_cell(env, tmp_path, "K0004").status == "accepted"  # the sweep runs first
+    assert not any(p.exists() for p in left)
+    assert not note.exists()
+    assert not stale_note.exists()
+    assert unnoted.exists()
+    with session_scope(env) as session:
+        kept = lake.current_files(session, env, "cells", operators=["CBN"])
+        assert kept
+        assert all(f.exists() for f in kept)
+        assert (env.lake_dir / session.get(Submission, recorded.id).lake_path).exists()
 
 
 def test_an_error_after_the_record_is_committed_keeps_its_files(

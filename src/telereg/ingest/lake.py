@@ -6,6 +6,7 @@ Layout under ``<data_dir>/lake``::
     _quarantine/<dataset>/<file_id>.parquet                       rejected rows
     _errors/<file_id>.parquet                                     one row per broken rule
     _staging/<uuid>/                                              finished files, unpublished
+    _pending/<file_id>.json                                       files published, not yet recorded
 
 Work on clear values (a GBK file transcoded to UTF-8, DuckDB's spill) happens in
 ``<data_dir>/scratch/<uuid>/``, outside the lake, which holds pseudonymised data only.
@@ -18,6 +19,7 @@ and files of an interrupted ingest are never read.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 import uuid
@@ -86,41 +88,58 @@ def sweep_leftovers(settings: Settings, *, older_than_s: float = 24 * 3600) -> i
     """Remove what interrupted ingests left behind, once it is ``older_than_s``; returns how many.
 
     That is their staging and scratch directories, and the files of an ingest killed
-    between publishing them and recording its submission: files in the lake that no
-    submission names. An ingest records its submission within moments of publishing,
-    so a day-old file that none names will never be named. (The vault chunk of such an
-    ingest stays: the same file sent again finds its identifiers known and stores none.)
+    between publishing them and recording its submission. Such an ingest left the note it
+    wrote before publishing (``_pending/<file_id>.json``, naming its files); the files are
+    removed only when the state DB answers that no submission names that file id. Files
+    with no note are never touched, so a state DB that does not match the lake (a wrong
+    URL, an older restore) costs nothing. (The vault chunk of such an ingest stays: the
+    same file sent again finds its identifiers known and stores none.)
     """
     cutoff = time.time() - older_than_s
     removed = 0
     for root in (_staging_root(settings), _scratch_root(settings)):
         if not root.is_dir():
             continue
-        stale = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
-        for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
-        removed += len(stale)
-    orphans = _orphans(settings, cutoff)
-    _remove(orphans)
-    return removed + len(orphans)
+        for path in root.iterdir():
+            with contextlib.suppress(FileNotFoundError):  # another ingest swept it first
+                if path.is_dir() and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed += 1
+    return removed + _sweep_unrecorded(settings, cutoff)
 
 
-def _orphans(settings: Settings, cutoff: float) -> list[Path]:
-    """Published files older than ``cutoff`` whose file id no submission names."""
-    lake_dir = settings.lake_dir
-    if not lake_dir.is_dir():
-        return []
-    published = [
-        *lake_dir.glob("*/operator=*/period=*/*.parquet"),
-        *lake_dir.glob("_quarantine/*/*.parquet"),
-        *lake_dir.glob("_errors/*.parquet"),
-    ]
-    old = [p for p in published if p.stat().st_mtime < cutoff]
-    if not old:
-        return []
-    with session_scope(settings) as session:
-        named = set(session.scalars(select(Submission.file_id).where(Submission.file_id != "")))
-    return [p for p in old if p.stem not in named]
+def _pending_root(settings: Settings) -> Path:
+    return settings.lake_dir / "_pending"
+
+
+def _pending_note(settings: Settings, file_id: str) -> Path:
+    return _pending_root(settings) / f"{file_id}.json"
+
+
+def _sweep_unrecorded(settings: Settings, cutoff: float) -> int:
+    """Files of notes older than ``cutoff`` whose file id no submission names: removed."""
+    root = _pending_root(settings)
+    if not root.is_dir():
+        return 0
+    notes = []
+    for note in root.glob("*.json"):
+        with contextlib.suppress(FileNotFoundError):
+            if note.stat().st_mtime < cutoff:
+                notes.append(note)
+    removed = 0
+    for note in notes:
+        named = _maybe_named(settings, note.stem, trust_an_empty_table=False)
+        if named is False:
+            try:
+                listed = json.loads(note.read_text())["files"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a note it cannot read names nothing it may remove
+            paths = [settings.lake_dir / p for p in listed if ".." not in Path(p).parts]
+            _remove(paths)
+            removed += len(paths)
+        if named is not None:
+            note.unlink(missing_ok=True)
+    return removed
 
 
 def publish(staged: Path, final: Path) -> None:
@@ -142,24 +161,42 @@ def withdrawn_unless_recorded(
     error); the files are removed only when it answers that none does. An orphan is
     harmless, a submission without its files is not.
     """
+    note = _pending_note(settings, file_id)
+    note.parent.mkdir(parents=True, exist_ok=True)
+    staged = note.with_suffix(".tmp")
+    staged.write_text(
+        json.dumps({"files": [str(p.relative_to(settings.lake_dir)) for p in published]})
+    )
+    staged.replace(note)
     named: list[bool] = []
     try:
         yield named.append
     except BaseException:
-        if not _maybe_named(settings, file_id):
+        answer = _maybe_named(settings, file_id, trust_an_empty_table=True)
+        if answer is False:
             _remove(published)
+        if answer is not None:  # unanswered: the note stays for the sweep to ask again
+            note.unlink(missing_ok=True)
         raise
     if named == [False]:
         _remove(published)
+    note.unlink(missing_ok=True)
 
 
-def _maybe_named(settings: Settings, file_id: str) -> bool:
-    """False only when the state DB says that no submission names ``file_id``."""
+def _maybe_named(settings: Settings, file_id: str, *, trust_an_empty_table: bool) -> bool | None:
+    """Whether a submission names ``file_id``; None when the state DB does not answer.
+
+    Days later, an empty submissions table is no answer either: it is more likely a state
+    DB that is not this lake's (a new one, a wrong URL) than one that forgot an ingest.
+    """
     try:
         with session_scope(settings) as session:
+            empty = session.scalar(select(Submission.id).limit(1)) is None
+            if empty and not trust_an_empty_table:
+                return None
             found = session.scalar(select(Submission.id).where(Submission.file_id == file_id))
     except Exception:  # noqa: BLE001 - an unanswered question keeps the files
-        return True
+        return None
     return found is not None
 
 
