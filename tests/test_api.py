@@ -76,6 +76,7 @@ CALLS: list[tuple[str, str, dict[str, Any] | None, Permission | None]] = [
     ("POST", "/api/v1/fraud/scans?period=2021-11", None, Permission.ANALYSIS_RUN),
     ("GET", "/api/v1/jobs", None, Permission.ANALYSIS_RUN),
     ("GET", "/api/v1/jobs/999999", None, Permission.ANALYSIS_RUN),
+    ("POST", "/api/v1/jobs/999999/cancel", None, Permission.ANALYSIS_RUN),
     (
         "POST",
         "/api/v1/fraud/cases/999999/moves",

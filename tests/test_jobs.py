@@ -8,13 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from telereg import registry
 from telereg.core import accounts, jobs
@@ -93,19 +94,23 @@ def _wait(site: Site, job_id: int, *, until: tuple[str, ...]) -> dict:
     pytest.fail(f"job {job_id} did not reach {until} within {DONE_WITHIN_S} s: {job}")
 
 
-def _process_of(job_id: int) -> int:
-    """The pid of the process running job ``job_id`` (Linux: read from /proc)."""
-    wanted = ["jobs", "run", str(job_id)]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        if any(args[i : i + 3] == wanted for i in range(len(args))):
-            return int(entry.name)
-    pytest.fail(f"no process runs job {job_id}")
+def _process_of(settings: Settings, job_id: int) -> int:
+    """The pid of the process running job ``job_id``, as it wrote it into its lock file."""
+    deadline = time.monotonic() + DONE_WITHIN_S
+    while time.monotonic() < deadline:
+        with session_scope(settings) as session:
+            pid = jobs.pid_of(settings, session.get(Job, job_id))
+        if pid is not None:
+            return pid
+        time.sleep(0.1)
+    pytest.fail(f"job {job_id}'s process did not start within {DONE_WITHIN_S} s")
+
+
+def _until_gone(pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists(), f"process {pid} is still there"
 
 
 def _actions(settings: Settings, job_id: int) -> list[str]:
@@ -184,23 +189,20 @@ def test_a_killed_job_is_marked_interrupted_and_earlier_results_stay(calls_site:
 
     job = site.client.post("/api/v1/fraud/scans?period=2021-11", headers=site.as_role("analyst"))
     job_id = job.json()["id"]
-    pid = _process_of(job_id)
-    time.sleep(1)  # its process started and waits for the slot the test holds
+    pid = _process_of(settings, job_id)  # started, and waiting for the slot the test holds
     assert _wait(site, job_id, until=("queued",))["status"] == "queued"
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _until_gone(pid)
 
     gone = _wait(site, job_id, until=("interrupted",))
-    assert "ended without recording a result" in gone["message"]
+    assert gone["message"] == jobs.INTERRUPTED_MESSAGE
     assert gone["finished_at"] is not None
     assert summary.read_bytes() == before
     assert _actions(settings, job_id) == ["job.submitted", "job.interrupted"]
     # Interrupted, it no longer holds the month: a new request starts a new job.
     again = site.client.post("/api/v1/fraud/scans?period=2021-11", headers=site.as_role("analyst"))
     assert again.json()["id"] != job_id
-    os.kill(_process_of(again.json()["id"]), signal.SIGKILL)
+    os.kill(_process_of(settings, again.json()["id"]), signal.SIGKILL)
 
 
 def test_a_job_waits_for_a_slot_and_runs_as_its_user_is_then(
@@ -210,7 +212,7 @@ def test_a_job_waits_for_a_slot_and_runs_as_its_user_is_then(
     job_id = site.client.post(
         "/api/v1/fraud/scans?period=2021-11", headers=site.as_role("analyst")
     ).json()["id"]
-    time.sleep(1.5)
+    _process_of(settings, job_id)  # started, and waiting for the slot the test holds
     assert _wait(site, job_id, until=("queued",))["started_at"] is None
     with session_scope(settings) as session:
         accounts.disable_user(session, principal=ROOT, username="ann", reason="left")
@@ -323,10 +325,135 @@ def test_a_failing_job_says_why_and_where_it_stopped(site: Site) -> None:
     assert outcomes["input"].message == "cdr.csv: row 7 is not a call"
     assert outcomes["input"].stage == "checking"
     assert outcomes["code"].message.startswith("internal error (ZeroDivisionError)")
-    assert str(jobs.log_path(settings, outcomes["code"])) in outcomes["code"].message
+    assert f"jobs/{outcomes['code'].key}.log" in outcomes["code"].message
     with pytest.raises(ConflictError, match="is failed, not queued"):
         jobs.run(settings, job_id=outcomes["input"].id, lock_fd=None, kinds=kinds)
     site.login(site.client, "ada", PASSWORD)
     page = site.client.get(f"/jobs/{outcomes['input'].id}").text
     assert 'id="job-stage">checking<' in page
     assert "row 7 is not a call" in page
+
+
+def test_two_requests_for_one_month_at_once_start_one_job(
+    calls_site: Site, slot_taken: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = calls_site.settings
+    real_refresh = jobs.refresh
+
+    def slow_refresh(session, settings) -> int:  # widens the window between look and insert
+        found = real_refresh(session, settings)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(jobs, "refresh", slow_refresh)
+    made: list[int] = []
+
+    def request() -> None:
+        with session_scope(settings) as session:
+            job = jobs.submit(
+                session,
+                settings,
+                principal=ROOT,
+                kind=fraud.SCAN_JOB_NAME,
+                job_kind=fraud.SCAN_JOB,
+                params={"period": "2021-11"},
+            )
+            made.append(job.id)
+
+    both = [threading.Thread(target=request) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    assert len(made) == 2
+    assert made[0] == made[1]
+    with session_scope(settings) as session:
+        assert session.query(Job).count() == 1
+    with session_scope(settings) as session:
+        jobs.cancel(session, settings, principal=ROOT, job_id=made[0])
+
+
+def test_a_job_is_cancelled_by_its_requester_or_an_administrator(
+    calls_site: Site, slot_taken: Callable[[], None]
+) -> None:
+    site, settings = calls_site, calls_site.settings
+    with session_scope(settings) as session:
+        fraud.scan(session, settings=settings, principal=ROOT, period="2021-11")
+    summary = fraud.results_dir(settings, "2021-11") / "summary.json"
+    before = summary.read_bytes()
+    ann, ada = site.as_role("analyst"), site.as_role("admin")
+    mine = site.client.post("/api/v1/fraud/scans?period=2021-11", headers=ann).json()["id"]
+    pid = _process_of(settings, mine)
+    # Only its requester or an administrator may stop it; nobody else may even see it.
+    operator = site.as_role("operator")
+    assert site.client.post(f"/api/v1/jobs/{mine}/cancel", headers=operator).status_code == 403
+    stopped = site.client.post(f"/api/v1/jobs/{mine}/cancel", headers=ann)
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["status"] == "cancelled"
+    assert stopped.json()["message"] == jobs.CANCELLED_MESSAGE
+    _until_gone(pid)  # told to stop, its process ended
+    with session_scope(settings) as session:
+        key = session.get(Job, mine).key
+    assert not (jobs.jobs_dir(settings) / f"{key}.lock").exists()
+    assert summary.read_bytes() == before
+    assert _actions(settings, mine) == ["job.submitted", "job.cancelled"]
+    with session_scope(settings) as session:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "job.cancelled")
+        ).one()
+        assert entry.actor == "ann"
+    again = site.client.post(f"/api/v1/jobs/{mine}/cancel", headers=ann)
+    assert again.status_code == 409
+    assert "only a queued or running job" in again.json()["detail"]
+
+    theirs = site.client.post("/api/v1/fraud/scans?period=2021-11", headers=ann).json()["id"]
+    _process_of(settings, theirs)
+    site.login(site.client, "ada", PASSWORD)
+    page = site.client.get(f"/jobs/{theirs}")
+    assert 'id="job-cancel"' in page.text
+    site.client.post(f"/jobs/{theirs}/cancel", data={"csrf_token": csrf_of(page.text)})
+    assert site.client.get(f"/api/v1/jobs/{theirs}", headers=ada).json()["status"] == "cancelled"
+    assert 'id="job-cancel"' not in site.client.get(f"/jobs/{theirs}").text
+
+
+def test_a_job_that_finishes_after_it_was_marked_ended_keeps_that_mark(site: Site) -> None:
+    settings = site.settings
+
+    def work(_session, settings, _principal, params, _progress) -> dict:
+        # Meanwhile, someone else records the job as ended (a cancel, a refresh).
+        with session_scope(settings) as other:
+            other.execute(update(Job).where(Job.id == params["me"]).values(status="interrupted"))
+        return {"done": True}
+
+    kinds = {
+        "test.work": jobs.JobKind(
+            permission=Permission.ANALYSIS_RUN, run=work, check=lambda *_args: None
+        )
+    }
+    with session_scope(settings) as session:
+        job = Job(
+            key=uuid.uuid4().hex,
+            kind="test.work",
+            params={},
+            status="queued",
+            stage="",
+            requested_by="cli:pytest",
+            message="",
+            result={},
+        )
+        session.add(job)
+        session.flush()
+        job.params = {"me": job.id}
+    ended = jobs.run(settings, job_id=job.id, lock_fd=None, kinds=kinds)
+    assert ended.status == "interrupted"
+    assert ended.result == {}
+    assert "job.succeeded" not in _actions(settings, job.id)
+
+
+def test_the_fixed_messages_of_jobs_are_translated() -> None:
+    from telereg.core.i18n import translations
+    from telereg.web.terms import JOB_MESSAGES
+
+    assert JOB_MESSAGES == (jobs.INTERRUPTED_MESSAGE, jobs.CANCELLED_MESSAGE)
+    for message in JOB_MESSAGES:
+        assert translations("zh_CN").gettext(message) != message

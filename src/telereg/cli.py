@@ -575,6 +575,17 @@ def jobs_run(
         raise typer.Exit(1)
 
 
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: int, data_dir: DataDir = None) -> None:
+    """Stop a queued or running job; the month keeps the results it had."""
+    from telereg.core import jobs
+
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        job = jobs.cancel(session, settings, principal=_me(), job_id=job_id)
+        out.print(f"job {job.id} {job.status}")
+
+
 @users_app.command("list")
 def users_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List users with their role, binding and status."""

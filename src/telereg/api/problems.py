@@ -16,6 +16,7 @@ from telereg.core.errors import (
     CsrfError,
     EngineError,
     InputError,
+    JobStartError,
     LoginThrottledError,
     NotFoundError,
     PayloadTooLargeError,
@@ -37,6 +38,7 @@ STATUS_BY_ERROR: tuple[tuple[type[TeleregError], int], ...] = (
     (AuditLogError, 403),
     (ConfigurationError, 500),
     (EngineError, 503),
+    (JobStartError, 503),
 )
 
 

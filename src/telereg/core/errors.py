@@ -104,3 +104,10 @@ class EngineError(TeleregError):
 
     code = "engine"
     user_error = False
+
+
+class JobStartError(TeleregError):
+    """A job was queued but its process could not be started."""
+
+    code = "job-start"
+    user_error = False

@@ -9,22 +9,28 @@ crashed, the machine restarted) and is marked interrupted; its work, which
 stores its results atomically, left the earlier results as they were.
 
 At most ``jobs_max_running`` jobs run at once: each waits, queued, for one of as
-many slot locks. The kinds of job and what runs them are plugged in by the
+many slot locks. A job's process writes its pid into its lock file, so that a
+job can be cancelled. The kinds of job and what runs them are plugged in by the
 composition root (``telereg.registry``), so this module knows no domain.
+
+Everything here assumes that jobs run on the machine whose data dir they use:
+``flock`` locks are not shared between machines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -39,6 +45,7 @@ from telereg.core.auth import principal_of
 from telereg.core.db import session_scope, utcnow
 from telereg.core.errors import (
     ConflictError,
+    JobStartError,
     NotFoundError,
     PermissionDeniedError,
     TeleregError,
@@ -57,13 +64,22 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
 
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+#: The fixed messages of a job (the web translates them; keep ``web.terms`` in step).
 INTERRUPTED_MESSAGE = (
-    "the job's process ended without recording a result (killed, crashed or the machine "
-    "restarted); its earlier results are unchanged; start it again"
+    "The job's process ended without recording a result (killed, out of memory or the "
+    "machine restarted). Start it again."
 )
+CANCELLED_MESSAGE = "Cancelled before it finished. Start it again if it is still needed."
+
+
+class _Cancelled(BaseException):
+    """Raised in a job's process when it is told to stop (SIGTERM)."""
+
+
 #: Seconds between a waiting job's attempts at a free slot.
 SLOT_POLL_SECONDS = 0.5
 
@@ -112,48 +128,70 @@ def submit(
     """
     principal.require(job_kind.permission)
     job_kind.check(session, settings, params)
-    refresh(session, settings)
-    for job in session.scalars(select(Job).where(Job.kind == kind, Job.status.in_(ACTIVE))):
-        if job.params == params:
-            return job
     key = uuid.uuid4().hex
     lock = os.open(jobs_dir(settings) / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a new file: nobody else holds it
-        job = Job(
-            key=key,
-            kind=kind,
-            params=params,
-            status=JobStatus.QUEUED.value,
-            stage="",
-            requested_by=principal.name,
-            user_id=principal.user_id,
-            message="",
-            result={},
-        )
-        session.add(job)
-        session.flush()
-        audit.record(
-            session,
-            actor=principal.name,
-            action="job.submitted",
-            objects=[f"job:{job.id}"],
-            detail={"kind": kind, "params": params},
-        )
-        session.commit()
+        with _submitting(settings):
+            # One submit at a time: two requests for one month cannot both miss the other.
+            session.commit()  # so that what others committed is seen
+            refresh(session, settings)
+            for job in session.scalars(select(Job).where(Job.kind == kind, Job.status.in_(ACTIVE))):
+                if job.params == params:
+                    os.close(lock)
+                    lock = -1
+                    (jobs_dir(settings) / f"{key}.lock").unlink(missing_ok=True)
+                    return job
+            job = _queued(session, principal=principal, key=key, kind=kind, params=params)
         try:
             _spawn(settings, job, lock)
         except OSError as err:
-            _finish(
-                session,
-                job,
-                JobStatus.FAILED,
-                message=f"could not start the job's process: {err}",
-                result={},
-            )
-            session.commit()
+            message = f"could not start the job's process ({err.strerror or err})"
+            if _finish(session, job, JobStatus.FAILED, message=message, result={}):
+                session.commit()
+            (jobs_dir(settings) / f"{key}.lock").unlink(missing_ok=True)
+            raise JobStartError(message, where=f"job {job.id}") from err
     finally:
-        os.close(lock)
+        if lock >= 0:
+            os.close(lock)
+    return job
+
+
+@contextlib.contextmanager
+def _submitting(settings: Settings) -> Iterator[None]:
+    guard = os.open(jobs_dir(settings) / "submit.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(guard)
+
+
+def _queued(
+    session: Session, *, principal: Principal, key: str, kind: str, params: dict[str, Any]
+) -> Job:
+    """The new job's row, audited and committed."""
+    job = Job(
+        key=key,
+        kind=kind,
+        params=params,
+        status=JobStatus.QUEUED.value,
+        stage="",
+        requested_by=principal.name,
+        user_id=principal.user_id,
+        message="",
+        result={},
+    )
+    session.add(job)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.name,
+        action="job.submitted",
+        objects=[f"job:{job.id}"],
+        detail={"kind": kind, "params": params},
+    )
+    session.commit()
     return job
 
 
@@ -189,8 +227,14 @@ def run(
         if job.status != JobStatus.QUEUED.value:
             raise ConflictError(f"job {job_id} is {job.status}, not queued")
     lock = lock_fd if lock_fd is not None else _take_own_lock(settings, job)
-    slot = _take_slot(settings)
+    os.ftruncate(lock, 0)
+    os.pwrite(lock, str(os.getpid()).encode(), 0)  # whoever cancels it signals this process
+    # Told to stop (see cancel), it unwinds: the work's transaction rolls back, the lock goes.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if main else None
+    slot = -1
     try:
+        slot = _take_slot(settings)
         with session_scope(settings) as session:
             started = session.execute(
                 update(Job)
@@ -205,11 +249,23 @@ def run(
             assert current is not None
             _finish(session, current, status, message=message, result=result)
             job = current
+    except _Cancelled:
+        with session_scope(settings) as session:
+            current = session.get(Job, job_id)
+            assert current is not None
+            job = current
     finally:
-        os.close(slot)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        if slot >= 0:
+            os.close(slot)
         (jobs_dir(settings) / f"{job.key}.lock").unlink(missing_ok=True)
         os.close(lock)
     return job
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise _Cancelled
 
 
 def _work(
@@ -228,9 +284,10 @@ def _work(
     except Exception as err:  # noqa: BLE001 - any failure is recorded, with its trace in the log
         traceback.print_exc()
         sys.stdout.flush()
+        where = f"jobs/{job.key}.log in the data dir"
         return (
             JobStatus.FAILED,
-            f"internal error ({type(err).__name__}); the details are in {log_path(settings, job)}",
+            f"internal error ({type(err).__name__}); its trace is in the job's log ({where})",
             {},
         )
     return JobStatus.SUCCEEDED, "", result
@@ -271,19 +328,89 @@ def _principal_of(session: Session, job: Job) -> Principal:
 
 
 def _finish(
-    session: Session, job: Job, status: JobStatus, *, message: str, result: dict[str, Any]
-) -> None:
-    job.status = status.value
-    job.finished_at = utcnow()
-    job.message = message
-    job.result = result
+    session: Session,
+    job: Job,
+    status: JobStatus,
+    *,
+    message: str,
+    result: dict[str, Any],
+    actor: str | None = None,
+) -> bool:
+    """Record how ``job`` ended, unless it ended already (cancelled, found interrupted).
+
+    Returns whether this call recorded it.
+    """
+    ended = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.in_(ACTIVE))
+        .values(status=status.value, finished_at=utcnow(), message=message, result=result)
+        .execution_options(synchronize_session=False)
+    )
+    if not ended.rowcount:  # type: ignore[attr-defined]
+        session.refresh(job)
+        return False
     audit.record(
         session,
-        actor=job.requested_by,
+        actor=actor or job.requested_by,
         action=f"job.{status.value}",
         objects=[f"job:{job.id}"],
         detail={"kind": job.kind, "params": job.params, "message": message},
     )
+    session.flush()
+    session.refresh(job)
+    return True
+
+
+def cancel(session: Session, settings: Settings, *, principal: Principal, job_id: int) -> Job:
+    """Stop a queued or running job: recorded as cancelled, its process told to end.
+
+    Its requester and administrators may cancel it. A scan stops where it is; the
+    month keeps the results it had (a scan replaces them whole, at its end).
+    """
+    job = get(session, settings, principal=principal, job_id=job_id)
+    if principal.name != job.requested_by and principal.role is not Role.ADMIN:
+        raise PermissionDeniedError(
+            f"job {job_id} is {job.requested_by}'s; only they or an administrator may cancel it"
+        )
+    pid = pid_of(settings, job)
+    if not _finish(
+        session,
+        job,
+        JobStatus.CANCELLED,
+        message=CANCELLED_MESSAGE,
+        result={},
+        actor=principal.name,
+    ):
+        raise ConflictError(f"job {job_id} is {job.status}; only a queued or running job can stop")
+    session.commit()
+    if pid is not None:
+        try:
+            # Started by submit, the job's process leads its own group: what it started
+            # (Spark's JVM) stops too. Started by hand, it may not lead one.
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    return job
+
+
+def pid_of(settings: Settings, job: Job) -> int | None:
+    """The pid of ``job``'s process while it holds its lock; None when there is none (yet)."""
+    path = jobs_dir(settings) / f"{job.key}.lock"
+    try:
+        lock = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(lock, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(lock)
 
 
 def _take_own_lock(settings: Settings, job: Job) -> int:
@@ -346,6 +473,7 @@ def refresh(session: Session, settings: Settings) -> int:
         )
         if gone.rowcount:  # type: ignore[attr-defined]
             marked += 1
+            (jobs_dir(settings) / f"{job.key}.lock").unlink(missing_ok=True)
             audit.record(
                 session,
                 actor="system",

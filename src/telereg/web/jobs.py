@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.core import jobs
-from telereg.core.permissions import Permission
+from telereg.core.errors import TeleregError
+from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
-from telereg.web.deps import require_page
+from telereg.web.deps import Csrf, FormError, refused, require_page
 from telereg.web.templating import render
 from telereg.web.terms import JOB_RESULT_LABELS, JOB_STAGES
 
@@ -47,12 +48,37 @@ def job_list(
 
 @router.get("/{job_id}", response_class=HTMLResponse)
 def job_page(
-    job_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Runner
+    job_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Runner,
+    error: FormError,
 ) -> Response:
     job = _shown(jobs.describe(jobs.get(session, settings, principal=principal, job_id=job_id)))
-    refresh = REFRESH_SECONDS if job["status"] in jobs.ACTIVE else None
+    active = job["status"] in jobs.ACTIVE
+    refresh = REFRESH_SECONDS if active else None
+    may_cancel = active and (principal.name == job["requested_by"] or principal.role is Role.ADMIN)
     return render(
         request,
         "jobs/job.html",
-        {"job": job, "refresh": refresh, "labels": JOB_RESULT_LABELS, "stages": JOB_STAGES},
+        {
+            "job": job,
+            "refresh": refresh,
+            "labels": JOB_RESULT_LABELS,
+            "stages": JOB_STAGES,
+            "may_cancel": may_cancel,
+            "error": error,
+        },
     )
+
+
+@router.post("/{job_id}/cancel", dependencies=[Csrf])
+def cancel_job(
+    job_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Runner
+) -> Response:
+    try:
+        jobs.cancel(session, settings, principal=principal, job_id=job_id)
+    except TeleregError as err:
+        return refused(request, err, back=f"/jobs/{job_id}")
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)

@@ -25,7 +25,22 @@ TARGET_INDICATORS = (
 )
 OBSTACLE_KINDS = (N_("planning"), N_("power"), N_("land"), N_("approval"), N_("works"))
 JOB_KINDS = (N_("fraud.scan"),)
-JOB_STATUSES = (N_("queued"), N_("running"), N_("succeeded"), N_("failed"), N_("interrupted"))
+JOB_STATUSES = (
+    N_("queued"),
+    N_("running"),
+    N_("succeeded"),
+    N_("failed"),
+    N_("interrupted"),
+    N_("cancelled"),
+)
+#: ``core.jobs``' fixed messages, word for word (a test keeps them in step).
+JOB_MESSAGES = (
+    N_(
+        "The job's process ended without recording a result (killed, out of memory or the "
+        "machine restarted). Start it again."
+    ),
+    N_("Cancelled before it finished. Start it again if it is still needed."),
+)
 #: The steps a job reports (a fraud scan's: ``fraud.service.SCAN_STAGES``) → the words shown.
 JOB_STAGES = {
     "lines": N_("scoring lines"),

@@ -32,3 +32,15 @@ def list_jobs(
 @router.get("/jobs/{job_id}", summary="One job: its status and, once it succeeded, its result")
 def get_job(session: SessionDep, settings: SettingsDep, principal: Runner, job_id: int) -> JobOut:
     return JobOut(**jobs.describe(jobs.get(session, settings, principal=principal, job_id=job_id)))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    summary="Stop a queued or running job (its requester or an administrator)",
+)
+def cancel_job(
+    session: SessionDep, settings: SettingsDep, principal: Runner, job_id: int
+) -> JobOut:
+    return JobOut(
+        **jobs.describe(jobs.cancel(session, settings, principal=principal, job_id=job_id))
+    )
