@@ -5,8 +5,9 @@ process that submits a job creates the lock file and locks it before the row is
 committed, hands the open file to the job's process and closes its own copy:
 from then on the lock is held exactly as long as the job's process lives. A job
 still queued or running whose lock can be taken has lost its process (killed,
-crashed, the machine restarted) and is marked interrupted; its work, which
-stores its results atomically, left the earlier results as they were.
+crashed, the machine restarted) and is marked interrupted. Whatever ends a job
+first (its process, a cancel, the discovery that its process is gone) is what
+the job records: a later ending changes nothing.
 
 At most ``jobs_max_running`` jobs run at once: each waits, queued, for one of as
 many slot locks. A job's process writes its pid into its lock file, so that a
@@ -90,9 +91,8 @@ class JobKind:
 
     ``run(session, settings, principal, params, progress)`` does the work in the job's
     process, tells ``progress`` each step it begins, and returns its result as
-    JSON-ready data. ``check`` runs in the submitting
-    request, so that what is certain to fail (no data for the month) is refused
-    there rather than queued.
+    JSON-ready data. ``check`` runs in the submitting request, so that what is
+    certain to fail (no data for the month) is refused there rather than queued.
     """
 
     permission: Permission
@@ -361,6 +361,11 @@ def _finish(
     return True
 
 
+def may_cancel(principal: Principal, requested_by: str) -> bool:
+    """Whether ``principal`` may cancel a job ``requested_by`` asked for: they or an admin."""
+    return principal.name == requested_by or principal.role is Role.ADMIN
+
+
 def cancel(session: Session, settings: Settings, *, principal: Principal, job_id: int) -> Job:
     """Stop a queued or running job: recorded as cancelled, its process told to end.
 
@@ -368,7 +373,7 @@ def cancel(session: Session, settings: Settings, *, principal: Principal, job_id
     month keeps the results it had (a scan replaces them whole, at its end).
     """
     job = get(session, settings, principal=principal, job_id=job_id)
-    if principal.name != job.requested_by and principal.role is not Role.ADMIN:
+    if not may_cancel(principal, job.requested_by):
         raise PermissionDeniedError(
             f"job {job_id} is {job.requested_by}'s; only they or an administrator may cancel it"
         )

@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.core import jobs
 from telereg.core.errors import TeleregError
-from telereg.core.permissions import Permission, Role
+from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
+from telereg.domains.fraud import service as fraud
 from telereg.web.deps import Csrf, FormError, refused, require_page
 from telereg.web.templating import render
 from telereg.web.terms import JOB_RESULT_LABELS, JOB_STAGES
@@ -24,7 +25,7 @@ REFRESH_SECONDS = 3
 
 def result_page(job: dict[str, Any]) -> str | None:
     """Where a finished job's results are shown, if they are."""
-    if job["kind"] == "fraud.scan" and job["status"] == jobs.JobStatus.SUCCEEDED:
+    if job["kind"] == fraud.SCAN_JOB_NAME and job["status"] == jobs.JobStatus.SUCCEEDED:
         return f"/fraud?period={job['params']['period']}"
     return None
 
@@ -58,7 +59,7 @@ def job_page(
     job = _shown(jobs.describe(jobs.get(session, settings, principal=principal, job_id=job_id)))
     active = job["status"] in jobs.ACTIVE
     refresh = REFRESH_SECONDS if active else None
-    may_cancel = active and (principal.name == job["requested_by"] or principal.role is Role.ADMIN)
+    may_cancel = active and jobs.may_cancel(principal, job["requested_by"])
     return render(
         request,
         "jobs/job.html",
