@@ -457,3 +457,29 @@ def test_the_fixed_messages_of_jobs_are_translated() -> None:
     assert JOB_MESSAGES == (jobs.INTERRUPTED_MESSAGE, jobs.CANCELLED_MESSAGE)
     for message in JOB_MESSAGES:
         assert translations("zh_CN").gettext(message) != message
+
+
+_BUSY_IN_C = """
+import hashlib, signal, sys
+from telereg.core import jobs
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))  # as a job's handler: Python-level
+jobs.stop_within(1.0)
+print("ready", flush=True)
+# One long call into C that never lets Python run the handler (an engine query can be one).
+hashlib.sha256(bytes(12_000_000_000)).hexdigest()
+"""
+
+
+def test_a_process_told_to_stop_ends_within_its_grace_even_inside_a_long_call() -> None:
+    busy = subprocess.Popen([sys.executable, "-c", _BUSY_IN_C], stdout=subprocess.PIPE, text=True)
+    assert busy.stdout is not None
+    assert busy.stdout.readline().strip() == "ready"
+    time.sleep(0.5)  # inside the call
+    told = time.monotonic()
+    busy.send_signal(signal.SIGTERM)
+    busy.wait(timeout=120)
+    took = time.monotonic() - told
+    # Ended by the grace (128 + SIGTERM), not by the handler once the call returned (3).
+    assert busy.returncode == 128 + signal.SIGTERM, (busy.returncode, took)
+    assert took < 5

@@ -569,6 +569,7 @@ def jobs_run(
     from telereg import registry
     from telereg.core import jobs
 
+    jobs.stop_within(jobs.STOP_GRACE_SECONDS)
     job = jobs.run(_migrated(data_dir), job_id=job_id, lock_fd=lock_fd, kinds=registry.JOB_KINDS)
     out.print(f"job {job.id} {job.status}" + (f": {job.message}" if job.message else ""))
     if job.status != jobs.JobStatus.SUCCEEDED:

@@ -83,6 +83,8 @@ class _Cancelled(BaseException):
 
 #: Seconds between a waiting job's attempts at a free slot.
 SLOT_POLL_SECONDS = 0.5
+#: Seconds a job told to stop has to unwind before its process ends regardless.
+STOP_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +268,31 @@ def run(
 
 def _stop(_signum: int, _frame: object) -> None:
     raise _Cancelled
+
+
+def stop_within(grace: float) -> None:
+    """Make sure this process ends within ``grace`` seconds of being told to stop.
+
+    For a process that runs one job (``telereg jobs run``), called from its main thread.
+
+    Python runs a signal's handler only between its own instructions, and an engine
+    query can keep it from them for minutes. The C-level handler, though, writes the
+    signal to the wakeup pipe at once; a thread waiting on the pipe gives the handler
+    ``grace`` seconds to unwind the work, then ends the process. A cancelled job's end
+    is recorded before it is signalled, and its locks go with its process.
+    """
+    readable, writable = os.pipe()
+    os.set_blocking(writable, False)
+    signal.set_wakeup_fd(writable)
+
+    def watch() -> None:
+        while True:
+            told = os.read(readable, 1)
+            if told and told[0] in (signal.SIGTERM, signal.SIGINT):
+                time.sleep(grace)
+                os._exit(128 + told[0])
+
+    threading.Thread(target=watch, name="job-stop", daemon=True).start()
 
 
 def _work(
