@@ -134,7 +134,8 @@ def _sweep_unrecorded(settings: Settings, cutoff: float) -> int:
                 listed = json.loads(note.read_text())["files"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a note it cannot read names nothing it may remove
-            paths = [settings.lake_dir / p for p in listed if ".." not in Path(p).parts]
+            inside = [Path(p) for p in listed if not Path(p).is_absolute()]
+            paths = [settings.lake_dir / p for p in inside if ".." not in p.parts]
             _remove(paths)
             removed += len(paths)
         if named is not None:
