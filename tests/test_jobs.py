@@ -119,6 +119,31 @@ def _actions(settings: Settings, job_id: int) -> list[str]:
         return [r.action for r in rows if f"job:{job_id}" in r.objects]
 
 
+def _kinds_of(work: Callable[..., dict]) -> dict[str, jobs.JobKind]:
+    """A kind of job, ``test.work``, that does ``work``."""
+    kind = jobs.JobKind(
+        name="test.work", permission=Permission.ANALYSIS_RUN, run=work, check=lambda *_: None
+    )
+    return {kind.name: kind}
+
+
+def _run_by_hand(settings: Settings, work: Callable[..., dict], params: dict) -> Job:
+    """Queue a ``test.work`` job as a request would, then run it in this process by hand."""
+    with session_scope(settings) as session:
+        job = Job(
+            key=uuid.uuid4().hex,
+            kind="test.work",
+            params=params,
+            status="queued",
+            stage="",
+            requested_by="cli:pytest",
+            message="",
+            result={},
+        )
+        session.add(job)
+    return jobs.run(settings, job_id=job.id, lock_fd=None, kinds=_kinds_of(work))
+
+
 def test_settings_reach_the_job_process_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,6 +256,9 @@ def test_an_analyst_starts_a_scan_from_the_dashboard_and_follows_it(calls_site: 
     assert '<option value="2021-11">' in page.text
     csrf = csrf_of(page.text)
 
+    malformed = client.post("/fraud/scans", data={"period": "2021-13", "csrf_token": csrf})
+    assert malformed.status_code == 422
+    assert "period" in malformed.text
     nothing = client.post("/fraud/scans", data={"period": "2021-05", "csrf_token": csrf})
     assert nothing.url.path == "/fraud"
     assert "no call records for 2021-05" in nothing.text
@@ -244,7 +272,14 @@ def test_an_analyst_starts_a_scan_from_the_dashboard_and_follows_it(calls_site: 
     assert 'id="job-results"' in done.text
     assert 'href="/fraud?period=2021-11"' in done.text
     assert 'http-equiv="refresh"' not in done.text
-    assert f'href="/jobs/{job_id}"' in client.get("/jobs").text
+    listed = client.get("/jobs").text
+    assert f'href="/jobs/{job_id}"' in listed
+    assert "反诈扫描 2021-11" in listed  # Chinese by default
+    in_english = client.get("/lang/en?next=/jobs").text
+    assert "Fraud scan 2021-11" in in_english
+    assert "Succeeded" in in_english or "succeeded" in in_english
+    assert "Fraud scan" in client.get(f"/jobs/{job_id}").text
+    client.get("/lang/zh_CN?next=/jobs")
 
     site.login(client, "olu", PASSWORD)
     assert 'action="/fraud/scans"' not in client.get("/fraud").text
@@ -254,14 +289,7 @@ def test_an_analyst_starts_a_scan_from_the_dashboard_and_follows_it(calls_site: 
 def test_the_cli_lists_jobs_and_will_not_run_one_twice(calls_site: Site) -> None:
     settings = calls_site.settings
     with session_scope(settings) as session:
-        job = jobs.submit(
-            session,
-            settings,
-            principal=ROOT,
-            kind=fraud.SCAN_JOB_NAME,
-            job_kind=fraud.SCAN_JOB,
-            params={"period": "2021-11"},
-        )
+        job = fraud.start_scan(session, settings, principal=ROOT, period="2021-11")
     _wait(calls_site, job.id, until=("succeeded", "failed", "interrupted"))
     env = {**os.environ, **settings_environment(settings)}
     listed = subprocess.run(
@@ -299,27 +327,9 @@ def test_a_failing_job_says_why_and_where_it_stopped(site: Site) -> None:
             raise InputError("row 7 is not a call", where="cdr.csv")
         return {"rows": 1 // 0}
 
-    kinds = {
-        "test.work": jobs.JobKind(
-            permission=Permission.ANALYSIS_RUN, run=work, check=lambda *_args: None
-        )
+    outcomes = {
+        broken: _run_by_hand(settings, work, {"broken": broken}) for broken in ("input", "code")
     }
-    outcomes = {}
-    for broken in ("input", "code"):
-        # Queued as by a request whose process is then started by hand (`telereg jobs run`).
-        with session_scope(settings) as session:
-            job = Job(
-                key=uuid.uuid4().hex,
-                kind="test.work",
-                params={"broken": broken},
-                status="queued",
-                stage="",
-                requested_by="cli:pytest",
-                message="",
-                result={},
-            )
-            session.add(job)
-        outcomes[broken] = jobs.run(settings, job_id=job.id, lock_fd=None, kinds=kinds)
 
     assert outcomes["input"].status == "failed"
     assert outcomes["input"].message == "cdr.csv: row 7 is not a call"
@@ -327,7 +337,7 @@ def test_a_failing_job_says_why_and_where_it_stopped(site: Site) -> None:
     assert outcomes["code"].message.startswith("internal error (ZeroDivisionError)")
     assert f"jobs/{outcomes['code'].key}.log" in outcomes["code"].message
     with pytest.raises(ConflictError, match="is failed, not queued"):
-        jobs.run(settings, job_id=outcomes["input"].id, lock_fd=None, kinds=kinds)
+        jobs.run(settings, job_id=outcomes["input"].id, lock_fd=None, kinds=_kinds_of(work))
     site.login(site.client, "ada", PASSWORD)
     page = site.client.get(f"/jobs/{outcomes['input'].id}").text
     assert 'id="job-stage">checking<' in page
@@ -350,15 +360,7 @@ def test_two_requests_for_one_month_at_once_start_one_job(
 
     def request() -> None:
         with session_scope(settings) as session:
-            job = jobs.submit(
-                session,
-                settings,
-                principal=ROOT,
-                kind=fraud.SCAN_JOB_NAME,
-                job_kind=fraud.SCAN_JOB,
-                params={"period": "2021-11"},
-            )
-            made.append(job.id)
+            made.append(fraud.start_scan(session, settings, principal=ROOT, period="2021-11").id)
 
     both = [threading.Thread(target=request) for _ in range(2)]
     for thread in both:
@@ -419,35 +421,16 @@ def test_a_job_is_cancelled_by_its_requester_or_an_administrator(
 def test_a_job_that_finishes_after_it_was_marked_ended_keeps_that_mark(site: Site) -> None:
     settings = site.settings
 
-    def work(_session, settings, _principal, params, _progress) -> dict:
+    def work(_session, settings, _principal, _params, _progress) -> dict:
         # Meanwhile, someone else records the job as ended (a cancel, a refresh).
         with session_scope(settings) as other:
-            other.execute(update(Job).where(Job.id == params["me"]).values(status="interrupted"))
+            other.execute(update(Job).where(Job.status == "running").values(status="interrupted"))
         return {"done": True}
 
-    kinds = {
-        "test.work": jobs.JobKind(
-            permission=Permission.ANALYSIS_RUN, run=work, check=lambda *_args: None
-        )
-    }
-    with session_scope(settings) as session:
-        job = Job(
-            key=uuid.uuid4().hex,
-            kind="test.work",
-            params={},
-            status="queued",
-            stage="",
-            requested_by="cli:pytest",
-            message="",
-            result={},
-        )
-        session.add(job)
-        session.flush()
-        job.params = {"me": job.id}
-    ended = jobs.run(settings, job_id=job.id, lock_fd=None, kinds=kinds)
+    ended = _run_by_hand(settings, work, {})
     assert ended.status == "interrupted"
     assert ended.result == {}
-    assert "job.succeeded" not in _actions(settings, job.id)
+    assert "job.succeeded" not in _actions(settings, ended.id)
 
 
 def test_the_fixed_messages_of_jobs_are_translated() -> None:

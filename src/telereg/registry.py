@@ -57,4 +57,4 @@ def run_analyses(settings: Settings, *, principal: Principal) -> dict[str, list[
 
 
 #: The kinds of long work that run as jobs (``core.jobs``), by name.
-JOB_KINDS: dict[str, JobKind] = {fraud_service.SCAN_JOB_NAME: fraud_service.SCAN_JOB}
+JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (fraud_service.SCAN_JOB,)}

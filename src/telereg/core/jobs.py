@@ -89,7 +89,7 @@ STOP_GRACE_SECONDS = 10.0
 
 @dataclass(frozen=True, slots=True)
 class JobKind:
-    """One kind of job: the permission it needs and the function that does it.
+    """One kind of job: its name, the permission it needs and the function that does it.
 
     ``run(session, settings, principal, params, progress)`` does the work in the job's
     process, tells ``progress`` each step it begins, and returns its result as
@@ -97,6 +97,7 @@ class JobKind:
     certain to fail (no data for the month) is refused there rather than queued.
     """
 
+    name: str
     permission: Permission
     run: Callable[
         [Session, Settings, Principal, dict[str, Any], Callable[[str], None]], dict[str, Any]
@@ -119,11 +120,10 @@ def submit(
     settings: Settings,
     *,
     principal: Principal,
-    kind: str,
     job_kind: JobKind,
     params: dict[str, Any],
 ) -> Job:
-    """Queue ``kind`` with ``params`` and start its process; commits ``session``.
+    """Queue ``job_kind`` with ``params`` and start its process; commits ``session``.
 
     A job of the same kind and parameters that is already queued or running is
     returned instead of starting a second one.
@@ -138,13 +138,15 @@ def submit(
             # One submit at a time: two requests for one month cannot both miss the other.
             session.commit()  # so that what others committed is seen
             refresh(session, settings)
-            for job in session.scalars(select(Job).where(Job.kind == kind, Job.status.in_(ACTIVE))):
+            for job in session.scalars(
+                select(Job).where(Job.kind == job_kind.name, Job.status.in_(ACTIVE))
+            ):
                 if job.params == params:
                     os.close(lock)
                     lock = -1
                     (jobs_dir(settings) / f"{key}.lock").unlink(missing_ok=True)
                     return job
-            job = _queued(session, principal=principal, key=key, kind=kind, params=params)
+            job = _queued(session, principal=principal, key=key, kind=job_kind.name, params=params)
         try:
             _spawn(settings, job, lock)
         except OSError as err:

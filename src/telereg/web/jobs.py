@@ -15,7 +15,7 @@ from telereg.core.principal import Principal
 from telereg.domains.fraud import service as fraud
 from telereg.web.deps import Csrf, FormError, refused, require_page
 from telereg.web.templating import render
-from telereg.web.terms import JOB_RESULT_LABELS, JOB_STAGES
+from telereg.web.terms import JOB_KINDS, JOB_RESULT_LABELS, JOB_STAGES
 
 router = APIRouter(prefix="/jobs", include_in_schema=False)
 Runner = Annotated[Principal, require_page(Permission.ANALYSIS_RUN)]
@@ -25,13 +25,18 @@ REFRESH_SECONDS = 3
 
 def result_page(job: dict[str, Any]) -> str | None:
     """Where a finished job's results are shown, if they are."""
-    if job["kind"] == fraud.SCAN_JOB_NAME and job["status"] == jobs.JobStatus.SUCCEEDED:
+    if job["kind"] == fraud.SCAN_JOB.name and job["status"] == jobs.JobStatus.SUCCEEDED:
         return f"/fraud?period={job['params']['period']}"
     return None
 
 
 def _shown(job: dict[str, Any]) -> dict[str, Any]:
-    return {**job, "result_page": result_page(job)}
+    """A job with where its results are and what its kind is called (translated later)."""
+    return {
+        **job,
+        "result_page": result_page(job),
+        "title": JOB_KINDS.get(job["kind"], job["kind"]),
+    }
 
 
 @router.get("", response_class=HTMLResponse)

@@ -24,7 +24,8 @@ TARGET_INDICATORS = (
     N_("key_place_coverage"),
 )
 OBSTACLE_KINDS = (N_("planning"), N_("power"), N_("land"), N_("approval"), N_("works"))
-JOB_KINDS = (N_("fraud.scan"),)
+#: Kinds of job (``core.jobs``) → the words shown for them.
+JOB_KINDS = {"fraud.scan": N_("Fraud scan")}
 JOB_STATUSES = (
     N_("queued"),
     N_("running"),

@@ -50,14 +50,7 @@ def scan(
     period: Period,
     response: Response,
 ) -> JobOut:
-    job = jobs.submit(
-        session,
-        settings,
-        principal=principal,
-        kind=service.SCAN_JOB_NAME,
-        job_kind=service.SCAN_JOB,
-        params={"period": period},
-    )
+    job = service.start_scan(session, settings, principal=principal, period=period)
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     return JobOut(**jobs.describe(job))
 

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from telereg.api.deps import SessionDep, SettingsDep
-from telereg.core import jobs
 from telereg.core.errors import TeleregError
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
@@ -60,14 +59,7 @@ def start_scan(
 ) -> Response:
     """Start a month's scan as a job and follow it on the job's page."""
     try:
-        job = jobs.submit(
-            session,
-            settings,
-            principal=principal,
-            kind=service.SCAN_JOB_NAME,
-            job_kind=service.SCAN_JOB,
-            params={"period": period},
-        )
+        job = service.start_scan(session, settings, principal=principal, period=period)
     except TeleregError as err:
         return refused(request, err, back="/fraud")
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)

@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
-from telereg.core import audit, engine
+from telereg.core import audit, engine, jobs
 from telereg.core.errors import ConfigurationError, InputError, NotFoundError
 from telereg.core.jobs import JobKind
+from telereg.core.models import Job
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -398,8 +399,16 @@ def _check_scan_job(session: Session, settings: Settings, params: dict[str, Any]
 
 
 #: A month's scan run as a job (``core.jobs``): ``{"period": "YYYY-MM"}``.
-SCAN_JOB_NAME = "fraud.scan"
-SCAN_JOB = JobKind(permission=Permission.ANALYSIS_RUN, run=_scan_job, check=_check_scan_job)
+SCAN_JOB = JobKind(
+    name="fraud.scan", permission=Permission.ANALYSIS_RUN, run=_scan_job, check=_check_scan_job
+)
+
+
+def start_scan(session: Session, settings: Settings, *, principal: Principal, period: str) -> Job:
+    """Queue a scan of ``period`` as a job, or return the one already queued or running."""
+    return jobs.submit(
+        session, settings, principal=principal, job_kind=SCAN_JOB, params={"period": period}
+    )
 
 
 def _no_links() -> pd.DataFrame:
