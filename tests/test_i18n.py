@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from telereg.core import i18n
+from telereg.ingest import reasons
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "src/telereg/locale"
@@ -75,3 +77,35 @@ def test_language_selection() -> None:
     assert i18n.normalise_language("zh-Hans") == "zh_CN"
     assert i18n.normalise_language("en-US") == "en"
     assert i18n.normalise_language("fr") == "zh_CN"
+
+
+def test_every_message_template_keeps_its_fields_in_chinese() -> None:
+    chinese = {m.id: m.string for m in _catalog("zh_CN") if m.id}
+    fields = re.compile(r"\{([a-z_]+)\}")
+    for template in reasons.TEMPLATES:
+        assert chinese.get(template), f"no translation of {template!r}"
+        assert set(fields.findall(chinese[template])) == set(fields.findall(template)), template
+
+
+def test_stored_messages_are_shown_in_the_chosen_language() -> None:
+    catalogue = i18n.Catalogue(reasons.TEMPLATES)
+    message = "; ".join(
+        [
+            reasons.SOME_QUARANTINED.format(quarantined=3, total=120),
+            reasons.IGNORED_COLUMNS.format(columns="remark"),
+            "a note no template knows",
+        ]
+    )
+    assert catalogue.localise(message, "zh_CN") == (
+        "120 行中有 3 行被隔离; 已忽略未知列：remark; a note no template knows"
+    )
+    assert catalogue.localise(message, "en") == message
+    # A template with "; " inside it is matched whole; values are translated in turn.
+    missing = reasons.MISSING_COLUMNS.format(missing="caller", expected="caller, callee", found="x")
+    assert (
+        catalogue.localise(missing, "zh_CN") == "缺少必填列 caller；应有 caller, callee；实际为 x"
+    )
+    two = "; ".join([reasons.NOT_VALID.format(type="integer"), reasons.REQUIRED])
+    assert catalogue.localise(two, "zh_CN") == "不是有效的整数; 缺少必填值"
+    nested = reasons.UNKNOWN_VALUE.format(reference=reasons.REGION_CODE.format(level="county"))
+    assert catalogue.localise(nested, "zh_CN") == "未知值：在所配置地区的区县代码中找不到"

@@ -203,3 +203,63 @@ def test_the_api_description_still_shows_the_upload_form(site: Site) -> None:
         schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
     assert {"file", "dataset", "operator", "period", "crs"} <= set(schema["properties"])
     assert {"file", "dataset", "operator"} <= set(schema["required"])
+
+
+def test_reasons_are_shown_in_the_readers_language(site: Site) -> None:
+    """The record keeps English (the API's words); pages and their report translate it."""
+    body = CELLS + "C0004,S02,112.6,37.9,140100,6G\nC0001,S03,112.6,37.9,140100,4G\n"
+    record = upload(site, "operator", "CMCC", body=body).json()
+    assert "rows quarantined" in record["message"]
+    assert any("not one of: 2G, 4G, 5G" in k for k in record["errors_by_reason"])
+    browser = TestClient(site.client.app)
+    site.login(browser, "olu", PASSWORD)
+
+    page = browser.get(f"/data/submissions/{record['id']}").text
+    assert f"{record['rows_total']} 行中有 {record['rows_quarantined']} 行被隔离" in page
+    assert "latitude: 大于最大值 54" in page, "errors by reason, with the column's name"
+    assert "technology: 不在允许的取值中：2G, 4G, 5G" in page
+    assert "cell_id 重复：首次出现在第 2 行" in page, "a reason the engine completes"
+    assert "<td>格式不符合要求</td>" in page, "the quarantine viewer's reasons"
+    assert "rows quarantined" not in page
+    assert "not one of" not in page
+    report = browser.get(f"/data/submissions/{record['id']}/errors.csv")
+    rows = list(csv.reader(io.StringIO(report.text.lstrip("\ufeff"))))
+    assert rows[0] == ["行号", "列", "原因", "值"]
+    assert ["6", "cell_id", "cell_id 重复：首次出现在第 2 行", "C0001"] in rows
+    api = site.client.get(
+        f"/api/v1/submissions/{record['id']}/errors.csv", headers=site.as_role("operator")
+    ).text
+    assert "duplicate cell_id: first seen in row 2" in api, "the API's report stays English"
+
+    browser.get("/lang/en?next=/")
+    english = browser.get(f"/data/submissions/{record['id']}").text
+    assert "technology: not one of: 2G, 4G, 5G" in english
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                browser.get(f"/data/submissions/{record['id']}/errors.csv").text.lstrip("\ufeff")
+            )
+        )
+    )
+    assert rows[0] == ["row", "column", "reason", "value"]
+
+
+def test_a_refused_file_says_why_in_the_readers_language(site: Site) -> None:
+    browser = TestClient(site.client.app)
+    site.login(browser, "olu", PASSWORD)
+    form = browser.get("/data/upload")
+    posted = browser.post(
+        "/data/upload",
+        data={"dataset": "cells", "operator": "CMCC", "csrf_token": csrf_of(form.text)},
+        files={"file": ("cells.csv", b"cell_id,site_id\nC1,S1\n", "text/csv")},
+    )
+    assert posted.status_code == 200, "a rejected file is a recorded submission"
+    assert "缺少必填列 longitude, latitude, city_code" in posted.text
+    assert "missing required column" not in posted.text
+    refused = browser.post(
+        "/data/upload",
+        data={"dataset": "cells", "operator": "CUCC", "csrf_token": csrf_of(form.text)},
+        files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
+    )
+    assert refused.status_code == 403
+    assert "运营商用户只能报送本运营商的数据" in refused.text

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from telereg.core.privacy import IdentifierKind
+from telereg.ingest import reasons
 
 
 class ColumnType(StrEnum):
@@ -59,9 +60,9 @@ class Reference:
 
     def describe(self) -> str:
         if self.dataset.startswith("region:"):
-            return f"a {self.dataset.removeprefix('region:')} code of the configured region"
-        scope = " of the same operator" if self.same_operator else ""
-        return f"`{self.dataset}.{self.column}`{scope}"
+            return reasons.REGION_CODE.format(level=self.dataset.removeprefix("region:"))
+        named = f"`{self.dataset}.{self.column}`"
+        return reasons.SAME_OPERATOR.format(reference=named) if self.same_operator else named
 
 
 @dataclass(frozen=True)

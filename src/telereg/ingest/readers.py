@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from telereg.core.errors import InputError, TeleregError
+from telereg.ingest import reasons
 from telereg.ingest.contracts import FileFormat
 from telereg.ingest.validate import ROW
 
@@ -56,7 +57,7 @@ def sniff_format(path: Path, *, display_name: str) -> FileFormat:
     with path.open("rb") as fh:
         head = fh.read(_SNIFF_BYTES)
     if not head:
-        raise InputError("the file is empty", where=display_name)
+        raise InputError(reasons.EMPTY_FILE, where=display_name)
     if head.startswith(b"PAR1"):
         found = FileFormat.PARQUET
     elif head.startswith(b"PK\x03\x04"):
@@ -64,18 +65,20 @@ def sniff_format(path: Path, *, display_name: str) -> FileFormat:
             not zipfile.is_zipfile(path)
             or "xl/workbook.xml" not in zipfile.ZipFile(path).namelist()
         ):
-            raise InputError("a ZIP archive, not an XLSX workbook", where=display_name)
+            raise InputError(reasons.ZIP_NOT_XLSX, where=display_name)
         found = FileFormat.XLSX
     elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         found = FileFormat.GEOJSON
     elif b"\x00" in head:
-        raise InputError("a binary file, not CSV, XLSX, Parquet or GeoJSON", where=display_name)
+        raise InputError(reasons.BINARY_FILE, where=display_name)
     else:
         found = FileFormat.CSV
     claimed = _EXTENSIONS.get(Path(display_name).suffix.lower())
     if claimed is not None and claimed != found:
         raise InputError(
-            f"the name says {claimed.value.upper()} but the content is {found.value.upper()}",
+            reasons.NAME_CONTRADICTS.format(
+                claimed=claimed.value.upper(), found=found.value.upper()
+            ),
             where=display_name,
         )
     return found
@@ -108,7 +111,7 @@ def _csv_encoding(path: Path) -> str:
         return "utf-8"
     if _decodes(head, "gb18030"):
         return "gb18030"  # a superset of GBK and GB2312, as operators' Excel exports them
-    raise InputError("the CSV file is neither UTF-8 nor GBK/GB18030 text")
+    raise InputError(reasons.UNKNOWN_ENCODING)
 
 
 def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: str) -> Source:
@@ -119,21 +122,22 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
         try:
             _transcode(path, source, encoding)
         except UnicodeDecodeError as err:
-            raise InputError(f"not valid {encoding} text ({err.reason})", where=name) from err
+            raise InputError(
+                reasons.NOT_VALID_TEXT.format(encoding=encoding, detail=err.reason), where=name
+            ) from err
     long_lines = False
     try:
         headers = _csv_headers(con, source)
     except duckdb.Error as err:
         if not is_line_size_error(err):
-            raise InputError(f"cannot read as CSV: {first_line(err)}", where=name) from err
+            raise InputError(_cannot_read_csv(err), where=name) from err
         long_lines = True
         headers = _csv_headers(con, source, long_lines=True)
     if headers and all(len(h) >= 2 and h[0] == h[-1] == '"' for h in headers):
         # Every header still wears its quotes: a value near the top whose quote is not
         # closed made the reader's detection settle on "no quote character".
         raise InputError(
-            "a quoted value is not closed near the top of the file (the reader could not "
-            "tell where values end); check the first rows for a missing quote",
+            reasons.UNCLOSED_QUOTE,
             where=name,
         )
     return Source(
@@ -145,6 +149,10 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
     )
 
 
+def _cannot_read_csv(err: duckdb.Error) -> str:
+    return reasons.CANNOT_READ_CSV.format(detail=first_line(err))
+
+
 def reopen_as_gb18030(
     con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: str
 ) -> Source:
@@ -153,11 +161,11 @@ def reopen_as_gb18030(
     try:
         _transcode(path, target, "gb18030")
     except UnicodeDecodeError as err:
-        raise InputError("the CSV file mixes encodings", where=name) from err
+        raise InputError(reasons.MIXED_ENCODINGS, where=name) from err
     try:
         headers = _unique_headers(_csv_headers(con, target), name)
     except duckdb.Error as err:
-        raise InputError(f"cannot read as CSV: {first_line(err)}", where=name) from err
+        raise InputError(_cannot_read_csv(err), where=name) from err
     return Source(FileFormat.CSV, "gb18030", headers, _csv_relation(target), False)
 
 
@@ -253,7 +261,7 @@ def _unique_headers(headers: list[str], name: str) -> list[str]:
         if not header:
             continue  # blank cells beyond the last header, as spreadsheets pad them
         if header in seen:
-            raise InputError(f"the column {header!r} appears twice in the header", where=name)
+            raise InputError(reasons.HEADER_TWICE.format(header=repr(header)), where=name)
         seen.add(header)
     return headers
 
@@ -264,14 +272,14 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as err:  # openpyxl raises many kinds for broken workbooks
-        raise InputError(f"cannot open the workbook: {err}", where=name) from err
+        raise InputError(reasons.CANNOT_OPEN_WORKBOOK.format(detail=err), where=name) from err
     if not workbook.worksheets:
-        raise InputError("the workbook has no worksheet (only charts?)", where=name)
+        raise InputError(reasons.NO_WORKSHEET, where=name)
     sheet = workbook.worksheets[0]
     rows = sheet.iter_rows(values_only=True)
     header_row = next(rows, None)
     if header_row is None:
-        raise InputError("the first sheet is empty", where=name)
+        raise InputError(reasons.EMPTY_SHEET, where=name)
     headers = _unique_headers([str(h).strip() if h is not None else "" for h in header_row], name)
     width = len(headers)
     columns: list[list[str | None]] = [[] for _ in range(width)]
@@ -299,7 +307,9 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Sour
         _unique_headers(pq.read_schema(path).names, name)
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"cannot read the Parquet file: {first_line(err)}", where=name) from err
+        raise InputError(
+            reasons.CANNOT_READ_PARQUET.format(detail=first_line(err)), where=name
+        ) from err
     text = pa.table(
         {
             **{field.name: table.column(field.name).cast(pa.string()) for field in table.schema},
@@ -318,12 +328,12 @@ def _read_geojson(
     try:
         document = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"not valid JSON: {err}", where=name) from err
+        raise InputError(reasons.NOT_JSON.format(detail=err), where=name) from err
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        raise InputError("GeoJSON must be a FeatureCollection", where=name)
+        raise InputError(reasons.NOT_FEATURE_COLLECTION, where=name)
     features = document.get("features") or []
     if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
-        raise InputError("GeoJSON features must be a list of Feature objects", where=name)
+        raise InputError(reasons.NOT_FEATURES, where=name)
     keys: list[str] = []
     for feature in features:
         for key in feature.get("properties") or {}:
@@ -331,9 +341,7 @@ def _read_geojson(
                 keys.append(key)
     target = geometry_column or "geometry"
     if target in keys:
-        raise InputError(
-            f"a property is named {target!r}, as the geometry column is; rename it", where=name
-        )
+        raise InputError(reasons.GEOMETRY_PROPERTY.format(name=repr(target)), where=name)
     data: dict[str, list[str | None]] = {key: [] for key in [*keys, target]}
     for feature in features:
         properties = feature.get("properties") or {}
@@ -376,6 +384,8 @@ def open_source(
         raise
     except Exception as err:  # an upload the libraries choke on is the sender's error
         raise InputError(
-            f"cannot read the {file_format.value} file: {first_line(err) or type(err).__name__}",
+            reasons.CANNOT_READ_FORMAT.format(
+                format=file_format.value, detail=first_line(err) or type(err).__name__
+            ),
             where=display_name,
         ) from err

@@ -39,7 +39,7 @@ from telereg.core.principal import Principal
 from telereg.core.privacy import IdentifierKind, Pseudonymiser, Vault
 from telereg.core.privacy import mask as mask_value
 from telereg.core.settings import Settings
-from telereg.ingest import lake, readers
+from telereg.ingest import lake, readers, reasons
 from telereg.ingest.contracts import Column, ColumnType, Contract, FileFormat, normalise_header
 from telereg.ingest.models import Submission, SubmissionStatus
 from telereg.ingest.validate import (
@@ -130,7 +130,7 @@ def file_sha256(path: Path) -> str:
 
 def _check_period(period: str | None) -> str | None:
     if period is not None and not _PERIOD.fullmatch(period):
-        raise InputError(f"period {period!r} is not of the form YYYY-MM")
+        raise InputError(reasons.BAD_PERIOD.format(period=repr(period)))
     return period
 
 
@@ -161,11 +161,11 @@ def ingest_file(
     step = progress or (lambda _stage: None)
     principal.require(Permission.DATA_SUBMIT)
     if principal.role is Role.OPERATOR and principal.operator_code != operator:
-        raise PermissionDeniedError("operator users submit only their own operator's data")
+        raise PermissionDeniedError(reasons.OWN_OPERATOR_ONLY)
     if principal.role is Role.OPERATOR and contract.administration_only:
         # Corridors and key places are what operators' coverage is measured against, and
         # police feedback is what the fraud model learns from.
-        raise PermissionDeniedError(f"{contract.name} is the administration's to submit")
+        raise PermissionDeniedError(reasons.ADMINISTRATION_ONLY.format(dataset=contract.name))
     _check_period(period)
     filename = Path(filename).name[:255] or "upload"
     received = utcnow()
@@ -330,10 +330,8 @@ def _record(
             # A correction received after this file finished first: it stays current.
             submission.current = False
             submission.superseded_by_id = later[0].id
-            submission.message = (
-                f"{submission.message}; superseded on arrival by submission {later[0].id}, "
-                "received later"
-            )[:1000]
+            arrival = reasons.SUPERSEDED_ON_ARRIVAL.format(id=later[0].id)
+            submission.message = f"{submission.message}; {arrival}"[:1000]
         else:
             for old in previous:
                 old.current = False
@@ -436,8 +434,8 @@ def _process(
     if quarantined > len(loaded.unreadable):
         bad = _tokenised(rows.filter(rows[_ROW_BAD] | failed), contract, tokens, typed_values=False)
         found = backend.read_parquet(errors_file)
-        reasons = found.group_by("row").agg(reasons=found.reason.group_concat("; "))
-        bad = bad.left_join(reasons, bad.source_row == reasons.row).drop("row")
+        why = found.group_by("row").agg(reasons=found.reason.group_concat("; "))
+        bad = bad.left_join(why, bad.source_row == why.row).drop("row")
         staged["quarantine"] = workdir / "quarantine.parquet"
         backend.to_parquet(bad.order_by("source_row"), staged["quarantine"])
 
@@ -446,12 +444,12 @@ def _process(
     for kind, table in tokens.items():
         vault.store(table.select("token", "clear").to_pyarrow(), kind)
     if accepted == 0:
-        status, message = SubmissionStatus.REJECTED, "no row passed validation"
+        status, message = SubmissionStatus.REJECTED, reasons.NO_ROW_PASSED
     elif quarantined:
         status = SubmissionStatus.PARTIAL
-        message = f"{quarantined} of {loaded.total} rows quarantined"
+        message = reasons.SOME_QUARANTINED.format(quarantined=quarantined, total=loaded.total)
     else:
-        status, message = SubmissionStatus.ACCEPTED, f"all {loaded.total} rows accepted"
+        status, message = SubmissionStatus.ACCEPTED, reasons.ALL_ACCEPTED.format(total=loaded.total)
     return _Result(
         status=status,
         rows_total=loaded.total,
@@ -475,7 +473,9 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
     if source.format not in contract.formats:
         accepted_formats = ", ".join(f.value for f in contract.formats)
         raise InputError(
-            f"dataset {contract.name} accepts {accepted_formats}, not {source.format.value}"
+            reasons.WRONG_FORMAT.format(
+                dataset=contract.name, formats=accepted_formats, format=source.format.value
+            )
         )
     mapping, notes = _mapping_sql(contract, source)
     try:
@@ -483,7 +483,7 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
     except duckdb.InvalidInputException as err:
         if source.format is not FileFormat.CSV or not readers.is_encoding_error(err):
             raise InputError(
-                f"cannot read the file: {readers.first_line(err)}", where=filename
+                reasons.CANNOT_READ.format(detail=readers.first_line(err)), where=filename
             ) from err
         # The head looked like UTF-8 but later bytes are not: operators' GBK exports do this.
         source = readers.reopen_as_gb18030(con, path, workdir, filename)
@@ -492,7 +492,7 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
             _read_and_check(backend, contract, mapping)
         except duckdb.Error as again:
             raise InputError(
-                f"cannot read the file as GBK either: {readers.first_line(again)}", where=filename
+                reasons.CANNOT_READ_GBK.format(detail=readers.first_line(again)), where=filename
             ) from again
     unreadable = readers.csv_unreadable(con) if source.format is FileFormat.CSV else []
     if unreadable:
@@ -500,7 +500,7 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
     rows = backend.sql(f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}")
     total = int(rows.count().to_pyarrow().as_py()) + len(unreadable)
     if total == 0:
-        raise InputError("the file has a header but no data rows")
+        raise InputError(reasons.NO_DATA_ROWS)
     return _Loaded(rows, unreadable, source, notes, total)
 
 
@@ -569,7 +569,7 @@ def _unreadable_rows(unreadable: list[tuple[int, str]]) -> ir.Table:
         {
             "row": [line for line, _ in unreadable],
             "column": ["*"] * len(unreadable),
-            "reason": [f"unreadable line: {msg[:200]}" for _, msg in unreadable],
+            "reason": [reasons.UNREADABLE_LINE.format(detail=msg[:200]) for _, msg in unreadable],
             "value": [None] * len(unreadable),
         },
         schema={"row": "int64", "column": "string", "reason": "string", "value": "string"},
@@ -624,7 +624,11 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
         if name is None:
             unknown.append(header)
         elif name in chosen:
-            raise InputError(f"columns {chosen[name]!r} and {header!r} both give {name!r}")
+            raise InputError(
+                reasons.TWO_COLUMNS.format(
+                    first=repr(chosen[name]), second=repr(header), name=repr(name)
+                )
+            )
         else:
             chosen[name] = header
     missing = [c.name for c in contract.columns if c.required and c.name not in chosen]
@@ -632,7 +636,9 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
         expected = ", ".join(c.name for c in contract.columns)
         found = ", ".join(_shown_header(h) for h in source.columns) or "none"
         raise InputError(
-            f"missing required column(s) {', '.join(missing)}; expected {expected}; found {found}"
+            reasons.MISSING_COLUMNS.format(
+                missing=", ".join(missing), expected=expected, found=found
+            )
         )
     row = ROW if source.numbered else f"CAST(NULL AS BIGINT) AS {ROW}"
     selects = [row]
@@ -644,7 +650,7 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
             else f"CAST(NULL AS VARCHAR) AS {_quote(column.name)}"
         )
     shown = ", ".join(_shown_header(h) for h in unknown)
-    notes = [f"ignored unknown column(s): {shown}"] if unknown else []
+    notes = [reasons.IGNORED_COLUMNS.format(columns=shown)] if unknown else []
     return f"SELECT {', '.join(selects)} FROM {source.relation}", notes
 
 
@@ -660,11 +666,10 @@ def _resolve_period(contract: Contract, raw: ir.Table, period: str | None) -> st
     )
     row = bounds.to_pyarrow().to_pylist()[0]
     if row["first"] is None:
-        raise InputError(f"cannot tell the period: no valid {column.name}; give the period")
+        raise InputError(reasons.NO_PERIOD.format(column=column.name))
     if row["months"] > 1:
         raise InputError(
-            f"rows span {row['first']:%Y-%m} to {row['last']:%Y-%m}; "
-            "send one file per month or give the period"
+            reasons.SPANS_MONTHS.format(first=f"{row['first']:%Y-%m}", last=f"{row['last']:%Y-%m}")
         )
     return f"{row['first']:%Y-%m}"
 
@@ -712,10 +717,11 @@ def _geometry_checks(contract: Contract, raw: ir.Table) -> list[Check]:
         )
         invalid = ~bad_syntax & ~shapely.is_valid(np.where(bad_syntax, None, geoms))
         rows = present[ROW].to_numpy()
+        wanted = " or ".join(column.geometry_types or ())
         for mask, reason in (
-            (bad_syntax, "not a readable geometry"),
-            (wrong_kind, f"geometry is not a {' or '.join(column.geometry_types or ())}"),
-            (invalid, "geometry is not valid (e.g. self-intersecting)"),
+            (bad_syntax, reasons.UNREADABLE_GEOMETRY),
+            (wrong_kind, reasons.WRONG_GEOMETRY.format(kinds=wanted)),
+            (invalid, reasons.INVALID_GEOMETRY),
         ):
             if np.any(mask):
                 flagged = ibis.memtable({"r": rows[mask]}).r

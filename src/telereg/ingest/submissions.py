@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -76,11 +76,21 @@ def neutralise(cell: object) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def error_report_csv(settings: Settings, submission: Submission) -> Iterator[str]:
-    """The submission's error report as CSV text, streamed in chunks."""
+def error_report_csv(
+    settings: Settings,
+    submission: Submission,
+    *,
+    headers: Sequence[str] = ERROR_COLUMNS,
+    reason: Callable[[str], str] | None = None,
+) -> Iterator[str]:
+    """The submission's error report as CSV text, streamed in chunks.
+
+    The API's report is in English; a page passes its readers' ``headers`` and a
+    ``reason`` function that translates each reason.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(ERROR_COLUMNS)
+    writer.writerow(headers)
     yield "\ufeff" + buffer.getvalue()  # a BOM so that Excel opens Chinese text correctly
     path = lake.errors_path(settings, submission.file_id)
     if not path.exists():
@@ -91,6 +101,8 @@ def error_report_csv(settings: Settings, submission: Submission) -> Iterator[str
     while batch := reader.fetchmany(10_000):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
+        if reason is not None:
+            batch = [(line, column, reason(text), value) for line, column, text, value in batch]
         writer.writerows([neutralise(c) for c in row] for row in batch)
         yield buffer.getvalue()
 

@@ -20,6 +20,7 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
+from telereg.ingest import reasons
 from telereg.ingest.contracts import ENGINE_TYPES, Column, ColumnType, Contract
 
 ROW = "__row"
@@ -80,14 +81,14 @@ def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
         value = rows[column.name]
         present = ~blank(value)
         if column.required:
-            checks.append(Check(column.name, ~present, _text("required value is missing")))
+            checks.append(Check(column.name, ~present, _text(reasons.REQUIRED)))
         converted = typed(column, value)
         if column.type in _CAST or column.type is ColumnType.BOOLEAN:
             checks.append(
                 Check(
                     column.name,
                     present & converted.isnull(),
-                    _text(f"not a valid {column.type.value}"),
+                    _text(reasons.NOT_VALID.format(type=column.type.value)),
                 )
             )
         if column.minimum is not None:
@@ -95,7 +96,7 @@ def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
                 Check(
                     column.name,
                     converted < column.minimum,
-                    _text(f"below the minimum {column.minimum:g}"),
+                    _text(reasons.BELOW_MINIMUM.format(minimum=f"{column.minimum:g}")),
                 )
             )
         if column.maximum is not None:
@@ -103,19 +104,19 @@ def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
                 Check(
                     column.name,
                     converted > column.maximum,
-                    _text(f"above the maximum {column.maximum:g}"),
+                    _text(reasons.ABOVE_MAXIMUM.format(maximum=f"{column.maximum:g}")),
                 )
             )
         if column.pattern:
             matches = value.re_search(f"^(?:{column.pattern})$")
-            checks.append(
-                Check(column.name, present & ~matches, _text("does not have the expected form"))
-            )
+            checks.append(Check(column.name, present & ~matches, _text(reasons.WRONG_FORM)))
         if column.enum:
             allowed = ", ".join(column.enum)
             checks.append(
                 Check(
-                    column.name, present & ~value.isin(column.enum), _text(f"not one of: {allowed}")
+                    column.name,
+                    present & ~value.isin(column.enum),
+                    _text(reasons.NOT_ONE_OF.format(allowed=allowed)),
                 )
             )
         if column.type in (ColumnType.STRING, ColumnType.GEOMETRY):
@@ -123,7 +124,7 @@ def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
                 Check(
                     column.name,
                     value.length() > column.max_length,
-                    _text(f"longer than {column.max_length} characters"),
+                    _text(reasons.TOO_LONG.format(length=column.max_length)),
                 )
             )
     return checks
@@ -147,7 +148,7 @@ def set_checks(
             Check(
                 column.name,
                 (converted < start) | (converted >= end),
-                _text(f"outside the period {period.label}"),
+                _text(reasons.OUTSIDE_PERIOD.format(period=period.label)),
             )
         )
     for column in contract.columns:
@@ -158,7 +159,7 @@ def set_checks(
             Check(
                 column.name,
                 ~blank(value) & ~value.isin(references[column.name]),
-                _text(f"unknown value: not found in {column.references.describe()}"),
+                _text(reasons.UNKNOWN_VALUE.format(reference=column.references.describe())),
             )
         )
     for key in contract.unique:
@@ -168,10 +169,18 @@ def set_checks(
             Check(
                 "+".join(key),
                 complete & (rows[ROW] != first),
-                _text(f"duplicate {'+'.join(key)}: first seen in row ") + first.cast("string"),
+                _text(_duplicate_prefix("+".join(key))) + first.cast("string"),
             )
         )
     return checks
+
+
+def _duplicate_prefix(key: str) -> str:
+    """The reason for a duplicate up to the row number, which the engine appends."""
+    prefix, row_field, rest = reasons.DUPLICATE.partition("{row}")
+    assert row_field, "the reason names the row"
+    assert not rest, "the row number ends the reason"
+    return prefix.format(key=key)
 
 
 def _is_literal(value: ir.Value) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -10,13 +11,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from telereg import registry
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.api.uploads import ingest_upload, read_upload
-from telereg.core import accounts
+from telereg.core import accounts, i18n
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
 from telereg.ingest.catalog import contract_summary
 from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
+from telereg.web.terms import ERROR_REPORT_HEADERS, MESSAGES
 
 router = APIRouter(prefix="/data", include_in_schema=False)
 PAGE_SIZE = 30
@@ -125,8 +127,15 @@ def submission_errors(
     submission_id: int, session: SessionDep, settings: SettingsDep, principal: Submitter
 ) -> StreamingResponse:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
+    # In the reader's language, fixed now: the body is written after this function returns.
+    language = i18n.current_language.get()
     return StreamingResponse(
-        submissions.error_report_csv(settings, found),
+        submissions.error_report_csv(
+            settings,
+            found,
+            headers=[i18n.translations(language).ugettext(h) for h in ERROR_REPORT_HEADERS],
+            reason=partial(MESSAGES.localise, language=language),
+        ),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="submission-{submission_id}-errors.csv"'

@@ -7,11 +7,11 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from telereg.core.errors import CsrfError
+from telereg.core.errors import CsrfError, TeleregError
 from telereg.core.i18n import gettext as _
 from telereg.web.deps import LoginRequiredError
 from telereg.web.templating import render
-from telereg.web.terms import CSRF_EXPIRED, ERROR_TITLES
+from telereg.web.terms import CSRF_EXPIRED, ERROR_TITLES, MESSAGES
 
 
 def error_page(request: Request, status: int, detail: str, error: Exception | None) -> Response:
@@ -24,6 +24,9 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
         shown = _("The error was logged. Please try again later.")
     elif isinstance(error, CsrfError):
         shown = _(CSRF_EXPIRED)
+    elif isinstance(error, TeleregError):
+        message = MESSAGES.localise(error.message)
+        shown = f"{error.where}: {message}" if error.where else message
     else:
         shown = _(detail)
     return render(

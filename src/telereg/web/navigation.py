@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from telereg.core.i18n import N_
 from telereg.core.i18n import gettext as _
-
-
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark only"
-    """Mark a string for extraction; it is translated where it is shown."""
-    return message
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from telereg.core import i18n
-from telereg.web.navigation import N_
+from telereg.core.i18n import N_, Catalogue
+from telereg.ingest import reasons
 
 ROLE_NAMES = (N_("admin"), N_("analyst"), N_("operator"), N_("liaison"), N_("viewer"))
 SUBMISSION_STATUSES = (N_("accepted"), N_("partial"), N_("rejected"))
@@ -104,6 +105,17 @@ FRAUD_SIGNALS = {
 def translated_signals() -> dict[str, str]:
     """:data:`FRAUD_SIGNALS` in the request's language, for pages that label them in script."""
     return {code: i18n.gettext(words) for code, words in FRAUD_SIGNALS.items()}
+
+
+#: The messages pages show from stored English text (submissions, error reports, errors).
+MESSAGES = Catalogue(reasons.TEMPLATES)
+ERROR_REPORT_HEADERS = (N_("row"), N_("column"), N_("reason"), N_("value"))
+
+
+def localise_reason(text: str) -> str:
+    """A "column: reason" line of a submission's errors, with the reason translated."""
+    column, colon, reason = text.partition(": ")
+    return f"{column}: {MESSAGES.localise(reason)}" if colon else MESSAGES.localise(text)
 
 
 ERROR_TITLES = {

@@ -1,0 +1,93 @@
+"""What the ingest tells a submitter, as message templates.
+
+The submission record, the error report and the quarantine keep these
+messages in English, as the API returns them; pages show them in the reader's
+language by matching them back to these templates (``core.i18n.Catalogue``).
+A message the ingest gives is built here, so every one of them can be
+translated: ``MISSING.format(...)``, never an f-string at the call site.
+"""
+
+from __future__ import annotations
+
+from telereg.core.i18n import N_
+
+# Rules about one row (validate.row_checks).
+REQUIRED = N_("required value is missing")
+NOT_VALID = N_("not a valid {type}")
+BELOW_MINIMUM = N_("below the minimum {minimum}")
+ABOVE_MAXIMUM = N_("above the maximum {maximum}")
+WRONG_FORM = N_("does not have the expected form")
+NOT_ONE_OF = N_("not one of: {allowed}")
+TOO_LONG = N_("longer than {length} characters")
+
+# Rules across rows, against other data and the period (validate.set_checks).
+OUTSIDE_PERIOD = N_("outside the period {period}")
+UNKNOWN_VALUE = N_("unknown value: not found in {reference}")
+DUPLICATE = N_("duplicate {key}: first seen in row {row}")
+REGION_CODE = N_("a {level} code of the configured region")
+SAME_OPERATOR = N_("{reference} of the same operator")
+UNREADABLE_GEOMETRY = N_("not a readable geometry")
+WRONG_GEOMETRY = N_("geometry is not a {kinds}")
+INVALID_GEOMETRY = N_("geometry is not valid (e.g. self-intersecting)")
+UNREADABLE_LINE = N_("unreadable line: {detail}")
+
+# The submission's outcome.
+NO_ROW_PASSED = N_("no row passed validation")
+SOME_QUARANTINED = N_("{quarantined} of {total} rows quarantined")
+ALL_ACCEPTED = N_("all {total} rows accepted")
+IGNORED_COLUMNS = N_("ignored unknown column(s): {columns}")
+SUPERSEDED_ON_ARRIVAL = N_("superseded on arrival by submission {id}, received later")
+
+# A file refused as a whole.
+WRONG_FORMAT = N_("dataset {dataset} accepts {formats}, not {format}")
+CANNOT_READ = N_("cannot read the file: {detail}")
+CANNOT_READ_GBK = N_("cannot read the file as GBK either: {detail}")
+NO_DATA_ROWS = N_("the file has a header but no data rows")
+MISSING_COLUMNS = N_("missing required column(s) {missing}; expected {expected}; found {found}")
+TWO_COLUMNS = N_("columns {first} and {second} both give {name}")
+NO_PERIOD = N_("cannot tell the period: no valid {column}; give the period")
+SPANS_MONTHS = N_("rows span {first} to {last}; send one file per month or give the period")
+BAD_PERIOD = N_("period {period} is not of the form YYYY-MM")
+EMPTY_FILE = N_("the file is empty")
+ZIP_NOT_XLSX = N_("a ZIP archive, not an XLSX workbook")
+BINARY_FILE = N_("a binary file, not CSV, XLSX, Parquet or GeoJSON")
+NAME_CONTRADICTS = N_("the name says {claimed} but the content is {found}")
+UNKNOWN_ENCODING = N_("the CSV file is neither UTF-8 nor GBK/GB18030 text")
+NOT_VALID_TEXT = N_("not valid {encoding} text ({detail})")
+CANNOT_READ_CSV = N_("cannot read as CSV: {detail}")
+UNCLOSED_QUOTE = N_(
+    "a quoted value is not closed near the top of the file (the reader could not tell where "
+    "values end); check the first rows for a missing quote"
+)
+MIXED_ENCODINGS = N_("the CSV file mixes encodings")
+HEADER_TWICE = N_("the column {header} appears twice in the header")
+CANNOT_OPEN_WORKBOOK = N_("cannot open the workbook: {detail}")
+NO_WORKSHEET = N_("the workbook has no worksheet (only charts?)")
+EMPTY_SHEET = N_("the first sheet is empty")
+CANNOT_READ_PARQUET = N_("cannot read the Parquet file: {detail}")
+NOT_JSON = N_("not valid JSON: {detail}")
+NOT_FEATURE_COLLECTION = N_("GeoJSON must be a FeatureCollection")
+NOT_FEATURES = N_("GeoJSON features must be a list of Feature objects")
+GEOMETRY_PROPERTY = N_("a property is named {name}, as the geometry column is; rename it")
+CANNOT_READ_FORMAT = N_("cannot read the {format} file: {detail}")
+
+# Refusals before any reading.
+OWN_OPERATOR_ONLY = N_("operator users submit only their own operator's data")
+ADMINISTRATION_ONLY = N_("{dataset} is the administration's to submit")
+
+#: Words that appear as values in the messages above (column types, region levels).
+VALUE_WORDS = (
+    N_("string"),
+    N_("integer"),
+    N_("float"),
+    N_("boolean"),
+    N_("date"),
+    N_("timestamp"),
+    N_("geometry"),
+    N_("city"),
+    N_("county"),
+)
+
+TEMPLATES: tuple[str, ...] = tuple(
+    value for name, value in sorted(globals().items()) if name.isupper() and isinstance(value, str)
+)
