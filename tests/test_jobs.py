@@ -336,12 +336,43 @@ def test_a_failing_job_says_why_and_where_it_stopped(site: Site) -> None:
     assert outcomes["input"].stage == "checking"
     assert outcomes["code"].message.startswith("internal error (ZeroDivisionError)")
     assert f"jobs/{outcomes['code'].key}.log" in outcomes["code"].message
+    logged = (jobs.jobs_dir(settings) / f"{outcomes['code'].key}.log").read_text()
+    assert "ZeroDivisionError" in logged, "run by hand, the trace is in the log it names"
     with pytest.raises(ConflictError, match="is failed, not queued"):
         jobs.run(settings, job_id=outcomes["input"].id, lock_fd=None, kinds=_kinds_of(work))
     site.login(site.client, "ada", PASSWORD)
     page = site.client.get(f"/jobs/{outcomes['input'].id}").text
     assert 'id="job-stage">checking<' in page
     assert "row 7 is not a call" in page
+
+
+def test_the_logs_of_jobs_that_ended_long_ago_are_removed(site: Site) -> None:
+    settings = site.settings
+    ended = _run_by_hand(settings, lambda *_: {}, {"n": 1})
+    with session_scope(settings) as session:
+        waiting = Job(
+            key=uuid.uuid4().hex,
+            kind="test.work",
+            params={"n": 2},
+            status="queued",
+            stage="",
+            requested_by="cli:pytest",
+            message="",
+            result={},
+        )
+        session.add(waiting)
+        session.flush()
+        waiting_key = waiting.key
+    logs = {key: jobs.jobs_dir(settings) / f"{key}.log" for key in (ended.key, waiting_key)}
+    for path in logs.values():
+        path.write_text("what the job printed\n")
+    days = settings.jobs_log_days
+    with session_scope(settings) as session:
+        assert jobs.prune_logs(session, settings) == 0, "young logs stay"
+        later = time.time() + (days + 1) * 86400
+        assert jobs.prune_logs(session, settings, now=later) == 1
+    assert not logs[ended.key].exists()
+    assert logs[waiting_key].exists(), "a queued job keeps its log, however old"
 
 
 def test_two_requests_for_one_month_at_once_start_one_job(

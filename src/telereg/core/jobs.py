@@ -138,6 +138,7 @@ def submit(
             # One submit at a time: two requests for one month cannot both miss the other.
             session.commit()  # so that what others committed is seen
             refresh(session, settings)
+            prune_logs(session, settings)
             for job in session.scalars(
                 select(Job).where(Job.kind == job_kind.name, Job.status.in_(ACTIVE))
             ):
@@ -247,7 +248,7 @@ def run(
             )
             if started.rowcount != 1:  # type: ignore[attr-defined]
                 raise ConflictError(f"job {job_id} is no longer queued")
-        status, message, result = _work(settings, job, kinds)
+        status, message, result = _work(settings, job, kinds, by_hand=lock_fd is None)
         with session_scope(settings) as session:
             current = session.get(Job, job_id)
             assert current is not None
@@ -298,7 +299,7 @@ def stop_within(grace: float) -> None:
 
 
 def _work(
-    settings: Settings, job: Job, kinds: Mapping[str, JobKind]
+    settings: Settings, job: Job, kinds: Mapping[str, JobKind], *, by_hand: bool
 ) -> tuple[JobStatus, str, dict[str, Any]]:
     try:
         job_kind = _kind_of(kinds, job.kind)
@@ -311,8 +312,13 @@ def _work(
     except TeleregError as err:
         return JobStatus.FAILED, str(err), {}
     except Exception as err:  # noqa: BLE001 - any failure is recorded, with its trace in the log
-        traceback.print_exc()
-        sys.stdout.flush()
+        trace = traceback.format_exc()
+        if by_hand:
+            # Started from a terminal, whose output is not the log: the trace goes to both.
+            with log_path(settings, job).open("a", encoding="utf-8") as fh:
+                fh.write(trace)
+        sys.stderr.write(trace)
+        sys.stderr.flush()
         where = f"jobs/{job.key}.log in the data dir"
         return (
             JobStatus.FAILED,
@@ -518,6 +524,30 @@ def refresh(session: Session, settings: Settings) -> int:
     if marked:
         session.expire_all()
     return marked
+
+
+def prune_logs(session: Session, settings: Settings, *, now: float | None = None) -> int:
+    """Remove the logs of jobs that ended over ``jobs_log_days`` ago; returns how many.
+
+    A log is kept while its job is queued or running, however old it is.
+    """
+    cutoff = (time.time() if now is None else now) - settings.jobs_log_days * 86400
+    old = {
+        path.stem: path
+        for path in jobs_dir(settings).glob("*.log")
+        if path.stat().st_mtime < cutoff
+    }
+    if not old:
+        return 0
+    active = set(session.scalars(select(Job.key).where(Job.status.in_(ACTIVE))))
+    removed = 0
+    for key, path in old.items():
+        if key not in active:
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d job logs older than %d days", removed, settings.jobs_log_days)
+    return removed
 
 
 def visible(

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     jobs_max_running: int = Field(
         1, ge=1, description="Jobs (a month's fraud scan …) that run at once; the rest wait."
     )
+    jobs_log_days: int = Field(
+        30, ge=1, description="Days a finished job's log is kept (in jobs/ of the data dir)."
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: str = Field("INFO", description="Root log level.")
 
