@@ -278,6 +278,18 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         expect(page.locator("#by-operator canvas").first).to_be_visible()
         assert page.locator("#domain-table tbody tr").count() >= 1
         assert page.locator("#problem").is_hidden()
+        # The model's note and the domains' reasons are in the page's language.
+        expect(page.locator("#model")).to_contain_text("规则")
+        expect(page.locator("#domain-table")).not_to_contain_text("risky_tld")
+        # Suspects come a page at a time; the filters narrow them.
+        expect(page.locator("#suspect-range")).to_contain_text(re.compile(r"^1–"))
+        everyone = page.locator("#suspect-count").inner_text()
+        page.select_option("#suspect-filter select[name=kind]", "card")
+        expect(page.locator("#suspect-count")).not_to_have_text(everyone)
+        expect(page.locator("#suspect-table tbody tr").first).to_contain_text("断卡")
+        expect(page.locator("#suspect-table tbody")).not_to_contain_text("猫池")
+        page.select_option("#suspect-filter select[name=kind]", "")
+        expect(page.locator("#suspect-count")).to_have_text(everyone)
         page.locator("#suspect-table tbody tr a").first.click()
         expect(page.locator("#feature-table tbody tr").first).to_be_visible()
         expect(page.locator("#by-day canvas").first).to_be_visible()

@@ -173,6 +173,45 @@ def test_fraud_lines_are_seen_only_by_whom_may(fraud_scan: Settings) -> None:
             fraud.suspect_rows(fraud_scan, principal=principal_of_role(role), period="2021-11")
 
 
+def test_suspects_are_listed_a_page_at_a_time_by_kind_operator_and_city(
+    fraud_scan: Settings,
+) -> None:
+    from telereg.core.errors import InputError
+    from telereg.core.permissions import Role
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import principal_of_role
+
+    rows = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
+    first = fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", limit=10)
+    assert first["total"] == len(rows)
+    scores = [s["score"] for s in first["suspects"]]
+    assert len(scores) == 10
+    assert scores == sorted(scores, reverse=True), "highest score first"
+    assert scores[0] == rows["rule_score"].max()
+    pages = [
+        fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", limit=40, offset=o)
+        for o in range(0, len(rows), 40)
+    ]
+    listed = [s["line"] + s["kind"] for p in pages for s in p["suspects"]]
+    assert len(listed) == len(set(listed)) == len(rows), "pages neither repeat nor skip"
+
+    city = rows["home_city"].dropna().mode()[0]
+    narrowed = fraud.suspect_list(
+        fraud_scan, principal=ROOT, period="2021-11", kind="card", operator="CMCC", city=city
+    )
+    expected = rows[(rows["kind"] == "card") & (rows["operator"] == "CMCC")]
+    assert narrowed["total"] == int((expected["home_city"] == city).sum())
+    assert all(
+        (s["kind"], s["operator"], s["home_city"]) == ("card", "CMCC", city)
+        for s in narrowed["suspects"]
+    )
+    operator = principal_of_role(Role.OPERATOR, operator_code="CUCC")
+    theirs = fraud.suspect_list(fraud_scan, principal=operator, period="2021-11", operator="CMCC")
+    assert theirs["total"] == 0, "an operator's user cannot list another operator's lines"
+    with pytest.raises(InputError, match="kind 'domain' is not one of"):
+        fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", kind="domain")
+
+
 def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: Settings) -> None:
     from telereg.core.permissions import Role
     from telereg.domains.fraud import service as fraud

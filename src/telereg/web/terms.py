@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from telereg.core import i18n
 from telereg.core.i18n import N_, Catalogue
+from telereg.domains.fraud import notes
 from telereg.ingest import reasons
 
 ROLE_NAMES = (N_("admin"), N_("analyst"), N_("operator"), N_("liaison"), N_("viewer"))
@@ -102,13 +103,31 @@ FRAUD_SIGNALS = {
 }
 
 
+#: Why a domain looks fraud-related: reason code → the words shown for it.
+DOMAIN_REASONS = {
+    "impersonation": N_("names a bank, payment service or authority"),
+    "typosquat": N_("spelled like a protected domain"),
+    "homoglyph": N_("look-alike characters"),
+    "entropy": N_("random-looking name"),
+    "risky_tld": N_("risky top-level domain"),
+    "new": N_("newly seen"),
+    "digits": N_("many digits"),
+    "hyphens": N_("many hyphens"),
+    "deep_subdomain": N_("deeply nested subdomain"),
+    "official": N_("official domain"),
+    "invalid": N_("not a valid domain name"),
+}
+
+
 def translated_signals() -> dict[str, str]:
-    """:data:`FRAUD_SIGNALS` in the request's language, for pages that label them in script."""
-    return {code: i18n.gettext(words) for code, words in FRAUD_SIGNALS.items()}
+    """:data:`FRAUD_SIGNALS` and :data:`DOMAIN_REASONS` in the request's language, for pages
+    that label them in script."""
+    both = {**FRAUD_SIGNALS, **DOMAIN_REASONS}
+    return {code: i18n.gettext(words) for code, words in both.items()}
 
 
 #: The messages pages show from stored English text (submissions, error reports, errors).
-MESSAGES = Catalogue(reasons.TEMPLATES)
+MESSAGES = Catalogue((*reasons.TEMPLATES, *notes.TEMPLATES))
 ERROR_REPORT_HEADERS = (N_("row"), N_("column"), N_("reason"), N_("value"))
 
 

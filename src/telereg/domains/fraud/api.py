@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import FileResponse
@@ -60,6 +60,30 @@ def dashboard(
     settings: SettingsDep, principal: Reader, period: OptionalPeriod = None
 ) -> dict[str, Any]:
     return service.dashboard(settings, principal=principal, period=latest_period(settings, period))
+
+
+@router.get("/suspects", summary="A page of a month's suspects, highest score first, filtered")
+def suspects(
+    settings: SettingsDep,
+    principal: Reader,
+    period: OptionalPeriod = None,
+    kind: Annotated[Literal["sim_box", "card"] | None, Query()] = None,
+    operator: Annotated[str | None, Query(max_length=32)] = None,
+    city: Annotated[str | None, Query(max_length=12)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """An operator's user sees its own lines only, as on the dashboard."""
+    return service.suspect_list(
+        settings,
+        principal=principal,
+        period=latest_period(settings, period),
+        kind=kind,
+        operator=operator,
+        city=city,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/lines/{line}", summary="One suspect line: features, reasons, timeline, cells, links")

@@ -19,7 +19,7 @@ from telereg.core.principal import Principal
 from telereg.domains.fraud import handover, service
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
 from telereg.web.templating import render
-from telereg.web.terms import translated_signals
+from telereg.web.terms import MESSAGES, translated_signals
 
 router = APIRouter(prefix="/fraud", include_in_schema=False)
 
@@ -35,12 +35,16 @@ def dashboard(
 ) -> Response:
     service.visible_operator(principal)  # who may not read lines gets the permission page
     can_scan = principal.can(Permission.ANALYSIS_RUN)
+    periods = service.scanned_periods(settings)
+    shown = period if period in periods else (periods[0] if periods and not period else "")
+    note = service.load_summary(settings, shown).get("model", "") if shown else ""
     return render(
         request,
         "fraud/dashboard.html",
         {
             "period": period,
-            "periods": service.scanned_periods(settings),
+            "periods": periods,
+            "model_note": MESSAGES.localise(note),
             "signals": translated_signals(),
             "can_scan": can_scan,
             "scannable": service.scannable_periods(session) if can_scan else [],

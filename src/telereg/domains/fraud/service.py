@@ -35,7 +35,7 @@ from telereg.core.models import Job
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
-from telereg.domains.fraud import cardbreak, lookalike, rings, scoring
+from telereg.domains.fraud import cardbreak, lookalike, notes, rings, scoring
 from telereg.domains.fraud.contracts import CONTRACTS
 from telereg.domains.fraud.features import FEATURES, line_features
 from telereg.ingest import lake
@@ -80,7 +80,7 @@ class ScanSummary:
             f"{self.over_limit_ids} ID numbers over the card limit"
         )
         found = (
-            f"fraud: {self.risky_domains} high-risk domains, {self.rings} rings, "
+            f"{self.risky_domains} high-risk domains, {self.rings} rings, "
             f"{self.cases_opened} cases opened"
         )
         return [scan, found]
@@ -195,7 +195,7 @@ def _score_lines(
     scored["rule_suspect"] = scoring.rule_suspects(scored, settings.fraud_rule_score_threshold)
     scored["probability"] = float("nan")
     scored["model_suspect"] = False
-    note = "rules only: no police feedback for earlier months"
+    note = notes.RULES_ONLY
     feedback = _feedback(session, settings, period)
     history_period = previous_period(period)
     history = _files(session, settings, "voice_cdr", history_period)
@@ -212,9 +212,8 @@ def _score_lines(
             )
     if model is not None:
         scored["probability"] = model.probability(scored)
-        note = (
-            f"rules and model ({model.positives} confirmed lines of {history_period}, "
-            f"{model.unlabelled} sharing their handsets left out)"
+        note = notes.RULES_AND_MODEL.format(
+            positives=model.positives, period=history_period, unlabelled=model.unlabelled
         )
         # The model proposes; a device signal (shared IMEI, gateway TAC, cohort) confirms, as for
         # the rules: the history it learned from may hold no heavy callers of other kinds.
@@ -749,6 +748,46 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
             "nodes": nodes.to_dict("records"),
             "edges": edges.to_dict("records"),
         },
+    }
+
+
+#: Kinds of suspect lines: SIM-box lines and risky new cards (card-breaking).
+SUSPECT_KINDS = ("sim_box", "card")
+
+
+def suspect_list(
+    settings: Settings,
+    *,
+    principal: Principal,
+    period: str,
+    kind: str | None = None,
+    operator: str | None = None,
+    city: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """A page of a month's suspects, highest score first, narrowed by kind, operator, city.
+
+    ``total`` counts every suspect that matches, not just the page.
+    """
+    if kind is not None and kind not in SUSPECT_KINDS:
+        raise InputError(f"kind {kind!r} is not one of: {', '.join(SUSPECT_KINDS)}")
+    rows = suspect_rows(settings, principal=principal, period=period)
+    if kind is not None:
+        rows = rows[rows["kind"] == kind]
+    if operator is not None:
+        rows = rows[rows["operator"] == operator]
+    if city is not None:
+        rows = rows[rows["home_city"].fillna("") == city]
+    rows = rows.sort_values(
+        ["rule_score", "calls_per_day", "line"], ascending=[False, False, True], kind="stable"
+    )
+    page = rows.iloc[offset : offset + limit]
+    return {
+        "period": period,
+        "total": len(rows),
+        "offset": offset,
+        "limit": limit,
         "suspects": [
             {
                 "line": r["line"],
@@ -759,7 +798,7 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
                 "rules": _texts(r["rules"]),
                 "calls_per_day": round(float(r["calls_per_day"]), 1),
             }
-            for r in rows.head(500).to_dict("records")
+            for r in page.to_dict("records")
         ],
     }
 
