@@ -137,7 +137,8 @@ def test_the_page_moves_a_case_and_refuses_bad_steps(settings) -> None:
     assert bad.url.query == b"error=conflict"
     assert "该操作与当前状态不符" in bad.text
     # and why, in the server's words, once
-    assert "resolved" in bad.text.split("该操作与当前状态不符", 1)[1].split("</p>", 1)[0]
+    why = bad.text.split("该操作与当前状态不符", 1)[1].split("</p>", 1)[0]
+    assert "不能转为已解决" in why, "in the page's language"
     again = client.get("/buildout/obstacles?error=conflict")
     assert "resolved" not in again.text.split("该操作与当前状态不符", 1)[1].split("</p>", 1)[0]
     good = client.post(

@@ -80,15 +80,16 @@ def test_language_selection() -> None:
 
 
 def test_every_message_template_keeps_its_fields_in_chinese() -> None:
-    chinese = {m.id: m.string for m in _catalog("zh_CN") if m.id}
     fields = re.compile(r"\{([a-z_]+)\}")
-    for template in reasons.TEMPLATES:
-        assert chinese.get(template), f"no translation of {template!r}"
-        assert set(fields.findall(chinese[template])) == set(fields.findall(template)), template
+    templates = [m for m in _catalog("zh_CN") if m.id and fields.search(m.id)]
+    assert len(templates) > 30
+    for message in templates:
+        assert set(fields.findall(message.string)) == set(fields.findall(message.id)), message.id
+        # A template must say something besides its values, or it would match any text.
+        assert len(fields.sub("", message.id).strip()) >= 3, message.id
 
 
 def test_stored_messages_are_shown_in_the_chosen_language() -> None:
-    catalogue = i18n.Catalogue(reasons.TEMPLATES)
     message = "; ".join(
         [
             reasons.SOME_QUARANTINED.format(quarantined=3, total=120),
@@ -96,16 +97,14 @@ def test_stored_messages_are_shown_in_the_chosen_language() -> None:
             "a note no template knows",
         ]
     )
-    assert catalogue.localise(message, "zh_CN") == (
+    assert i18n.localise(message, "zh_CN") == (
         "120 行中有 3 行被隔离; 已忽略未知列：remark; a note no template knows"
     )
-    assert catalogue.localise(message, "en") == message
+    assert i18n.localise(message, "en") == message
     # A template with "; " inside it is matched whole; values are translated in turn.
     missing = reasons.MISSING_COLUMNS.format(missing="caller", expected="caller, callee", found="x")
-    assert (
-        catalogue.localise(missing, "zh_CN") == "缺少必填列 caller；应有 caller, callee；实际为 x"
-    )
+    assert i18n.localise(missing, "zh_CN") == "缺少必填列 caller；应有 caller, callee；实际为 x"
     two = "; ".join([reasons.NOT_VALID.format(type="integer"), reasons.REQUIRED])
-    assert catalogue.localise(two, "zh_CN") == "不是有效的整数; 缺少必填值"
+    assert i18n.localise(two, "zh_CN") == "不是有效的整数; 缺少必填值"
     nested = reasons.UNKNOWN_VALUE.format(reference=reasons.REGION_CODE.format(level="county"))
-    assert catalogue.localise(nested, "zh_CN") == "未知值：在所配置地区的区县代码中找不到"
+    assert i18n.localise(nested, "zh_CN") == "未知值：在所配置地区的区县代码中找不到"

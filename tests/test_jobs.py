@@ -261,7 +261,7 @@ def test_an_analyst_starts_a_scan_from_the_dashboard_and_follows_it(calls_site: 
     assert "period" in malformed.text
     nothing = client.post("/fraud/scans", data={"period": "2021-05", "csrf_token": csrf})
     assert nothing.url.path == "/fraud"
-    assert "no call records for 2021-05" in nothing.text
+    assert "2021-05 没有话单" in nothing.text
 
     followed = client.post("/fraud/scans", data={"period": "2021-11", "csrf_token": csrf})
     assert followed.url.path.startswith("/jobs/")

@@ -19,6 +19,7 @@ from telereg.cases.models import Case, CaseStatus
 from telereg.core import audit
 from telereg.core.db import utcnow
 from telereg.core.errors import ConflictError, InputError, NotFoundError
+from telereg.core.i18n import N_
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 
@@ -137,21 +138,25 @@ def move(
     principal.require(permission)
     case = session.get(Case, case_id)
     if case is None or case.domain != workflow.domain or case.kind != workflow.kind:
-        raise NotFoundError(f"no {workflow.kind} case {case_id}")
+        raise NotFoundError(N_("no {kind} case {id}").format(kind=workflow.kind, id=case_id))
     try:
         target = CaseStatus(to)
     except ValueError as err:
-        raise InputError(f"unknown state {to!r}") from err
+        raise InputError(N_("unknown state {state}").format(state=repr(to))) from err
     if target not in workflow.allowed(case.status):
         allowed = ", ".join(s.value for s in workflow.allowed(case.status)) or "none"
         raise ConflictError(
-            f"case {case_id} is {case.status}; it can move to: {allowed}, not {target.value}"
+            N_("case {id} is {status}; it can move to: {allowed}, not {target}").format(
+                id=case_id, status=case.status, allowed=allowed, target=target.value
+            )
         )
     if not note.strip():
-        raise InputError("a note is required for every step of a case")
+        raise InputError(N_("a note is required for every step of a case"))
     if target in workflow.needs_handler:
         if not handler.strip():
-            raise InputError(f"say who handles the case when it is {target.value}")
+            raise InputError(
+                N_("say who handles the case when it is {status}").format(status=target.value)
+            )
         case.handler = handler.strip()[:200]
     previous = case.status
     case.status = target.value

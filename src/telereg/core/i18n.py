@@ -7,11 +7,12 @@ lives in a context variable so templates and code share one choice per request.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
+from babel.messages.mofile import read_mo
 from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
@@ -63,64 +64,76 @@ _FIELD = re.compile(r"\{([a-z_]+)\}")
 _PARTS = "; "
 
 
-class Catalogue:
-    """Shows parametrised English messages in the current language.
+def localise(text: str, language: str | None = None) -> str:
+    """``text``, a message the platform stores or returns in English, in ``language``.
 
-    Messages that the platform stores or returns in English (a submission's
-    message, an error report's reasons, an error's text) are built from
-    templates such as ``"below the minimum {minimum}"``. Shown on a page, the
-    text is matched back against the templates and rendered from the
-    template's translation with the same values; a value that is itself a
-    known message is translated too. Messages joined with ``"; "`` are
-    translated part by part, and text no template matches is shown as it is.
+    A message with values is built from a marked template, such as
+    ``N_("below the minimum {minimum}").format(minimum=0)``. The text is matched
+    back to the templates the language's catalog translates, and rendered from
+    the translation with the same values; a value that is itself a known message
+    is translated too. Messages joined with ``"; "`` are translated part by part;
+    text that no template matches is shown as it is.
     """
+    if not text:
+        return text
+    language = language or current_language.get()
+    translate = translations(language).ugettext
+    patterns = _templates(language)
+    parts = text.split(_PARTS)
+    shown: list[str] = []
+    start = 0
+    while start < len(parts):
+        for end in range(len(parts), start, -1):
+            found = _one(_PARTS.join(parts[start:end]), translate, patterns)
+            if found is not None:
+                shown.append(found)
+                start = end
+                break
+        else:
+            shown.append(parts[start])
+            start += 1
+    return _PARTS.join(shown)
 
-    def __init__(self, templates: Iterable[str]) -> None:
-        unique = sorted(set(templates), key=lambda t: -len(_FIELD.sub("", t)))
-        self._patterns = [(re.compile(_regex(t), re.DOTALL), t) for t in unique if _FIELD.search(t)]
 
-    def localise(self, text: str, language: str | None = None) -> str:
-        """``text`` in ``language`` (by default the current one)."""
-        if not text:
-            return text
-        translate = translations(language or current_language.get()).ugettext
-        parts = text.split(_PARTS)
-        shown: list[str] = []
-        start = 0
-        while start < len(parts):
-            for end in range(len(parts), start, -1):
-                found = self._one(_PARTS.join(parts[start:end]), translate)
-                if found is not None:
-                    shown.append(found)
-                    start = end
-                    break
-            else:
-                shown.append(parts[start])
-                start += 1
-        return _PARTS.join(shown)
+def _one(
+    text: str, translate: Callable[[str], str], patterns: list[tuple[re.Pattern[str], str]]
+) -> str | None:
+    translated = translate(text)
+    if translated != text:
+        return translated
+    for pattern, template in patterns:
+        match = pattern.fullmatch(text)
+        if match is not None:
+            values = {
+                name: _one(value, translate, patterns) or value
+                for name, value in match.groupdict().items()
+            }
+            return translate(template).format(**values)
+    return None
 
-    def _one(self, text: str, translate: Callable[[str], str]) -> str | None:
-        translated = translate(text)
-        if translated != text:
-            return translated
-        for pattern, template in self._patterns:
-            match = pattern.fullmatch(text)
-            if match is not None:
-                values = {
-                    name: self._one(value, translate) or value
-                    for name, value in match.groupdict().items()
-                }
-                return translate(template).format(**values)
-        return None
+
+@cache
+def _templates(language: str) -> list[tuple[re.Pattern[str], str]]:
+    """The language's translated messages that take values, most specific first."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    if language not in LANGUAGES or not path.exists():
+        return []
+    with path.open("rb") as fh:
+        ids = [m.id for m in read_mo(fh) if isinstance(m.id, str) and m.string]
+    templates = sorted((i for i in ids if _FIELD.search(i)), key=lambda t: -len(_FIELD.sub("", t)))
+    return [(re.compile(_regex(t), re.DOTALL), t) for t in templates]
 
 
 def _regex(template: str) -> str:
     pieces = []
     position = 0
+    seen: set[str] = set()
     for field in _FIELD.finditer(template):
         pieces.append(re.escape(template[position : field.start()]))
-        # A value never spans the "; " between two messages.
-        pieces.append(f"(?P<{field.group(1)}>(?:(?!{_PARTS}).)+?)")
+        name = field.group(1)
+        # A value never spans the "; " between two messages; a repeated field repeats it.
+        pieces.append(f"(?P={name})" if name in seen else f"(?P<{name}>(?:(?!{_PARTS}).)+?)")
+        seen.add(name)
         position = field.end()
     pieces.append(re.escape(template[position:]))
     return "".join(pieces)

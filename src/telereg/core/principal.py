@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from telereg.core.errors import PermissionDeniedError
+from telereg.core.i18n import N_
 from telereg.core.permissions import Permission, Role, has_permission
 
 
@@ -24,7 +25,9 @@ class Principal:
         """Raise :class:`PermissionDeniedError` unless the role holds ``permission``."""
         if not self.can(permission):
             raise PermissionDeniedError(
-                f"role {self.role.value!r} lacks permission {permission.value!r}"
+                N_("role {role} lacks permission {permission}").format(
+                    role=repr(self.role.value), permission=repr(permission.value)
+                )
             )
 
 

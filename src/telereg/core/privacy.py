@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from telereg.core import audit
 from telereg.core.errors import ConfigurationError, InputError, NotFoundError
+from telereg.core.i18n import N_
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -204,7 +205,9 @@ def may_reidentify(principal: Principal, reason: str) -> str:
     principal.require(Permission.PRIVACY_REIDENTIFY)
     if len(reason.strip()) < _MIN_REASON_CHARS:
         raise InputError(
-            f"a reason of at least {_MIN_REASON_CHARS} characters is required to re-identify"
+            N_("a reason of at least {n} characters is required to re-identify").format(
+                n=_MIN_REASON_CHARS
+            )
         )
     return reason.strip()
 

@@ -2,7 +2,7 @@
 
 The submission record, the error report and the quarantine keep these
 messages in English, as the API returns them; pages show them in the reader's
-language by matching them back to these templates (``core.i18n.Catalogue``).
+language by matching them back to their templates (``core.i18n.localise``).
 A message the ingest gives is built here, so every one of them can be
 translated: ``MISSING.format(...)``, never an f-string at the call site.
 """
@@ -86,8 +86,4 @@ VALUE_WORDS = (
     N_("geometry"),
     N_("city"),
     N_("county"),
-)
-
-TEMPLATES: tuple[str, ...] = tuple(
-    value for name, value in sorted(globals().items()) if name.isupper() and isinstance(value, str)
 )

@@ -18,7 +18,7 @@ from telereg.ingest import submissions
 from telereg.ingest.catalog import contract_summary
 from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
-from telereg.web.terms import ERROR_REPORT_HEADERS, MESSAGES
+from telereg.web.terms import ERROR_REPORT_HEADERS
 
 router = APIRouter(prefix="/data", include_in_schema=False)
 PAGE_SIZE = 30
@@ -134,7 +134,7 @@ def submission_errors(
             settings,
             found,
             headers=[i18n.translations(language).ugettext(h) for h in ERROR_REPORT_HEADERS],
-            reason=partial(MESSAGES.localise, language=language),
+            reason=partial(i18n.localise, language=language),
         ),
         media_type="text/csv; charset=utf-8",
         headers={

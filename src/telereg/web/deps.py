@@ -23,6 +23,7 @@ from telereg.core.errors import (
     TeleregError,
 )
 from telereg.core.i18n import gettext as _
+from telereg.core.i18n import localise
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.web.terms import FORM_ERRORS
@@ -108,7 +109,7 @@ def refused(request: Request, err: TeleregError, *, back: str) -> Response:
     message, which the server wrote, is shown once by :data:`FormError`.
     """
     code = form_error_code(err)
-    request.session["refusal"] = {"code": code, "message": str(err)[:500]}
+    request.session["refusal"] = {"code": code, "message": err.message[:500], "where": err.where}
     return RedirectResponse(f"{back}?error={code}", status_code=303)
 
 
@@ -134,7 +135,9 @@ async def form_error(request: Request, error: str = "") -> str:
     if error not in FORM_ERRORS:
         return ""
     refusal = request.session.pop("refusal", None)
-    reason = refusal.get("message", "") if isinstance(refusal, dict) else ""
+    reason = localise(str(refusal.get("message", ""))) if isinstance(refusal, dict) else ""
+    if reason and isinstance(refusal, dict) and refusal.get("where"):
+        reason = f"{refusal['where']}: {reason}"
     same = isinstance(refusal, dict) and refusal.get("code") == error
     return f"{_(FORM_ERRORS[error])} {reason}" if same and reason else _(FORM_ERRORS[error])
 

@@ -9,9 +9,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from telereg.core.errors import CsrfError, TeleregError
 from telereg.core.i18n import gettext as _
+from telereg.core.i18n import localise
 from telereg.web.deps import LoginRequiredError
 from telereg.web.templating import render
-from telereg.web.terms import CSRF_EXPIRED, ERROR_TITLES, MESSAGES
+from telereg.web.terms import CSRF_EXPIRED, ERROR_TITLES
 
 
 def error_page(request: Request, status: int, detail: str, error: Exception | None) -> Response:
@@ -25,7 +26,7 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
     elif isinstance(error, CsrfError):
         shown = _(CSRF_EXPIRED)
     elif isinstance(error, TeleregError):
-        message = MESSAGES.localise(error.message)
+        message = localise(error.message)
         shown = f"{error.where}: {message}" if error.where else message
     else:
         shown = _(detail)

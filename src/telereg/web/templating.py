@@ -14,7 +14,7 @@ from telereg import __version__
 from telereg.core import i18n
 from telereg.core.privacy import mask
 from telereg.web.navigation import MODULES, translated
-from telereg.web.terms import MESSAGES, localise_reason
+from telereg.web.terms import localise_reason
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -29,7 +29,7 @@ _env.install_gettext_callables(  # type: ignore[attr-defined]
 )
 templates = Jinja2Templates(env=_env)
 templates.env.filters["mask"] = mask
-templates.env.filters["localise"] = MESSAGES.localise
+templates.env.filters["localise"] = i18n.localise
 templates.env.filters["localise_reason"] = localise_reason
 templates.env.globals["LANGUAGES"] = i18n.LANGUAGES
 templates.env.globals["version"] = __version__

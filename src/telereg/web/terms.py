@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from telereg.core import i18n
-from telereg.core.i18n import N_, Catalogue
-from telereg.domains.fraud import notes
-from telereg.ingest import reasons
+from telereg.core.i18n import N_, localise
 
 ROLE_NAMES = (N_("admin"), N_("analyst"), N_("operator"), N_("liaison"), N_("viewer"))
 SUBMISSION_STATUSES = (N_("accepted"), N_("partial"), N_("rejected"))
@@ -126,15 +124,13 @@ def translated_signals() -> dict[str, str]:
     return {code: i18n.gettext(words) for code, words in both.items()}
 
 
-#: The messages pages show from stored English text (submissions, error reports, errors).
-MESSAGES = Catalogue((*reasons.TEMPLATES, *notes.TEMPLATES))
 ERROR_REPORT_HEADERS = (N_("row"), N_("column"), N_("reason"), N_("value"))
 
 
 def localise_reason(text: str) -> str:
     """A "column: reason" line of a submission's errors, with the reason translated."""
     column, colon, reason = text.partition(": ")
-    return f"{column}: {MESSAGES.localise(reason)}" if colon else MESSAGES.localise(text)
+    return f"{column}: {localise(reason)}" if colon else localise(text)
 
 
 ERROR_TITLES = {

@@ -38,6 +38,7 @@ from telereg.core.errors import (
     SignatureError,
     TeleregError,
 )
+from telereg.core.i18n import N_
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -120,15 +121,17 @@ def export(
         reveal_reason = may_reidentify(principal, reveal_reason)
     agency = session.scalar(select(Agency).where(Agency.code == agency_code))
     if agency is None:
-        raise NotFoundError(f"no agency {agency_code!r}")
+        raise NotFoundError(N_("no agency {agency}").format(agency=repr(agency_code)))
     if not case_ids:
-        raise InputError("name at least one case to hand over")
+        raise InputError(N_("name at least one case to hand over"))
     chosen = [get_case(session, principal=principal, case_id=i) for i in case_ids]
     for case in chosen:
         again = case.status == CaseStatus.REFERRED.value and case.agency_id == agency.id
         if case.status != CaseStatus.IN_REVIEW.value and not again:
             raise ConflictError(
-                f"case {case.id} is {case.status}; only cases in review can be handed over"
+                N_("case {id} is {status}; only cases in review can be handed over").format(
+                    id=case.id, status=case.status
+                )
             )
     rows = _rows(session, settings, principal, chosen, reveal_reason)
     for case in chosen:
@@ -280,9 +283,13 @@ def record_disposal(
 ) -> Case:
     """The agency's outcome for a referred case (the liaison of that agency, or an analyst)."""
     if not note.strip():
-        raise InputError("say what was done: a note is required with the disposal")
+        raise InputError(N_("say what was done: a note is required with the disposal"))
     if disposal not in DISPOSALS:
-        raise InputError(f"disposal must be one of {', '.join(DISPOSALS)}, not {disposal!r}")
+        raise InputError(
+            N_("disposal must be one of {allowed}, not {disposal}").format(
+                allowed=", ".join(DISPOSALS), disposal=repr(disposal)
+            )
+        )
     case = get_case(session, principal=principal, case_id=case_id)
     moved = cases.move(
         session,

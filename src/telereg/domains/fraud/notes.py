@@ -1,7 +1,7 @@
 """What a scan says about how it scored lines, as message templates.
 
 The scan's summary keeps the note in English (the API and the CLI show it so);
-the dashboard shows it in the reader's language (``core.i18n.Catalogue``).
+the dashboard shows it in the reader's language (``core.i18n.localise``).
 """
 
 from __future__ import annotations
@@ -13,5 +13,3 @@ RULES_AND_MODEL = N_(
     "rules and model ({positives} confirmed lines of {period}, "
     "{unlabelled} sharing their handsets left out)"
 )
-
-TEMPLATES = (RULES_ONLY, RULES_AND_MODEL)

@@ -13,13 +13,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.core.errors import TeleregError
+from telereg.core.i18n import localise
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import handover, service
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
 from telereg.web.templating import render
-from telereg.web.terms import MESSAGES, translated_signals
+from telereg.web.terms import translated_signals
 
 router = APIRouter(prefix="/fraud", include_in_schema=False)
 
@@ -44,7 +45,7 @@ def dashboard(
         {
             "period": period,
             "periods": periods,
-            "model_note": MESSAGES.localise(note),
+            "model_note": localise(note),
             "signals": translated_signals(),
             "can_scan": can_scan,
             "scannable": service.scannable_periods(session) if can_scan else [],

@@ -30,6 +30,7 @@ from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import audit, engine, jobs
 from telereg.core.errors import ConfigurationError, InputError, NotFoundError
+from telereg.core.i18n import N_
 from telereg.core.jobs import JobKind
 from telereg.core.models import Job
 from telereg.core.permissions import Permission, Role
@@ -87,13 +88,16 @@ class ScanSummary:
 
 
 _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_NO_SCAN = N_("no fraud scan for {period}; run `telereg fraud scan --period {period}`")
 #: Case references are at most this long (the column's width); longer domains are hashed.
 _REFERENCE_CHARS = 100
 
 
 def results_dir(settings: Settings, period: str) -> Path:
     if not _PERIOD.fullmatch(period):
-        raise InputError(f"a period is a month written YYYY-MM, not {period[:20]!r}")
+        raise InputError(
+            N_("a period is a month written YYYY-MM, not {period}").format(period=repr(period[:20]))
+        )
     return settings.data_dir / "analysis" / "fraud" / period
 
 
@@ -250,7 +254,9 @@ def check_scan(session: Session, settings: Settings, period: str) -> None:
             where="TELEREG_FRAUD_RULES",
         )
     if not _files(session, settings, "voice_cdr", period):
-        raise NotFoundError(f"no call records for {period}; ingest voice_cdr first")
+        raise NotFoundError(
+            N_("no call records for {period}; ingest voice_cdr first").format(period=period)
+        )
 
 
 #: The steps of a scan, in order, as ``scan`` reports them to its ``progress``.
@@ -433,18 +439,14 @@ def _store(
 def load_result(settings: Settings, period: str, name: str) -> pd.DataFrame:
     path = results_dir(settings, period) / f"{name}.parquet"
     if not path.exists():
-        raise NotFoundError(
-            f"no fraud scan for {period}; run `telereg fraud scan --period {period}`"
-        )
+        raise NotFoundError(_NO_SCAN.format(period=period))
     return pd.read_parquet(path)
 
 
 def load_summary(settings: Settings, period: str) -> dict[str, Any]:
     path = results_dir(settings, period) / "summary.json"
     if not path.exists():
-        raise NotFoundError(
-            f"no fraud scan for {period}; run `telereg fraud scan --period {period}`"
-        )
+        raise NotFoundError(_NO_SCAN.format(period=period))
     loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded
 
@@ -517,9 +519,9 @@ def move_case(session: Session, *, principal: Principal, case_id: int, to: str, 
     """An analyst's step: into review, or closed. A case is referred only by a hand-over
     (which writes the signed package) and resolved only by a recorded disposal."""
     if to == CaseStatus.REFERRED.value:
-        raise InputError("a case is referred by handing it over to an agency")
+        raise InputError(N_("a case is referred by handing it over to an agency"))
     if to == CaseStatus.RESOLVED.value:
-        raise InputError("a case is resolved by recording the agency's disposal")
+        raise InputError(N_("a case is resolved by recording the agency's disposal"))
     return cases.move(
         session, principal=principal, workflow=WORKFLOW, case_id=case_id, to=to, note=note
     )
@@ -547,12 +549,12 @@ def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
     """One case, if the principal may see it (else it does not exist for them)."""
     case = session.get(Case, case_id)
     if case is None or case.domain != WORKFLOW.domain or case.kind != WORKFLOW.kind:
-        raise NotFoundError(f"no fraud case {case_id}")
+        raise NotFoundError(N_("no fraud case {id}").format(id=case_id))
     if principal.can(Permission.CASES_MANAGE):
         return case
     principal.require(Permission.CASES_READ_ASSIGNED)
     if case.agency is None or case.agency.code != principal.agency_code:
-        raise NotFoundError(f"no fraud case {case_id}")
+        raise NotFoundError(N_("no fraud case {id}").format(id=case_id))
     return case
 
 
@@ -583,7 +585,9 @@ def line_detail(
     rows = suspect_rows(settings, principal=principal, period=period)
     found = rows[rows["line"] == line]
     if found.empty:
-        raise NotFoundError(f"line {line[:8]}… is not a suspect of {period}")
+        raise NotFoundError(
+            N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
+        )
     row = found.iloc[0]
     backend = engine.connect(settings)
     calls = _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr")
@@ -771,7 +775,11 @@ def suspect_list(
     ``total`` counts every suspect that matches, not just the page.
     """
     if kind is not None and kind not in SUSPECT_KINDS:
-        raise InputError(f"kind {kind!r} is not one of: {', '.join(SUSPECT_KINDS)}")
+        raise InputError(
+            N_("kind {kind} is not one of: {kinds}").format(
+                kind=repr(kind), kinds=", ".join(SUSPECT_KINDS)
+            )
+        )
     rows = suspect_rows(settings, principal=principal, period=period)
     if kind is not None:
         rows = rows[rows["kind"] == kind]
