@@ -402,3 +402,82 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
             )
     with pytest.raises(SignatureError):
         handover.verify(forged, settings.secret("handover_key"))
+
+
+def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audited(
+    fraud_scan: Settings,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from telereg.app import create_app
+    from telereg.core import accounts
+    from telereg.core.models import AuditEntry
+    from telereg.core.permissions import Role
+    from telereg.core.privacy import Vault
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import PASSWORD, csrf_of
+
+    with session_scope(fraud_scan) as session:
+        for name, role, binding in (
+            ("reveal-analyst", Role.ANALYST, {}),
+            ("reveal-operator", Role.OPERATOR, {"operator": "CMCC"}),
+        ):
+            accounts.create_user(
+                session, principal=ROOT, username=name, role=role, password=PASSWORD, **binding
+            )
+    app = create_app(fraud_scan)
+
+    def signed_in(name: str) -> TestClient:
+        client = TestClient(app, follow_redirects=True)
+        form = client.get("/login")
+        client.post(
+            "/login",
+            data={"username": name, "password": PASSWORD, "csrf_token": csrf_of(form.text)},
+        )
+        return client
+
+    def reveals() -> list[AuditEntry]:
+        with session_scope(fraud_scan) as session:
+            found = select(AuditEntry).where(AuditEntry.action == "privacy.reidentify")
+            return list(session.scalars(found))
+
+    suspect = fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", operator="CUCC")
+    line = suspect["suspects"][0]["line"]
+    analyst = signed_in("reveal-analyst")
+    page = analyst.get(f"/fraud/lines/{line}?period=2021-11")
+    assert 'id="reveal-form"' in page.text
+    csrf = csrf_of(page.text)
+
+    short = analyst.post(
+        f"/fraud/lines/{line}/reveal", data={"period": "2021-11", "reason": "x", "csrf_token": csrf}
+    )
+    assert "查看明文需要填写至少 5 个字符的理由" in short.text
+    stranger = analyst.post(
+        f"/fraud/lines/{'0' * 32}/reveal",
+        data={"period": "2021-11", "reason": "checking a number", "csrf_token": csrf},
+    )
+    assert "不是 2021-11 的可疑号码" in stranger.text
+    assert reveals() == [], "a refused look leaves no record and shows nothing"
+
+    shown = analyst.post(
+        f"/fraud/lines/{line}/reveal",
+        data={"period": "2021-11", "reason": "before the call to the police", "csrf_token": csrf},
+    )
+    clear = Vault.of(fraud_scan).reveal(line)
+    assert shown.status_code == 200
+    assert f"<strong>{clear}</strong>" in shown.text
+    assert shown.headers["cache-control"] == "no-store"
+    (record,) = reveals()
+    assert (record.actor, record.reason) == ("reveal-analyst", "before the call to the police")
+    assert record.objects == [f"token:{line}"]
+
+    operator = signed_in("reveal-operator")
+    own = operator.get(f"/fraud/lines/{line}?period=2021-11")
+    assert 'id="reveal-form"' not in own.text
+    refused = operator.post(
+        f"/fraud/lines/{line}/reveal",
+        data={"period": "2021-11", "reason": "curious about it", "csrf_token": csrf_of(own.text)},
+    )
+    assert refused.status_code == 403
+    assert clear not in refused.text
+    assert len(reveals()) == 1

@@ -110,7 +110,8 @@ def refused(request: Request, err: TeleregError, *, back: str) -> Response:
     """
     code = form_error_code(err)
     request.session["refusal"] = {"code": code, "message": err.message[:500], "where": err.where}
-    return RedirectResponse(f"{back}?error={code}", status_code=303)
+    joiner = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{joiner}error={code}", status_code=303)
 
 
 def form_step(

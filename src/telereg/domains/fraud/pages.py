@@ -75,13 +75,61 @@ def line_page(
     line: str,
     request: Request,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+    error: FormError,
     period: str = "",
 ) -> Response:
     service.visible_operator(principal)
+    return _line(request, principal, line=line, period=period, error=error)
+
+
+@router.post("/lines/{line}/reveal", response_class=HTMLResponse, dependencies=[Csrf])
+def reveal_line(
+    line: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.PRIVACY_REIDENTIFY)],
+    period: Annotated[str, Form(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """The suspect's clear number, for a user allowed to see it, with a reason, audited."""
+    try:
+        with session.begin_nested():
+            clear = service.reveal_line(
+                session,
+                settings=settings,
+                principal=principal,
+                period=period,
+                line=line,
+                reason=reason,
+            )
+    except TeleregError as err:
+        return refused(request, err, back=f"/fraud/lines/{quote(line)}?period={period}")
+    page = _line(request, principal, line=line, period=period, error="", revealed=clear)
+    page.headers["Cache-Control"] = "no-store"  # the clear number stays out of caches
+    return page
+
+
+def _line(
+    request: Request,
+    principal: Principal,
+    *,
+    line: str,
+    period: str,
+    error: str,
+    revealed: str | None = None,
+) -> Response:
     return render(
         request,
         "fraud/line.html",
-        {"line": line, "period": period, "signals": translated_signals()},
+        {
+            "line": line,
+            "period": period,
+            "signals": translated_signals(),
+            "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
+            "revealed": revealed,
+            "error": error,
+        },
     )
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
-from telereg.core import audit, engine, jobs
+from telereg.core import audit, engine, jobs, privacy
 from telereg.core.errors import ConfigurationError, InputError, NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.jobs import JobKind
@@ -576,6 +576,32 @@ def suspect_rows(settings: Settings, *, principal: Principal, period: str) -> pd
     if only is not None:
         rows = rows[rows["operator"] == only]
     return rows
+
+
+def reveal_line(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    period: str,
+    line: str,
+    reason: str,
+) -> str:
+    """The clear number of a suspect line the principal may see, audited with the reason."""
+    privacy.may_reidentify(principal, reason)
+    rows = suspect_rows(settings, principal=principal, period=period)
+    if not (rows["line"] == line).any():
+        raise NotFoundError(
+            N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
+        )
+    return privacy.reidentify(
+        session,
+        principal=principal,
+        vault=privacy.Vault.of(settings),
+        token=line,
+        reason=reason,
+        context={"for": "fraud suspect page", "period": period},
+    )
 
 
 def line_detail(
