@@ -404,30 +404,27 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         handover.verify(forged, settings.secret("handover_key"))
 
 
-def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audited(
-    fraud_scan: Settings,
-) -> None:
+@pytest.fixture(scope="module")
+def signed_in(fraud_scan: Settings):
+    """Signs a user of the scanned province in: an analyst (``analyst``) or CMCC's ``operator``."""
     from fastapi.testclient import TestClient
 
     from telereg.app import create_app
     from telereg.core import accounts
-    from telereg.core.models import AuditEntry
     from telereg.core.permissions import Role
-    from telereg.core.privacy import Vault
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import PASSWORD, csrf_of
 
     with session_scope(fraud_scan) as session:
         for name, role, binding in (
-            ("reveal-analyst", Role.ANALYST, {}),
-            ("reveal-operator", Role.OPERATOR, {"operator": "CMCC"}),
+            ("analyst", Role.ANALYST, {}),
+            ("operator", Role.OPERATOR, {"operator": "CMCC"}),
         ):
             accounts.create_user(
                 session, principal=ROOT, username=name, role=role, password=PASSWORD, **binding
             )
     app = create_app(fraud_scan)
 
-    def signed_in(name: str) -> TestClient:
+    def sign_in(name: str) -> TestClient:
         client = TestClient(app, follow_redirects=True)
         form = client.get("/login")
         client.post(
@@ -436,14 +433,54 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
         )
         return client
 
+    return sign_in
+
+
+def test_the_case_queue_comes_a_page_at_a_time_with_titles_in_the_readers_language(
+    fraud_scan: Settings, signed_in
+) -> None:
+    import re
+
+    from telereg.domains.fraud import service as fraud
+
+    with session_scope(fraud_scan) as session:
+        queue = fraud.case_queue(session, principal=ROOT)
+        assert len(queue) > 60
+        first_title = queue[0].title
+        total = len(queue)
+    assert first_title.startswith("SIM box suspect "), "stored in English, as the API gives it"
+    analyst = signed_in("analyst")
+    first = analyst.get("/fraud/cases").text
+    rows = re.findall(r'<tr id="case-([0-9]+)"', first)
+    assert len(rows) == 50
+    assert "疑似猫池 " in first
+    assert "SIM box suspect" not in first
+    assert f"1 / {-(-total // 50)} · {total:,}" in first
+    second = analyst.get("/fraud/cases", params={"page": 2}).text
+    assert set(re.findall(r'<tr id="case-([0-9]+)"', second)).isdisjoint(rows)
+    beyond = analyst.get("/fraud/cases", params={"page": 999}).text
+    assert re.findall(r'<tr id="case-([0-9]+)"', beyond), "a page past the end shows the last"
+
+
+def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audited(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from telereg.core.models import AuditEntry
+    from telereg.core.privacy import Vault
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import csrf_of
+
     def reveals() -> list[AuditEntry]:
         with session_scope(fraud_scan) as session:
-            found = select(AuditEntry).where(AuditEntry.action == "privacy.reidentify")
+            found = select(AuditEntry).where(
+                AuditEntry.action == "privacy.reidentify",
+                AuditEntry.actor.in_(["analyst", "operator"]),
+            )
             return list(session.scalars(found))
 
     suspect = fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", operator="CUCC")
     line = suspect["suspects"][0]["line"]
-    analyst = signed_in("reveal-analyst")
+    analyst = signed_in("analyst")
     page = analyst.get(f"/fraud/lines/{line}?period=2021-11")
     assert 'id="reveal-form"' in page.text
     csrf = csrf_of(page.text)
@@ -468,10 +505,10 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
     assert f"<strong>{clear}</strong>" in shown.text
     assert shown.headers["cache-control"] == "no-store"
     (record,) = reveals()
-    assert (record.actor, record.reason) == ("reveal-analyst", "before the call to the police")
+    assert (record.actor, record.reason) == ("analyst", "before the call to the police")
     assert record.objects == [f"token:{line}"]
 
-    operator = signed_in("reveal-operator")
+    operator = signed_in("operator")
     own = operator.get(f"/fraud/lines/{line}?period=2021-11")
     assert 'id="reveal-form"' not in own.text
     refused = operator.post(

@@ -1,7 +1,7 @@
-"""What a scan says about how it scored lines, as message templates.
+"""What a scan says, as message templates: how it scored lines, and its cases' titles.
 
-The scan's summary keeps the note in English (the API and the CLI show it so);
-the dashboard shows it in the reader's language (``core.i18n.localise``).
+The scan's summary and the cases keep these in English (the API and the CLI
+show them so); pages show them in the reader's language (``core.i18n.localise``).
 """
 
 from __future__ import annotations
@@ -13,3 +13,6 @@ RULES_AND_MODEL = N_(
     "rules and model ({positives} confirmed lines of {period}, "
     "{unlabelled} sharing their handsets left out)"
 )
+SIM_BOX_CASE = N_("SIM box suspect {operator} · score {score}")
+CARD_CASE = N_("Card-breaking risk {operator} · outlet {outlet}")
+DOMAIN_CASE = N_("Fraud domain {domain}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from telereg.api.deps import SessionDep, SettingsDep
@@ -23,6 +23,7 @@ from telereg.web.templating import render
 from telereg.web.terms import translated_signals
 
 router = APIRouter(prefix="/fraud", include_in_schema=False)
+CASES_PER_PAGE = 50
 
 
 @router.get("", response_class=HTMLResponse)
@@ -142,8 +143,11 @@ def cases_page(
     error: FormError,
     status: str = "",
     made: str = "",
+    page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
     queue = service.case_queue(session, principal=principal, status=status or None)
+    pages = max(1, -(-len(queue) // CASES_PER_PAGE))
+    page = min(page, pages)
     agencies = session.query(Agency).order_by(Agency.code).all()
     packages = handover.packages(settings, principal=principal)
     # Only a package that exists is named: the address is not to make the page say things.
@@ -152,7 +156,10 @@ def cases_page(
         request,
         "fraud/cases.html",
         {
-            "cases": queue,
+            "cases": queue[(page - 1) * CASES_PER_PAGE : page * CASES_PER_PAGE],
+            "total": len(queue),
+            "page": page,
+            "pages": pages,
             "status": status,
             "error": error,
             "made": made,

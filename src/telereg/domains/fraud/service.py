@@ -470,7 +470,7 @@ def _open_cases(
     items = [
         cases.NewCase(
             f"sim_box:{row.line}",
-            f"SIM box suspect {row.operator} · score {row.rule_score:g}",
+            notes.SIM_BOX_CASE.format(operator=row.operator, score=f"{row.rule_score:g}"),
             {
                 "type": "sim_box",
                 "line": row.line,
@@ -485,7 +485,7 @@ def _open_cases(
     items += [
         cases.NewCase(
             f"card:{row.line}",
-            f"Card-breaking risk {row.operator} · outlet {row.outlet_id}",
+            notes.CARD_CASE.format(operator=row.operator, outlet=row.outlet_id),
             {
                 "type": "card",
                 "line": row.line,
@@ -501,7 +501,7 @@ def _open_cases(
         items += [
             cases.NewCase(
                 domain_reference(row.domain),
-                f"Fraud domain {row.domain}",
+                notes.DOMAIN_CASE.format(domain=row.domain),
                 {
                     "type": "domain",
                     "domain": row.domain,
