@@ -142,6 +142,10 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     assert "隔离行" in posted.text
     listing = browser.get("/data/submissions")
     assert "cells.csv" in listing.text
+    assert '<td title="cells">小区工参</td>' in listing.text, "datasets by their titles"
+    assert "cells.csv" in browser.get("/data/submissions", params={"period": "2021-11"}).text
+    assert "cells.csv" not in browser.get("/data/submissions", params={"period": "2020-01"}).text
+    assert browser.get("/data/submissions", params={"period": "2021-13"}).status_code == 422
     no_csrf = browser.post(
         "/data/upload",
         data={"dataset": "cells", "operator": "CMCC"},

@@ -33,6 +33,7 @@ def submission_list(
     dataset: str = "",
     operator: str = "",
     status: str = "",
+    period: Annotated[str, Query(pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$")] = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
     records, total = submissions.list_submissions(
@@ -41,6 +42,7 @@ def submission_list(
         dataset=dataset or None,
         operator=operator or None,
         status=status or None,
+        period=period or None,
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
     )
@@ -52,7 +54,12 @@ def submission_list(
             "total": total,
             "page": page,
             "pages": max(1, -(-total // PAGE_SIZE)),
-            "filters": {"dataset": dataset, "operator": operator, "status": status},
+            "filters": {
+                "dataset": dataset,
+                "operator": operator,
+                "status": status,
+                "period": period,
+            },
             "datasets": sorted(registry.CONTRACTS),
             "operators": [o.code for o in accounts.list_operators(session)],
         },

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from telereg import __version__
+from telereg import __version__, registry
 from telereg.core import i18n
 from telereg.core.privacy import mask
 from telereg.web.navigation import MODULES, translated
@@ -31,6 +31,17 @@ templates = Jinja2Templates(env=_env)
 templates.env.filters["mask"] = mask
 templates.env.filters["localise"] = i18n.localise
 templates.env.filters["localise_reason"] = localise_reason
+
+
+def dataset_title(name: str) -> str:
+    """A dataset's title in the current language (its name if no contract has it)."""
+    contract = registry.CONTRACTS.get(name)
+    if contract is None:
+        return name
+    return contract.title_zh if i18n.current_language.get() == "zh_CN" else contract.title
+
+
+templates.env.filters["dataset_title"] = dataset_title
 templates.env.globals["LANGUAGES"] = i18n.LANGUAGES
 templates.env.globals["version"] = __version__
 
