@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from contextvars import ContextVar
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from babel.messages.mofile import read_mo
@@ -76,7 +76,11 @@ def localise(text: str, language: str | None = None) -> str:
     """
     if not text:
         return text
-    language = language or current_language.get()
+    return _localised(text, language or current_language.get())
+
+
+@lru_cache(maxsize=8192)  # an error report repeats a few reasons over many rows
+def _localised(text: str, language: str) -> str:
     translate = translations(language).ugettext
     patterns = _templates(language)
     parts = text.split(_PARTS)
