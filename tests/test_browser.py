@@ -288,6 +288,7 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         expect(page.locator("#suspect-count")).not_to_have_text(everyone)
         expect(page.locator("#suspect-table tbody tr").first).to_contain_text("断卡")
         expect(page.locator("#suspect-table tbody")).not_to_contain_text("猫池")
+        expect(page.locator("#suspect-csv")).to_have_attribute("href", re.compile("kind=card"))
         page.select_option("#suspect-filter select[name=kind]", "")
         expect(page.locator("#suspect-count")).to_have_text(everyone)
         page.locator("#suspect-table tbody tr a").first.click()

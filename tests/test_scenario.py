@@ -462,6 +462,29 @@ def test_the_case_queue_comes_a_page_at_a_time_with_titles_in_the_readers_langua
     assert re.findall(r'<tr id="case-([0-9]+)"', beyond), "a page past the end shows the last"
 
 
+def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from telereg.domains.fraud import service as fraud
+
+    expected = fraud.suspect_list(
+        fraud_scan, principal=ROOT, period="2021-11", kind="card", limit=1_000_000
+    )
+    analyst = signed_in("analyst")
+    got = analyst.get("/fraud/suspects.csv", params={"period": "2021-11", "kind": "card"})
+    assert got.headers["content-disposition"].endswith('filename="suspects-2021-11.csv"')
+    rows = list(csv.reader(io.StringIO(got.text.lstrip("\ufeff"))))
+    assert rows[0] == ["号码（假名）", "类型", "运营商", "地市", "得分", "日均呼出", "事由"]
+    assert len(rows) - 1 == expected["total"] > 50, "every page, not the first"
+    assert [r[0] for r in rows[1:]] == [s["line"] for s in expected["suspects"]]
+    assert {r[1] for r in rows[1:]} == {"断卡风险"}
+    assert any(r[3].endswith("市") for r in rows[1:]), "cities by name"
+    operator = signed_in("operator")
+    own = list(csv.reader(io.StringIO(operator.get("/fraud/suspects.csv").text.lstrip("\ufeff"))))
+    assert len(own) > 1
+    assert {r[2] for r in own[1:]} == {"CMCC"}, "an operator downloads its own lines only"
+
+
 def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audited(
     fraud_scan: Settings, signed_in
 ) -> None:

@@ -31,7 +31,7 @@ def latest_period(settings: Settings, period: str | None) -> str:
     if period:
         return period
     if not periods:
-        raise NotFoundError("no fraud scan yet; run `telereg fraud scan --period YYYY-MM`")
+        raise NotFoundError(service.NO_SCAN_YET)
     return periods[0]
 
 

@@ -5,19 +5,25 @@ Figures come from the JSON API (``/api/v1/fraud``); the case pages post forms.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from telereg.api.deps import SessionDep, SettingsDep
-from telereg.core.errors import TeleregError
+from telereg.core import i18n
+from telereg.core.errors import NotFoundError, TeleregError
 from telereg.core.i18n import localise
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import handover, service
+from telereg.ingest.submissions import neutralise
+from telereg.reference.regions import load_regions
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
 from telereg.web.templating import render
 from telereg.web.terms import translated_signals
@@ -53,6 +59,59 @@ def dashboard(
             "error": error,
         },
     )
+
+
+@router.get("/suspects.csv")
+def suspects_csv(
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+    period: Annotated[str, Query(pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$")] = "",
+    kind: Annotated[str, Query(max_length=16)] = "",
+    operator: Annotated[str, Query(max_length=32)] = "",
+    city: Annotated[str, Query(max_length=12)] = "",
+) -> Response:
+    """The dashboard's suspect list as filtered, every page of it, in the reader's language."""
+    periods = service.scanned_periods(settings)
+    shown = period or (periods[0] if periods else "")
+    if not shown:
+        raise NotFoundError(service.NO_SCAN_YET)
+    listed = service.suspect_list(
+        settings,
+        principal=principal,
+        period=shown,
+        kind=kind or None,
+        operator=operator or None,
+        city=city or None,
+        limit=1_000_000_000,
+    )
+    _ = i18n.gettext
+    zh = i18n.current_language.get() == "zh_CN"
+    regions = load_regions(settings.region_code)
+    cities = {r.code: r.name if zh else r.name_en for r in regions.cities}
+    signals = translated_signals()
+    kinds = {"sim_box": _("SIM box"), "card": _("card-breaking")}
+    header = [_("Line (token)"), _("Kind"), _("Operator"), _("City"), _("Score")]
+    header += [_("Calls a day"), _("Why")]
+
+    def lines() -> Iterator[str]:
+        yield "\ufeff" + _csv_line(header)  # a BOM so that Excel opens Chinese text correctly
+        for s in listed["suspects"]:
+            why = ", ".join(signals.get(code, code) for code in s["rules"])
+            place = cities.get(s["home_city"], s["home_city"])
+            row = [s["line"], kinds[s["kind"]], s["operator"], place, s["score"]]
+            yield _csv_line([*row, s["calls_per_day"], why])
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="suspects-{shown}.csv"'},
+    )
+
+
+def _csv_line(cells: Sequence[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([neutralise(c) for c in cells])
+    return buffer.getvalue()
 
 
 @router.post("/scans", dependencies=[Csrf])

@@ -88,6 +88,7 @@ class ScanSummary:
 
 
 _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+NO_SCAN_YET = N_("no fraud scan yet; run `telereg fraud scan --period YYYY-MM`")
 _NO_SCAN = N_("no fraud scan for {period}; run `telereg fraud scan --period {period}`")
 #: Case references are at most this long (the column's width); longer domains are hashed.
 _REFERENCE_CHARS = 100
