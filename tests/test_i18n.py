@@ -102,8 +102,10 @@ def test_stored_messages_are_shown_in_the_chosen_language() -> None:
     )
     assert i18n.localise(message, "en") == message
     # A template with "; " inside it is matched whole; values are translated in turn.
-    missing = reasons.MISSING_COLUMNS.format(missing="caller", expected="caller, callee", found="x")
-    assert i18n.localise(missing, "zh_CN") == "缺少必填列 caller；应有 caller, callee；实际为 x"
+    missing = reasons.MISSING_COLUMNS.format(missing="date", expected="date, city", found="x")
+    assert i18n.localise(missing, "zh_CN") == "缺少必填列 date；应有 date, city；实际为 x", (
+        "column names are data, even when they are words the catalog knows"
+    )
     two = "; ".join([reasons.NOT_VALID.format(type="integer"), reasons.REQUIRED])
     assert i18n.localise(two, "zh_CN") == "不是有效的整数; 缺少必填值"
     nested = reasons.UNKNOWN_VALUE.format(reference=reasons.REGION_CODE.format(level="county"))

@@ -62,6 +62,9 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark on
 
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 _PARTS = "; "
+#: Fields whose values are words or messages themselves (a type, a state, a nested
+#: message), translated in turn; other values (names, numbers, lists of columns) are data.
+_WORDS = frozenset({"type", "level", "status", "target", "reference"})
 
 
 def localise(text: str, language: str | None = None) -> str:
@@ -70,9 +73,10 @@ def localise(text: str, language: str | None = None) -> str:
     A message with values is built from a marked template, such as
     ``N_("below the minimum {minimum}").format(minimum=0)``. The text is matched
     back to the templates the language's catalog translates, and rendered from
-    the translation with the same values; a value that is itself a known message
-    is translated too. Messages joined with ``"; "`` are translated part by part;
-    text that no template matches is shown as it is.
+    the translation with the same values; a type, a state or a nested message
+    among the values is translated too (see ``_WORDS``). Messages joined with
+    ``"; "`` are translated part by part; text that no template matches is shown
+    as it is.
     """
     if not text:
         return text
@@ -109,7 +113,7 @@ def _one(
         match = pattern.fullmatch(text)
         if match is not None:
             values = {
-                name: _one(value, translate, patterns) or value
+                name: (_one(value, translate, patterns) if name in _WORDS else None) or value
                 for name, value in match.groupdict().items()
             }
             return translate(template).format(**values)
