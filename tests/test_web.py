@@ -133,7 +133,7 @@ def test_admin_adds_and_disables_a_user_in_the_web(browser: TestClient) -> None:
         "/admin/users", data={"username": "badop", "role": "operator", "csrf_token": token}
     )
     assert refused.status_code == 422
-    assert "bound to an operator" in refused.text
+    assert "运营商用户必须绑定一个运营商（--operator）" in refused.text
     browser.post("/admin/users/newop/disable", data={"csrf_token": token, "reason": "test"})
     audit = browser.get("/admin/audit?action=users.").text
     assert "users.disable" in audit

@@ -23,6 +23,7 @@ from telereg.core.auth import (
 )
 from telereg.core.db import utcnow
 from telereg.core.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
+from telereg.core.i18n import N_
 from telereg.core.models import Agency, ApiToken, Operator, User
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
@@ -42,7 +43,7 @@ class IssuedToken:
 def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NotFoundError(f"no user named {username!r}")
+        raise NotFoundError(N_("no user named {name}").format(name=repr(username)))
     return user
 
 
@@ -50,7 +51,9 @@ def get_operator(session: Session, code: str) -> Operator:
     operator = session.scalar(select(Operator).where(Operator.code == code))
     if operator is None:
         known = ", ".join(session.scalars(select(Operator.code).order_by(Operator.code))) or "none"
-        raise NotFoundError(f"no operator {code!r} (known: {known})")
+        raise NotFoundError(
+            N_("no operator {code} (known: {known})").format(code=repr(code), known=known)
+        )
     return operator
 
 
@@ -58,7 +61,9 @@ def get_agency(session: Session, code: str) -> Agency:
     agency = session.scalar(select(Agency).where(Agency.code == code))
     if agency is None:
         known = ", ".join(session.scalars(select(Agency.code).order_by(Agency.code))) or "none"
-        raise NotFoundError(f"no partner agency {code!r} (known: {known})")
+        raise NotFoundError(
+            N_("no partner agency {code} (known: {known})").format(code=repr(code), known=known)
+        )
     return agency
 
 
@@ -79,22 +84,28 @@ def create_user(
         role = Role(role)
     except ValueError as err:
         choices = ", ".join(r.value for r in Role)
-        raise InputError(f"unknown role {role!r} (choose one of: {choices})") from err
+        raise InputError(
+            N_("unknown role {role} (choose one of: {choices})").format(
+                role=repr(role), choices=choices
+            )
+        ) from err
     if not _USERNAME.match(username):
         raise InputError(
-            "a username is 2-64 characters: lowercase letters, digits, '.', '_' or '-', "
-            "starting with a letter"
+            N_(
+                "a username is 2-64 characters: lowercase letters, digits, '.', '_' or '-', "
+                "starting with a letter"
+            )
         )
     if role is Role.OPERATOR and not operator:
-        raise InputError("an operator user must be bound to an operator (--operator)")
+        raise InputError(N_("an operator user must be bound to an operator (--operator)"))
     if role is Role.LIAISON and not agency:
-        raise InputError("a liaison user must be bound to a partner agency (--agency)")
+        raise InputError(N_("a liaison user must be bound to a partner agency (--agency)"))
     if operator and role is not Role.OPERATOR:
-        raise InputError("only operator users are bound to an operator")
+        raise InputError(N_("only operator users are bound to an operator"))
     if agency and role is not Role.LIAISON:
-        raise InputError("only liaison users are bound to a partner agency")
+        raise InputError(N_("only liaison users are bound to a partner agency"))
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ConflictError(f"a user named {username!r} already exists")
+        raise ConflictError(N_("a user named {name} already exists").format(name=repr(username)))
     generated = None if password else generate_password()
     user = User(
         username=username,
@@ -128,7 +139,7 @@ def disable_user(
     principal.require(Permission.USERS_MANAGE)
     user = get_user(session, username)
     if principal.user_id is not None and user.id == principal.user_id:
-        raise InputError("you cannot disable your own account")
+        raise InputError(N_("you cannot disable your own account"))
     user.active = False
     end_sessions(user)  # enabling the user again must not revive its old cookies
     now = utcnow()
@@ -185,7 +196,7 @@ def _require_token_rights(principal: Principal, user: User) -> None:
         return
     principal.require(Permission.TOKENS_OWN)
     if principal.user_id != user.id:
-        raise PermissionDeniedError("you can only manage your own API tokens")
+        raise PermissionDeniedError(N_("you can only manage your own API tokens"))
 
 
 def issue_token(
@@ -200,7 +211,7 @@ def issue_token(
     user = get_user(session, username)
     _require_token_rights(principal, user)
     if not user.active:
-        raise InputError(f"user {username!r} is disabled")
+        raise InputError(N_("user {name} is disabled").format(name=repr(username)))
     clear, prefix = new_token()
     row = ApiToken(
         user=user,
@@ -230,7 +241,7 @@ def list_tokens(session: Session, *, principal: Principal, username: str) -> lis
 def revoke_token(session: Session, *, principal: Principal, token_id: int) -> ApiToken:
     row = session.get(ApiToken, token_id)
     if row is None:
-        raise NotFoundError(f"no API token with id {token_id}")
+        raise NotFoundError(N_("no API token with id {id}").format(id=token_id))
     _require_token_rights(principal, row.user)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
@@ -248,9 +259,13 @@ def add_operator(
 ) -> Operator:
     principal.require(Permission.REFERENCE_MANAGE)
     if not _CODE.match(code):
-        raise InputError(f"operator code {code!r} must be 2-32 letters, digits, '_' or '-'")
+        raise InputError(
+            N_("operator code {code} must be 2-32 letters, digits, '_' or '-'").format(
+                code=repr(code)
+            )
+        )
     if session.scalar(select(Operator.id).where(Operator.code == code)) is not None:
-        raise ConflictError(f"operator {code!r} already exists")
+        raise ConflictError(N_("operator {code} already exists").format(code=repr(code)))
     operator = Operator(code=code, name=name, name_en=name_en)
     session.add(operator)
     audit.record(
@@ -264,9 +279,13 @@ def add_agency(
 ) -> Agency:
     principal.require(Permission.REFERENCE_MANAGE)
     if not _CODE.match(code):
-        raise InputError(f"agency code {code!r} must be 2-32 letters, digits, '_' or '-'")
+        raise InputError(
+            N_("agency code {code} must be 2-32 letters, digits, '_' or '-'").format(
+                code=repr(code)
+            )
+        )
     if session.scalar(select(Agency.id).where(Agency.code == code)) is not None:
-        raise ConflictError(f"partner agency {code!r} already exists")
+        raise ConflictError(N_("partner agency {code} already exists").format(code=repr(code)))
     agency = Agency(code=code, name=name, name_en=name_en, kind=kind)
     session.add(agency)
     audit.record(session, actor=principal.name, action="agencies.add", objects=[f"agency:{code}"])

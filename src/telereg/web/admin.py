@@ -11,6 +11,7 @@ from telereg.api.deps import SessionDep
 from telereg.core import accounts, audit
 from telereg.core.errors import TeleregError
 from telereg.core.i18n import gettext as _
+from telereg.core.i18n import localise
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.web.deps import Csrf, require_page
@@ -78,7 +79,8 @@ def add_user(
                 display_name=display_name,
             )
     except TeleregError as err:
-        return _users_page(request, session, principal, error=str(err), status_code=422)
+        refusal = localise(err.message)
+        return _users_page(request, session, principal, error=refusal, status_code=422)
     return _users_page(request, session, principal, created=(username, password), status_code=201)
 
 
