@@ -117,6 +117,11 @@ DOMAIN_REASONS = {
 }
 
 
+def translated_case_words() -> dict[str, str]:
+    """Case states and disposals in the request's language, for pages that show them in script."""
+    return {code: i18n.gettext(code) for code in (*CASE_STATUSES, *FRAUD_DISPOSALS)}
+
+
 def translated_signals() -> dict[str, str]:
     """:data:`FRAUD_SIGNALS` and :data:`DOMAIN_REASONS` in the request's language, for pages
     that label them in script."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api.deps import SessionDep, SettingsDep, require
@@ -57,9 +57,27 @@ def scan(
 
 @router.get("/dashboard", summary="Counts by kind, city, operator; trend; outlets; domains; rings")
 def dashboard(
-    settings: SettingsDep, principal: Reader, period: OptionalPeriod = None
+    session: SessionDep, settings: SettingsDep, principal: Reader, period: OptionalPeriod = None
 ) -> dict[str, Any]:
-    return service.dashboard(settings, principal=principal, period=latest_period(settings, period))
+    return service.dashboard(
+        session, settings=settings, principal=principal, period=latest_period(settings, period)
+    )
+
+
+@router.get(
+    "/domains/blocked",
+    summary="The block list: domains whose case ended with domain_blocked",
+    description="JSON by default; `?format=text` gives one domain a line, for resolvers.",
+)
+def blocked(
+    session: SessionDep,
+    principal: Reader,
+    format: Annotated[Literal["json", "text"], Query()] = "json",  # noqa: A002 - the API's word
+) -> Any:
+    listed = service.blocked_domains(session, principal=principal)
+    if format == "text":
+        return PlainTextResponse("".join(f"{d['domain']}\n" for d in listed))
+    return {"total": len(listed), "domains": listed}
 
 
 @router.get("/suspects", summary="A page of a month's suspects, highest score first, filtered")

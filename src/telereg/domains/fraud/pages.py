@@ -26,7 +26,7 @@ from telereg.ingest.submissions import neutralise
 from telereg.reference.regions import load_regions
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
 from telereg.web.templating import render
-from telereg.web.terms import translated_signals
+from telereg.web.terms import translated_case_words, translated_signals
 
 router = APIRouter(prefix="/fraud", include_in_schema=False)
 CASES_PER_PAGE = 50
@@ -54,6 +54,7 @@ def dashboard(
             "periods": periods,
             "model_note": localise(note),
             "signals": translated_signals(),
+            "case_words": translated_case_words(),
             "can_scan": can_scan,
             "scannable": service.scannable_periods(session) if can_scan else [],
             "error": error,

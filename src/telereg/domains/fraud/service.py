@@ -102,6 +102,50 @@ def results_dir(settings: Settings, period: str) -> Path:
     return settings.data_dir / "analysis" / "fraud" / period
 
 
+def domain_decisions(session: Session, domains: list[str]) -> dict[str, dict[str, str]]:
+    """What analysts and agencies decided on each domain so far: its case's state and the
+    disposal once one is recorded (``domain_blocked``, ``no_action`` …)."""
+    references = {domain_reference(d): d for d in domains}
+    if not references:
+        return {}
+    found = session.scalars(
+        select(Case).where(
+            Case.domain == WORKFLOW.domain,
+            Case.kind == WORKFLOW.kind,
+            Case.reference.in_(list(references)),
+        )
+    )
+    return {
+        references[c.reference]: {"status": c.status, "outcome": c.outcome or ""} for c in found
+    }
+
+
+def blocked_domains(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
+    """The block list: domains whose case ended with ``domain_blocked``, newest first.
+
+    Not personal data, and what resolvers are to block: every signed-in role may read it.
+    """
+    principal.require(Permission.STATUS_READ)
+    found = session.scalars(
+        select(Case)
+        .where(
+            Case.domain == WORKFLOW.domain,
+            Case.kind == WORKFLOW.kind,
+            Case.outcome == "domain_blocked",
+        )
+        .order_by(Case.updated_at.desc(), Case.id.desc())
+    )
+    return [
+        {
+            "domain": c.subject.get("domain", ""),
+            "case": c.id,
+            "since": c.updated_at.isoformat(timespec="seconds"),
+        }
+        for c in found
+        if c.subject.get("type") == "domain"
+    ]
+
+
 def domain_reference(domain: str) -> str:
     """A domain case's reference: the domain, or for a very long one a digest of it."""
     reference = f"domain:{domain}"
@@ -720,7 +764,9 @@ def _own_rings(nodes: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(rings, key=lambda r: -r["size"])
 
 
-def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[str, Any]:
+def dashboard(
+    session: Session, *, settings: Settings, principal: Principal, period: str
+) -> dict[str, Any]:
     """Counts by kind, city and operator, the trend over scanned months, top outlets, rings.
 
     An operator's user sees its own lines only: counts, trend, outlets and rings are
@@ -728,6 +774,8 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
     """
     only = visible_operator(principal)
     rows = suspect_rows(settings, principal=principal, period=period)
+    shown_domains = load_result(settings, period, "domains").head(50)
+    decisions = domain_decisions(session, [str(d) for d in shown_domains["domain"]])
 
     def counts_of(month: str) -> dict[str, int]:
         if only is None:
@@ -737,7 +785,6 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
     by_month = {month: counts_of(month) for month in sorted(scanned_periods(settings))}
     trend = [{"period": month, **counts} for month, counts in by_month.items()]
     outlets = load_result(settings, period, "outlets")
-    domains = load_result(settings, period, "domains")
     nodes, edges = _ring_graph(settings, period, only)
     if only is not None:
         outlets = outlets[outlets["operator"] == only]
@@ -769,11 +816,10 @@ def dashboard(settings: Settings, *, principal: Principal, period: str) -> dict[
                 "brand": d["brand"],
                 "query_count": int(d["query_count"]),
                 "reasons": [str(r["code"]) for r in d["reasons"]],
+                "decision": decisions.get(d["domain"], {"status": "", "outcome": ""}),
             }
-            for d in domains.head(50).to_dict("records")
-        ]
-        if len(domains)
-        else [],
+            for d in shown_domains.to_dict("records")
+        ],
         "rings": summary.get("rings", []) if only is None else _own_rings(nodes),
         "graph": {
             "nodes": nodes.to_dict("records"),
