@@ -590,3 +590,31 @@ def test_a_domain_blocked_by_its_agency_is_on_the_block_list_and_the_dashboard(
     decided = {d["domain"]: d["decision"] for d in shown["domains"]}
     assert decided[domain] == {"status": "resolved", "outcome": "domain_blocked"}
     assert any(d == {"status": "open", "outcome": ""} for d in decided.values())
+
+
+def test_the_cli_lists_suspects_and_the_block_list(fraud_scan: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from telereg.cli import app
+
+    where = ["--data-dir", str(fraud_scan.data_dir)]
+    args = ["fraud", "suspects", "--period", "2021-11", "--kind", "sim_box", "--limit", "5"]
+    listed = CliRunner().invoke(app, [*args, "--json", *where])
+    assert listed.exit_code == 0, listed.output
+    found = json.loads(listed.output)
+    assert len(found["suspects"]) == 5 < found["total"]
+    assert {s["kind"] for s in found["suspects"]} == {"sim_box"}
+    scores = [s["score"] for s in found["suspects"]]
+    assert scores == sorted(scores, reverse=True)
+    table = CliRunner().invoke(app, [*args, *where], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert found["suspects"][0]["line"] in table.output
+    from tests.test_cli import telereg
+
+    wrong = telereg("fraud", "suspects", "--period", "2021-11", "--kind", "x", *where)
+    assert wrong.returncode != 0
+    assert "kind 'x' is not one of: sim_box, card" in wrong.stderr, "a user's mistake, one line"
+    assert "Traceback" not in wrong.stderr
+    blocked = CliRunner().invoke(app, ["fraud", "blocklist", "--json", *where])
+    assert blocked.exit_code == 0, blocked.output
+    assert isinstance(json.loads(blocked.output), list)

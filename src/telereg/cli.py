@@ -421,6 +421,39 @@ def fraud_scan(
     scan_command(_migrated(data_dir), _me(), period=period, as_json=as_json)
 
 
+@fraud_app.command("suspects")
+def fraud_suspects(
+    period: Annotated[str, typer.Option(help="Month YYYY-MM (a scanned one).")],
+    kind: Annotated[str | None, typer.Option(help="sim_box or card.")] = None,
+    operator: Annotated[str | None, typer.Option(help="Only this operator's lines.")] = None,
+    city: Annotated[str | None, typer.Option(help="Only lines of this city code.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, highest first.")] = 50,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """A month's suspect lines, highest score first (lines are tokens)."""
+    from telereg.domains.fraud.cli import suspects_command
+
+    suspects_command(
+        _migrated(data_dir),
+        _me(),
+        period=period,
+        kind=kind,
+        operator=operator,
+        city=city,
+        limit=limit,
+        as_json=as_json,
+    )
+
+
+@fraud_app.command("blocklist")
+def fraud_blocklist(as_json: AsJson = False, data_dir: DataDir = None) -> None:
+    """Domains whose case ended with domain_blocked, one a line (for resolvers)."""
+    from telereg.domains.fraud.cli import blocklist_command
+
+    blocklist_command(_migrated(data_dir), _me(), as_json=as_json)
+
+
 @fraud_app.command("cases")
 def fraud_cases(
     status: Annotated[str | None, typer.Option(help="Only cases in this state.")] = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -32,6 +33,50 @@ def scan_command(settings: Settings, principal: Principal, *, period: str, as_js
     for line in summary.lines_for_demo():
         out.print(line)
     out.print(f"results: {service.results_dir(settings, period)} ({summary.seconds} s)")
+
+
+def suspects_command(
+    settings: Settings,
+    principal: Principal,
+    *,
+    period: str,
+    kind: str | None,
+    operator: str | None,
+    city: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    listed = service.suspect_list(
+        settings,
+        principal=principal,
+        period=period,
+        kind=kind,
+        operator=operator,
+        city=city,
+        limit=limit,
+    )
+    if as_json:
+        out.print_json(json.dumps(listed, ensure_ascii=False))
+        return
+    table = Table(title=f"suspects {period}: {len(listed['suspects'])} of {listed['total']:,}")
+    table.add_column("line (token)", no_wrap=True)
+    for name in ("kind", "operator", "city", "score", "calls/day"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("why")
+    for s in listed["suspects"]:
+        cells = (s["line"], s["kind"], s["operator"], s["home_city"], f"{s['score']:g}")
+        table.add_row(*cells, str(s["calls_per_day"]), ", ".join(s["rules"]))
+    out.print(table)
+
+
+def blocklist_command(settings: Settings, principal: Principal, *, as_json: bool) -> None:
+    with session_scope(settings) as session:
+        listed = service.blocked_domains(session, principal=principal)
+    if as_json:
+        out.print_json(json.dumps(listed, ensure_ascii=False))
+        return
+    for entry in listed:
+        sys.stdout.write(f"{entry['domain']}\n")  # plain lines, for a resolver's configuration
 
 
 def cases_command(
