@@ -127,8 +127,8 @@ def _kinds_of(work: Callable[..., dict]) -> dict[str, jobs.JobKind]:
     return {kind.name: kind}
 
 
-def _run_by_hand(settings: Settings, work: Callable[..., dict], params: dict) -> Job:
-    """Queue a ``test.work`` job as a request would, then run it in this process by hand."""
+def _queued_job(settings: Settings, params: dict) -> Job:
+    """A ``test.work`` job's row, queued as a request would leave it (no process)."""
     with session_scope(settings) as session:
         job = Job(
             key=uuid.uuid4().hex,
@@ -141,6 +141,12 @@ def _run_by_hand(settings: Settings, work: Callable[..., dict], params: dict) ->
             result={},
         )
         session.add(job)
+    return job
+
+
+def _run_by_hand(settings: Settings, work: Callable[..., dict], params: dict) -> Job:
+    """Queue a ``test.work`` job as a request would, then run it in this process by hand."""
+    job = _queued_job(settings, params)
     return jobs.run(settings, job_id=job.id, lock_fd=None, kinds=_kinds_of(work))
 
 
@@ -349,21 +355,8 @@ def test_a_failing_job_says_why_and_where_it_stopped(site: Site) -> None:
 def test_the_logs_of_jobs_that_ended_long_ago_are_removed(site: Site) -> None:
     settings = site.settings
     ended = _run_by_hand(settings, lambda *_: {}, {"n": 1})
-    with session_scope(settings) as session:
-        waiting = Job(
-            key=uuid.uuid4().hex,
-            kind="test.work",
-            params={"n": 2},
-            status="queued",
-            stage="",
-            requested_by="cli:pytest",
-            message="",
-            result={},
-        )
-        session.add(waiting)
-        session.flush()
-        waiting_key = waiting.key
-    logs = {key: jobs.jobs_dir(settings) / f"{key}.log" for key in (ended.key, waiting_key)}
+    waiting = _queued_job(settings, {"n": 2})
+    logs = {key: jobs.jobs_dir(settings) / f"{key}.log" for key in (ended.key, waiting.key)}
     for path in logs.values():
         path.write_text("what the job printed\n")
     days = settings.jobs_log_days
@@ -372,7 +365,7 @@ def test_the_logs_of_jobs_that_ended_long_ago_are_removed(site: Site) -> None:
         later = time.time() + (days + 1) * 86400
         assert jobs.prune_logs(session, settings, now=later) == 1
     assert not logs[ended.key].exists()
-    assert logs[waiting_key].exists(), "a queued job keeps its log, however old"
+    assert logs[waiting.key].exists(), "a queued job keeps its log, however old"
 
 
 def test_two_requests_for_one_month_at_once_start_one_job(

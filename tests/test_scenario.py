@@ -606,7 +606,7 @@ def test_the_cli_lists_suspects_and_the_block_list(fraud_scan: Settings) -> None
     assert {s["kind"] for s in found["suspects"]} == {"sim_box"}
     scores = [s["score"] for s in found["suspects"]]
     assert scores == sorted(scores, reverse=True)
-    table = CliRunner().invoke(app, [*args, *where], env={"COLUMNS": "200"})
+    table = CliRunner().invoke(app, [*args, *where])
     assert table.exit_code == 0, table.output
     assert found["suspects"][0]["line"] in table.output
     from tests.test_cli import telereg

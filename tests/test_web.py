@@ -277,3 +277,25 @@ def test_refused_steps_are_sent_back_as_codes_the_pages_know() -> None:
     assert form_error_code(ConflictError("no")) == "conflict"
     assert form_error_code(AuditLogError("no")) == "error"
     assert {"invalid-input", "conflict", "error"} <= set(FORM_ERRORS)
+
+
+def test_fraud_lists_before_any_scan_and_for_roles_that_may_not_read_lines(
+    browser: TestClient, site: Site
+) -> None:
+    _login(browser, "ann", PASSWORD)
+    nothing = browser.get("/fraud/suspects.csv")
+    assert nothing.status_code == 404
+    assert "尚未进行反诈扫描" in nothing.text, "the reason, in the page's language"
+    assert browser.get("/fraud/suspects.csv", params={"period": "2021-13"}).status_code == 422
+    api = site.client.get("/api/v1/fraud/suspects", headers=site.as_role("analyst"))
+    assert api.status_code == 404
+    assert "no fraud scan yet" in api.json()["detail"], "the API keeps English"
+    blocked = site.client.get("/api/v1/fraud/domains/blocked", headers=site.as_role("operator"))
+    assert blocked.json() == {"total": 0, "domains": []}
+    viewer = TestClient(site.client.app, follow_redirects=True)
+    _login(viewer, "vic", PASSWORD)
+    assert viewer.get("/fraud/suspects.csv", params={"period": "2021-11"}).status_code == 403
+    refused = site.client.get(
+        "/api/v1/fraud/suspects?period=2021-11", headers=site.as_role("viewer")
+    )
+    assert refused.status_code == 403

@@ -38,6 +38,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current_language.get()).ungettext(singular, plural, n)
 
 
+def in_chinese() -> bool:
+    """Whether the current language is Chinese (for data that carries both names)."""
+    return current_language.get() == "zh_CN"
+
+
 def normalise_language(value: str | None, default: str = DEFAULT_LANGUAGE) -> str:
     """Map ``zh``, ``zh-CN``, ``zh_Hans``, ``en-US`` … to a supported language."""
     if not value:

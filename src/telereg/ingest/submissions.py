@@ -116,8 +116,10 @@ def quarantined_rows(
         return [], [], 0
     con = duckdb.connect()
     total = int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0])  # type: ignore[index]
+    # Why a row was held back comes right after its number, before the row's values.
     result = con.execute(
-        "SELECT * FROM read_parquet(?) ORDER BY source_row LIMIT ? OFFSET ?",
+        "SELECT source_row, reasons, * EXCLUDE (source_row, reasons) FROM read_parquet(?) "
+        "ORDER BY source_row LIMIT ? OFFSET ?",
         [str(path), limit, offset],
     )
     columns = [d[0] for d in result.description]

@@ -115,15 +115,10 @@ def submission_page(
     columns, rows, total = submissions.quarantined_rows(
         settings, found, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
     )
-    # Why a row was held back comes right after its number, before the row's values.
-    order = sorted(
-        range(len(columns)), key=lambda i: (columns[i] != "source_row", columns[i] != "reasons")
-    )
-    columns = [columns[i] for i in order]
-    rows = [tuple(row[i] for i in order) for row in rows]
     contract = registry.CONTRACTS.get(found.dataset)
-    zh = i18n.current_language.get() == "zh_CN"
-    titles = {c.name: c.description_zh for c in contract.columns} if contract and zh else {}
+    titles = {}
+    if contract is not None and i18n.in_chinese():
+        titles = {c.name: c.description_zh for c in contract.columns}
     return render(
         request,
         "data/submission.html",

@@ -38,7 +38,7 @@ def dataset_title(name: str) -> str:
     contract = registry.CONTRACTS.get(name)
     if contract is None:
         return name
-    return contract.title_zh if i18n.current_language.get() == "zh_CN" else contract.title
+    return contract.title_zh if i18n.in_chinese() else contract.title
 
 
 templates.env.filters["dataset_title"] = dataset_title

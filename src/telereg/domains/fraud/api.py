@@ -12,10 +12,8 @@ from telereg.api.deps import SessionDep, SettingsDep, require
 from telereg.api.schemas import JobOut
 from telereg.cases.models import Case
 from telereg.core import jobs
-from telereg.core.errors import NotFoundError
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.core.settings import Settings
 from telereg.domains.fraud import handover, service
 
 router = APIRouter(prefix="/fraud", tags=["fraud"])
@@ -24,15 +22,6 @@ OptionalPeriod = Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])
 #: Signed-in users; which lines they see is decided per principal (all, own operator, none).
 Reader = Annotated[Principal, require(Permission.STATUS_READ)]
 Manager = Annotated[Principal, require(Permission.CASES_MANAGE)]
-
-
-def latest_period(settings: Settings, period: str | None) -> str:
-    periods = service.scanned_periods(settings)
-    if period:
-        return period
-    if not periods:
-        raise NotFoundError(service.NO_SCAN_YET)
-    return periods[0]
 
 
 @router.post(
@@ -60,7 +49,10 @@ def dashboard(
     session: SessionDep, settings: SettingsDep, principal: Reader, period: OptionalPeriod = None
 ) -> dict[str, Any]:
     return service.dashboard(
-        session, settings=settings, principal=principal, period=latest_period(settings, period)
+        session,
+        settings=settings,
+        principal=principal,
+        period=service.latest_period(settings, period),
     )
 
 
@@ -95,7 +87,7 @@ def suspects(
     return service.suspect_list(
         settings,
         principal=principal,
-        period=latest_period(settings, period),
+        period=service.latest_period(settings, period),
         kind=kind,
         operator=operator,
         city=city,
@@ -116,7 +108,7 @@ def line(
         session,
         settings=settings,
         principal=principal,
-        period=latest_period(settings, period),
+        period=service.latest_period(settings, period),
         line=line,
     )
 

@@ -59,10 +59,9 @@ def suspects_command(
         out.print_json(json.dumps(listed, ensure_ascii=False))
         return
     table = Table(title=f"suspects {period}: {len(listed['suspects'])} of {listed['total']:,}")
-    table.add_column("line (token)", no_wrap=True)
-    for name in ("kind", "operator", "city", "score", "calls/day"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("why")
+    table.add_column("line (token)", no_wrap=True, min_width=32)  # a token is never cut
+    for name in ("kind", "operator", "city", "score", "calls/day", "why"):
+        table.add_column(name)
     for s in listed["suspects"]:
         cells = (s["line"], s["kind"], s["operator"], s["home_city"], f"{s['score']:g}")
         table.add_row(*cells, str(s["calls_per_day"]), ", ".join(s["rules"]))

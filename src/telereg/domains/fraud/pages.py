@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.core import i18n
-from telereg.core.errors import NotFoundError, TeleregError
+from telereg.core.errors import TeleregError
 from telereg.core.i18n import localise
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
@@ -72,10 +72,7 @@ def suspects_csv(
     city: Annotated[str, Query(max_length=12)] = "",
 ) -> Response:
     """The dashboard's suspect list as filtered, every page of it, in the reader's language."""
-    periods = service.scanned_periods(settings)
-    shown = period or (periods[0] if periods else "")
-    if not shown:
-        raise NotFoundError(service.NO_SCAN_YET)
+    shown = service.latest_period(settings, period or None)
     listed = service.suspect_list(
         settings,
         principal=principal,
@@ -83,12 +80,12 @@ def suspects_csv(
         kind=kind or None,
         operator=operator or None,
         city=city or None,
-        limit=1_000_000_000,
+        limit=None,
     )
     _ = i18n.gettext
-    zh = i18n.current_language.get() == "zh_CN"
+    chinese = i18n.in_chinese()
     regions = load_regions(settings.region_code)
-    cities = {r.code: r.name if zh else r.name_en for r in regions.cities}
+    cities = {r.code: r.name if chinese else r.name_en for r in regions.cities}
     signals = translated_signals()
     kinds = {"sim_box": _("SIM box"), "card": _("card-breaking")}
     header = [_("Line (token)"), _("Kind"), _("Operator"), _("City"), _("Score")]

