@@ -290,6 +290,7 @@ def test_fraud_lists_before_any_scan_and_for_roles_that_may_not_read_lines(
     api = site.client.get("/api/v1/fraud/suspects", headers=site.as_role("analyst"))
     assert api.status_code == 404
     assert "no fraud scan yet" in api.json()["detail"], "the API keeps English"
+    assert "尚未进行反诈扫描" in api.json()["message"], "and says it in the site's language"
     blocked = site.client.get("/api/v1/fraud/domains/blocked", headers=site.as_role("operator"))
     assert blocked.json() == {"total": 0, "domains": []}
     viewer = TestClient(site.client.app, follow_redirects=True)
@@ -299,3 +300,17 @@ def test_fraud_lists_before_any_scan_and_for_roles_that_may_not_read_lines(
         "/api/v1/fraud/suspects?period=2021-11", headers=site.as_role("viewer")
     )
     assert refused.status_code == 403
+
+
+def test_a_dashboard_without_data_says_why_in_the_readers_language(
+    browser: TestClient, site: Site
+) -> None:
+    _login(browser, "ann", PASSWORD)
+    chinese = browser.get("/api/v1/buildout/coverage").json()
+    assert chinese["detail"] == "no site data yet; ingest the operators' sites first"
+    assert chinese["message"] == "还没有站址数据；请先导入运营商的站址"
+    browser.get("/lang/en?next=/")
+    english = browser.get("/api/v1/buildout/coverage").json()
+    assert english["message"] == english["detail"]
+    page = browser.get("/buildout").text
+    assert "body.message || body.detail" in page, "the page shows the message, not the detail"

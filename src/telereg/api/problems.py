@@ -23,6 +23,7 @@ from telereg.core.errors import (
     PermissionDeniedError,
     TeleregError,
 )
+from telereg.core.i18n import localise
 
 # Most specific first: the first class an error is an instance of decides.
 STATUS_BY_ERROR: tuple[tuple[type[TeleregError], int], ...] = (
@@ -63,6 +64,9 @@ def problem(
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
+        # ``detail`` stays English for programs; ``message`` is for showing to a person, in
+        # the language of the request (the language cookie, else the site's default).
+        "message": localise(detail),
     }
     if instance:
         body["instance"] = instance

@@ -65,7 +65,11 @@ def open_case(
         )
     )
     if existing is not None:
-        raise ConflictError(f"{workflow.kind} {reference} already has case {existing.id}")
+        raise ConflictError(
+            N_("{kind} {reference} already has case {id}").format(
+                kind=workflow.kind, reference=reference, id=existing.id
+            )
+        )
     (case,) = _add(session, principal, workflow, [NewCase(reference, title, subject, opened_at)])
     return case
 

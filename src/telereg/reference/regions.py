@@ -27,6 +27,7 @@ from shapely.geometry.base import BaseGeometry
 
 from telereg.core.errors import ConfigurationError, NotFoundError
 from telereg.core.geo import gcj02_to_wgs84, to_metric, utm_zone
+from telereg.core.i18n import N_
 
 DATA = resources.files("telereg.reference") / "data"
 DISPLAY_TOLERANCE_DEG = 0.003  # about 300 m: invisible at province and city zoom
@@ -72,7 +73,9 @@ class RegionSet:
         try:
             return self.by_code[code]
         except KeyError as err:
-            raise NotFoundError(f"no region {code} in {self.province.name}") from err
+            raise NotFoundError(
+                N_("no region {code} in {province}").format(code=code, province=self.province.name)
+            ) from err
 
     def counties_of(self, city_code: str) -> tuple[Region, ...]:
         return tuple(c for c in self.counties if c.parent == city_code)
@@ -136,7 +139,9 @@ def _index(province_code: str) -> list[tuple[str, str, str, str | None]]:
             parent = code[:4] + "00"
         found.append((code, name, kind.value, parent))
     if not any(level == Level.PROVINCE.value for _, _, level, _ in found):
-        raise NotFoundError(f"no province with administrative code {province_code}")
+        raise NotFoundError(
+            N_("no province with administrative code {code}").format(code=province_code)
+        )
     return found
 
 

@@ -22,8 +22,8 @@ from telereg.core.errors import (
     PermissionDeniedError,
     TeleregError,
 )
+from telereg.core.i18n import N_, localise
 from telereg.core.i18n import gettext as _
-from telereg.core.i18n import localise
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.web.terms import FORM_ERRORS
@@ -52,7 +52,7 @@ async def verify_csrf(request: Request) -> None:
         value = form.get(CSRF_FIELD, "")
         given = value if isinstance(value, str) else ""
     if not expected or not hmac.compare_digest(expected, given):
-        raise CsrfError("the form expired or was not sent from this site; reload and try again")
+        raise CsrfError(N_("the form expired or was not sent from this site; reload and try again"))
 
 
 Csrf = Depends(verify_csrf)
@@ -61,7 +61,7 @@ Csrf = Depends(verify_csrf)
 async def page_principal(request: Request, session: SessionDep) -> Principal:
     user = session_user(request, session)
     if user is None:
-        raise LoginRequiredError("please sign in")
+        raise LoginRequiredError(N_("please sign in"))
     principal = principal_of(user)
     # A plain snapshot: error pages may render after the DB session has closed.
     request.state.user = {

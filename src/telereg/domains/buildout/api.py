@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api.deps import SessionDep, SettingsDep, require
 from telereg.core.errors import NotFoundError
+from telereg.core.i18n import N_
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.buildout import service
@@ -63,7 +64,11 @@ def export(
     from telereg.domains.buildout.export import TABLES, rows_of, to_csv, to_xlsx
 
     if table not in TABLES:
-        raise NotFoundError(f"no table {table!r} (tables: {', '.join(TABLES)})")
+        raise NotFoundError(
+            N_("no table {table} (tables: {tables})").format(
+                table=repr(table), tables=", ".join(TABLES)
+            )
+        )
     needs_coverage = table in ("corridors", "gaps", "key_places")
     coverage_report = (
         service.coverage(session, settings=settings, principal=principal, period=period).as_dict()

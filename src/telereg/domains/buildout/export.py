@@ -10,6 +10,7 @@ from typing import Any
 from openpyxl import Workbook
 
 from telereg.core.errors import NotFoundError
+from telereg.core.i18n import N_
 from telereg.ingest.submissions import neutralise
 
 TABLES = (
@@ -83,7 +84,11 @@ def rows_of(
         "site_counts_by_county": lambda: list(sites["counts_by_county"]),
     }
     if table not in builders:
-        raise NotFoundError(f"no table {table!r} (tables: {', '.join(TABLES)})")
+        raise NotFoundError(
+            N_("no table {table} (tables: {tables})").format(
+                table=repr(table), tables=", ".join(TABLES)
+            )
+        )
     return builders[table]()
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from telereg.core.engine import connect, read_parquet_files
 from telereg.core.errors import NotFoundError
+from telereg.core.i18n import N_
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -28,6 +29,8 @@ from telereg.ingest import lake
 from telereg.ingest.models import Submission
 
 ANY = "ANY"
+NO_SITES = N_("no site data yet; ingest the operators' sites first")
+NO_SITES_FOR = N_("no site data for {period}; ingest the operators' sites first")
 
 
 @dataclass
@@ -57,7 +60,7 @@ def latest_period(session: Session) -> str | None:
 def _site_rows(session: Session, settings: Settings, period: str) -> dict[str, list[Any]]:
     files = lake.current_files(session, settings, "sites", periods=[period])
     if not files:
-        raise NotFoundError(f"no site data for {period}; ingest the operators' sites first")
+        raise NotFoundError(NO_SITES_FOR.format(period=period))
     rows: dict[str, list[Any]] = (
         duckdb.connect()
         .execute(
@@ -84,7 +87,7 @@ def coverage(
     principal.require(Permission.DASHBOARD_READ)
     period = period or latest_period(session)
     if period is None:
-        raise NotFoundError("no site data yet; ingest the operators' sites first")
+        raise NotFoundError(NO_SITES)
     version = session.scalar(
         select(func.max(Submission.id)).where(Submission.dataset.in_(_COVERAGE_INPUTS))
     )
@@ -196,7 +199,7 @@ def site_figures(
     principal.require(Permission.DASHBOARD_READ)
     period = period or latest_period(session)
     if period is None:
-        raise NotFoundError("no site data yet; ingest the operators' sites first")
+        raise NotFoundError(NO_SITES)
     files = lake.current_files(session, settings, "sites", periods=[period])
     backend = connect(settings)
     sites = read_parquet_files(backend, [str(f) for f in files])
@@ -236,7 +239,7 @@ def figures(
     principal.require(Permission.DASHBOARD_READ)
     period = period or latest_period(session)
     if period is None:
-        raise NotFoundError("no site data yet; ingest the operators' sites first")
+        raise NotFoundError(NO_SITES)
     backend = connect(settings)
     regions = region(settings)
     out: dict[str, Any] = {"period": period}

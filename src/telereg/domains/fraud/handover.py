@@ -238,12 +238,14 @@ def verify(path: Path, key: bytes) -> dict[str, Any]:
     try:
         archive = path.read_bytes()
     except OSError as err:
-        raise SignatureError(f"cannot read the package: {err}", where=str(path)) from err
+        raise SignatureError(
+            N_("cannot read the package: {detail}").format(detail=err), where=str(path)
+        ) from err
     body, seal = archive[:-_SEAL_CHARS], archive[-_SEAL_CHARS:]
     sealed = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
     if len(archive) <= _SEAL_CHARS or not hmac.compare_digest(sealed, seal):
         raise SignatureError(
-            "the package does not match its seal: a byte was changed, added or removed",
+            N_("the package does not match its seal: a byte was changed, added or removed"),
             where=str(path),
         )
     try:
@@ -251,8 +253,9 @@ def verify(path: Path, key: bytes) -> dict[str, Any]:
             names = sorted(package.namelist())
             if names != expected_names:
                 raise SignatureError(
-                    f"a hand-over package holds {', '.join(expected_names)}, "
-                    f"not {', '.join(names) or 'nothing'}",
+                    N_("a hand-over package holds {expected}, not {found}").format(
+                        expected=", ".join(expected_names), found=", ".join(names) or "-"
+                    ),
                     where=str(path),
                 )
             content = {n: package.read(n) for n in names}
@@ -267,14 +270,18 @@ def verify(path: Path, key: bytes) -> dict[str, Any]:
         NotImplementedError,
         ValueError,
     ) as err:
-        raise SignatureError(f"not a readable hand-over package: {err}", where=str(path)) from err
+        raise SignatureError(
+            N_("not a readable hand-over package: {detail}").format(detail=err), where=str(path)
+        ) from err
     expected = hmac.new(key, content["manifest.json"], hashlib.sha256).hexdigest().encode()
     if not hmac.compare_digest(expected, content["manifest.sig"].strip()):
-        raise SignatureError("the manifest does not match its signature", where=str(path))
+        raise SignatureError(N_("the manifest does not match its signature"), where=str(path))
     manifest: dict[str, Any] = json.loads(content["manifest.json"])
     for name, digest in manifest["files"].items():
         if hashlib.sha256(content[name]).hexdigest() != digest:
-            raise SignatureError(f"{name} was changed after signing", where=str(path))
+            raise SignatureError(
+                N_("{name} was changed after signing").format(name=name), where=str(path)
+            )
     return manifest
 
 
@@ -306,7 +313,7 @@ def record_disposal(
 
 def package_path(settings: Settings, agency: str, name: str) -> Path:
     if not _AGENCY.match(agency) or not _PACKAGE.match(name):
-        raise InputError("not a hand-over package name")
+        raise InputError(N_("not a hand-over package name"))
     return settings.data_dir / "handovers" / agency / name
 
 
@@ -345,7 +352,7 @@ def package_for(
             principal.can(Permission.CASES_READ_ASSIGNED) and principal.agency_code == agency
         )
         if not allowed or not path.exists():
-            raise NotFoundError(f"no hand-over package {name[:120]}")
+            raise NotFoundError(N_("no hand-over package {name}").format(name=name[:120]))
     except TeleregError:
         audit.record(
             session, actor=principal.name, action="fraud.handover.refused", objects=[shown]
