@@ -487,7 +487,7 @@ def pg_features_sql() -> str:
     lat = f._KM_PER_DEGREE_LAT
     return f"""
     WITH calls AS (
-        SELECT *, start_time::date AS day FROM voice_cdr
+        SELECT *, start_time::date AS day FROM voice_cdr WHERE direction IS DISTINCT FROM 'MT'
     ), located AS (
         SELECT c.*, w.longitude * {scale!r} AS x_km, w.latitude * {lat!r} AS y_km
         FROM calls c LEFT JOIN cells w ON c.operator = w.operator AND c.cell_id = w.cell_id
@@ -507,7 +507,10 @@ def pg_features_sql() -> str:
             avg(x_km * x_km) AS mean_x2, avg(y_km * y_km) AS mean_y2
         FROM located GROUP BY operator, caller
     ), incoming AS (
-        SELECT callee AS line, count(*) AS calls_in FROM calls GROUP BY callee
+        SELECT callee AS line,
+               greatest(count(*) FILTER (WHERE direction IS DISTINCT FROM 'MT'),
+                        count(*) FILTER (WHERE direction = 'MT')) AS calls_in
+        FROM voice_cdr GROUP BY callee
     ), texts AS (
         SELECT line, count(*) AS sms
         FROM (SELECT sender AS line FROM sms UNION ALL SELECT receiver FROM sms) e

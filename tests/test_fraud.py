@@ -203,6 +203,57 @@ def test_the_busy_day_test_is_exact_for_any_threshold(
     assert (passed.any() and not passed.all()) or threshold <= 1
 
 
+def _received() -> pd.DataFrame:
+    """Terminated legs: P receives 12 calls from other operators' numbers (at P's cell, on
+    P's handset), and the operator also sent the terminated leg of P's call to G1."""
+    received = [
+        (
+            f"X{k}",
+            "P",
+            f"2021-11-03 1{k % 10}:00:00",
+            30,
+            "MT",
+            "C2",
+            "IMEI-P",
+            "86000001",
+            "CUCC",
+            "140000",
+        )
+        for k in range(12)
+    ]
+    received.append(
+        (
+            "P",
+            "G1",
+            "2021-11-01 12:00:00",
+            20,
+            "MT",
+            "C1",
+            "IMEI-PORT",
+            "86201803",
+            "CMCC",
+            "140000",
+        )
+    )
+    frame = pd.DataFrame(received, columns=list(CALL_SCHEMA)[:-1]).assign(operator="CMCC")
+    frame["start_time"] = pd.to_datetime(frame["start_time"])
+    return frame
+
+
+def test_terminated_legs_count_as_calls_received_and_make_no_lines() -> None:
+    f = _features(pd.concat([_calls(), _received()], ignore_index=True))
+    before = _features()
+    assert sorted(f.index) == sorted(before.index), "callers of received calls are no lines"
+    p, g1 = f.loc["P"], f.loc["G1"]
+    assert p.calls_in == 12
+    assert p.out_in_ratio == pytest.approx(3 / 13)
+    assert g1.calls_in == 1, "both legs of one call are one call received"
+    assert p.imei_lines == 1, "the receiver's handset is not shared"
+    assert g1.imei_lines == 3
+    unchanged = [c for c in f.columns if c not in ("calls_in", "out_in_ratio")]
+    pd.testing.assert_frame_equal(f[unchanged], before[unchanged], check_like=True)
+
+
 def test_a_line_without_handset_records_has_no_device_signal() -> None:
     # N calls twice from C1 and once from C2 with no IMEI recorded (a fixed line's trunk,
     # or a record that lacked it): it has cells and a radius, but no handset to share.

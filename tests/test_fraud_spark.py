@@ -12,8 +12,8 @@ import pytest
 from telereg.core.engine import connect, read_parquet_files
 from telereg.core.settings import load_settings
 from telereg.domains.fraud import cardbreak
-from telereg.domains.fraud.features import line_features
-from tests.test_fraud import _calls
+from telereg.domains.fraud.features import line_features, originated
+from tests.test_fraud import _calls, _received
 
 pytestmark = pytest.mark.spark
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.spark
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root: Path = tmp_path_factory.mktemp("fraud-spark")
     frames = {
-        "calls": _calls(),
+        "calls": pd.concat([_calls(), _received()], ignore_index=True),
         "cells": pd.DataFrame(
             {
                 "operator": ["CMCC", "CMCC"],
@@ -83,7 +83,9 @@ def test_line_features_agree(files: dict[str, str]) -> None:
 
 
 def test_card_identity_agrees(files: dict[str, str]) -> None:
-    duck, spark = _both(lambda t: cardbreak.line_identity(t["calls"], t["cells"], t["subs"]), files)
+    duck, spark = _both(
+        lambda t: cardbreak.line_identity(originated(t["calls"]), t["cells"], t["subs"]), files
+    )
     pd.testing.assert_frame_equal(duck, spark, check_dtype=False)
     by_line = duck.set_index("line")
     assert by_line.loc["G1", "imei_identities"] == 3  # one port IMEI, three ID numbers

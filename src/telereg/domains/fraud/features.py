@@ -2,10 +2,18 @@
 
 Everything here takes and returns Ibis tables, so the same code runs on
 DuckDB over local Parquet and on Spark. A *line* is an operator's number
-(its token: numbers are pseudonymised at ingest). The features:
+(its token: numbers are pseudonymised at ingest). A call record is one leg of a call:
+*originated* (MO), made by the operator's subscriber in ``caller``, or *terminated* (MT),
+received by the subscriber in ``callee``, whose cell and IMEI the record then holds. Lines
+are the callers of originated legs (and of legs of unknown direction); every feature of
+what a line did comes from those, and terminated legs count only as calls received. The
+features:
 
-* activity: outgoing calls, active days, calls per active day, calls received,
-  and outgoing per received (``out_in_ratio``);
+* activity: outgoing calls, active days, calls per active day, calls received (the
+  terminated legs to the line, or the originated legs to it when there are more of those:
+  an operator that sends only originated legs still shows calls between its own
+  subscribers, and one that sends both never has a call counted twice), and outgoing per
+  received (``out_in_ratio``);
 * who is called: distinct callees, and ``novelty`` = distinct callees per
   outgoing call (1.0 when every call goes to a new number), the shares of
   calls to other operators and other provinces;
@@ -33,6 +41,8 @@ import ibis.expr.types as ir
 
 from telereg.core import engine
 
+#: ``direction`` of a terminated leg (a call received; see the module's note).
+TERMINATED = "MT"
 #: Calls shorter than this are "short": a victim hanging up, or a robocall.
 SHORT_CALL_S = 30
 #: Lines whose first and last call of a day are this close switch on and off together.
@@ -105,9 +115,10 @@ def line_features(
     # Each grouping reads the calls itself, and a grouping read by several branches is
     # computed beforehand: inside one query, the engine materialises a shared derived
     # table alongside the other branches' hash tables, and they compete for memory.
+    made = originated(calls)
     with (
-        engine.computed(_outgoing(calls, home_province)) as outgoing,
-        engine.computed(_places(calls)) as places,
+        engine.computed(_outgoing(made, home_province)) as outgoing,
+        engine.computed(_places(made)) as places,
     ):
         yield _assemble(calls, cells, sms, data, gateway_tacs, outgoing, places, mid_latitude)
 
@@ -125,7 +136,7 @@ def _assemble(
     where = _whereabouts(places, cells, gateway_tacs, mid_latitude)
     contacts = _contacts(calls, sms, outgoing)
     data_days = _data_days(data)
-    cohorts = _cohort_days(calls, outgoing)
+    cohorts = _cohort_days(originated(calls), outgoing)
 
     joined = (
         outgoing.inner_join(where, ["operator", "caller"])
@@ -174,6 +185,16 @@ def _assemble(
         gateway_tac=joined.gateway_tac.fill_null(False),
         cohort_days=joined.cohort_days.fill_null(0),
     )
+
+
+def originated(calls: ir.Table) -> ir.Table:
+    """The legs a line of the operator made: originated, or of unknown direction.
+
+    A terminated leg's caller is the other party, often another operator's number; its
+    cell and IMEI are the receiving subscriber's. Counted as made, it would turn that
+    party into a "line" of the operator, at the subscriber's cell and on its handset.
+    """
+    return calls.filter(calls.direction.isnull() | (calls.direction != TERMINATED))
 
 
 @ibis.udf.agg.builtin(name="bit_or")  # type: ignore[untyped-decorator]
@@ -302,19 +323,32 @@ def _contacts(calls: ir.Table, sms: ir.Table, outgoing: ir.Table) -> ir.Table:
     """Per line of ``outgoing``: calls received, and text messages sent or received.
 
     One grouping, of the ends that are such lines: most callees are other operators'
-    or other provinces' numbers, which would otherwise each take a group.
+    or other provinces' numbers, which would otherwise each take a group. Calls received
+    are the larger of the line's terminated legs and the originated legs to it (see
+    the module's note).
     """
     call, text = ibis.literal(True), ibis.literal(False)
     ends = ibis.union(
-        calls.select(line=calls.callee, call=call),
-        sms.select(line=sms.sender, call=text),
-        sms.select(line=sms.receiver, call=text),
+        calls.select(
+            line=calls.callee,
+            call=call,
+            terminated=calls.direction.fill_null("") == TERMINATED,
+        ),
+        sms.select(line=sms.sender, call=text, terminated=ibis.literal(False)),
+        sms.select(line=sms.receiver, call=text, terminated=ibis.literal(False)),
         distinct=False,
     )
     lines = outgoing.select(known=outgoing.caller)  # (a semi-join keeps each end once)
     mine = ends.semi_join(lines, ends.line == lines.known)
-    return mine.group_by("line").agg(
-        calls_in=mine.count(where=mine.call), sms=mine.count(where=~mine.call)
+    counted = mine.group_by("line").agg(
+        made_to=mine.count(where=mine.call & ~mine.terminated),
+        received=mine.count(where=mine.call & mine.terminated),
+        sms=mine.count(where=~mine.call),
+    )
+    return counted.select(
+        "line",
+        "sms",
+        calls_in=(counted.received > counted.made_to).ifelse(counted.received, counted.made_to),
     )
 
 

@@ -38,7 +38,7 @@ from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.fraud import cardbreak, lookalike, notes, rings, scoring
 from telereg.domains.fraud.contracts import CONTRACTS
-from telereg.domains.fraud.features import FEATURES, line_features
+from telereg.domains.fraud.features import FEATURES, line_features, originated
 from telereg.ingest import lake
 from telereg.ingest.models import Submission
 from telereg.reference.lists import gateway_tacs
@@ -251,7 +251,8 @@ def _score_lines(
     model = None
     if feedback and history:
         confirmed, unlabelled = training_labels(
-            _table(backend, history, "voice_cdr"), engine.read_parquet_files(backend, feedback)
+            originated(_table(backend, history, "voice_cdr")),
+            engine.read_parquet_files(backend, feedback),
         )
         if confirmed:
             model = scoring.train(
@@ -330,7 +331,7 @@ def scan(
     progress("cards")
 
     subs = _table(backend, _files(session, settings, "subscriptions", period), "subscriptions")
-    calls = _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr")
+    calls = originated(_table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr"))
     cells = _table(backend, _files(session, settings, "cells", None), "cells")
     subs_frame = subs.to_pandas()
     identity = cardbreak.line_identity(calls, cells, subs).to_pandas()
@@ -670,7 +671,7 @@ def line_detail(
         )
     row = found.iloc[0]
     backend = engine.connect(settings)
-    calls = _table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr")
+    calls = originated(_table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr"))
     cells = _table(backend, _files(session, settings, "cells", None), "cells")
     mine = calls.filter((calls.caller == line) & (calls.operator == row["operator"]))
     by_day = (
