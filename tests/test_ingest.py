@@ -18,6 +18,7 @@ from sqlalchemy import select
 from telereg import registry
 from telereg.core.db import session_scope
 from telereg.core.errors import InputError, PermissionDeniedError
+from telereg.core.i18n import localise
 from telereg.core.models import AuditEntry
 from telereg.core.permissions import Role
 from telereg.core.privacy import Vault
@@ -404,6 +405,32 @@ def test_files_the_readers_choke_on_are_rejected_with_a_message(ready: Settings,
         record = submit(ready, tmp_path / name, dataset, operator="CUCC", period="2021-11")
         assert record.status == "rejected", name
         assert message in record.message, (name, record.message)
+
+
+def test_every_sheet_with_the_first_sheets_header_is_read(ready: Settings, tmp_path: Path):
+    headers = ["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"]
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    first.title = "11月-1"
+    first.append(headers)
+    first.append(["M0001", "S9", 112.5, 37.8, 140100, "5G"])
+    second = workbook.create_sheet("11月-2")
+    second.append([*headers, None])
+    second.append(["M0002", "S9", 112.5, 37.8, 140100, "5G"])
+    second.append(["M0003", "S9", 112.5, 99.0, 140100, "5G"])
+    notes = workbook.create_sheet("说明")
+    notes.append(["字段", "含义"])
+    notes.append(["cell_id", "小区标识"])
+    workbook.create_sheet("空白")
+    workbook.save(tmp_path / "split.xlsx")
+    record = submit(ready, tmp_path / "split.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.rows_total, record.rows_accepted, record.rows_quarantined) == (3, 2, 1)
+    assert "read 2 sheets with the same header (11月-1, 11月-2)" in record.message
+    assert "ignored sheet(s) whose header differs from the first sheet's: 说明" in record.message
+    assert "空白" not in record.message, "an empty sheet is no news"
+    assert errors_of(ready, record)[0]["row"] == "10000003", "sheet 2, row 3"
+    assert "第 2 个及以后的工作表" not in localise(record.message, "zh_CN")
+    assert "读取了 2 个表头相同的工作表" in localise(record.message, "zh_CN")
 
 
 def test_blank_header_cells_of_a_workbook_are_ignored(ready: Settings, tmp_path: Path):

@@ -12,7 +12,7 @@ import codecs
 import datetime as dt
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -26,6 +26,9 @@ from telereg.ingest.validate import ROW
 
 RAW_TABLE = "raw_rows"
 REJECTS_TABLE = "raw_rejects"
+#: Rows of a workbook's n-th sheet (from 0) are numbered ``n * SHEET_ROWS`` + their row:
+#: above Excel's 1,048,576 rows a sheet, so a number tells both sheet and row.
+SHEET_ROWS = 10_000_000
 _SNIFF_BYTES = 1 << 16
 _MAX_LINE_BYTES = 64 << 20  # a single CSV line may hold a 10 MB field and still be read
 _EXTENSIONS = {
@@ -50,6 +53,8 @@ class Source:
     relation: str
     #: whether the relation carries ``__row``; CSV rows are numbered from their rowid
     numbered: bool
+    #: what the submitter should know about how the file was read (``reasons`` templates)
+    notes: list[str] = field(default_factory=list)
 
 
 def sniff_format(path: Path, *, display_name: str) -> FileFormat:
@@ -266,7 +271,18 @@ def _unique_headers(headers: list[str], name: str) -> list[str]:
     return headers
 
 
+def _header_cells(row: tuple[object, ...]) -> list[str]:
+    """A sheet's header row as text, without the blank cells spreadsheets pad it with."""
+    cells = [str(h).strip() if h is not None else "" for h in row]
+    while cells and not cells[-1]:
+        cells.pop()
+    return cells
+
+
 def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
+    """The first sheet, and every later sheet with the same header (a month split across
+    sheets at Excel's row limit). Rows keep their spreadsheet numbers, the sheets after
+    the first offset by ``SHEET_ROWS`` each; sheets with other headers are named in a note."""
     from openpyxl import load_workbook
 
     try:
@@ -275,22 +291,33 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
         raise InputError(reasons.CANNOT_OPEN_WORKBOOK.format(detail=err), where=name) from err
     if not workbook.worksheets:
         raise InputError(reasons.NO_WORKSHEET, where=name)
-    sheet = workbook.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
-    header_row = next(rows, None)
+    first = workbook.worksheets[0].iter_rows(values_only=True)
+    header_row = next(first, None)
     if header_row is None:
         raise InputError(reasons.EMPTY_SHEET, where=name)
-    headers = _unique_headers([str(h).strip() if h is not None else "" for h in header_row], name)
+    headers = _unique_headers(_header_cells(header_row), name)
     width = len(headers)
     columns: list[list[str | None]] = [[] for _ in range(width)]
     numbers: list[int] = []
-    for number, row in enumerate(rows, start=2):
-        if all(v is None for v in row):
-            continue  # trailing blank rows are common in spreadsheets
-        numbers.append(number)
-        padded = (*row, *([None] * (width - len(row))))
-        for i in range(width):
-            columns[i].append(_text(padded[i]))
+    read, other = [workbook.worksheets[0].title], []
+    for position, sheet in enumerate(workbook.worksheets):
+        rows = first if position == 0 else sheet.iter_rows(values_only=True)
+        if position > 0:
+            theirs = next(rows, None)
+            if theirs is None:
+                continue
+            if _header_cells(theirs) != headers:
+                if any(any(v is not None for v in row) for row in rows):
+                    other.append(sheet.title)
+                continue
+            read.append(sheet.title)
+        for number, row in enumerate(rows, start=2):
+            if all(v is None for v in row):
+                continue  # trailing blank rows are common in spreadsheets
+            numbers.append(position * SHEET_ROWS + number)
+            padded = (*row, *([None] * (width - len(row))))
+            for i in range(width):
+                columns[i].append(_text(padded[i]))
     workbook.close()
     table = pa.table(
         {
@@ -299,7 +326,18 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
         }
     )
     _register(con, table)
-    return Source(FileFormat.XLSX, "", [h for h in headers if h], RAW_TABLE, True)
+    shown = [h for h in headers if h]
+    return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, _sheet_notes(read, other))
+
+
+def _sheet_notes(read: list[str], other: list[str]) -> list[str]:
+    notes = []
+    if len(read) > 1:
+        shown = ", ".join(read)
+        notes.append(reasons.SHEETS_READ.format(count=len(read), sheets=shown, rows=SHEET_ROWS))
+    if other:
+        notes.append(reasons.SHEETS_IGNORED.format(sheets=", ".join(other)))
+    return notes
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:

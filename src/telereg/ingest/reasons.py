@@ -36,6 +36,11 @@ NO_ROW_PASSED = N_("no row passed validation")
 SOME_QUARANTINED = N_("{quarantined} of {total} rows quarantined")
 ALL_ACCEPTED = N_("all {total} rows accepted")
 IGNORED_COLUMNS = N_("ignored unknown column(s): {columns}")
+SHEETS_READ = N_(
+    "read {count} sheets with the same header ({sheets}): a row of a later sheet is "
+    "numbered {rows} times the sheet's place after the first, plus its row"
+)
+SHEETS_IGNORED = N_("ignored sheet(s) whose header differs from the first sheet's: {sheets}")
 SUPERSEDED_ON_ARRIVAL = N_("superseded on arrival by submission {id}, received later")
 
 # A file refused as a whole.

@@ -494,6 +494,7 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
             raise InputError(
                 reasons.CANNOT_READ_GBK.format(detail=readers.first_line(again)), where=filename
             ) from again
+    notes += source.notes
     unreadable = readers.csv_unreadable(con) if source.format is FileFormat.CSV else []
     if unreadable:
         readers.renumber_after_rejects(con, _CHECKED, [line for line, _ in unreadable])
