@@ -355,6 +355,37 @@ def test_xlsx_parquet_and_geojson(ready: Settings, tmp_path: Path):
     assert 36.99 < first[1] < 37.0
 
 
+def _corridor_file(path: Path, coordinates: list[list[float]], **extra: object) -> Path:
+    feature = {
+        "type": "Feature",
+        "properties": {"corridor_id": "P1", "name": "投影线", "kind": "hsr"},
+        "geometry": {"type": "LineString", "coordinates": coordinates},
+    }
+    path.write_text(json.dumps({"type": "FeatureCollection", **extra, "features": [feature]}))
+    return path
+
+
+def test_geojson_in_a_projected_system_is_refused_or_quarantined(ready: Settings, tmp_path: Path):
+    metres = [[500123.4, 4100234.5], [510000.0, 4110000.0]]  # CGCS2000 / 3-degree GK, metres
+    declared = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4547"}}
+    record = submit(
+        ready, _corridor_file(tmp_path / "gk.geojson", metres, crs=declared), "corridors"
+    )
+    assert record.status == "rejected"
+    assert "declares the coordinate system urn:ogc:def:crs:EPSG::4547" in record.message
+    assert "文件声明的坐标系为 urn:ogc:def:crs:EPSG::4547" in localise(record.message, "zh_CN")
+    # Undeclared, the positions give it away.
+    record = submit(ready, _corridor_file(tmp_path / "bare.geojson", metres), "corridors")
+    assert record.status == "rejected"
+    assert any("projected coordinates?" in k for k in record.errors_by_reason)
+    # WGS-84 and CGCS2000 (within centimetres of it) may be declared.
+    for name in ("urn:ogc:def:crs:OGC:1.3:CRS84", "EPSG:4326", "EPSG:4490"):
+        crs = {"type": "name", "properties": {"name": name}}
+        lonlat = [[112.0, 37.0], [112.5, 37.5]]
+        path = _corridor_file(tmp_path / f"{name[-4:]}.geojson", lonlat, crs=crs)
+        assert submit(ready, path, "corridors", period="2021-11").status == "accepted", name
+
+
 @pytest.mark.parametrize(
     ("content", "name", "message"),
     [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -369,6 +370,7 @@ def _read_geojson(
         raise InputError(reasons.NOT_JSON.format(detail=err), where=name) from err
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         raise InputError(reasons.NOT_FEATURE_COLLECTION, where=name)
+    _check_declared_crs(document.get("crs"), name)
     features = document.get("features") or []
     if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
         raise InputError(reasons.NOT_FEATURES, where=name)
@@ -398,6 +400,21 @@ def _read_geojson(
     )
     _register(con, table)
     return Source(FileFormat.GEOJSON, "utf-8", list(data), RAW_TABLE, True)
+
+
+#: Coordinate systems a GeoJSON file may declare (the 2008 form's ``crs`` member; RFC 7946
+#: has none and means WGS-84): WGS-84, and CGCS2000 (EPSG:4490), within centimetres of it.
+_LONLAT_CRS = re.compile(r"(?:CRS84|(?:^|[^0-9])(?:4326|4490))$", re.IGNORECASE)
+
+
+def _check_declared_crs(crs: object, name: str) -> None:
+    """Refuse a file that declares a coordinate system other than longitude and latitude."""
+    if crs is None:
+        return
+    declared = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
+    if not isinstance(declared, str) or not _LONLAT_CRS.search(declared.strip()):
+        shown = declared if isinstance(declared, str) else json.dumps(crs, ensure_ascii=False)
+        raise InputError(reasons.GEOJSON_CRS.format(crs=shown[:120]), where=name)
 
 
 def open_source(

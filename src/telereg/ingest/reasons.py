@@ -28,6 +28,9 @@ REGION_CODE = N_("a {level} code of the configured region")
 SAME_OPERATOR = N_("{reference} of the same operator")
 UNREADABLE_GEOMETRY = N_("not a readable geometry")
 WRONG_GEOMETRY = N_("geometry is not a {kinds}")
+OUTSIDE_LONLAT = N_(
+    "coordinates outside longitude -180 to 180 or latitude -90 to 90 (projected coordinates?)"
+)
 INVALID_GEOMETRY = N_("geometry is not valid (e.g. self-intersecting)")
 UNREADABLE_LINE = N_("unreadable line: {detail}")
 
@@ -73,6 +76,10 @@ CANNOT_READ_PARQUET = N_("cannot read the Parquet file: {detail}")
 NOT_JSON = N_("not valid JSON: {detail}")
 NOT_FEATURE_COLLECTION = N_("GeoJSON must be a FeatureCollection")
 NOT_FEATURES = N_("GeoJSON features must be a list of Feature objects")
+GEOJSON_CRS = N_(
+    "the file declares the coordinate system {crs}; send longitude and latitude in WGS-84 "
+    "(or GCJ-02, declared at upload)"
+)
 GEOMETRY_PROPERTY = N_("a property is named {name}, as the geometry column is; rename it")
 CANNOT_READ_FORMAT = N_("cannot read the {format} file: {detail}")
 

@@ -716,13 +716,18 @@ def _geometry_checks(contract: Contract, raw: ir.Table) -> list[Check]:
         wrong_kind = ~bad_syntax & (
             ~np.isin(kinds, list(column.geometry_types)) if column.geometry_types else False
         )
-        invalid = ~bad_syntax & ~shapely.is_valid(np.where(bad_syntax, None, geoms))
+        readable = np.where(bad_syntax, None, geoms)
+        invalid = ~bad_syntax & ~shapely.is_valid(readable)
+        # (NaN bounds of empty geometries compare false: they are not outside)
+        west, south, east, north = shapely.bounds(readable).T
+        outside = (west < -180) | (east > 180) | (south < -90) | (north > 90)
         rows = present[ROW].to_numpy()
         wanted = " or ".join(column.geometry_types or ())
         for mask, reason in (
             (bad_syntax, reasons.UNREADABLE_GEOMETRY),
             (wrong_kind, reasons.WRONG_GEOMETRY.format(kinds=wanted)),
             (invalid, reasons.INVALID_GEOMETRY),
+            (outside, reasons.OUTSIDE_LONLAT),
         ):
             if np.any(mask):
                 flagged = ibis.memtable({"r": rows[mask]}).r
