@@ -525,6 +525,28 @@ def test_malformed_csv_lines_are_reported_and_rows_keep_their_numbers(
     assert any(e["row"] == "3" and "unreadable line" in e["reason"] for e in errors)
 
 
+def test_an_unreadable_line_is_kept_in_the_quarantine_as_sent_with_numbers_masked(
+    ready: Settings, tmp_path: Path
+):
+    ragged = "13812345678,13900001111,2021-11-05 10:00:00,35,MO,C0001,861234567890123,extra"
+    path = cdr_file(tmp_path, [GOOD_CALL, ragged])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_total, record.rows_accepted, record.rows_quarantined) == (2, 1, 1)
+    with session_scope(ready) as session:
+        submission = session.get(Submission, record.id)
+        assert submission is not None
+        columns, rows, total = quarantined_rows(ready, submission)
+    assert total == record.rows_quarantined, "every quarantined row is in the quarantine"
+    row = dict(zip(columns, rows[0], strict=True))
+    assert row["source_row"] == 3
+    assert "unreadable line" in row["reasons"]
+    assert row["raw_line"].startswith("138****5678,139****1111,2021-11-05 10:00:00,35,MO,")
+    assert "13812345678" not in str(rows)
+    assert "861234567890123" not in str(rows)
+    [error] = errors_of(ready, record)
+    assert error["value"].startswith("138****5678,"), "the report shows the line, masked"
+
+
 def test_operators_submit_only_their_own_data(ready: Settings, tmp_path: Path):
     path = cdr_file(tmp_path, [GOOD_CALL])
     unicom = principal_of_role(Role.OPERATOR, operator_code="CUCC")

@@ -202,15 +202,26 @@ def _csv_headers(
     return [str(row[0]) for row in described]
 
 
-def csv_unreadable(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
-    """Lines the CSV reader could not split into the header's fields: (line, message)."""
+@dataclass(frozen=True)
+class Unreadable:
+    """A line the CSV reader could not split into the header's fields."""
+
+    line: int
+    message: str
+    #: the line as sent (clear identifiers in it: mask before showing or storing it)
+    text: str
+
+
+def csv_unreadable(con: duckdb.DuckDBPyConnection) -> list[Unreadable]:
+    """Lines the CSV reader could not split into the header's fields, in file order."""
     try:
         rows = con.execute(
-            f"SELECT line, min(error_message) FROM {REJECTS_TABLE} GROUP BY line ORDER BY line"
+            f"SELECT line, min(error_message), min(csv_line) FROM {REJECTS_TABLE} "
+            "GROUP BY line ORDER BY line"
         ).fetchall()
     except duckdb.CatalogException:
         return []
-    return [(int(line), str(message)) for line, message in rows]
+    return [Unreadable(int(line), str(message), str(text or "")) for line, message, text in rows]
 
 
 def is_encoding_error(err: Exception) -> bool:

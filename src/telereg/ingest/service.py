@@ -366,7 +366,7 @@ class _Loaded:
     """A file read into the work table: its rows, lines that could not be read, notes."""
 
     rows: ir.Table
-    unreadable: list[tuple[int, str]]
+    unreadable: list[readers.Unreadable]
     source: readers.Source
     notes: list[str]
     total: int
@@ -431,13 +431,10 @@ def _process(
         # writes a CDR file 44 % smaller than snappy, a little faster, and reads as fast.
         backend.to_parquet(good, staged["accepted"], compression="zstd", compression_level=1)
         backend.con.execute("SET preserve_insertion_order = true")
-    if quarantined > len(loaded.unreadable):
+    if quarantined:
         bad = _tokenised(rows.filter(rows[_ROW_BAD] | failed), contract, tokens, typed_values=False)
-        found = backend.read_parquet(errors_file)
-        why = found.group_by("row").agg(reasons=found.reason.group_concat("; "))
-        bad = bad.left_join(why, bad.source_row == why.row).drop("row")
         staged["quarantine"] = workdir / "quarantine.parquet"
-        backend.to_parquet(bad.order_by("source_row"), staged["quarantine"])
+        _write_quarantine(backend, bad, loaded.unreadable, errors_file, staged["quarantine"])
 
     step("storing identifiers")
     vault = Vault.of(settings)
@@ -462,6 +459,26 @@ def _process(
         file_format=loaded.source.format.value,
         staged=staged,
     )
+
+
+def _write_quarantine(
+    backend: Any,
+    bad: ir.Table,
+    unreadable: list[readers.Unreadable],
+    errors_file: Path,
+    target: Path,
+) -> None:
+    """The quarantined rows with their reasons, and the unreadable lines as sent."""
+    found = backend.read_parquet(errors_file)
+    why = found.group_by("row").agg(reasons=found.reason.group_concat("; "))
+    bad = bad.left_join(why, bad.source_row == why.row).drop("row")
+    if unreadable:
+        # Kept as sent (identifiers masked): the reader could not tell its values apart.
+        bad = ibis.union(
+            bad.mutate(raw_line=ibis.null("string")),
+            _unreadable_quarantine(unreadable, bad.schema()),
+        )
+    backend.to_parquet(bad.order_by("source_row"), target)
 
 
 def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdir: Path) -> _Loaded:
@@ -497,7 +514,7 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
     notes += source.notes
     unreadable = readers.csv_unreadable(con) if source.format is FileFormat.CSV else []
     if unreadable:
-        readers.renumber_after_rejects(con, _CHECKED, [line for line, _ in unreadable])
+        readers.renumber_after_rejects(con, _CHECKED, [u.line for u in unreadable])
     rows = backend.sql(f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}")
     total = int(rows.count().to_pyarrow().as_py()) + len(unreadable)
     if total == 0:
@@ -565,16 +582,38 @@ def _materialise(backend: Any, name: str, expr: ir.Table) -> ir.Table:
     return backend.create_table(name, expr, temp=True)
 
 
-def _unreadable_rows(unreadable: list[tuple[int, str]]) -> ir.Table:
+def _unreadable_rows(unreadable: list[readers.Unreadable]) -> ir.Table:
     return ibis.memtable(
         {
-            "row": [line for line, _ in unreadable],
+            "row": [u.line for u in unreadable],
             "column": ["*"] * len(unreadable),
-            "reason": [reasons.UNREADABLE_LINE.format(detail=msg[:200]) for _, msg in unreadable],
-            "value": [None] * len(unreadable),
+            "reason": [_unreadable_reason(u) for u in unreadable],
+            "value": [_masked_line(u.text)[:200] for u in unreadable],
         },
         schema={"row": "int64", "column": "string", "reason": "string", "value": "string"},
     )
+
+
+def _unreadable_reason(line: readers.Unreadable) -> str:
+    return reasons.UNREADABLE_LINE.format(detail=line.message[:200])
+
+
+def _unreadable_quarantine(unreadable: list[readers.Unreadable], schema: ibis.Schema) -> ir.Table:
+    """Quarantine rows for unreadable lines: no values, the reason, and the masked line."""
+    n = len(unreadable)
+    columns = {
+        name: pa.nulls(n, kind.to_pyarrow()) for name, kind in schema.items() if name != "raw_line"
+    }
+    columns["source_row"] = pa.array([u.line for u in unreadable], pa.int64())
+    columns["reasons"] = pa.array([_unreadable_reason(u) for u in unreadable], pa.string())
+    columns["raw_line"] = pa.array([_masked_line(u.text) for u in unreadable], pa.string())
+    return ibis.memtable(pa.table(columns))
+
+
+def _masked_line(text: str) -> str:
+    """A line as sent with every run of digits long enough to be an identifier masked."""
+    run = rf"[0-9]{{{_IDENTIFYING_DIGITS},}}[Xx]?"
+    return re.sub(run, lambda found: mask_value(found.group()), text)
 
 
 def _quote(name: str) -> str:
