@@ -686,3 +686,30 @@ def test_ingested_corridors_replace_and_extend_the_shipped_ones(ready: Settings,
     assert found["G5"].source.startswith("ingested")
     assert "TOUR-1" in found
     assert found["HSR-DX"].source == "shipped"
+
+    # A later upload replaces the same id again, whatever the month it was sent for or the
+    # row the feature is on, and what it does not name stays.
+    def upload(name: str, features: list[tuple[str, str]], period: str) -> None:
+        document = {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"corridor_id": cid, "name": title, "kind": "expressway"},
+                    "geometry": {
+                        "type": "LineString",
+                        "coordinates": [[112.1, 37.0 + k / 10], [112.6, 37.5]],
+                    },
+                }
+                for k, (cid, title) in enumerate(features)
+            ],
+        }
+        (tmp_path / name).write_text(json.dumps(document, ensure_ascii=False))
+        assert submit(ready, tmp_path / name, "corridors", period=period).status == "accepted"
+
+    upload("second.geojson", [("G99", "新建高速"), ("G5", "京昆高速（改线）")], "2021-12")
+    upload("third.geojson", [("G5", "京昆高速（第三版）")], "2021-10")
+    with session_scope(ready) as session:
+        found = {c.corridor_id: c for c in corridors(session, settings=ready)}
+    assert found["G5"].name == "京昆高速（第三版）", "the latest upload wins"
+    assert {"TOUR-1", "G99"} <= set(found)

@@ -21,15 +21,13 @@ def region(settings: Settings) -> RegionSet:
 
 
 def _ingested(session: Session, settings: Settings, dataset: str) -> list[dict[str, object]]:
-    files = lake.current_files(session, settings, dataset)
-    if not files:
-        return []
-    rows: list[dict[str, object]] = (
-        duckdb.connect()
-        .execute("SELECT * FROM read_parquet(?) ORDER BY source_row", [[str(f) for f in files]])
-        .to_arrow_table()
-        .to_pylist()
-    )
+    """The ingested features, the earliest submission's first: where two give the same id,
+    the one received later comes later, and so replaces the other."""
+    con = duckdb.connect()
+    rows: list[dict[str, object]] = []
+    for path in lake.current_files(session, settings, dataset):  # (in submission order)
+        found = con.execute("SELECT * FROM read_parquet(?) ORDER BY source_row", [str(path)])
+        rows += found.to_arrow_table().to_pylist()
     return rows
 
 
