@@ -50,6 +50,45 @@ def test_operator_uploads_its_own_data_and_reads_the_report(site: Site) -> None:
     assert {r["source_row"] for r in quarantine["rows"]} == {3, 4}
 
 
+def test_accepted_rows_of_a_replaced_submission_stay_retrievable(site: Site) -> None:
+    first = upload(site, "operator", "CMCC").json()
+    corrected = CELLS.replace("113.30,99.0", "113.30,37.9").replace("=cmd|' /C calc'!A0", "C0002")
+    second = upload(site, "operator", "CMCC", body=corrected).json()
+    assert (second["status"], second["rows_accepted"]) == ("accepted", 3)
+    again = site.client.get(f"/api/v1/submissions/{first['id']}", headers=site.as_role("operator"))
+    assert again.json()["superseded_by"] == second["id"]
+
+    def rows_of(record: dict[str, object], role: str = "operator") -> list[list[str]]:
+        got = site.client.get(
+            f"/api/v1/submissions/{record['id']}/rows", headers=site.as_role(role)
+        )
+        assert got.status_code == 200, got.text
+        assert "attachment" in got.headers["content-disposition"]
+        return list(csv.reader(io.StringIO(got.text.lstrip("\ufeff"))))
+
+    old, new = rows_of(first), rows_of(second)
+    assert old[0][:3] == ["source_row", "cell_id", "site_id"]
+    assert [r[1] for r in old[1:]] == ["C0001"], "the replaced submission's own rows"
+    assert [r[1] for r in new[1:]] == ["C0001", "C0002", "C0003"]
+    parquet = site.client.get(
+        f"/api/v1/submissions/{first['id']}/rows?format=parquet", headers=site.as_role("analyst")
+    )
+    assert parquet.content.startswith(b"PAR1")
+    # Rejected: nothing was accepted. Another operator's: as if it did not exist.
+    rejected = upload(site, "operator", "CMCC", body=CELLS.splitlines()[0] + "\nX,,,,,\n").json()
+    assert rejected["status"] == "rejected"
+    missing = site.client.get(
+        f"/api/v1/submissions/{rejected['id']}/rows", headers=site.as_role("operator")
+    )
+    assert missing.status_code == 404
+    assert "has no accepted rows" in missing.json()["detail"]
+    theirs = upload(site, "analyst", "CUCC").json()
+    hidden = site.client.get(
+        f"/api/v1/submissions/{theirs['id']}/rows", headers=site.as_role("operator")
+    )
+    assert hidden.status_code == 404
+
+
 def test_operators_cannot_submit_or_see_another_operators_data(site: Site) -> None:
     refused = upload(site, "operator", "CUCC")
     assert refused.status_code == 403

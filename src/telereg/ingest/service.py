@@ -80,6 +80,8 @@ class SubmissionRecord:
     errors_by_reason: dict[str, int] = field(default_factory=dict)
     duplicate_of: int | None = None
     superseded: int | None = None
+    #: the submission that replaced this one in its slot, if one did
+    superseded_by: int | None = None
     current: bool = False
     submitted_at: str = ""
 
@@ -97,6 +99,7 @@ class SubmissionRecord:
             rows_quarantined=s.rows_quarantined,
             message=s.message,
             errors_by_reason=dict(s.errors_by_reason),
+            superseded_by=s.superseded_by_id,
             current=s.current,
             submitted_at=s.submitted_at.isoformat(timespec="seconds"),
             **extra,

@@ -1,4 +1,4 @@
-"""Reading submissions back: lists, one record, its error report and quarantined rows.
+"""Reading submissions back: lists, one record, its error report, quarantined and accepted rows.
 
 An operator sees only its own operator's submissions; asking for another's is
 answered as if it did not exist.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from telereg.core.errors import NotFoundError
+from telereg.core.i18n import N_
 from telereg.core.models import Operator
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -66,8 +68,35 @@ def get_submission(session: Session, *, principal: Principal, submission_id: int
         _visible(principal).where(Submission.id == submission_id)
     )
     if found is None:
-        raise NotFoundError(f"no submission {submission_id}")
+        raise NotFoundError(N_("no submission {id}").format(id=submission_id))
     return found
+
+
+def accepted_file(settings: Settings, submission: Submission) -> Path:
+    """The Parquet file of a submission's accepted rows, current or superseded.
+
+    A superseded submission's rows stay where they were written: the record names them,
+    and only the current submission of a slot is read by the analyses.
+    """
+    path = settings.lake_dir / submission.lake_path if submission.lake_path else None
+    if path is None or not path.exists():
+        raise NotFoundError(N_("submission {id} has no accepted rows").format(id=submission.id))
+    return path
+
+
+def accepted_rows_csv(settings: Settings, submission: Submission) -> Iterator[str]:
+    """A submission's accepted rows as formula-safe CSV (identifiers are tokens), streamed."""
+    path = accepted_file(settings, submission)
+    reader = duckdb.connect().execute(
+        "SELECT * FROM read_parquet(?) ORDER BY source_row", [str(path)]
+    )
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([d[0] for d in reader.description or []])
+    yield "\ufeff" + buffer.getvalue()
+    while batch := reader.fetchmany(10_000):
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([neutralise(c) for c in row] for row in batch)
+        yield buffer.getvalue()
 
 
 def neutralise(cell: object) -> str:

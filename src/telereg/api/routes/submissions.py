@@ -1,11 +1,12 @@
-"""Submissions: upload an operator file, list them, read error reports and quarantine."""
+"""Submissions: upload an operator file, list them, read error reports, quarantine and rows."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import itertools
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import FileResponse, StreamingResponse
 
 from telereg import registry
 from telereg.api import uploads
@@ -115,6 +116,35 @@ def quarantine(
         "columns": columns,
         "rows": [dict(zip(columns, map(_plain, row), strict=True)) for row in rows],
     }
+
+
+@router.get(
+    "/submissions/{submission_id}/rows",
+    summary="Accepted rows of a submission, current or superseded (identifiers as tokens)",
+    response_class=StreamingResponse,
+)
+def accepted_rows(
+    submission_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],
+    format: Annotated[Literal["csv", "parquet"], Query()] = "csv",  # noqa: A002 - the API's word
+) -> Response:
+    found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
+    name = f"submission-{submission_id}-{found.dataset}-{found.period or 'all'}"
+    if format == "parquet":
+        return FileResponse(
+            submissions.accepted_file(settings, found),
+            media_type="application/vnd.apache.parquet",
+            filename=f"{name}.parquet",
+        )
+    rows = submissions.accepted_rows_csv(settings, found)
+    first = next(rows)  # (a missing file is an error before the response starts)
+    return StreamingResponse(
+        itertools.chain([first], rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
 
 
 def _plain(value: Any) -> Any:
