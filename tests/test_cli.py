@@ -146,3 +146,33 @@ def test_serve_starts_on_loopback_with_secure_cookies_or_when_told(
     result = CliRunner().invoke(app, ["serve", *args, "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert len(started) == 1
+
+
+def test_ingest_exit_codes_and_json_record(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    _prepared(data_dir)
+    header = "cell_id,site_id,longitude,latitude,city_code,technology\n"
+    good, partial, bad = (tmp_path / n for n in ("good.csv", "partial.csv", "bad.csv"))
+    good.write_text(header + "K0001,S1,112.5,37.8,140100,4G\n")
+    partial.write_text(header + "K0002,S1,112.5,37.8,140100,4G\nK0003,S1,112.5,99,140100,4G\n")
+    bad.write_text("what,ever\n1,2\n")
+    args = ("--dataset", "cells", "--operator", "CMCC", "--period", "2021-11", "--json")
+
+    def run(path: Path) -> tuple[int, dict[str, object]]:
+        result = telereg("ingest", str(path), *args, data_dir=data_dir)
+        return result.returncode, json.loads(result.stdout)
+
+    code, record = run(good)
+    assert (code, record["status"], record["rows_accepted"]) == (0, "accepted", 1)
+    code, record = run(partial)
+    assert (code, record["status"], record["rows_quarantined"]) == (0, "partial", 1)
+    assert record["superseded"] is not None, "it replaces the first file of the slot"
+    code, record = run(bad)
+    assert (code, record["status"]) == (1, "rejected")
+    assert "missing required column(s)" in str(record["message"])
+    code, record = run(partial)
+    assert (code, record["duplicate_of"]) == (0, record["id"]), "the same bytes again"
+    missing = telereg("ingest", str(tmp_path / "nope.csv"), *args, data_dir=data_dir)
+    assert missing.returncode != 0
+    assert "no such file" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -713,3 +713,20 @@ def test_ingested_corridors_replace_and_extend_the_shipped_ones(ready: Settings,
         found = {c.corridor_id: c for c in corridors(session, settings=ready)}
     assert found["G5"].name == "京昆高速（第三版）", "the latest upload wins"
     assert {"TOUR-1", "G99"} <= set(found)
+
+
+def test_longitude_and_latitude_columns_declared_gcj02_are_stored_as_wgs84(
+    ready: Settings, tmp_path: Path
+):
+    from telereg.core.geo import gcj02_to_wgs84
+
+    path = tmp_path / "cells-gcj.csv"
+    path.write_text(CELLS_HEADER + "J0001,S1,112.55,37.87,140100,4G\n")
+    record = submit(ready, path, "cells", operator="CUCC", period="2021-11", crs="gcj02")
+    assert record.status == "accepted", record.message
+    [row] = [r for r in lake_rows(ready, "cells") if r["cell_id"] == "J0001"]
+    lon, lat = gcj02_to_wgs84(112.55, 37.87)
+    assert (row["longitude"], row["latitude"]) == pytest.approx((float(lon), float(lat)), abs=1e-7)
+    assert 0.001 < abs(row["longitude"] - 112.55) < 0.01, (
+        "moved by the few hundred metres of GCJ-02"
+    )
