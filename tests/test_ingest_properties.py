@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import io
 import os
 import signal
@@ -35,6 +36,14 @@ from tests.conftest import ROOT
 REGIONS = load_regions("140000")
 COUNTY = REGIONS.counties[5]
 CITY = COUNTY.parent or ""
+#: The cells the call records of the property test refer to (ingested for CUCC).
+CELL_IDS = ("PC0001", "PC0002", "PC0003")
+#: The month the calls fall in (local calendar time, as the records carry it).
+PERIOD_START = dt.datetime(2021, 11, 1)  # noqa: DTZ001
+PERIOD_END = dt.datetime(2021, 11, 30, 23, 59, 59)  # noqa: DTZ001
+#: Who submits each dataset in the property test (one slot each: they do not replace
+#: each other's files, and the calls' cells stay the ones ingested for them).
+SUBMITTER = {"sites": "CTCC", "cells": "CTCC", "voice_cdr": "CUCC"}
 
 
 def valid_value(column: Column) -> st.SearchStrategy[str]:
@@ -43,6 +52,8 @@ def valid_value(column: Column) -> st.SearchStrategy[str]:
         return st.just(CITY)
     if column.references and column.references.dataset == "region:county":
         return st.just(COUNTY.code)
+    if column.references and column.references.dataset == "cells":
+        return st.sampled_from(CELL_IDS)
     if column.enum:
         return st.sampled_from(column.enum)
     if column.pattern:
@@ -54,6 +65,13 @@ def valid_value(column: Column) -> st.SearchStrategy[str]:
         return st.sampled_from(["true", "false", "1", "0", "是", "否"])
     if column.type is ColumnType.DATE:
         return st.dates().map(lambda d: d.isoformat())
+    if column.type is ColumnType.TIMESTAMP:
+        moments = st.datetimes(min_value=PERIOD_START, max_value=PERIOD_END)
+        return moments.map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S"))
+    if column.type is ColumnType.INTEGER:
+        low = int(column.minimum if column.minimum is not None else -(10**6))
+        high = int(column.maximum if column.maximum is not None else 10**6)
+        return st.integers(low, high).map(str)
     return st.text(
         st.characters(codec="utf-8", exclude_categories=("C", "Z")), min_size=1, max_size=20
     )
@@ -67,14 +85,23 @@ MUTATIONS = {
     "pattern": ("@@ bad @@", "does not have the expected form"),
     "enum": ("ZZZ", "not one of"),
     "reference": ("999999", "unknown value"),
+    "too_long": ("9" * 300, "longer than"),
+    "period": ("2021-12-15 10:00:00", "outside the period"),
+    "duplicate": ("", "duplicate"),  # (the value of the row before)
 }
 
 
-def applicable(column: Column) -> list[str]:
+def applicable(contract: Contract, column: Column) -> list[str]:
     kinds = []
     if column.required:
         kinds.append("required")
-    if column.type in (ColumnType.FLOAT, ColumnType.DATE, ColumnType.BOOLEAN):
+    if column.type in (
+        ColumnType.FLOAT,
+        ColumnType.INTEGER,
+        ColumnType.DATE,
+        ColumnType.TIMESTAMP,
+        ColumnType.BOOLEAN,
+    ):
         kinds.append("type")
     if column.minimum is not None:
         kinds.append("minimum")
@@ -86,6 +113,12 @@ def applicable(column: Column) -> list[str]:
         kinds.append("enum")
     if column.references:
         kinds.append("reference")
+    if column.type is ColumnType.STRING and not (column.enum or column.references):
+        kinds.append("too_long")
+    if contract.period_column == column.name:
+        kinds.append("period")
+    if (column.name,) in contract.unique:
+        kinds.append("duplicate")
     return kinds
 
 
@@ -93,6 +126,21 @@ def applicable(column: Column) -> list[str]:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = load_settings(data_dir=tmp_path_factory.mktemp("props") / "var")
     prepare(settings, principal=ROOT)
+    cells = tmp_path_factory.mktemp("cells") / "cells.csv"
+    cells.write_text(
+        "cell_id,site_id,longitude,latitude,city_code,technology\n"
+        + "".join(f"{c},S1,112.5,37.8,{CITY},4G\n" for c in CELL_IDS)
+    )
+    record = ingest_file(
+        settings,
+        principal=ROOT,
+        contract=registry.contract("cells"),
+        path=cells,
+        filename=cells.name,
+        operator=SUBMITTER["voice_cdr"],
+        period="2021-11",
+    )
+    assert record.status == "accepted", record.message
     return settings
 
 
@@ -109,7 +157,7 @@ def write(contract: Contract, rows: list[dict[str, str]], path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("dataset", ["sites", "cells"])
+@pytest.mark.parametrize("dataset", ["sites", "cells", "voice_cdr"])
 @hsettings(
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -124,9 +172,12 @@ def test_valid_rows_pass_and_each_mutation_is_caught(
         for key in contract.unique:
             row[key[0]] = f"{row[key[0]][:20]}{i}"
     target = data.draw(st.integers(0, len(rows) - 1))
-    column = data.draw(st.sampled_from([c for c in contract.columns if applicable(c)]))
-    kind = data.draw(st.sampled_from(applicable(column)))
+    column = data.draw(st.sampled_from([c for c in contract.columns if applicable(contract, c)]))
+    kind = data.draw(st.sampled_from(applicable(contract, column)))
     value, reason = MUTATIONS[kind]
+    if kind == "duplicate":
+        target = max(target, 1)  # the later of two rows is the duplicate
+        value = rows[target - 1][column.name]
     rows[target][column.name] = value
     path = write(contract, rows, tmp_path_factory.mktemp("f") / f"{dataset}.csv")
     record = ingest_file(
@@ -135,7 +186,7 @@ def test_valid_rows_pass_and_each_mutation_is_caught(
         contract=contract,
         path=path,
         filename=path.name,
-        operator="CTCC",
+        operator=SUBMITTER[dataset],
         period="2021-11",
     )
     assert record.rows_accepted == len(rows) - 1, (record.message, record.errors_by_reason)
