@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,6 +212,41 @@ def test_suspects_are_listed_a_page_at_a_time_by_kind_operator_and_city(
     assert theirs["total"] == 0, "an operator's user cannot list another operator's lines"
     with pytest.raises(InputError, match="kind 'domain' is not one of"):
         fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", kind="domain")
+
+
+def test_id_numbers_over_the_card_limit_are_listed_with_their_totals(
+    fraud_scan: Settings,
+) -> None:
+    from telereg.core.permissions import Role
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import principal_of_role
+
+    stored = fraud.load_result(fraud_scan, "2021-11", "over_limit")
+    listed = fraud.ids_over_limit(fraud_scan, principal=ROOT, period="2021-11", limit=None)
+    assert listed["total"] == len(stored) > 0
+    assert listed["limit_per_operator"] == 5
+    cards = [r["cards"] for r in listed["ids"]]
+    assert cards == sorted(cards, reverse=True), "most cards first"
+    assert all(r["cards"] > 5 for r in listed["ids"])
+    assert all(r["all_operators"] >= r["cards"] for r in listed["ids"])
+    with session_scope(fraud_scan) as session:
+        counted = fraud.dashboard(session, settings=fraud_scan, principal=ROOT, period="2021-11")
+    assert counted["counts"]["over_limit"] == len({r["id_number"] for r in listed["ids"]})
+    operator = principal_of_role(Role.OPERATOR, operator_code="CMCC")
+    own = fraud.ids_over_limit(fraud_scan, principal=operator, period="2021-11", limit=None)
+    assert {r["operator"] for r in own["ids"]} <= {"CMCC"}
+    assert own["total"] == int((stored["operator"] == "CMCC").sum())
+    page = fraud.ids_over_limit(fraud_scan, principal=ROOT, period="2021-11", limit=2, offset=1)
+    assert page["ids"] == listed["ids"][1:3]
+    command = [sys.executable, "-m", "telereg", "fraud", "over-limit", "--period", "2021-11"]
+    printed = subprocess.run(
+        [*command, "--json", "--data-dir", str(fraud_scan.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(printed.stdout)["ids"] == listed["ids"][:50]
 
 
 def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: Settings) -> None:

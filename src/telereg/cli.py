@@ -446,6 +446,27 @@ def fraud_suspects(
     )
 
 
+@fraud_app.command("over-limit")
+def fraud_over_limit(
+    period: Annotated[str, typer.Option(help="Month YYYY-MM (a scanned one).")],
+    operator: Annotated[str | None, typer.Option(help="Only this operator's rows.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, most cards first.")] = 50,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """ID numbers holding more active cards at one operator than allowed (IDs are tokens)."""
+    from telereg.domains.fraud.cli import over_limit_command
+
+    over_limit_command(
+        _migrated(data_dir),
+        _me(),
+        period=period,
+        operator=operator,
+        limit=limit,
+        as_json=as_json,
+    )
+
+
 @fraud_app.command("blocklist")
 def fraud_blocklist(as_json: AsJson = False, data_dir: DataDir = None) -> None:
     """Domains whose case ended with domain_blocked, one a line (for resolvers)."""

@@ -96,6 +96,30 @@ def suspects(
     )
 
 
+@router.get(
+    "/ids-over-limit",
+    summary="ID numbers holding more active cards at one operator than allowed (tokens)",
+)
+def ids_over_limit(
+    settings: SettingsDep,
+    principal: Reader,
+    period: OptionalPeriod = None,
+    operator: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Most cards first; ``all_operators`` counts the ID's active cards everywhere. An
+    operator's user sees its own rows."""
+    return service.ids_over_limit(
+        settings,
+        principal=principal,
+        period=service.latest_period(settings, period),
+        operator=operator,
+        limit=limit,
+        offset=offset,
+    )
+
+
 @router.get("/lines/{line}", summary="One suspect line: features, reasons, timeline, cells, links")
 def line(
     line: str,

@@ -68,6 +68,31 @@ def suspects_command(
     out.print(table)
 
 
+def over_limit_command(
+    settings: Settings,
+    principal: Principal,
+    *,
+    period: str,
+    operator: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    listed = service.ids_over_limit(
+        settings, principal=principal, period=period, operator=operator, limit=limit
+    )
+    if as_json:
+        out.print_json(json.dumps(listed, ensure_ascii=False))
+        return
+    shown, total, allowed = len(listed["ids"]), listed["total"], listed["limit_per_operator"]
+    table = Table(title=f"ID numbers over {allowed} cards, {period}: {shown} of {total:,}")
+    table.add_column("ID number (token)", no_wrap=True, min_width=32)  # never cut
+    for name in ("operator", "cards", "all operators"):
+        table.add_column(name, justify="right" if name != "operator" else "left")
+    for r in listed["ids"]:
+        table.add_row(r["id_number"], r["operator"], str(r["cards"]), str(r["all_operators"]))
+    out.print(table)
+
+
 def blocklist_command(settings: Settings, principal: Principal, *, as_json: bool) -> None:
     with session_scope(settings) as session:
         listed = service.blocked_domains(session, principal=principal)

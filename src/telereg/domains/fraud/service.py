@@ -895,6 +895,48 @@ def suspect_list(
     }
 
 
+def ids_over_limit(
+    settings: Settings,
+    *,
+    principal: Principal,
+    period: str,
+    operator: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """ID numbers holding more active cards at one operator than the rules allow, most first.
+
+    One row per ID number and operator over the limit, with the ID's active cards at all
+    operators beside it. ID numbers are tokens. An operator's user sees its own rows.
+    """
+    only = visible_operator(principal)
+    rows = load_result(settings, period, "over_limit")
+    if only is not None and len(rows):
+        rows = rows[rows["operator"] == only]
+    if operator is not None and len(rows):
+        rows = rows[rows["operator"] == operator]
+    if len(rows):
+        rows = rows.sort_values(
+            ["cards", "all_operators", "id_number"], ascending=[False, False, True], kind="stable"
+        )
+    page = rows.iloc[offset:] if limit is None else rows.iloc[offset : offset + limit]
+    return {
+        "period": period,
+        "limit_per_operator": int(settings.fraud_cards_per_operator),
+        "total": len(rows),
+        "offset": offset,
+        "ids": [
+            {
+                "id_number": str(r["id_number"]),
+                "operator": str(r["operator"]),
+                "cards": int(r["cards"]),
+                "all_operators": int(r["all_operators"]),
+            }
+            for r in page.to_dict("records")
+        ],
+    }
+
+
 def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
     """What the demo runs after loading: a scan of the latest month with call records."""
     from telereg.core.db import session_scope
