@@ -413,6 +413,10 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
             handover.record_disposal(
                 session, principal=police, case_id=case_id, disposal="burned", note="gone"
             )
+        with pytest.raises(InputError, match="a sim_box case cannot end with domain_blocked"):
+            handover.record_disposal(
+                session, principal=police, case_id=case_id, disposal="domain_blocked", note="x"
+            )
         assert fraud.get_case(session, principal=police, case_id=case_id).status == "referred"
         done = handover.record_disposal(
             session,

@@ -44,7 +44,7 @@ from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.privacy import Vault, may_reidentify, reidentify
 from telereg.core.settings import Settings
-from telereg.domains.fraud.service import DISPOSALS, WORKFLOW, get_case
+from telereg.domains.fraud.service import DISPOSALS, WORKFLOW, disposals_for, get_case
 
 _AGENCY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _PACKAGE = re.compile(r"^handover-[A-Za-z0-9_-]{1,80}\.zip$")
@@ -298,6 +298,13 @@ def record_disposal(
             )
         )
     case = get_case(session, principal=principal, case_id=case_id)
+    kind = str(case.subject.get("type", ""))
+    if disposal not in disposals_for(kind):
+        raise InputError(
+            N_("a {type} case cannot end with {disposal}; it can end with: {allowed}").format(
+                type=kind, disposal=disposal, allowed=", ".join(disposals_for(kind))
+            )
+        )
     moved = cases.move(
         session,
         principal=principal,

@@ -289,7 +289,7 @@ def liaison_page(
         {
             "cases": service.case_queue(session, principal=principal),
             "packages": handover.packages(settings, principal=principal),
-            "disposals": service.DISPOSALS,
+            "disposals_for": service.disposals_for,
             "error": error,
             "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),
         },

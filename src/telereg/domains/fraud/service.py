@@ -57,6 +57,18 @@ WORKFLOW = cases.Workflow(
 )
 #: What the police may record as done with a case.
 DISPOSALS = ("line_suspended", "device_seized", "domain_blocked", "no_action")
+#: The disposals that fit a case of each type: a line is suspended or its device seized,
+#: a domain blocked.
+LINE_DISPOSALS = ("line_suspended", "device_seized", "no_action")
+DISPOSALS_BY_TYPE = {
+    "sim_box": LINE_DISPOSALS,
+    "card": LINE_DISPOSALS,
+    "domain": ("domain_blocked", "no_action"),
+}
+
+
+def disposals_for(case_type: str) -> tuple[str, ...]:
+    return DISPOSALS_BY_TYPE.get(case_type, DISPOSALS)
 
 
 @dataclass
