@@ -20,7 +20,7 @@ from telereg.core.db import session_scope
 from telereg.core.principal import cli_principal
 from telereg.core.settings import load_settings
 from telereg.domains.fraud import service
-from telereg.domains.fraud.evaluation import evaluate
+from telereg.domains.fraud.evaluation import evaluate, recall_by_gateway
 from telereg.scenario.demo import prepare
 from telereg.scenario.model import PERIODS, Scale
 from telereg.scenario.runner import run_scenario
@@ -52,6 +52,7 @@ def main() -> None:
         scanned = time.perf_counter() - start
         truth = json.loads(Path(summary.truth_file or "").read_text())
         scores = evaluate(settings, truth, period)
+        by_gateway = recall_by_gateway(settings, truth, period)
     print(
         f"scale {args.scale}, seed {args.seed}: {scan.lines:,} lines scanned in {scanned:.1f} s "
         f"(generate and ingest {loaded:.0f} s); {scan.model}"
@@ -63,6 +64,12 @@ def main() -> None:
             f"| {pattern} | {score.planted} | {score.found} | {score.hits} | "
             f"{score.precision:.3f} | {score.recall:.3f} |"
         )
+    print()
+    print("SIM-box recall by kind of gateway (rules or model):")
+    print("| gateways | planted lines | found | recall |")
+    print("|---|---:|---:|---:|")
+    for group, score in by_gateway.items():
+        print(f"| {group} | {score.planted} | {score.hits} | {score.recall:.3f} |")
 
 
 if __name__ == "__main__":

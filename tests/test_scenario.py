@@ -136,7 +136,7 @@ def test_fraud_scan_finds_what_was_planted(
     demo: tuple[Settings, ScenarioSummary], fraud_scan: Settings
 ) -> None:
     """Thresholds were set on the demo's seed (2021); this province has seed 11."""
-    from telereg.domains.fraud.evaluation import evaluate
+    from telereg.domains.fraud.evaluation import evaluate, recall_by_gateway
 
     _, summary = demo
     truth = json.loads(Path(summary.truth_file).read_text())
@@ -156,6 +156,13 @@ def test_fraud_scan_finds_what_was_planted(
             assert score.recall >= 0.75, (pattern, score)
             continue
         assert score.recall >= 0.8, (pattern, score)
+    by_gateway = recall_by_gateway(fraud_scan, truth, "2021-11")
+    modes = [by_gateway[g] for g in by_gateway if g.split()[0] in ("static", "moving", "throttled")]
+    models = [by_gateway[g] for g in by_gateway if "model" in g]
+    assert sum(m.planted for m in modes) == sum(m.planted for m in models) == sim_box.planted
+    assert sum(m.hits for m in modes) == sim_box.hits
+    for group, score in by_gateway.items():
+        assert score.recall >= 0.75, (group, score)
 
 
 def test_fraud_lines_are_seen_only_by_whom_may(fraud_scan: Settings) -> None:

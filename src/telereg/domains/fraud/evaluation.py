@@ -12,6 +12,7 @@ from typing import Any
 from telereg.core.privacy import Pseudonymiser
 from telereg.core.settings import Settings
 from telereg.domains.fraud.service import load_result
+from telereg.reference.lists import gateway_tacs
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,24 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
             set(domains[domains["level"] == "high"]["domain"]), planted
         )
     return scores
+
+
+def recall_by_gateway(settings: Settings, truth: dict[str, Any], period: str) -> dict[str, Score]:
+    """SIM-box recall (rules or model) per kind of gateway: how it behaves (static, moving,
+    throttled to look like people) and whether its model's TAC is on the gateway list.
+
+    Recall only: a suspect that is no planted line belongs to no kind of gateway, so each
+    score's ``found`` is the planted lines of that kind that were found.
+    """
+    token = Pseudonymiser(settings.secret("pseudonym_key")).token
+    listed = {t.tac for t in gateway_tacs(settings.fraud_gateway_tacs_file)}
+    found = set(load_result(settings, period, "suspects")["line"])
+    groups: dict[str, set[str]] = {}
+    for gateway in truth["fraud"]["sim_boxes"]:
+        if period not in gateway["periods"]:
+            continue
+        lines = {token(n) for n in gateway["lines"]}
+        model = "listed model" if gateway["tac"] in listed else "unlisted model"
+        for group in (f"{gateway['mode']} gateways", f"{model} gateways"):
+            groups.setdefault(group, set()).update(lines)
+    return {group: _score(found & lines, lines) for group, lines in sorted(groups.items())}
