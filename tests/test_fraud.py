@@ -10,6 +10,7 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy.orm import Session
 
 from telereg.core.errors import SignatureError
 from telereg.domains.fraud import features, handover, scoring
@@ -577,3 +578,36 @@ def test_the_truth_of_ids_over_the_limit_counts_active_cards_of_each_month() -> 
         {"operator": "CMCC", "id_number": "A", "periods": ["2021-10", "2021-11"]},
         {"operator": "CMCC", "id_number": "B", "periods": ["2021-10"]},
     ]
+
+
+def test_a_finding_acted_on_in_an_earlier_month_is_a_new_case(session: Session) -> None:
+    from telereg.cases import service as cases
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import ROOT
+
+    def finding(ref: str, period: str) -> cases.NewCase:
+        return cases.NewCase(f"sim_box:{ref}", "SIM box suspect CMCC · score 9", {"period": period})
+
+    def open_all(period: str) -> list[str]:
+        items = fraud.with_repeats(session, [finding(r, period) for r in "ABC"], period)
+        made = cases.open_cases(session, principal=ROOT, workflow=fraud.WORKFLOW, new=items)
+        return sorted(c.reference for c in made)
+
+    assert open_all("2021-10") == ["sim_box:A", "sim_box:B", "sim_box:C"]
+    first = {c.reference: c for c in fraud.case_queue(session, principal=ROOT)}
+    # A: the line was suspended and the case closed; B: dismissed; C: still in review.
+    first["sim_box:A"].status, first["sim_box:A"].outcome = "closed", "line_suspended"
+    first["sim_box:B"].status, first["sim_box:B"].outcome = "closed", ""
+    first["sim_box:C"].status = "in_review"
+    session.flush()
+    assert open_all("2021-10") == [], "a re-run of the month opens nothing"
+    assert open_all("2021-11") == ["sim_box:A@2021-11"], "only the one acted on comes back"
+    assert open_all("2021-11") == []
+    again = {c.reference: c for c in fraud.case_queue(session, principal=ROOT)}
+    assert again["sim_box:A@2021-11"].subject["repeat_of"] == first["sim_box:A"].id
+    again["sim_box:A@2021-11"].status = "closed"
+    again["sim_box:A@2021-11"].outcome = "device_seized"
+    session.flush()
+    assert open_all("2021-12") == ["sim_box:A@2021-12"]
+    latest = {c.reference: c for c in fraud.case_queue(session, principal=ROOT)}
+    assert latest["sim_box:A@2021-12"].subject["repeat_of"] == again["sim_box:A@2021-11"].id

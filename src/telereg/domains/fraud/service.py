@@ -9,6 +9,7 @@ readers never see half of a scan) and every new suspect becomes a case.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -580,7 +581,49 @@ def _open_cases(
             )
             for row in domains[domains["level"] == "high"].itertuples(index=False)
         ]
+    items = with_repeats(session, items, period)
     return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=items))
+
+
+#: Disposals after which a finding seen again in a later month is a new case: the action
+#: (a line suspended, a device seized, a domain blocked) did not stop it.
+ACTED = ("line_suspended", "device_seized", "domain_blocked")
+
+
+def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> list[cases.NewCase]:
+    """``items`` with a reference of its own for each finding seen again after an action.
+
+    A finding keeps its case while that case is open, and after it was dismissed (the
+    analyst's decision stands). When its latest case was closed after a disposal in
+    ``ACTED``, for an earlier month, it becomes a new case for ``period`` that names the
+    earlier one (``repeat_of``); a re-run of the same month finds that case again.
+    """
+    bases = {item.reference for item in items}
+    latest: dict[str, Case] = {}
+    query = select(Case).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+    for case in session.scalars(query.order_by(Case.id)):
+        base = case.reference.split("@")[0]
+        if base in bases:
+            latest[base] = case  # (in id order: the last one wins)
+    result = []
+    for item in items:
+        last = latest.get(item.reference)
+        acted_on_before = (
+            last is not None
+            and last.status == CaseStatus.CLOSED.value
+            and last.outcome in ACTED
+            and str(last.subject.get("period", "")) < period
+        )
+        if not acted_on_before or last is None:
+            result.append(item)
+            continue
+        again = dataclasses.replace(
+            item,
+            reference=f"{item.reference[: _REFERENCE_CHARS - 8]}@{period}",
+            subject={**item.subject, "repeat_of": last.id},
+        )
+        result.append(again)
+    return result
 
 
 def move_case(session: Session, *, principal: Principal, case_id: int, to: str, note: str) -> Case:
