@@ -381,6 +381,17 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         text = package.read("cases.csv").decode("utf-8-sig")
     assert token in text
     assert ",1" in text  # the clear number from the vault starts with 1
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    # What the police need to find the device: its handsets and where it called from.
+    assert row["imeis"], "a SIM-box line calls from a gateway's port"
+    assert len(row["device_tacs"]) == 8
+    assert row["main_cell"]
+    assert row["city_code"].startswith("14")
+    assert 110 < float(row["longitude"]) < 115
+    clear_imeis = row["clear_imeis"].split("; ")
+    assert len(clear_imeis) == len(row["imeis"].split("; "))
+    assert all(i.isdigit() and len(i) == 15 for i in clear_imeis), "clear IMEIs, from the vault"
+    assert all(i.startswith(row["device_tacs"]) for i in clear_imeis)
     with session_scope(settings) as session:
         assert _sim_boxes(fraud.case_queue(session, principal=police)) == [case_id]
         assert fraud.case_queue(session, principal=health) == []

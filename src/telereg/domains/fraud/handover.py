@@ -44,11 +44,32 @@ from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.privacy import Vault, may_reidentify, reidentify
 from telereg.core.settings import Settings
+from telereg.domains.fraud import service
 from telereg.domains.fraud.service import DISPOSALS, WORKFLOW, disposals_for, get_case
 
 _AGENCY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _PACKAGE = re.compile(r"^handover-[A-Za-z0-9_-]{1,80}\.zip$")
-COLUMNS = ("case_id", "type", "reference", "operator", "period", "score", "signals", "clear_value")
+COLUMNS = (
+    "case_id",
+    "type",
+    "reference",
+    "operator",
+    "period",
+    "score",
+    "signals",
+    "outlet_id",
+    # where the line's device is: its handsets (IMEI tokens, and the TACs that name the
+    # model) and the cell it called from most
+    "imeis",
+    "device_tacs",
+    "main_cell",
+    "longitude",
+    "latitude",
+    "city_code",
+    # only with a stated reason, from the vault
+    "clear_value",
+    "clear_imeis",
+)
 _DATA_FILES = ("cases.csv", "cases.xlsx", "manifest.json")
 
 
@@ -68,19 +89,28 @@ def _rows(
     reveal_reason: str | None,
 ) -> list[dict[str, Any]]:
     vault = Vault.of(settings) if reveal_reason else None
+    lines = {
+        c.subject["line"]: str(c.subject.get("period", "")) for c in chosen if c.subject.get("line")
+    }
+    where = service.line_whereabouts(session, settings, lines)
     rows = []
     for case in chosen:
         subject = case.subject
-        clear = ""
-        if vault is not None and subject.get("line"):
-            clear = reidentify(
+        found = where.get(subject.get("line") or "", {})
+
+        def reveal(token: str, case_id: int = case.id) -> str:
+            assert vault is not None
+            return reidentify(
                 session,
                 principal=principal,
                 vault=vault,
-                token=subject["line"],
+                token=token,
                 reason=reveal_reason or "",
-                context={"hand-over of case": case.id},
+                context={"hand-over of case": case_id},
             )
+
+        clear = reveal(subject["line"]) if vault is not None and subject.get("line") else ""
+        clear_imeis = [reveal(i) for i in found.get("imeis", [])] if vault is not None else []
         rows.append(
             {
                 "case_id": case.id,
@@ -90,7 +120,15 @@ def _rows(
                 "period": subject.get("period", ""),
                 "score": subject.get("score", ""),
                 "signals": ", ".join(subject.get("rules") or subject.get("signals") or []),
+                "outlet_id": subject.get("outlet_id", ""),
+                "imeis": "; ".join(found.get("imeis", [])),
+                "device_tacs": "; ".join(found.get("device_tacs", [])),
+                "main_cell": found.get("main_cell", ""),
+                "longitude": found.get("longitude", ""),
+                "latitude": found.get("latitude", ""),
+                "city_code": found.get("city_code", ""),
                 "clear_value": clear,
+                "clear_imeis": "; ".join(clear_imeis),
             }
         )
     return rows

@@ -677,6 +677,55 @@ def visible_operator(principal: Principal) -> str | None:
     return principal.operator_code or "-"
 
 
+#: Handsets a hand-over names for each line, most used first.
+HANDSETS_SHOWN = 3
+
+
+def line_whereabouts(
+    session: Session, settings: Settings, lines: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """What the police need to find a line's device: per line (token → month), its handsets
+    (IMEI tokens and their TACs, most calls first) and the cell it called from most, with
+    the cell's position and city. Lines without call records in their month are left out.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    backend = engine.connect(settings)
+    cell_files = _files(session, settings, "cells", None)
+    cells = (
+        _table(backend, cell_files, "cells")
+        .select("operator", "cell_id", "longitude", "latitude", "city_code")
+        .to_pandas()
+        .drop_duplicates(["operator", "cell_id"], keep="last")
+        if cell_files
+        else pd.DataFrame(columns=["operator", "cell_id", "longitude", "latitude", "city_code"])
+    )
+    for period in sorted(set(lines.values())):
+        files = _files(session, settings, "voice_cdr", period)
+        wanted = [line for line, month in lines.items() if month == period]
+        if not files or not wanted:
+            continue
+        calls = originated(_table(backend, files, "voice_cdr"))
+        mine = calls.filter(calls.caller.isin(wanted))
+        used = mine.group_by(["caller", "operator", "cell_id"]).agg(n=mine.count()).to_pandas()
+        held = mine.filter(mine.imei.notnull())
+        handsets = held.group_by(["caller", "imei", "imei_tac"]).agg(n=held.count()).to_pandas()
+        top = used.sort_values(["n", "cell_id"], ascending=[False, True]).drop_duplicates("caller")
+        top = top.merge(cells, on=["operator", "cell_id"], how="left")
+        for row in top.to_dict("records"):
+            mine_handsets = handsets[handsets["caller"] == row["caller"]].sort_values(
+                ["n", "imei"], ascending=[False, True]
+            )[:HANDSETS_SHOWN]
+            found[str(row["caller"])] = {
+                "imeis": [str(i) for i in mine_handsets["imei"]],
+                "device_tacs": sorted({str(t) for t in mine_handsets["imei_tac"].dropna()}),
+                "main_cell": str(row["cell_id"]),
+                "longitude": _plain(row.get("longitude")),
+                "latitude": _plain(row.get("latitude")),
+                "city_code": _plain(row.get("city_code")) or "",
+            }
+    return found
+
+
 def suspect_rows(settings: Settings, *, principal: Principal, period: str) -> pd.DataFrame:
     """SIM-box suspects and risky new cards of a scanned month, as the principal may see them."""
     only = visible_operator(principal)
