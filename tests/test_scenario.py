@@ -651,6 +651,44 @@ def test_a_domain_blocked_by_its_agency_is_on_the_block_list_and_the_dashboard(
     assert any(d == {"status": "open", "outcome": ""} for d in decided.values())
 
 
+def test_an_analyst_decides_a_domain_without_a_hand_over(fraud_scan: Settings, signed_in) -> None:
+    from telereg.core.errors import InputError
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import csrf_of
+
+    with session_scope(fraud_scan) as session:
+        queue = fraud.case_queue(session, principal=ROOT, status="open")
+        first, second = [c for c in queue if c.subject.get("type") == "domain"][-2:]
+        line_case = next(c for c in queue if c.subject.get("type") == "sim_box")
+        ids = first.id, second.id, line_case.id
+        domains = first.subject["domain"], second.subject["domain"]
+    analyst = signed_in("analyst")
+    pages = (
+        analyst.get("/fraud/cases", params={"status": "open", "page": n}) for n in range(1, 20)
+    )
+    page = next(p for p in pages if f'id="case-{ids[0]}"' in p.text)
+    row = page.text.split(f'id="case-{ids[0]}"')[1].split("</tr>")[0]
+    assert 'value="domain_blocked"' in row
+    assert "决定" in row, "the decisions are offered on the domain's row"
+    token = csrf_of(page.text)
+    for case_id, decision in ((ids[0], "domain_blocked"), (ids[1], "no_action")):
+        done = analyst.post(
+            f"/fraud/cases/{case_id}",
+            data={"to": decision, "note": "imitates a bank", "csrf_token": token},
+        )
+        assert done.status_code == 200, done.text
+    listed = analyst.get("/api/v1/fraud/domains/blocked").json()
+    assert domains[0] in [d["domain"] for d in listed["domains"]]
+    assert domains[1] not in [d["domain"] for d in listed["domains"]]
+    with session_scope(fraud_scan) as session:
+        decided = fraud.get_case(session, principal=ROOT, case_id=ids[1])
+        assert (decided.status, decided.outcome) == ("closed", "no_action")
+        with pytest.raises(InputError, match="is decided on domain cases only"):
+            fraud.move_case(
+                session, principal=ROOT, case_id=ids[2], to="domain_blocked", note="not a domain"
+            )
+
+
 def test_the_cli_lists_suspects_and_the_block_list(fraud_scan: Settings) -> None:
     from typer.testing import CliRunner
 

@@ -222,6 +222,7 @@ def cases_page(
             "made": made,
             "agencies": agencies,
             "workflow": service.WORKFLOW,
+            "domain_decisions": service.DOMAIN_DECISIONS,
             "packages": packages[:20],
             "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
         },

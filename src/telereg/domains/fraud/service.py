@@ -122,15 +122,20 @@ def domain_decisions(session: Session, domains: list[str]) -> dict[str, dict[str
     if not references:
         return {}
     found = session.scalars(
-        select(Case).where(
+        select(Case)
+        .where(
             Case.domain == WORKFLOW.domain,
             Case.kind == WORKFLOW.kind,
-            Case.reference.in_(list(references)),
+            Case.reference.startswith("domain:"),
         )
+        .order_by(Case.id)
     )
-    return {
-        references[c.reference]: {"status": c.status, "outcome": c.outcome or ""} for c in found
-    }
+    decided: dict[str, dict[str, str]] = {}
+    for case in found:  # (the latest case of a domain found again after a block counts)
+        domain = references.get(case.reference.split("@")[0])
+        if domain is not None:
+            decided[domain] = {"status": case.status, "outcome": case.outcome or ""}
+    return decided
 
 
 def blocked_domains(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
@@ -579,7 +584,8 @@ def _open_cases(
                     "brand": row.brand,
                 },
             )
-            for row in domains[domains["level"] == "high"].itertuples(index=False)
+            # (medium ones too: every domain the dashboard lists can be decided)
+            for row in domains[domains["level"].isin(CASE_LEVELS)].itertuples(index=False)
         ]
     items = with_repeats(session, items, period)
     return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=items))
@@ -628,7 +634,11 @@ def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> l
 
 def move_case(session: Session, *, principal: Principal, case_id: int, to: str, note: str) -> Case:
     """An analyst's step: into review, or closed. A case is referred only by a hand-over
-    (which writes the signed package) and resolved only by a recorded disposal."""
+    (which writes the signed package) and resolved only by a recorded disposal. A domain
+    case may also be decided here (``to`` one of ``DOMAIN_DECISIONS``: see
+    :func:`decide_domain`)."""
+    if to in DOMAIN_DECISIONS:
+        return decide_domain(session, principal=principal, case_id=case_id, decision=to, note=note)
     if to == CaseStatus.REFERRED.value:
         raise InputError(N_("a case is referred by handing it over to an agency"))
     if to == CaseStatus.RESOLVED.value:
@@ -636,6 +646,40 @@ def move_case(session: Session, *, principal: Principal, case_id: int, to: str, 
     return cases.move(
         session, principal=principal, workflow=WORKFLOW, case_id=case_id, to=to, note=note
     )
+
+
+#: What the administration may decide on a domain case itself, without a hand-over.
+DOMAIN_DECISIONS = ("domain_blocked", "no_action")
+#: The lookalike levels a scan opens cases for.
+CASE_LEVELS = ("high", "medium")
+
+
+def decide_domain(
+    session: Session, *, principal: Principal, case_id: int, decision: str, note: str
+) -> Case:
+    """The administration's own decision on a domain: blocked (it goes on the block list
+    that resolvers read) or no action; the case is closed with it as its outcome.
+
+    Blocking a domain needs no police: the administration orders it of registrars and
+    resolvers. A domain case handed to an agency is decided by that agency's disposal.
+    """
+    case = get_case(session, principal=principal, case_id=case_id)
+    if case.subject.get("type") != "domain":
+        raise InputError(
+            N_("{decision} is decided on domain cases only; case {id} is a {type} case").format(
+                decision=decision, id=case_id, type=case.subject.get("type", "")
+            )
+        )
+    moved = cases.move(
+        session,
+        principal=principal,
+        workflow=WORKFLOW,
+        case_id=case_id,
+        to=CaseStatus.CLOSED.value,
+        note=f"{decision}: {note}" if note.strip() else "",
+    )
+    moved.outcome = decision
+    return moved
 
 
 def case_queue(session: Session, *, principal: Principal, status: str | None = None) -> list[Case]:
