@@ -11,6 +11,7 @@ principal allowed to re-identify, with a reason, each one audited.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import hmac
 import io
@@ -97,20 +98,18 @@ def _rows(
     for case in chosen:
         subject = case.subject
         found = where.get(subject.get("line") or "", {})
-
-        def reveal(token: str, case_id: int = case.id) -> str:
-            assert vault is not None
-            return reidentify(
+        clear, clear_imeis = "", []
+        if vault is not None and reveal_reason:
+            reveal = functools.partial(
+                reidentify,
                 session,
                 principal=principal,
                 vault=vault,
-                token=token,
-                reason=reveal_reason or "",
-                context={"hand-over of case": case_id},
+                reason=reveal_reason,
+                context={"hand-over of case": case.id},
             )
-
-        clear = reveal(subject["line"]) if vault is not None and subject.get("line") else ""
-        clear_imeis = [reveal(i) for i in found.get("imeis", [])] if vault is not None else []
+            clear = reveal(token=subject["line"]) if subject.get("line") else ""
+            clear_imeis = [reveal(token=i) for i in found.get("imeis", [])]
         rows.append(
             {
                 "case_id": case.id,
