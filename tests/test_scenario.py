@@ -256,6 +256,38 @@ def test_id_numbers_over_the_card_limit_are_listed_with_their_totals(
     assert json.loads(printed.stdout)["ids"] == listed["ids"][:50]
 
 
+def test_cards_whose_holder_is_not_the_user_are_listed_with_their_signals(
+    demo: tuple[Settings, ScenarioSummary], fraud_scan: Settings
+) -> None:
+    from telereg.core.permissions import Role
+    from telereg.core.privacy import Pseudonymiser
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import principal_of_role
+
+    listed = fraud.identity_list(fraud_scan, principal=ROOT, period="2021-11", limit=None)
+    cards = listed["cards"]
+    assert listed["total"] == len(cards) > 0
+    suspects = set(fraud.load_result(fraud_scan, "2021-11", "suspects")["line"])
+    assert not {c["line"] for c in cards} & suspects, "SIM-box ports are listed as SIM boxes"
+    for card in cards:
+        assert card["signals"], card
+        assert ("shared_handset" in card["signals"]) == (card["imei_identities"] >= 2)
+    # The ring cards were planted on phones that carry several cards of the ring's people.
+    _, summary = demo
+    truth = json.loads(Path(summary.truth_file).read_text())
+    token = Pseudonymiser(fraud_scan.secret("pseudonym_key")).token
+    ring = {token(n) for r in truth["fraud"]["rings"] for n in r["lines"]}
+    shared = {c["line"] for c in cards if "shared_handset" in c["signals"]}
+    assert ring & shared, "ring cards on shared phones are found"
+    with session_scope(fraud_scan) as session:
+        shown = fraud.dashboard(session, settings=fraud_scan, principal=ROOT, period="2021-11")
+    assert shown["counts"]["identity"] == listed["total"]
+    operator = principal_of_role(Role.OPERATOR, operator_code="CMCC")
+    own = fraud.identity_list(fraud_scan, principal=operator, period="2021-11", limit=None)
+    assert own["total"] == sum(c["operator"] == "CMCC" for c in cards)
+    assert {c["operator"] for c in own["cards"]} <= {"CMCC"}
+
+
 def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: Settings) -> None:
     from telereg.core.permissions import Role
     from telereg.domains.fraud import service as fraud

@@ -120,6 +120,31 @@ def ids_over_limit(
     )
 
 
+@router.get(
+    "/identity-signals",
+    summary="Cards whose registered holder is likely not their user (tokens), with the signals",
+)
+def identity_signals(
+    settings: SettingsDep,
+    principal: Reader,
+    period: OptionalPeriod = None,
+    operator: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """A new card used away from its registration city from its first day of calls, or a
+    card on a handset that cards of two or more ID numbers use. An operator's user sees
+    its own cards."""
+    return service.identity_list(
+        settings,
+        principal=principal,
+        period=service.latest_period(settings, period),
+        operator=operator,
+        limit=limit,
+        offset=offset,
+    )
+
+
 @router.get("/lines/{line}", summary="One suspect line: features, reasons, timeline, cells, links")
 def line(
     line: str,

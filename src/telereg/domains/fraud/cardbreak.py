@@ -17,6 +17,9 @@ import pandas as pd
 NEW_CARD_DAYS = 30
 #: Cards one person may hold at one operator (the MIIT real-name rule).
 CARDS_PER_OPERATOR = 5
+#: A handset used by cards of this many ID numbers or more is a signal that a card's holder
+#: is not its user (a family's shared phone shows it too: the lists show how many).
+HANDSET_IDENTITIES = 2
 #: Abnormal calling of a new card; each can be changed in the ``fraud_rules`` setting.
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "card_calls_per_day": 10,
@@ -96,7 +99,7 @@ def new_card_risk(
         )
     )
     away = merged["first_day_away"].fillna(False).astype(bool)
-    shared = merged["imei_identities"].fillna(0) >= 2
+    shared = merged["imei_identities"].fillna(0) >= HANDSET_IDENTITIES
     signals = pd.DataFrame(
         {"abnormal_calling": calling, "away_from_day_one": away, "shared_handset": shared}
     )
@@ -120,6 +123,49 @@ def new_card_risk(
         "risk",
     ]
     return flagged[columns].sort_values(["risk", "calls_per_day"], ascending=False)
+
+
+def identity_signals(
+    identity: pd.DataFrame, subscriptions: pd.DataFrame, *, period_end: datetime
+) -> pd.DataFrame:
+    """Cards whose registered holder is likely not their user (实名不实), however they call.
+
+    A new card used only outside its registration city on its first day of calls (bought
+    with someone's ID and carried away), or any card on a handset that cards of
+    ``HANDSET_IDENTITIES`` or more ID numbers use (one phone passing cards of several
+    people). Each row names its signals, most ID numbers on the handset first, for review:
+    a family's shared phone shows the second signal too. :func:`new_card_risk` flags the
+    new cards that also call abnormally.
+    """
+    subs = (
+        subscriptions[["phone", "operator", "id_number", "home_city", "activated_at"]]
+        .rename(columns={"phone": "line"})
+        .drop_duplicates(["operator", "line"], keep="last")
+    )
+    merged = identity.merge(subs, on=["operator", "line"], how="inner")
+    since = period_end - timedelta(days=NEW_CARD_DAYS)
+    new = pd.to_datetime(merged["activated_at"]) >= since
+    away = merged["first_day_away"].fillna(False).astype(bool) & new
+    shared = merged["imei_identities"].fillna(0) >= HANDSET_IDENTITIES
+    flagged = merged[away | shared].copy()
+    flagged["signals"] = [
+        [name for name, on in (("away_from_day_one", a), ("shared_handset", h)) if on]
+        for a, h in zip(away[away | shared], shared[away | shared], strict=True)
+    ]
+    flagged["imei_identities"] = flagged["imei_identities"].fillna(0).astype(int)
+    columns = [
+        "operator",
+        "line",
+        "id_number",
+        "home_city",
+        "activated_at",
+        "first_day_away",
+        "imei_identities",
+        "signals",
+    ]
+    return flagged[columns].sort_values(
+        ["imei_identities", "line"], ascending=[False, True], kind="stable"
+    )
 
 
 def flagged_sales(

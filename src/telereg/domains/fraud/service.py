@@ -358,6 +358,9 @@ def scan(
         scored, identity, subs_frame, period_end=period_end, thresholds=thresholds
     )
     cards = cards[~cards["line"].isin(suspects["line"])]
+    # (a gateway's ports share a handset among many ID numbers too: they are SIM boxes)
+    holders = cardbreak.identity_signals(identity, subs_frame, period_end=period_end)
+    holders = holders[~holders["line"].isin(suspects["line"])]
     home = subs_frame[["phone", "home_city"]].drop_duplicates("phone")
     suspects = suspects.merge(home.rename(columns={"phone": "line"}), on="line", how="left")
     suspects["home_city"] = suspects["home_city"].fillna("")
@@ -398,6 +401,7 @@ def scan(
             "cards": cards,
             "outlets": outlet_table,
             "over_limit": over,
+            "identity": holders,
             "domains": domains,
             "ring_nodes": graph.nodes,
             "ring_edges": graph.edges,
@@ -417,6 +421,7 @@ def scan(
                 if len(domains)
                 else 0,
                 "over_limit": int(over["id_number"].nunique()) if len(over) else 0,
+                "identity": len(holders),
             },
             "scanned_at": started.isoformat(timespec="seconds"),
         },
@@ -903,6 +908,9 @@ def _own_counts(settings: Settings, period: str, only: str) -> dict[str, int]:
     counts["over_limit"] = (
         int(over.loc[over["operator"] == only, "id_number"].nunique()) if len(over) else 0
     )
+    if (results_dir(settings, period) / "identity.parquet").exists():
+        holders = load_result(settings, period, "identity")
+        counts["identity"] = int((holders["operator"] == only).sum()) if len(holders) else 0
     return counts
 
 
@@ -1079,6 +1087,45 @@ def ids_over_limit(
                 "operator": str(r["operator"]),
                 "cards": int(r["cards"]),
                 "all_operators": int(r["all_operators"]),
+            }
+            for r in page.to_dict("records")
+        ],
+    }
+
+
+def identity_list(
+    settings: Settings,
+    *,
+    principal: Principal,
+    period: str,
+    operator: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Cards whose registered holder is likely not their user (``cardbreak.identity_signals``),
+    handsets shared by most ID numbers first. Lines and ID numbers are tokens; an
+    operator's user sees its own cards. A scan from before this list gives an empty one."""
+    only = visible_operator(principal)
+    path = results_dir(settings, period) / "identity.parquet"
+    rows = load_result(settings, period, "identity") if path.exists() else pd.DataFrame()
+    if len(rows) and only is not None:
+        rows = rows[rows["operator"] == only]
+    if len(rows) and operator is not None:
+        rows = rows[rows["operator"] == operator]
+    page = rows.iloc[offset:] if limit is None else rows.iloc[offset : offset + limit]
+    return {
+        "period": period,
+        "total": len(rows),
+        "offset": offset,
+        "cards": [
+            {
+                "line": str(r["line"]),
+                "operator": str(r["operator"]),
+                "id_number": str(r["id_number"]),
+                "home_city": _plain(r.get("home_city")) or "",
+                "activated_at": str(r["activated_at"])[:10],
+                "imei_identities": int(r["imei_identities"]),
+                "signals": _texts(r["signals"]),
             }
             for r in page.to_dict("records")
         ],
