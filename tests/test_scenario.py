@@ -286,6 +286,16 @@ def test_cards_whose_holder_is_not_the_user_are_listed_with_their_signals(
     own = fraud.identity_list(fraud_scan, principal=operator, period="2021-11", limit=None)
     assert own["total"] == sum(c["operator"] == "CMCC" for c in cards)
     assert {c["operator"] for c in own["cards"]} <= {"CMCC"}
+    from typer.testing import CliRunner
+
+    from telereg.cli import app
+
+    where = ["--data-dir", str(fraud_scan.data_dir)]
+    printed = CliRunner().invoke(
+        app, ["fraud", "identity", "--period", "2021-11", "--json", *where]
+    )
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output)["cards"] == cards[:50]
 
 
 def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: Settings) -> None:

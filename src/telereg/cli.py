@@ -467,6 +467,27 @@ def fraud_over_limit(
     )
 
 
+@fraud_app.command("identity")
+def fraud_identity(
+    period: Annotated[str, typer.Option(help="Month YYYY-MM (a scanned one).")],
+    operator: Annotated[str | None, typer.Option(help="Only this operator's cards.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Cards whose registered holder is likely not their user, with the signals (tokens)."""
+    from telereg.domains.fraud.cli import identity_command
+
+    identity_command(
+        _migrated(data_dir),
+        _me(),
+        period=period,
+        operator=operator,
+        limit=limit,
+        as_json=as_json,
+    )
+
+
 @fraud_app.command("blocklist")
 def fraud_blocklist(as_json: AsJson = False, data_dir: DataDir = None) -> None:
     """Domains whose case ended with domain_blocked, one a line (for resolvers)."""

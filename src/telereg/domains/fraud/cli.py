@@ -93,6 +93,34 @@ def over_limit_command(
     out.print(table)
 
 
+def identity_command(
+    settings: Settings,
+    principal: Principal,
+    *,
+    period: str,
+    operator: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    listed = service.identity_list(
+        settings, principal=principal, period=period, operator=operator, limit=limit
+    )
+    if as_json:
+        out.print_json(json.dumps(listed, ensure_ascii=False))
+        return
+    shown, total = len(listed["cards"]), listed["total"]
+    table = Table(
+        title=f"cards whose holder is likely not the user, {period}: {shown} of {total:,}"
+    )
+    table.add_column("line (token)", no_wrap=True, min_width=32)  # never cut
+    for name in ("operator", "registered in", "activated", "IDs on handset", "why"):
+        table.add_column(name)
+    for c in listed["cards"]:
+        cells = (c["line"], c["operator"], c["home_city"], c["activated_at"])
+        table.add_row(*cells, str(c["imei_identities"]), ", ".join(c["signals"]))
+    out.print(table)
+
+
 def blocklist_command(settings: Settings, principal: Principal, *, as_json: bool) -> None:
     with session_scope(settings) as session:
         listed = service.blocked_domains(session, principal=principal)
