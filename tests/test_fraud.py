@@ -167,13 +167,10 @@ def test_cohort_days_of_lines_whose_day_count_overflows() -> None:
 
 
 @pytest.mark.parametrize("threshold", range(10))
-def test_the_busy_day_test_is_exact_for_any_threshold(
-    threshold: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_busy_day_test_is_exact_for_any_threshold(threshold: int) -> None:
     # Lines with random calls per day over a month, packed as _outgoing packs them (a field
     # that passes its largest value carries into the next). A line must pass when one of its
     # days reaches the threshold, and, unless a day overflowed its field, only then.
-    monkeypatch.setattr(features, "COHORT_MIN_CALLS", threshold)
     rng = np.random.default_rng(threshold)
     busy = rng.choice(
         10, size=(200, 30), p=[0.4, 0.2, 0.1, 0.07, 0.07, 0.05, 0.04, 0.03, 0.02, 0.02]
@@ -193,7 +190,7 @@ def test_the_busy_day_test_is_exact_for_any_threshold(
         }
     )
     passed = (
-        table.select("line", ok=features._may_have_busy_day(table))
+        table.select("line", ok=features._may_have_busy_day(table, threshold))
         .execute()
         .sort_values("line")["ok"]
         .to_numpy()
@@ -539,6 +536,54 @@ def test_an_unknown_rule_in_the_settings_is_a_clear_error(tmp_path: Path) -> Non
         service.scan(session, settings=settings, principal=ROOT, period="2021-11")
     assert "calls_per_dya" in str(caught.value)
     assert "calls_per_day" in str(caught.value)
+
+
+def test_what_counts_as_short_and_as_switching_together_is_a_setting(tmp_path: Path) -> None:
+    from telereg.core.db import session_scope
+    from telereg.core.errors import ConfigurationError
+    from telereg.core.settings import load_settings
+    from telereg.domains.fraud import service
+    from telereg.system.migrate import upgrade
+
+    def features_with(**given: int) -> pd.DataFrame:
+        calls = ibis.memtable(_calls(), schema=CALL_SCHEMA)
+        cells = ibis.memtable(
+            {"operator": ["CMCC"], "cell_id": ["C1"], "longitude": [112.0], "latitude": [37.0]}
+        )
+        sms = ibis.memtable({"sender": ["P"], "receiver": ["F"]})
+        data = ibis.memtable({"phone": ["P"], "day": [date(2021, 11, 1)]})
+        tacs = ibis.memtable({"tac": ["86201803"]})
+        with line_features(
+            calls,
+            cells,
+            sms,
+            data,
+            tacs,
+            home_province="140000",
+            mid_latitude=37.0,
+            parameters=features.FeatureParameters.of(given),
+        ) as expr:
+            frame: pd.DataFrame = expr.to_pandas()
+        return frame.set_index("line")
+
+    assert features_with().loc["G1"].short_share == pytest.approx(0.6)
+    assert features_with(short_call_s=5).loc["G1"].short_share == 0.0
+    assert features_with(short_call_s=101).loc["G1"].short_share == 1.0
+    assert features_with().loc["G1"].cohort_days == 2
+    assert features_with(cohort_min_peers=3).loc["G1"].cohort_days == 0, "only two peers"
+    assert features_with(cohort_min_calls=6).loc["G1"].cohort_days == 0, "5 calls a day"
+    # The ports switch on at 09:00 and off at 18:00 together: any window keeps them together.
+    assert features_with(cohort_window_s=1).loc["G1"].cohort_days == 2
+    with pytest.raises(ConfigurationError, match="unknown feature parameter"):
+        features.FeatureParameters.of({"short_call": 10})
+    with pytest.raises(ConfigurationError, match="must be 1 or more"):
+        features.FeatureParameters.of({"cohort_min_peers": 0})
+    settings = load_settings(data_dir=tmp_path, fraud_features={"cohort_windw_s": 60})
+    upgrade(settings)
+    with session_scope(settings) as session, pytest.raises(ConfigurationError) as caught:
+        service.check_scan(session, settings, "2021-11")
+    assert "cohort_windw_s" in str(caught.value)
+    assert "cohort_window_s" in str(caught.value)
 
 
 def test_a_month_without_calls_gives_no_lines() -> None:

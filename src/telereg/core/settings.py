@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         description="Anti-fraud rule thresholds by rule name, overriding the defaults "
         "(docs/fraud.md lists each one, its default and its reason).",
     )
+    fraud_features: dict[str, float] = Field(
+        default_factory=dict,
+        description="What the anti-fraud features count as a short call and as switching "
+        "together, overriding the defaults (docs/fraud.md gives each one and its reason).",
+    )
     fraud_rule_score_threshold: float = Field(
         6.0, ge=0, description="Rule score from which a line with a device signal is a suspect."
     )

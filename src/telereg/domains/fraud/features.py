@@ -31,15 +31,18 @@ features:
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from telereg.core import engine
+from telereg.core.errors import ConfigurationError
 
 #: ``direction`` of a terminated leg (a call received; see the module's note).
 TERMINATED = "MT"
@@ -89,6 +92,37 @@ FEATURES = (
 )
 
 
+@dataclass(frozen=True)
+class FeatureParameters:
+    """What the features count as short, and as switching together: the defaults above,
+    each one changeable in the ``fraud_features`` setting (``docs/fraud.md`` gives why)."""
+
+    short_call_s: int = SHORT_CALL_S
+    cohort_window_s: int = COHORT_WINDOW_S
+    cohort_min_calls: int = COHORT_MIN_CALLS
+    cohort_min_peers: int = COHORT_MIN_PEERS
+
+    @classmethod
+    def of(cls, overrides: Mapping[str, float]) -> FeatureParameters:
+        """The defaults with ``overrides``; an unknown name or a value below 1 is an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown feature parameter(s) {', '.join(unknown)}; "
+                f"they are: {', '.join(sorted(known))}",
+                where="TELEREG_FRAUD_FEATURES",
+            )
+        values = {name: int(value) for name, value in overrides.items()}
+        low = sorted(name for name, value in values.items() if value < 1)
+        if low:
+            raise ConfigurationError(
+                f"feature parameter(s) {', '.join(low)} must be 1 or more",
+                where="TELEREG_FRAUD_FEATURES",
+            )
+        return cls(**values)
+
+
 @contextmanager
 def line_features(
     calls: ir.Table,
@@ -99,6 +133,7 @@ def line_features(
     *,
     home_province: str,
     mid_latitude: float,
+    parameters: FeatureParameters | None = None,
 ) -> Iterator[ir.Table]:
     """One row per (operator, line) that made a call: the features above.
 
@@ -116,11 +151,14 @@ def line_features(
     # computed beforehand: inside one query, the engine materialises a shared derived
     # table alongside the other branches' hash tables, and they compete for memory.
     made = originated(calls)
+    given = parameters or FeatureParameters()
     with (
-        engine.computed(_outgoing(made, home_province)) as outgoing,
+        engine.computed(_outgoing(made, home_province, given.short_call_s)) as outgoing,
         engine.computed(_places(made)) as places,
     ):
-        yield _assemble(calls, cells, sms, data, gateway_tacs, outgoing, places, mid_latitude)
+        yield _assemble(
+            calls, cells, sms, data, gateway_tacs, outgoing, places, mid_latitude, given
+        )
 
 
 def _assemble(
@@ -132,11 +170,12 @@ def _assemble(
     outgoing: ir.Table,
     places: ir.Table,
     mid_latitude: float,
+    parameters: FeatureParameters,
 ) -> ir.Table:
     where = _whereabouts(places, cells, gateway_tacs, mid_latitude)
     contacts = _contacts(calls, sms, outgoing)
     data_days = _data_days(data)
-    cohorts = _cohort_days(originated(calls), outgoing)
+    cohorts = _cohort_days(originated(calls), outgoing, parameters)
 
     joined = (
         outgoing.inner_join(where, ["operator", "caller"])
@@ -222,7 +261,7 @@ def _bit(position: ir.IntegerValue) -> ir.IntegerValue:
     return one << position
 
 
-def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
+def _outgoing(calls: ir.Table, home_province: str, short_call_s: int = SHORT_CALL_S) -> ir.Table:
     """Per line: calls, the sums behind the shares, distinct callees, the days as a bit mask.
 
     Day ``d`` (days since 1970) sets bit ``d % DAY_BITS``: exact for calls within any
@@ -243,7 +282,7 @@ def _outgoing(calls: ir.Table, home_province: str) -> ir.Table:
         calls_out=calls.count(),
         day_mask=_bit_or(day_bit),
         duration=calls.duration_s.sum(),
-        short=calls.count(where=calls.duration_s < SHORT_CALL_S),
+        short=calls.count(where=calls.duration_s < short_call_s),
         other_operator=calls.count(where=other_operator),
         other_province=calls.count(where=other_province),
         callees=calls.callee.nunique(),
@@ -352,16 +391,19 @@ def _contacts(calls: ir.Table, sms: ir.Table, outgoing: ir.Table) -> ir.Table:
     )
 
 
-def _cohort_days(calls: ir.Table, outgoing: ir.Table) -> ir.Table:
+def _cohort_days(
+    calls: ir.Table, outgoing: ir.Table, parameters: FeatureParameters | None = None
+) -> ir.Table:
     """Per line: days it switched on and off together with other lines at its cell.
 
-    Only busy line-days (``COHORT_MIN_CALLS`` calls or more) are compared: the first and
+    Only busy line-days (``cohort_min_calls`` calls or more) are compared: the first and
     last call of the day, at the day's first cell. ``outgoing`` is :func:`_outgoing`.
     """
+    given = parameters or FeatureParameters()
     # Only the calls of lines that can have a busy day go into the line-day grouping,
     # the largest hash table of the scan otherwise: most lines' calls are spread over the
     # month. The day slots counted in ``outgoing`` tell which lines those are.
-    candidates = outgoing.filter(_may_have_busy_day(outgoing)).select(
+    candidates = outgoing.filter(_may_have_busy_day(outgoing, given.cohort_min_calls)).select(
         c_operator=outgoing.operator, c_line=outgoing.caller
     )
     active = calls.semi_join(
@@ -371,7 +413,7 @@ def _cohort_days(calls: ir.Table, outgoing: ir.Table) -> ir.Table:
     # self-join (a slot may hold several days outside a month).
     busy = (
         active.group_by(["operator", "caller", active.start_time.date().name("day")])
-        .having(active.count() >= COHORT_MIN_CALLS)
+        .having(active.count() >= given.cohort_min_calls)
         .agg(
             first=active.start_time.epoch_seconds().min(),
             last=active.start_time.epoch_seconds().max(),
@@ -393,23 +435,23 @@ def _cohort_days(calls: ir.Table, outgoing: ir.Table) -> ir.Table:
             busy.day == other.o_day,
             busy.cell == other.o_cell,
             busy.caller != other.o_line,
-            (busy["first"] - other.o_first).abs() <= COHORT_WINDOW_S,
-            (busy["last"] - other.o_last).abs() <= COHORT_WINDOW_S,
+            (busy["first"] - other.o_first).abs() <= given.cohort_window_s,
+            (busy["last"] - other.o_last).abs() <= given.cohort_window_s,
         ],
     )
     peers = pairs.group_by([pairs.operator, pairs.caller, pairs.day]).agg(
         peers=pairs.o_line.nunique()
     )
-    together = peers.filter(peers.peers >= COHORT_MIN_PEERS)
+    together = peers.filter(peers.peers >= given.cohort_min_peers)
     return together.group_by(["operator", together.caller.name("line")]).agg(
         cohort_days=together.day.nunique()
     )
 
 
-def _may_have_busy_day(outgoing: ir.Table) -> ir.BooleanValue:
-    """Whether a line of ``outgoing`` can have a day of ``COHORT_MIN_CALLS`` calls or more.
+def _may_have_busy_day(outgoing: ir.Table, min_calls: int = COHORT_MIN_CALLS) -> ir.BooleanValue:
+    """Whether a line of ``outgoing`` can have a day of ``min_calls`` calls or more.
 
-    True when one of its day slots holds ``COHORT_MIN_CALLS`` calls or more, or when a
+    True when one of its day slots holds ``min_calls`` calls or more, or when a
     field overflowed (the fields do not add up to the line's calls): a necessary condition
     for a busy day, and within a month an exact one. Bit arithmetic on the whole words, so
     the test costs a few operations per line, not one per slot.
@@ -423,7 +465,7 @@ def _may_have_busy_day(outgoing: ir.Table) -> ir.BooleanValue:
     """
     lowest = sum(1 << (_SLOT_BITS * f) for f in range(_SLOTS_PER_WORD))
     fields = ibis.literal(lowest, "int64")
-    threshold_fits = COHORT_MIN_CALLS < 1 << _SLOT_BITS
+    threshold_fits = min_calls < 1 << _SLOT_BITS
     some_field = ibis.literal(False)
     total: ir.IntegerValue = ibis.literal(0, "int64")
     for w in range(_SLOT_WORDS):
@@ -432,7 +474,7 @@ def _may_have_busy_day(outgoing: ir.Table) -> ir.BooleanValue:
         for b in range(_SLOT_BITS):
             bit = (word >> b) & fields
             total = total + _bit_count(bit) * (1 << b)
-            at_least = (bit & at_least) if COHORT_MIN_CALLS >> b & 1 else (bit | at_least)
+            at_least = (bit & at_least) if min_calls >> b & 1 else (bit | at_least)
         if threshold_fits:
             some_field = some_field | (at_least != 0)
     return some_field | (total != outgoing.calls_out)

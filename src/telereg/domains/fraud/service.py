@@ -39,7 +39,12 @@ from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.fraud import cardbreak, lookalike, notes, rings, scoring
 from telereg.domains.fraud.contracts import CONTRACTS
-from telereg.domains.fraud.features import FEATURES, line_features, originated
+from telereg.domains.fraud.features import (
+    FEATURES,
+    FeatureParameters,
+    line_features,
+    originated,
+)
 from telereg.ingest import lake
 from telereg.ingest.models import Submission
 from telereg.reference.lists import gateway_tacs
@@ -211,6 +216,7 @@ def _features(backend: Any, session: Session, settings: Settings, period: str) -
         tacs,
         home_province=settings.region_code,
         mid_latitude=lat,
+        parameters=FeatureParameters.of(settings.fraud_features),
     ) as features:
         # A fixed order: the engine returns groups in any order.
         return engine.to_frame(features.order_by(["operator", "line"]))
@@ -305,7 +311,8 @@ def scannable_periods(session: Session) -> list[str]:
 
 
 def check_scan(session: Session, settings: Settings, period: str) -> None:
-    """Raise what would stop a scan of ``period`` before it starts: unknown rules, no calls."""
+    """Raise what would stop a scan of ``period`` before it starts: unknown rules or feature
+    parameters, no calls."""
     unknown = (
         set(settings.fraud_rules)
         - set(scoring.DEFAULT_THRESHOLDS)
@@ -317,6 +324,7 @@ def check_scan(session: Session, settings: Settings, period: str) -> None:
             f"unknown rule(s) {', '.join(sorted(unknown))}; the rules are: {known}",
             where="TELEREG_FRAUD_RULES",
         )
+    FeatureParameters.of(settings.fraud_features)  # (raises for an unknown or a bad one)
     if not _files(session, settings, "voice_cdr", period):
         raise NotFoundError(
             N_("no call records for {period}; ingest voice_cdr first").format(period=period)
