@@ -60,6 +60,7 @@ JOB_RESULT_LABELS = {
     "new_card_risks": N_("Risky new cards"),
     "outlets": N_("Outlets with clusters of flagged cards"),
     "over_limit_ids": N_("ID numbers over the card limit"),
+    "identity_signals": N_("Cards whose holder is likely not the user"),
     "risky_domains": N_("High-risk domains"),
     "rings": N_("Rings"),
     "cases_opened": N_("Cases opened"),

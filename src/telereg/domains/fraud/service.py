@@ -86,6 +86,7 @@ class ScanSummary:
     new_card_risks: int
     outlets: int
     over_limit_ids: int
+    identity_signals: int
     risky_domains: int
     rings: int
     cases_opened: int
@@ -96,7 +97,8 @@ class ScanSummary:
             f"fraud scan {self.period}: {self.lines:,} lines, {self.sim_box_suspects} SIM-box "
             f"suspects ({self.model}), {self.new_card_risks} risky new cards, "
             f"{self.outlets} outlets that sold 2 or more flagged new cards, "
-            f"{self.over_limit_ids} ID numbers over the card limit"
+            f"{self.over_limit_ids} ID numbers over the card limit, "
+            f"{self.identity_signals} cards whose holder is likely not the user"
         )
         found = (
             f"{self.risky_domains} high-risk domains, {self.rings} rings, "
@@ -446,6 +448,7 @@ def scan(
         new_card_risks=len(cards),
         outlets=int((outlet_table["flagged_cards"] >= 2).sum()) if len(outlet_table) else 0,
         over_limit_ids=int(over["id_number"].nunique()) if len(over) else 0,
+        identity_signals=len(holders),
         risky_domains=int(domains.loc[domains["level"] == "high", "domain"].nunique())
         if len(domains)
         else 0,
