@@ -133,9 +133,10 @@ def identity_signals(
     A new card used only outside its registration city on its first day of calls (bought
     with someone's ID and carried away), or any card on a handset that cards of
     ``HANDSET_IDENTITIES`` or more ID numbers use (one phone passing cards of several
-    people). Each row names its signals, most ID numbers on the handset first, for review:
-    a family's shared phone shows the second signal too. :func:`new_card_risk` flags the
-    new cards that also call abnormally.
+    people). Each row names its signals; cards with both come first, then those whose
+    handset carries most ID numbers. The list is for review: a family's shared phone
+    shows the second signal too. :func:`new_card_risk` flags the new cards that also call
+    abnormally.
     """
     subs = (
         subscriptions[["phone", "operator", "id_number", "home_city", "activated_at"]]
@@ -163,9 +164,11 @@ def identity_signals(
         "imei_identities",
         "signals",
     ]
-    return flagged[columns].sort_values(
-        ["imei_identities", "line"], ascending=[False, True], kind="stable"
+    flagged["_both"] = flagged["signals"].map(len)
+    ordered = flagged.sort_values(
+        ["_both", "imei_identities", "line"], ascending=[False, False, True], kind="stable"
     )
+    return ordered[columns]
 
 
 def flagged_sales(
