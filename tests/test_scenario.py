@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -543,6 +544,39 @@ def signed_in(fraud_scan: Settings):
         return client
 
     return sign_in
+
+
+def test_the_card_lists_over_http_for_each_role(fraud_scan: Settings, signed_in) -> None:
+    from telereg.core import accounts
+    from telereg.core.permissions import Role
+    from tests.conftest import PASSWORD
+
+    with session_scope(fraud_scan) as session:
+        accounts.create_user(
+            session, principal=ROOT, username="watcher", role=Role.VIEWER, password=PASSWORD
+        )
+    analyst, operator, viewer = (signed_in(n) for n in ("analyst", "operator", "watcher"))
+    for path, key in (("ids-over-limit", "ids"), ("identity-signals", "cards")):
+        url = f"/api/v1/fraud/{path}"
+        everyone = analyst.get(url, params={"period": "2021-11", "limit": 500}).json()
+        assert everyone["total"] > 0
+        assert {r["operator"] for r in everyone[key]} - {"CMCC"}, "several operators"
+        own = operator.get(url, params={"period": "2021-11", "limit": 500}).json()
+        assert 0 < own["total"] < everyone["total"]
+        assert {r["operator"] for r in own[key]} == {"CMCC"}
+        theirs = operator.get(url, params={"operator": "CUCC"}).json()
+        assert theirs["total"] == 0, "another operator's rows are not an operator's to read"
+        assert viewer.get(url).status_code == 403
+        assert analyst.get(url, params={"limit": 0}).status_code == 422
+        assert analyst.get(url, params={"period": "2021-13"}).status_code == 422
+        assert analyst.get(url, params={"period": "2020-01"}).status_code == 404
+    page = analyst.get("/fraud")
+    assert "超量持卡证件" in page.text
+    note = re.search(r'const limitNote = ("[^"]*")\.replace', page.text)
+    assert note is not None
+    assert json.loads(note.group(1)) == "每家运营商上限 {n} 张"
+    analyst.get("/lang/en?next=/")
+    assert '"at most {n} cards per operator"' in analyst.get("/fraud").text
 
 
 def test_the_case_queue_comes_a_page_at_a_time_with_titles_in_the_readers_language(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -35,6 +37,28 @@ def scan_command(settings: Settings, principal: Principal, *, period: str, as_js
     out.print(f"results: {service.results_dir(settings, period)} ({summary.seconds} s)")
 
 
+def _print_listing(
+    listed: dict[str, Any],
+    key: str,
+    title: str,
+    headers: tuple[str, ...],
+    cells: Callable[[dict[str, Any]], tuple[str, ...]],
+    *,
+    as_json: bool,
+) -> None:
+    """A service's listing as JSON, or as a table whose first column (a token) is never cut."""
+    if as_json:
+        out.print_json(json.dumps(listed, ensure_ascii=False))
+        return
+    table = Table(title=f"{title}: {len(listed[key])} of {listed['total']:,}")
+    table.add_column(headers[0], no_wrap=True, min_width=32)
+    for name in headers[1:]:
+        table.add_column(name)
+    for row in listed[key]:
+        table.add_row(*cells(row))
+    out.print(table)
+
+
 def suspects_command(
     settings: Settings,
     principal: Principal,
@@ -55,17 +79,22 @@ def suspects_command(
         city=city,
         limit=limit,
     )
-    if as_json:
-        out.print_json(json.dumps(listed, ensure_ascii=False))
-        return
-    table = Table(title=f"suspects {period}: {len(listed['suspects'])} of {listed['total']:,}")
-    table.add_column("line (token)", no_wrap=True, min_width=32)  # a token is never cut
-    for name in ("kind", "operator", "city", "score", "calls/day", "why"):
-        table.add_column(name)
-    for s in listed["suspects"]:
-        cells = (s["line"], s["kind"], s["operator"], s["home_city"], f"{s['score']:g}")
-        table.add_row(*cells, str(s["calls_per_day"]), ", ".join(s["rules"]))
-    out.print(table)
+    _print_listing(
+        listed,
+        "suspects",
+        f"suspects {period}",
+        ("line (token)", "kind", "operator", "city", "score", "calls/day", "why"),
+        lambda s: (
+            s["line"],
+            s["kind"],
+            s["operator"],
+            s["home_city"],
+            f"{s['score']:g}",
+            str(s["calls_per_day"]),
+            ", ".join(s["rules"]),
+        ),
+        as_json=as_json,
+    )
 
 
 def over_limit_command(
@@ -80,17 +109,14 @@ def over_limit_command(
     listed = service.ids_over_limit(
         settings, principal=principal, period=period, operator=operator, limit=limit
     )
-    if as_json:
-        out.print_json(json.dumps(listed, ensure_ascii=False))
-        return
-    shown, total, allowed = len(listed["ids"]), listed["total"], listed["limit_per_operator"]
-    table = Table(title=f"ID numbers over {allowed} cards, {period}: {shown} of {total:,}")
-    table.add_column("ID number (token)", no_wrap=True, min_width=32)  # never cut
-    for name in ("operator", "cards", "all operators"):
-        table.add_column(name, justify="right" if name != "operator" else "left")
-    for r in listed["ids"]:
-        table.add_row(r["id_number"], r["operator"], str(r["cards"]), str(r["all_operators"]))
-    out.print(table)
+    _print_listing(
+        listed,
+        "ids",
+        f"ID numbers over {listed['limit_per_operator']} cards, {period}",
+        ("ID number (token)", "operator", "cards", "all operators"),
+        lambda r: (r["id_number"], r["operator"], str(r["cards"]), str(r["all_operators"])),
+        as_json=as_json,
+    )
 
 
 def identity_command(
@@ -105,20 +131,21 @@ def identity_command(
     listed = service.identity_list(
         settings, principal=principal, period=period, operator=operator, limit=limit
     )
-    if as_json:
-        out.print_json(json.dumps(listed, ensure_ascii=False))
-        return
-    shown, total = len(listed["cards"]), listed["total"]
-    table = Table(
-        title=f"cards whose holder is likely not the user, {period}: {shown} of {total:,}"
+    _print_listing(
+        listed,
+        "cards",
+        f"cards whose holder is likely not the user, {period}",
+        ("line (token)", "operator", "registered in", "activated", "IDs on handset", "why"),
+        lambda c: (
+            c["line"],
+            c["operator"],
+            c["home_city"],
+            c["activated_at"],
+            str(c["imei_identities"]),
+            ", ".join(c["signals"]),
+        ),
+        as_json=as_json,
     )
-    table.add_column("line (token)", no_wrap=True, min_width=32)  # never cut
-    for name in ("operator", "registered in", "activated", "IDs on handset", "why"):
-        table.add_column(name)
-    for c in listed["cards"]:
-        cells = (c["line"], c["operator"], c["home_city"], c["activated_at"])
-        table.add_row(*cells, str(c["imei_identities"]), ", ".join(c["signals"]))
-    out.print(table)
 
 
 def blocklist_command(settings: Settings, principal: Principal, *, as_json: bool) -> None:

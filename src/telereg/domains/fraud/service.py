@@ -766,9 +766,17 @@ def line_whereabouts(
             continue
         calls = originated(_table(backend, files, "voice_cdr"))
         mine = calls.filter(calls.caller.isin(wanted))
-        used = mine.group_by(["caller", "operator", "cell_id"]).agg(n=mine.count()).to_pandas()
-        held = mine.filter(mine.imei.notnull())
-        handsets = held.group_by(["caller", "imei", "imei_tac"]).agg(n=held.count()).to_pandas()
+        # One pass over the month: the few lines' calls per cell and handset, summed two ways.
+        keys = ["caller", "operator", "cell_id", "imei", "imei_tac"]
+        counted = mine.group_by(keys).agg(n=mine.count()).to_pandas()
+        used = counted.groupby(["caller", "operator", "cell_id"], as_index=False, dropna=False)[
+            "n"
+        ].sum()
+        handsets = (
+            counted[counted["imei"].notna()]
+            .groupby(["caller", "imei", "imei_tac"], as_index=False, dropna=False)["n"]
+            .sum()
+        )
         top = used.sort_values(["n", "cell_id"], ascending=[False, True]).drop_duplicates("caller")
         top = top.merge(cells, on=["operator", "cell_id"], how="left")
         for row in top.to_dict("records"):
@@ -919,9 +927,8 @@ def _own_counts(settings: Settings, period: str, only: str) -> dict[str, int]:
     counts["over_limit"] = (
         int(over.loc[over["operator"] == only, "id_number"].nunique()) if len(over) else 0
     )
-    if (results_dir(settings, period) / "identity.parquet").exists():
-        holders = load_result(settings, period, "identity")
-        counts["identity"] = int((holders["operator"] == only).sum()) if len(holders) else 0
+    holders = _later_result(settings, period, "identity")
+    counts["identity"] = int((holders["operator"] == only).sum())
     return counts
 
 
@@ -1041,7 +1048,7 @@ def suspect_list(
     rows = rows.sort_values(
         ["rule_score", "calls_per_day", "line"], ascending=[False, False, True], kind="stable"
     )
-    page = rows.iloc[offset:] if limit is None else rows.iloc[offset : offset + limit]
+    page = _paged(rows, limit, offset)
     return {
         "period": period,
         "total": len(rows),
@@ -1062,6 +1069,32 @@ def suspect_list(
     }
 
 
+def _operator_rows(
+    settings: Settings, principal: Principal, period: str, name: str, operator: str | None
+) -> pd.DataFrame:
+    """A stored result of the scan as the principal may see it, narrowed to ``operator``."""
+    only = visible_operator(principal)
+    rows = _later_result(settings, period, name)
+    for wanted in (only, operator):
+        if wanted is not None:
+            rows = rows[rows["operator"] == wanted]
+    return rows
+
+
+def _later_result(settings: Settings, period: str, name: str) -> pd.DataFrame:
+    """A result that scans by earlier versions did not write: empty for those (a month not
+    scanned at all is still not found)."""
+    if not (results_dir(settings, period) / f"{name}.parquet").exists():
+        load_summary(settings, period)
+        return pd.DataFrame(columns=["operator"])
+    return load_result(settings, period, name)
+
+
+def _paged(rows: pd.DataFrame, limit: int | None, offset: int) -> pd.DataFrame:
+    """Rows from ``offset`` on, at most ``limit`` of them (all of them for ``None``)."""
+    return rows.iloc[offset:] if limit is None else rows.iloc[offset : offset + limit]
+
+
 def ids_over_limit(
     settings: Settings,
     *,
@@ -1076,17 +1109,12 @@ def ids_over_limit(
     One row per ID number and operator over the limit, with the ID's active cards at all
     operators beside it. ID numbers are tokens. An operator's user sees its own rows.
     """
-    only = visible_operator(principal)
-    rows = load_result(settings, period, "over_limit")
-    if only is not None and len(rows):
-        rows = rows[rows["operator"] == only]
-    if operator is not None and len(rows):
-        rows = rows[rows["operator"] == operator]
+    rows = _operator_rows(settings, principal, period, "over_limit", operator)
     if len(rows):
         rows = rows.sort_values(
             ["cards", "all_operators", "id_number"], ascending=[False, False, True], kind="stable"
         )
-    page = rows.iloc[offset:] if limit is None else rows.iloc[offset : offset + limit]
+    page = _paged(rows, limit, offset)
     return {
         "period": period,
         "limit_per_operator": int(settings.fraud_cards_per_operator),
@@ -1116,14 +1144,8 @@ def identity_list(
     """Cards whose registered holder is likely not their user (``cardbreak.identity_signals``),
     handsets shared by most ID numbers first. Lines and ID numbers are tokens; an
     operator's user sees its own cards. A scan from before this list gives an empty one."""
-    only = visible_operator(principal)
-    path = results_dir(settings, period) / "identity.parquet"
-    rows = load_result(settings, period, "identity") if path.exists() else pd.DataFrame()
-    if len(rows) and only is not None:
-        rows = rows[rows["operator"] == only]
-    if len(rows) and operator is not None:
-        rows = rows[rows["operator"] == operator]
-    page = rows.iloc[offset:] if limit is None else rows.iloc[offset : offset + limit]
+    rows = _operator_rows(settings, principal, period, "identity", operator)
+    page = _paged(rows, limit, offset)
     return {
         "period": period,
         "total": len(rows),
