@@ -176,3 +176,35 @@ def test_ingest_exit_codes_and_json_record(tmp_path: Path) -> None:
     assert missing.returncode != 0
     assert "no such file" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_regions_show_population_and_which_is_estimated(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    _prepared(data_dir)
+    counties = json.loads(telereg("regions", "--json", data_dir=data_dir).stdout)
+    taiyuan = [c for c in counties if c["parent"] == "140100"]
+    assert taiyuan
+    assert all(c["estimated"] for c in taiyuan)
+    figures = tmp_path / "population.csv"
+    figures.write_text(
+        f"region_code,population,year,source\n{taiyuan[0]['code']},900000,2020,公报\n"
+    )
+    sent = telereg(
+        "ingest", str(figures), "--dataset", "population", "--operator", "CA", data_dir=data_dir
+    )
+    assert sent.returncode == 0, sent.stderr
+    listed = json.loads(telereg("regions", "--json", data_dir=data_dir).stdout)
+    again = {c["code"]: c for c in listed}
+    assert (again[taiyuan[0]["code"]]["population"], again[taiyuan[0]["code"]]["estimated"]) == (
+        900_000,
+        False,
+    )
+    assert again[taiyuan[1]["code"]]["estimated"]
+    cities = json.loads(telereg("regions", "--level", "city", "--json", data_dir=data_dir).stdout)
+    assert len(cities) == 11
+    assert not any(c["estimated"] for c in cities)
+    shown = telereg("regions", "--level", "city", data_dir=data_dir)
+    assert "公报 (2020)" in shown.stderr
+    wrong = telereg("regions", "--level", "village", data_dir=data_dir)
+    assert wrong.returncode != 0
+    assert "city or county" in wrong.stderr

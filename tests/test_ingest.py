@@ -715,6 +715,64 @@ def test_ingested_corridors_replace_and_extend_the_shipped_ones(ready: Settings,
     assert {"TOUR-1", "G99"} <= set(found)
 
 
+def test_ingested_population_replaces_the_estimates(ready: Settings, tmp_path: Path):
+    from telereg.geography.service import populated
+    from telereg.reference.regions import load_regions
+
+    shipped = load_regions(ready.region_code)
+    taiyuan = shipped.counties_of("140100")
+    first, second, third = (c.code for c in taiyuan[:3])
+    path = tmp_path / "人口.csv"
+    path.write_bytes(
+        (
+            "行政区划代码,名称,常住人口,年份,数据来源\n"
+            f"{first},甲,1000000,2020,县级公报\n"
+            f"{second},乙,600000,2020,县级公报\n"
+            "149999,不存在,5,2020,县级公报\n"
+            f"{third},丙,-3,2020,县级公报\n"
+            "140200,大同市,3000000,2021,年鉴\n"
+        ).encode("gbk")
+    )
+    record = submit(ready, path, "population", operator="CA")
+    assert (record.rows_accepted, record.rows_quarantined) == (3, 2), record
+    reasons_of = {(e["row"], e["column"]): e["reason"] for e in errors_of(ready, record)}
+    assert "city or county code" in reasons_of[("4", "region_code")]
+    assert "below the minimum" in reasons_of[("5", "population")]
+
+    with session_scope(ready) as session:
+        found = populated(session, ready)
+    by_code = found.by_code
+    assert (by_code[first].population, by_code[first].population_estimated) == (1_000_000, False)
+    assert by_code[second].population == 600_000
+    assert by_code[third].population_estimated, "no valid figure: still an estimate"
+    # The rest of Taiyuan shares what the two known counties leave; the city stays as shipped.
+    city = by_code["140100"]
+    assert city.population == shipped.by_code["140100"].population
+    total = sum(c.population or 0 for c in found.counties_of("140100"))
+    assert abs(total - (city.population or 0)) <= len(taiyuan)
+    # Datong's own figure replaces the shipped one, and its counties share it.
+    assert by_code["140200"].population == 3_000_000
+    datong = sum(c.population or 0 for c in found.counties_of("140200"))
+    assert abs(datong - 3_000_000) <= len(found.counties_of("140200"))
+    assert found.province.population == sum(c.population or 0 for c in found.cities)
+    assert "县级公报 (2020)" in found.population_source
+    assert "年鉴 (2021)" in found.population_source
+    # Elsewhere nothing moved.
+    other = shipped.counties_of("140300")[0]
+    assert by_code[other.code].population == other.population
+
+    # A later figure for the same county wins.
+    again = tmp_path / "更正.csv"
+    again.write_text(
+        f"region_code,population,year,source\n{first},1100000,2020,更正\n", encoding="utf-8"
+    )
+    assert submit(ready, again, "population", operator="CA", period="2022-01").status == (
+        "accepted"
+    )
+    with session_scope(ready) as session:
+        assert populated(session, ready).by_code[first].population == 1_100_000
+
+
 def test_longitude_and_latitude_columns_declared_gcj02_are_stored_as_wgs84(
     ready: Settings, tmp_path: Path
 ):

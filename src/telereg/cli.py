@@ -366,6 +366,40 @@ def datasets(
     _print_rows(rows, as_json=as_json)
 
 
+@app.command()
+def regions(
+    level: Annotated[
+        str, typer.Option(help="Which regions: city or county.", show_default=True)
+    ] = "county",
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """The region's cities or counties: area and population, and whether it is estimated."""
+    from telereg.geography.service import populated
+
+    if level not in ("city", "county"):
+        raise typer.BadParameter("city or county", param_hint="--level")
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        found = populated(session, settings)
+    members = found.cities if level == "city" else found.counties
+    rows: list[dict[str, object]] = [
+        {
+            "code": r.code,
+            "name": r.name,
+            "parent": r.parent,
+            "area_km2": round(r.area_km2, 1),
+            "population": r.population,
+            "estimated": r.population_estimated,
+        }
+        for r in members
+    ]
+    _print_rows(rows, as_json=as_json)
+    if not as_json:
+        province = found.province
+        err.print(f"{province.name} {province.code}; population: {found.population_source}")
+
+
 @buildout_app.command("coverage")
 def buildout_coverage(
     period: Annotated[

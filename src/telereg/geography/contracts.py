@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from telereg.ingest.contracts import Column, ColumnType, Contract, FileFormat
+from telereg.ingest.contracts import (
+    ADMIN_CODE,
+    Column,
+    ColumnType,
+    Contract,
+    FileFormat,
+    Reference,
+)
 
 CORRIDORS = Contract(
     administration_only=True,
@@ -81,4 +88,60 @@ KEY_PLACES = Contract(
     geometry_column="geometry",
 )
 
-CONTRACTS = (CORRIDORS, KEY_PLACES)
+POPULATION = Contract(
+    administration_only=True,
+    name="population",
+    domain="geography",
+    title="Resident population (cities, counties)",
+    title_zh="常住人口",
+    description="Census or statistics-bureau figures for cities and counties. A county's "
+    "figure replaces the estimate telereg makes by sharing its city's total by land area; a "
+    "city's figure replaces the shipped one. The latest submission wins for each code.",
+    columns=(
+        Column(
+            "region_code",
+            ColumnType.STRING,
+            "City or county code of the configured region.",
+            "行政区划代码",
+            pattern=ADMIN_CODE,
+            references=Reference("region:city+county", "code"),
+            aliases=("行政区划代码", "区划代码", "code"),
+        ),
+        Column(
+            "name",
+            ColumnType.STRING,
+            "Name as the source gives it (for the reader; the code decides).",
+            "名称",
+            required=False,
+            aliases=("名称", "地区"),
+        ),
+        Column(
+            "population",
+            ColumnType.INTEGER,
+            "Resident population (people).",
+            "常住人口",
+            minimum=0,
+            maximum=200_000_000,
+            aliases=("常住人口", "人口"),
+        ),
+        Column(
+            "year",
+            ColumnType.INTEGER,
+            "Year the figure refers to (2020 for the 7th census).",
+            "年份",
+            minimum=1953,
+            maximum=2100,
+            aliases=("年份",),
+        ),
+        Column(
+            "source",
+            ColumnType.STRING,
+            "Where the figure comes from, e.g. the census bulletin.",
+            "数据来源",
+            aliases=("数据来源", "来源"),
+        ),
+    ),
+    unique=(("region_code",),),
+)
+
+CONTRACTS = (CORRIDORS, KEY_PLACES, POPULATION)

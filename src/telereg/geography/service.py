@@ -1,7 +1,9 @@
 """The geography analyses use: the region, and corridors and key places, shipped or ingested.
 
 A user's GeoJSON, ingested into the ``corridors`` or ``key_places`` dataset,
-adds features or replaces shipped ones with the same id.
+adds features or replaces shipped ones with the same id. Population figures
+ingested into the ``population`` dataset replace the shipped city figures and
+the estimated county ones.
 """
 
 from __future__ import annotations
@@ -13,11 +15,20 @@ from sqlalchemy.orm import Session
 from telereg.core.settings import Settings
 from telereg.ingest import lake
 from telereg.reference.places import Corridor, KeyPlace, shipped_corridors, shipped_key_places
-from telereg.reference.regions import RegionSet, load_regions
+from telereg.reference.regions import RegionSet, load_regions, with_population
 
 
 def region(settings: Settings) -> RegionSet:
+    """The region's boundaries, with the shipped population (see ``populated``)."""
     return load_regions(settings.region_code)
+
+
+def populated(session: Session, settings: Settings) -> RegionSet:
+    """The region with the population figures users ingested put in (the latest per code)."""
+    latest = {str(row["region_code"]): row for row in _ingested(session, settings, "population")}
+    figures = {code: int(str(row["population"])) for code, row in latest.items()}
+    sources = dict.fromkeys(f"{row['source']} ({row['year']})" for row in latest.values())
+    return with_population(region(settings), figures, source="; ".join(sources))
 
 
 def _ingested(session: Session, settings: Settings, dataset: str) -> list[dict[str, object]]:

@@ -50,8 +50,8 @@ class Reference:
     """Values must exist in another dataset's current data, or in reference data.
 
     ``dataset`` names a contract (the operator's own current submissions are
-    searched when ``same_operator``), or ``region:city`` / ``region:county`` for
-    the administrative codes of the configured region.
+    searched when ``same_operator``), or ``region:city`` / ``region:county`` (or both,
+    ``region:city+county``) for the administrative codes of the configured region.
     """
 
     dataset: str
@@ -60,7 +60,8 @@ class Reference:
 
     def describe(self) -> str:
         if self.dataset.startswith("region:"):
-            return reasons.REGION_CODE.format(level=self.dataset.removeprefix("region:"))
+            levels = self.dataset.removeprefix("region:").split("+")
+            return reasons.REGION_CODE.format(level=" or ".join(levels))
         named = f"`{self.dataset}.{self.column}`"
         return reasons.SAME_OPERATOR.format(reference=named) if self.same_operator else named
 

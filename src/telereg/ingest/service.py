@@ -727,8 +727,10 @@ def _references(
             continue
         if ref.dataset.startswith("region:"):
             regions = load_regions(settings.region_code)
-            level = ref.dataset.removeprefix("region:")
-            members = regions.cities if level == "city" else regions.counties
+            levels = ref.dataset.removeprefix("region:").split("+")
+            members = (regions.cities if "city" in levels else ()) + (
+                regions.counties if "county" in levels else ()
+            )
             found[column.name] = ibis.memtable({"code": [r.code for r in members]}).code
             continue
         with session_scope(settings) as session:

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -204,25 +205,65 @@ def load_regions(province_code: str) -> RegionSet:
     cities = tuple(
         sorted((r for r in regions.values() if r.level is Level.CITY), key=lambda r: r.code)
     )
-    counties = []
-    for city in cities:
-        members = [r for r in regions.values() if r.parent == city.code]
-        area = sum(m.projected.area for m in members) or 1.0
-        for member in members:
-            estimate = (
-                round(city.population * member.projected.area / area) if city.population else None
-            )
-            counties.append(_with_population(member, estimate, estimated=True))
-    ordered = tuple(sorted(counties, key=lambda r: r.code))
-    by_code = {r.code: r for r in (regions[province_code], *cities, *ordered)}
+    counties = _apportioned(cities, [r for r in regions.values() if r.level is Level.COUNTY], {})
+    by_code = {r.code: r for r in (regions[province_code], *cities, *counties)}
     return RegionSet(
         province=regions[province_code],
         cities=cities,
-        counties=ordered,
+        counties=counties,
         utm_zone=zone,
         population_source=source,
         by_code=by_code,
     )
+
+
+def with_population(regions: RegionSet, figures: Mapping[str, int], *, source: str) -> RegionSet:
+    """``regions`` with the population ``figures`` (region code → people) put in.
+
+    A city's figure replaces the shipped one; a county's figure is exact. The counties of a
+    city without a figure of their own share what the city's total leaves, by land area, and
+    stay marked as estimates. Codes outside the region are ignored.
+    """
+    if not figures:
+        return regions
+    cities = tuple(
+        _with_population(c, figures[c.code]) if c.code in figures else c for c in regions.cities
+    )
+    counties = _apportioned(cities, list(regions.counties), figures)
+    known = [c.population for c in cities]
+    province = regions.province
+    if all(p is not None for p in known):
+        province = _with_population(province, sum(p for p in known if p is not None))
+    sources = "; ".join(s for s in (regions.population_source, source) if s)
+    return RegionSet(
+        province=province,
+        cities=cities,
+        counties=counties,
+        utm_zone=regions.utm_zone,
+        population_source=sources,
+        by_code={r.code: r for r in (province, *cities, *counties)},
+    )
+
+
+def _apportioned(
+    cities: tuple[Region, ...], counties: list[Region], figures: Mapping[str, int]
+) -> tuple[Region, ...]:
+    """The counties with their population: ``figures`` where given, else a share of what
+    their city's total leaves, by land area (an estimate)."""
+    out: list[Region] = []
+    for city in cities:
+        members = [c for c in counties if c.parent == city.code]
+        known = {m.code: figures[m.code] for m in members if m.code in figures}
+        rest = [m for m in members if m.code not in known]
+        left = None if city.population is None else max(city.population - sum(known.values()), 0)
+        area = sum(m.projected.area for m in rest) or 1.0
+        for member in members:
+            if member.code in known:
+                out.append(_with_population(member, known[member.code]))
+            else:
+                estimate = None if left is None else round(left * member.projected.area / area)
+                out.append(_with_population(member, estimate, estimated=True))
+    return tuple(sorted(out, key=lambda r: r.code))
 
 
 def _with_population(region: Region, population: int | None, *, estimated: bool = False) -> Region:

@@ -24,7 +24,7 @@ from telereg.domains.buildout.coverage import (
     key_place_coverage,
     site_layer,
 )
-from telereg.geography.service import corridors, key_places, region
+from telereg.geography.service import corridors, key_places, populated, region
 from telereg.ingest import lake
 from telereg.ingest.models import Submission
 
@@ -73,7 +73,7 @@ def _site_rows(session: Session, settings: Settings, period: str) -> dict[str, l
 
 
 _COVERAGE_CACHE: dict[tuple[object, ...], CoverageReport] = {}
-_COVERAGE_INPUTS = ("sites", "corridors", "key_places")
+_COVERAGE_INPUTS = ("sites", "corridors", "key_places", "population")
 
 
 def coverage(
@@ -82,7 +82,7 @@ def coverage(
     """Corridor and key-place coverage per operator and by any operator, for a month.
 
     The result is kept per process until a submission of its inputs (sites,
-    corridors, key places) changes or the model settings do.
+    corridors, key places, population) changes or the model settings do.
     """
     principal.require(Permission.DASHBOARD_READ)
     period = period or latest_period(session)
@@ -109,7 +109,7 @@ def coverage(
 
 
 def _compute_coverage(session: Session, *, settings: Settings, period: str) -> CoverageReport:
-    regions = region(settings)
+    regions = populated(session, settings)
     layer = site_layer(
         _site_rows(session, settings, period),
         regions,
@@ -203,7 +203,7 @@ def site_figures(
     files = lake.current_files(session, settings, "sites", periods=[period])
     backend = connect(settings)
     sites = read_parquet_files(backend, [str(f) for f in files])
-    regions = region(settings)
+    regions = populated(session, settings)
     population = ibis.memtable(
         {
             "code": [c.code for c in regions.cities],
@@ -224,6 +224,9 @@ def site_figures(
         "counts": counts,
         "counts_by_county": by_county,
         "five_g_per_10k": density,
+        "population_source": regions.population_source,
+        "counties_estimated": sum(1 for c in regions.counties if c.population_estimated),
+        "counties": len(regions.counties),
     }
 
 
