@@ -67,6 +67,18 @@ def evaluate(settings: Settings, truth: dict[str, Any], period: str) -> dict[str
             },
         ),
     }
+    # Cards whose holder is not their user: the rings' (bought on others' IDs) and the
+    # borrowed identities, which call like anyone (a truth written before they were
+    # planted has none: the pattern is then left out). Family handsets are false positives.
+    borrowed = {
+        token(b["line"]) for b in fraud.get("borrowed_identities", []) if period in b["periods"]
+    }
+    if borrowed:
+        holders = set(load_result(settings, period, "identity")["line"])
+        scores["holder is not the user (identity signals)"] = _score(holders, ring_lines | borrowed)
+        scores["borrowed identities, normal calling (recall only)"] = _score(
+            holders & borrowed, borrowed
+        )
     # Outlets that sold a gateway its cards within the month (gateways that went live).
     box_outlets = {
         o for g in fraud["sim_boxes"] if g.get("cards_bought_in") == period for o in g["outlets"]

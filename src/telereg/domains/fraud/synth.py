@@ -11,6 +11,12 @@ truth kept apart:
 * Card-breaking rings: cards bought in bulk at a few outlets in the month,
   several to one ID number, used from day one far from where they were
   registered, on a few shared handsets, in bursts of short calls to strangers.
+* Borrowed identities (实名不实): new cards registered on an ID number from one
+  city and used, like any phone, by someone living in another, from their
+  first day. They call normally, so only the identity signals can find them.
+* Handsets a family shares: two ordinary cards of different ID numbers in one
+  phone. Harmless, but they show the shared-handset signal too (the review
+  list's expected false positives).
 * ID numbers holding more cards at one operator than the rules allow.
 * Lookalike domains among the domains seen by resolvers.
 
@@ -65,7 +71,7 @@ class Lines:
     home_city: np.ndarray
     imei: np.ndarray
     home_cell: np.ndarray
-    role: np.ndarray  # normal, busy, simbox, ring, hoarder
+    role: np.ndarray  # normal, busy, simbox, ring, hoarder, borrowed
 
     def __len__(self) -> int:
         return len(self.phone)
@@ -186,7 +192,8 @@ class Gateway:
 def _planted_lines(
     province: Province, operator: str, cells: pa.Table, lines: Lines
 ) -> tuple[Lines, list[Gateway], list[dict[str, object]]]:
-    """SIM-box lines, card-breaking rings and card hoarders, appended to ``lines``."""
+    """SIM-box lines, card-breaking rings, card hoarders and borrowed identities, appended to
+    ``lines``."""
     rng = province.rng(f"fraud.plant.{operator}")
     cities = np.asarray(cells.column("city_code").to_pylist())
     outlets = np.unique(lines.outlet)
@@ -254,6 +261,7 @@ def _planted_lines(
         part.role = np.full(count, "hoarder", dtype=object)
         parts.append(part)
         offset += count
+    parts.append(_borrowed(rng, operator, cities, outlets, scale))
     merged = Lines.concat(parts)
     # Numbers drawn in separate batches could collide; keep the first of each.
     _, first = np.unique(merged.phone, return_index=True)
@@ -297,6 +305,86 @@ def _bought_cards(
         home_cell=np.zeros(n, dtype=np.int64),
         role=np.full(n, role, dtype=object),
     )
+
+
+def _borrowed(
+    rng: np.random.Generator, operator: str, cities: np.ndarray, outlets: np.ndarray, scale: float
+) -> Lines:
+    """New cards on ID numbers of one city, each used by someone living in another."""
+    n = max(3, round(30 * OPERATOR_SHARES[operator] * scale))
+    registered = cities[rng.integers(0, len(cities), n)]
+    used = np.array([rng.choice(np.flatnonzero(cities != city)) for city in registered])
+    return Lines(
+        phone=numbers(rng, operator, n),
+        imsi=np.char.add("460", _digits(rng, n, 12)),
+        id_number=_id_numbers(rng, n, registered),
+        outlet=outlets[rng.integers(0, len(outlets), n)],
+        channel=rng.choice(["own_store", "agent"], n),
+        activated=np.datetime64(f"{PERIODS[-1]}-01T08:00:00")
+        + rng.integers(0, 20 * 86400, n).astype("timedelta64[s]"),
+        card_type=np.full(n, "personal"),
+        home_city=registered,
+        imei=_imeis(rng, n),
+        home_cell=used.astype(np.int64),
+        role=np.full(n, "borrowed", dtype=object),
+    )
+
+
+def _shared_handsets(province: Province, operator: str, lines: Lines) -> np.ndarray:
+    """Pairs of ordinary cards of different ID numbers put in one handset (a family's):
+    the second card of each pair takes the first's IMEI. Returns the pairs' indices."""
+    rng = province.rng(f"fraud.family.{operator}")
+    normal = np.flatnonzero(lines.role == "normal")
+    n = max(2, round(6 * OPERATOR_SHARES[operator] * math.sqrt(province.factor)))
+    chosen = rng.choice(normal, 2 * n, replace=False).reshape(n, 2)
+    pairs: np.ndarray = chosen[lines.id_number[chosen[:, 0]] != lines.id_number[chosen[:, 1]]]
+    lines.imei[pairs[:, 1]] = lines.imei[pairs[:, 0]]
+    return pairs
+
+
+def _borrowed_calls(
+    province: Province,
+    operator: str,
+    period: str,
+    lines: Lines,
+    cities: np.ndarray,
+    peers: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Borrowed cards: ordinary calls from the day they are bought, in the user's city."""
+    rng = province.rng(f"fraud.borrowed-calls.{operator}.{period}")
+    users = np.flatnonzero(lines.role == "borrowed")
+    start = np.datetime64(f"{period}-01")
+    first_day = ((lines.activated[users] - start).astype("timedelta64[D]")).astype(int)
+    days = _days(period)
+    live = (first_day >= 0) & (first_day < days)
+    users, first_day = users[live], first_day[live]
+    # A call on the day the card is bought, then about one every other day.
+    extra = rng.poisson(0.5 * (days - first_day))
+    later = np.repeat(first_day, extra)
+    who = np.concatenate([users, np.repeat(users, extra)])
+    day = np.concatenate([first_day, later + (rng.random(len(later)) * (days - later)).astype(int)])
+    n = len(who)
+    home = lines.home_cell[who]
+    nearby = np.array(
+        [rng.choice(np.flatnonzero(cities == cities[cell])) for cell in home], dtype=np.int64
+    )
+    pool = peers[operator]
+    seconds = rng.choice(24, n, p=_diurnal()) * 3600 + rng.integers(0, 3600, n)
+    # The first call comes within two hours of the purchase.
+    bought_at = (lines.activated[users] - lines.activated[users].astype("datetime64[D]")).astype(
+        int
+    )
+    seconds[: len(users)] = np.minimum(bought_at + rng.integers(600, 7200, len(users)), 86_399)
+    return {
+        "caller": lines.phone[who],
+        "callee": pool[rng.integers(0, len(pool), n)],
+        "start_time": _timestamps(period, day, seconds),
+        "duration_s": np.minimum(rng.lognormal(4.0, 1.0, n).astype(int), 7200),
+        "cell": np.where(rng.random(n) < 0.8, home, nearby),
+        "imei": lines.imei[who],
+        "peer_operator": np.full(n, operator, dtype=object),
+        "peer_province": np.full(n, province.regions.province.code, dtype=object),
+    }
 
 
 def _strangers(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -620,13 +708,16 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
     lines: dict[str, Lines] = {}
     gateways: dict[str, list[Gateway]] = {}
     rings: dict[str, list[dict[str, object]]] = {}
+    families: dict[str, np.ndarray] = {}
     for op in operators:
         ordinary = _ordinary(province, op, cells[op])
         lines[op], gateways[op], rings[op] = _planted_lines(province, op, cells[op], ordinary)
+        families[op] = _shared_handsets(province, op, lines[op])
     peers = {op: lines[op].phone[np.isin(lines[op].role, ["normal", "busy"])] for op in operators}
     subscribed: dict[tuple[str, str], pa.Table] = {}
     for op in operators:
         cell_ids = np.asarray(cells[op].column("cell_id").to_pylist())
+        cell_cities = np.asarray(cells[op].column("city_code").to_pylist())
         files.append(
             OperatorFile(
                 "cells", op, PERIODS[-1], write_csv(cells[op], out / op / PERIODS[-1] / "cells.csv")
@@ -648,6 +739,7 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
                     _ordinary_calls(province, op, period, lines[op], cell_ids, peers),
                     _gateway_calls(province, op, period, gateways[op], lines[op], cell_ids, peers),
                     _ring_calls(province, op, period, rings[op], lines[op], cell_ids),
+                    _borrowed_calls(province, op, period, lines[op], cell_cities, peers),
                 ],
                 cell_ids,
                 rng,
@@ -687,6 +779,7 @@ def synthesize(province: Province, out: Path) -> list[OperatorFile]:
             )
     files += _administration_files(province, out, lines, gateways)
     _plant_truth(province, lines, gateways, rings)
+    _plant_identity_truth(province, lines, families, cells)
     province.plant("fraud", "over_limit_ids", _over_limit(subscribed))
     province.plant("fraud", "bad_rows", bad_rows)
     return files
@@ -783,6 +876,35 @@ def _plant_truth(
             }
             for op, rs in rings.items()
             for ring in rs
+        ],
+    )
+
+
+def _plant_identity_truth(
+    province: Province,
+    lines: dict[str, Lines],
+    families: dict[str, np.ndarray],
+    cells: dict[str, pa.Table],
+) -> None:
+    borrowed = [
+        {
+            "operator": op,
+            "periods": [PERIODS[-1]],
+            "line": str(lines[op].phone[i]),
+            "registered_city": str(lines[op].home_city[i]),
+            "used_city": str(cells[op].column("city_code")[int(lines[op].home_cell[i])]),
+        }
+        for op in lines
+        for i in np.flatnonzero(lines[op].role == "borrowed")
+    ]
+    province.plant("fraud", "borrowed_identities", borrowed)
+    province.plant(
+        "fraud",
+        "family_handsets",
+        [
+            {"operator": op, "lines": lines[op].phone[pair].tolist()}
+            for op, pairs in families.items()
+            for pair in pairs
         ],
     )
 
