@@ -84,3 +84,28 @@ def test_shipped_corridors_and_key_places_lie_in_the_province() -> None:
     assert {p.category for p in places} == {"hospital", "university", "scenic", "transport"}
     assert all(shanxi.contains(p.geometry) for p in places)
     assert shipped_corridors("130000") == []
+
+
+def test_population_figures_put_into_a_region_that_ships_none() -> None:
+    from telereg.reference.regions import with_population
+
+    hebei = load_regions("130000")
+    assert hebei.province.population is None, "no population file ships for Hebei"
+    city = hebei.cities[0]
+    members = hebei.counties_of(city.code)
+    figures = {m.code: 100_000 + i for i, m in enumerate(members)}
+    given = with_population(hebei, figures, source="县级统计公报 (2020)")
+    assert given.by_code[city.code].population == sum(figures.values())
+    assert not given.by_code[city.code].population_estimated
+    assert all(not given.by_code[m.code].population_estimated for m in members)
+    assert given.by_code[hebei.cities[1].code].population is None
+    assert given.province.population is None, "not every city is known"
+    assert given.population_source == "县级统计公报 (2020)"
+    # All cities known: the province is their sum, and the rest of a city is shared.
+    everything = {c.code: 1_000_000 for c in hebei.cities} | {members[0].code: 400_000}
+    full = with_population(hebei, everything, source="x")
+    assert full.province.population == 1_000_000 * len(hebei.cities)
+    rest = [full.by_code[m.code] for m in members[1:]]
+    assert all(r.population_estimated for r in rest)
+    assert abs(sum(r.population or 0 for r in rest) - 600_000) <= len(rest)
+    assert with_population(hebei, {}, source="x") is hebei

@@ -222,13 +222,22 @@ def with_population(regions: RegionSet, figures: Mapping[str, int], *, source: s
 
     A city's figure replaces the shipped one; a county's figure is exact. The counties of a
     city without a figure of their own share what the city's total leaves, by land area, and
-    stay marked as estimates. Codes outside the region are ignored.
+    stay marked as estimates. A city with no figure whose counties all have one is their
+    sum (a region that ships no population can be given it county by county). Codes outside
+    the region are ignored.
     """
     if not figures:
         return regions
-    cities = tuple(
-        _with_population(c, figures[c.code]) if c.code in figures else c for c in regions.cities
-    )
+
+    def city_figure(city: Region) -> int | None:
+        if city.code in figures:
+            return figures[city.code]
+        members = regions.counties_of(city.code)
+        if city.population is None and members and all(m.code in figures for m in members):
+            return sum(figures[m.code] for m in members)
+        return city.population
+
+    cities = tuple(_with_population(c, city_figure(c)) for c in regions.cities)
     counties = _apportioned(cities, list(regions.counties), figures)
     known = [c.population for c in cities]
     province = regions.province
