@@ -280,6 +280,18 @@ def test_cards_whose_holder_is_not_the_user_are_listed_with_their_signals(
     ring = {token(n) for r in truth["fraud"]["rings"] for n in r["lines"]}
     shared = {c["line"] for c in cards if "shared_handset" in c["signals"]}
     assert ring & shared, "ring cards on shared phones are found"
+    # Borrowed identities call normally: only this list finds them, by the first-day signal.
+    # Family handsets show the shared-handset signal and come after every new card.
+    borrowed = {token(b["line"]) for b in truth["fraud"]["borrowed_identities"]}
+    family = {token(n) for f in truth["fraud"]["family_handsets"] for n in f["lines"]}
+    position = {c["line"]: i for i, c in enumerate(cards)}
+    assert borrowed <= set(position)
+    assert all(
+        card["signals"] == ["away_from_day_one"] for card in cards if card["line"] in borrowed
+    )
+    assert not borrowed & set(fraud.load_result(fraud_scan, "2021-11", "cards")["line"])
+    assert family <= set(position)
+    assert max(position[line] for line in borrowed) < min(position[line] for line in family)
     with session_scope(fraud_scan) as session:
         shown = fraud.dashboard(session, settings=fraud_scan, principal=ROOT, period="2021-11")
     assert shown["counts"]["identity"] == listed["total"]

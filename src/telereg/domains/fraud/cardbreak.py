@@ -133,8 +133,8 @@ def identity_signals(
     A new card used only outside its registration city on its first day of calls (bought
     with someone's ID and carried away), or any card on a handset that cards of
     ``HANDSET_IDENTITIES`` or more ID numbers use (one phone passing cards of several
-    people). Each row names its signals; cards with both come first, then those whose
-    handset carries most ID numbers. The list is for review: a family's shared phone
+    people). Each row names its signals; cards with both come first, then new cards, then
+    those whose handset carries most ID numbers. The list is for review: a family's shared phone
     shows the second signal too. :func:`new_card_risk` flags the new cards that also call
     abnormally.
     """
@@ -165,8 +165,13 @@ def identity_signals(
         "signals",
     ]
     flagged["_both"] = flagged["signals"].map(len)
+    # Of the cards with one signal, new ones first: an old card on a shared handset is most
+    # often a family's phone.
+    flagged["_new"] = new[away | shared]
     ordered = flagged.sort_values(
-        ["_both", "imei_identities", "line"], ascending=[False, False, True], kind="stable"
+        ["_both", "_new", "imei_identities", "line"],
+        ascending=[False, False, False, True],
+        kind="stable",
     )
     return ordered[columns]
 
