@@ -656,3 +656,62 @@ def test_a_finding_acted_on_in_an_earlier_month_is_a_new_case(session: Session) 
     assert open_all("2021-12") == ["sim_box:A@2021-12"]
     latest = {c.reference: c for c in fraud.case_queue(session, principal=ROOT)}
     assert latest["sim_box:A@2021-12"].subject["repeat_of"] == again["sim_box:A@2021-11"].id
+
+
+def test_a_scan_result_is_switched_to_at_once_and_a_stopped_one_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import pandas as pd
+
+    from telereg.core.settings import load_settings
+    from telereg.domains.fraud import service
+
+    settings = load_settings(data_dir=tmp_path)
+    target = service.results_dir(settings, "2021-11")
+    root = target.parent
+    root.mkdir(parents=True)
+    # A result stored before versions (a plain directory) is replaced by the first version.
+    target.mkdir()
+    pd.DataFrame({"line": ["old"]}).to_parquet(target / "suspects.parquet")
+    (target / "summary.json").write_text('{"scan": 0}')
+
+    def store(scan: int) -> None:
+        frames = {"suspects": pd.DataFrame({"line": [f"l{scan}"]}), "cards": pd.DataFrame()}
+        service._store(settings, "2021-11", frames, {"scan": scan})
+
+    store(1)
+    assert target.is_symlink()
+    assert service.load_summary(settings, "2021-11") == {"scan": 1}
+    store(2)
+    assert list(service.load_result(settings, "2021-11", "suspects")["line"]) == ["l2"]
+    assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == ["2021-11"]
+    assert len(list(root.glob(".2021-11.*"))) == 1, "the version before is removed"
+
+    # Stopped while writing its files: the month's result is the one before, untouched, and
+    # the half-written version is never taken for a month.
+    written = pd.DataFrame.to_parquet
+
+    def stopped(frame: pd.DataFrame, path: object, *args: object, **kw: object) -> None:
+        if str(path).endswith("cards.parquet"):
+            raise KeyboardInterrupt
+        written(frame, path, *args, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        store(3)
+    monkeypatch.undo()
+    assert service.load_summary(settings, "2021-11") == {"scan": 2}
+    assert list(service.load_result(settings, "2021-11", "suspects")["line"]) == ["l2"]
+    (root / ".2021-11.x").mkdir()
+    (root / ".2021-11.x" / "summary.json").write_text("{}")
+    assert service.scanned_periods(settings) == ["2021-11"]
+    # A day later the leftovers are swept by the next scan of the month.
+    day_ago = target.lstat().st_mtime - 2 * 24 * 3600
+    for leftover in root.glob(".2021-11.*"):
+        if leftover.name != target.readlink().name:
+            os.utime(leftover, (day_ago, day_ago))
+    store(4)
+    assert len(list(root.glob(".2021-11.*"))) == 1
+    assert service.load_summary(settings, "2021-11") == {"scan": 4}

@@ -500,20 +500,52 @@ def _no_links() -> pd.DataFrame:
     return pd.DataFrame({"a": [], "b": [], "weight": []})
 
 
+#: Versions of a month's result that no link names and that are older than this were
+#: left by a scan that stopped before it finished (one that is still writing is younger).
+_LEFTOVER_AGE_S = 24 * 3600
+
+
 def _store(
     settings: Settings, period: str, tables: dict[str, pd.DataFrame], meta: dict[str, Any]
 ) -> None:
+    """Keep a scan's result as a new version of the month's, and switch to it at once.
+
+    ``analysis/fraud/<period>`` is a symbolic link to the current version, a hidden
+    directory beside it; the link is replaced in one step (a rename), so a reader finds
+    the earlier result or the new one, and a scan stopped at any point leaves the earlier
+    one as it was.
+    """
     target = results_dir(settings, period)
-    staging = target.parent / f".{period}.{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
+    root = target.parent
+    root.mkdir(parents=True, exist_ok=True)
+    _sweep_versions(root, period, keep=target)
+    version = root / f".{period}.{uuid.uuid4().hex}"
+    version.mkdir()
     for name, frame in tables.items():
-        frame.reset_index(drop=True).to_parquet(staging / f"{name}.parquet", index=False)
-    (staging / "summary.json").write_text(json.dumps(meta, ensure_ascii=False, default=str))
-    old = target.parent / f".{period}.old.{uuid.uuid4().hex}"
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+        frame.reset_index(drop=True).to_parquet(version / f"{name}.parquet", index=False)
+    (version / "summary.json").write_text(json.dumps(meta, ensure_ascii=False, default=str))
+    previous = target.resolve() if target.is_symlink() else None
+    if target.is_dir() and not target.is_symlink():
+        # A result stored before versions: moved aside (the one moment without a result).
+        previous = root / f".{period}.old.{uuid.uuid4().hex}"
+        target.rename(previous)
+    link = root / f".{period}.link.{uuid.uuid4().hex}"
+    link.symlink_to(version.name, target_is_directory=True)
+    link.replace(target)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _sweep_versions(root: Path, period: str, *, keep: Path) -> None:
+    current = keep.readlink().name if keep.is_symlink() else None
+    cutoff = datetime.now(UTC).timestamp() - _LEFTOVER_AGE_S
+    for entry in root.glob(f".{period}.*"):
+        if entry.name == current or entry.lstat().st_mtime > cutoff:
+            continue
+        if entry.is_symlink():
+            entry.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def load_result(settings: Settings, period: str, name: str) -> pd.DataFrame:
@@ -545,7 +577,14 @@ def scanned_periods(settings: Settings) -> list[str]:
     root = settings.data_dir / "analysis" / "fraud"
     if not root.exists():
         return []
-    return sorted((p.name for p in root.iterdir() if (p / "summary.json").exists()), reverse=True)
+    return sorted(
+        (
+            p.name
+            for p in root.iterdir()
+            if _PERIOD.fullmatch(p.name) and (p / "summary.json").exists()
+        ),
+        reverse=True,
+    )
 
 
 def _open_cases(
