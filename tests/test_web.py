@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,39 @@ def test_navigation_lists_every_module_and_unbuilt_ones_say_so(browser: TestClie
     assert page.status_code == 200
     assert "not available yet" in page.text
     assert browser.get("/modules/nothing").status_code == 404
+
+
+def _sidebar(html: str) -> dict[str, str]:
+    """The sidebar's links: href → text."""
+    nav = html[html.index('<nav class="sidebar"') : html.index("</nav>", html.index("sidebar"))]
+    return dict(re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', nav))
+
+
+@pytest.mark.parametrize(
+    ("username", "shown", "hidden"),
+    [
+        ("ann", {"/buildout": "Build-out", "/fraud": "Anti-fraud"}, set()),
+        ("olu", {"/fraud": "Anti-fraud"}, {"/buildout", "/fraud/liaison"}),
+        ("lee", {"/fraud/liaison": "Anti-fraud"}, {"/buildout", "/fraud", "/data/submissions"}),
+    ],
+)
+def test_each_role_is_led_to_the_pages_it_may_open(
+    site: Site, username: str, shown: dict[str, str], hidden: set[str]
+) -> None:
+    client = TestClient(site.client.app, follow_redirects=True)
+    site.login(client, username, PASSWORD)
+    links = _sidebar(client.get("/lang/en?next=/").text)
+    for href, title in shown.items():
+        assert links.get(href) == title, (username, links)
+        assert client.get(href).status_code == 200, (username, href)
+    assert not hidden & set(links), (username, links)
+    assert "/modules/epidemic" in links, "modules not built yet stay listed for everyone"
+    entered = client.get("/modules/fraud")
+    assert entered.url.path == next(h for h in shown if h.startswith("/fraud"))
+    if username == "olu":
+        assert 'href="/fraud/cases"' not in client.get("/fraud").text, "the queue is not theirs"
+    # Region boundaries draw every role's maps; they are not a build-out secret.
+    assert client.get("/api/v1/buildout/map/city").status_code == 200
 
 
 def test_wrong_password_is_refused_in_the_users_language(browser: TestClient) -> None:

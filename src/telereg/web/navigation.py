@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from telereg.core.i18n import N_
 from telereg.core.i18n import gettext as _
+from telereg.core.permissions import Permission, has_permission
 
 
 @dataclass(frozen=True)
@@ -14,15 +15,19 @@ class Module:
     title: str
     summary: str
     mission_rows: tuple[int, ...]
-    url: str | None = None
+    #: the module's pages: for each permission, the page a holder of it starts from, the
+    #: first that applies winning (none: the module is not built yet, and has a plan page)
+    pages: tuple[tuple[Permission, str], ...] = ()
 
     @property
     def available(self) -> bool:
-        return self.url is not None
+        return bool(self.pages)
 
-    @property
-    def href(self) -> str:
-        return self.url or f"/modules/{self.slug}"
+    def href_for(self, role: str) -> str | None:
+        """Where ``role`` enters the module; None when it may see none of its pages."""
+        if not self.pages:
+            return f"/modules/{self.slug}"
+        return next((url for need, url in self.pages if has_permission(role, need)), None)
 
 
 MODULES: tuple[Module, ...] = (
@@ -31,7 +36,7 @@ MODULES: tuple[Module, ...] = (
         N_("Build-out"),
         N_("5G and gigabit build-out, corridors, key places, targets, projects, site obstacles"),
         (1, 2, 3),
-        url="/buildout",
+        pages=((Permission.DASHBOARD_READ, "/buildout"),),
     ),
     Module(
         "epidemic",
@@ -68,7 +73,11 @@ MODULES: tuple[Module, ...] = (
         N_("Anti-fraud"),
         N_("SIM-box hunting, card-breaking, real-name anomalies, fraud domains, joint disposal"),
         (13,),
-        url="/fraud",
+        pages=(
+            (Permission.DASHBOARD_READ, "/fraud"),
+            (Permission.DATA_READ_OWN, "/fraud"),  # an operator: its own lines
+            (Permission.CASES_READ_ASSIGNED, "/fraud/liaison"),  # an agency: its hand-overs
+        ),
     ),
     Module(
         "apps",
@@ -83,12 +92,12 @@ def module(slug: str) -> Module | None:
     return next((m for m in MODULES if m.slug == slug), None)
 
 
-def translated(m: Module) -> dict[str, object]:
+def translated(m: Module, role: str = "admin") -> dict[str, object]:
     return {
         "slug": m.slug,
         "title": _(m.title),
         "summary": _(m.summary),
         "rows": m.mission_rows,
-        "href": m.href,
+        "href": m.href_for(role),
         "available": m.available,
     }

@@ -123,10 +123,12 @@ def module_page(
     request: Request,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
 ) -> Response:
-    del principal
     found = module(slug)
     if found is None:
         raise NotFoundError(_("No such module."))
-    if found.url:
-        return RedirectResponse(found.url, status_code=307)
-    return render(request, "unavailable.html", {"module": translated(found)})
+    if found.available:
+        # (a role that may see none of its pages is sent to the first, which says so)
+        return RedirectResponse(
+            found.href_for(principal.role) or found.pages[0][1], status_code=307
+        )
+    return render(request, "unavailable.html", {"module": translated(found, principal.role)})

@@ -50,10 +50,13 @@ def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
     """Render a page with what every page needs: user, language, navigation, CSRF token."""
+    user = getattr(request.state, "user", None)
+    role = str((user or {}).get("role", "viewer"))
     base = {
         "lang": i18n.current_language.get(),
-        "modules": [translated(m) for m in MODULES],
-        "user": getattr(request.state, "user", None),
+        # Each role sees the modules it may enter, each linked to the page it starts from.
+        "modules": [t for t in (translated(m, role) for m in MODULES) if t["href"]],
+        "user": user,
         # Error pages may render outside the session middleware, hence scope.get.
         "csrf_token": request.scope.get("session", {}).get("csrf", ""),
         "path": request.url.path,

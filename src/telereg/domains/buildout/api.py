@@ -38,7 +38,13 @@ def sites(
 
 
 @router.get("/map/{level}", summary="GeoJSON of the region's cities or counties, for maps")
-def region_map(level: Level, settings: SettingsDep, principal: Reader) -> dict[str, Any]:
+def region_map(
+    level: Level,
+    settings: SettingsDep,
+    # Boundaries are public reference data: every signed-in role's maps draw on them (an
+    # operator's fraud page too, which may not read the build-out dashboards).
+    principal: Annotated[Principal, require(Permission.STATUS_READ)],
+) -> dict[str, Any]:
     del principal
     from telereg.geography.service import region
 

@@ -56,6 +56,7 @@ def dashboard(
             "signals": translated_signals(),
             "case_words": translated_case_words(),
             "can_scan": can_scan,
+            "can_manage_cases": principal.can(Permission.CASES_MANAGE),
             "scannable": service.scannable_periods(session) if can_scan else [],
             "error": error,
         },
