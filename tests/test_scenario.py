@@ -661,6 +661,14 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
     analyst = signed_in("analyst")
     page = analyst.get(f"/fraud/lines/{line}?period=2021-11")
     assert 'id="reveal-form"' in page.text
+    # An address that names no suspect, or no month, is a missing page, said in Chinese.
+    missing = analyst.get(f"/fraud/lines/{'0' * 32}?period=2021-11")
+    assert missing.status_code == 404
+    assert "不是 2021-11 的可疑号码" in missing.text
+    bad_month = analyst.get(f"/fraud/lines/{line}?period=1999-99")
+    assert bad_month.status_code == 422
+    assert "YYYY-MM" in bad_month.text
+    assert "String should match" not in bad_month.text
     csrf = csrf_of(page.text)
 
     short = analyst.post(

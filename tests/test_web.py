@@ -151,6 +151,8 @@ def test_non_admins_cannot_open_admin_pages(browser: TestClient) -> None:
     page = browser.get("/admin/users")
     assert page.status_code == 403
     assert "无权访问" in page.text
+    assert "你的角色（分析员）无权打开此页面" in page.text
+    assert "users.manage" not in page.text
 
 
 def test_admin_adds_and_disables_a_user_in_the_web(browser: TestClient) -> None:
@@ -180,6 +182,16 @@ def test_unknown_page_is_an_html_error_in_the_users_language(browser: TestClient
     assert page.status_code == 404
     assert page.headers["content-type"].startswith("text/html")
     assert "页面不存在" in page.text
+    assert "没有这个页面" in page.text
+    assert "Not Found" not in page.text
+    # A malformed address names the field and the value in the reader's words, not the
+    # framework's (a long run of digits, perhaps a number, is not echoed whole).
+    bad = browser.get("/data/submissions/13800138000abc")
+    assert bad.status_code == 422
+    assert "submission_id：取值无效（138…abc）" in bad.text
+    assert "Input should be" not in bad.text
+    english = browser.get("/lang/en?next=/data/submissions/x")
+    assert "submission_id: not a valid value (x)" in english.text
 
 
 def test_vendored_assets_are_served(browser: TestClient) -> None:

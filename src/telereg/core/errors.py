@@ -92,6 +92,16 @@ class PermissionDeniedError(TeleregError, PermissionError):
     code = "forbidden"
 
 
+class RoleLacksPermissionError(PermissionDeniedError):
+    """The user's role does not hold the permission an operation declares (not a rule about
+    the particular data, such as another operator's rows)."""
+
+    def __init__(self, message: str, *, role: str, permission: str) -> None:
+        super().__init__(message)
+        self.role = role
+        self.permission = permission
+
+
 class AuditLogError(TeleregError):
     """Something tried to change or delete an audit record."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telereg.core.errors import PermissionDeniedError
+from telereg.core.errors import RoleLacksPermissionError
 from telereg.core.i18n import N_
 from telereg.core.permissions import Permission, Role, has_permission
 
@@ -24,10 +24,12 @@ class Principal:
     def require(self, permission: Permission) -> None:
         """Raise :class:`PermissionDeniedError` unless the role holds ``permission``."""
         if not self.can(permission):
-            raise PermissionDeniedError(
+            raise RoleLacksPermissionError(
                 N_("role {role} lacks permission {permission}").format(
                     role=repr(self.role.value), permission=repr(permission.value)
-                )
+                ),
+                role=self.role.value,
+                permission=permission.value,
             )
 
 

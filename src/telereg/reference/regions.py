@@ -163,6 +163,7 @@ def _population(province_code: str) -> tuple[dict[str, tuple[str, int]], str]:
         return {}, ""
     text = resource.read_text(encoding="utf-8")
     source = next((ln[2:].strip() for ln in text.splitlines() if ln.startswith("# Source:")), "")
+    source = source.removeprefix("Source:").strip().rstrip(".")
     rows = csv.DictReader(ln for ln in io.StringIO(text) if not ln.startswith("#"))
     return {r["code"]: (r["name_en"], int(r["population"])) for r in rows}, source
 

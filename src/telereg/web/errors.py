@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException
 
-from telereg.core.errors import CsrfError, TeleregError
+from telereg.core.errors import CsrfError, RoleLacksPermissionError, TeleregError
 from telereg.core.i18n import gettext as _
 from telereg.core.i18n import localise
 from telereg.web.deps import LoginRequiredError
 from telereg.web.templating import render
-from telereg.web.terms import CSRF_EXPIRED, ERROR_TITLES
+from telereg.web.terms import (
+    CSRF_EXPIRED,
+    ERROR_TITLES,
+    FIELD_INVALID,
+    FIELD_MISSING,
+    NO_SUCH_PAGE,
+    ROLE_MAY_NOT,
+)
 
 
 def error_page(request: Request, status: int, detail: str, error: Exception | None) -> Response:
@@ -25,6 +36,12 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
         shown = _("The error was logged. Please try again later.")
     elif isinstance(error, CsrfError):
         shown = _(CSRF_EXPIRED)
+    elif isinstance(error, RoleLacksPermissionError):
+        shown = _(ROLE_MAY_NOT).format(role=_(error.role))
+    elif isinstance(error, RequestValidationError):
+        shown = "; ".join(_invalid(problem) for problem in error.errors())
+    elif isinstance(error, HTTPException) and status == 404:
+        shown = _(NO_SUCH_PAGE)
     elif isinstance(error, TeleregError):
         message = localise(error.message)
         shown = f"{error.where}: {message}" if error.where else message
@@ -33,3 +50,14 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
     return render(
         request, "error.html", {"status": status, "title": title, "detail": shown}, status
     )
+
+
+def _invalid(problem: dict[str, Any]) -> str:
+    """One field's problem in the reader's words: which field, and the value as sent (a
+    run of digits long enough to be a phone or ID number is masked)."""
+    named = [str(part) for part in problem.get("loc", ()) if isinstance(part, str)]
+    field = named[-1] if named else "?"
+    if problem.get("type") == "missing":
+        return _(FIELD_MISSING).format(field=field)
+    value = re.sub(r"[0-9]{11,}", lambda m: m.group()[:3] + "…", str(problem.get("input", "")))
+    return _(FIELD_INVALID).format(field=field, value=value[:60])

@@ -24,6 +24,21 @@ TARGET_INDICATORS = (
     N_("key_place_coverage"),
 )
 OBSTACLE_KINDS = (N_("planning"), N_("power"), N_("land"), N_("approval"), N_("works"))
+#: Values of the build-out datasets' enumerations → the words shown for them.
+PROJECT_STATUSES = {
+    "planned": N_("Planned"),
+    "under_construction": N_("Under construction"),
+    "in_service": N_("In service"),
+    "completed": N_("Completed"),
+    "accepted": N_("Accepted on inspection"),
+}
+CORRIDOR_KINDS = {
+    "hsr": N_("High-speed railway"),
+    "railway": N_("Railway"),
+    "expressway": N_("Expressway"),
+    "national_road": N_("National road"),
+    "tourist_road": N_("Tourist road"),
+}
 #: Kinds of job (``core.jobs``) → the words shown for them.
 JOB_KINDS = {"fraud.scan": N_("Fraud scan")}
 JOB_STATUSES = (
@@ -157,6 +172,11 @@ LOCKED_OUT = N_("Too many failed sign-in attempts. Try again later.")
 CLIENT_THROTTLED = N_(
     "Too many failed sign-in attempts from your network address. Wait a few minutes and try again."
 )
+#: What an error page says where the framework's words would be English or technical.
+NO_SUCH_PAGE = N_("There is no such page: check the address, or start again from the overview.")
+ROLE_MAY_NOT = N_("Your role ({role}) may not open this page or take this step.")
+FIELD_MISSING = N_("{field}: missing")
+FIELD_INVALID = N_("{field}: not a valid value ({value})")
 CSRF_EXPIRED = N_("The form expired or was not sent from this site. Reload the page and try again.")
 #: Why a page form's step was refused, by error code: the only words a page shows for its
 #: ``?error=`` parameter, so that a link cannot put its own text on our pages.

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from telereg.api.deps import SessionDep
+from telereg.core.i18n import gettext
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.web.deps import Csrf, FormError, form_step, require_page
 from telereg.web.templating import render
+from telereg.web.terms import CORRIDOR_KINDS, PROJECT_STATUSES
 
 router = APIRouter(prefix="/buildout", include_in_schema=False)
 
@@ -21,7 +23,8 @@ def dashboard(
     request: Request, principal: Annotated[Principal, require_page(Permission.DASHBOARD_READ)]
 ) -> Response:
     del principal
-    return render(request, "buildout/dashboard.html")
+    words = {value: gettext(label) for value, label in (PROJECT_STATUSES | CORRIDOR_KINDS).items()}
+    return render(request, "buildout/dashboard.html", {"words": words})
 
 
 @router.get("/obstacles", response_class=HTMLResponse)

@@ -133,11 +133,16 @@ def start_scan(
 def line_page(
     line: str,
     request: Request,
+    settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
     error: FormError,
     period: str = "",
 ) -> Response:
     service.visible_operator(principal)
+    # An address naming no suspect (or one the reader may not see) is a missing page, not
+    # an empty one.
+    shown = service.latest_period(settings, period or None)
+    service.suspect_row(settings, principal=principal, period=shown, line=line)
     return _line(request, principal, line=line, period=period, error=error)
 
 

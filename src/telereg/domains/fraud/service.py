@@ -845,6 +845,17 @@ def suspect_rows(settings: Settings, *, principal: Principal, period: str) -> pd
     return rows
 
 
+def suspect_row(settings: Settings, *, principal: Principal, period: str, line: str) -> pd.Series:
+    """The suspect ``line`` of ``period`` as the principal may see it; NotFoundError if none."""
+    rows = suspect_rows(settings, principal=principal, period=period)
+    found = rows[rows["line"] == line]
+    if found.empty:
+        raise NotFoundError(
+            N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
+        )
+    return found.iloc[0]
+
+
 def reveal_line(
     session: Session,
     *,
@@ -874,13 +885,7 @@ def line_detail(
     session: Session, *, settings: Settings, principal: Principal, period: str, line: str
 ) -> dict[str, Any]:
     """One suspect line: features, why, calls per day and hour, cells on a map, linked lines."""
-    rows = suspect_rows(settings, principal=principal, period=period)
-    found = rows[rows["line"] == line]
-    if found.empty:
-        raise NotFoundError(
-            N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
-        )
-    row = found.iloc[0]
+    row = suspect_row(settings, principal=principal, period=period, line=line)
     backend = engine.connect(settings)
     calls = originated(_table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr"))
     cells = _table(backend, _files(session, settings, "cells", None), "cells")
