@@ -191,7 +191,12 @@ def test_web_upload_list_and_detail(site: Site) -> None:
         files={"file": ("c.csv", CELLS.encode(), "text/csv")},
     )
     assert no_csrf.status_code == 403
-    assert browser.get("/data/datasets").status_code == 200
+    datasets = browser.get("/data/datasets")
+    assert datasets.status_code == 200
+    # The rules in the reader's language, nested references too.
+    assert "必填；符合 `[1-9][0-9]{5}`；不超过 256 个字符；须存在于" in datasets.text
+    assert "个人标识（phone）：入库时假名化" in datasets.text
+    assert "at most 256 characters" not in datasets.text
 
 
 class BodyMeter:

@@ -90,26 +90,26 @@ class Column:
 
     def rules(self) -> list[str]:
         """The column's rules in words, for listings and generated docs."""
-        rules = ["required" if self.required else "optional"]
+        rules = [reasons.RULE_REQUIRED if self.required else reasons.RULE_OPTIONAL]
         if self.minimum is not None:
             rules.append(f">= {self.minimum:g}")
         if self.maximum is not None:
             rules.append(f"<= {self.maximum:g}")
         if self.pattern:
-            rules.append(f"matches `{self.pattern}`")
+            rules.append(reasons.RULE_MATCHES.format(pattern=self.pattern))
         if self.enum:
-            rules.append("one of " + ", ".join(f"`{v}`" for v in self.enum))
+            rules.append(reasons.RULE_ONE_OF.format(values=", ".join(f"`{v}`" for v in self.enum)))
         if self.type in (ColumnType.STRING, ColumnType.GEOMETRY):
-            rules.append(f"at most {self.max_length} characters")
+            rules.append(reasons.RULE_AT_MOST.format(length=self.max_length))
         if self.references:
-            rules.append(f"refers to {self.references.describe()}")
+            rules.append(reasons.RULE_REFERS_TO.format(reference=self.references.describe()))
         if self.geometry_types:
-            rules.append("WKT / GeoJSON geometry: " + " or ".join(self.geometry_types))
+            rules.append(reasons.RULE_GEOMETRY.format(kinds=" or ".join(self.geometry_types)))
         if self.identifier:
-            rules.append(f"personal identifier ({self.identifier.value}): pseudonymised at ingest")
+            rules.append(reasons.RULE_IDENTIFIER.format(kind=self.identifier.value))
         if self.kept_prefix:
             name, length = self.kept_prefix
-            rules.append(f"its first {length} characters are kept as `{name}`")
+            rules.append(reasons.RULE_KEPT_PREFIX.format(length=length, name=name))
         return rules
 
 

@@ -99,3 +99,14 @@ VALUE_WORDS = (
     N_("city"),
     N_("county"),
 )
+
+# A column's rules in words (``contracts.Column.rules``: the datasets page and docs).
+RULE_REQUIRED = N_("required")
+RULE_OPTIONAL = N_("optional")
+RULE_MATCHES = N_("matches `{pattern}`")
+RULE_ONE_OF = N_("one of {values}")
+RULE_AT_MOST = N_("at most {length} characters")
+RULE_REFERS_TO = N_("refers to {reference}")
+RULE_GEOMETRY = N_("WKT / GeoJSON geometry: {kinds}")
+RULE_IDENTIFIER = N_("personal identifier ({kind}): pseudonymised at ingest")
+RULE_KEPT_PREFIX = N_("its first {length} characters are kept as `{name}`")

@@ -16,6 +16,7 @@ from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
 from telereg.ingest.catalog import contract_summary
+from telereg.ingest.contracts import Contract
 from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
 from telereg.web.terms import ERROR_REPORT_HEADERS
@@ -61,7 +62,10 @@ def submission_list(
                 "period": period,
             },
             "datasets": sorted(registry.CONTRACTS),
-            "operators": [o.code for o in accounts.list_operators(session)],
+            # An operator's user reads its own submissions only: nothing else to filter by.
+            "operators": [principal.operator_code]
+            if principal.operator_code
+            else [o.code for o in accounts.list_operators(session)],
         },
     )
 
@@ -116,9 +120,7 @@ def submission_page(
         settings, found, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
     )
     contract = registry.CONTRACTS.get(found.dataset)
-    titles = {}
-    if contract is not None and i18n.in_chinese():
-        titles = {c.name: c.description_zh for c in contract.columns}
+    titles = _column_titles(contract) if contract is not None else {}
     return render(
         request,
         "data/submission.html",
@@ -165,3 +167,22 @@ def datasets(
         "data/datasets.html",
         {"contracts": [contract_summary(c) for c in registry.CONTRACTS.values()]},
     )
+
+
+def _column_titles(contract: Contract) -> dict[str, str]:
+    """Headers for a dataset's columns: the Chinese name in Chinese, the column's name in
+    words in English; a kept prefix (an IMEI's TAC) says what it is part of."""
+    titles: dict[str, str] = {}
+    chinese = i18n.in_chinese()
+    for column in contract.columns:
+        titles[column.name] = (
+            column.description_zh if chinese and column.description_zh else _words(column.name)
+        )
+        if column.kept_prefix is not None:
+            name, length = column.kept_prefix
+            titles[name] = f"{titles[column.name]}前{length}位" if chinese else _words(name).upper()
+    return titles
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ")
