@@ -212,6 +212,12 @@ def test_sign_in_and_switch_language(browser: Browser, server: Server) -> None:
         page.click("a.lang[hreflang=zh_CN]")
         expect(page).to_have_url(f"{server.base_url}/")
         expect_chinese(page)
+
+        # The API documentation renders from the package's own copy of Swagger UI (the
+        # machines that run this have no internet), with the endpoints listed.
+        page.goto(f"{server.base_url}/api/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("telereg")
+        expect(page.locator(".opblock-summary-path").first).to_be_visible()
     finally:
         context.close()
 

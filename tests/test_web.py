@@ -195,10 +195,19 @@ def test_unknown_page_is_an_html_error_in_the_users_language(browser: TestClient
 
 
 def test_vendored_assets_are_served(browser: TestClient) -> None:
-    for path in ("/static/vendor/echarts/echarts.min.js", "/static/vendor/htmx/htmx.min.js"):
+    for path in (
+        "/static/vendor/echarts/echarts.min.js",
+        "/static/vendor/htmx/htmx.min.js",
+        "/static/vendor/swagger-ui/swagger-ui-bundle.js",
+        "/static/vendor/swagger-ui/swagger-ui.css",
+    ):
         response = browser.get(path)
         assert response.status_code == 200
         assert len(response.content) > 10_000
+    # The API documentation loads its scripts from here, not from a CDN.
+    docs = browser.get("/api/docs").text
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs
+    assert "cdn." not in docs
 
 
 def test_pages_and_the_api_cannot_be_framed_by_other_sites(browser: TestClient) -> None:
