@@ -42,6 +42,45 @@ class Level(StrEnum):
 
 _LEVELS = {"省": Level.PROVINCE, "市": Level.CITY, "区县": Level.COUNTY}
 
+#: English names of the provincial-level divisions, by administrative code (cities' English
+#: names come with their population figures).
+PROVINCE_NAMES_EN = {
+    "110000": "Beijing",
+    "120000": "Tianjin",
+    "130000": "Hebei",
+    "140000": "Shanxi",
+    "150000": "Inner Mongolia",
+    "210000": "Liaoning",
+    "220000": "Jilin",
+    "230000": "Heilongjiang",
+    "310000": "Shanghai",
+    "320000": "Jiangsu",
+    "330000": "Zhejiang",
+    "340000": "Anhui",
+    "350000": "Fujian",
+    "360000": "Jiangxi",
+    "370000": "Shandong",
+    "410000": "Henan",
+    "420000": "Hubei",
+    "430000": "Hunan",
+    "440000": "Guangdong",
+    "450000": "Guangxi",
+    "460000": "Hainan",
+    "500000": "Chongqing",
+    "510000": "Sichuan",
+    "520000": "Guizhou",
+    "530000": "Yunnan",
+    "540000": "Xizang (Tibet)",
+    "610000": "Shaanxi",
+    "620000": "Gansu",
+    "630000": "Qinghai",
+    "640000": "Ningxia",
+    "650000": "Xinjiang",
+    "710000": "Taiwan",
+    "810000": "Hong Kong",
+    "820000": "Macao",
+}
+
 
 @dataclass(frozen=True)
 class Region:
@@ -186,7 +225,7 @@ def load_regions(province_code: str) -> RegionSet:
     regions: dict[str, Region] = {}
     for code, name, level, parent in index:
         wgs, metric = geometries[code]
-        name_en, people = population.get(code, ("", None))
+        name_en, people = population.get(code, (PROVINCE_NAMES_EN.get(code, ""), None))
         regions[code] = Region(
             code=code,
             name=name,
