@@ -92,7 +92,7 @@ def module(slug: str) -> Module | None:
     return next((m for m in MODULES if m.slug == slug), None)
 
 
-def translated(m: Module, role: str = "admin") -> dict[str, object]:
+def translated(m: Module, role: str) -> dict[str, object]:
     return {
         "slug": m.slug,
         "title": _(m.title),
