@@ -104,6 +104,7 @@ def test_each_role_is_led_to_the_pages_it_may_open(
     assert entered.url.path == next(h for h in shown if h.startswith("/fraud"))
     if username == "olu":
         assert 'href="/fraud/cases"' not in client.get("/fraud").text, "the queue is not theirs"
+        assert client.get("/fraud/liaison").status_code == 403, "nor the agencies' page"
     # Region boundaries draw every role's maps; they are not a build-out secret.
     assert client.get("/api/v1/buildout/map/city").status_code == 200
 

@@ -76,7 +76,7 @@ MODULES: tuple[Module, ...] = (
         pages=(
             (Permission.DASHBOARD_READ, "/fraud"),
             (Permission.DATA_READ_OWN, "/fraud"),  # an operator: its own lines
-            (Permission.CASES_READ_ASSIGNED, "/fraud/liaison"),  # an agency: its hand-overs
+            (Permission.CASES_REPORT_OUTCOME, "/fraud/liaison"),  # an agency: its hand-overs
         ),
     ),
     Module(

@@ -287,7 +287,9 @@ def liaison_page(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    principal: Annotated[Principal, require_page(Permission.CASES_READ_ASSIGNED)],
+    # The agencies' page (and the analysts', who record outcomes for them): an operator's
+    # user has cases addressed to it, but never a police hand-over.
+    principal: Annotated[Principal, require_page(Permission.CASES_REPORT_OUTCOME)],
     error: FormError,
 ) -> Response:
     return render(
