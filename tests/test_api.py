@@ -14,7 +14,7 @@ from telereg.core.permissions import ROLE_PERMISSIONS, Permission, Role
 from telereg.core.settings import Settings, load_settings
 from tests.conftest import ROOT, Site, make_site
 
-PUBLIC_PATHS = {"/api/v1/health", "/login", "/lang/{language}"}
+PUBLIC_PATHS = {"/api/v1/health", "/login", "/lang/{language}", "/api/docs"}
 
 
 def _declared(route: APIRoute) -> set[str]:

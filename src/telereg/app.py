@@ -20,6 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telereg import __version__
+from telereg.api.deps import Public
 from telereg.api.problems import problem, status_for
 from telereg.api.router import api_router
 from telereg.core import i18n
@@ -154,7 +155,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
 
-    @app.get("/api/docs", include_in_schema=False)
+    # Public, as FastAPI's own page is: it describes the API, every call of which still
+    # needs its token.
+    @app.get("/api/docs", include_in_schema=False, dependencies=[Public])
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/api/v1/openapi.json",
