@@ -690,6 +690,12 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
     assert shown.status_code == 200
     assert f"<strong>{clear}</strong>" in shown.text
     assert shown.headers["cache-control"] == "no-store"
+    # Reloading that address (or switching language on it) leads back to the suspect's
+    # page, without the number.
+    again = analyst.get(f"/fraud/lines/{line}/reveal?period=2021-11")
+    assert again.status_code == 200
+    assert again.url.path == f"/fraud/lines/{line}"
+    assert clear not in again.text
     (record,) = reveals()
     assert (record.actor, record.reason) == ("analyst", "before the call to the police")
     assert record.objects == [f"token:{line}"]

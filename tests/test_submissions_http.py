@@ -194,7 +194,8 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     datasets = browser.get("/data/datasets")
     assert datasets.status_code == 200
     # The rules in the reader's language, nested references too.
-    assert "必填；符合 `[1-9][0-9]{5}`；不超过 256 个字符；须存在于" in datasets.text
+    assert "必填；符合 [1-9][0-9]{5}；不超过 256 个字符；须存在于" in datasets.text
+    assert "地市和区县的人口普查" in datasets.text
     assert "个人标识（phone）：入库时假名化" in datasets.text
     assert "at most 256 characters" not in datasets.text
 

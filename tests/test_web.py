@@ -55,6 +55,15 @@ def test_home_is_chinese_by_default_and_english_on_request(browser: TestClient) 
     assert "系统状态" in back.text
 
 
+def test_language_links_come_back_to_the_same_filtered_page(browser: TestClient) -> None:
+    _login(browser, "ann", PASSWORD)
+    page = browser.get("/data/submissions", params={"status": "rejected", "error": SPOOF}).text
+    assert 'href="/lang/en?next=/data/submissions%3Fstatus%3Drejected"' in page
+    english = browser.get("/lang/en?next=/data/submissions%3Fstatus%3Drejected")
+    assert english.url.path == "/data/submissions"
+    assert english.url.params["status"] == "rejected"
+
+
 def test_navigation_lists_every_module_and_unbuilt_ones_say_so(browser: TestClient) -> None:
     _login(browser, "vic", PASSWORD)
     home = browser.get("/lang/en?next=/").text
@@ -185,14 +194,19 @@ def test_unknown_page_is_an_html_error_in_the_users_language(browser: TestClient
     assert "页面不存在" in page.text
     assert "没有这个页面" in page.text
     assert "Not Found" not in page.text
+    assert 'class="sidebar"' in page.text, "still signed in: the menu and modules are there"
     # A malformed address names the field and the value in the reader's words, not the
     # framework's (a long run of digits, perhaps a number, is not echoed whole).
-    bad = browser.get("/data/submissions/13800138000abc")
+    # An address whose parts do not parse names no page.
+    unparsed = browser.get("/data/submissions/xyz")
+    assert unparsed.status_code == 404
+    assert "没有这个页面" in unparsed.text
+    bad = browser.get("/data/submissions?page=13800138000abc")
     assert bad.status_code == 422
-    assert "submission_id：取值无效（138…abc）" in bad.text
+    assert "page：取值无效（138…abc）" in bad.text
     assert "Input should be" not in bad.text
-    english = browser.get("/lang/en?next=/data/submissions/x")
-    assert "submission_id: not a valid value (x)" in english.text
+    english = browser.get("/lang/en", params={"next": "/data/submissions?page=x"})
+    assert "page: not a valid value (x)" in english.text
 
 
 def test_vendored_assets_are_served(browser: TestClient) -> None:

@@ -19,6 +19,7 @@ CORRIDORS = Contract(
     title_zh="交通干线",
     description="Lines along which coverage is measured; a corridor_id equal to a shipped one "
     "replaces it.",
+    description_zh="计算覆盖率所沿的线路；与内置线路 corridor_id 相同的将替换它。",
     columns=(
         Column(
             "corridor_id",
@@ -57,6 +58,7 @@ KEY_PLACES = Contract(
     title="Key places",
     title_zh="重点场所",
     description="Places whose coverage is tracked; a place_id equal to a shipped one replaces it.",
+    description_zh="跟踪覆盖情况的场所；与内置场所 place_id 相同的将替换它。",
     columns=(
         Column(
             "place_id",
@@ -97,6 +99,7 @@ POPULATION = Contract(
     description="Census or statistics-bureau figures for cities and counties. A county's "
     "figure replaces the estimate telereg makes by sharing its city's total by land area; a "
     "city's figure replaces the shipped one. The latest submission wins for each code.",
+    description_zh="地市和区县的人口普查或统计部门数据。区县数据替换按土地面积分摊地市总人口所得的估算值；地市数据替换内置值。同一代码以最新报送为准。",
     columns=(
         Column(
             "region_code",

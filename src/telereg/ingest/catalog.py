@@ -64,6 +64,7 @@ def contract_summary(contract: Contract) -> dict[str, object]:
         "title": contract.title,
         "title_zh": contract.title_zh,
         "description": contract.description,
+        "description_zh": contract.description_zh,
         "formats": [f.value for f in contract.formats],
         "unique": ["+".join(key) for key in contract.unique],
         "period_column": contract.period_column,

@@ -121,6 +121,8 @@ class Contract:
     title_zh: str
     description: str
     columns: tuple[Column, ...]
+    #: the description in Chinese (the datasets page shows it to Chinese readers)
+    description_zh: str = ""
     #: sets of columns whose values must be unique within a submission
     unique: tuple[tuple[str, ...], ...] = ()
     #: a date/timestamp column whose values must fall inside the submission's period

@@ -24,6 +24,7 @@ from telereg.core.errors import (
 )
 from telereg.core.i18n import N_, localise
 from telereg.core.i18n import gettext as _
+from telereg.core.models import User
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.web.terms import FORM_ERRORS
@@ -62,6 +63,10 @@ async def page_principal(request: Request, session: SessionDep) -> Principal:
     user = session_user(request, session)
     if user is None:
         raise LoginRequiredError(N_("please sign in"))
+    return _remember(request, user)
+
+
+def _remember(request: Request, user: User) -> Principal:
     principal = principal_of(user)
     # A plain snapshot: error pages may render after the DB session has closed.
     request.state.user = {
@@ -72,6 +77,20 @@ async def page_principal(request: Request, session: SessionDep) -> Principal:
         "agency": principal.agency_code,
     }
     return principal
+
+
+def identify(request: Request) -> None:
+    """Who is signed in, for a page no route served (an unknown address, a method the
+    address does not take), so that it shows the user's menu and modules like any other."""
+    if getattr(request.state, "user", None) is not None or "session" not in request.scope:
+        return
+    session: Session = request.app.state.sessions()
+    try:
+        user = session_user(request, session)
+        if user is not None:
+            _remember(request, user)
+    finally:
+        session.close()
 
 
 def require_page(permission: Permission) -> Any:

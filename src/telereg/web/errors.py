@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from telereg.core.errors import CsrfError, RoleLacksPermissionError, TeleregError
 from telereg.core.i18n import gettext as _
 from telereg.core.i18n import localise
-from telereg.web.deps import LoginRequiredError
+from telereg.web.deps import LoginRequiredError, identify
 from telereg.web.templating import render
 from telereg.web.terms import (
     CSRF_EXPIRED,
@@ -30,6 +30,11 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
     if isinstance(error, LoginRequiredError) and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+    if isinstance(error, RequestValidationError) and _only_the_address(error):
+        # A page address whose parts do not parse (/data/submissions/xyz) names no page.
+        status, error = 404, HTTPException(404)
+    if isinstance(error, HTTPException):
+        identify(request)  # (no route ran, so nobody looked at the session yet)
     title = _(ERROR_TITLES.get(status, ERROR_TITLES[500]))
     # Server faults do not show their internals; user mistakes say what was wrong.
     if status >= 500:
@@ -61,3 +66,7 @@ def _invalid(problem: dict[str, Any]) -> str:
         return _(FIELD_MISSING).format(field=field)
     value = re.sub(r"[0-9]{11,}", lambda m: m.group()[:3] + "…", str(problem.get("input", "")))
     return _(FIELD_INVALID).format(field=field, value=value[:60])
+
+
+def _only_the_address(error: RequestValidationError) -> bool:
+    return all(tuple(p.get("loc", ()))[:1] == ("path",) for p in error.errors())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from fastapi import Request
@@ -46,6 +48,21 @@ templates.env.globals["LANGUAGES"] = i18n.LANGUAGES
 templates.env.globals["version"] = __version__
 
 
+#: A language link comes back to the same page with its filters and page number: query
+#: values of these names, and only plain ones (nothing a link could put on the page).
+_KEPT_QUERY = frozenset({"status", "page", "period", "kind", "operator", "dataset", "level"})
+_PLAIN = re.compile(r"[0-9A-Za-z_.:-]{1,40}")
+
+
+def _same_page(request: Request) -> str:
+    kept = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name in _KEPT_QUERY and _PLAIN.fullmatch(value)
+    ]
+    return request.url.path + (f"?{urlencode(kept)}" if kept else "")
+
+
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
@@ -60,6 +77,7 @@ def render(
         # Error pages may render outside the session middleware, hence scope.get.
         "csrf_token": request.scope.get("session", {}).get("csrf", ""),
         "path": request.url.path,
+        "full_path": _same_page(request),
     }
     base.update(context or {})
     return templates.TemplateResponse(request, template, base, status_code=status_code)

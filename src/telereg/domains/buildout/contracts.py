@@ -19,6 +19,7 @@ SITES = Contract(
     title="Base-station sites",
     title_zh="基站站址",
     description="One row per site and technology: location, radio parameters, status.",
+    description_zh="每行一个站址及制式：位置、无线参数、状态。",
     columns=(
         Column(
             "site_id",
@@ -140,6 +141,7 @@ FIBRE = Contract(
     title="Gigabit fibre per county",
     title_zh="千兆光网（区县）",
     description="One row per county and month: households, 10G-PON reach and ports, subscribers.",
+    description_zh="每行一个区县一个月：家庭户数、10G-PON 覆盖与端口、用户数。",
     columns=(
         COUNTY_CODE,
         Column(
@@ -216,6 +218,7 @@ TARGETS = Contract(
     title="Build-out targets",
     title_zh="建设目标",
     description="Targets the administration sets: per region, year and indicator.",
+    description_zh="管局下达的目标：按地区、年度和指标。",
     columns=(
         Column(
             "region_code",
@@ -266,6 +269,7 @@ PROJECTS = Contract(
     title="Universal telecom service projects",
     title_zh="电信普遍服务项目",
     description="One row per project: batch, village, type and progress.",
+    description_zh="每行一个项目：批次、行政村、类型和进展。",
     columns=(
         Column(
             "project_id",
@@ -330,6 +334,7 @@ OBSTACLES = Contract(
     title="Site-construction obstacles",
     title_zh="5G建站难题",
     description="Problems blocking a site's construction, for the task force to coordinate.",
+    description_zh="阻碍站址建设的问题，供工作专班协调。",
     columns=(
         Column(
             "obstacle_id",

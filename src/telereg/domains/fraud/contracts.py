@@ -47,6 +47,7 @@ CELLS = Contract(
     title="Cells",
     title_zh="小区工参",
     description="One row per radio cell: where it is and which site it belongs to.",
+    description_zh="每行一个小区：位置及所属站址。",
     columns=(
         Column(
             "cell_id",
@@ -86,6 +87,7 @@ VOICE_CDR = Contract(
     title="Voice call detail records",
     title_zh="语音话单",
     description="One row per call leg seen by the operator's network in the period.",
+    description_zh="每行一条本网在该期间记录的通话话单（一个呼叫方向）。",
     columns=(
         Column(
             "caller",
@@ -178,6 +180,7 @@ SUBSCRIPTIONS = Contract(
     title_zh="用户入网信息",
     description="One row per mobile line: who registered it, where and how, and its state "
     "at the end of the period.",
+    description_zh="每行一个手机号码：登记人、入网地点和方式，及期末状态。",
     columns=(
         _phone("phone", "The line's number.", "手机号码", "msisdn"),
         Column(
@@ -255,6 +258,7 @@ SMS = Contract(
     title="SMS records",
     title_zh="短信话单",
     description="One row per short message sent or received by the operator's subscribers.",
+    description_zh="每行一条本网用户收发的短信。",
     columns=(
         _phone("sender", "Sending number.", "发送号码"),
         Column(
@@ -292,6 +296,7 @@ DATA_SESSIONS = Contract(
     title="Data usage per line and day",
     title_zh="上网流量日汇总",
     description="Mobile data volume per line, day and application category (optional data).",
+    description_zh="每个号码每天每类应用的移动数据流量（可选数据）。",
     columns=(
         _phone("phone", "The line's number.", "手机号码"),
         Column("day", ColumnType.DATE, "Day of use.", "日期", aliases=("日期",)),
@@ -323,6 +328,7 @@ POLICE_FEEDBACK = Contract(
     title_zh="公安反馈",
     description="Numbers, handsets and domains the police confirmed as used for fraud. "
     "Each row gives at least one of phone, imei or domain.",
+    description_zh="公安确认涉诈的号码、终端和域名。每行至少给出号码、IMEI 或域名之一。",
     columns=(
         _phone("phone", "Confirmed fraud number.", "涉案号码", required=False),
         Column(
@@ -371,6 +377,7 @@ OBSERVED_DOMAINS = Contract(
     title="Observed domains",
     title_zh="监测域名",
     description="Domains seen in resolver logs or reported by users in the period.",
+    description_zh="该期间解析日志中出现或用户举报的域名。",
     columns=(
         Column(
             "domain",

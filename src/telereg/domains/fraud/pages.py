@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.core import i18n
 from telereg.core.errors import TeleregError
-from telereg.core.i18n import localise
+from telereg.core.i18n import in_chinese, localise
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -146,6 +146,19 @@ def line_page(
     return _line(request, principal, line=line, period=period, error=error)
 
 
+@router.get("/lines/{line}/reveal")
+def reveal_address(
+    line: str,
+    principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+    period: Annotated[str, Query(pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$")] = "",
+) -> Response:
+    """Reloading the page that showed a clear number (or switching its language) goes back
+    to the suspect's page: the number is shown once, for the request that asked for it."""
+    del principal
+    back = f"/fraud/lines/{quote(line)}" + (f"?period={period}" if period else "")
+    return RedirectResponse(back, status_code=303)
+
+
 @router.post("/lines/{line}/reveal", response_class=HTMLResponse, dependencies=[Csrf])
 def reveal_line(
     line: str,
@@ -227,6 +240,9 @@ def cases_page(
             "error": error,
             "made": made,
             "agencies": agencies,
+            "agency_names": {
+                a.code: (a.name if in_chinese() else (a.name_en or a.name)) for a in agencies
+            },
             "workflow": service.WORKFLOW,
             "domain_decisions": service.DOMAIN_DECISIONS,
             "packages": packages[:20],
