@@ -126,8 +126,9 @@ def test_reidentify_needs_permission_reason_and_is_audited(
             token=token,
             reason="curious about it",
         )
-    with pytest.raises(InputError, match="reason"):
-        reidentify(session, principal=analyst, vault=vault, token=token, reason="  ")
+    for too_short in ("  ", "test", "测试"):
+        with pytest.raises(InputError, match="reason"):
+            reidentify(session, principal=analyst, vault=vault, token=token, reason=too_short)
     with pytest.raises(NotFoundError):
         reidentify(session, principal=analyst, vault=vault, token="00" * 16, reason="case 42")
     assert session.scalars(select(AuditEntry)).all() == []
@@ -140,6 +141,8 @@ def test_reidentify_needs_permission_reason_and_is_audited(
     assert entry.actor == analyst.name
     assert entry.reason == "police case 2021-17"
     assert entry.objects == [f"token:{token}"]
+    # Four Chinese characters are a reason (they say as much as a short English phrase).
+    assert reidentify(session, principal=analyst, vault=vault, token=token, reason="案件核查")
 
 
 @given(values=st.lists(st.text(max_size=30), max_size=20), key=st.binary(min_size=1, max_size=100))

@@ -674,7 +674,7 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
     short = analyst.post(
         f"/fraud/lines/{line}/reveal", data={"period": "2021-11", "reason": "x", "csrf_token": csrf}
     )
-    assert "查看明文需要填写至少 5 个字符的理由" in short.text
+    assert "查看明文需要填写理由：至少 5 个字符（中文至少 3 个字）" in short.text
     stranger = analyst.post(
         f"/fraud/lines/{'0' * 32}/reveal",
         data={"period": "2021-11", "reason": "checking a number", "csrf_token": csrf},
