@@ -103,7 +103,9 @@ def test_each_role_is_led_to_the_pages_it_may_open(
 ) -> None:
     client = TestClient(site.client.app, follow_redirects=True)
     site.login(client, username, PASSWORD)
-    links = _sidebar(client.get("/lang/en?next=/").text)
+    home = client.get("/lang/en?next=/").text
+    links = _sidebar(home)
+    assert ('id="stat-submissions"' in home) == (username != "lee"), "no submissions to count"
     for href, title in shown.items():
         assert links.get(href) == title, (username, links)
         assert client.get(href).status_code == 200, (username, href)

@@ -59,7 +59,9 @@ async def home(
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
 ) -> Response:
     status = recent_status(session, settings=settings, principal=principal)
-    return render(request, "home.html", {"status": status})
+    # (an agency's liaison and a viewer read no submissions: no card that is always 0)
+    reads_data = principal.can(Permission.DATA_READ_ALL) or principal.can(Permission.DATA_READ_OWN)
+    return render(request, "home.html", {"status": status, "reads_data": reads_data})
 
 
 @router.get("/login", response_class=HTMLResponse, dependencies=[Public])
