@@ -141,6 +141,14 @@ def test_the_page_moves_a_case_and_refuses_bad_steps(settings) -> None:
     assert "不能转为已解决" in why, "in the page's language"
     again = client.get("/buildout/obstacles?error=conflict")
     assert "resolved" not in again.text.split("该操作与当前状态不符", 1)[1].split("</p>", 1)[0]
+    # A step refused for a reason the server gives says that reason, not generic advice.
+    no_handler = client.post(
+        f"/buildout/obstacles/{open_case['id']}",
+        data={"to": "referred", "note": "规划调整", "csrf_token": token},
+    )
+    assert no_handler.url.query == b"error=invalid-input"
+    assert "操作未执行：" in no_handler.text
+    assert "请检查备注" not in no_handler.text
     good = client.post(
         f"/buildout/obstacles/{open_case['id']}",
         data={"to": "referred", "note": "规划调整", "handler": "自然资源局", "csrf_token": token},

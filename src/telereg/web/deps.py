@@ -27,7 +27,7 @@ from telereg.core.i18n import gettext as _
 from telereg.core.models import User
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.web.terms import FORM_ERRORS
+from telereg.web.terms import FORM_ERRORS, REFUSED_BECAUSE
 
 
 class LoginRequiredError(AuthenticationError):
@@ -159,6 +159,8 @@ async def form_error(request: Request, error: str = "") -> str:
     if reason and isinstance(refusal, dict) and refusal.get("where"):
         reason = f"{refusal['where']}: {reason}"
     same = isinstance(refusal, dict) and refusal.get("code") == error
+    if same and reason and error == "invalid-input":
+        return _(REFUSED_BECAUSE).format(reason=reason)
     return f"{_(FORM_ERRORS[error])} {reason}" if same and reason else _(FORM_ERRORS[error])
 
 

@@ -178,6 +178,8 @@ ROLE_MAY_NOT = N_("Your role ({role}) may not open this page or take this step."
 FIELD_MISSING = N_("{field}: missing")
 FIELD_INVALID = N_("{field}: not a valid value ({value})")
 CSRF_EXPIRED = N_("The form expired or was not sent from this site. Reload the page and try again.")
+#: A refused step whose reason the server gave: the reason, not the generic advice.
+REFUSED_BECAUSE = N_("The step was refused: {reason}")
 #: Why a page form's step was refused, by error code: the only words a page shows for its
 #: ``?error=`` parameter, so that a link cannot put its own text on our pages.
 FORM_ERRORS = {
