@@ -134,8 +134,8 @@ def identity_signals(
     with someone's ID and carried away), or any card on a handset that cards of
     ``HANDSET_IDENTITIES`` or more ID numbers use (one phone passing cards of several
     people). Each row names its signals; cards with both come first, then new cards, then
-    those whose handset carries most ID numbers. The list is for review: a family's shared phone
-    shows the second signal too. :func:`new_card_risk` flags the new cards that also call
+    those whose handset carries most ID numbers. The list is for review: a family's shared
+    phone shows the second signal too. :func:`new_card_risk` flags the new cards that also call
     abnormally.
     """
     subs = (
@@ -148,10 +148,11 @@ def identity_signals(
     new = pd.to_datetime(merged["activated_at"]) >= since
     away = merged["first_day_away"].fillna(False).astype(bool) & new
     shared = merged["imei_identities"].fillna(0) >= HANDSET_IDENTITIES
-    flagged = merged[away | shared].copy()
+    hit = away | shared
+    flagged = merged[hit].copy()
     flagged["signals"] = [
         [name for name, on in (("away_from_day_one", a), ("shared_handset", h)) if on]
-        for a, h in zip(away[away | shared], shared[away | shared], strict=True)
+        for a, h in zip(away[hit], shared[hit], strict=True)
     ]
     flagged["imei_identities"] = flagged["imei_identities"].fillna(0).astype(int)
     columns = [
@@ -167,7 +168,7 @@ def identity_signals(
     flagged["_both"] = flagged["signals"].map(len)
     # Of the cards with one signal, new ones first: an old card on a shared handset is most
     # often a family's phone.
-    flagged["_new"] = new[away | shared]
+    flagged["_new"] = new[hit]
     ordered = flagged.sort_values(
         ["_both", "_new", "imei_identities", "line"],
         ascending=[False, False, False, True],

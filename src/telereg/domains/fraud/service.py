@@ -128,21 +128,24 @@ def domain_decisions(session: Session, domains: list[str]) -> dict[str, dict[str
     references = {domain_reference(d): d for d in domains}
     if not references:
         return {}
-    found = session.scalars(
-        select(Case)
-        .where(
-            Case.domain == WORKFLOW.domain,
-            Case.kind == WORKFLOW.kind,
-            Case.reference.startswith("domain:"),
-        )
-        .order_by(Case.id)
-    )
-    decided: dict[str, dict[str, str]] = {}
-    for case in found:  # (the latest case of a domain found again after a block counts)
-        domain = references.get(case.reference.split("@")[0])
-        if domain is not None:
-            decided[domain] = {"status": case.status, "outcome": case.outcome or ""}
-    return decided
+    # (the latest case of a domain found again after a block counts)
+    latest = _latest_cases(session, set(references))
+    return {
+        references[base]: {"status": case.status, "outcome": case.outcome or ""}
+        for base, case in latest.items()
+    }
+
+
+def _latest_cases(session: Session, bases: set[str]) -> dict[str, Case]:
+    """The latest fraud case of each of ``bases``: a finding's reference, which a repeat's
+    case extends with ``@YYYY-MM`` (see :func:`with_repeats`)."""
+    latest: dict[str, Case] = {}
+    query = select(Case).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+    for case in session.scalars(query.order_by(Case.id)):
+        base = case.reference.split("@")[0]
+        if base in bases:
+            latest[base] = case  # (in id order: the last one wins)
+    return latest
 
 
 def blocked_domains(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
@@ -659,23 +662,16 @@ def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> l
     ``ACTED``, for an earlier month, it becomes a new case for ``period`` that names the
     earlier one (``repeat_of``); a re-run of the same month finds that case again.
     """
-    bases = {item.reference for item in items}
-    latest: dict[str, Case] = {}
-    query = select(Case).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
-    for case in session.scalars(query.order_by(Case.id)):
-        base = case.reference.split("@")[0]
-        if base in bases:
-            latest[base] = case  # (in id order: the last one wins)
+    latest = _latest_cases(session, {item.reference for item in items})
     result = []
     for item in items:
         last = latest.get(item.reference)
-        acted_on_before = (
-            last is not None
-            and last.status == CaseStatus.CLOSED.value
-            and last.outcome in ACTED
-            and str(last.subject.get("period", "")) < period
-        )
-        if not acted_on_before or last is None:
+        if (
+            last is None
+            or last.status != CaseStatus.CLOSED.value
+            or last.outcome not in ACTED
+            or str(last.subject.get("period", "")) >= period
+        ):
             result.append(item)
             continue
         again = dataclasses.replace(
@@ -1186,8 +1182,9 @@ def identity_list(
     offset: int = 0,
 ) -> dict[str, Any]:
     """Cards whose registered holder is likely not their user (``cardbreak.identity_signals``),
-    handsets shared by most ID numbers first. Lines and ID numbers are tokens; an
-    operator's user sees its own cards. A scan from before this list gives an empty one."""
+    in its order: both signals, then new cards, then most ID numbers on the handset. Lines
+    and ID numbers are tokens; an operator's user sees its own cards. A scan from before
+    this list gives an empty one."""
     rows = _operator_rows(settings, principal, period, "identity", operator)
     page = _paged(rows, limit, offset)
     return {
