@@ -771,6 +771,10 @@ def test_ingested_population_replaces_the_estimates(ready: Settings, tmp_path: P
     )
     with session_scope(ready) as session:
         assert populated(session, ready).by_code[first].population == 1_100_000
+    # Reference figures come from the administration, never from an operator's user.
+    unicom = principal_of_role(Role.OPERATOR, operator_code="CUCC")
+    with pytest.raises(PermissionDeniedError, match="population is the administration's"):
+        submit(ready, again, "population", operator="CUCC", principal=unicom)
 
 
 def test_longitude_and_latitude_columns_declared_gcj02_are_stored_as_wgs84(
