@@ -336,7 +336,7 @@ def step_telereg(workdir: Path, paths: dict[str, list[str]], profile: str | None
         home_province=HOME_PROVINCE,
         mid_latitude=MID_LATITUDE,
     ) as expr:
-        # (entering the context runs the groupings it computes beforehand)
+        # (entering the context runs the two groupings it computes beforehand)
         computed = time.perf_counter() - start
         backend.create_table("features", expr, temp=True)
     elapsed = time.perf_counter() - start

@@ -123,15 +123,6 @@ class FeatureParameters:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class _Places:
-    """The groupings of where and in what the lines called (:func:`_cells_used`,
-    :func:`_handsets`)."""
-
-    cells: ir.Table
-    handsets: ir.Table
-
-
 @contextmanager
 def line_features(
     calls: ir.Table,
@@ -151,8 +142,8 @@ def line_features(
     contracts (possibly empty); ``gateway_tacs``: a table with a ``tac``
     column. ``mid_latitude`` scales longitude to kilometres.
 
-    A context manager: entering it runs the three groupings of the calls that
-    the features read (per line; per line and cell; per line and handset) and keeps them
+    A context manager: entering it runs the two groupings of the calls that
+    several features read (per line; per line, cell and handset) and keeps them
     as temporary tables of the calls' backend until the context ends; the
     table it gives is an expression over them, to be run inside the context.
     """
@@ -163,19 +154,10 @@ def line_features(
     given = parameters or FeatureParameters()
     with (
         engine.computed(_outgoing(made, home_province, given.short_call_s)) as outgoing,
-        engine.computed(_cells_used(made)) as cells_used,
-        engine.computed(_handsets(made)) as handsets,
+        engine.computed(_places(made)) as places,
     ):
         yield _assemble(
-            calls,
-            cells,
-            sms,
-            data,
-            gateway_tacs,
-            outgoing,
-            _Places(cells_used, handsets),
-            mid_latitude,
-            given,
+            calls, cells, sms, data, gateway_tacs, outgoing, places, mid_latitude, given
         )
 
 
@@ -186,7 +168,7 @@ def _assemble(
     data: ir.Table,
     gateway_tacs: ir.Table,
     outgoing: ir.Table,
-    places: _Places,
+    places: ir.Table,
     mid_latitude: float,
     parameters: FeatureParameters,
 ) -> ir.Table:
@@ -308,29 +290,23 @@ def _outgoing(calls: ir.Table, home_province: str, short_call_s: int = SHORT_CAL
     )
 
 
-def _cells_used(calls: ir.Table) -> ir.Table:
-    """Calls per line and cell: where a line was."""
-    return calls.group_by(["operator", "caller", "cell_id"]).agg(n=calls.count())
-
-
-def _handsets(calls: ir.Table) -> ir.Table:
-    """Each line's handsets: one row per (line, IMEI) of the calls that name one."""
-    named = calls.filter(calls.imei.notnull())
-    return named.select("operator", "caller", "imei", "imei_tac").distinct()
+def _places(calls: ir.Table) -> ir.Table:
+    """Calls per line, cell and handset: where a line was, and in what."""
+    keys = ["operator", "caller", "cell_id", "imei", "imei_tac"]
+    return calls.group_by(keys).agg(n=calls.count())
 
 
 def _whereabouts(
-    places: _Places, cells: ir.Table, gateway_tacs: ir.Table, mid_latitude: float
+    places: ir.Table, cells: ir.Table, gateway_tacs: ir.Table, mid_latitude: float
 ) -> ir.Table:
     """Per line, from its places: where it was, and in what.
 
-    Where: the cells it called from, and the means behind the radius of gyration
-    (weighted by calls). Positions are in km on a local plane whose origin is near the
-    region, so the squares summed stay small and their differences keep metre precision.
-    In what: the most lines any of its IMEIs carried, and whether one of them is a
-    listed gateway model. The cells and the handsets are grouped apart, each from one
-    row per (line, cell) and per (line, IMEI): so every count is of rows, and none has to
-    be a distinct count over the other's combinations.
+    Where: distinct cells, and the means behind the radius of gyration (weighted by
+    calls). Positions are in km on a local plane whose origin is near the region, so the
+    squares summed stay small and their differences keep metre precision. In what: the
+    most lines any of its IMEIs carried, and whether one of them is a listed gateway model.
+    One grouping of the places, with the positions, the lines per IMEI and the listed
+    TACs joined to them (the sums are linear, so they need no grouping by cell first).
     """
     scale = _KM_PER_DEGREE_LON_EQUATOR * math.cos(math.radians(mid_latitude))
     position = cells.select(
@@ -339,49 +315,38 @@ def _whereabouts(
         x_km=(cells.longitude - _ORIGIN_LONGITUDE) * scale,
         y_km=(cells.latitude - mid_latitude) * _KM_PER_DEGREE_LAT,
     )
-    used = places.cells
-    located = used.left_join(
-        position,
-        [used.operator == position.cell_operator, used.cell_id == position.cell_key],
+    handsets = places.filter(places.imei.notnull())
+    per_imei = handsets.group_by(known_imei=handsets.imei).agg(imei_lines=handsets.caller.nunique())
+    listed = gateway_tacs.select(listed_tac=gateway_tacs.tac).distinct()
+    located = (
+        places.left_join(
+            position,
+            [places.operator == position.cell_operator, places.cell_id == position.cell_key],
+        )
+        .left_join(per_imei, places.imei == per_imei.known_imei)
+        .left_join(listed, places.imei_tac == listed.listed_tac)
     )
     placed = located.x_km.notnull().ifelse(located.n, 0)
     sums = located.group_by(["operator", "caller"]).agg(
-        cells=located.cell_id.count(),  # (one row per cell: a count of rows, not distinct)
+        cells=located.cell_id.nunique(),
         placed=placed.sum(),
         sum_x=(located.n * located.x_km).sum(),
         sum_y=(located.n * located.y_km).sum(),
         sum_x2=(located.n * located.x_km * located.x_km).sum(),
         sum_y2=(located.n * located.y_km * located.y_km).sum(),
+        imei_lines=located.imei_lines.max(),
+        gateway_tac=(located.imei.notnull() & located.listed_tac.notnull()).any(),
     )
-    devices = _devices(places.handsets, gateway_tacs)
-    where = sums.left_join(
-        devices,
-        [sums.operator == devices.d_operator, sums.caller == devices.d_caller],
-    )
-    return where.select(
+    return sums.select(
         "operator",
         "caller",
         "cells",
         "imei_lines",
         "gateway_tac",
-        mean_x=where.sum_x / where.placed,
-        mean_y=where.sum_y / where.placed,
-        mean_x2=where.sum_x2 / where.placed,
-        mean_y2=where.sum_y2 / where.placed,
-    )
-
-
-def _devices(handsets: ir.Table, gateway_tacs: ir.Table) -> ir.Table:
-    """Per line with a named handset: the most lines one of its IMEIs carried (numbers,
-    counted once each), and whether one of its IMEIs has a listed gateway TAC."""
-    per_imei = handsets.group_by(known_imei=handsets.imei).agg(imei_lines=handsets.caller.nunique())
-    listed = gateway_tacs.select(listed_tac=gateway_tacs.tac).distinct()
-    carried = handsets.inner_join(per_imei, handsets.imei == per_imei.known_imei).left_join(
-        listed, handsets.imei_tac == listed.listed_tac
-    )
-    return carried.group_by(d_operator=carried.operator, d_caller=carried.caller).agg(
-        imei_lines=carried.imei_lines.max(),
-        gateway_tac=carried.listed_tac.notnull().any(),
+        mean_x=sums.sum_x / sums.placed,
+        mean_y=sums.sum_y / sums.placed,
+        mean_x2=sums.sum_x2 / sums.placed,
+        mean_y2=sums.sum_y2 / sums.placed,
     )
 
 
