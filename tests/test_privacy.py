@@ -24,6 +24,7 @@ from telereg.core.privacy import (
     Sealer,
     Vault,
     mask,
+    mask_digits,
     pseudonymise,
     reidentify,
 )
@@ -69,6 +70,13 @@ def test_masks_never_show_more_than_first_3_and_last_4(value: str) -> None:
 def test_mask_of_a_mobile_number() -> None:
     assert mask("13812341234") == "138****1234"
     assert mask("110101199003071234") == "110***********1234"
+
+
+def test_identifiers_in_free_text_are_masked_where_they_stand() -> None:
+    line = "13812341234,abc,11010119900307123X;1234567890;page=13800138000abc"
+    assert mask_digits(line) == (
+        "138****1234,abc,110***********123X;1234567890;page=138****8000abc"
+    ), "runs of 11 digits or more (and an ID's final X) are masked; shorter ones are kept"
 
 
 def test_vault_round_trip(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import unicodedata
 import uuid
 from collections.abc import Iterable
@@ -91,6 +92,19 @@ def mask(value: str) -> str:
     else:
         head, tail = 0, 0
     return value[:head] + "*" * (n - head - tail) + value[n - tail :] if tail else "*" * n
+
+
+#: A run of this many digits could be a phone number (11), an IMSI or IMEI (15) or an ID
+#: number (18, perhaps ending in X).
+IDENTIFYING_DIGITS = 11
+_IDENTIFYING_RUN = re.compile(rf"[0-9]{{{IDENTIFYING_DIGITS},}}[Xx]?")
+
+
+def mask_digits(text: str) -> str:
+    """``text`` with every run of digits long enough to be an identifier shown as
+    :func:`mask` shows it: for free text (a line as sent, a value typed into an address)
+    that may hold a number anywhere."""
+    return _IDENTIFYING_RUN.sub(lambda found: mask(found.group()), text)
 
 
 class Sealer:

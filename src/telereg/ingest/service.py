@@ -36,7 +36,13 @@ from telereg.core.geo import gcj02_to_wgs84
 from telereg.core.models import Operator
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
-from telereg.core.privacy import IdentifierKind, Pseudonymiser, Vault
+from telereg.core.privacy import (
+    IDENTIFYING_DIGITS,
+    IdentifierKind,
+    Pseudonymiser,
+    Vault,
+    mask_digits,
+)
 from telereg.core.privacy import mask as mask_value
 from telereg.core.settings import Settings
 from telereg.ingest import lake, readers, reasons
@@ -591,7 +597,7 @@ def _unreadable_rows(unreadable: list[readers.Unreadable]) -> ir.Table:
             "row": [u.line for u in unreadable],
             "column": ["*"] * len(unreadable),
             "reason": [_unreadable_reason(u) for u in unreadable],
-            "value": [_masked_line(u.text)[:200] for u in unreadable],
+            "value": [mask_digits(u.text)[:200] for u in unreadable],
         },
         schema={"row": "int64", "column": "string", "reason": "string", "value": "string"},
     )
@@ -609,14 +615,8 @@ def _unreadable_quarantine(unreadable: list[readers.Unreadable], schema: ibis.Sc
     }
     columns["source_row"] = pa.array([u.line for u in unreadable], pa.int64())
     columns["reasons"] = pa.array([_unreadable_reason(u) for u in unreadable], pa.string())
-    columns["raw_line"] = pa.array([_masked_line(u.text) for u in unreadable], pa.string())
+    columns["raw_line"] = pa.array([mask_digits(u.text) for u in unreadable], pa.string())
     return ibis.memtable(pa.table(columns))
-
-
-def _masked_line(text: str) -> str:
-    """A line as sent with every run of digits long enough to be an identifier masked."""
-    run = rf"[0-9]{{{_IDENTIFYING_DIGITS},}}[Xx]?"
-    return re.sub(run, lambda found: mask_value(found.group()), text)
 
 
 def _quote(name: str) -> str:
@@ -853,13 +853,8 @@ def _mask_identifiers(errors: ir.Table, contract: Contract) -> ir.Table:
     )
 
 
-#: A run of this many digits could be a phone number (11), an IMSI or IMEI (15) or an ID
-#: number (18): masked wherever it appears, since a row may hold one in the wrong column.
-_IDENTIFYING_DIGITS = 11
-
-
 def _looks_identifying(value: ir.StringValue) -> ir.BooleanValue:
-    found: ir.BooleanValue = value.re_search(f"[0-9]{{{_IDENTIFYING_DIGITS}}}").fill_null(False)
+    found: ir.BooleanValue = value.re_search(f"[0-9]{{{IDENTIFYING_DIGITS}}}").fill_null(False)
     return found
 
 

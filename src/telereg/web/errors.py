@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +13,7 @@ from starlette.exceptions import HTTPException
 from telereg.core.errors import CsrfError, RoleLacksPermissionError, TeleregError
 from telereg.core.i18n import gettext as _
 from telereg.core.i18n import localise
+from telereg.core.privacy import mask_digits
 from telereg.web.deps import LoginRequiredError, identify
 from telereg.web.templating import render
 from telereg.web.terms import (
@@ -59,13 +59,13 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
 
 def _invalid(problem: dict[str, Any]) -> str:
     """One field's problem in the reader's words: which field, and the value as sent (a
-    run of digits long enough to be a phone or ID number is masked)."""
+    run of digits long enough to be a phone or ID number is masked, as screens mask one)."""
     named = [str(part) for part in problem.get("loc", ()) if isinstance(part, str)]
     field = named[-1] if named else "?"
     if problem.get("type") == "missing":
         return _(FIELD_MISSING).format(field=field)
-    value = re.sub(r"[0-9]{11,}", lambda m: m.group()[:3] + "…", str(problem.get("input", "")))
-    return _(FIELD_INVALID).format(field=field, value=value[:60])
+    value = mask_digits(str(problem.get("input", "")))[:60]
+    return _(FIELD_INVALID).format(field=field, value=value)
 
 
 def _only_the_address(error: RequestValidationError) -> bool:
