@@ -350,6 +350,51 @@ def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: S
     assert all(e["a"] in shown and e["b"] in shown for e in detail["graph"]["edges"])
 
 
+def test_a_suspect_page_compares_the_callees_with_the_month_before(fraud_scan: Settings) -> None:
+    import pandas as pd
+
+    from telereg.domains.fraud import service as fraud
+    from telereg.ingest import lake
+
+    def made(period: str) -> pd.DataFrame:
+        """The month's originated legs, read from the lake's files directly."""
+        with session_scope(fraud_scan) as session:
+            files = lake.current_files(session, fraud_scan, "voice_cdr", periods=[period])
+        names = ["caller", "callee", "operator", "direction"]
+        legs = pd.concat(pd.read_parquet(f, columns=names) for f in files)
+        return legs[legs["direction"].fillna("") != "MT"]
+
+    october, november = made("2021-10"), made("2021-11")
+    rows = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
+    boxes = rows[(rows["kind"] == "sim_box") & rows["line"].isin(set(october["caller"]))]
+    assert len(boxes) > 0, "some planted SIM boxes worked in October too"
+    box = boxes.iloc[0]
+    with session_scope(fraud_scan) as session:
+        history = fraud.line_detail(
+            session, settings=fraud_scan, principal=ROOT, period="2021-11", line=box["line"]
+        )["history"]
+
+    def of_the_box(legs: pd.DataFrame) -> pd.DataFrame:
+        return legs[(legs["caller"] == box["line"]) & (legs["operator"] == box["operator"])]
+
+    then = of_the_box(october)
+    callees = set(of_the_box(november)["callee"].dropna())
+    assert history["available"]
+    assert history["previous_period"] == "2021-10"
+    assert history["calls_before"] == len(then)
+    assert history["callees"] == len(callees) == box["callees"]
+    assert history["called_before"] == len(callees & set(then["callee"].dropna()))
+    assert history["new_share"] >= 0.9, "a SIM box calls new numbers month after month"
+    # October has no month before it in the lake: nothing to compare with.
+    with session_scope(fraud_scan) as session:
+        fraud.scan(session, settings=fraud_scan, principal=ROOT, period="2021-10")
+        first = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-10").iloc[0]
+        earlier = fraud.line_detail(
+            session, settings=fraud_scan, principal=ROOT, period="2021-10", line=first["line"]
+        )["history"]
+    assert earlier == {"previous_period": "2021-09", "available": False}
+
+
 def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
     fraud_scan: Settings,
 ) -> None:

@@ -392,7 +392,7 @@ def scan(
         ).to_pandas()
 
     progress("rings")
-    members = pd.concat(
+    members = _stacked(
         [
             suspects[["line", "operator"]].assign(kind="sim_box"),
             cards[["line", "operator"]].assign(kind="card"),
@@ -835,10 +835,17 @@ def suspect_rows(settings: Settings, *, principal: Principal, period: str) -> pd
     suspects = load_result(settings, period, "suspects").assign(kind="sim_box")
     cards = load_result(settings, period, "cards").assign(kind="card")
     cards = cards.rename(columns={"risk": "rule_score", "signals": "rules"})
-    rows = pd.concat([suspects, cards], ignore_index=True)
+    rows = _stacked([suspects, cards])
     if only is not None:
         rows = rows[rows["operator"] == only]
     return rows
+
+
+def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames one under the other. Empty ones are left out when others have rows: pandas
+    would otherwise let their all-missing columns decide the result's types."""
+    filled = [frame for frame in frames if len(frame)]
+    return pd.concat(filled or frames, ignore_index=True)
 
 
 def suspect_row(settings: Settings, *, principal: Principal, period: str, line: str) -> pd.Series:
@@ -903,6 +910,7 @@ def line_detail(
         "cell_id", "longitude", "latitude", "city_code"
     )
     places = used.inner_join(where, "cell_id").order_by(ibis.desc("calls")).limit(200).to_pandas()
+    history = _callee_history(session, settings, backend, mine, row["operator"], line, period)
     nodes, edges = _ring_graph(settings, period, visible_operator(principal))
     linked = edges[(edges["a"] == line) | (edges["b"] == line)]
     neighbours = set(linked["a"]) | set(linked["b"]) | {line}
@@ -923,10 +931,48 @@ def line_detail(
         "by_day": by_day.to_dict("records"),
         "by_hour": by_hour.to_dict("records"),
         "cells": places.to_dict("records"),
+        "history": history,
         "graph": {
             "nodes": nodes[nodes["line"].isin(neighbours)].to_dict("records"),
             "edges": linked.to_dict("records"),
         },
+    }
+
+
+def _callee_history(
+    session: Session,
+    settings: Settings,
+    backend: Any,
+    mine: ir.Table,
+    operator: str,
+    line: str,
+    period: str,
+) -> dict[str, Any]:
+    """The line's callees of ``period`` against the month before: how many it had called
+    then too. A SIM box or a fraud card calls new numbers month after month; a person calls
+    many of the same ones. ``available`` is false when the lake holds no calls of the
+    month before for any operator (nothing to compare with)."""
+    before = previous_period(period)
+    files = _files(session, settings, "voice_cdr", before)
+    if not files:
+        return {"previous_period": before, "available": False}
+    earlier_calls = originated(_table(backend, files, "voice_cdr"))
+    earlier = earlier_calls.filter(
+        (earlier_calls.caller == line) & (earlier_calls.operator == operator)
+    )
+    called_before = earlier.select(known=earlier.callee).filter(lambda t: t.known.notnull())
+    now = mine.select("callee").filter(lambda t: t.callee.notnull()).distinct()
+    callees = int(now.count().to_pyarrow().as_py())
+    again = int(
+        now.semi_join(called_before, now.callee == called_before.known).count().to_pyarrow().as_py()
+    )
+    return {
+        "previous_period": before,
+        "available": True,
+        "calls_before": int(earlier.count().to_pyarrow().as_py()),
+        "callees": callees,
+        "called_before": again,
+        "new_share": (callees - again) / callees if callees else None,
     }
 
 
