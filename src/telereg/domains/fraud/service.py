@@ -955,9 +955,13 @@ def _callee_history(
     """The line's callees of ``period`` against the month before: how many it had called
     then too. A SIM box or a fraud card calls new numbers month after month; a person calls
     many of the same ones. ``available`` is false when the lake holds no calls of the
-    month before for any operator (nothing to compare with)."""
+    month before from the line's operator (nothing to compare with: "no calls then" would
+    be a guess)."""
     before = previous_period(period)
-    files = _files(session, settings, "voice_cdr", before)
+    found = lake.current_files(
+        session, settings, "voice_cdr", operators=[operator], periods=[before]
+    )
+    files = [str(f) for f in found]
     if not files:
         return {"previous_period": before, "available": False}
     earlier_calls = originated(_table(backend, files, "voice_cdr"))
