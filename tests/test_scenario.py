@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from telereg import registry
 from telereg.core.db import session_scope
+from telereg.core.models import Operator
 from telereg.core.settings import Settings, load_settings
 from telereg.ingest.models import Submission
 from telereg.ingest.submissions import error_report_csv
@@ -385,6 +386,31 @@ def test_a_suspect_page_compares_the_callees_with_the_month_before(fraud_scan: S
     assert history["callees"] == len(callees) == box["callees"]
     assert history["called_before"] == len(callees & set(then["callee"].dropna()))
     assert history["new_share"] >= 0.9, "a SIM box calls new numbers month after month"
+    # Other operators' calls of October say nothing of this line: without its own
+    # operator's, there is nothing to compare with (not "no calls then").
+    with session_scope(fraud_scan) as session:
+        own = session.scalars(
+            select(Submission)
+            .join(Operator)
+            .where(
+                Submission.dataset == "voice_cdr",
+                Submission.period == "2021-10",
+                Submission.current,
+                Operator.code == box["operator"],
+            )
+        ).all()
+        assert own
+        for submission in own:
+            submission.current = False
+        session.flush()
+        try:
+            unknown = fraud.line_detail(
+                session, settings=fraud_scan, principal=ROOT, period="2021-11", line=box["line"]
+            )["history"]
+        finally:
+            for submission in own:
+                submission.current = True
+    assert unknown == {"previous_period": "2021-10", "available": False}
     # October has no month before it in the lake: nothing to compare with.
     with session_scope(fraud_scan) as session:
         fraud.scan(session, settings=fraud_scan, principal=ROOT, period="2021-10")
