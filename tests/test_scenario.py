@@ -655,7 +655,7 @@ def test_the_card_lists_over_http_for_each_role(fraud_scan: Settings, signed_in)
         assert analyst.get(url, params={"period": "2020-01"}).status_code == 404
     page = analyst.get("/fraud")
     assert "超量持卡证件" in page.text
-    note = re.search(r'const limitNote = ("[^"]*")\.replace', page.text)
+    note = re.search(r'const limitNote = filled\(("[^"]*"), ', page.text)
     assert note is not None
     assert json.loads(note.group(1)) == "每家运营商上限 {n} 张"
     analyst.get("/lang/en?next=/")

@@ -201,8 +201,10 @@ def _population(province_code: str) -> tuple[dict[str, tuple[str, int]], str]:
     if not resource.is_file():
         return {}, ""
     text = resource.read_text(encoding="utf-8")
-    source = next((ln[2:].strip() for ln in text.splitlines() if ln.startswith("# Source:")), "")
-    source = source.removeprefix("Source:").strip().rstrip(".")
+    sources = (
+        ln.removeprefix("# Source:") for ln in text.splitlines() if ln.startswith("# Source:")
+    )
+    source = next(sources, "").strip().rstrip(".")
     rows = csv.DictReader(ln for ln in io.StringIO(text) if not ln.startswith("#"))
     return {r["code"]: (r["name_en"], int(r["population"])) for r in rows}, source
 

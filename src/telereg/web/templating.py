@@ -44,6 +44,14 @@ def dataset_title(name: str) -> str:
 
 
 templates.env.filters["dataset_title"] = dataset_title
+
+
+def iso_time(value: str, seconds: bool = False) -> str:
+    """An ISO 8601 time as pages show it: ``2021-11-05 08:30`` (with ``:15`` if ``seconds``)."""
+    return value[: 19 if seconds else 16].replace("T", " ")
+
+
+templates.env.filters["iso_time"] = iso_time
 templates.env.globals["LANGUAGES"] = i18n.LANGUAGES
 templates.env.globals["version"] = __version__
 

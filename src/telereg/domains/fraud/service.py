@@ -965,10 +965,12 @@ def _callee_history(
     if not files:
         return {"previous_period": before, "available": False}
     earlier_calls = originated(_table(backend, files, "voice_cdr"))
-    earlier = earlier_calls.filter(
+    of_line = earlier_calls.filter(
         (earlier_calls.caller == line) & (earlier_calls.operator == operator)
     )
-    called_before = earlier.select(known=earlier.callee).filter(lambda t: t.known.notnull())
+    # The month's files are read once, as for ``mine``: the line's calls then are few.
+    earlier = ibis.memtable(of_line.select(known=of_line.callee).to_pyarrow())
+    called_before = earlier.filter(earlier.known.notnull())
     now = mine.select("callee").filter(lambda t: t.callee.notnull()).distinct()
     callees = int(now.count().to_pyarrow().as_py())
     again = int(

@@ -365,9 +365,7 @@ def _borrowed_calls(
     day = np.concatenate([first_day, later + (rng.random(len(later)) * (days - later)).astype(int)])
     n = len(who)
     home = lines.home_cell[who]
-    nearby = np.array(
-        [rng.choice(np.flatnonzero(cities == cities[cell])) for cell in home], dtype=np.int64
-    )
+    nearby = _cells_in_city_of(rng, cities, home)
     pool = peers[operator]
     seconds = rng.choice(24, n, p=_diurnal()) * 3600 + rng.integers(0, 3600, n)
     # The first call comes within two hours of the purchase.
@@ -385,6 +383,19 @@ def _borrowed_calls(
         "peer_operator": np.full(n, operator, dtype=object),
         "peer_province": np.full(n, province.regions.province.code, dtype=object),
     }
+
+
+def _cells_in_city_of(
+    rng: np.random.Generator, cities: np.ndarray, cells: np.ndarray
+) -> np.ndarray:
+    """For each of ``cells``, a random cell of the same city (``cities``: each cell's city)."""
+    order = np.argsort(cities, kind="stable")
+    ranked = cities[order]
+    wanted = cities[cells]
+    first = np.searchsorted(ranked, wanted, side="left")
+    count = np.searchsorted(ranked, wanted, side="right") - first
+    picked: np.ndarray = order[first + (rng.random(len(cells)) * count).astype(np.int64)]
+    return picked
 
 
 def _strangers(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
