@@ -421,6 +421,48 @@ def test_a_suspect_page_compares_the_callees_with_the_month_before(fraud_scan: S
     assert earlier == {"previous_period": "2021-09", "available": False}
 
 
+def test_suspect_pages_read_at_once_all_finish(fraud_scan: Settings) -> None:
+    """A page's figures come in concurrent requests, and several analysts read at once.
+    (Lines kept as Arrow tables that DuckDB scanned from Python deadlocked here, holding
+    the interpreter: so the readers run in a child process, which a deadlock times out.)"""
+    from telereg.domains.fraud import service as fraud
+
+    lines = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")["line"][:3].tolist()
+    readers = f"""
+import threading
+from telereg.core.db import session_scope
+from telereg.core.settings import load_settings
+from telereg.domains.fraud import service as fraud
+from tests.conftest import ROOT
+
+settings = load_settings(data_dir={str(fraud_scan.data_dir)!r})
+done = []
+
+def read(line):
+    with session_scope(settings) as session:
+        detail = fraud.line_detail(
+            session, settings=settings, principal=ROOT, period="2021-11", line=line
+        )
+    done.append(detail["history"]["available"])
+
+threads = [threading.Thread(target=read, args=(line,)) for line in {lines!r} * 4]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(done), all(done))
+"""
+    finished = subprocess.run(
+        [sys.executable, "-c", readers],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert finished.stdout.split() == ["12", "True"], finished.stderr
+
+
 def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
     fraud_scan: Settings,
 ) -> None:

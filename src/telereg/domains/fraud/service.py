@@ -893,28 +893,30 @@ def line_detail(
     calls = originated(_table(backend, _files(session, settings, "voice_cdr", period), "voice_cdr"))
     cells = _table(backend, _files(session, settings, "cells", None), "cells")
     of_line = calls.filter((calls.caller == line) & (calls.operator == row["operator"]))
-    # The month's files are read once: a line's calls are few, and five figures read them.
-    mine = ibis.memtable(
-        of_line.select("start_time", "duration_s", "cell_id", "callee").to_pyarrow()
-    )
-    by_day = (
-        mine.group_by(day=mine.start_time.date().cast("string"))
-        .agg(calls=mine.count(), short=(mine.duration_s < 30).sum())
-        .order_by("day")
-        .to_pandas()
-    )
-    by_hour = (
-        mine.group_by(hour=mine.start_time.hour())
-        .agg(calls=mine.count())
-        .order_by("hour")
-        .to_pandas()
-    )
-    used = mine.group_by("cell_id").agg(calls=mine.count())
     where = cells.filter(cells.operator == row["operator"]).select(
         "cell_id", "longitude", "latitude", "city_code"
     )
-    places = used.inner_join(where, "cell_id").order_by(ibis.desc("calls")).limit(200).to_pandas()
-    history = _callee_history(session, settings, backend, mine, row["operator"], line, period)
+    # The month's files are read once: a line's calls are few, and five figures read them.
+    # (Kept by the engine, not as an Arrow table in Python: DuckDB scanning Python objects
+    # needs the GIL, and concurrent requests doing so deadlocked in a registration.)
+    with engine.computed(of_line.select("start_time", "duration_s", "cell_id", "callee")) as mine:
+        by_day = (
+            mine.group_by(day=mine.start_time.date().cast("string"))
+            .agg(calls=mine.count(), short=(mine.duration_s < 30).sum())
+            .order_by("day")
+            .to_pandas()
+        )
+        by_hour = (
+            mine.group_by(hour=mine.start_time.hour())
+            .agg(calls=mine.count())
+            .order_by("hour")
+            .to_pandas()
+        )
+        used = mine.group_by("cell_id").agg(calls=mine.count())
+        places = (
+            used.inner_join(where, "cell_id").order_by(ibis.desc("calls")).limit(200).to_pandas()
+        )
+        history = _callee_history(session, settings, backend, mine, row["operator"], line, period)
     nodes, edges = _ring_graph(settings, period, visible_operator(principal))
     linked = edges[(edges["a"] == line) | (edges["b"] == line)]
     neighbours = set(linked["a"]) | set(linked["b"]) | {line}
@@ -968,18 +970,18 @@ def _callee_history(
     of_line = earlier_calls.filter(
         (earlier_calls.caller == line) & (earlier_calls.operator == operator)
     )
-    # The month's files are read once, as for ``mine``: the line's calls then are few.
-    earlier = ibis.memtable(of_line.select(known=of_line.callee).to_pyarrow())
-    called_before = earlier.filter(earlier.known.notnull())
     now = mine.select("callee").filter(lambda t: t.callee.notnull()).distinct()
     callees = int(now.count().to_pyarrow().as_py())
-    again = int(
-        now.semi_join(called_before, now.callee == called_before.known).count().to_pyarrow().as_py()
-    )
+    # The month's files are read once, as for ``mine``: the line's calls then are few.
+    with engine.computed(of_line.select(known=of_line.callee)) as earlier:
+        called_before = earlier.filter(earlier.known.notnull())
+        matched = now.semi_join(called_before, now.callee == called_before.known)
+        again = int(matched.count().to_pyarrow().as_py())
+        calls_before = int(earlier.count().to_pyarrow().as_py())
     return {
         "previous_period": before,
         "available": True,
-        "calls_before": int(earlier.count().to_pyarrow().as_py()),
+        "calls_before": calls_before,
         "callees": callees,
         "called_before": again,
         "new_share": (callees - again) / callees if callees else None,
