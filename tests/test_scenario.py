@@ -730,6 +730,60 @@ def test_the_case_queue_comes_a_page_at_a_time_with_titles_in_the_readers_langua
     assert re.findall(r'<tr id="case-([0-9]+)"', beyond), "a page past the end shows the last"
 
 
+def test_the_case_queue_narrows_to_a_kind_and_can_put_the_highest_score_first(
+    fraud_scan: Settings, signed_in
+) -> None:
+
+    from telereg.core.errors import InputError
+    from telereg.domains.fraud import service as fraud
+
+    def listed(**how: str) -> list[tuple[int, str, float]]:
+        """(id, kind, score or number of signals) of the queue, in its order."""
+        with session_scope(fraud_scan) as session:
+            return [
+                (c.id, c.subject["type"], c.subject.get("score", len(c.subject.get("signals", []))))
+                for c in fraud.case_queue(session, principal=ROOT, **how)
+            ]
+
+    every = listed()
+    first = listed(order="priority")
+    assert sorted(first) == sorted(every), "the same cases, in another order"
+    kinds = [kind for _, kind, _ in first]
+    assert kinds == sorted(kinds, key=fraud.CASE_KINDS.index), "kind by kind"
+    for kind in fraud.CASE_KINDS:
+        weights = [w for _, k, w in first if k == kind]
+        assert len(set(weights)) > 1, f"{kind}: the scenario's cases differ in weight"
+        assert weights == sorted(weights, reverse=True), f"{kind}: the highest first"
+        assert listed(kind=kind, order="priority") == [c for c in first if c[1] == kind]
+        assert listed(kind=kind) == [c for c in every if c[1] == kind]
+    with session_scope(fraud_scan) as session:
+        with pytest.raises(InputError, match="unknown case kind sim-box"):
+            fraud.case_queue(session, principal=ROOT, kind="sim-box")
+        with pytest.raises(InputError, match="unknown order score"):
+            fraud.case_queue(session, principal=ROOT, order="score")
+
+    analyst = signed_in("analyst")
+    page = analyst.get("/fraud/cases", params={"kind": "card", "order": "priority"}).text
+    cards = [c for c in first if c[1] == "card"]
+    assert re.findall(r'<tr id="case-([0-9]+)"', page) == [str(c[0]) for c in cards[:50]]
+    assert f"断卡风险 ({len(cards):,})</strong>" in page, "the chosen kind, with its count"
+    assert f"全部 ({len(every):,})</a>" in page
+    assert f"{cards[0][2]} 项信号" in page, "a card case is weighed by its signals"
+    assert '<strong aria-current="true">得分高者优先</strong>' in page
+    operators = re.findall(r'<td class="nowrap">(中国[^<]+|CMCC|CUCC|CTCC|CBN)</td>', page)
+    assert operators and all(name.startswith("中国") for name in operators), "operators by name"
+    # The other filters keep the chosen ones: a state link keeps the kind and the order.
+    assert 'href="/fraud/cases?kind=card&amp;order=priority&amp;status=open"' in page
+    english = analyst.get("/lang/en", params={"next": "/fraud/cases?kind=card&order=priority"})
+    assert "Card-breaking risk" in english.text and "highest score first" in english.text
+    analyst.get("/lang/zh_CN?next=/")
+    assert analyst.get("/fraud/cases", params={"kind": "sim-box"}).status_code == 422
+    api = analyst.get("/api/v1/fraud/cases", params={"kind": "domain", "order": "priority"})
+    assert [c["id"] for c in api.json()] == [c[0] for c in first if c[1] == "domain"]
+    refused = analyst.get("/api/v1/fraud/cases", params={"order": "newest"})
+    assert refused.status_code == 422 and "unknown order newest" in refused.text
+
+
 def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
     fraud_scan: Settings, signed_in
 ) -> None:
@@ -747,10 +801,11 @@ def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
     assert [r[0] for r in rows[1:]] == [s["line"] for s in expected["suspects"]]
     assert {r[1] for r in rows[1:]} == {"断卡风险"}
     assert any(r[3].endswith("市") for r in rows[1:]), "cities by name"
+    assert any("、" in r[6] for r in rows[1:]) and not any(", " in r[6] for r in rows[1:])
     operator = signed_in("operator")
     own = list(csv.reader(io.StringIO(operator.get("/fraud/suspects.csv").text.lstrip("\ufeff"))))
     assert len(own) > 1
-    assert {r[2] for r in own[1:]} == {"CMCC"}, "an operator downloads its own lines only"
+    assert {r[2] for r in own[1:]} == {"中国移动"}, "an operator downloads its own lines only"
 
 
 def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audited(

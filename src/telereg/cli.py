@@ -533,13 +533,21 @@ def fraud_blocklist(as_json: AsJson = False, data_dir: DataDir = None) -> None:
 @fraud_app.command("cases")
 def fraud_cases(
     status: Annotated[str | None, typer.Option(help="Only cases in this state.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only cases of this kind: sim_box, card or domain.")
+    ] = None,
+    order: Annotated[
+        str, typer.Option(help="opened, or priority (highest score first within each kind).")
+    ] = "opened",
     as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
     """The fraud case queue."""
     from telereg.domains.fraud.cli import cases_command
 
-    cases_command(_migrated(data_dir), _me(), status=status, as_json=as_json)
+    cases_command(
+        _migrated(data_dir), _me(), status=status, kind=kind, order=order, as_json=as_json
+    )
 
 
 @fraud_app.command("move")

@@ -58,7 +58,9 @@ templates.env.globals["version"] = __version__
 
 #: A language link comes back to the same page with its filters and page number: query
 #: values of these names, and only plain ones (nothing a link could put on the page).
-_KEPT_QUERY = frozenset({"status", "page", "period", "kind", "operator", "dataset", "level"})
+_KEPT_QUERY = frozenset(
+    {"status", "page", "period", "kind", "order", "operator", "dataset", "level"}
+)
 _PLAIN = re.compile(r"[0-9A-Za-z_.:-]{1,40}")
 
 

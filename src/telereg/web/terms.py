@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from telereg.core import i18n
 from telereg.core.i18n import N_, localise
+from telereg.core.models import Agency, Operator
 
 ROLE_NAMES = (N_("admin"), N_("analyst"), N_("operator"), N_("liaison"), N_("viewer"))
 SUBMISSION_STATUSES = (N_("accepted"), N_("partial"), N_("rejected"))
@@ -189,3 +193,19 @@ FORM_ERRORS = {
     "forbidden": N_("You are not allowed to take this step."),
     "error": N_("The step could not be taken."),
 }
+
+
+def shown_name(name: str, name_en: str) -> str:
+    """An operator's or agency's name in the request's language (its Chinese name when it
+    has no English one)."""
+    return name if i18n.in_chinese() else (name_en or name)
+
+
+def operator_names(session: Session) -> dict[str, str]:
+    """Operator code → the name pages show for it (``CMCC`` → 中国移动 / China Mobile)."""
+    return {o.code: shown_name(o.name, o.name_en) for o in session.scalars(select(Operator))}
+
+
+def agency_names(session: Session) -> dict[str, str]:
+    """Agency code → the name pages show for it."""
+    return {a.code: shown_name(a.name, a.name_en) for a in session.scalars(select(Agency))}

@@ -182,8 +182,13 @@ def case_list(
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
     status: Annotated[str | None, Query()] = None,
+    kind: Annotated[str | None, Query(description="sim_box, card or domain")] = None,
+    order: Annotated[
+        str, Query(description="opened, or priority: highest score first within each kind")
+    ] = "opened",
 ) -> list[dict[str, Any]]:
-    return [_case(c) for c in service.case_queue(session, principal=principal, status=status)]
+    queue = service.case_queue(session, principal=principal, status=status, kind=kind, order=order)
+    return [_case(c) for c in queue]
 
 
 class Move(BaseModel):

@@ -159,7 +159,13 @@ def blocklist_command(settings: Settings, principal: Principal, *, as_json: bool
 
 
 def cases_command(
-    settings: Settings, principal: Principal, *, status: str | None, as_json: bool
+    settings: Settings,
+    principal: Principal,
+    *,
+    status: str | None,
+    kind: str | None,
+    order: str,
+    as_json: bool,
 ) -> None:
     with session_scope(settings) as session:
         rows = [
@@ -171,7 +177,9 @@ def cases_command(
                 "handler": c.handler,
                 "opened": c.opened_at.date().isoformat(),
             }
-            for c in service.case_queue(session, principal=principal, status=status)
+            for c in service.case_queue(
+                session, principal=principal, status=status, kind=kind, order=order
+            )
         ]
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.core import i18n
 from telereg.core.errors import TeleregError
-from telereg.core.i18n import in_chinese, localise
+from telereg.core.i18n import localise
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -26,7 +28,12 @@ from telereg.ingest.submissions import neutralise
 from telereg.reference.regions import load_regions
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
 from telereg.web.templating import render
-from telereg.web.terms import translated_case_words, translated_signals
+from telereg.web.terms import (
+    agency_names,
+    operator_names,
+    translated_case_words,
+    translated_signals,
+)
 
 router = APIRouter(prefix="/fraud", include_in_schema=False)
 CASES_PER_PAGE = 50
@@ -54,6 +61,7 @@ def dashboard(
             "periods": periods,
             "model_note": localise(note),
             "signals": translated_signals(),
+            "operator_names": operator_names(session),
             "case_words": translated_case_words(),
             "can_scan": can_scan,
             "can_manage_cases": principal.can(Permission.CASES_MANAGE),
@@ -65,6 +73,7 @@ def dashboard(
 
 @router.get("/suspects.csv")
 def suspects_csv(
+    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
     period: Annotated[str, Query(pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$")] = "",
@@ -88,6 +97,8 @@ def suspects_csv(
     regions = load_regions(settings.region_code)
     cities = {r.code: r.name if chinese else r.name_en for r in regions.cities}
     signals = translated_signals()
+    operators = operator_names(session)
+    separator = "、" if chinese else ", "
     kinds = {"sim_box": _("SIM box"), "card": _("card-breaking")}
     header = [_("Line (token)"), _("Kind"), _("Operator"), _("City"), _("Score")]
     header += [_("Calls a day"), _("Why")]
@@ -95,9 +106,10 @@ def suspects_csv(
     def lines() -> Iterator[str]:
         yield "\ufeff" + _csv_line(header)  # a BOM so that Excel opens Chinese text correctly
         for s in listed["suspects"]:
-            why = ", ".join(signals.get(code, code) for code in s["rules"])
+            why = separator.join(signals.get(code, code) for code in s["rules"])
             place = cities.get(s["home_city"], s["home_city"])
-            row = [s["line"], kinds[s["kind"]], s["operator"], place, s["score"]]
+            operator = operators.get(s["operator"], s["operator"])
+            row = [s["line"], kinds[s["kind"]], operator, place, s["score"]]
             yield _csv_line([*row, s["calls_per_day"], why])
 
     return StreamingResponse(
@@ -133,6 +145,7 @@ def start_scan(
 def line_page(
     line: str,
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
     error: FormError,
@@ -143,7 +156,7 @@ def line_page(
     # an empty one.
     shown = service.latest_period(settings, period or None)
     service.suspect_row(settings, principal=principal, period=shown, line=line)
-    return _line(request, principal, line=line, period=period, error=error)
+    return _line(request, session, principal, line=line, period=period, error=error)
 
 
 @router.get("/lines/{line}/reveal")
@@ -182,13 +195,14 @@ def reveal_line(
             )
     except TeleregError as err:
         return refused(request, err, back=f"/fraud/lines/{quote(line)}?period={period}")
-    page = _line(request, principal, line=line, period=period, error="", revealed=clear)
+    page = _line(request, session, principal, line=line, period=period, error="", revealed=clear)
     page.headers["Cache-Control"] = "no-store"  # the clear number stays out of caches
     return page
 
 
 def _line(
     request: Request,
+    session: Session,
     principal: Principal,
     *,
     line: str,
@@ -203,6 +217,7 @@ def _line(
             "line": line,
             "period": period,
             "signals": translated_signals(),
+            "operator_names": operator_names(session),
             "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
             "revealed": revealed,
             "error": error,
@@ -218,10 +233,20 @@ def cases_page(
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     error: FormError,
     status: str = "",
+    kind: Annotated[str, Query(pattern=f"^({'|'.join(service.CASE_KINDS)})?$")] = "",
+    order: Annotated[str, Query(pattern=f"^({'|'.join(service.CASE_ORDERS)})?$")] = "",
     made: str = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    queue = service.case_queue(session, principal=principal, status=status or None)
+    in_state = service.case_queue(session, principal=principal, status=status or None)
+    by_kind = Counter(str(c.subject.get("type", "")) for c in in_state)
+    queue = service.case_queue(
+        session,
+        principal=principal,
+        status=status or None,
+        kind=kind or None,
+        order=order or "opened",
+    )
     pages = max(1, -(-len(queue) // CASES_PER_PAGE))
     page = min(page, pages)
     agencies = session.query(Agency).order_by(Agency.code).all()
@@ -237,12 +262,15 @@ def cases_page(
             "page": page,
             "pages": pages,
             "status": status,
+            "kind": kind,
+            "order": order,
+            "kinds": [(k, by_kind.get(k, 0)) for k in service.CASE_KINDS],
+            "in_state": len(in_state),
             "error": error,
             "made": made,
             "agencies": agencies,
-            "agency_names": {
-                a.code: (a.name if in_chinese() else (a.name_en or a.name)) for a in agencies
-            },
+            "agency_names": agency_names(session),
+            "operator_names": operator_names(session),
             "workflow": service.WORKFLOW,
             "domain_decisions": service.DOMAIN_DECISIONS,
             "packages": packages[:20],

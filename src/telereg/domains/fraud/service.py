@@ -733,8 +733,63 @@ def decide_domain(
     return moved
 
 
-def case_queue(session: Session, *, principal: Principal, status: str | None = None) -> list[Case]:
-    """The cases a principal may see: all for analysts, only its agency's for a liaison."""
+#: What a fraud case is about (its subject's ``type``), in the order queues group them.
+CASE_KINDS = ("sim_box", "card", "domain")
+#: How a queue may be ordered: as opened, or most pressing first within each kind.
+CASE_ORDERS = ("opened", "priority")
+
+
+def case_queue(
+    session: Session,
+    *,
+    principal: Principal,
+    status: str | None = None,
+    kind: str | None = None,
+    order: str = "opened",
+) -> list[Case]:
+    """The cases a principal may see: all for analysts, only its agency's for a liaison.
+
+    ``kind`` keeps one of :data:`CASE_KINDS`; ``order`` is one of :data:`CASE_ORDERS`
+    (``priority``: see :func:`case_priority`).
+    """
+    if kind is not None and kind not in CASE_KINDS:
+        raise InputError(
+            N_("unknown case kind {kind}; the kinds are {kinds}").format(
+                kind=kind, kinds=", ".join(CASE_KINDS)
+            )
+        )
+    if order not in CASE_ORDERS:
+        raise InputError(
+            N_("unknown order {order}; cases are ordered by {orders}").format(
+                order=order, orders=", ".join(CASE_ORDERS)
+            )
+        )
+    found = _visible_cases(session, principal=principal, status=status)
+    if kind is not None:
+        found = [c for c in found if c.subject.get("type") == kind]
+    if order == "priority":
+        found.sort(key=case_priority)
+    return found
+
+
+def case_priority(case: Case) -> tuple[int, float, int]:
+    """A sort key putting the most pressing case first, kind by kind.
+
+    SIM-box and domain cases carry their score; a card-breaking case counts its signals.
+    The measures differ between kinds, so kinds are not mixed: SIM boxes, then cards, then
+    domains (:data:`CASE_KINDS`), and within a kind the highest first, the oldest first
+    among equals.
+    """
+    subject = case.subject
+    kind = str(subject.get("type", ""))
+    rank = CASE_KINDS.index(kind) if kind in CASE_KINDS else len(CASE_KINDS)
+    weight = subject.get("score")
+    if weight is None:
+        weight = len(subject.get("signals") or ())
+    return rank, -float(weight), case.id
+
+
+def _visible_cases(session: Session, *, principal: Principal, status: str | None) -> list[Case]:
     if principal.can(Permission.CASES_MANAGE):
         return cases.cases(session, principal=principal, workflow=WORKFLOW, status=status)
     principal.require(Permission.CASES_READ_ASSIGNED)
