@@ -771,17 +771,20 @@ def test_the_case_queue_narrows_to_a_kind_and_can_put_the_highest_score_first(
     assert f"{cards[0][2]} 项信号" in page, "a card case is weighed by its signals"
     assert '<strong aria-current="true">得分高者优先</strong>' in page
     operators = re.findall(r'<td class="nowrap">(中国[^<]+|CMCC|CUCC|CTCC|CBN)</td>', page)
-    assert operators and all(name.startswith("中国") for name in operators), "operators by name"
+    assert operators, "each case names its operator"
+    assert all(name.startswith("中国") for name in operators), "operators by name"
     # The other filters keep the chosen ones: a state link keeps the kind and the order.
     assert 'href="/fraud/cases?kind=card&amp;order=priority&amp;status=open"' in page
     english = analyst.get("/lang/en", params={"next": "/fraud/cases?kind=card&order=priority"})
-    assert "Card-breaking risk" in english.text and "highest score first" in english.text
+    assert "Card-breaking risk" in english.text
+    assert "highest score first" in english.text
     analyst.get("/lang/zh_CN?next=/")
     assert analyst.get("/fraud/cases", params={"kind": "sim-box"}).status_code == 422
     api = analyst.get("/api/v1/fraud/cases", params={"kind": "domain", "order": "priority"})
     assert [c["id"] for c in api.json()] == [c[0] for c in first if c[1] == "domain"]
     refused = analyst.get("/api/v1/fraud/cases", params={"order": "newest"})
-    assert refused.status_code == 422 and "unknown order newest" in refused.text
+    assert refused.status_code == 422
+    assert "unknown order newest" in refused.text
 
 
 def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
@@ -801,7 +804,8 @@ def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
     assert [r[0] for r in rows[1:]] == [s["line"] for s in expected["suspects"]]
     assert {r[1] for r in rows[1:]} == {"断卡风险"}
     assert any(r[3].endswith("市") for r in rows[1:]), "cities by name"
-    assert any("、" in r[6] for r in rows[1:]) and not any(", " in r[6] for r in rows[1:])
+    assert any("、" in r[6] for r in rows[1:])
+    assert not any(", " in r[6] for r in rows[1:])
     operator = signed_in("operator")
     own = list(csv.reader(io.StringIO(operator.get("/fraud/suspects.csv").text.lstrip("\ufeff"))))
     assert len(own) > 1

@@ -161,7 +161,9 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     form = browser.get("/data/upload")
     assert form.status_code == 200
     assert "上传文件" in form.text
-    assert "CUCC" not in form.text.split('name="operator"')[1].split("</select>")[0]
+    operators = form.text.split('name="operator"')[1].split("</select>")[0]
+    assert "CUCC" not in operators
+    assert '<option value="CMCC">中国移动 (CMCC)</option>' in operators, "named, sent as the code"
     offered = form.text.split('name="dataset"')[1].split("</select>")[0]
     assert "voice_cdr" in offered
     assert "police_feedback" not in offered, "the administration's datasets are not offered"
@@ -182,6 +184,8 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     listing = browser.get("/data/submissions")
     assert "cells.csv" in listing.text
     assert '<td title="cells">小区工参</td>' in listing.text, "datasets by their titles"
+    assert "<td>中国移动</td>" in listing.text, "operators by their names"
+    assert "<td>CMCC</td>" not in listing.text
     assert "cells.csv" in browser.get("/data/submissions", params={"period": "2021-11"}).text
     assert "cells.csv" not in browser.get("/data/submissions", params={"period": "2020-01"}).text
     assert browser.get("/data/submissions", params={"period": "2021-13"}).status_code == 422

@@ -19,7 +19,7 @@ from telereg.ingest.catalog import contract_summary
 from telereg.ingest.contracts import Contract
 from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
-from telereg.web.terms import ERROR_REPORT_HEADERS
+from telereg.web.terms import ERROR_REPORT_HEADERS, operator_names
 
 router = APIRouter(prefix="/data", include_in_schema=False)
 PAGE_SIZE = 30
@@ -66,6 +66,7 @@ def submission_list(
             "operators": [principal.operator_code]
             if principal.operator_code
             else [o.code for o in accounts.list_operators(session)],
+            "operator_names": operator_names(session),
         },
     )
 
@@ -86,7 +87,12 @@ def _upload_form(
     return render(
         request,
         "data/upload.html",
-        {"datasets": datasets, "operators": operators, "error": error},
+        {
+            "datasets": datasets,
+            "operators": operators,
+            "operator_names": operator_names(session),
+            "error": error,
+        },
         status_code=status_code,
     )
 
@@ -126,6 +132,7 @@ def submission_page(
         "data/submission.html",
         {
             "s": found,
+            "operator_name": operator_names(session).get(found.operator.code, found.operator.code),
             "columns": columns,
             "column_titles": titles,
             "rows": rows,

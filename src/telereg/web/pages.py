@@ -24,7 +24,7 @@ from telereg.system.status import recent_status
 from telereg.web.deps import Csrf, SignedIn, ensure_csrf_token, require_page
 from telereg.web.navigation import module, translated
 from telereg.web.templating import render
-from telereg.web.terms import CLIENT_THROTTLED, LOCKED_OUT, WRONG_CREDENTIALS
+from telereg.web.terms import CLIENT_THROTTLED, LOCKED_OUT, WRONG_CREDENTIALS, operator_names
 
 LANGUAGE_COOKIE = "telereg_lang"
 
@@ -61,7 +61,11 @@ async def home(
     status = recent_status(session, settings=settings, principal=principal)
     # (an agency's liaison and a viewer read no submissions: no card that is always 0)
     reads_data = principal.can(Permission.DATA_READ_ALL) or principal.can(Permission.DATA_READ_OWN)
-    return render(request, "home.html", {"status": status, "reads_data": reads_data})
+    return render(
+        request,
+        "home.html",
+        {"status": status, "reads_data": reads_data, "operator_names": operator_names(session)},
+    )
 
 
 @router.get("/login", response_class=HTMLResponse, dependencies=[Public])

@@ -13,7 +13,7 @@ from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.web.deps import Csrf, FormError, form_step, require_page
 from telereg.web.templating import render
-from telereg.web.terms import CORRIDOR_KINDS, PROJECT_STATUSES
+from telereg.web.terms import CORRIDOR_KINDS, PROJECT_STATUSES, operator_names
 
 router = APIRouter(prefix="/buildout", include_in_schema=False)
 
@@ -37,7 +37,11 @@ def obstacles_page(
     from telereg.domains.buildout.obstacles import obstacle_board
 
     board = obstacle_board(session, principal=principal)
-    return render(request, "buildout/obstacles.html", {"board": board, "error": error})
+    return render(
+        request,
+        "buildout/obstacles.html",
+        {"board": board, "error": error, "operator_names": operator_names(session)},
+    )
 
 
 @router.post("/obstacles/{case_id}", dependencies=[Csrf])
