@@ -44,6 +44,13 @@ def test_demo_without_serving_prints_a_working_login(tmp_path: Path) -> None:
     assert (tmp_path / "state.db").exists()
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "state.db").stat().st_mode & 0o777 == 0o600
+    # Every month with call records is scanned, oldest first: the dashboard has a trend.
+    from telereg.core.settings import load_settings
+    from telereg.domains.fraud import service as fraud
+
+    settings = load_settings(data_dir=tmp_path)
+    assert fraud.scanned_periods(settings) == ["2021-11", "2021-10"]
+    assert "earlier months scanned: 2021-10" in result.stdout
 
 
 def _prepared(data_dir: Path) -> None:
