@@ -72,6 +72,7 @@ CALLS: list[tuple[str, str, dict[str, Any] | None, Permission | None]] = [
         Permission.PRIVACY_REIDENTIFY,
     ),
     ("GET", "/api/v1/fraud/cases", None, Permission.CASES_READ_ASSIGNED),
+    ("GET", "/api/v1/fraud/cases/999999", None, Permission.CASES_READ_ASSIGNED),
     ("GET", "/api/v1/fraud/handovers", None, Permission.CASES_READ_ASSIGNED),
     ("POST", "/api/v1/fraud/scans?period=2021-11", None, Permission.ANALYSIS_RUN),
     ("GET", "/api/v1/jobs", None, Permission.ANALYSIS_RUN),

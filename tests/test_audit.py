@@ -70,3 +70,27 @@ def test_the_database_refuses_raw_sql(session: Session, db_settings: Settings) -
     with engine.connect() as connection:
         reason = connection.execute(text("SELECT reason FROM audit_log")).scalar_one()
     assert reason == "resolved"
+
+
+def test_entries_about_an_object_match_it_whole(session: Session) -> None:
+    """``case:4`` is not ``case:40``, and ``_`` or ``%`` in a name match only themselves."""
+    named = (
+        ["case:4"],
+        ["case:40", "agency:POLICE-AF"],
+        ["agency:X", "case:4"],
+        ["c_se:4"],
+        ["case%4"],
+    )
+    for objects in named:
+        audit.record(session, actor="ann", action="cases.x.open", objects=objects)
+    session.commit()
+    assert [e.objects for e in audit.about(session, "case:4")] == [
+        ["case:4"],
+        ["agency:X", "case:4"],
+    ]
+    assert [e.objects for e in audit.about(session, "case:40")] == [["case:40", "agency:POLICE-AF"]]
+    assert [e.objects for e in audit.about(session, "c_se:4")] == [["c_se:4"]]
+    assert [e.objects for e in audit.about(session, "case%4")] == [["case%4"]]
+    first = audit.about(session, "case:4")[0]
+    later = audit.about(session, "case:4", since=first.at)
+    assert later == audit.about(session, "case:4"), "entries at or after the time"

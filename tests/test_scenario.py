@@ -787,6 +787,104 @@ def test_the_case_queue_narrows_to_a_kind_and_can_put_the_highest_score_first(
     assert "unknown order newest" in refused.text
 
 
+def test_a_case_page_tells_its_history_and_takes_the_next_step(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from telereg.core import accounts
+    from telereg.core.permissions import Role
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import PASSWORD, csrf_of
+
+    with session_scope(fraud_scan) as session:
+        queue = fraud.case_queue(session, principal=ROOT, status="open", kind="card")
+        case_id, line = queue[-2].id, queue[-2].subject["line"]
+        for name, agency in (("lee-police", "POLICE-AF"), ("lee-health", "HEALTH")):
+            accounts.create_user(
+                session,
+                principal=ROOT,
+                username=name,
+                role=Role.LIAISON,
+                password=PASSWORD,
+                agency=agency,
+            )
+    analyst = signed_in("analyst")
+    address = f"/fraud/cases/{case_id}"
+
+    def history(client: TestClient) -> str:
+        page = client.get(address)
+        assert page.status_code == 200, page.text
+        return page.text.split('id="case-history"')[1]
+
+    opened = history(analyst)
+    assert "立案" in opened
+    assert f'href="/fraud/lines/{line}?period=2021-11"' in analyst.get(address).text
+    token = csrf_of(analyst.get(address).text)
+    # A step without a note is refused on the case's own page, and nothing is recorded.
+    refused = analyst.post(
+        address, data={"to": "in_review", "note": " ", "back": "case", "csrf_token": token}
+    )
+    assert refused.url.path == address
+    assert 'role="alert"' in refused.text
+    assert history(analyst) == opened
+    moved = analyst.post(
+        address,
+        data={"to": "in_review", "note": "one batch", "back": "case", "csrf_token": token},
+    )
+    assert moved.url.path == address, "a step taken on the case's page comes back to it"
+    assert "→ 研判中" in history(analyst)
+    assert "one batch" in history(analyst)
+    with session_scope(fraud_scan) as session:
+        hand_over(session, fraud_scan, [case_id], "for the police")
+
+    police = TestClient(analyst.app, follow_redirects=True)
+    form = police.get("/login")
+    police.post(
+        "/login",
+        data={"username": "lee-police", "password": PASSWORD, "csrf_token": csrf_of(form.text)},
+    )
+    theirs = history(police)
+    assert "移交 省公安厅反诈中心" in theirs
+    assert "for the police" in theirs
+    assert "one batch" not in theirs, "the administration's review notes stay its own"
+    assert "立案" not in theirs
+    disposed = police.post(
+        f"/fraud/liaison/{case_id}",
+        data={
+            "disposal": "line_suspended",
+            "note": "suspended on 3 Dec",
+            "back": "case",
+            "csrf_token": csrf_of(police.get(address).text),
+        },
+    )
+    assert disposed.url.path == address
+    assert "→ 已解决" in history(police)
+    assert "suspended on 3 Dec" in history(analyst)
+
+    health = TestClient(analyst.app, follow_redirects=True)
+    form = health.get("/login")
+    health.post(
+        "/login",
+        data={"username": "lee-health", "password": PASSWORD, "csrf_token": csrf_of(form.text)},
+    )
+    assert health.get(address).status_code == 404, "another agency's case does not exist for it"
+    assert health.get(f"/api/v1/fraud/cases/{case_id}").status_code == 404
+
+    told = analyst.get(f"/api/v1/fraud/cases/{case_id}").json()
+    assert [h["step"] for h in told["history"]] == ["open", "in_review", "referred", "resolved"]
+    assert told["history"][2]["agency"] == "POLICE-AF"
+    assert told["history"][2]["note"] == "for the police"
+    assert [h["step"] for h in police.get(f"/api/v1/fraud/cases/{case_id}").json()["history"]] == [
+        "referred",
+        "resolved",
+    ]
+    about_line = analyst.get(f"/api/v1/fraud/lines/{line}", params={"period": "2021-11"}).json()
+    assert {"id": case_id, "status": "resolved", "type": "card", "period": "2021-11"} in about_line[
+        "cases"
+    ]
+
+
 def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
     fraud_scan: Settings, signed_in
 ) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Delete, Update, event, func, select
+from sqlalchemy import Delete, String, Update, cast, event, func, select
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
 from telereg.core.errors import AuditLogError
@@ -59,6 +59,22 @@ def entries(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
     return list(rows), total
+
+
+def about(session: Session, obj: str, *, since: datetime | None = None) -> list[AuditEntry]:
+    """The entries that name ``obj`` (``case:40`` …) among their objects, oldest first.
+
+    ``since``: no entry about the object can be older (its creation), which bounds the
+    scan by the indexed time. Objects are a JSON list; its text holds each one quoted, in
+    SQLite and PostgreSQL alike, so a quoted match finds ``case:40`` and not ``case:401``.
+    """
+    escaped = obj.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = select(AuditEntry).where(
+        cast(AuditEntry.objects, String).like(f'%"{escaped}"%', escape="\\")
+    )
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    return list(session.scalars(query.order_by(AuditEntry.id)))
 
 
 def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: AuditEntry) -> None:

@@ -191,6 +191,20 @@ def case_list(
     return [_case(c) for c in queue]
 
 
+@router.get(
+    "/cases/{case_id}",
+    summary="One fraud case and its history (a liaison: its agency's, from the hand-over on)",
+)
+def case_detail(
+    case_id: int,
+    session: SessionDep,
+    principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
+) -> dict[str, Any]:
+    case = service.get_case(session, principal=principal, case_id=case_id)
+    history = service.case_history(session, principal=principal, case_id=case_id)
+    return {**_case(case), "history": history}
+
+
 class Move(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(max_length=16)

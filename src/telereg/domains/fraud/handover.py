@@ -202,7 +202,7 @@ def export(
     audit.record(
         session,
         actor=principal.name,
-        action="fraud.handover",
+        action=service.HANDOVER_ACTION,
         objects=[f"case:{c.id}" for c in chosen] + [f"agency:{agency.code}"],
         reason=note,
         detail={"file": path.name, "clear_values": reveal_reason is not None},

@@ -218,6 +218,7 @@ def _line(
             "period": period,
             "signals": translated_signals(),
             "operator_names": operator_names(session),
+            "case_words": translated_case_words(),
             "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
             "revealed": revealed,
             "error": error,
@@ -279,6 +280,36 @@ def cases_page(
     )
 
 
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(
+    request: Request,
+    case_id: int,
+    session: SessionDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_READ_ASSIGNED)],
+    error: FormError,
+) -> Response:
+    """One case: what it is about, where it stands, its history, and the next step."""
+    case = service.get_case(session, principal=principal, case_id=case_id)
+    manages = principal.can(Permission.CASES_MANAGE)
+    return render(
+        request,
+        "fraud/case.html",
+        {
+            "c": case,
+            "history": service.case_history(session, principal=principal, case_id=case_id),
+            "manages": manages,
+            "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),
+            "disposals_for": service.disposals_for,
+            "workflow": service.WORKFLOW,
+            "domain_decisions": service.DOMAIN_DECISIONS,
+            "signals": translated_signals(),
+            "operator_names": operator_names(session),
+            "agency_names": agency_names(session),
+            "error": error,
+        },
+    )
+
+
 @router.post("/cases/{case_id}", dependencies=[Csrf])
 def move_case(
     request: Request,
@@ -287,13 +318,16 @@ def move_case(
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     to: Annotated[str, Form(max_length=16)],
     note: Annotated[str, Form(max_length=2000)] = "",
+    back: Annotated[str, Form(pattern="^(queue|case)$")] = "queue",
 ) -> Response:
+    """A step from the queue (back to the case's row) or from the case's own page."""
+    page = f"/fraud/cases/{case_id}" if back == "case" else "/fraud/cases"
     return form_step(
         request,
         session,
         lambda: service.move_case(session, principal=principal, case_id=case_id, to=to, note=note),
-        back="/fraud/cases",
-        done=f"/fraud/cases#case-{case_id}",
+        back=page,
+        done=page if back == "case" else f"/fraud/cases#case-{case_id}",
     )
 
 
@@ -357,13 +391,16 @@ def dispose_case(
     principal: Annotated[Principal, require_page(Permission.CASES_REPORT_OUTCOME)],
     disposal: Annotated[str, Form(max_length=32)],
     note: Annotated[str, Form(max_length=2000)] = "",
+    back: Annotated[str, Form(pattern="^(liaison|case)$")] = "liaison",
 ) -> Response:
+    """A disposal from the agency's list (back to the case's row) or from the case's page."""
+    page = f"/fraud/cases/{case_id}" if back == "case" else "/fraud/liaison"
     return form_step(
         request,
         session,
         lambda: handover.record_disposal(
             session, principal=principal, case_id=case_id, disposal=disposal, note=note
         ),
-        back="/fraud/liaison",
-        done=f"/fraud/liaison#case-{case_id}",
+        back=page,
+        done=page if back == "case" else f"/fraud/liaison#case-{case_id}",
     )

@@ -819,6 +819,56 @@ def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
     return case
 
 
+#: The audit action of a hand-over: the step of a case's history that starts the agency's part.
+HANDOVER_ACTION = "fraud.handover"
+
+
+def case_history(session: Session, *, principal: Principal, case_id: int) -> list[dict[str, Any]]:
+    """What happened to a case, oldest first: its opening, each step with who took it and
+    the note they gave (the hand-over names the agency), and the agency's disposal, from
+    the audit log.
+
+    An analyst sees all of it; an agency's liaison, from the hand-over on: what the
+    administration noted while it reviewed the case is its own.
+    """
+    case = get_case(session, principal=principal, case_id=case_id)
+    steps: list[dict[str, Any]] = []
+    for entry in audit.about(session, f"case:{case.id}", since=case.opened_at):
+        agency = next((o.partition(":")[2] for o in entry.objects if o.startswith("agency:")), "")
+        if entry.action == HANDOVER_ACTION:
+            # The hand-over moved the case to referred just before: that step names the agency.
+            referred = [s for s in steps if s["step"] == CaseStatus.REFERRED.value]
+            if referred and not referred[-1]["agency"]:
+                referred[-1]["agency"] = agency
+                continue
+        steps.append(
+            {
+                "at": entry.at.isoformat(timespec="seconds"),
+                "actor": entry.actor,
+                # cases.<kind>.<state> → the state (open, in_review …); fraud.handover → handover
+                "step": entry.action.rsplit(".", 1)[-1],
+                "note": entry.reason,
+                "agency": agency,
+            }
+        )
+    if principal.can(Permission.CASES_MANAGE):
+        return steps
+    handed = [i for i, s in enumerate(steps) if s["agency"]]
+    return steps[handed[0] :] if handed else []
+
+
+def line_cases(session: Session, *, principal: Principal, line: str) -> list[Case]:
+    """The cases about a line (as a SIM box or a card), newest first, for who manages cases."""
+    if not principal.can(Permission.CASES_MANAGE):
+        return []
+    query = (
+        select(Case)
+        .where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+        .where(Case.subject["line"].as_string() == line)
+    )
+    return list(session.scalars(query.order_by(Case.id.desc())))
+
+
 def visible_operator(principal: Principal) -> str | None:
     """None when the principal reads every operator's lines, else the one it may read."""
     if principal.can(Permission.DATA_READ_ALL):
@@ -997,6 +1047,16 @@ def line_detail(
             "nodes": nodes[nodes["line"].isin(neighbours)].to_dict("records"),
             "edges": linked.to_dict("records"),
         },
+        # (for who manages cases; empty for others)
+        "cases": [
+            {
+                "id": c.id,
+                "status": c.status,
+                "type": c.subject.get("type", ""),
+                "period": c.subject.get("period", ""),
+            }
+            for c in line_cases(session, principal=principal, line=line)
+        ],
     }
 
 
