@@ -1061,6 +1061,35 @@ def test_an_analyst_decides_a_domain_without_a_hand_over(fraud_scan: Settings, s
             )
 
 
+def test_the_cli_lists_cases_by_kind_and_tells_a_cases_history(fraud_scan: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from telereg.cli import app
+    from tests.test_cli import telereg
+
+    where = ["--data-dir", str(fraud_scan.data_dir)]
+    args = ["fraud", "cases", "--kind", "domain", "--order", "priority", "--json", *where]
+    listed = CliRunner().invoke(app, args)
+    assert listed.exit_code == 0, listed.output
+    domains = json.loads(listed.output)
+    assert domains
+    assert {c["type"] for c in domains} == {"domain"}
+    shown = CliRunner().invoke(app, ["fraud", "case", str(domains[0]["id"]), "--json", *where])
+    assert shown.exit_code == 0, shown.output
+    case = json.loads(shown.output)
+    assert case["id"] == domains[0]["id"]
+    assert case["history"][0]["step"] == "open"
+    table = CliRunner().invoke(app, ["fraud", "case", str(domains[0]["id"]), *where])
+    assert "history" in table.output
+    missing = telereg("fraud", "case", "999999", *where)
+    assert missing.returncode != 0
+    assert "no fraud case 999999" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    wrong = telereg("fraud", "cases", "--kind", "sims", *where)
+    assert wrong.returncode != 0
+    assert "unknown case kind sims" in wrong.stderr
+
+
 def test_the_cli_lists_suspects_and_the_block_list(fraud_scan: Settings) -> None:
     from typer.testing import CliRunner
 

@@ -550,6 +550,18 @@ def fraud_cases(
     )
 
 
+@fraud_app.command("case")
+def fraud_case(
+    case_id: Annotated[int, typer.Argument(help="Case id.")],
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """One case: what it is about, where it stands, and its history from the audit log."""
+    from telereg.domains.fraud.cli import case_command
+
+    case_command(_migrated(data_dir), _me(), case_id=case_id, as_json=as_json)
+
+
 @fraud_app.command("move")
 def fraud_move(
     case_id: Annotated[int, typer.Argument(help="Case id.")],

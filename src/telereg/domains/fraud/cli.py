@@ -190,6 +190,32 @@ def cases_command(
     out.print(table)
 
 
+def case_command(settings: Settings, principal: Principal, *, case_id: int, as_json: bool) -> None:
+    """One case and its history (as ``GET /api/v1/fraud/cases/{id}``)."""
+    with session_scope(settings) as session:
+        case = service.get_case(session, principal=principal, case_id=case_id)
+        history = service.case_history(session, principal=principal, case_id=case_id)
+        found: dict[str, Any] = {
+            "id": case.id,
+            "status": case.status,
+            "title": case.title,
+            "subject": case.subject,
+            "agency": case.agency.code if case.agency else None,
+            "outcome": case.outcome,
+            "history": history,
+        }
+    if as_json:
+        out.print_json(json.dumps(found, ensure_ascii=False))
+        return
+    out.print(f"case {found['id']} · {found['status']} · {found['title']}")
+    if found["agency"]:
+        out.print(f"handed over to {found['agency']}; outcome: {found['outcome'] or '—'}")
+    table = Table("at (UTC)", "by", "step", "agency", "note", title=f"case {case_id}: history")
+    for step in history:
+        table.add_row(step["at"], step["actor"], step["step"], step["agency"], step["note"])
+    out.print(table)
+
+
 def move_command(
     settings: Settings, principal: Principal, *, case_id: int, to: str, note: str
 ) -> None:
