@@ -377,6 +377,7 @@ def liaison_page(
             "cases": service.case_queue(session, principal=principal),
             "packages": handover.packages(settings, principal=principal),
             "disposals_for": service.disposals_for,
+            "operator_names": operator_names(session),
             "error": error,
             "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),
         },

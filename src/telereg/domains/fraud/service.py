@@ -122,16 +122,17 @@ def results_dir(settings: Settings, period: str) -> Path:
     return settings.data_dir / "analysis" / "fraud" / period
 
 
-def domain_decisions(session: Session, domains: list[str]) -> dict[str, dict[str, str]]:
-    """What analysts and agencies decided on each domain so far: its case's state and the
-    disposal once one is recorded (``domain_blocked``, ``no_action`` …)."""
+def domain_decisions(session: Session, domains: list[str]) -> dict[str, dict[str, Any]]:
+    """What analysts and agencies decided on each domain so far: its case (``case``, its
+    id), the case's state and the disposal once one is recorded (``domain_blocked``,
+    ``no_action`` …)."""
     references = {domain_reference(d): d for d in domains}
     if not references:
         return {}
     # (the latest case of a domain found again after a block counts)
     latest = _latest_cases(session, set(references))
     return {
-        references[base]: {"status": case.status, "outcome": case.outcome or ""}
+        references[base]: {"case": case.id, "status": case.status, "outcome": case.outcome or ""}
         for base, case in latest.items()
     }
 
