@@ -241,13 +241,7 @@ def cases_page(
 ) -> Response:
     in_state = service.case_queue(session, principal=principal, status=status or None)
     by_kind = Counter(str(c.subject.get("type", "")) for c in in_state)
-    queue = service.case_queue(
-        session,
-        principal=principal,
-        status=status or None,
-        kind=kind or None,
-        order=order or "opened",
-    )
+    queue = service.narrowed_queue(in_state, kind=kind or None, order=order or "opened")
     pages = max(1, -(-len(queue) // CASES_PER_PAGE))
     page = min(page, pages)
     agencies = session.query(Agency).order_by(Agency.code).all()

@@ -753,6 +753,12 @@ def case_queue(
     ``kind`` keeps one of :data:`CASE_KINDS`; ``order`` is one of :data:`CASE_ORDERS`
     (``priority``: see :func:`case_priority`).
     """
+    found = _visible_cases(session, principal=principal, status=status)
+    return narrowed_queue(found, kind=kind, order=order)
+
+
+def narrowed_queue(found: list[Case], *, kind: str | None, order: str) -> list[Case]:
+    """``found`` (a queue) kept to one kind and put in an order (see :func:`case_queue`)."""
     if kind is not None and kind not in CASE_KINDS:
         raise InputError(
             N_("unknown case kind {kind}; the kinds are {kinds}").format(
@@ -765,12 +771,8 @@ def case_queue(
                 order=order, orders=", ".join(CASE_ORDERS)
             )
         )
-    found = _visible_cases(session, principal=principal, status=status)
-    if kind is not None:
-        found = [c for c in found if c.subject.get("type") == kind]
-    if order == "priority":
-        found.sort(key=case_priority)
-    return found
+    kept = [c for c in found if kind is None or c.subject.get("type") == kind]
+    return sorted(kept, key=case_priority) if order == "priority" else kept
 
 
 def case_priority(case: Case) -> tuple[int, float, int]:
