@@ -306,6 +306,10 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         # a rule met marks the feature it looks at: "no text messages" marks the SMS count
         expect(page.locator("#score")).to_contain_text("无短信")
         expect(page.locator("#feature-table tr.flagged", has_text="短信条数")).to_be_visible()
+        # the suspect's cases, for who manages them
+        expect(page.locator("#line-cases a").first).to_have_attribute(
+            "href", re.compile(r"^/fraud/cases/[0-9]+$")
+        )
 
         page.goto(f"{server.base_url}/fraud/cases?status=open")
         first = page.locator("#case-table tbody tr").first
@@ -321,5 +325,13 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         expect(page.locator("p.ok a")).to_contain_text("POLICE-AF/handover-")
         page.goto(f"{server.base_url}/fraud/cases?status=referred")
         expect(page.locator(f"#case-{case_id}")).to_contain_text("省公安厅反诈中心")
+        # The case's own page tells what happened to it, step by step.
+        page.locator(f"#case-{case_id} a[href='/fraud/cases/{case_id}']").click()
+        history = page.locator("#case-history tbody")
+        expect(history).to_contain_text("立案")
+        expect(history).to_contain_text("→ 研判中")
+        expect(history).to_contain_text("gateway pattern")
+        expect(history).to_contain_text("移交 省公安厅反诈中心")
+        expect(history).to_contain_text("for investigation")
     finally:
         context.close()
