@@ -80,6 +80,12 @@ CALLS: list[tuple[str, str, dict[str, Any] | None, Permission | None]] = [
     ("POST", "/api/v1/jobs/999999/cancel", None, Permission.ANALYSIS_RUN),
     (
         "POST",
+        "/api/v1/fraud/cases/moves",
+        {"cases": [999999], "to": "in_review", "note": "x"},
+        Permission.CASES_MANAGE,
+    ),
+    (
+        "POST",
         "/api/v1/fraud/cases/999999/moves",
         {"to": "in_review", "note": "x"},
         Permission.CASES_MANAGE,
@@ -126,6 +132,7 @@ def test_each_role_is_refused_what_it_may_not_do(
         # month with no data is allowed but finds nothing.
         finds_nothing = path.endswith("reidentify") or "999999" in path or "/fraud/scans" in path
         finds_nothing |= path.endswith("/fraud/handovers") and method == "POST"
+        finds_nothing |= path.endswith("/fraud/cases/moves")
         expected = {404} if finds_nothing else {200, 201}
         assert response.status_code in expected, response.text
     else:

@@ -885,6 +885,72 @@ def test_a_case_page_tells_its_history_and_takes_the_next_step(
     ]
 
 
+def test_ticked_cases_move_together_or_not_at_all(fraud_scan: Settings, signed_in) -> None:
+    from telereg.domains.fraud import service as fraud
+    from tests.conftest import csrf_of
+    from tests.test_cli import telereg
+
+    with session_scope(fraud_scan) as session:
+        open_boxes = fraud.case_queue(session, principal=ROOT, status="open", kind="sim_box")
+        a, b, c, d = (case.id for case in open_boxes[10:14])
+        fraud.move_case(session, principal=ROOT, case_id=d, to="closed", note="a person")
+
+    def states(*ids: int) -> list[str]:
+        with session_scope(fraud_scan) as session:
+            return [fraud.get_case(session, principal=ROOT, case_id=i).status for i in ids]
+
+    analyst = signed_in("analyst")
+    page = analyst.get("/fraud/cases", params={"status": "open", "kind": "sim_box"})
+    assert 'id="move-ticked"' in page.text
+    token = csrf_of(page.text)
+
+    def move(ids: list[int], note: str, to: str = "in_review") -> str:
+        sent = analyst.post(
+            "/fraud/cases/moves",
+            data={"case": ids, "to": to, "move_note": note, "kind": "sim_box", "csrf_token": token},
+        )
+        assert sent.status_code == 200, sent.text
+        if 'role="alert"' not in sent.text:
+            assert sent.url.query.decode() == f"status={to}&kind=sim_box", "the queue as it was"
+        return sent.text
+
+    refused = move([a, b, d], "one batch")
+    assert f"案件 {d} 当前为" in refused, "the page names the case that may not move"
+    assert states(a, b, d) == ["open", "open", "closed"], "none moved"
+    assert "请至少勾选" in move([], "one batch")
+    move([a], " ")
+    assert states(a) == ["open"], "a step needs a note"
+    moved = move([a, b, c, a], "one batch")
+    assert all(f'id="case-{i}"' in moved for i in (a, b, c)), "shown among the cases in review"
+    assert states(a, b, c) == ["in_review"] * 3
+    told = analyst.get(f"/api/v1/fraud/cases/{c}").json()
+    assert told["history"][-1] == {**told["history"][-1], "step": "in_review", "note": "one batch"}
+
+    # (a browser's session calls the API with its CSRF token in a header)
+    api = analyst.post(
+        "/api/v1/fraud/cases/moves",
+        json={"cases": [a, 999999], "to": "closed", "note": "x"},
+        headers={"x-csrf-token": token},
+    )
+    assert api.status_code == 404
+    assert states(a) == ["in_review"], "the API moves all or none too"
+    api = analyst.post(
+        "/api/v1/fraud/cases/moves",
+        json={"cases": [a, b], "to": "closed", "note": "people"},
+        headers={"x-csrf-token": token},
+    )
+    assert api.status_code == 200, api.text
+    assert [m["status"] for m in api.json()] == ["closed", "closed"]
+    where = ["--data-dir", str(fraud_scan.data_dir)]
+    cli = telereg("fraud", "move", str(c), str(d), "--to", "closed", "--note", "x", *where)
+    assert cli.returncode != 0
+    assert f"case {d} is closed" in cli.stderr
+    assert states(c) == ["in_review"]
+    cli = telereg("fraud", "move", str(c), "--to", "closed", "--note", "done", *where)
+    assert cli.returncode == 0, cli.stderr
+    assert f"case {c} is now closed" in cli.stdout
+
+
 def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
     fraud_scan: Settings, signed_in
 ) -> None:

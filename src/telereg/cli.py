@@ -564,7 +564,7 @@ def fraud_case(
 
 @fraud_app.command("move")
 def fraud_move(
-    case_id: Annotated[int, typer.Argument(help="Case id.")],
+    case_ids: Annotated[list[int], typer.Argument(help="Case ids: all move, or none.")],
     to: Annotated[
         str, typer.Option(help="in_review or closed (dismissed), or closed after resolved.")
     ],
@@ -574,7 +574,7 @@ def fraud_move(
     """Move a case: open → in_review → (export) referred → resolved → closed."""
     from telereg.domains.fraud.cli import move_command
 
-    move_command(_migrated(data_dir), _me(), case_id=case_id, to=to, note=note)
+    move_command(_migrated(data_dir), _me(), case_ids=case_ids, to=to, note=note)
 
 
 @fraud_app.command("export")

@@ -219,6 +219,21 @@ def move(case_id: int, body: Move, session: SessionDep, principal: Manager) -> d
     return _case(case)
 
 
+class Moves(Move):
+    cases: list[int] = Field(min_length=1, max_length=1000)
+
+
+@router.post(
+    "/cases/moves",
+    summary="Move several cases with one note: all of them, or none when one may not move",
+)
+def move_many(body: Moves, session: SessionDep, principal: Manager) -> list[dict[str, Any]]:
+    moved = service.move_cases(
+        session, principal=principal, case_ids=body.cases, to=body.to, note=body.note
+    )
+    return [_case(c) for c in moved]
+
+
 class HandoverRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cases: list[int] = Field(min_length=1, max_length=1000)

@@ -217,11 +217,15 @@ def case_command(settings: Settings, principal: Principal, *, case_id: int, as_j
 
 
 def move_command(
-    settings: Settings, principal: Principal, *, case_id: int, to: str, note: str
+    settings: Settings, principal: Principal, *, case_ids: list[int], to: str, note: str
 ) -> None:
+    """Move one case or several with one note: all of them, or none."""
     with session_scope(settings) as session:
-        case = service.move_case(session, principal=principal, case_id=case_id, to=to, note=note)
-        out.print(f"case {case.id} is now {case.status}")
+        moved = service.move_cases(
+            session, principal=principal, case_ids=case_ids, to=to, note=note
+        )
+        for case in moved:
+            out.print(f"case {case.id} is now {case.status}")
 
 
 def export_command(

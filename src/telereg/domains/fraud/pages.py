@@ -10,7 +10,7 @@ import io
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -271,6 +271,30 @@ def cases_page(
             "packages": packages[:20],
             "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
         },
+    )
+
+
+@router.post("/cases/moves", dependencies=[Csrf])
+def move_ticked_cases(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
+    to: Annotated[str, Form(max_length=16)],
+    move_note: Annotated[str, Form(max_length=2000)] = "",
+    case: Annotated[list[int] | None, Form()] = None,
+    kind: Annotated[str, Form(pattern=f"^({'|'.join(service.CASE_KINDS)})?$")] = "",
+) -> Response:
+    """The ticked cases of the queue, moved with one note: all, or none (the page says why).
+    Done, the queue shows the cases in their new state, of the kind it showed."""
+    shown = {"status": to, "kind": kind} if kind else {"status": to}
+    return form_step(
+        request,
+        session,
+        lambda: service.move_cases(
+            session, principal=principal, case_ids=case or [], to=to, note=move_note
+        ),
+        back="/fraud/cases",
+        done=f"/fraud/cases?{urlencode(shown)}",
     )
 
 

@@ -700,6 +700,27 @@ def move_case(session: Session, *, principal: Principal, case_id: int, to: str, 
     )
 
 
+#: Cases one step may move at once (a page of the queue is 50).
+MOVE_AT_ONCE = 1000
+
+
+def move_cases(
+    session: Session, *, principal: Principal, case_ids: list[int], to: str, note: str
+) -> list[Case]:
+    """The same step for several cases, with one note: each is checked as by
+    :func:`move_case`, and the first that may not move stops them all (the caller's
+    transaction is then rolled back, so none has moved)."""
+    chosen = list(dict.fromkeys(case_ids))
+    if not chosen:
+        raise InputError(N_("tick at least one case to move"))
+    if len(chosen) > MOVE_AT_ONCE:
+        raise InputError(N_("at most {n} cases move in one step").format(n=MOVE_AT_ONCE))
+    return [
+        move_case(session, principal=principal, case_id=case_id, to=to, note=note)
+        for case_id in chosen
+    ]
+
+
 #: What the administration may decide on a domain case itself, without a hand-over.
 DOMAIN_DECISIONS = ("domain_blocked", "no_action")
 #: The lookalike levels a scan opens cases for.
