@@ -351,6 +351,46 @@ def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: S
     assert all(e["a"] in shown and e["b"] in shown for e in detail["graph"]["edges"])
 
 
+def test_a_suspect_page_draws_each_call_on_a_timeline(
+    fraud_scan: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    from telereg.domains.fraud import service as fraud
+    from telereg.ingest import lake
+
+    rows = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
+    box = rows[rows["kind"] == "sim_box"].iloc[0]
+    with session_scope(fraud_scan) as session:
+        files = lake.current_files(session, fraud_scan, "voice_cdr", periods=["2021-11"])
+    names = ["caller", "operator", "direction", "start_time", "duration_s"]
+    legs = pd.concat(pd.read_parquet(f, columns=names) for f in files)
+    made = legs[
+        (legs["caller"] == box["line"])
+        & (legs["operator"] == box["operator"])
+        & (legs["direction"].fillna("") != "MT")
+    ].sort_values(["start_time", "duration_s"])
+    expected = [
+        [f"{t:%Y-%m-%d %H:%M:%S}", int(d)]
+        for t, d in zip(made["start_time"], made["duration_s"], strict=True)
+    ]
+
+    def timeline() -> dict:
+        with session_scope(fraud_scan) as session:
+            return fraud.line_detail(
+                session, settings=fraud_scan, principal=ROOT, period="2021-11", line=box["line"]
+            )["timeline"]
+
+    whole = timeline()
+    assert whole["total"] == whole["shown"] == len(made) > 100
+    assert sorted(whole["calls"]) == sorted(expected), "every call, when and how long"
+    assert [c[0] for c in whole["calls"]] == sorted(c[0] for c in expected), "in time order"
+    monkeypatch.setattr(fraud, "TIMELINE_CALLS", 10)
+    first = timeline()
+    assert (first["shown"], first["total"]) == (10, len(made))
+    assert [c[0] for c in first["calls"]] == [c[0] for c in expected[:10]], "the first calls"
+
+
 def test_a_suspect_page_compares_the_callees_with_the_month_before(fraud_scan: Settings) -> None:
     import pandas as pd
 

@@ -1013,6 +1013,10 @@ def reveal_line(
     )
 
 
+#: Calls a suspect's page draws one by one (a month of a busy gateway port is a few thousand).
+TIMELINE_CALLS = 5000
+
+
 def line_detail(
     session: Session, *, settings: Settings, principal: Principal, period: str, line: str
 ) -> dict[str, Any]:
@@ -1041,6 +1045,14 @@ def line_detail(
             .order_by("hour")
             .to_pandas()
         )
+        # Each call, when and how long (to the first TIMELINE_CALLS): a gateway's calls come
+        # in regular bursts of short calls, a person's scattered.
+        timeline = (
+            mine.select(at=mine.start_time.cast("string"), seconds=mine.duration_s)
+            .order_by("at")
+            .limit(TIMELINE_CALLS)
+            .to_pandas()
+        )
         used = mine.group_by("cell_id").agg(calls=mine.count())
         places = (
             used.inner_join(where, "cell_id").order_by(ibis.desc("calls")).limit(200).to_pandas()
@@ -1065,6 +1077,16 @@ def line_detail(
         "features": features,
         "by_day": by_day.to_dict("records"),
         "by_hour": by_hour.to_dict("records"),
+        "timeline": {
+            "calls": [
+                [at, seconds]
+                for at, seconds in zip(
+                    timeline["at"].tolist(), timeline["seconds"].tolist(), strict=True
+                )
+            ],
+            "shown": len(timeline),
+            "total": int(by_day["calls"].sum()),
+        },
         "cells": places.to_dict("records"),
         "history": history,
         "graph": {
