@@ -827,6 +827,30 @@ def test_the_case_queue_narrows_to_a_kind_and_can_put_the_highest_score_first(
     assert "unknown order newest" in refused.text
 
 
+def test_the_case_queue_downloads_as_filtered_and_ordered(fraud_scan: Settings, signed_in) -> None:
+    from telereg.domains.fraud import service as fraud
+
+    with session_scope(fraud_scan) as session:
+        expected = [
+            (c.id, c.subject["domain"], c.subject["score"])
+            for c in fraud.case_queue(session, principal=ROOT, kind="domain", order="priority")
+        ]
+    analyst = signed_in("analyst")
+    page = analyst.get("/fraud/cases", params={"kind": "domain", "order": "priority"}).text
+    assert 'href="/fraud/cases.csv?kind=domain&amp;order=priority"' in page
+    got = analyst.get("/fraud/cases.csv", params={"kind": "domain", "order": "priority"})
+    assert got.headers["content-disposition"].endswith('filename="cases-domain.csv"')
+    rows = list(csv.reader(io.StringIO(got.text.lstrip("\ufeff"))))
+    assert rows[0][:6] == ["案件", "类型", "状态", "对象", "运营商", "月份"]
+    assert [(int(r[0]), r[3], float(r[6])) for r in rows[1:]] == expected, "all, in order"
+    assert {r[1] for r in rows[1:]} == {"涉诈域名"}
+    cards = analyst.get("/fraud/cases.csv", params={"kind": "card"}).text
+    assert "项信号" in cards
+    assert "中国" in cards, "operators by name"
+    operator = signed_in("operator")
+    assert operator.get("/fraud/cases.csv").status_code == 403, "the queue is the administration's"
+
+
 def test_a_case_page_tells_its_history_and_takes_the_next_step(
     fraud_scan: Settings, signed_in
 ) -> None:
