@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from telereg.core.errors import SignatureError
-from telereg.domains.fraud import features, handover, scoring
+from telereg.domains.fraud import casework, features, handover, scoring
 from telereg.domains.fraud.features import FEATURES, line_features
 
 CALL_SCHEMA = {
@@ -509,10 +509,10 @@ def test_a_long_domain_gets_a_reference_that_fits(tmp_path: Path) -> None:
     from telereg.core.settings import load_settings
     from telereg.domains.fraud import service
 
-    short = service.domain_reference("icbc-verify.top")
+    short = casework.domain_reference("icbc-verify.top")
     assert short == "domain:icbc-verify.top"
-    first = service.domain_reference("a" * 60 + ".example-bank-login." + "b" * 60 + ".top")
-    second = service.domain_reference("a" * 60 + ".example-bank-login." + "c" * 60 + ".top")
+    first = casework.domain_reference("a" * 60 + ".example-bank-login." + "b" * 60 + ".top")
+    second = casework.domain_reference("a" * 60 + ".example-bank-login." + "c" * 60 + ".top")
     assert len(first) <= 100
     assert len(second) <= 100
     assert first != second
@@ -627,19 +627,18 @@ def test_the_truth_of_ids_over_the_limit_counts_active_cards_of_each_month() -> 
 
 def test_a_finding_acted_on_in_an_earlier_month_is_a_new_case(session: Session) -> None:
     from telereg.cases import service as cases
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import ROOT
 
     def finding(ref: str, period: str) -> cases.NewCase:
         return cases.NewCase(f"sim_box:{ref}", "SIM box suspect CMCC · score 9", {"period": period})
 
     def open_all(period: str) -> list[str]:
-        items = fraud.with_repeats(session, [finding(r, period) for r in "ABC"], period)
-        made = cases.open_cases(session, principal=ROOT, workflow=fraud.WORKFLOW, new=items)
+        items = casework.with_repeats(session, [finding(r, period) for r in "ABC"], period)
+        made = cases.open_cases(session, principal=ROOT, workflow=casework.WORKFLOW, new=items)
         return sorted(c.reference for c in made)
 
     assert open_all("2021-10") == ["sim_box:A", "sim_box:B", "sim_box:C"]
-    first = {c.reference: c for c in fraud.case_queue(session, principal=ROOT)}
+    first = {c.reference: c for c in casework.case_queue(session, principal=ROOT)}
     # A: the line was suspended and the case closed; B: dismissed; C: still in review.
     first["sim_box:A"].status, first["sim_box:A"].outcome = "closed", "line_suspended"
     first["sim_box:B"].status, first["sim_box:B"].outcome = "closed", ""
@@ -648,13 +647,13 @@ def test_a_finding_acted_on_in_an_earlier_month_is_a_new_case(session: Session) 
     assert open_all("2021-10") == [], "a re-run of the month opens nothing"
     assert open_all("2021-11") == ["sim_box:A@2021-11"], "only the one acted on comes back"
     assert open_all("2021-11") == []
-    again = {c.reference: c for c in fraud.case_queue(session, principal=ROOT)}
+    again = {c.reference: c for c in casework.case_queue(session, principal=ROOT)}
     assert again["sim_box:A@2021-11"].subject["repeat_of"] == first["sim_box:A"].id
     again["sim_box:A@2021-11"].status = "closed"
     again["sim_box:A@2021-11"].outcome = "device_seized"
     session.flush()
     assert open_all("2021-12") == ["sim_box:A@2021-12"]
-    latest = {c.reference: c for c in fraud.case_queue(session, principal=ROOT)}
+    latest = {c.reference: c for c in casework.case_queue(session, principal=ROOT)}
     assert latest["sim_box:A@2021-12"].subject["repeat_of"] == again["sim_box:A@2021-11"].id
 
 

@@ -17,6 +17,7 @@ from telereg import registry
 from telereg.core.db import session_scope
 from telereg.core.models import Operator
 from telereg.core.settings import Settings, load_settings
+from telereg.domains.fraud import casework
 from telereg.ingest.models import Submission
 from telereg.ingest.submissions import error_report_csv
 from telereg.scenario.demo import prepare
@@ -508,21 +509,20 @@ def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
 ) -> None:
     from telereg.core.errors import InputError
     from telereg.domains.fraud import handover
-    from telereg.domains.fraud import service as fraud
 
     store = fraud_scan.data_dir / "handovers"
     before = sorted(p.name for p in store.rglob("*") if p.is_file())
     with session_scope(fraud_scan) as session:
-        queue = fraud.case_queue(session, principal=ROOT, status="open")
+        queue = casework.case_queue(session, principal=ROOT, status="open")
         case_id = [c for c in queue if c.subject["type"] == "sim_box"][-1].id
-        fraud.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="look")
+        casework.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="look")
         for step in ("referred", "resolved"):
             with pytest.raises(InputError, match=r"hand|disposal"):
-                fraud.move_case(session, principal=ROOT, case_id=case_id, to=step, note="skip")
+                casework.move_case(session, principal=ROOT, case_id=case_id, to=step, note="skip")
         for reason in ("x", "  ab  "):
             with pytest.raises(InputError, match="reason of at least"):
                 hand_over(session, fraud_scan, [case_id], "n", reveal_reason=reason)
-        assert fraud.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
+        assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
     # A hand-over whose transaction is rolled back (a failed commit) writes no package.
     made: list[handover.Handover] = []
 
@@ -537,7 +537,7 @@ def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
     assert not made[0].path.exists()
     assert sorted(p.name for p in store.rglob("*") if p.is_file()) == before
     with session_scope(fraud_scan) as session:
-        assert fraud.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
+        assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
 
 
 def _sim_boxes(queue: list) -> list[int]:
@@ -552,25 +552,24 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
     from telereg.core.errors import ConflictError, InputError, NotFoundError, SignatureError
     from telereg.core.permissions import Role
     from telereg.domains.fraud import handover
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import principal_of_role
 
     settings = fraud_scan
     police = principal_of_role(Role.LIAISON, agency_code="POLICE-AF")
     health = principal_of_role(Role.LIAISON, agency_code="HEALTH")
     with session_scope(settings) as session:
-        queue = fraud.case_queue(session, principal=ROOT, status="open")
+        queue = casework.case_queue(session, principal=ROOT, status="open")
         case, other = [c for c in queue if c.subject["type"] == "sim_box"][:2]
         case_id, token = case.id, case.subject["line"]
         # (the police's queue may hold a domain handed over by another test of this module)
-        assert _sim_boxes(fraud.case_queue(session, principal=police)) == []
+        assert _sim_boxes(casework.case_queue(session, principal=police)) == []
         packages = set((settings.data_dir / "handovers").rglob("*.zip"))
         with pytest.raises(ConflictError, match="only cases in review"):
             hand_over(session, settings, [case_id], "too early")
         move(
             session,
             principal=ROOT,
-            workflow=fraud.WORKFLOW,
+            workflow=casework.WORKFLOW,
             case_id=case_id,
             to="in_review",
             note="calls like a gateway",
@@ -578,7 +577,7 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         # One case not in review stops the whole hand-over: nothing moves, nothing is written.
         with pytest.raises(ConflictError, match=f"case {other.id} is open"):
             hand_over(session, settings, [case_id, other.id], "both")
-        assert fraud.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
+        assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
         assert set((settings.data_dir / "handovers").rglob("*.zip")) == packages
         made = hand_over(
             session, settings, [case_id], "for investigation", reveal_reason="police request JQ-1"
@@ -601,10 +600,10 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
     assert all(i.isdigit() and len(i) == 15 for i in clear_imeis), "clear IMEIs, from the vault"
     assert all(i.startswith(row["device_tacs"]) for i in clear_imeis)
     with session_scope(settings) as session:
-        assert _sim_boxes(fraud.case_queue(session, principal=police)) == [case_id]
-        assert fraud.case_queue(session, principal=health) == []
+        assert _sim_boxes(casework.case_queue(session, principal=police)) == [case_id]
+        assert casework.case_queue(session, principal=health) == []
         with pytest.raises(NotFoundError):
-            fraud.get_case(session, principal=health, case_id=case_id)
+            casework.get_case(session, principal=health, case_id=case_id)
         with pytest.raises(NotFoundError):
             handover.record_disposal(
                 session,
@@ -643,7 +642,7 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
             handover.record_disposal(
                 session, principal=police, case_id=case_id, disposal="domain_blocked", note="x"
             )
-        assert fraud.get_case(session, principal=police, case_id=case_id).status == "referred"
+        assert casework.get_case(session, principal=police, case_id=case_id).status == "referred"
         done = handover.record_disposal(
             session,
             principal=police,
@@ -655,14 +654,16 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         move(
             session,
             principal=ROOT,
-            workflow=fraud.WORKFLOW,
+            workflow=casework.WORKFLOW,
             case_id=case_id,
             to="closed",
             note="line suspended",
         )
         actions = [a for (a,) in session.query(AuditEntry.action).all()]
         # Closing keeps the agency's disposal as the outcome (the note is in the audit).
-        assert fraud.get_case(session, principal=ROOT, case_id=case_id).outcome == "line_suspended"
+        assert (
+            casework.get_case(session, principal=ROOT, case_id=case_id).outcome == "line_suspended"
+        )
     for step in ("in_review", "referred", "resolved", "closed"):
         assert f"cases.fraud_suspect.{step}" in actions
     assert "fraud.handover" in actions
@@ -749,10 +750,8 @@ def test_the_case_queue_comes_a_page_at_a_time_with_titles_in_the_readers_langua
 ) -> None:
     import re
 
-    from telereg.domains.fraud import service as fraud
-
     with session_scope(fraud_scan) as session:
-        queue = fraud.case_queue(session, principal=ROOT)
+        queue = casework.case_queue(session, principal=ROOT)
         assert len(queue) > 60
         first_title = queue[0].title
         total = len(queue)
@@ -775,22 +774,21 @@ def test_the_case_queue_narrows_to_a_kind_and_can_put_the_highest_score_first(
 ) -> None:
 
     from telereg.core.errors import InputError
-    from telereg.domains.fraud import service as fraud
 
     def listed(**how: str) -> list[tuple[int, str, float]]:
         """(id, kind, score or number of signals) of the queue, in its order."""
         with session_scope(fraud_scan) as session:
             return [
                 (c.id, c.subject["type"], c.subject.get("score", len(c.subject.get("signals", []))))
-                for c in fraud.case_queue(session, principal=ROOT, **how)
+                for c in casework.case_queue(session, principal=ROOT, **how)
             ]
 
     every = listed()
     first = listed(order="priority")
     assert sorted(first) == sorted(every), "the same cases, in another order"
     kinds = [kind for _, kind, _ in first]
-    assert kinds == sorted(kinds, key=fraud.CASE_KINDS.index), "kind by kind"
-    for kind in fraud.CASE_KINDS:
+    assert kinds == sorted(kinds, key=casework.CASE_KINDS.index), "kind by kind"
+    for kind in casework.CASE_KINDS:
         weights = [w for _, k, w in first if k == kind]
         assert len(set(weights)) > 1, f"{kind}: the scenario's cases differ in weight"
         assert weights == sorted(weights, reverse=True), f"{kind}: the highest first"
@@ -798,9 +796,9 @@ def test_the_case_queue_narrows_to_a_kind_and_can_put_the_highest_score_first(
         assert listed(kind=kind) == [c for c in every if c[1] == kind]
     with session_scope(fraud_scan) as session:
         with pytest.raises(InputError, match="unknown case kind sim-box"):
-            fraud.case_queue(session, principal=ROOT, kind="sim-box")
+            casework.case_queue(session, principal=ROOT, kind="sim-box")
         with pytest.raises(InputError, match="unknown order score"):
-            fraud.case_queue(session, principal=ROOT, order="score")
+            casework.case_queue(session, principal=ROOT, order="score")
 
     analyst = signed_in("analyst")
     page = analyst.get("/fraud/cases", params={"kind": "card", "order": "priority"}).text
@@ -828,12 +826,11 @@ def test_the_case_queue_narrows_to_a_kind_and_can_put_the_highest_score_first(
 
 
 def test_the_case_queue_downloads_as_filtered_and_ordered(fraud_scan: Settings, signed_in) -> None:
-    from telereg.domains.fraud import service as fraud
 
     with session_scope(fraud_scan) as session:
         expected = [
             (c.id, c.subject["domain"], c.subject["score"])
-            for c in fraud.case_queue(session, principal=ROOT, kind="domain", order="priority")
+            for c in casework.case_queue(session, principal=ROOT, kind="domain", order="priority")
         ]
     analyst = signed_in("analyst")
     page = analyst.get("/fraud/cases", params={"kind": "domain", "order": "priority"}).text
@@ -858,11 +855,10 @@ def test_a_case_page_tells_its_history_and_takes_the_next_step(
 
     from telereg.core import accounts
     from telereg.core.permissions import Role
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import PASSWORD, csrf_of
 
     with session_scope(fraud_scan) as session:
-        queue = fraud.case_queue(session, principal=ROOT, status="open", kind="card")
+        queue = casework.case_queue(session, principal=ROOT, status="open", kind="card")
         case_id, line = queue[-2].id, queue[-2].subject["line"]
         for name, agency in (("lee-police", "POLICE-AF"), ("lee-health", "HEALTH")):
             accounts.create_user(
@@ -950,18 +946,17 @@ def test_a_case_page_tells_its_history_and_takes_the_next_step(
 
 
 def test_ticked_cases_move_together_or_not_at_all(fraud_scan: Settings, signed_in) -> None:
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import csrf_of
     from tests.test_cli import telereg
 
     with session_scope(fraud_scan) as session:
-        open_boxes = fraud.case_queue(session, principal=ROOT, status="open", kind="sim_box")
+        open_boxes = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")
         a, b, c, d = (case.id for case in open_boxes[10:14])
-        fraud.move_case(session, principal=ROOT, case_id=d, to="closed", note="a person")
+        casework.move_case(session, principal=ROOT, case_id=d, to="closed", note="a person")
 
     def states(*ids: int) -> list[str]:
         with session_scope(fraud_scan) as session:
-            return [fraud.get_case(session, principal=ROOT, case_id=i).status for i in ids]
+            return [casework.get_case(session, principal=ROOT, case_id=i).status for i in ids]
 
     analyst = signed_in("analyst")
     page = analyst.get("/fraud/cases", params={"status": "open", "kind": "sim_box"})
@@ -1117,25 +1112,24 @@ def test_a_domain_blocked_by_its_agency_is_on_the_block_list_and_the_dashboard(
 ) -> None:
     from telereg.cases.service import move
     from telereg.domains.fraud import handover
-    from telereg.domains.fraud import service as fraud
 
     with session_scope(fraud_scan) as session:
         case = next(
             c
-            for c in fraud.case_queue(session, principal=ROOT, status="open")
+            for c in casework.case_queue(session, principal=ROOT, status="open")
             if c.subject.get("type") == "domain"
         )
         domain, case_id = case.subject["domain"], case.id
         move(
             session,
             principal=ROOT,
-            workflow=fraud.WORKFLOW,
+            workflow=casework.WORKFLOW,
             case_id=case_id,
             to="in_review",
             note="imitates a bank",
         )
         hand_over(session, fraud_scan, [case_id], "block it")
-        assert fraud.blocked_domains(session, principal=ROOT) == [], "not before the disposal"
+        assert casework.blocked_domains(session, principal=ROOT) == [], "not before the disposal"
         handover.record_disposal(
             session, principal=ROOT, case_id=case_id, disposal="domain_blocked", note="blocked"
         )
@@ -1155,11 +1149,10 @@ def test_a_domain_blocked_by_its_agency_is_on_the_block_list_and_the_dashboard(
 
 def test_an_analyst_decides_a_domain_without_a_hand_over(fraud_scan: Settings, signed_in) -> None:
     from telereg.core.errors import InputError
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import csrf_of
 
     with session_scope(fraud_scan) as session:
-        queue = fraud.case_queue(session, principal=ROOT, status="open")
+        queue = casework.case_queue(session, principal=ROOT, status="open")
         first, second = [c for c in queue if c.subject.get("type") == "domain"][-2:]
         line_case = next(c for c in queue if c.subject.get("type") == "sim_box")
         ids = first.id, second.id, line_case.id
@@ -1183,10 +1176,10 @@ def test_an_analyst_decides_a_domain_without_a_hand_over(fraud_scan: Settings, s
     assert domains[0] in [d["domain"] for d in listed["domains"]]
     assert domains[1] not in [d["domain"] for d in listed["domains"]]
     with session_scope(fraud_scan) as session:
-        decided = fraud.get_case(session, principal=ROOT, case_id=ids[1])
+        decided = casework.get_case(session, principal=ROOT, case_id=ids[1])
         assert (decided.status, decided.outcome) == ("closed", "no_action")
         with pytest.raises(InputError, match="is decided on domain cases only"):
-            fraud.move_case(
+            casework.move_case(
                 session, principal=ROOT, case_id=ids[2], to="domain_blocked", note="not a domain"
             )
 

@@ -14,7 +14,7 @@ from telereg.cases.models import Case
 from telereg.core import jobs
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.domains.fraud import handover, service
+from telereg.domains.fraud import casework, handover, service
 
 router = APIRouter(prefix="/fraud", tags=["fraud"])
 Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
@@ -66,7 +66,7 @@ def blocked(
     principal: Reader,
     format: Annotated[Literal["json", "text"], Query()] = "json",  # noqa: A002 - the API's word
 ) -> Any:
-    listed = service.blocked_domains(session, principal=principal)
+    listed = casework.blocked_domains(session, principal=principal)
     if format == "text":
         return PlainTextResponse("".join(f"{d['domain']}\n" for d in listed))
     return {"total": len(listed), "domains": listed}
@@ -173,7 +173,7 @@ def _case(c: Case) -> dict[str, Any]:
         "agency": c.agency.code if c.agency else None,
         "outcome": c.outcome,
         "opened_at": c.opened_at.isoformat(timespec="seconds"),
-        "next": [s.value for s in service.WORKFLOW.allowed(c.status)],
+        "next": [s.value for s in casework.WORKFLOW.allowed(c.status)],
     }
 
 
@@ -187,7 +187,7 @@ def case_list(
         str, Query(description="opened, or priority: highest score first within each kind")
     ] = "opened",
 ) -> list[dict[str, Any]]:
-    queue = service.case_queue(session, principal=principal, status=status, kind=kind, order=order)
+    queue = casework.case_queue(session, principal=principal, status=status, kind=kind, order=order)
     return [_case(c) for c in queue]
 
 
@@ -200,8 +200,8 @@ def case_detail(
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
 ) -> dict[str, Any]:
-    case = service.get_case(session, principal=principal, case_id=case_id)
-    history = service.case_history(session, principal=principal, case_id=case_id)
+    case = casework.get_case(session, principal=principal, case_id=case_id)
+    history = casework.case_history(session, principal=principal, case_id=case_id)
     return {**_case(case), "history": history}
 
 
@@ -213,7 +213,7 @@ class Move(BaseModel):
 
 @router.post("/cases/{case_id}/moves", summary="Move a case (in review, closed)")
 def move(case_id: int, body: Move, session: SessionDep, principal: Manager) -> dict[str, Any]:
-    case = service.move_case(
+    case = casework.move_case(
         session, principal=principal, case_id=case_id, to=body.to, note=body.note
     )
     return _case(case)
@@ -228,7 +228,7 @@ class Moves(Move):
     summary="Move several cases with one note: all of them, or none when one may not move",
 )
 def move_many(body: Moves, session: SessionDep, principal: Manager) -> list[dict[str, Any]]:
-    moved = service.move_cases(
+    moved = casework.move_cases(
         session, principal=principal, case_ids=body.cases, to=body.to, note=body.note
     )
     return [_case(c) for c in moved]

@@ -15,7 +15,7 @@ from rich.table import Table
 from telereg.core.db import session_scope
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
-from telereg.domains.fraud import handover, service
+from telereg.domains.fraud import casework, handover, service
 
 out = Console()
 
@@ -150,7 +150,7 @@ def identity_command(
 
 def blocklist_command(settings: Settings, principal: Principal, *, as_json: bool) -> None:
     with session_scope(settings) as session:
-        listed = service.blocked_domains(session, principal=principal)
+        listed = casework.blocked_domains(session, principal=principal)
     if as_json:
         out.print_json(json.dumps(listed, ensure_ascii=False))
         return
@@ -177,7 +177,7 @@ def cases_command(
                 "handler": c.handler,
                 "opened": c.opened_at.date().isoformat(),
             }
-            for c in service.case_queue(
+            for c in casework.case_queue(
                 session, principal=principal, status=status, kind=kind, order=order
             )
         ]
@@ -193,8 +193,8 @@ def cases_command(
 def case_command(settings: Settings, principal: Principal, *, case_id: int, as_json: bool) -> None:
     """One case and its history (as ``GET /api/v1/fraud/cases/{id}``)."""
     with session_scope(settings) as session:
-        case = service.get_case(session, principal=principal, case_id=case_id)
-        history = service.case_history(session, principal=principal, case_id=case_id)
+        case = casework.get_case(session, principal=principal, case_id=case_id)
+        history = casework.case_history(session, principal=principal, case_id=case_id)
         found: dict[str, Any] = {
             "id": case.id,
             "status": case.status,
@@ -221,7 +221,7 @@ def move_command(
 ) -> None:
     """Move one case or several with one note: all of them, or none."""
     with session_scope(settings) as session:
-        moved = service.move_cases(
+        moved = casework.move_cases(
             session, principal=principal, case_ids=case_ids, to=to, note=note
         )
         for case in moved:

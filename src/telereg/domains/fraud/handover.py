@@ -45,8 +45,8 @@ from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.privacy import Vault, may_reidentify, reidentify
 from telereg.core.settings import Settings
-from telereg.domains.fraud import service
-from telereg.domains.fraud.service import DISPOSALS, WORKFLOW, disposals_for, get_case
+from telereg.domains.fraud import casework, service
+from telereg.domains.fraud.casework import DISPOSALS, WORKFLOW, disposals_for, get_case
 
 _AGENCY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _PACKAGE = re.compile(r"^handover-[A-Za-z0-9_-]{1,80}\.zip$")
@@ -202,7 +202,7 @@ def export(
     audit.record(
         session,
         actor=principal.name,
-        action=service.HANDOVER_ACTION,
+        action=casework.HANDOVER_ACTION,
         objects=[f"case:{c.id}" for c in chosen] + [f"agency:{agency.code}"],
         reason=note,
         detail={"file": path.name, "clear_values": reveal_reason is not None},

@@ -23,7 +23,7 @@ from telereg.core.i18n import localise
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.domains.fraud import handover, service
+from telereg.domains.fraud import casework, handover, service
 from telereg.ingest.submissions import neutralise
 from telereg.reference.regions import load_regions
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
@@ -234,14 +234,14 @@ def cases_page(
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     error: FormError,
     status: str = "",
-    kind: Annotated[str, Query(pattern=f"^({'|'.join(service.CASE_KINDS)})?$")] = "",
-    order: Annotated[str, Query(pattern=f"^({'|'.join(service.CASE_ORDERS)})?$")] = "",
+    kind: Annotated[str, Query(pattern=f"^({'|'.join(casework.CASE_KINDS)})?$")] = "",
+    order: Annotated[str, Query(pattern=f"^({'|'.join(casework.CASE_ORDERS)})?$")] = "",
     made: str = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    in_state = service.case_queue(session, principal=principal, status=status or None)
+    in_state = casework.case_queue(session, principal=principal, status=status or None)
     by_kind = Counter(str(c.subject.get("type", "")) for c in in_state)
-    queue = service.narrowed_queue(in_state, kind=kind or None, order=order or "opened")
+    queue = casework.narrowed_queue(in_state, kind=kind or None, order=order or "opened")
     pages = max(1, -(-len(queue) // CASES_PER_PAGE))
     page = min(page, pages)
     agencies = session.query(Agency).order_by(Agency.code).all()
@@ -259,15 +259,15 @@ def cases_page(
             "status": status,
             "kind": kind,
             "order": order,
-            "kinds": [(k, by_kind.get(k, 0)) for k in service.CASE_KINDS],
+            "kinds": [(k, by_kind.get(k, 0)) for k in casework.CASE_KINDS],
             "in_state": len(in_state),
             "error": error,
             "made": made,
             "agencies": agencies,
             "agency_names": agency_names(session),
             "operator_names": operator_names(session),
-            "workflow": service.WORKFLOW,
-            "domain_decisions": service.DOMAIN_DECISIONS,
+            "workflow": casework.WORKFLOW,
+            "domain_decisions": casework.DOMAIN_DECISIONS,
             "packages": packages[:20],
             "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
         },
@@ -279,11 +279,11 @@ def cases_csv(
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     status: Annotated[str, Query(pattern=r"^[a-z_]{0,16}$")] = "",
-    kind: Annotated[str, Query(pattern=f"^({'|'.join(service.CASE_KINDS)})?$")] = "",
-    order: Annotated[str, Query(pattern=f"^({'|'.join(service.CASE_ORDERS)})?$")] = "",
+    kind: Annotated[str, Query(pattern=f"^({'|'.join(casework.CASE_KINDS)})?$")] = "",
+    order: Annotated[str, Query(pattern=f"^({'|'.join(casework.CASE_ORDERS)})?$")] = "",
 ) -> Response:
     """The queue as filtered and ordered, every page of it, in the reader's language."""
-    queue = service.case_queue(
+    queue = casework.case_queue(
         session,
         principal=principal,
         status=status or None,
@@ -340,7 +340,7 @@ def move_ticked_cases(
     to: Annotated[str, Form(max_length=16)],
     move_note: Annotated[str, Form(max_length=2000)] = "",
     case: Annotated[list[int] | None, Form()] = None,
-    kind: Annotated[str, Form(pattern=f"^({'|'.join(service.CASE_KINDS)})?$")] = "",
+    kind: Annotated[str, Form(pattern=f"^({'|'.join(casework.CASE_KINDS)})?$")] = "",
 ) -> Response:
     """The ticked cases of the queue, moved with one note: all, or none (the page says why).
     Done, the queue shows the cases in their new state, of the kind it showed."""
@@ -348,7 +348,7 @@ def move_ticked_cases(
     return form_step(
         request,
         session,
-        lambda: service.move_cases(
+        lambda: casework.move_cases(
             session, principal=principal, case_ids=case or [], to=to, note=move_note
         ),
         back="/fraud/cases",
@@ -365,19 +365,19 @@ def case_page(
     error: FormError,
 ) -> Response:
     """One case: what it is about, where it stands, its history, and the next step."""
-    case = service.get_case(session, principal=principal, case_id=case_id)
+    case = casework.get_case(session, principal=principal, case_id=case_id)
     manages = principal.can(Permission.CASES_MANAGE)
     return render(
         request,
         "fraud/case.html",
         {
             "c": case,
-            "history": service.case_history(session, principal=principal, case_id=case_id),
+            "history": casework.case_history(session, principal=principal, case_id=case_id),
             "manages": manages,
             "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),
-            "disposals_for": service.disposals_for,
-            "workflow": service.WORKFLOW,
-            "domain_decisions": service.DOMAIN_DECISIONS,
+            "disposals_for": casework.disposals_for,
+            "workflow": casework.WORKFLOW,
+            "domain_decisions": casework.DOMAIN_DECISIONS,
             "signals": translated_signals(),
             "operator_names": operator_names(session),
             "agency_names": agency_names(session),
@@ -401,7 +401,7 @@ def move_case(
     return form_step(
         request,
         session,
-        lambda: service.move_case(session, principal=principal, case_id=case_id, to=to, note=note),
+        lambda: casework.move_case(session, principal=principal, case_id=case_id, to=to, note=note),
         back=page,
         done=page if back == "case" else f"/fraud/cases#case-{case_id}",
     )
@@ -450,9 +450,9 @@ def liaison_page(
         request,
         "fraud/liaison.html",
         {
-            "cases": service.case_queue(session, principal=principal),
+            "cases": casework.case_queue(session, principal=principal),
             "packages": handover.packages(settings, principal=principal),
-            "disposals_for": service.disposals_for,
+            "disposals_for": casework.disposals_for,
             "operator_names": operator_names(session),
             "error": error,
             "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),

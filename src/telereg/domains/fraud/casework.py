@@ -1,0 +1,431 @@
+"""The anti-fraud cases: what a scan opens, the queue, each step, the history.
+
+A scan's suspects, risky cards and lookalike domains become cases
+(:func:`open_scan_cases`, once per finding, again after an action that did not stop
+it). Analysts review them, hand them to an agency (``handover``) or close them; an
+agency records its disposal; each step is a note in the audit log, which a case's
+history reads back (:func:`case_history`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telereg.cases import service as cases
+from telereg.cases.models import Case, CaseStatus
+from telereg.core import audit
+from telereg.core.errors import InputError, NotFoundError
+from telereg.core.i18n import N_
+from telereg.core.permissions import Permission, Role
+from telereg.core.principal import Principal
+from telereg.domains.fraud import notes
+
+WORKFLOW = cases.Workflow(
+    domain="fraud",
+    kind="fraud_suspect",
+    transitions={
+        CaseStatus.OPEN: (CaseStatus.IN_REVIEW, CaseStatus.CLOSED),
+        CaseStatus.IN_REVIEW: (CaseStatus.REFERRED, CaseStatus.CLOSED),
+        CaseStatus.REFERRED: (CaseStatus.RESOLVED,),
+        CaseStatus.RESOLVED: (CaseStatus.CLOSED,),
+    },
+    needs_handler=(CaseStatus.REFERRED,),
+)
+
+
+#: What the police may record as done with a case.
+DISPOSALS = ("line_suspended", "device_seized", "domain_blocked", "no_action")
+
+
+#: The disposals that fit a case of each type: a line is suspended or its device seized,
+#: a domain blocked.
+LINE_DISPOSALS = ("line_suspended", "device_seized", "no_action")
+
+
+DISPOSALS_BY_TYPE = {
+    "sim_box": LINE_DISPOSALS,
+    "card": LINE_DISPOSALS,
+    "domain": ("domain_blocked", "no_action"),
+}
+
+
+def disposals_for(case_type: str) -> tuple[str, ...]:
+    return DISPOSALS_BY_TYPE.get(case_type, DISPOSALS)
+
+
+#: Case references are at most this long (the column's width); longer domains are hashed.
+_REFERENCE_CHARS = 100
+
+
+def domain_decisions(session: Session, domains: list[str]) -> dict[str, dict[str, Any]]:
+    """What analysts and agencies decided on each domain so far: its case (``case``, its
+    id), the case's state and the disposal once one is recorded (``domain_blocked``,
+    ``no_action`` …)."""
+    references = {domain_reference(d): d for d in domains}
+    if not references:
+        return {}
+    # (the latest case of a domain found again after a block counts)
+    latest = _latest_cases(session, set(references))
+    return {
+        references[base]: {"case": case.id, "status": case.status, "outcome": case.outcome or ""}
+        for base, case in latest.items()
+    }
+
+
+def _latest_cases(session: Session, bases: set[str]) -> dict[str, Case]:
+    """The latest fraud case of each of ``bases``: a finding's reference, which a repeat's
+    case extends with ``@YYYY-MM`` (see :func:`with_repeats`)."""
+    latest: dict[str, Case] = {}
+    query = select(Case).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+    for case in session.scalars(query.order_by(Case.id)):
+        base = case.reference.split("@")[0]
+        if base in bases:
+            latest[base] = case  # (in id order: the last one wins)
+    return latest
+
+
+def blocked_domains(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
+    """The block list: domains whose case ended with ``domain_blocked``, newest first.
+
+    Not personal data, and what resolvers are to block: every signed-in role may read it.
+    """
+    principal.require(Permission.STATUS_READ)
+    found = session.scalars(
+        select(Case)
+        .where(
+            Case.domain == WORKFLOW.domain,
+            Case.kind == WORKFLOW.kind,
+            Case.outcome == "domain_blocked",
+        )
+        .order_by(Case.updated_at.desc(), Case.id.desc())
+    )
+    return [
+        {
+            "domain": c.subject.get("domain", ""),
+            "case": c.id,
+            "since": c.updated_at.isoformat(timespec="seconds"),
+        }
+        for c in found
+        if c.subject.get("type") == "domain"
+    ]
+
+
+def domain_reference(domain: str) -> str:
+    """A domain case's reference: the domain, or for a very long one a digest of it."""
+    reference = f"domain:{domain}"
+    if len(reference) <= _REFERENCE_CHARS:
+        return reference
+    digest = hashlib.sha256(domain.encode()).hexdigest()
+    return f"domain:{domain[:40]}…{digest[:32]}"
+
+
+def open_scan_cases(
+    session: Session,
+    *,
+    principal: Principal,
+    period: str,
+    suspects: pd.DataFrame,
+    cards: pd.DataFrame,
+    domains: pd.DataFrame,
+) -> int:
+    items = [
+        cases.NewCase(
+            f"sim_box:{row.line}",
+            notes.SIM_BOX_CASE.format(operator=row.operator, score=f"{row.rule_score:g}"),
+            {
+                "type": "sim_box",
+                "line": row.line,
+                "operator": row.operator,
+                "period": period,
+                "score": float(row.rule_score),
+                "rules": list(row.rules),
+            },
+        )
+        for row in suspects.itertuples(index=False)
+    ]
+    items += [
+        cases.NewCase(
+            f"card:{row.line}",
+            notes.CARD_CASE.format(operator=row.operator, outlet=row.outlet_id),
+            {
+                "type": "card",
+                "line": row.line,
+                "operator": row.operator,
+                "period": period,
+                "outlet_id": row.outlet_id,
+                "signals": list(row.signals),
+            },
+        )
+        for row in cards.itertuples(index=False)
+    ]
+    if len(domains):
+        items += [
+            cases.NewCase(
+                domain_reference(row.domain),
+                notes.DOMAIN_CASE.format(domain=row.domain),
+                {
+                    "type": "domain",
+                    "domain": row.domain,
+                    "period": period,
+                    "score": float(row.score),
+                    "brand": row.brand,
+                },
+            )
+            # (medium ones too: every domain the dashboard lists can be decided)
+            for row in domains[domains["level"].isin(CASE_LEVELS)].itertuples(index=False)
+        ]
+    items = with_repeats(session, items, period)
+    return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=items))
+
+
+#: Disposals after which a finding seen again in a later month is a new case: the action
+#: (a line suspended, a device seized, a domain blocked) did not stop it.
+ACTED = ("line_suspended", "device_seized", "domain_blocked")
+
+
+def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> list[cases.NewCase]:
+    """``items`` with a reference of its own for each finding seen again after an action.
+
+    A finding keeps its case while that case is open, and after it was dismissed (the
+    analyst's decision stands). When its latest case was closed after a disposal in
+    ``ACTED``, for an earlier month, it becomes a new case for ``period`` that names the
+    earlier one (``repeat_of``); a re-run of the same month finds that case again.
+    """
+    latest = _latest_cases(session, {item.reference for item in items})
+    result = []
+    for item in items:
+        last = latest.get(item.reference)
+        if (
+            last is None
+            or last.status != CaseStatus.CLOSED.value
+            or last.outcome not in ACTED
+            or str(last.subject.get("period", "")) >= period
+        ):
+            result.append(item)
+            continue
+        again = dataclasses.replace(
+            item,
+            reference=f"{item.reference[: _REFERENCE_CHARS - 8]}@{period}",
+            subject={**item.subject, "repeat_of": last.id},
+        )
+        result.append(again)
+    return result
+
+
+def move_case(session: Session, *, principal: Principal, case_id: int, to: str, note: str) -> Case:
+    """An analyst's step: into review, or closed. A case is referred only by a hand-over
+    (which writes the signed package) and resolved only by a recorded disposal. A domain
+    case may also be decided here (``to`` one of ``DOMAIN_DECISIONS``: see
+    :func:`decide_domain`)."""
+    if to in DOMAIN_DECISIONS:
+        return decide_domain(session, principal=principal, case_id=case_id, decision=to, note=note)
+    if to == CaseStatus.REFERRED.value:
+        raise InputError(N_("a case is referred by handing it over to an agency"))
+    if to == CaseStatus.RESOLVED.value:
+        raise InputError(N_("a case is resolved by recording the agency's disposal"))
+    return cases.move(
+        session, principal=principal, workflow=WORKFLOW, case_id=case_id, to=to, note=note
+    )
+
+
+#: Cases one step may move at once (a page of the queue is 50).
+MOVE_AT_ONCE = 1000
+
+
+def move_cases(
+    session: Session, *, principal: Principal, case_ids: list[int], to: str, note: str
+) -> list[Case]:
+    """The same step for several cases, with one note: each is checked as by
+    :func:`move_case`, and the first that may not move stops them all (the caller's
+    transaction is then rolled back, so none has moved)."""
+    chosen = list(dict.fromkeys(case_ids))
+    if not chosen:
+        raise InputError(N_("tick at least one case to move"))
+    if len(chosen) > MOVE_AT_ONCE:
+        raise InputError(N_("at most {n} cases move in one step").format(n=MOVE_AT_ONCE))
+    return [
+        move_case(session, principal=principal, case_id=case_id, to=to, note=note)
+        for case_id in chosen
+    ]
+
+
+#: What the administration may decide on a domain case itself, without a hand-over.
+DOMAIN_DECISIONS = ("domain_blocked", "no_action")
+
+
+#: The lookalike levels a scan opens cases for.
+CASE_LEVELS = ("high", "medium")
+
+
+def decide_domain(
+    session: Session, *, principal: Principal, case_id: int, decision: str, note: str
+) -> Case:
+    """The administration's own decision on a domain: blocked (it goes on the block list
+    that resolvers read) or no action; the case is closed with it as its outcome.
+
+    Blocking a domain needs no police: the administration orders it of registrars and
+    resolvers. A domain case handed to an agency is decided by that agency's disposal.
+    """
+    case = get_case(session, principal=principal, case_id=case_id)
+    if case.subject.get("type") != "domain":
+        raise InputError(
+            N_("{decision} is decided on domain cases only; case {id} is a {type} case").format(
+                decision=decision, id=case_id, type=case.subject.get("type", "")
+            )
+        )
+    moved = cases.move(
+        session,
+        principal=principal,
+        workflow=WORKFLOW,
+        case_id=case_id,
+        to=CaseStatus.CLOSED.value,
+        note=f"{decision}: {note}" if note.strip() else "",
+    )
+    moved.outcome = decision
+    return moved
+
+
+#: What a fraud case is about (its subject's ``type``), in the order queues group them.
+CASE_KINDS = ("sim_box", "card", "domain")
+
+
+#: How a queue may be ordered: as opened, or most pressing first within each kind.
+CASE_ORDERS = ("opened", "priority")
+
+
+def case_queue(
+    session: Session,
+    *,
+    principal: Principal,
+    status: str | None = None,
+    kind: str | None = None,
+    order: str = "opened",
+) -> list[Case]:
+    """The cases a principal may see: all for analysts, only its agency's for a liaison.
+
+    ``kind`` keeps one of :data:`CASE_KINDS`; ``order`` is one of :data:`CASE_ORDERS`
+    (``priority``: see :func:`case_priority`).
+    """
+    found = _visible_cases(session, principal=principal, status=status)
+    return narrowed_queue(found, kind=kind, order=order)
+
+
+def narrowed_queue(found: list[Case], *, kind: str | None, order: str) -> list[Case]:
+    """``found`` (a queue) kept to one kind and put in an order (see :func:`case_queue`)."""
+    if kind is not None and kind not in CASE_KINDS:
+        raise InputError(
+            N_("unknown case kind {kind}; the kinds are {kinds}").format(
+                kind=kind, kinds=", ".join(CASE_KINDS)
+            )
+        )
+    if order not in CASE_ORDERS:
+        raise InputError(
+            N_("unknown order {order}; cases are ordered by {orders}").format(
+                order=order, orders=", ".join(CASE_ORDERS)
+            )
+        )
+    kept = [c for c in found if kind is None or c.subject.get("type") == kind]
+    return sorted(kept, key=case_priority) if order == "priority" else kept
+
+
+def case_priority(case: Case) -> tuple[int, float, int]:
+    """A sort key putting the most pressing case first, kind by kind.
+
+    SIM-box and domain cases carry their score; a card-breaking case counts its signals.
+    The measures differ between kinds, so kinds are not mixed: SIM boxes, then cards, then
+    domains (:data:`CASE_KINDS`), and within a kind the highest first, the oldest first
+    among equals.
+    """
+    subject = case.subject
+    kind = str(subject.get("type", ""))
+    rank = CASE_KINDS.index(kind) if kind in CASE_KINDS else len(CASE_KINDS)
+    weight = subject.get("score")
+    if weight is None:
+        weight = len(subject.get("signals") or ())
+    return rank, -float(weight), case.id
+
+
+def _visible_cases(session: Session, *, principal: Principal, status: str | None) -> list[Case]:
+    if principal.can(Permission.CASES_MANAGE):
+        return cases.cases(session, principal=principal, workflow=WORKFLOW, status=status)
+    principal.require(Permission.CASES_READ_ASSIGNED)
+    if principal.role is not Role.LIAISON or not principal.agency_code:
+        return []
+    query = (
+        select(Case)
+        .join(Case.agency)
+        .where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+        .where(Case.agency.has(code=principal.agency_code))
+    )
+    if status:
+        query = query.where(Case.status == status)
+    return list(session.scalars(query.order_by(Case.opened_at)))
+
+
+def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
+    """One case, if the principal may see it (else it does not exist for them)."""
+    case = session.get(Case, case_id)
+    if case is None or case.domain != WORKFLOW.domain or case.kind != WORKFLOW.kind:
+        raise NotFoundError(N_("no fraud case {id}").format(id=case_id))
+    if principal.can(Permission.CASES_MANAGE):
+        return case
+    principal.require(Permission.CASES_READ_ASSIGNED)
+    if case.agency is None or case.agency.code != principal.agency_code:
+        raise NotFoundError(N_("no fraud case {id}").format(id=case_id))
+    return case
+
+
+#: The audit action of a hand-over: the step of a case's history that starts the agency's part.
+HANDOVER_ACTION = "fraud.handover"
+
+
+def case_history(session: Session, *, principal: Principal, case_id: int) -> list[dict[str, Any]]:
+    """What happened to a case, oldest first: its opening, each step with who took it and
+    the note they gave (the hand-over names the agency), and the agency's disposal, from
+    the audit log.
+
+    An analyst sees all of it; an agency's liaison, from the hand-over on: what the
+    administration noted while it reviewed the case is its own.
+    """
+    case = get_case(session, principal=principal, case_id=case_id)
+    steps: list[dict[str, Any]] = []
+    for entry in audit.about(session, f"case:{case.id}", since=case.opened_at):
+        agency = next((o.partition(":")[2] for o in entry.objects if o.startswith("agency:")), "")
+        if entry.action == HANDOVER_ACTION:
+            # The hand-over moved the case to referred just before: that step names the agency.
+            referred = [s for s in steps if s["step"] == CaseStatus.REFERRED.value]
+            if referred and not referred[-1]["agency"]:
+                referred[-1]["agency"] = agency
+                continue
+        steps.append(
+            {
+                "at": entry.at.isoformat(timespec="seconds"),
+                "actor": entry.actor,
+                # cases.<kind>.<state> → the state (open, in_review …); fraud.handover → handover
+                "step": entry.action.rsplit(".", 1)[-1],
+                "note": entry.reason,
+                "agency": agency,
+            }
+        )
+    if principal.can(Permission.CASES_MANAGE):
+        return steps
+    handed = [i for i, s in enumerate(steps) if s["agency"]]
+    return steps[handed[0] :] if handed else []
+
+
+def line_cases(session: Session, *, principal: Principal, line: str) -> list[Case]:
+    """The cases about a line (as a SIM box or a card), newest first, for who manages cases."""
+    if not principal.can(Permission.CASES_MANAGE):
+        return []
+    query = (
+        select(Case)
+        .where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+        .where(Case.subject["line"].as_string() == line)
+    )
+    return list(session.scalars(query.order_by(Case.id.desc())))
