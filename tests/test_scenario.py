@@ -17,7 +17,7 @@ from telereg import registry
 from telereg.core.db import session_scope
 from telereg.core.models import Operator
 from telereg.core.settings import Settings, load_settings
-from telereg.domains.fraud import casework
+from telereg.domains.fraud import casework, findings
 from telereg.ingest.models import Submission
 from telereg.ingest.submissions import error_report_csv
 from telereg.scenario.demo import prepare
@@ -171,18 +171,17 @@ def test_fraud_scan_finds_what_was_planted(
 def test_fraud_lines_are_seen_only_by_whom_may(fraud_scan: Settings) -> None:
     from telereg.core.errors import PermissionDeniedError
     from telereg.core.permissions import Role
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import principal_of_role
 
-    everyone = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
+    everyone = findings.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
     assert everyone["operator"].nunique() > 1
     operator = principal_of_role(Role.OPERATOR, operator_code="CMCC")
-    own = fraud.suspect_rows(fraud_scan, principal=operator, period="2021-11")
+    own = findings.suspect_rows(fraud_scan, principal=operator, period="2021-11")
     assert len(own) > 0
     assert set(own["operator"]) == {"CMCC"}
     for role in (Role.LIAISON, Role.VIEWER):
         with pytest.raises(PermissionDeniedError):
-            fraud.suspect_rows(fraud_scan, principal=principal_of_role(role), period="2021-11")
+            findings.suspect_rows(fraud_scan, principal=principal_of_role(role), period="2021-11")
 
 
 def test_suspects_are_listed_a_page_at_a_time_by_kind_operator_and_city(
@@ -190,25 +189,24 @@ def test_suspects_are_listed_a_page_at_a_time_by_kind_operator_and_city(
 ) -> None:
     from telereg.core.errors import InputError
     from telereg.core.permissions import Role
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import principal_of_role
 
-    rows = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
-    first = fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", limit=10)
+    rows = findings.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
+    first = findings.suspect_list(fraud_scan, principal=ROOT, period="2021-11", limit=10)
     assert first["total"] == len(rows)
     scores = [s["score"] for s in first["suspects"]]
     assert len(scores) == 10
     assert scores == sorted(scores, reverse=True), "highest score first"
     assert scores[0] == rows["rule_score"].max()
     pages = [
-        fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", limit=40, offset=o)
+        findings.suspect_list(fraud_scan, principal=ROOT, period="2021-11", limit=40, offset=o)
         for o in range(0, len(rows), 40)
     ]
     listed = [s["line"] + s["kind"] for p in pages for s in p["suspects"]]
     assert len(listed) == len(set(listed)) == len(rows), "pages neither repeat nor skip"
 
     city = rows["home_city"].dropna().mode()[0]
-    narrowed = fraud.suspect_list(
+    narrowed = findings.suspect_list(
         fraud_scan, principal=ROOT, period="2021-11", kind="card", operator="CMCC", city=city
     )
     expected = rows[(rows["kind"] == "card") & (rows["operator"] == "CMCC")]
@@ -218,10 +216,12 @@ def test_suspects_are_listed_a_page_at_a_time_by_kind_operator_and_city(
         for s in narrowed["suspects"]
     )
     operator = principal_of_role(Role.OPERATOR, operator_code="CUCC")
-    theirs = fraud.suspect_list(fraud_scan, principal=operator, period="2021-11", operator="CMCC")
+    theirs = findings.suspect_list(
+        fraud_scan, principal=operator, period="2021-11", operator="CMCC"
+    )
     assert theirs["total"] == 0, "an operator's user cannot list another operator's lines"
     with pytest.raises(InputError, match="kind 'domain' is not one of"):
-        fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", kind="domain")
+        findings.suspect_list(fraud_scan, principal=ROOT, period="2021-11", kind="domain")
 
 
 def test_id_numbers_over_the_card_limit_are_listed_with_their_totals(
@@ -232,7 +232,7 @@ def test_id_numbers_over_the_card_limit_are_listed_with_their_totals(
     from tests.conftest import principal_of_role
 
     stored = fraud.load_result(fraud_scan, "2021-11", "over_limit")
-    listed = fraud.ids_over_limit(fraud_scan, principal=ROOT, period="2021-11", limit=None)
+    listed = findings.ids_over_limit(fraud_scan, principal=ROOT, period="2021-11", limit=None)
     assert listed["total"] == len(stored) > 0
     assert listed["limit_per_operator"] == 5
     cards = [r["cards"] for r in listed["ids"]]
@@ -240,13 +240,13 @@ def test_id_numbers_over_the_card_limit_are_listed_with_their_totals(
     assert all(r["cards"] > 5 for r in listed["ids"])
     assert all(r["all_operators"] >= r["cards"] for r in listed["ids"])
     with session_scope(fraud_scan) as session:
-        counted = fraud.dashboard(session, settings=fraud_scan, principal=ROOT, period="2021-11")
+        counted = findings.dashboard(session, settings=fraud_scan, principal=ROOT, period="2021-11")
     assert counted["counts"]["over_limit"] == len({r["id_number"] for r in listed["ids"]})
     operator = principal_of_role(Role.OPERATOR, operator_code="CMCC")
-    own = fraud.ids_over_limit(fraud_scan, principal=operator, period="2021-11", limit=None)
+    own = findings.ids_over_limit(fraud_scan, principal=operator, period="2021-11", limit=None)
     assert {r["operator"] for r in own["ids"]} <= {"CMCC"}
     assert own["total"] == int((stored["operator"] == "CMCC").sum())
-    page = fraud.ids_over_limit(fraud_scan, principal=ROOT, period="2021-11", limit=2, offset=1)
+    page = findings.ids_over_limit(fraud_scan, principal=ROOT, period="2021-11", limit=2, offset=1)
     assert page["ids"] == listed["ids"][1:3]
     command = [sys.executable, "-m", "telereg", "fraud", "over-limit", "--period", "2021-11"]
     printed = subprocess.run(
@@ -267,7 +267,7 @@ def test_cards_whose_holder_is_not_the_user_are_listed_with_their_signals(
     from telereg.domains.fraud import service as fraud
     from tests.conftest import principal_of_role
 
-    listed = fraud.identity_list(fraud_scan, principal=ROOT, period="2021-11", limit=None)
+    listed = findings.identity_list(fraud_scan, principal=ROOT, period="2021-11", limit=None)
     cards = listed["cards"]
     assert listed["total"] == len(cards) > 0
     suspects = set(fraud.load_result(fraud_scan, "2021-11", "suspects")["line"])
@@ -295,10 +295,10 @@ def test_cards_whose_holder_is_not_the_user_are_listed_with_their_signals(
     assert family <= set(position)
     assert max(position[line] for line in borrowed) < min(position[line] for line in family)
     with session_scope(fraud_scan) as session:
-        shown = fraud.dashboard(session, settings=fraud_scan, principal=ROOT, period="2021-11")
+        shown = findings.dashboard(session, settings=fraud_scan, principal=ROOT, period="2021-11")
     assert shown["counts"]["identity"] == listed["total"]
     operator = principal_of_role(Role.OPERATOR, operator_code="CMCC")
-    own = fraud.identity_list(fraud_scan, principal=operator, period="2021-11", limit=None)
+    own = findings.identity_list(fraud_scan, principal=operator, period="2021-11", limit=None)
     assert own["total"] == sum(c["operator"] == "CMCC" for c in cards)
     assert {c["operator"] for c in own["cards"]} <= {"CMCC"}
     from typer.testing import CliRunner
@@ -319,12 +319,14 @@ def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: S
     from tests.conftest import principal_of_role
 
     with session_scope(fraud_scan) as session:
-        everyone = fraud.dashboard(session, settings=fraud_scan, principal=ROOT, period="2021-11")
+        everyone = findings.dashboard(
+            session, settings=fraud_scan, principal=ROOT, period="2021-11"
+        )
     assert {o for r in everyone["rings"] for o in r["operators"]} - {"CMCC"}, "rings span operators"
     operator = principal_of_role(Role.OPERATOR, operator_code="CMCC")
     with session_scope(fraud_scan) as session:
-        own = fraud.dashboard(session, settings=fraud_scan, principal=operator, period="2021-11")
-    rows = fraud.suspect_rows(fraud_scan, principal=operator, period="2021-11")
+        own = findings.dashboard(session, settings=fraud_scan, principal=operator, period="2021-11")
+    rows = findings.suspect_rows(fraud_scan, principal=operator, period="2021-11")
     assert own["counts"]["sim_box"] == int((rows["kind"] == "sim_box").sum())
     assert own["counts"]["sim_box"] < everyone["counts"]["sim_box"]
     assert 0 < own["lines"] < everyone["lines"], "lines scanned: the operator's own"
@@ -344,7 +346,7 @@ def test_an_operator_sees_its_own_lines_in_counts_rings_and_graphs(fraud_scan: S
     ]
     assert mixed, "the scenario links lines across operators"
     with session_scope(fraud_scan) as session:
-        detail = fraud.line_detail(
+        detail = findings.line_detail(
             session, settings=fraud_scan, principal=operator, period="2021-11", line=mixed[0]
         )
     assert {n["operator"] for n in detail["graph"]["nodes"]} == {"CMCC"}
@@ -357,10 +359,9 @@ def test_a_suspect_page_draws_each_call_on_a_timeline(
 ) -> None:
     import pandas as pd
 
-    from telereg.domains.fraud import service as fraud
     from telereg.ingest import lake
 
-    rows = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
+    rows = findings.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
     box = rows[rows["kind"] == "sim_box"].iloc[0]
     with session_scope(fraud_scan) as session:
         files = lake.current_files(session, fraud_scan, "voice_cdr", periods=["2021-11"])
@@ -378,7 +379,7 @@ def test_a_suspect_page_draws_each_call_on_a_timeline(
 
     def timeline() -> dict:
         with session_scope(fraud_scan) as session:
-            return fraud.line_detail(
+            return findings.line_detail(
                 session, settings=fraud_scan, principal=ROOT, period="2021-11", line=box["line"]
             )["timeline"]
 
@@ -386,7 +387,7 @@ def test_a_suspect_page_draws_each_call_on_a_timeline(
     assert whole["total"] == whole["shown"] == len(made) > 100
     assert sorted(whole["calls"]) == sorted(expected), "every call, when and how long"
     assert [c[0] for c in whole["calls"]] == sorted(c[0] for c in expected), "in time order"
-    monkeypatch.setattr(fraud, "TIMELINE_CALLS", 10)
+    monkeypatch.setattr(findings, "TIMELINE_CALLS", 10)
     first = timeline()
     assert (first["shown"], first["total"]) == (10, len(made))
     assert [c[0] for c in first["calls"]] == [c[0] for c in expected[:10]], "the first calls"
@@ -407,12 +408,12 @@ def test_a_suspect_page_compares_the_callees_with_the_month_before(fraud_scan: S
         return legs[legs["direction"].fillna("") != "MT"]
 
     october, november = made("2021-10"), made("2021-11")
-    rows = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
+    rows = findings.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")
     boxes = rows[(rows["kind"] == "sim_box") & rows["line"].isin(set(october["caller"]))]
     assert len(boxes) > 0, "some planted SIM boxes worked in October too"
     box = boxes.iloc[0]
     with session_scope(fraud_scan) as session:
-        history = fraud.line_detail(
+        history = findings.line_detail(
             session, settings=fraud_scan, principal=ROOT, period="2021-11", line=box["line"]
         )["history"]
 
@@ -445,7 +446,7 @@ def test_a_suspect_page_compares_the_callees_with_the_month_before(fraud_scan: S
             submission.current = False
         session.flush()
         try:
-            unknown = fraud.line_detail(
+            unknown = findings.line_detail(
                 session, settings=fraud_scan, principal=ROOT, period="2021-11", line=box["line"]
             )["history"]
         finally:
@@ -455,8 +456,8 @@ def test_a_suspect_page_compares_the_callees_with_the_month_before(fraud_scan: S
     # October has no month before it in the lake: nothing to compare with.
     with session_scope(fraud_scan) as session:
         fraud.scan(session, settings=fraud_scan, principal=ROOT, period="2021-10")
-        first = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-10").iloc[0]
-        earlier = fraud.line_detail(
+        first = findings.suspect_rows(fraud_scan, principal=ROOT, period="2021-10").iloc[0]
+        earlier = findings.line_detail(
             session, settings=fraud_scan, principal=ROOT, period="2021-10", line=first["line"]
         )["history"]
     assert earlier == {"previous_period": "2021-09", "available": False}
@@ -466,14 +467,13 @@ def test_suspect_pages_read_at_once_all_finish(fraud_scan: Settings) -> None:
     """A page's figures come in concurrent requests, and several analysts read at once.
     (Lines kept as Arrow tables that DuckDB scanned from Python deadlocked here, holding
     the interpreter: so the readers run in a child process, which a deadlock times out.)"""
-    from telereg.domains.fraud import service as fraud
 
-    lines = fraud.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")["line"][:3].tolist()
+    lines = findings.suspect_rows(fraud_scan, principal=ROOT, period="2021-11")["line"][:3].tolist()
     readers = f"""
 import threading
 from telereg.core.db import session_scope
 from telereg.core.settings import load_settings
-from telereg.domains.fraud import service as fraud
+from telereg.domains.fraud import findings
 from tests.conftest import ROOT
 
 settings = load_settings(data_dir={str(fraud_scan.data_dir)!r})
@@ -481,7 +481,7 @@ done = []
 
 def read(line):
     with session_scope(settings) as session:
-        detail = fraud.line_detail(
+        detail = findings.line_detail(
             session, settings=settings, principal=ROOT, period="2021-11", line=line
         )
     done.append(detail["history"]["available"])
@@ -1013,9 +1013,8 @@ def test_ticked_cases_move_together_or_not_at_all(fraud_scan: Settings, signed_i
 def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
     fraud_scan: Settings, signed_in
 ) -> None:
-    from telereg.domains.fraud import service as fraud
 
-    expected = fraud.suspect_list(
+    expected = findings.suspect_list(
         fraud_scan, principal=ROOT, period="2021-11", kind="card", limit=1_000_000
     )
     analyst = signed_in("analyst")
@@ -1040,7 +1039,6 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
 ) -> None:
     from telereg.core.models import AuditEntry
     from telereg.core.privacy import Vault
-    from telereg.domains.fraud import service as fraud
     from tests.conftest import csrf_of
 
     def reveals() -> list[AuditEntry]:
@@ -1051,7 +1049,7 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
             )
             return list(session.scalars(found))
 
-    suspect = fraud.suspect_list(fraud_scan, principal=ROOT, period="2021-11", operator="CUCC")
+    suspect = findings.suspect_list(fraud_scan, principal=ROOT, period="2021-11", operator="CUCC")
     line = suspect["suspects"][0]["line"]
     analyst = signed_in("analyst")
     page = analyst.get(f"/fraud/lines/{line}?period=2021-11")

@@ -14,7 +14,7 @@ from telereg.cases.models import Case
 from telereg.core import jobs
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.domains.fraud import casework, handover, service
+from telereg.domains.fraud import casework, findings, handover, service
 
 router = APIRouter(prefix="/fraud", tags=["fraud"])
 Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
@@ -48,7 +48,7 @@ def scan(
 def dashboard(
     session: SessionDep, settings: SettingsDep, principal: Reader, period: OptionalPeriod = None
 ) -> dict[str, Any]:
-    return service.dashboard(
+    return findings.dashboard(
         session,
         settings=settings,
         principal=principal,
@@ -84,7 +84,7 @@ def suspects(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """An operator's user sees its own lines only, as on the dashboard."""
-    return service.suspect_list(
+    return findings.suspect_list(
         settings,
         principal=principal,
         period=service.latest_period(settings, period),
@@ -110,7 +110,7 @@ def ids_over_limit(
 ) -> dict[str, Any]:
     """Most cards first; ``all_operators`` counts the ID's active cards everywhere. An
     operator's user sees its own rows."""
-    return service.ids_over_limit(
+    return findings.ids_over_limit(
         settings,
         principal=principal,
         period=service.latest_period(settings, period),
@@ -135,7 +135,7 @@ def identity_signals(
     """A new card used away from its registration city from its first day of calls, or a
     card on a handset that cards of two or more ID numbers use. An operator's user sees
     its own cards."""
-    return service.identity_list(
+    return findings.identity_list(
         settings,
         principal=principal,
         period=service.latest_period(settings, period),
@@ -153,7 +153,7 @@ def line(
     principal: Reader,
     period: OptionalPeriod = None,
 ) -> dict[str, Any]:
-    return service.line_detail(
+    return findings.line_detail(
         session,
         settings=settings,
         principal=principal,

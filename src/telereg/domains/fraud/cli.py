@@ -15,7 +15,7 @@ from rich.table import Table
 from telereg.core.db import session_scope
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
-from telereg.domains.fraud import casework, handover, service
+from telereg.domains.fraud import casework, findings, handover, service
 
 out = Console()
 
@@ -70,7 +70,7 @@ def suspects_command(
     limit: int,
     as_json: bool,
 ) -> None:
-    listed = service.suspect_list(
+    listed = findings.suspect_list(
         settings,
         principal=principal,
         period=period,
@@ -106,7 +106,7 @@ def over_limit_command(
     limit: int,
     as_json: bool,
 ) -> None:
-    listed = service.ids_over_limit(
+    listed = findings.ids_over_limit(
         settings, principal=principal, period=period, operator=operator, limit=limit
     )
     _print_listing(
@@ -128,7 +128,7 @@ def identity_command(
     limit: int,
     as_json: bool,
 ) -> None:
-    listed = service.identity_list(
+    listed = findings.identity_list(
         settings, principal=principal, period=period, operator=operator, limit=limit
     )
     _print_listing(

@@ -45,7 +45,7 @@ from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.privacy import Vault, may_reidentify, reidentify
 from telereg.core.settings import Settings
-from telereg.domains.fraud import casework, service
+from telereg.domains.fraud import casework, findings
 from telereg.domains.fraud.casework import DISPOSALS, WORKFLOW, disposals_for, get_case
 
 _AGENCY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -93,7 +93,7 @@ def _rows(
     lines = {
         c.subject["line"]: str(c.subject.get("period", "")) for c in chosen if c.subject.get("line")
     }
-    where = service.line_whereabouts(session, settings, lines)
+    where = findings.line_whereabouts(session, settings, lines)
     rows = []
     for case in chosen:
         subject = case.subject

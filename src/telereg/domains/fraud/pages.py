@@ -23,7 +23,7 @@ from telereg.core.i18n import localise
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.domains.fraud import casework, handover, service
+from telereg.domains.fraud import casework, findings, handover, service
 from telereg.ingest.submissions import neutralise
 from telereg.reference.regions import load_regions
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
@@ -48,7 +48,7 @@ def dashboard(
     error: FormError,
     period: str = "",
 ) -> Response:
-    service.visible_operator(principal)  # who may not read lines gets the permission page
+    findings.visible_operator(principal)  # who may not read lines gets the permission page
     can_scan = principal.can(Permission.ANALYSIS_RUN)
     periods = service.scanned_periods(settings)
     shown = period if period in periods else (periods[0] if periods and not period else "")
@@ -83,7 +83,7 @@ def suspects_csv(
 ) -> Response:
     """The dashboard's suspect list as filtered, every page of it, in the reader's language."""
     shown = service.latest_period(settings, period or None)
-    listed = service.suspect_list(
+    listed = findings.suspect_list(
         settings,
         principal=principal,
         period=shown,
@@ -151,11 +151,11 @@ def line_page(
     error: FormError,
     period: str = "",
 ) -> Response:
-    service.visible_operator(principal)
+    findings.visible_operator(principal)
     # An address naming no suspect (or one the reader may not see) is a missing page, not
     # an empty one.
     shown = service.latest_period(settings, period or None)
-    service.suspect_row(settings, principal=principal, period=shown, line=line)
+    findings.suspect_row(settings, principal=principal, period=shown, line=line)
     return _line(request, session, principal, line=line, period=period, error=error)
 
 
@@ -185,7 +185,7 @@ def reveal_line(
     """The suspect's clear number, for a user allowed to see it, with a reason, audited."""
     try:
         with session.begin_nested():
-            clear = service.reveal_line(
+            clear = findings.reveal_line(
                 session,
                 settings=settings,
                 principal=principal,
