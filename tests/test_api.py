@@ -295,6 +295,15 @@ def test_reidentify_through_the_api_is_audited(site: Site) -> None:
     assert log["total"] == 1
     assert log["entries"][0]["actor"] == "ann"
     assert log["entries"][0]["reason"] == "police case 17"
+    # Who looked at this number: the entries naming its token, whatever their action.
+    about = site.client.get(
+        "/api/v1/audit", params={"object": f"token:{token}"}, headers=site.as_role("admin")
+    ).json()
+    assert [e["action"] for e in about["entries"]] == ["privacy.reidentify"]
+    other = site.client.get(
+        "/api/v1/audit", params={"object": f"token:{token[:-1]}"}, headers=site.as_role("admin")
+    ).json()
+    assert other["total"] == 0, "a whole object, not a prefix"
 
 
 def test_the_api_has_no_way_to_change_the_audit_log(settings: Settings) -> None:

@@ -91,6 +91,9 @@ def test_entries_about_an_object_match_it_whole(session: Session) -> None:
     assert [e.objects for e in audit.about(session, "case:40")] == [["case:40", "agency:POLICE-AF"]]
     assert [e.objects for e in audit.about(session, "c_se:4")] == [["c_se:4"]]
     assert [e.objects for e in audit.about(session, "case%4")] == [["case%4"]]
+    rows, total = audit.entries(session, obj="case:4", limit=1)
+    assert total == 2
+    assert rows[0].objects == ["agency:X", "case:4"], "newest first, as every listing"
     first = audit.about(session, "case:4")[0]
     later = audit.about(session, "case:4", since=first.at)
     assert later == audit.about(session, "case:4"), "entries at or after the time"

@@ -879,6 +879,7 @@ def test_a_case_page_tells_its_history_and_takes_the_next_step(
 
     opened = history(analyst)
     assert "立案" in opened
+    assert "/admin/audit?object=" not in analyst.get(address).text, "analysts read no audit log"
     assert f'href="/fraud/lines/{line}?period=2021-11"' in analyst.get(address).text
     token = csrf_of(analyst.get(address).text)
     # A step without a note is refused on the case's own page, and nothing is recorded.

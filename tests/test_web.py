@@ -386,3 +386,18 @@ def test_a_dashboard_without_data_says_why_in_the_readers_language(
     assert english["message"] == english["detail"]
     page = browser.get("/buildout").text
     assert "body.message || body.detail" in page, "the page shows the message, not the detail"
+
+
+def test_the_audit_page_finds_what_was_done_to_one_object(browser: TestClient, site: Site) -> None:
+    from telereg.core import audit
+
+    with session_scope(site.settings) as s:
+        audit.record(s, actor="ann", action="cases.x.in_review", objects=["case:77"], reason="r1")
+        audit.record(s, actor="bob", action="fraud.handover", objects=["case:770", "agency:P"])
+        audit.record(s, actor="ann", action="cases.x.closed", objects=["case:77"], reason="r2")
+    _login(browser, "ada", PASSWORD)
+    page = browser.get("/admin/audit", params={"object": "case:77"}).text
+    assert 'value="case:77"' in page, "the filter stays in its field"
+    assert "cases.x.in_review" in page
+    assert "cases.x.closed" in page
+    assert "fraud.handover" not in page, "case:770 is another case"

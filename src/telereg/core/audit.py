@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Delete, String, Update, cast, event, func, select
+from sqlalchemy import ColumnElement, Delete, String, Update, cast, event, func, select
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
 from telereg.core.errors import AuditLogError
@@ -41,17 +41,21 @@ def entries(
     *,
     actor: str | None = None,
     action: str | None = None,
+    obj: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[AuditEntry], int]:
-    """Entries newest first, filtered, with the total count before paging."""
+    """Entries newest first, filtered, with the total count before paging. ``obj``: only
+    those naming that object among theirs (``case:40``, ``token:…``; see :func:`about`)."""
     query = select(AuditEntry)
     if actor:
         query = query.where(AuditEntry.actor == actor)
     if action:
         query = query.where(AuditEntry.action.startswith(action))
+    if obj:
+        query = query.where(_naming(obj))
     if since:
         query = query.where(AuditEntry.at >= since)
     if until:
@@ -65,16 +69,20 @@ def about(session: Session, obj: str, *, since: datetime | None = None) -> list[
     """The entries that name ``obj`` (``case:40`` …) among their objects, oldest first.
 
     ``since``: no entry about the object can be older (its creation), which bounds the
-    scan by the indexed time. Objects are a JSON list; its text holds each one quoted, in
-    SQLite and PostgreSQL alike, so a quoted match finds ``case:40`` and not ``case:401``.
+    scan by the indexed time.
     """
-    escaped = obj.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    query = select(AuditEntry).where(
-        cast(AuditEntry.objects, String).like(f'%"{escaped}"%', escape="\\")
-    )
+    query = select(AuditEntry).where(_naming(obj))
     if since is not None:
         query = query.where(AuditEntry.at >= since)
     return list(session.scalars(query.order_by(AuditEntry.id)))
+
+
+def _naming(obj: str) -> ColumnElement[bool]:
+    """Whether an entry names ``obj`` among its objects. They are a JSON list, whose text
+    holds each one quoted in SQLite and PostgreSQL alike: a quoted match finds ``case:40``
+    and not ``case:401``, and ``%`` or ``_`` in a name match only themselves."""
+    escaped = obj.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(AuditEntry.objects, String).like(f'%"{escaped}"%', escape="\\")
 
 
 def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: AuditEntry) -> None:

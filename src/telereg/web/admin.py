@@ -103,12 +103,14 @@ def audit_log(
     session: SessionDep,
     actor: str | None = None,
     action: str | None = None,
+    obj: Annotated[str | None, Query(alias="object", max_length=200)] = None,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
     rows, total = audit.entries(
         session,
         actor=actor or None,
         action=action or None,
+        obj=obj or None,
         limit=AUDIT_PAGE_SIZE,
         offset=(page - 1) * AUDIT_PAGE_SIZE,
     )
@@ -123,6 +125,7 @@ def audit_log(
             "pages": pages,
             "actor": actor or "",
             "action": action or "",
+            "object": obj or "",
             "title": _("Audit log"),
         },
     )

@@ -20,12 +20,23 @@ def read_audit(
     session: SessionDep,
     actor: str | None = None,
     action: Annotated[str | None, Query(description="Prefix, e.g. 'users.'")] = None,
+    obj: Annotated[
+        str | None,
+        Query(alias="object", max_length=200, description="An object named, e.g. 'case:40'"),
+    ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AuditPage:
     rows, total = audit.entries(
-        session, actor=actor, action=action, since=since, until=until, limit=limit, offset=offset
+        session,
+        actor=actor,
+        action=action,
+        obj=obj,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
     )
     return AuditPage(total=total, entries=[AuditEntryOut.model_validate(r) for r in rows])

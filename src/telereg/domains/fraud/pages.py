@@ -374,6 +374,7 @@ def case_page(
             "c": case,
             "history": casework.case_history(session, principal=principal, case_id=case_id),
             "manages": manages,
+            "can_audit": principal.can(Permission.AUDIT_READ),
             "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),
             "disposals_for": casework.disposals_for,
             "workflow": casework.WORKFLOW,
