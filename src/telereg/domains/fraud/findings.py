@@ -22,10 +22,7 @@ from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, scoring, service
-from telereg.domains.fraud.features import (
-    FEATURES,
-    originated,
-)
+from telereg.domains.fraud.features import FEATURES, originated
 from telereg.ingest import lake
 
 

@@ -36,11 +36,7 @@ from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.fraud import cardbreak, casework, lookalike, notes, rings, scoring
 from telereg.domains.fraud.contracts import CONTRACTS
-from telereg.domains.fraud.features import (
-    FeatureParameters,
-    line_features,
-    originated,
-)
+from telereg.domains.fraud.features import FeatureParameters, line_features, originated
 from telereg.ingest import lake
 from telereg.ingest.models import Submission
 from telereg.reference.lists import gateway_tacs
