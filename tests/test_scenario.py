@@ -930,6 +930,23 @@ def test_a_case_page_tells_its_history_and_takes_the_next_step(
         data={"username": "lee-health", "password": PASSWORD, "csrf_token": csrf_of(form.text)},
     )
     assert health.get(address).status_code == 404, "another agency's case does not exist for it"
+    assert analyst.get("/fraud/cases/999999").status_code == 404, "no such case"
+    # The agency may not move cases itself, one or several: nothing moves.
+    refused = police.post(
+        "/fraud/cases/moves",
+        data={
+            "case": [case_id],
+            "to": "closed",
+            "move_note": "x",
+            "csrf_token": csrf_of(police.get(address).text),
+        },
+    )
+    assert refused.status_code == 403
+    assert "→ 已销号" not in history(analyst)
+    english = analyst.get("/lang/en", params={"next": address}).text
+    assert "case opened" in english
+    assert "handed over to Provincial police anti-fraud centre" in english
+    analyst.get("/lang/zh_CN?next=/")
     assert health.get(f"/api/v1/fraud/cases/{case_id}").status_code == 404
 
     told = analyst.get(f"/api/v1/fraud/cases/{case_id}").json()

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from telereg import registry
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.api.uploads import ingest_upload, read_upload
-from telereg.core import accounts, i18n
+from telereg.core import i18n
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
@@ -19,7 +19,7 @@ from telereg.ingest.catalog import contract_summary
 from telereg.ingest.contracts import Contract
 from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
-from telereg.web.terms import ERROR_REPORT_HEADERS, operator_names
+from telereg.web.terms import ERROR_REPORT_HEADERS, operator_names, shown_name
 
 router = APIRouter(prefix="/data", include_in_schema=False)
 PAGE_SIZE = 30
@@ -37,6 +37,7 @@ def submission_list(
     period: Annotated[str, Query(pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$")] = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
+    names = operator_names(session)
     records, total = submissions.list_submissions(
         session,
         principal=principal,
@@ -63,10 +64,8 @@ def submission_list(
             },
             "datasets": sorted(registry.CONTRACTS),
             # An operator's user reads its own submissions only: nothing else to filter by.
-            "operators": [principal.operator_code]
-            if principal.operator_code
-            else [o.code for o in accounts.list_operators(session)],
-            "operator_names": operator_names(session),
+            "operators": [principal.operator_code] if principal.operator_code else list(names),
+            "operator_names": names,
         },
     )
 
@@ -79,7 +78,8 @@ def _upload_form(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    operators = [o.code for o in accounts.list_operators(session)]
+    names = operator_names(session)
+    operators = list(names)
     datasets = list(registry.CONTRACTS.values())
     if principal.role is Role.OPERATOR:
         operators = [principal.operator_code or ""]
@@ -90,7 +90,7 @@ def _upload_form(
         {
             "datasets": datasets,
             "operators": operators,
-            "operator_names": operator_names(session),
+            "operator_names": names,
             "error": error,
         },
         status_code=status_code,
@@ -132,7 +132,7 @@ def submission_page(
         "data/submission.html",
         {
             "s": found,
-            "operator_name": operator_names(session).get(found.operator.code, found.operator.code),
+            "operator_name": shown_name(found.operator.name, found.operator.name_en),
             "columns": columns,
             "column_titles": titles,
             "rows": rows,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+
 from sqlalchemy.orm import Session
 
-from telereg.core import i18n
+from telereg.core import accounts, i18n
 from telereg.core.i18n import N_, localise
 from telereg.core.models import Agency, Operator
 
@@ -201,11 +202,16 @@ def shown_name(name: str, name_en: str) -> str:
     return name if i18n.in_chinese() else (name_en or name)
 
 
+def names_of(entries: Iterable[Operator | Agency]) -> dict[str, str]:
+    """Code → the name pages show for it (``CMCC`` → 中国移动 / China Mobile)."""
+    return {e.code: shown_name(e.name, e.name_en) for e in entries}
+
+
 def operator_names(session: Session) -> dict[str, str]:
-    """Operator code → the name pages show for it (``CMCC`` → 中国移动 / China Mobile)."""
-    return {o.code: shown_name(o.name, o.name_en) for o in session.scalars(select(Operator))}
+    """Every operator's code → the name pages show for it."""
+    return names_of(accounts.list_operators(session))
 
 
 def agency_names(session: Session) -> dict[str, str]:
-    """Agency code → the name pages show for it."""
-    return {a.code: shown_name(a.name, a.name_en) for a in session.scalars(select(Agency))}
+    """Every partner agency's code → the name pages show for it."""
+    return names_of(accounts.list_agencies(session))

@@ -9,7 +9,7 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -17,10 +17,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy.orm import Session
 
 from telereg.api.deps import SessionDep, SettingsDep
-from telereg.core import i18n
+from telereg.core import accounts, i18n
 from telereg.core.errors import TeleregError
 from telereg.core.i18n import localise
-from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import casework, findings, handover, service
@@ -30,6 +29,7 @@ from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
 from telereg.web.templating import render
 from telereg.web.terms import (
     agency_names,
+    names_of,
     operator_names,
     translated_case_words,
     translated_signals,
@@ -37,6 +37,9 @@ from telereg.web.terms import (
 
 router = APIRouter(prefix="/fraud", include_in_schema=False)
 CASES_PER_PAGE = 50
+#: A case kind or order a page may be asked for (or none).
+_KIND = f"^({'|'.join(casework.CASE_KINDS)})?$"
+_ORDER = f"^({'|'.join(casework.CASE_ORDERS)})?$"
 
 
 @router.get("", response_class=HTMLResponse)
@@ -123,6 +126,17 @@ def _csv_line(cells: Sequence[object]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerow([neutralise(c) for c in cells])
     return buffer.getvalue()
+
+
+def case_weight(subject: dict[str, Any]) -> str:
+    """What a case weighs as pages show it: a SIM-box or domain case's score, a card
+    case's number of signals (what ``casework.case_priority`` orders by); empty when it has
+    neither."""
+    score = subject.get("score")
+    if isinstance(score, int | float):
+        return f"{score:g}"
+    signals = subject.get("signals")
+    return i18n.gettext("{n} signals").format(n=len(signals)) if signals else ""
 
 
 @router.post("/scans", dependencies=[Csrf])
@@ -234,8 +248,8 @@ def cases_page(
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     error: FormError,
     status: str = "",
-    kind: Annotated[str, Query(pattern=f"^({'|'.join(casework.CASE_KINDS)})?$")] = "",
-    order: Annotated[str, Query(pattern=f"^({'|'.join(casework.CASE_ORDERS)})?$")] = "",
+    kind: Annotated[str, Query(pattern=_KIND)] = "",
+    order: Annotated[str, Query(pattern=_ORDER)] = "",
     made: str = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
@@ -244,7 +258,7 @@ def cases_page(
     queue = casework.narrowed_queue(in_state, kind=kind or None, order=order or "opened")
     pages = max(1, -(-len(queue) // CASES_PER_PAGE))
     page = min(page, pages)
-    agencies = session.query(Agency).order_by(Agency.code).all()
+    agencies = accounts.list_agencies(session)
     packages = handover.packages(settings, principal=principal)
     # Only a package that exists is named: the address is not to make the page say things.
     made = made if made in {f"{p['agency']}/{p['name']}" for p in packages} else ""
@@ -264,8 +278,9 @@ def cases_page(
             "error": error,
             "made": made,
             "agencies": agencies,
-            "agency_names": agency_names(session),
+            "agency_names": names_of(agencies),
             "operator_names": operator_names(session),
+            "weight": case_weight,
             "workflow": casework.WORKFLOW,
             "domain_decisions": casework.DOMAIN_DECISIONS,
             "packages": packages[:20],
@@ -279,8 +294,8 @@ def cases_csv(
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     status: Annotated[str, Query(pattern=r"^[a-z_]{0,16}$")] = "",
-    kind: Annotated[str, Query(pattern=f"^({'|'.join(casework.CASE_KINDS)})?$")] = "",
-    order: Annotated[str, Query(pattern=f"^({'|'.join(casework.CASE_ORDERS)})?$")] = "",
+    kind: Annotated[str, Query(pattern=_KIND)] = "",
+    order: Annotated[str, Query(pattern=_ORDER)] = "",
 ) -> Response:
     """The queue as filtered and ordered, every page of it, in the reader's language."""
     queue = casework.case_queue(
@@ -298,9 +313,6 @@ def cases_csv(
     rows = []
     for c in queue:
         subject = c.subject
-        weight = subject.get("score")
-        if weight is None and subject.get("signals"):
-            weight = _("{n} signals").format(n=len(subject["signals"]))
         operator = str(subject.get("operator") or "")
         handler = agencies.get(c.agency.code, c.agency.code) if c.agency else c.handler
         rows.append(
@@ -311,7 +323,7 @@ def cases_csv(
                 subject.get("domain") or subject.get("line") or "",
                 operators.get(operator, operator),
                 subject.get("period", ""),
-                "" if weight is None else weight,
+                case_weight(subject),
                 localise(c.title),
                 handler,
                 _(c.outcome) if c.outcome else "",
@@ -340,7 +352,7 @@ def move_ticked_cases(
     to: Annotated[str, Form(max_length=16)],
     move_note: Annotated[str, Form(max_length=2000)] = "",
     case: Annotated[list[int] | None, Form()] = None,
-    kind: Annotated[str, Form(pattern=f"^({'|'.join(casework.CASE_KINDS)})?$")] = "",
+    kind: Annotated[str, Form(pattern=_KIND)] = "",
 ) -> Response:
     """The ticked cases of the queue, moved with one note: all, or none (the page says why).
     Done, the queue shows the cases in their new state, of the kind it showed."""
@@ -382,6 +394,7 @@ def case_page(
             "signals": translated_signals(),
             "operator_names": operator_names(session),
             "agency_names": agency_names(session),
+            "weight": case_weight,
             "error": error,
         },
     )
