@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
 from telereg.core.db import state_engine
 from telereg.core.errors import AuditLogError
-from telereg.core.models import AuditEntry
+from telereg.core.models import AuditEntry, AuditObject
 from telereg.core.settings import Settings
 
 
@@ -56,6 +56,10 @@ def test_bulk_statements_are_refused(session: Session) -> None:
         session.execute(update(AuditEntry).values(reason="x"))
     with pytest.raises(AuditLogError):
         session.execute(delete(AuditEntry))
+    with pytest.raises(AuditLogError):
+        session.execute(update(AuditObject).values(object="case:8"))
+    with pytest.raises(AuditLogError):
+        session.execute(delete(AuditObject))
 
 
 def test_the_database_refuses_raw_sql(session: Session, db_settings: Settings) -> None:
@@ -64,12 +68,30 @@ def test_the_database_refuses_raw_sql(session: Session, db_settings: Settings) -
     for statement in (
         f"UPDATE audit_log SET reason = 'edited' WHERE id = {entry.id}",
         f"DELETE FROM audit_log WHERE id = {entry.id}",
+        "UPDATE audit_objects SET object = 'case:8'",
+        "DELETE FROM audit_objects",
     ):
         with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
             connection.execute(text(statement))
     with engine.connect() as connection:
         reason = connection.execute(text("SELECT reason FROM audit_log")).scalar_one()
+        indexed = connection.execute(text("SELECT object FROM audit_objects")).scalars().all()
     assert reason == "resolved"
+    assert indexed == ["case:7"]
+
+
+def test_the_orm_refuses_to_change_the_object_index(session: Session) -> None:
+    _entry(session)
+    row = session.scalars(select(AuditObject)).one()
+    row.object = "case:8"
+    with pytest.raises(AuditLogError):
+        session.flush()
+    session.rollback()
+    session.delete(session.scalars(select(AuditObject)).one())
+    with pytest.raises(AuditLogError):
+        session.flush()
+    session.rollback()
+    assert [e.objects for e in audit.about(session, "case:7")] == [["case:7"]]
 
 
 def test_entries_about_an_object_match_it_whole(session: Session) -> None:
@@ -80,6 +102,7 @@ def test_entries_about_an_object_match_it_whole(session: Session) -> None:
         ["agency:X", "case:4"],
         ["c_se:4"],
         ["case%4"],
+        ["case:5", "case:5"],
     )
     for objects in named:
         audit.record(session, actor="ann", action="cases.x.open", objects=objects)
@@ -91,6 +114,7 @@ def test_entries_about_an_object_match_it_whole(session: Session) -> None:
     assert [e.objects for e in audit.about(session, "case:40")] == [["case:40", "agency:POLICE-AF"]]
     assert [e.objects for e in audit.about(session, "c_se:4")] == [["c_se:4"]]
     assert [e.objects for e in audit.about(session, "case%4")] == [["case%4"]]
+    assert [e.objects for e in audit.about(session, "case:5")] == [["case:5"]], "named once"
     rows, total = audit.entries(session, obj="case:4", limit=1)
     assert total == 2
     assert rows[0].objects == ["agency:X", "case:4"], "newest first, as every listing"

@@ -3,9 +3,10 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.command import downgrade
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import JSON, Engine, column, func, inspect, table, text
 
-from telereg.core.db import state_engine
+from telereg.core import audit
+from telereg.core.db import session_scope, state_engine
 from telereg.core.settings import Settings
 from telereg.system.migrate import alembic_config, current_revision, head_revision, upgrade
 from telereg.system.models import Base
@@ -60,3 +61,28 @@ def test_an_installation_at_the_first_revision_is_brought_forward(db_settings: S
         ).scalar_one()
     assert epoch == 0
     assert "login_failures" in inspect(engine).get_table_names()
+
+
+def test_an_existing_audit_log_is_indexed_by_object(db_settings: Settings) -> None:
+    # A log written before the object index: its entries are found by object afterwards.
+    engine = _downgrade(db_settings, "0003")
+    assert "audit_objects" not in inspect(engine).get_table_names()
+    log = table(
+        "audit_log",
+        *(column(name) for name in ("at", "actor", "action", "reason", "detail", "client")),
+        column("objects", JSON()),
+    )
+    fields = {"actor": "ann", "action": "cases.x", "reason": "", "detail": "{}", "client": ""}
+    with engine.begin() as connection:
+        for objects in (["case:4", "agency:AF"], ["case:40"], [], ["case:4", "case:4"]):
+            connection.execute(
+                log.insert().values(at=func.current_timestamp(), objects=objects, **fields)
+            )
+    assert upgrade(db_settings) == head_revision()
+    with session_scope(db_settings) as session:
+        assert [e.objects for e in audit.about(session, "case:4")] == [
+            ["case:4", "agency:AF"],
+            ["case:4", "case:4"],
+        ]
+        assert [e.objects for e in audit.about(session, "agency:AF")] == [["case:4", "agency:AF"]]
+        assert audit.about(session, "case:400") == []

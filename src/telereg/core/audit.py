@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, String, Update, cast, event, func, select
+from sqlalchemy import ColumnElement, Delete, Update, event, func, select
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
 from telereg.core.errors import AuditLogError
-from telereg.core.models import AuditEntry
+from telereg.core.models import AuditEntry, AuditObject
 
 
 def record(
@@ -24,10 +24,12 @@ def record(
     client: str = "",
 ) -> AuditEntry:
     """Add an audit entry to ``session``; it is committed with the change it records."""
+    named = list(dict.fromkeys(objects))
     entry = AuditEntry(
         actor=actor,
         action=action,
-        objects=list(objects),
+        objects=named,
+        named=[AuditObject(object=obj) for obj in named],
         reason=reason,
         detail=detail or {},
         client=client,
@@ -68,8 +70,7 @@ def entries(
 def about(session: Session, obj: str, *, since: datetime | None = None) -> list[AuditEntry]:
     """The entries that name ``obj`` (``case:40`` …) among their objects, oldest first.
 
-    ``since``: no entry about the object can be older (its creation), which bounds the
-    scan by the indexed time.
+    ``since``: only the entries from then on (a case's creation, say).
     """
     query = select(AuditEntry).where(_naming(obj))
     if since is not None:
@@ -78,19 +79,24 @@ def about(session: Session, obj: str, *, since: datetime | None = None) -> list[
 
 
 def _naming(obj: str) -> ColumnElement[bool]:
-    """Whether an entry names ``obj`` among its objects. They are a JSON list, whose text
-    holds each one quoted in SQLite and PostgreSQL alike: a quoted match finds ``case:40``
-    and not ``case:401``, and ``%`` or ``_`` in a name match only themselves."""
-    escaped = obj.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return cast(AuditEntry.objects, String).like(f'%"{escaped}"%', escape="\\")
+    """Whether an entry names ``obj`` among its objects: looked up in the object index, so
+    ``case:40`` is not ``case:401`` and no character of a name is a wildcard."""
+    return AuditEntry.id.in_(select(AuditObject.entry_id).where(AuditObject.object == obj))
 
 
 def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: AuditEntry) -> None:
     raise AuditLogError(f"audit entry {target.id} cannot be changed or deleted")
 
 
+def _refuse_index_change(_mapper: Mapper[Any], _connection: Any, target: AuditObject) -> None:
+    raise AuditLogError(f"the audit log's object index ({target.object}) cannot be changed")
+
+
 event.listen(AuditEntry, "before_update", _refuse_change)
 event.listen(AuditEntry, "before_delete", _refuse_change)
+event.listen(AuditObject, "before_update", _refuse_index_change)
+event.listen(AuditObject, "before_delete", _refuse_index_change)
+_APPEND_ONLY = {AuditEntry.__tablename__, AuditObject.__tablename__}
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -98,5 +104,5 @@ def _refuse_bulk_change(state: ORMExecuteState) -> None:
     statement = state.statement
     if not isinstance(statement, Update | Delete):
         return
-    if getattr(statement.table, "name", None) == AuditEntry.__tablename__:
+    if getattr(statement.table, "name", None) in _APPEND_ONLY:
         raise AuditLogError("the audit log is append-only")

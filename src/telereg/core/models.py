@@ -109,6 +109,22 @@ class AuditEntry(Base):
     objects: Mapped[list[str]] = mapped_column(JSON, default=list)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client: Mapped[str] = mapped_column(String(100), default="")
+    #: The same objects as rows, so that everything about one is found by index.
+    named: Mapped[list[AuditObject]] = relationship(
+        lazy="raise", cascade="save-update", passive_deletes="all"
+    )
+
+
+class AuditObject(Base):
+    """One object an audit entry names (``case:40``, ``token:…``): the log's object index.
+
+    Written with its entry and, like it, never changed or deleted (see the migrations).
+    """
+
+    __tablename__ = "audit_objects"
+
+    object: Mapped[str] = mapped_column(Text, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("audit_log.id"), primary_key=True)
 
 
 class Job(Base):
