@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DatabaseError
@@ -7,8 +10,10 @@ from sqlalchemy.orm import Session
 
 from telereg.core import audit
 from telereg.core.db import state_engine
-from telereg.core.errors import AuditLogError
+from telereg.core.errors import AuditLogError, InputError, PermissionDeniedError
 from telereg.core.models import AuditEntry, AuditObject
+from telereg.core.permissions import Role
+from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 
 
@@ -121,3 +126,58 @@ def test_entries_about_an_object_match_it_whole(session: Session) -> None:
     first = audit.about(session, "case:4")[0]
     later = audit.about(session, "case:4", since=first.at)
     assert later == audit.about(session, "case:4"), "entries at or after the time"
+
+
+def test_an_export_is_recorded_and_holds_exactly_what_it_counted(session: Session) -> None:
+    audit.record(session, actor="ann", action="cases.x.open", objects=["case:1"])
+    audit.record(session, actor="bob", action="users.add", objects=["user:c"])
+    audit.record(session, actor="ann", action="cases.x.closed", objects=["case:1"])
+    session.commit()
+    admin = Principal(name="ada", role=Role.ADMIN)
+    export = audit.export(session, principal=admin, client="10.0.0.9", actor="ann")
+    session.commit()
+    assert export.action == audit.EXPORTED
+    assert export.detail == {"filters": {"actor": "ann"}, "entries": 2}
+    assert export.client == "10.0.0.9"
+    audit.record(session, actor="ann", action="cases.x.open", objects=["case:2"])
+    session.commit()
+    rows = [audit.export_row(e) for e in audit.exported(session, export.id)]
+    assert [r[3] for r in rows] == ["cases.x.open", "cases.x.closed"], "oldest first, no later"
+    assert rows[0][4] == "case:1"
+    with pytest.raises(AuditLogError, match="not an export"):
+        list(audit.exported(session, int(rows[0][0])))
+
+
+def test_an_export_needs_the_audit_permission(session: Session) -> None:
+    audit.record(session, actor="ann", action="cases.x.open")
+    session.commit()
+    with pytest.raises(PermissionDeniedError):
+        audit.export(session, principal=Principal(name="ann", role=Role.ANALYST))
+    session.rollback()
+    assert [e.action for e in audit.entries(session)[0]] == ["cases.x.open"], "nothing recorded"
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "since", "until"),
+    [
+        ("", "", None, None),
+        ("2026-11-01", "", datetime(2026, 11, 1, tzinfo=UTC), None),
+        ("", "2026-11-30", None, datetime(2026, 12, 1, tzinfo=UTC)),
+        (
+            "2026-02-28",
+            "2026-02-28",
+            datetime(2026, 2, 28, tzinfo=UTC),
+            datetime(2026, 3, 1, tzinfo=UTC),
+        ),
+    ],
+)
+def test_days_bound_whole_days_in_utc(
+    first: str, last: str, since: datetime | None, until: datetime | None
+) -> None:
+    assert audit.day_bounds(first, last) == (since, until)
+
+
+@pytest.mark.parametrize("day", ["2026-02-31", "30/11/2026", "yesterday"])
+def test_a_day_that_is_not_one_is_refused(day: str) -> None:
+    with pytest.raises(InputError, match=f"not a day of the calendar.*{re.escape(day)}"):
+        audit.day_bounds("2026-01-01", day)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ["demo", "serve", "db", "users", "operators", "agencies"]
+COMMANDS = ["demo", "serve", "db", "users", "operators", "agencies", "audit"]
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what the refusal of insecure serving is about
 
 
@@ -86,6 +86,33 @@ def test_user_lifecycle(tmp_path: Path) -> None:
     assert tokens[0]["revoked_at"] is not None
     listed = json.loads(telereg("users", "list", "--json", data_dir=tmp_path).stdout)
     assert next(u for u in listed if u["username"] == "olu")["active"] is False
+
+
+def test_the_audit_log_is_listed_and_exported_whole(tmp_path: Path) -> None:
+    _prepared(tmp_path)
+    assert telereg("users", "add", "bob", "--role", "analyst", data_dir=tmp_path).returncode == 0
+    listed = json.loads(
+        telereg("audit", "list", "--action", "users.", "--json", data_dir=tmp_path).stdout
+    )
+    assert [e["objects"] for e in listed][:1] == [["user:bob"]]
+    target = tmp_path / "audit.csv"
+    exported = telereg("audit", "export", "--out", str(target), data_dir=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    rows = target.read_text(encoding="utf-8-sig").splitlines()
+    assert rows[0] == "id,at,actor,action,objects,reason,detail,client"
+    assert any(",users.add,user:bob," in row for row in rows[1:])
+    count = int(re.search(r"^([0-9,]+) entr", exported.stdout).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert count == len(rows) - 1, "the file holds what the export counted"
+    again = telereg("audit", "export", "--out", str(target), data_dir=tmp_path)
+    assert again.returncode != 0
+    assert "exists" in again.stderr
+    assert target.read_text(encoding="utf-8-sig").splitlines() == rows, "the file is untouched"
+    newest = json.loads(
+        telereg("audit", "list", "--limit", "1", "--json", data_dir=tmp_path).stdout
+    )
+    assert newest[0]["action"] == "audit.exported"
+    assert newest[0]["detail"]["entries"] == count
+    assert not list(tmp_path.glob(".audit.csv.part")), "no partial file is left"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -401,3 +402,56 @@ def test_the_audit_page_finds_what_was_done_to_one_object(browser: TestClient, s
     assert "cases.x.in_review" in page
     assert "cases.x.closed" in page
     assert "fraud.handover" not in page, "case:770 is another case"
+
+
+def test_the_audit_log_downloads_as_csv_and_the_download_is_logged(
+    browser: TestClient, site: Site
+) -> None:
+    import csv
+    import io
+
+    from telereg.core import audit
+
+    with session_scope(site.settings) as s:
+        audit.record(
+            s, actor="ann", action="cases.x.open", objects=["case:5"], reason="=HYPERLINK()"
+        )
+        audit.record(s, actor="bob", action="users.add", objects=["user:c"])
+        audit.record(s, actor="ann", action="cases.x.closed", objects=["case:5"], detail={"n": 1})
+    _login(browser, "ada", PASSWORD)
+    today = f"{datetime.now(UTC):%Y-%m-%d}"
+    page = browser.get("/admin/audit", params={"actor": "ann", "from": today, "to": today}).text
+    assert f'name="from" value="{today}"' in page, "the days stay in their fields"
+    link = re.search(r'id="audit-csv" href="([^"]+)"', page)
+    assert link, "the page offers its entries as CSV"
+    response = browser.get(link.group(1).replace("&amp;", "&"))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.text.removeprefix("\ufeff"))))
+    assert rows[0][:4] == ["#", "时间（UTC）", "操作人", "操作"]
+    assert [r[3] for r in rows[1:]] == ["cases.x.open", "cases.x.closed"], "oldest first"
+    assert rows[1][5] == "'=HYPERLINK()", "a formula is neutralised"
+    assert rows[2][6] == '{"n": 1}'
+    with session_scope(site.settings) as s:
+        (export,), _ = audit.entries(s, action=audit.EXPORTED)
+        assert export.actor == "ada"
+        assert export.detail["entries"] == 2
+        assert export.detail["filters"]["actor"] == "ann"
+        assert f"audit-{export.id}.csv" in response.headers["content-disposition"]
+
+
+def test_the_audit_download_is_refused_without_the_permission_or_a_real_day(
+    browser: TestClient, site: Site
+) -> None:
+    from telereg.core import audit
+
+    _login(browser, "ann", PASSWORD)
+    assert browser.get("/admin/audit.csv").status_code == 403
+    browser.post("/logout", data={"csrf_token": csrf_of(browser.get("/").text)})
+    _login(browser, "ada", PASSWORD)
+    refused = browser.get("/admin/audit.csv", params={"to": "2026-02-31"})
+    assert refused.status_code in (400, 422)
+    assert "2026-02-31" in refused.text
+    assert browser.get("/admin/audit", params={"from": "30.11.2026"}).status_code == 422
+    with session_scope(site.settings) as s:
+        assert audit.entries(s, action=audit.EXPORTED)[1] == 0, "no export was recorded"

@@ -62,6 +62,8 @@ jobs_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(jobs_app, name="jobs")
+audit_app = typer.Typer(help="The audit log: read it, or take it out as CSV.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 DataDir = Annotated[
     Path | None,
@@ -101,6 +103,17 @@ def _print_rows(rows: list[dict[str, object]], *, as_json: bool) -> None:
     for row in rows:
         table.add_row(*(_cell(v) for v in row.values()))
     out.print(table)
+
+
+def _progress() -> Progress:
+    """A progress bar on stderr, so that stdout stays the command's output."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -162,13 +175,7 @@ def demo(
     if not no_serve:  # refused before the long build, not after it
         check_cookie_transport(settings, host=host, insecure_cookies=insecure_cookies)
     login = prepare(settings, principal=_me())
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task("generating the province …", total=None)
 
         def on_file(item: OperatorFile, index: int, total: int) -> None:
@@ -865,6 +872,122 @@ def agencies_add(
             session, principal=_me(), code=code, name=name, kind=kind, name_en=name_en
         )
     out.print(f"partner agency {code} added")
+
+
+AuditActor = Annotated[
+    str, typer.Option("--actor", help="Only this user's entries (cli:NAME for the CLI).")
+]
+AuditAction = Annotated[
+    str, typer.Option("--action", help="Only actions starting so, e.g. 'users.'.")
+]
+AuditObject = Annotated[
+    str, typer.Option("--object", help="Only entries naming this object, e.g. 'case:40'.")
+]
+FirstDay = Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (UTC).")]
+LastDay = Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (UTC).")]
+
+
+@audit_app.command("list")
+def audit_list(
+    actor: AuditActor = "",
+    action: AuditAction = "",
+    obj: AuditObject = "",
+    first: FirstDay = "",
+    last: LastDay = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Entries shown.")] = 50,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """The newest entries the filters select, as the audit page shows them."""
+    from telereg.core import audit
+    from telereg.core.permissions import Permission
+
+    since, until = audit.day_bounds(first, last)
+    settings = _migrated(data_dir)
+    _me().require(Permission.AUDIT_READ)
+    with session_scope(settings) as session:
+        rows, total = audit.entries(
+            session,
+            actor=actor or None,
+            action=action or None,
+            obj=obj or None,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        listed: list[dict[str, object]] = [
+            {
+                "id": e.id,
+                "at": e.at.isoformat(timespec="seconds"),
+                "actor": e.actor,
+                "action": e.action,
+                "objects": e.objects if as_json else " ".join(e.objects),
+                "reason": e.reason,
+                "detail": e.detail if as_json else json.dumps(e.detail, ensure_ascii=False),
+                "client": e.client,
+            }
+            for e in rows
+        ]
+    if not as_json:
+        err.print(f"{_entries(total)}; the newest {len(listed):,} shown")
+    _print_rows(listed, as_json=as_json)
+
+
+@audit_app.command("export")
+def audit_export(
+    target: Annotated[Path, typer.Option("--out", help="The CSV file to write; must not exist.")],
+    actor: AuditActor = "",
+    action: AuditAction = "",
+    obj: AuditObject = "",
+    first: FirstDay = "",
+    last: LastDay = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Every entry the filters select, oldest first, as CSV. The export is itself an entry."""
+    import csv
+
+    from telereg.core import audit
+    from telereg.core.i18n import N_
+    from telereg.ingest.submissions import neutralise
+
+    if target.exists():
+        raise InputError(N_("{path} exists; choose another file").format(path=target))
+    since, until = audit.day_bounds(first, last)
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        export = audit.export(
+            session,
+            principal=_me(),
+            client="cli",
+            actor=actor or None,
+            action=action or None,
+            obj=obj or None,
+            since=since,
+            until=until,
+        )
+        session.commit()
+        export_id, total = export.id, int(export.detail["entries"])
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        with (
+            session_scope(settings) as session,
+            partial.open("w", encoding="utf-8-sig", newline="") as file,
+            _progress() as progress,
+        ):
+            task = progress.add_task("exporting the audit log …", total=total)
+            writer = csv.writer(file)
+            writer.writerow(audit.EXPORT_COLUMNS)
+            for entry in audit.exported(session, export_id):
+                writer.writerow([neutralise(c) for c in audit.export_row(entry)])
+                progress.advance(task)
+        partial.replace(target)  # the file appears whole or not at all
+    finally:
+        partial.unlink(missing_ok=True)
+    out.print(f"{_entries(total)} written to {target} (the export is audit entry {export_id})")
+
+
+def _entries(count: int) -> str:
+    return f"{count:,} {'entry' if count == 1 else 'entries'}"
 
 
 def main() -> None:

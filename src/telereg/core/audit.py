@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, Update, event, func, select
+from sqlalchemy import ColumnElement, Delete, Select, Update, event, func, select
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
-from telereg.core.errors import AuditLogError
+from telereg.core.errors import AuditLogError, InputError
+from telereg.core.i18n import N_
 from telereg.core.models import AuditEntry, AuditObject
+from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
+
+#: The columns of an exported log, in order (see :func:`export_row`).
+EXPORT_COLUMNS = ("id", "at", "actor", "action", "objects", "reason", "detail", "client")
+#: Entries read at a time while an export streams.
+EXPORT_BATCH = 1_000
+#: The action of the entry an export writes about itself.
+EXPORTED = "audit.exported"
 
 
 def record(
@@ -51,6 +62,114 @@ def entries(
 ) -> tuple[list[AuditEntry], int]:
     """Entries newest first, filtered, with the total count before paging. ``obj``: only
     those naming that object among theirs (``case:40``, ``token:…``; see :func:`about`)."""
+    query = _selected(actor=actor, action=action, obj=obj, since=since, until=until)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def export(
+    session: Session,
+    *,
+    principal: Principal,
+    client: str = "",
+    actor: str | None = None,
+    action: str | None = None,
+    obj: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> AuditEntry:
+    """Record that ``principal`` takes the entries the filters select out of the platform.
+
+    The export is itself an entry (``audit.exported``, with the filters and the number of
+    entries), to be committed before any entry is handed out; :func:`exported` then reads
+    the entries older than it, so the file holds exactly the number recorded.
+    """
+    principal.require(Permission.AUDIT_READ)
+    filters = {"actor": actor, "action": action, "object": obj}
+    filters["since"] = since.isoformat() if since else None
+    filters["until"] = until.isoformat() if until else None
+    query = _selected(actor=actor, action=action, obj=obj, since=since, until=until)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    chosen = {name: value for name, value in filters.items() if value}
+    return record(
+        session,
+        actor=principal.name,
+        action=EXPORTED,
+        detail={"filters": chosen, "entries": total},
+        client=client,
+    )
+
+
+def exported(session: Session, export_id: int) -> Iterator[AuditEntry]:
+    """The entries the :func:`export` entry ``export_id`` recorded, oldest first, read a
+    batch at a time."""
+    export_entry = session.get(AuditEntry, export_id)
+    if export_entry is None or export_entry.action != EXPORTED:
+        raise AuditLogError(f"audit entry {export_id} is not an export")
+    chosen, upto = export_entry.detail.get("filters", {}), export_entry.id
+    since, until = chosen.get("since"), chosen.get("until")
+    query = _selected(
+        actor=chosen.get("actor"),
+        action=chosen.get("action"),
+        obj=chosen.get("object"),
+        since=datetime.fromisoformat(since) if since else None,
+        until=datetime.fromisoformat(until) if until else None,
+    )
+    last = 0
+    while True:
+        batch = session.scalars(
+            query.where(AuditEntry.id > last, AuditEntry.id < upto)
+            .order_by(AuditEntry.id)
+            .limit(EXPORT_BATCH)
+        ).all()
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].id
+        session.expunge_all()  # a long log is not kept in memory
+
+
+def export_row(entry: AuditEntry) -> list[str]:
+    """An entry as the cells of :data:`EXPORT_COLUMNS` (times in UTC, details as JSON)."""
+    return [
+        str(entry.id),
+        entry.at.isoformat(timespec="seconds"),
+        entry.actor,
+        entry.action,
+        " ".join(entry.objects),
+        entry.reason,
+        json.dumps(entry.detail, ensure_ascii=False, sort_keys=True) if entry.detail else "",
+        entry.client,
+    ]
+
+
+def day_bounds(first: str, last: str) -> tuple[datetime | None, datetime | None]:
+    """Days as written (``2026-11-30``; empty for no bound) as the times ``since`` and
+    ``until`` take: from the first day's start to the last day's end, in UTC."""
+    start, end = _day(first), _day(last)
+    since = datetime.combine(start, time(), UTC) if start else None
+    until = datetime.combine(end + timedelta(days=1), time(), UTC) if end else None
+    return since, until
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as err:
+        raise InputError(
+            N_("not a day of the calendar (YYYY-MM-DD): {value}").format(value=text)
+        ) from err
+
+
+def _selected(
+    *,
+    actor: str | None,
+    action: str | None,
+    obj: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Select[AuditEntry]:
     query = select(AuditEntry)
     if actor:
         query = query.where(AuditEntry.actor == actor)
@@ -62,9 +181,7 @@ def entries(
         query = query.where(AuditEntry.at >= since)
     if until:
         query = query.where(AuditEntry.at < until)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
-    return list(rows), total
+    return query
 
 
 def about(session: Session, obj: str, *, since: datetime | None = None) -> list[AuditEntry]:

@@ -5,15 +5,13 @@ Figures come from the JSON API (``/api/v1/fraud``); the case pages post forms.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from telereg.api.deps import SessionDep, SettingsDep
@@ -23,9 +21,9 @@ from telereg.core.i18n import localise
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import casework, findings, handover, service
-from telereg.ingest.submissions import neutralise
 from telereg.reference.regions import load_regions
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
+from telereg.web.downloads import csv_download
 from telereg.web.templating import render
 from telereg.web.terms import (
     agency_names,
@@ -106,26 +104,15 @@ def suspects_csv(
     header = [_("Line (token)"), _("Kind"), _("Operator"), _("City"), _("Score")]
     header += [_("Calls a day"), _("Why")]
 
-    def lines() -> Iterator[str]:
-        yield "\ufeff" + _csv_line(header)  # a BOM so that Excel opens Chinese text correctly
+    def rows() -> Iterator[list[object]]:
         for s in listed["suspects"]:
             why = separator.join(signals.get(code, code) for code in s["rules"])
             place = cities.get(s["home_city"], s["home_city"])
             operator = operators.get(s["operator"], s["operator"])
             row = [s["line"], kinds[s["kind"]], operator, place, s["score"]]
-            yield _csv_line([*row, s["calls_per_day"], why])
+            yield [*row, s["calls_per_day"], why]
 
-    return StreamingResponse(
-        lines(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="suspects-{shown}.csv"'},
-    )
-
-
-def _csv_line(cells: Sequence[object]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow([neutralise(c) for c in cells])
-    return buffer.getvalue()
+    return csv_download(header, rows(), f"suspects-{shown}")
 
 
 def case_weight(subject: dict[str, Any]) -> str:
@@ -331,17 +318,7 @@ def cases_csv(
             ]
         )
 
-    def lines() -> Iterator[str]:
-        yield "\ufeff" + _csv_line(header)  # a BOM so that Excel opens Chinese text correctly
-        for row in rows:
-            yield _csv_line(row)
-
-    name = "-".join(["cases", *(v for v in (status, kind) if v)])
-    return StreamingResponse(
-        lines(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-    )
+    return csv_download(header, rows, "-".join(["cases", *(v for v in (status, kind) if v)]))
 
 
 @router.post("/cases/moves", dependencies=[Csrf])
