@@ -59,24 +59,32 @@ def _county_of(regions: RegionSet, lon: np.ndarray, lat: np.ndarray) -> list[str
     shapes = [c.geometry for c in regions.counties]
     tree = shapely.STRtree(shapes)
     points = shapely.points(lon, lat)
-    found = tree.query_nearest(points, all_matches=False)
     codes = [""] * len(points)
-    for point_index, county_index in zip(found[0], found[1], strict=True):
-        codes[point_index] = regions.counties[county_index].code
+    # Most points lie in a county, which an intersection finds fast; only the others (on
+    # the border's far side) need the much slower search for the nearest county.
+    inside = tree.query(points, predicate="intersects")
+    for point_index, county_index in zip(inside[0], inside[1], strict=True):
+        codes[point_index] = codes[point_index] or regions.counties[county_index].code
+    outside = np.array([i for i, code in enumerate(codes) if not code], dtype=int)
+    if len(outside):
+        found = tree.query_nearest(points[outside], all_matches=False)
+        for point_index, county_index in zip(found[0], found[1], strict=True):
+            codes[outside[point_index]] = regions.counties[county_index].code
     return codes
 
 
-def _range_km(regions: RegionSet, lon: float, lat: float, spec: Radio) -> float:
+def _reaches_km(regions: RegionSet, lon: np.ndarray, lat: np.ndarray, spec: Radio) -> np.ndarray:
+    """The reach of a ``spec`` site at each point, by the environment of its county."""
     names = {c.code: c.name for c in regions.counties}
-    county = _county_of(regions, np.array([lon]), np.array([lat]))[0]
-    (reach,) = coverage_range_km(
-        eirp_dbm=np.array([spec.eirp]),
-        band=[spec.band],
-        antenna_height_m=np.array([spec.height]),
-        environment=[environment_of(names.get(county, "县"))],
+    counties = _county_of(regions, lon, lat)
+    reach: np.ndarray = coverage_range_km(
+        eirp_dbm=np.full(len(lon), spec.eirp),
+        band=[spec.band] * len(lon),
+        antenna_height_m=np.full(len(lon), spec.height),
+        environment=[environment_of(names.get(county, "县")) for county in counties],
         threshold_dbm=THRESHOLD_DBM,
     )
-    return float(reach)
+    return reach
 
 
 def corridor_sites(regions: RegionSet, corridor: Corridor) -> list[tuple[NewSite, float, float]]:
@@ -84,11 +92,15 @@ def corridor_sites(regions: RegionSet, corridor: Corridor) -> list[tuple[NewSite
     lon, lat, weight = sample_line(corridor, 100.0)
     along = np.concatenate([[0.0], np.cumsum(weight)[:-1]]) / 1000.0
     total = float(weight.sum()) / 1000.0
+    # A site's reach at every point the sites may stand on, found at once: counties and
+    # radio arithmetic are array work, which a point at a time would repeat thousands of times.
+    reaches = _reaches_km(regions, lon, lat, CORRIDOR_SITE)
+    urban = _urban_range()
     placed: list[tuple[NewSite, float, float]] = []
     position = 0.0
     while True:
         i = int(np.searchsorted(along, position, side="right") - 1)
-        reach = _range_km(regions, float(lon[i]), float(lat[i]), CORRIDOR_SITE)
+        reach = float(reaches[i])
         site = NewSite(
             f"CMCR{corridor.corridor_id.replace('-', '')}{len(placed):04d}",
             round(float(lon[i]), 6),
@@ -101,7 +113,7 @@ def corridor_sites(regions: RegionSet, corridor: Corridor) -> list[tuple[NewSite
         if position >= total:
             break
         # The next site must reach back to where this one stops, even in a town.
-        position = min(total, position + 1.5 * min(reach, _urban_range()))
+        position = min(total, position + 1.5 * min(reach, urban))
     return placed
 
 
