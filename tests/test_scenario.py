@@ -762,6 +762,10 @@ def test_the_case_queue_comes_a_page_at_a_time_with_titles_in_the_readers_langua
     assert len(rows) == 50
     assert "疑似猫池 " in first
     assert "SIM box suspect" not in first
+    assert re.search(r"疑似猫池 (中国移动|中国联通|中国电信|中国广电) · 得分", first), (
+        "operator by name"
+    )
+    assert not re.search(r"疑似猫池 (CMCC|CUCC|CTCC|CBN) ", first), "not by its code"
     assert f"1 / {-(-total // 50)} · {total:,}" in first
     second = analyst.get("/fraud/cases", params={"page": 2}).text
     assert set(re.findall(r'<tr id="case-([0-9]+)"', second)).isdisjoint(rows)

@@ -16,7 +16,7 @@ from telereg import __version__, registry
 from telereg.core import i18n
 from telereg.core.privacy import mask
 from telereg.web.navigation import MODULES, translated
-from telereg.web.terms import localise_reason
+from telereg.web.terms import case_title, localise_reason
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -33,6 +33,7 @@ templates = Jinja2Templates(env=_env)
 templates.env.filters["mask"] = mask
 templates.env.filters["localise"] = i18n.localise
 templates.env.filters["localise_reason"] = localise_reason
+templates.env.filters["case_title"] = case_title
 
 
 def dataset_title(name: str) -> str:

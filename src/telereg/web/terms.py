@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -210,6 +211,16 @@ def names_of(entries: Iterable[Operator | Agency]) -> dict[str, str]:
 def operator_names(session: Session) -> dict[str, str]:
     """Every operator's code → the name pages show for it."""
     return names_of(accounts.list_operators(session))
+
+
+def case_title(title: str, subject: Mapping[str, Any], operators: Mapping[str, str]) -> str:
+    """A case's stored title in the reader's language, its operator named as the pages
+    name it: titles keep the operator's code (``SIM box suspect CMCC · score 7``), set off
+    by spaces in both languages' templates."""
+    shown = localise(title)
+    code = subject.get("operator")
+    name = operators.get(code) if isinstance(code, str) else None
+    return shown.replace(f" {code} ", f" {name} ", 1) if name else shown
 
 
 def agency_names(session: Session) -> dict[str, str]:

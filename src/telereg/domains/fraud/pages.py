@@ -27,6 +27,7 @@ from telereg.web.downloads import csv_download
 from telereg.web.templating import render
 from telereg.web.terms import (
     agency_names,
+    case_title,
     names_of,
     operator_names,
     translated_case_words,
@@ -311,7 +312,7 @@ def cases_csv(
                 operators.get(operator, operator),
                 subject.get("period", ""),
                 case_weight(subject),
-                localise(c.title),
+                case_title(c.title, subject, operators),
                 handler,
                 _(c.outcome) if c.outcome else "",
                 c.opened_at.isoformat(timespec="seconds"),
