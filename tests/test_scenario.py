@@ -829,6 +829,53 @@ def test_the_case_queue_narrows_to_a_kind_and_can_put_the_highest_score_first(
     assert "unknown order newest" in refused.text
 
 
+def test_the_case_queue_narrows_to_an_operator_and_a_month(fraud_scan: Settings, signed_in) -> None:
+    from collections import Counter
+
+    from telereg.core.errors import InputError
+    from tests.conftest import csrf_of
+
+    with session_scope(fraud_scan) as session:
+        every = [(c.id, dict(c.subject)) for c in casework.case_queue(session, principal=ROOT)]
+    operators = Counter(s["operator"] for _, s in every if s.get("operator"))
+    assert len(operators) > 1, "the scenario's cases are of several operators"
+    code, count = operators.most_common(1)[0]
+    period = max(s["period"] for _, s in every)
+    mine = [i for i, s in every if s.get("operator") == code]
+    in_month = [i for i, s in every if s.get("operator") == code and s["period"] == period]
+    with session_scope(fraud_scan) as session:
+        assert [c.id for c in casework.case_queue(session, principal=ROOT, operator=code)] == mine
+        both = casework.case_queue(session, principal=ROOT, operator=code, period=period)
+        assert [c.id for c in both] == in_month
+        assert casework.case_queue(session, principal=ROOT, operator="NOSUCH") == []
+        with pytest.raises(InputError, match="a period is a month written YYYY-MM"):
+            casework.case_queue(session, principal=ROOT, period="2021-13")
+
+    analyst = signed_in("analyst")
+    page = analyst.get("/fraud/cases", params={"operator": code}).text
+    assert re.findall(r'<tr id="case-([0-9]+)"', page) == [str(i) for i in mine[:50]]
+    name = {"CMCC": "中国移动", "CUCC": "中国联通", "CTCC": "中国电信", "CBN": "中国广电"}[code]
+    assert f"{name} ({count:,})</strong>" in page, "the chosen operator, by name, with its count"
+    assert f"全部 ({count:,})</strong>" in page, "the kinds count that operator's cases"
+    assert "涉诈域名 (0)" in page, "a domain case is no operator's"
+    assert f'href="/fraud/cases?kind=card&amp;operator={code}"' in page, "a kind keeps it"
+    listed = analyst.get("/fraud/cases.csv", params={"operator": code, "period": period})
+    assert len(list(csv.reader(io.StringIO(listed.text)))) == len(in_month) + 1
+    assert f"cases-{code}-{period}.csv" in listed.headers["content-disposition"]
+    api = analyst.get("/api/v1/fraud/cases", params={"operator": code, "period": period})
+    assert [c["id"] for c in api.json()] == in_month
+    assert analyst.get("/api/v1/fraud/cases", params={"period": "November"}).status_code == 422
+    assert analyst.get("/fraud/cases", params={"period": "2021-13"}).status_code == 422
+    # A move comes back to the queue as it was filtered.
+    token = csrf_of(page)
+    sent = analyst.post(
+        "/fraud/cases/moves",
+        data={"case": [mine[0]], "to": "in_review", "move_note": "seen", "csrf_token": token}
+        | {"operator": code, "period": period},
+    )
+    assert sent.url.query.decode() == f"status=in_review&operator={code}&period={period}"
+
+
 def test_the_case_queue_downloads_as_filtered_and_ordered(fraud_scan: Settings, signed_in) -> None:
 
     with session_scope(fraud_scan) as session:

@@ -543,6 +543,12 @@ def fraud_cases(
     kind: Annotated[
         str | None, typer.Option(help="Only cases of this kind: sim_box, card or domain.")
     ] = None,
+    operator: Annotated[
+        str | None, typer.Option(help="Only this operator's lines (its code, e.g. CMCC).")
+    ] = None,
+    period: Annotated[
+        str | None, typer.Option(help="Only the findings of this month, YYYY-MM.")
+    ] = None,
     order: Annotated[
         str, typer.Option(help="opened, or priority (highest score first within each kind).")
     ] = "opened",
@@ -553,7 +559,14 @@ def fraud_cases(
     from telereg.domains.fraud.cli import cases_command
 
     cases_command(
-        _migrated(data_dir), _me(), status=status, kind=kind, order=order, as_json=as_json
+        _migrated(data_dir),
+        _me(),
+        status=status,
+        kind=kind,
+        operator=operator,
+        period=period,
+        order=order,
+        as_json=as_json,
     )
 
 

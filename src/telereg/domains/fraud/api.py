@@ -183,11 +183,23 @@ def case_list(
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
     status: Annotated[str | None, Query()] = None,
     kind: Annotated[str | None, Query(description="sim_box, card or domain")] = None,
+    operator: Annotated[
+        str | None, Query(max_length=32, description="an operator's code: its lines only")
+    ] = None,
+    period: Annotated[str | None, Query(description="a month, YYYY-MM: its findings only")] = None,
     order: Annotated[
         str, Query(description="opened, or priority: highest score first within each kind")
     ] = "opened",
 ) -> list[dict[str, Any]]:
-    queue = casework.case_queue(session, principal=principal, status=status, kind=kind, order=order)
+    queue = casework.case_queue(
+        session,
+        principal=principal,
+        status=status,
+        kind=kind,
+        operator=operator,
+        period=period,
+        order=order,
+    )
     return [_case(c) for c in queue]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from typing import Any
 
 import pandas as pd
@@ -297,6 +298,20 @@ CASE_KINDS = ("sim_box", "card", "domain")
 
 #: How a queue may be ordered: as opened, or most pressing first within each kind.
 CASE_ORDERS = ("opened", "priority")
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def is_period(text: str) -> bool:
+    """Whether ``text`` is a month written ``YYYY-MM`` (scans and cases are kept by month)."""
+    return _PERIOD.fullmatch(text) is not None
+
+
+def check_period(period: str) -> None:
+    """Refuse what is not a month written ``YYYY-MM``."""
+    if not is_period(period):
+        raise InputError(
+            N_("a period is a month written YYYY-MM, not {period}").format(period=repr(period[:20]))
+        )
 
 
 def case_queue(
@@ -305,33 +320,58 @@ def case_queue(
     principal: Principal,
     status: str | None = None,
     kind: str | None = None,
+    operator: str | None = None,
+    period: str | None = None,
     order: str = "opened",
 ) -> list[Case]:
     """The cases a principal may see: all for analysts, only its agency's for a liaison.
 
-    ``kind`` keeps one of :data:`CASE_KINDS`; ``order`` is one of :data:`CASE_ORDERS`
-    (``priority``: see :func:`case_priority`).
+    ``kind`` keeps one of :data:`CASE_KINDS`, ``operator`` one operator's lines (by code)
+    and ``period`` one month's findings (``YYYY-MM``); ``order`` is one of
+    :data:`CASE_ORDERS` (``priority``: see :func:`case_priority`).
     """
     found = _visible_cases(session, principal=principal, status=status)
-    return narrowed_queue(found, kind=kind, order=order)
+    return narrowed_queue(found, kind=kind, operator=operator, period=period, order=order)
 
 
-def narrowed_queue(found: list[Case], *, kind: str | None, order: str) -> list[Case]:
-    """``found`` (a queue) kept to one kind and put in an order (see :func:`case_queue`)."""
+def narrowed_queue(
+    found: list[Case],
+    *,
+    kind: str | None = None,
+    operator: str | None = None,
+    period: str | None = None,
+    order: str = "opened",
+) -> list[Case]:
+    """``found`` (a queue) kept to what the filters select and put in an order (see
+    :func:`case_queue`)."""
     if kind is not None and kind not in CASE_KINDS:
         raise InputError(
             N_("unknown case kind {kind}; the kinds are {kinds}").format(
                 kind=kind, kinds=", ".join(CASE_KINDS)
             )
         )
+    if period is not None:
+        check_period(period)
     if order not in CASE_ORDERS:
         raise InputError(
             N_("unknown order {order}; cases are ordered by {orders}").format(
                 order=order, orders=", ".join(CASE_ORDERS)
             )
         )
-    kept = [c for c in found if kind is None or c.subject.get("type") == kind]
+    kept = [c for c in found if in_queue(c, kind=kind, operator=operator, period=period)]
     return sorted(kept, key=case_priority) if order == "priority" else kept
+
+
+def in_queue(
+    case: Case, *, kind: str | None = None, operator: str | None = None, period: str | None = None
+) -> bool:
+    """Whether ``case`` is of the kind, operator and month asked for (None: any)."""
+    subject = case.subject
+    return (
+        (kind is None or subject.get("type") == kind)
+        and (operator is None or subject.get("operator") == operator)
+        and (period is None or subject.get("period") == period)
+    )
 
 
 def case_priority(case: Case) -> tuple[int, float, int]:

@@ -164,6 +164,8 @@ def cases_command(
     *,
     status: str | None,
     kind: str | None,
+    operator: str | None = None,
+    period: str | None = None,
     order: str,
     as_json: bool,
 ) -> None:
@@ -178,7 +180,13 @@ def cases_command(
                 "opened": c.opened_at.date().isoformat(),
             }
             for c in casework.case_queue(
-                session, principal=principal, status=status, kind=kind, order=order
+                session,
+                principal=principal,
+                status=status,
+                kind=kind,
+                operator=operator,
+                period=period,
+                order=order,
             )
         ]
     if as_json:

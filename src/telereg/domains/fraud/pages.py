@@ -39,6 +39,9 @@ CASES_PER_PAGE = 50
 #: A case kind or order a page may be asked for (or none).
 _KIND = f"^({'|'.join(casework.CASE_KINDS)})?$"
 _ORDER = f"^({'|'.join(casework.CASE_ORDERS)})?$"
+#: An operator's code, and a month, as the queue's filters send them (or none).
+_OPERATOR = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$|^$"
+_MONTH = r"^([0-9]{4}-(0[1-9]|1[0-2]))?$"
 
 
 @router.get("", response_class=HTMLResponse)
@@ -237,13 +240,24 @@ def cases_page(
     error: FormError,
     status: str = "",
     kind: Annotated[str, Query(pattern=_KIND)] = "",
+    operator: Annotated[str, Query(pattern=_OPERATOR)] = "",
+    period: Annotated[str, Query(pattern=_MONTH)] = "",
     order: Annotated[str, Query(pattern=_ORDER)] = "",
     made: str = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
     in_state = casework.case_queue(session, principal=principal, status=status or None)
-    by_kind = Counter(str(c.subject.get("type", "")) for c in in_state)
-    queue = casework.narrowed_queue(in_state, kind=kind or None, order=order or "opened")
+    chosen = {"kind": kind or None, "operator": operator or None, "period": period or None}
+
+    def counted(facet: str, field: str) -> Counter[str]:
+        # Each filter's counts are of the cases the other filters keep.
+        others = {name: value for name, value in chosen.items() if name != facet}
+        kept = (c for c in in_state if casework.in_queue(c, **others))
+        return Counter(str(c.subject[field]) for c in kept if c.subject.get(field))
+
+    by_kind, by_operator = counted("kind", "type"), counted("operator", "operator")
+    by_period = counted("period", "period")
+    queue = casework.narrowed_queue(in_state, **chosen, order=order or "opened")
     pages = max(1, -(-len(queue) // CASES_PER_PAGE))
     page = min(page, pages)
     agencies = accounts.list_agencies(session)
@@ -260,9 +274,13 @@ def cases_page(
             "pages": pages,
             "status": status,
             "kind": kind,
+            "operator": operator,
+            "period": period,
             "order": order,
             "kinds": [(k, by_kind.get(k, 0)) for k in casework.CASE_KINDS],
-            "in_state": len(in_state),
+            "operators": sorted(by_operator.items()),
+            "periods": sorted(by_period.items(), reverse=True),
+            "of_any_kind": sum(by_kind.values()),
             "error": error,
             "made": made,
             "agencies": agencies,
@@ -283,6 +301,8 @@ def cases_csv(
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     status: Annotated[str, Query(pattern=r"^[a-z_]{0,16}$")] = "",
     kind: Annotated[str, Query(pattern=_KIND)] = "",
+    operator: Annotated[str, Query(pattern=_OPERATOR)] = "",
+    period: Annotated[str, Query(pattern=_MONTH)] = "",
     order: Annotated[str, Query(pattern=_ORDER)] = "",
 ) -> Response:
     """The queue as filtered and ordered, every page of it, in the reader's language."""
@@ -291,6 +311,8 @@ def cases_csv(
         principal=principal,
         status=status or None,
         kind=kind or None,
+        operator=operator or None,
+        period=period or None,
         order=order or "opened",
     )
     _ = i18n.gettext
@@ -319,7 +341,8 @@ def cases_csv(
             ]
         )
 
-    return csv_download(header, rows, "-".join(["cases", *(v for v in (status, kind) if v)]))
+    name = "-".join(["cases", *(v for v in (status, kind, operator, period) if v)])
+    return csv_download(header, rows, name)
 
 
 @router.post("/cases/moves", dependencies=[Csrf])
@@ -331,10 +354,13 @@ def move_ticked_cases(
     move_note: Annotated[str, Form(max_length=2000)] = "",
     case: Annotated[list[int] | None, Form()] = None,
     kind: Annotated[str, Form(pattern=_KIND)] = "",
+    operator: Annotated[str, Form(pattern=_OPERATOR)] = "",
+    period: Annotated[str, Form(pattern=_MONTH)] = "",
 ) -> Response:
     """The ticked cases of the queue, moved with one note: all, or none (the page says why).
-    Done, the queue shows the cases in their new state, of the kind it showed."""
-    shown = {"status": to, "kind": kind} if kind else {"status": to}
+    Done, the queue shows the cases in their new state, filtered as it was."""
+    kept = {"kind": kind, "operator": operator, "period": period}
+    shown = {"status": to} | {name: value for name, value in kept.items() if value}
     return form_step(
         request,
         session,

@@ -11,7 +11,6 @@ readers never see half of a scan) and every new suspect becomes a case
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from telereg.core import audit, engine, jobs
-from telereg.core.errors import ConfigurationError, InputError, NotFoundError
+from telereg.core.errors import ConfigurationError, NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.jobs import JobKind
 from telereg.core.models import Job
@@ -73,16 +72,12 @@ class ScanSummary:
         return [scan, found]
 
 
-_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 NO_SCAN_YET = N_("no fraud scan yet; run `telereg fraud scan --period YYYY-MM`")
 _NO_SCAN = N_("no fraud scan for {period}; run `telereg fraud scan --period {period}`")
 
 
 def results_dir(settings: Settings, period: str) -> Path:
-    if not _PERIOD.fullmatch(period):
-        raise InputError(
-            N_("a period is a month written YYYY-MM, not {period}").format(period=repr(period[:20]))
-        )
+    casework.check_period(period)
     return settings.data_dir / "analysis" / "fraud" / period
 
 
@@ -493,7 +488,7 @@ def scanned_periods(settings: Settings) -> list[str]:
         (
             p.name
             for p in root.iterdir()
-            if _PERIOD.fullmatch(p.name) and (p / "summary.json").exists()
+            if casework.is_period(p.name) and (p / "summary.json").exists()
         ),
         reverse=True,
     )
