@@ -55,6 +55,34 @@ JOB_STATUSES = (
     N_("interrupted"),
     N_("cancelled"),
 )
+#: Audit actions → what the audit page says they did (it shows the code beside them).
+AUDIT_ACTIONS = {
+    "auth.login": N_("signed in"),
+    "auth.logout": N_("signed out"),
+    "auth.login_failed": N_("sign-in failed"),
+    "auth.locked": N_("account locked after failed sign-ins"),
+    "auth.throttled": N_("sign-ins from a client slowed down"),
+    "users.add": N_("user added"),
+    "users.disable": N_("user disabled"),
+    "users.enable": N_("user enabled"),
+    "users.set_password": N_("password set"),
+    "tokens.issue": N_("API token issued"),
+    "tokens.revoke": N_("API token revoked"),
+    "operators.add": N_("operator added"),
+    "agencies.add": N_("agency added"),
+    "privacy.reidentify": N_("number re-identified"),
+    "ingest.submit": N_("file submitted"),
+    "fraud.scan": N_("fraud scan run"),
+    "fraud.handover": N_("cases handed over"),
+    "fraud.handover.fetched": N_("hand-over package downloaded"),
+    "fraud.handover.refused": N_("hand-over package refused"),
+    "job.submitted": N_("job started"),
+    "audit.exported": N_("audit log exported"),
+}
+#: The kinds of case (``cases.<kind>.<state>`` actions) → the words shown for them.
+AUDIT_CASE_KINDS = {"fraud_suspect": N_("fraud case"), "site_obstacle": N_("site obstacle")}
+_AUDIT_CASE_STEP = N_("{case} moved to {state}")
+_AUDIT_JOB_STEP = N_("job {status}")
 #: ``core.jobs``' fixed messages, word for word (a test keeps them in step).
 JOB_MESSAGES = (
     N_(
@@ -226,3 +254,18 @@ def case_title(title: str, subject: Mapping[str, Any], operators: Mapping[str, s
 def agency_names(session: Session) -> dict[str, str]:
     """Every partner agency's code → the name pages show for it."""
     return names_of(accounts.list_agencies(session))
+
+
+def audit_action(code: str) -> str:
+    """What an audit entry's action did, in the reader's language; the code itself when
+    it is none of the known ones (a newer version's action reads as it is)."""
+    _ = i18n.gettext
+    if code in AUDIT_ACTIONS:
+        return _(AUDIT_ACTIONS[code])
+    area, _dot, rest = code.partition(".")
+    kind, _dot, state = rest.partition(".")
+    if area == "cases" and kind in AUDIT_CASE_KINDS and state in CASE_STATUSES:
+        return _(_AUDIT_CASE_STEP).format(case=_(AUDIT_CASE_KINDS[kind]), state=_(state))
+    if area == "job" and rest in JOB_STATUSES:
+        return _(_AUDIT_JOB_STEP).format(status=_(rest))
+    return code
