@@ -407,13 +407,14 @@ def test_the_audit_page_finds_what_was_done_to_one_object(browser: TestClient, s
 def test_the_audit_page_says_what_each_action_did(browser: TestClient, site: Site) -> None:
     from telereg.core import audit
 
-    actions = ["cases.fraud_suspect.in_review", "job.failed", "privacy.reidentify", "x.new"]
+    actions = ["cases.fraud_suspect.in_review", "cases.site_obstacle.open", "job.failed"]
+    actions += ["privacy.reidentify", "x.new"]
     with session_scope(site.settings) as s:
         for action in actions:
             audit.record(s, actor="ann", action=action)
     _login(browser, "ada", PASSWORD)
     page = browser.get("/admin/audit", params={"actor": "ann"}).text
-    for shown in ("涉诈案件流转至研判中", "任务失败", "号码还原"):
+    for shown in ("涉诈案件流转至研判中", "站址受阻案件立案", "任务失败", "号码还原"):
         assert shown in page
     assert '<code class="meta">x.new</code>' in page, "an unknown action shows its code"
     assert all(f">{action}</code>" in page for action in actions), "the code stays beside it"

@@ -81,6 +81,7 @@ AUDIT_ACTIONS = {
 }
 #: The kinds of case (``cases.<kind>.<state>`` actions) → the words shown for them.
 AUDIT_CASE_KINDS = {"fraud_suspect": N_("fraud case"), "site_obstacle": N_("site obstacle")}
+_AUDIT_CASE_OPENED = N_("{case} opened")
 _AUDIT_CASE_STEP = N_("{case} moved to {state}")
 _AUDIT_JOB_STEP = N_("job {status}")
 #: ``core.jobs``' fixed messages, word for word (a test keeps them in step).
@@ -265,7 +266,10 @@ def audit_action(code: str) -> str:
     area, _dot, rest = code.partition(".")
     kind, _dot, state = rest.partition(".")
     if area == "cases" and kind in AUDIT_CASE_KINDS and state in CASE_STATUSES:
-        return _(_AUDIT_CASE_STEP).format(case=_(AUDIT_CASE_KINDS[kind]), state=_(state))
+        case = _(AUDIT_CASE_KINDS[kind])
+        if state == "open":
+            return _(_AUDIT_CASE_OPENED).format(case=case)
+        return _(_AUDIT_CASE_STEP).format(case=case, state=_(state))
     if area == "job" and rest in JOB_STATUSES:
         return _(_AUDIT_JOB_STEP).format(status=_(rest))
     return code
