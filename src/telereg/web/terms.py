@@ -80,7 +80,7 @@ AUDIT_ACTIONS = {
     "audit.exported": N_("audit log exported"),
 }
 #: The kinds of case (``cases.<kind>.<state>`` actions) → the words shown for them.
-AUDIT_CASE_KINDS = {"fraud_suspect": N_("fraud case"), "site_obstacle": N_("site obstacle")}
+AUDIT_CASE_KINDS = {"fraud_suspect": N_("fraud case"), "site_obstacle": N_("site obstacle case")}
 _AUDIT_CASE_OPENED = N_("{case} opened")
 _AUDIT_CASE_STEP = N_("{case} moved to {state}")
 _AUDIT_JOB_STEP = N_("job {status}")
