@@ -181,3 +181,27 @@ def test_days_bound_whole_days_in_utc(
 def test_a_day_that_is_not_one_is_refused(day: str) -> None:
     with pytest.raises(InputError, match=f"not a day of the calendar.*{re.escape(day)}"):
         audit.day_bounds("2026-01-01", day)
+
+
+def test_every_action_the_code_records_has_words_on_the_audit_page() -> None:
+    """The audit page's words for actions (``web.terms``) keep up with the actions written."""
+    from pathlib import Path
+
+    from telereg.domains.fraud import casework
+    from telereg.web.terms import audit_action
+
+    source = Path(audit.__file__).resolve().parent.parent
+    written = set()
+    for path in source.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        # action="x.y", and both actions of action="x.y" if … else "x.z"
+        written |= set(re.findall(r'(?:action=|else )"([a-z_]+\.[a-z_.]+)"', text))
+    written |= {audit.EXPORTED, casework.HANDOVER_ACTION}
+    assert {"auth.login", "auth.locked", "auth.login_failed"} <= written, "the search finds them"
+    states = ("open", "in_review", "referred", "resolved", "closed")
+    cases = [
+        f"cases.{kind}.{state}" for kind in ("fraud_suspect", "site_obstacle") for state in states
+    ]
+    jobs = [f"job.{status}" for status in ("succeeded", "failed", "cancelled", "interrupted")]
+    for action in [*sorted(written), *cases, *jobs]:
+        assert audit_action(action) != action, f"no words for the action {action}"
