@@ -23,11 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from telereg import registry
+from telereg.core.periods import MONTH_FIELD
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.ingest.service import SubmissionRecord, ingest_file
 
-PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 #: Text fields an upload form may have besides the file (the web form adds its CSRF token).
 _MAX_FIELDS = 10
 
@@ -38,7 +38,7 @@ class UploadFields(BaseModel):
     dataset: str = Field(description="Dataset name (see GET /api/v1/datasets)")
     operator: str = Field(description="Operator code the data belongs to")
     period: str | None = Field(
-        None, pattern=PERIOD_PATTERN, description="Month YYYY-MM; inferred when omitted"
+        None, pattern=MONTH_FIELD, description="Month YYYY-MM; inferred when omitted"
     )
     crs: Literal["wgs84", "gcj02"] = Field("wgs84", description="Coordinates in the file")
 

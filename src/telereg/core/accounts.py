@@ -29,7 +29,9 @@ from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 
 _USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
-_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,31}$")
+#: An operator's or agency's code: 2–32 letters, digits, ``_`` or ``-``, a letter first.
+CODE = r"[A-Za-z][A-Za-z0-9_-]{1,31}"
+_CODE = re.compile(rf"^{CODE}$")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ from telereg.core.db import session_scope, utcnow
 from telereg.core.errors import InputError, PermissionDeniedError
 from telereg.core.geo import gcj02_to_wgs84
 from telereg.core.models import Operator
+from telereg.core.periods import is_month
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.privacy import (
@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 
 Crs = Literal["wgs84", "gcj02"]
 Progress = Callable[[str], None]
-_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _check_period(period: str | None) -> str | None:
-    if period is not None and not _PERIOD.fullmatch(period):
+    if period is not None and not is_month(period):
         raise InputError(reasons.BAD_PERIOD.format(period=repr(period)))
     return period
 

@@ -12,6 +12,7 @@ from telereg import registry
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.api.uploads import ingest_upload, read_upload
 from telereg.core import i18n
+from telereg.core.periods import OPTIONAL_MONTH_FIELD
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
@@ -34,7 +35,7 @@ def submission_list(
     dataset: str = "",
     operator: str = "",
     status: str = "",
-    period: Annotated[str, Query(pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$")] = "",
+    period: Annotated[str, Query(pattern=OPTIONAL_MONTH_FIELD)] = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
     names = operator_names(session)

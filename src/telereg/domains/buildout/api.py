@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from telereg.api.deps import SessionDep, SettingsDep, require
 from telereg.core.errors import NotFoundError
 from telereg.core.i18n import N_
+from telereg.core.periods import MONTH_FIELD
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.buildout import service
@@ -18,7 +19,7 @@ from telereg.reference.regions import Level
 
 router = APIRouter(prefix="/buildout", tags=["buildout"])
 Reader = Annotated[Principal, require(Permission.DASHBOARD_READ)]
-Period = Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+Period = Annotated[str | None, Query(pattern=MONTH_FIELD)]
 
 
 @router.get("/coverage", summary="Corridor and key-place coverage per operator and by any")
@@ -155,7 +156,7 @@ def report(
     settings: SettingsDep,
     principal: Reader,
     region: Annotated[str, Query(pattern=r"^[1-9][0-9]{5}$")],
-    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+    period: Annotated[str, Query(pattern=MONTH_FIELD)],
     format: Annotated[str, Query(pattern="^(pdf|html)$")] = "pdf",  # noqa: A002
     lang: Annotated[str, Query(pattern="^(zh_CN|en)$")] = "zh_CN",
 ) -> Response:

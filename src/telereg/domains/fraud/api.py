@@ -12,13 +12,14 @@ from telereg.api.deps import SessionDep, SettingsDep, require
 from telereg.api.schemas import JobOut
 from telereg.cases.models import Case
 from telereg.core import jobs
+from telereg.core.periods import MONTH_FIELD
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import casework, findings, handover, service
 
 router = APIRouter(prefix="/fraud", tags=["fraud"])
-Period = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
-OptionalPeriod = Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+Period = Annotated[str, Query(pattern=MONTH_FIELD)]
+OptionalPeriod = Annotated[str | None, Query(pattern=MONTH_FIELD)]
 #: Signed-in users; which lines they see is decided per principal (all, own operator, none).
 Reader = Annotated[Principal, require(Permission.STATUS_READ)]
 Manager = Annotated[Principal, require(Permission.CASES_MANAGE)]

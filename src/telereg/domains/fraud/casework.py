@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 from typing import Any
 
 import pandas as pd
@@ -23,6 +22,7 @@ from telereg.cases.models import Case, CaseStatus
 from telereg.core import audit
 from telereg.core.errors import InputError, NotFoundError
 from telereg.core.i18n import N_
+from telereg.core.periods import is_month
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.domains.fraud import notes
@@ -298,17 +298,11 @@ CASE_KINDS = ("sim_box", "card", "domain")
 
 #: How a queue may be ordered: as opened, or most pressing first within each kind.
 CASE_ORDERS = ("opened", "priority")
-_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
-
-
-def is_period(text: str) -> bool:
-    """Whether ``text`` is a month written ``YYYY-MM`` (scans and cases are kept by month)."""
-    return _PERIOD.fullmatch(text) is not None
 
 
 def check_period(period: str) -> None:
-    """Refuse what is not a month written ``YYYY-MM``."""
-    if not is_period(period):
+    """Refuse what is not a month written ``YYYY-MM`` (scans and cases are kept by month)."""
+    if not is_month(period):
         raise InputError(
             N_("a period is a month written YYYY-MM, not {period}").format(period=repr(period[:20]))
         )

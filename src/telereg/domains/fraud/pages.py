@@ -18,6 +18,7 @@ from telereg.api.deps import SessionDep, SettingsDep
 from telereg.core import accounts, i18n
 from telereg.core.errors import TeleregError
 from telereg.core.i18n import localise
+from telereg.core.periods import MONTH_FIELD, OPTIONAL_MONTH_FIELD
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import casework, findings, handover, service
@@ -39,9 +40,8 @@ CASES_PER_PAGE = 50
 #: A case kind or order a page may be asked for (or none).
 _KIND = f"^({'|'.join(casework.CASE_KINDS)})?$"
 _ORDER = f"^({'|'.join(casework.CASE_ORDERS)})?$"
-#: An operator's code, and a month, as the queue's filters send them (or none).
-_OPERATOR = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$|^$"
-_MONTH = r"^([0-9]{4}-(0[1-9]|1[0-2]))?$"
+#: An operator's code as the queue's filter sends it (or none).
+_OPERATOR = rf"^({accounts.CODE})?$"
 
 
 @router.get("", response_class=HTMLResponse)
@@ -81,7 +81,7 @@ def suspects_csv(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
-    period: Annotated[str, Query(pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$")] = "",
+    period: Annotated[str, Query(pattern=OPTIONAL_MONTH_FIELD)] = "",
     kind: Annotated[str, Query(max_length=16)] = "",
     operator: Annotated[str, Query(max_length=32)] = "",
     city: Annotated[str, Query(max_length=12)] = "",
@@ -136,7 +136,7 @@ def start_scan(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.ANALYSIS_RUN)],
-    period: Annotated[str, Form(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+    period: Annotated[str, Form(pattern=MONTH_FIELD)],
 ) -> Response:
     """Start a month's scan as a job and follow it on the job's page."""
     try:
@@ -168,7 +168,7 @@ def line_page(
 def reveal_address(
     line: str,
     principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
-    period: Annotated[str, Query(pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$")] = "",
+    period: Annotated[str, Query(pattern=OPTIONAL_MONTH_FIELD)] = "",
 ) -> Response:
     """Reloading the page that showed a clear number (or switching its language) goes back
     to the suspect's page: the number is shown once, for the request that asked for it."""
@@ -184,7 +184,7 @@ def reveal_line(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.PRIVACY_REIDENTIFY)],
-    period: Annotated[str, Form(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")],
+    period: Annotated[str, Form(pattern=MONTH_FIELD)],
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """The suspect's clear number, for a user allowed to see it, with a reason, audited."""
@@ -241,7 +241,7 @@ def cases_page(
     status: str = "",
     kind: Annotated[str, Query(pattern=_KIND)] = "",
     operator: Annotated[str, Query(pattern=_OPERATOR)] = "",
-    period: Annotated[str, Query(pattern=_MONTH)] = "",
+    period: Annotated[str, Query(pattern=OPTIONAL_MONTH_FIELD)] = "",
     order: Annotated[str, Query(pattern=_ORDER)] = "",
     made: str = "",
     page: Annotated[int, Query(ge=1)] = 1,
@@ -302,7 +302,7 @@ def cases_csv(
     status: Annotated[str, Query(pattern=r"^[a-z_]{0,16}$")] = "",
     kind: Annotated[str, Query(pattern=_KIND)] = "",
     operator: Annotated[str, Query(pattern=_OPERATOR)] = "",
-    period: Annotated[str, Query(pattern=_MONTH)] = "",
+    period: Annotated[str, Query(pattern=OPTIONAL_MONTH_FIELD)] = "",
     order: Annotated[str, Query(pattern=_ORDER)] = "",
 ) -> Response:
     """The queue as filtered and ordered, every page of it, in the reader's language."""
@@ -355,7 +355,7 @@ def move_ticked_cases(
     case: Annotated[list[int] | None, Form()] = None,
     kind: Annotated[str, Form(pattern=_KIND)] = "",
     operator: Annotated[str, Form(pattern=_OPERATOR)] = "",
-    period: Annotated[str, Form(pattern=_MONTH)] = "",
+    period: Annotated[str, Form(pattern=OPTIONAL_MONTH_FIELD)] = "",
 ) -> Response:
     """The ticked cases of the queue, moved with one note: all, or none (the page says why).
     Done, the queue shows the cases in their new state, filtered as it was."""

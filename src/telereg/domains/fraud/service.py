@@ -30,6 +30,7 @@ from telereg.core.errors import ConfigurationError, NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.jobs import JobKind
 from telereg.core.models import Job
+from telereg.core.periods import is_month
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -485,11 +486,7 @@ def scanned_periods(settings: Settings) -> list[str]:
     if not root.exists():
         return []
     return sorted(
-        (
-            p.name
-            for p in root.iterdir()
-            if casework.is_period(p.name) and (p / "summary.json").exists()
-        ),
+        (p.name for p in root.iterdir() if is_month(p.name) and (p / "summary.json").exists()),
         reverse=True,
     )
 
