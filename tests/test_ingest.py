@@ -288,18 +288,42 @@ def test_gbk_csv_with_chinese_headers(ready: Settings, tmp_path: Path):
 
 
 def test_gbk_with_an_ascii_head_is_still_detected(ready: Settings, tmp_path: Path):
-    header = CELLS_HEADER.strip() + ",备注\n"
-    plain = "".join(f"A{i:05d},S1,112.5,37.8,140100,4G,ok\n" for i in range(5000))
+    # An English header and plain rows, then Chinese text in GBK past the sniffed head.
+    header = "obstacle_id,site_id,county_code,kind,description,reported_date\n"
+    plain = "".join(f"A{i:05d},S1,140105,power,no power yet,2021-12-01\n" for i in range(3000))
+    late = "".join(f"B{i:05d},S1,140105,land,业主阻挠进场{i},2021-12-02\n" for i in range(100))
     path = tmp_path / "late-gbk.csv"
-    path.write_bytes(
-        header.encode("gbk")
-        + plain.encode()
-        + "B00001,S1,112.5,37.8,140100,4G,站点备注\n".encode("gbk")
-    )
+    path.write_bytes(header.encode() + plain.encode() + late.encode("gbk"))
     assert path.stat().st_size > 70_000, "the GBK bytes come after the sniffed head"
-    record = submit(ready, path, "cells", period="2021-12")
-    assert record.rows_accepted == 5001, record.message
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert (record.rows_total, record.rows_accepted) == (3100, 3100), record.message
     assert _submission(ready, record.id).encoding == "gb18030"
+    descriptions = pq.read_table(
+        ready.lake_dir / _submission(ready, record.id).lake_path, columns=["description"]
+    ).column(0)
+    assert descriptions[-1].as_py() == "业主阻挠进场99"
+
+
+def test_excel_unicode_text_is_read(ready: Settings, tmp_path: Path):
+    # Excel's "Save as Unicode text": UTF-16 with a byte-order mark, tab-separated.
+    text = CELLS_HEADER.replace(",", "\t") + "U0001\tS1\t112.5\t37.8\t140100\t5G\n"
+    path = tmp_path / "cells.txt"
+    path.write_bytes(text.encode("utf-16"))
+    record = submit(ready, path, "cells", period="2021-12")
+    assert (record.status, record.rows_accepted) == ("accepted", 1), record.message
+    assert _submission(ready, record.id).encoding == "utf-16"
+
+
+def test_utf8_with_a_few_broken_bytes_keeps_its_good_rows(ready: Settings, tmp_path: Path):
+    # Not GB18030 either (a lone 0xFF): the broken line alone is set aside, with its reason.
+    header = "obstacle_id,site_id,county_code,kind,description,reported_date\n"
+    plain = "".join(f"A{i:05d},S1,140105,power,no power yet,2021-12-01\n" for i in range(3000))
+    path = tmp_path / "broken.csv"
+    path.write_bytes(header.encode() + plain.encode() + b"B00001,S1,140105,land,\xff,2021-12-02\n")
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert (record.status, record.rows_accepted, record.rows_quarantined) == ("partial", 3000, 1)
+    assert _submission(ready, record.id).encoding == "utf-8"
+    assert errors_of(ready, record)[0]["row"] == "3002"
 
 
 def test_xlsx_parquet_and_geojson(ready: Settings, tmp_path: Path):

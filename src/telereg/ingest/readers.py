@@ -32,6 +32,7 @@ REJECTS_TABLE = "raw_rejects"
 SHEET_ROWS = 10_000_000
 _SNIFF_BYTES = 1 << 16
 _MAX_LINE_BYTES = 64 << 20  # a single CSV line may hold a 10 MB field and still be read
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _EXTENSIONS = {
     ".csv": FileFormat.CSV,
     ".txt": FileFormat.CSV,
@@ -75,6 +76,8 @@ def sniff_format(path: Path, *, display_name: str) -> FileFormat:
         found = FileFormat.XLSX
     elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         found = FileFormat.GEOJSON
+    elif head.startswith(_UTF16_BOMS):
+        found = FileFormat.CSV  # Excel's "Unicode text": tab-separated UTF-16
     elif b"\x00" in head:
         raise InputError(reasons.BINARY_FILE, where=display_name)
     else:
@@ -113,6 +116,8 @@ def _csv_encoding(path: Path) -> str:
         head = fh.read(_SNIFF_BYTES)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if head.startswith(_UTF16_BOMS):
+        return "utf-16"  # the BOM tells the byte order
     if _decodes(head, "utf-8"):
         return "utf-8"
     if _decodes(head, "gb18030"):
@@ -163,6 +168,7 @@ def reopen_as_gb18030(
     con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: str
 ) -> Source:
     """The same CSV, transcoded from GB18030 to UTF-8 first."""
+    forget_unreadable(con)
     target = workdir / "utf8.csv"
     try:
         _transcode(path, target, "gb18030")
@@ -210,18 +216,36 @@ class Unreadable:
     message: str
     #: the line as sent (clear identifiers in it: mask before showing or storing it)
     text: str
+    #: the line is not valid UTF-8
+    bad_encoding: bool = False
 
 
 def csv_unreadable(con: duckdb.DuckDBPyConnection) -> list[Unreadable]:
     """Lines the CSV reader could not split into the header's fields, in file order."""
     try:
         rows = con.execute(
-            f"SELECT line, min(error_message), min(csv_line) FROM {REJECTS_TABLE} "
+            f"SELECT line, min(error_message), min(csv_line), "
+            f"bool_or(error_type = 'INVALID ENCODING') FROM {REJECTS_TABLE} "
             "GROUP BY line ORDER BY line"
         ).fetchall()
     except duckdb.CatalogException:
         return []
-    return [Unreadable(int(line), str(message), str(text or "")) for line, message, text in rows]
+    return [
+        Unreadable(int(line), str(message), str(text or ""), bool(encoding))
+        for line, message, text, encoding in rows
+    ]
+
+
+def forget_unreadable(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the reader's record of unreadable lines (it would add to the next read's)."""
+    con.execute(f"DROP TABLE IF EXISTS {REJECTS_TABLE}")
+    con.execute(f"DROP TABLE IF EXISTS {REJECTS_TABLE}_scan")
+
+
+def head_is_ascii(path: Path) -> bool:
+    """Whether the part of the file the encoding was guessed from is plain ASCII."""
+    with path.open("rb") as fh:
+        return fh.read(_SNIFF_BYTES).isascii()
 
 
 def is_encoding_error(err: Exception) -> bool:

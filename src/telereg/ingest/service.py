@@ -519,8 +519,29 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
             raise InputError(
                 reasons.CANNOT_READ_GBK.format(detail=readers.first_line(again)), where=filename
             ) from again
-    notes += source.notes
     unreadable = readers.csv_unreadable(con) if source.format is FileFormat.CSV else []
+    if (
+        source.encoding == "utf-8"
+        and any(u.bad_encoding for u in unreadable)
+        and readers.head_is_ascii(path)
+    ):
+        # An English header and plain rows first, Chinese text in GBK further down: the
+        # head read as UTF-8, and the reader set the later lines aside as unreadable.
+        try:
+            source = readers.reopen_as_gb18030(con, path, workdir, filename)
+        except InputError:
+            pass  # not GB18030 either: the lines stay unreadable, each with its reason
+        else:
+            mapping, notes = _mapping_sql(contract, source)
+            try:
+                _read_and_check(backend, contract, mapping)
+            except duckdb.Error as again:
+                raise InputError(
+                    reasons.CANNOT_READ_GBK.format(detail=readers.first_line(again)),
+                    where=filename,
+                ) from again
+            unreadable = readers.csv_unreadable(con)
+    notes += source.notes
     if unreadable:
         readers.renumber_after_rejects(con, _CHECKED, [u.line for u in unreadable])
     rows = backend.sql(f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}")
