@@ -20,6 +20,7 @@ from telereg.core.db import session_scope
 from telereg.core.errors import InputError, PermissionDeniedError
 from telereg.core.i18n import localise
 from telereg.core.models import AuditEntry
+from telereg.core.periods import is_month
 from telereg.core.permissions import Role
 from telereg.core.privacy import Vault
 from telereg.core.settings import Settings, load_settings
@@ -601,7 +602,7 @@ def test_an_identifier_in_the_wrong_column_is_masked_in_reports_and_quarantine(
     # into a token, but neither the error report nor the quarantine may show it in clear.
     path = tmp_path / "cells.csv"
     path.write_text(CELLS_HEADER + "C0077,S77,112.60,37.90,140700200311189193,5G\n")
-    record = submit(ready, path, "cells", operator="CUCC")
+    record = submit(ready, path, "cells", operator="CUCC", period="2021-12")
     assert record.rows_quarantined == 1
     shown = [e["value"] for e in errors_of(ready, record) if e["column"] == "city_code"]
     assert shown
@@ -816,3 +817,58 @@ def test_longitude_and_latitude_columns_declared_gcj02_are_stored_as_wgs84(
     assert 0.001 < abs(row["longitude"] - 112.55) < 0.01, (
         "moved by the few hundred metres of GCJ-02"
     )
+
+
+def test_a_list_without_dates_needs_its_month(ready: Settings, tmp_path: Path):
+    # Filed under today's month, a corrected cell list would sit beside the one it corrects.
+    path = tmp_path / "cells-fix.csv"
+    path.write_text(CELLS_HEADER + "C0001,S01,112.60,37.90,140100,4G\n")
+    with session_scope(ready) as session:
+        before = session.query(Submission).count()
+    with pytest.raises(InputError, match=r"cells has no date column.*give the period"):
+        submit(ready, path, "cells")
+    with session_scope(ready) as session:
+        assert session.query(Submission).count() == before, "nothing recorded"
+    corrected = submit(ready, path, "cells", period="2021-11")
+    assert corrected.superseded is not None, "with the month, it replaces the list it corrects"
+
+
+def test_a_standing_list_needs_no_month(ready: Settings, tmp_path: Path):
+    corridor = {
+        "type": "Feature",
+        "properties": {"corridor_id": "X-1", "name": "测试线", "kind": "expressway"},
+        "geometry": {"type": "LineString", "coordinates": [[112.0, 37.0], [112.5, 37.5]]},
+    }
+    path = tmp_path / "corridor.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [corridor]}))
+    record = submit(ready, path, "corridors")
+    assert record.status == "accepted", record.message
+    assert is_month(record.period)
+
+
+def test_each_operator_s_cells_as_they_stood_in_a_month(ready: Settings, tmp_path: Path):
+    def cells(name: str, operator: str, period: str) -> str:
+        path = tmp_path / name
+        path.write_text(CELLS_HEADER + "C0009,S09,112.60,37.90,140100,4G\n")
+        record = submit(ready, path, "cells", operator=operator, period=period)
+        assert record.status == "accepted", record.message
+        with session_scope(ready) as session:
+            return session.get(Submission, record.id).lake_path
+
+    # CMCC: 2021-11 (the fixture's), 2021-12, 2022-02; CUCC: only 2022-01.
+    with session_scope(ready) as session:
+        november = lake.current_files(session, ready, "cells")[0]
+    december = cells("cmcc-12.csv", "CMCC", "2021-12")
+    february = cells("cmcc-02.csv", "CMCC", "2022-02")
+    january = cells("cucc-01.csv", "CUCC", "2022-01")
+
+    def as_of(period: str) -> set[str]:
+        with session_scope(ready) as session:
+            found = lake.files_as_of(session, ready, "cells", period)
+        return {str(p.relative_to(ready.lake_dir)) for p in found}
+
+    first = str(november.relative_to(ready.lake_dir))
+    assert as_of("2021-11") == {first, january}, "CUCC's only list, though later"
+    assert as_of("2021-12") == {december, january}
+    assert as_of("2022-01") == {december, january}
+    assert as_of("2022-03") == {february, january}

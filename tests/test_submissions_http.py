@@ -306,7 +306,12 @@ def test_a_refused_file_says_why_in_the_readers_language(site: Site) -> None:
     form = browser.get("/data/upload")
     posted = browser.post(
         "/data/upload",
-        data={"dataset": "cells", "operator": "CMCC", "csrf_token": csrf_of(form.text)},
+        data={
+            "dataset": "cells",
+            "operator": "CMCC",
+            "period": "2021-11",
+            "csrf_token": csrf_of(form.text),
+        },
         files={"file": ("cells.csv", b"cell_id,site_id\nC1,S1\n", "text/csv")},
     )
     assert posted.status_code == 200, "a rejected file is a recorded submission"
@@ -314,7 +319,12 @@ def test_a_refused_file_says_why_in_the_readers_language(site: Site) -> None:
     assert "missing required column" not in posted.text
     refused = browser.post(
         "/data/upload",
-        data={"dataset": "cells", "operator": "CUCC", "csrf_token": csrf_of(form.text)},
+        data={
+            "dataset": "cells",
+            "operator": "CUCC",
+            "period": "2021-11",
+            "csrf_token": csrf_of(form.text),
+        },
         files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
     )
     assert refused.status_code == 403

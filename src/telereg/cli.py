@@ -261,7 +261,11 @@ def ingest(
     dataset: Annotated[str, typer.Option(help="Dataset name (see telereg datasets).")],
     operator: Annotated[str, typer.Option(help="Operator code the data belongs to.")],
     period: Annotated[
-        str | None, typer.Option(help="Month YYYY-MM; inferred from the rows when omitted.")
+        str | None,
+        typer.Option(
+            help="Month YYYY-MM the file describes. Taken from the rows when the dataset has a "
+            "date column; needed otherwise (except for corridors and key places)."
+        ),
     ] = None,
     crs: Annotated[
         str, typer.Option(help="Coordinates in the file: wgs84, or gcj02 (Chinese web maps).")

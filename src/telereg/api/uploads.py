@@ -38,7 +38,12 @@ class UploadFields(BaseModel):
     dataset: str = Field(description="Dataset name (see GET /api/v1/datasets)")
     operator: str = Field(description="Operator code the data belongs to")
     period: str | None = Field(
-        None, pattern=MONTH_FIELD, description="Month YYYY-MM; inferred when omitted"
+        None,
+        pattern=MONTH_FIELD,
+        description=(
+            "Month YYYY-MM the file describes: taken from the rows when omitted, for datasets "
+            "with a date column; required for the others (except standing reference lists)"
+        ),
     )
     crs: Literal["wgs84", "gcj02"] = Field("wgs84", description="Coordinates in the file")
 

@@ -13,6 +13,7 @@ from telereg.ingest.contracts import (
 
 CORRIDORS = Contract(
     administration_only=True,
+    standing=True,
     name="corridors",
     domain="geography",
     title="Corridors (railways, expressways)",
@@ -53,6 +54,7 @@ CORRIDORS = Contract(
 
 KEY_PLACES = Contract(
     administration_only=True,
+    standing=True,
     name="key_places",
     domain="geography",
     title="Key places",
@@ -92,6 +94,7 @@ KEY_PLACES = Contract(
 
 POPULATION = Contract(
     administration_only=True,
+    standing=True,
     name="population",
     domain="geography",
     title="Resident population (cities, counties)",

@@ -36,7 +36,14 @@ def datasets_markdown(contracts: Iterable[Contract]) -> str:
         if contract.period_column:
             lines.append(
                 f"- rows must fall in the submission's month by `{contract.period_column}`"
+                " (the month is taken from it when none is given)"
             )
+        elif contract.standing:
+            lines.append(
+                "- a standing list: sent without a month, it is filed under the month it arrives"
+            )
+        else:
+            lines.append("- the submission's month must be given: the rows do not tell it")
         if contract.coordinates:
             lon, lat = contract.coordinates
             lines.append(f"- `{lon}`/`{lat}` are converted from GCJ-02 when the file says so")
@@ -69,6 +76,7 @@ def contract_summary(contract: Contract) -> dict[str, object]:
         "unique": ["+".join(key) for key in contract.unique],
         "period_column": contract.period_column,
         "administration_only": contract.administration_only,
+        "standing": contract.standing,
         "columns": [
             {
                 "name": c.name,

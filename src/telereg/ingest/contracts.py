@@ -136,6 +136,10 @@ class Contract:
     #: submitted by the administration only, never by an operator's users (reference data
     #: that operators are measured against; what the police confirmed)
     administration_only: bool = False
+    #: a reference list with no month of its own (corridors, key places): a file sent
+    #: without a period is filed under the month it arrives in. Every other dataset
+    #: without a ``period_column`` needs the period it describes.
+    standing: bool = False
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

@@ -227,6 +227,29 @@ def current_files(
     return [settings.lake_dir / p for p in session.scalars(query.order_by(Submission.id))]
 
 
+def files_as_of(session: Session, settings: Settings, dataset: str, period: str) -> list[Path]:
+    """A monthly list (such as an operator's cells) as it stood in ``period``.
+
+    Per operator, the current files of its latest month up to ``period``; an operator whose
+    first list is later than ``period`` is read from that first list, its best knowledge.
+    """
+    query = (
+        select(Operator.code, Submission.period, Submission.lake_path)
+        .join(Operator)
+        .where(Submission.dataset == dataset, Submission.current, Submission.lake_path != "")
+        .order_by(Submission.id)
+    )
+    by_operator: dict[str, dict[str, list[str]]] = {}
+    for code, month, path in session.execute(query):
+        by_operator.setdefault(code, {}).setdefault(month, []).append(path)
+    found: list[Path] = []
+    for months in by_operator.values():
+        earlier = [m for m in months if m <= period]
+        chosen = max(earlier) if earlier else min(months)
+        found += [settings.lake_dir / p for p in months[chosen]]
+    return found
+
+
 def current_periods(session: Session, dataset: str) -> list[str]:
     """The months with accepted rows of ``dataset`` in a current submission, latest first."""
     query = (

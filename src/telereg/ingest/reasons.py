@@ -55,6 +55,10 @@ MISSING_COLUMNS = N_("missing required column(s) {missing}; expected {expected};
 TWO_COLUMNS = N_("columns {first} and {second} both give {name}")
 NO_PERIOD = N_("cannot tell the period: no valid {column}; give the period")
 SPANS_MONTHS = N_("rows span {first} to {last}; send one file per month or give the period")
+PERIOD_REQUIRED = N_(
+    "{dataset} has no date column to take the month from: give the period (YYYY-MM) "
+    "the file describes"
+)
 BAD_PERIOD = N_("period {period} is not of the form YYYY-MM")
 EMPTY_FILE = N_("the file is empty")
 ZIP_NOT_XLSX = N_("a ZIP archive, not an XLSX workbook")

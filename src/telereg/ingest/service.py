@@ -136,9 +136,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_period(period: str | None) -> str | None:
+def _check_period(contract: Contract, period: str | None) -> str | None:
     if period is not None and not is_month(period):
         raise InputError(reasons.BAD_PERIOD.format(period=repr(period)))
+    if period is None and contract.period_column is None and not contract.standing:
+        # Without it the file would be filed under today's month, beside the list it
+        # corrects instead of replacing it.
+        raise InputError(reasons.PERIOD_REQUIRED.format(dataset=contract.name))
     return period
 
 
@@ -174,7 +178,7 @@ def ingest_file(
         # Corridors and key places are what operators' coverage is measured against, and
         # police feedback is what the fraud model learns from.
         raise PermissionDeniedError(reasons.ADMINISTRATION_ONLY.format(dataset=contract.name))
-    _check_period(period)
+    _check_period(contract, period)
     filename = Path(filename).name[:255] or "upload"
     received = utcnow()
     step("hashing")
@@ -720,7 +724,7 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
 def _resolve_period(contract: Contract, raw: ir.Table, period: str | None) -> str:
     if period is not None:
         return period
-    if contract.period_column is None:
+    if contract.period_column is None:  # a standing list (see ``_check_period``)
         return datetime.now(UTC).strftime("%Y-%m")
     column = contract.column(contract.period_column)
     values = raw.select(day=typed(column, raw[column.name]).cast("date"))

@@ -47,7 +47,8 @@ def line_whereabouts(
     """
     found: dict[str, dict[str, Any]] = {}
     backend = engine.connect(settings)
-    cell_files = service.lake_files(session, settings, "cells", None)
+    latest = max(lines.values(), default="")
+    cell_files = service.cell_files(session, settings, latest) if latest else []
     cells = (
         service.lake_table(backend, cell_files, "cells")
         .select("operator", "cell_id", "longitude", "latitude", "city_code")
@@ -154,9 +155,7 @@ def line_detail(
             backend, service.lake_files(session, settings, "voice_cdr", period), "voice_cdr"
         )
     )
-    cells = service.lake_table(
-        backend, service.lake_files(session, settings, "cells", None), "cells"
-    )
+    cells = service.lake_table(backend, service.cell_files(session, settings, period), "cells")
     of_line = calls.filter((calls.caller == line) & (calls.operator == row["operator"]))
     where = cells.filter(cells.operator == row["operator"]).select(
         "cell_id", "longitude", "latitude", "city_code"

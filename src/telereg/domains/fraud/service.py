@@ -87,6 +87,11 @@ def lake_files(session: Session, settings: Settings, dataset: str, period: str |
     return [str(f) for f in found]
 
 
+def cell_files(session: Session, settings: Settings, period: str) -> list[str]:
+    """Each operator's cell list as it stood in ``period`` (see ``lake.files_as_of``)."""
+    return [str(f) for f in lake.files_as_of(session, settings, "cells", period)]
+
+
 def lake_table(backend: Any, files: list[str], dataset: str) -> ir.Table:
     """The lake files of a dataset, or an empty table of its shape when there are none."""
     if files:
@@ -114,7 +119,7 @@ def _features(backend: Any, session: Session, settings: Settings, period: str) -
     tacs = ibis.memtable({"tac": [t.tac for t in gateway_tacs(settings.fraud_gateway_tacs_file)]})
     with line_features(
         lake_table(backend, lake_files(session, settings, "voice_cdr", period), "voice_cdr"),
-        lake_table(backend, lake_files(session, settings, "cells", None), "cells"),
+        lake_table(backend, cell_files(session, settings, period), "cells"),
         lake_table(backend, lake_files(session, settings, "sms", period), "sms"),
         lake_table(
             backend, lake_files(session, settings, "data_sessions", period), "data_sessions"
@@ -268,7 +273,7 @@ def scan(
     calls = originated(
         lake_table(backend, lake_files(session, settings, "voice_cdr", period), "voice_cdr")
     )
-    cells = lake_table(backend, lake_files(session, settings, "cells", None), "cells")
+    cells = lake_table(backend, cell_files(session, settings, period), "cells")
     subs_frame = subs.to_pandas()
     identity = cardbreak.line_identity(calls, cells, subs).to_pandas()
     period_end = _period_end(period)
