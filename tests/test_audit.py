@@ -188,6 +188,7 @@ def test_every_action_the_code_records_has_words_on_the_audit_page() -> None:
     from pathlib import Path
 
     from telereg.domains.fraud import casework
+    from telereg.ingest import service as ingest
     from telereg.web.terms import audit_action
 
     source = Path(audit.__file__).resolve().parent.parent
@@ -196,7 +197,7 @@ def test_every_action_the_code_records_has_words_on_the_audit_page() -> None:
         text = path.read_text(encoding="utf-8")
         # action="x.y", and both actions of action="x.y" if … else "x.z"
         written |= set(re.findall(r'(?:action=|else )"([a-z_]+\.[a-z_.]+)"', text))
-    written |= {audit.EXPORTED, casework.HANDOVER_ACTION}
+    written |= {audit.EXPORTED, casework.HANDOVER_ACTION, ingest.REINSTATED}
     assert {"auth.login", "auth.locked", "auth.login_failed"} <= written, "the search finds them"
     states = ("open", "in_review", "referred", "resolved", "closed")
     cases = [

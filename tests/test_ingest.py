@@ -204,6 +204,37 @@ def test_a_correction_supersedes_and_the_earlier_stays_retrievable(ready: Settin
     assert len(lake_rows(ready, "voice_cdr")) == 2, "a rejected file supersedes nothing"
 
 
+def test_the_original_sent_again_after_a_wrong_correction_is_back_in_use(
+    ready: Settings, tmp_path: Path
+):
+    calls = [GOOD_CALL.replace("10:00:00", f"10:{m:02d}:00") for m in range(10)]
+    original = submit(ready, cdr_file(tmp_path, calls, "full.csv"), "voice_cdr")
+    wrong = submit(ready, cdr_file(tmp_path, calls[:2], "wrong.csv"), "voice_cdr")
+    assert wrong.superseded == original.id
+    assert f"replaces submission {original.id}, which had 10 accepted rows, with 2" in (
+        wrong.message
+    ), "a month replaced by a few rows is pointed out"
+    assert len(lake_rows(ready, "voice_cdr")) == 2
+
+    again = submit(ready, cdr_file(tmp_path, calls, "full.csv"), "voice_cdr")
+    assert (again.id, again.duplicate_of, again.reinstated) == (original.id, original.id, True)
+    assert again.current
+    assert again.superseded == wrong.id
+    assert len(lake_rows(ready, "voice_cdr")) == 10, "readers see the original again"
+    replaced = _submission(ready, wrong.id)
+    assert not replaced.current
+    assert replaced.superseded_by_id == original.id
+    assert (ready.lake_dir / replaced.lake_path).exists(), "the correction stays retrievable"
+    with session_scope(ready) as session:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "ingest.reinstate")
+        ).one()
+        assert entry.detail["withdrawn"] == [wrong.id]
+
+    # Sent once more, the file in use changes nothing.
+    assert submit(ready, cdr_file(tmp_path, calls, "full.csv"), "voice_cdr").reinstated is False
+
+
 def test_same_bytes_for_another_month_or_after_a_rejection_are_ingested(
     ready: Settings, tmp_path: Path
 ):

@@ -329,3 +329,34 @@ def test_a_refused_file_says_why_in_the_readers_language(site: Site) -> None:
     )
     assert refused.status_code == 403
     assert "运营商用户只能报送本运营商的数据" in refused.text
+
+
+def test_the_upload_form_comes_back_with_what_to_change(site: Site) -> None:
+    browser = TestClient(site.client.app)
+    site.login(browser, "olu", PASSWORD)
+    token = csrf_of(browser.get("/data/upload").text)
+
+    def post(**fields: str):
+        return browser.post(
+            "/data/upload",
+            data={"dataset": "cells", "operator": "CMCC", "csrf_token": token, **fields},
+            files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
+        )
+
+    no_month = post()
+    assert no_month.status_code == 422
+    assert '<form method="post" action="/data/upload"' in no_month.text, "the form again"
+    assert "cells 没有可据以确定月份的日期列" in no_month.text
+    bad_month = post(period="2021-13")
+    assert bad_month.status_code == 422
+    assert "数据期 &#39;2021-13&#39; 不符合 YYYY-MM 格式" in bad_month.text
+    unknown = post(dataset="towers", period="2021-11")
+    assert unknown.status_code == 422
+    assert "没有名为 &#39;towers&#39; 的数据集" in unknown.text
+
+    first = post(period="2021-11")
+    assert first.status_code == 200
+    assert "本文件此前已报送" not in first.text
+    again = post(period="2021-11")
+    assert again.status_code == 200
+    assert "本文件此前已报送，未作任何更改。" in again.text

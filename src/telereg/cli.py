@@ -304,7 +304,9 @@ def ingest(
 
 def _print_submission(record: SubmissionRecord) -> None:
     colour = {"accepted": "green", "partial": "yellow", "rejected": "red"}[record.status]
-    if record.duplicate_of is not None:
+    if record.reinstated:
+        out.print(f"same file as submission {record.duplicate_of}: it is in use again")
+    elif record.duplicate_of is not None:
         out.print(f"same file as submission {record.duplicate_of}: nothing changed")
     out.print(
         f"submission {record.id}: [{colour}]{record.status}[/{colour}] · {record.dataset} · "
@@ -312,7 +314,9 @@ def _print_submission(record: SubmissionRecord) -> None:
         f"{record.rows_total:,} rows accepted, {record.rows_quarantined:,} quarantined"
     )
     out.print(record.message, highlight=False)
-    if record.superseded:
+    if record.superseded and record.reinstated:
+        out.print(f"submission {record.superseded} is replaced by it")
+    elif record.superseded:
         out.print(f"supersedes submission {record.superseded}")
     for reason, count in list(record.errors_by_reason.items())[:10]:
         out.print(f"  {count:>8,} × {reason}", highlight=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from telereg.core.errors import NotFoundError
+from telereg.core.i18n import N_
 from telereg.core.jobs import JobKind
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -21,6 +22,8 @@ from telereg.domains.fraud import synth as fraud_synth
 from telereg.geography import contracts as geography_contracts
 from telereg.ingest.contracts import Contract
 from telereg.scenario.runner import Synthesizer
+
+UNKNOWN_DATASET = N_("no dataset named {name} (known: {known})")
 
 CONTRACTS: dict[str, Contract] = {
     c.name: c
@@ -37,7 +40,7 @@ def contract(name: str) -> Contract:
         return CONTRACTS[name]
     except KeyError as err:
         known = ", ".join(sorted(CONTRACTS))
-        raise NotFoundError(f"no dataset named {name!r} (known: {known})") from err
+        raise NotFoundError(UNKNOWN_DATASET.format(name=repr(name), known=known)) from err
 
 
 #: Each domain's part of the demo scenario, in the order its files must be ingested

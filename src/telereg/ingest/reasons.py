@@ -44,6 +44,10 @@ SHEETS_READ = N_(
     "numbered {rows} times the sheet's place after the first, plus its row"
 )
 SHEETS_IGNORED = N_("ignored sheet(s) whose header differs from the first sheet's: {sheets}")
+FEWER_ROWS = N_(
+    "replaces submission {id}, which had {before} accepted rows, with {now}: "
+    "if this is the wrong file, send submission {id}'s file again to put it back in use"
+)
 SUPERSEDED_ON_ARRIVAL = N_("superseded on arrival by submission {id}, received later")
 
 # A file refused as a whole.

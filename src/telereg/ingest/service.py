@@ -84,6 +84,8 @@ class SubmissionRecord:
     message: str
     errors_by_reason: dict[str, int] = field(default_factory=dict)
     duplicate_of: int | None = None
+    #: the same bytes as a replaced submission: that submission is in use again
+    reinstated: bool = False
     superseded: int | None = None
     #: the submission that replaced this one in its slot, if one did
     superseded_by: int | None = None
@@ -186,6 +188,8 @@ def ingest_file(
     with session_scope(settings) as session:
         operator_row = get_operator(session, operator)
         earlier = _same_bytes(session, contract, operator_row.id, digest, period, crs)
+        if earlier is not None and not earlier.current and earlier.superseded_by_id:
+            return _reinstate(session, principal, earlier, digest)
         if earlier is not None:
             return SubmissionRecord.of(earlier, duplicate_of=earlier.id)
         operator_id = operator_row.id
@@ -255,7 +259,10 @@ def _same_bytes(
     period: str | None,
     crs: Crs,
 ) -> Submission | None:
-    """An earlier submission of these bytes that was not rejected, for the same slot."""
+    """An earlier submission of these bytes that was not rejected, for the same slot.
+
+    The one in use if there is one, else the latest.
+    """
     found = session.scalars(
         select(Submission)
         .where(
@@ -264,13 +271,58 @@ def _same_bytes(
             Submission.content_sha256 == digest,
             Submission.status != SubmissionStatus.REJECTED.value,
         )
-        .order_by(Submission.id)
+        .order_by(Submission.current.desc(), Submission.id.desc())
     ).all()
     for earlier in found:
         same_crs = (earlier.options or {}).get("crs", "wgs84") == crs
         if same_crs and (period is None or earlier.period == period):
             return earlier
     return None
+
+
+def _reinstate(
+    session: Session, principal: Principal, earlier: Submission, digest: str
+) -> SubmissionRecord:
+    """The bytes of a replaced submission, sent again: that submission is in use again.
+
+    An operator that finds its correction wrong sends the original once more; the
+    correction stays retrievable, as every replaced submission does.
+    """
+    session.execute(
+        update(Operator).where(Operator.id == earlier.operator_id).values(id=Operator.id)
+    )
+    in_use = session.scalars(
+        select(Submission)
+        .where(
+            Submission.dataset == earlier.dataset,
+            Submission.operator_id == earlier.operator_id,
+            Submission.period == earlier.period,
+            Submission.current,
+        )
+        .with_for_update(of=Submission)
+    ).all()
+    for other in in_use:
+        other.current = False
+        other.superseded_by_id = earlier.id
+    earlier.current = True
+    earlier.superseded_by_id = None
+    withdrawn = [other.id for other in in_use]
+    audit.record(
+        session,
+        actor=principal.name,
+        action=REINSTATED,
+        objects=[f"submission:{earlier.id}", f"dataset:{earlier.dataset}"]
+        + [f"submission:{i}" for i in withdrawn],
+        detail={"sha256": digest, "withdrawn": withdrawn},
+    )
+    session.flush()
+    session.refresh(earlier)
+    return SubmissionRecord.of(
+        earlier,
+        duplicate_of=earlier.id,
+        reinstated=True,
+        superseded=withdrawn[0] if withdrawn else None,
+    )
 
 
 def _record(
@@ -349,6 +401,16 @@ def _record(
                 old.current = False
                 old.superseded_by_id = submission.id
                 superseded = old.id
+            shrunk = [old for old in previous if submission.rows_accepted * 2 < old.rows_accepted]
+            if shrunk:
+                # Not refused: a correction may well drop rows. But a month of data replaced
+                # by a few rows is more often the wrong file, so the record says so.
+                note = reasons.FEWER_ROWS.format(
+                    id=shrunk[0].id,
+                    before=f"{shrunk[0].rows_accepted:,}",
+                    now=f"{submission.rows_accepted:,}",
+                )
+                submission.message = f"{submission.message}; {note}"[:1000]
     audit.record(
         session,
         actor=principal.name,
@@ -367,6 +429,9 @@ def _record(
     session.refresh(submission)
     return SubmissionRecord.of(submission, superseded=superseded)
 
+
+#: the audit action of a replaced submission put back in use
+REINSTATED = "ingest.reinstate"
 
 _CHECKED = "checked_rows"
 _SET_FAILED = "set_failed_rows"

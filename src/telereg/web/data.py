@@ -6,18 +6,21 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from telereg import registry
 from telereg.api.deps import SessionDep, SettingsDep
 from telereg.api.uploads import ingest_upload, read_upload
 from telereg.core import i18n
+from telereg.core.errors import InputError, NotFoundError
 from telereg.core.periods import OPTIONAL_MONTH_FIELD
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
 from telereg.ingest.catalog import contract_summary
 from telereg.ingest.contracts import Contract
+from telereg.ingest.reasons import BAD_PERIOD
 from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
 from telereg.web.terms import ERROR_REPORT_HEADERS, operator_names, shown_name
@@ -104,13 +107,37 @@ def upload_form(request: Request, session: SessionDep, principal: Submitter) -> 
 
 
 @router.post("/upload", response_class=HTMLResponse)
-async def upload(request: Request, settings: SettingsDep, principal: Submitter) -> Response:
+async def upload(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: Submitter
+) -> Response:
     # The body is read only now, after the visitor proved it may submit; the CSRF token
     # travels in it, so it is checked right after.
-    async with read_upload(request) as received:
-        await verify_csrf(request)
-        record = await ingest_upload(settings, principal=principal, upload=received)
-    return RedirectResponse(f"/data/submissions/{record.id}", status_code=303)
+    refused = partial(_upload_form, request, session, principal, status_code=422)
+    try:
+        async with read_upload(request) as received:
+            await verify_csrf(request)
+            record = await ingest_upload(settings, principal=principal, upload=received)
+    except RequestValidationError as err:
+        return refused(error=_form_problems(err))
+    except (InputError, NotFoundError) as err:
+        # Refused before anything was recorded (no period for a list without dates, an
+        # unknown dataset): the form again, with what to change.
+        return refused(error=str(err))
+    sent = "back" if record.reinstated else "again" if record.duplicate_of else None
+    return RedirectResponse(
+        f"/data/submissions/{record.id}" + (f"?sent={sent}" if sent else ""), status_code=303
+    )
+
+
+def _form_problems(err: RequestValidationError) -> str:
+    problems = []
+    for problem in err.errors():
+        field = str(problem["loc"][-1])
+        if field == "period":
+            problems.append(BAD_PERIOD.format(period=repr(problem.get("input"))))
+        else:
+            problems.append(f"{field}: {problem['msg']}")
+    return "; ".join(problems)
 
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
@@ -121,6 +148,7 @@ def submission_page(
     settings: SettingsDep,
     principal: Submitter,
     page: Annotated[int, Query(ge=1)] = 1,
+    sent: Annotated[str | None, Query(pattern="^(again|back)$")] = None,
 ) -> Response:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
     columns, rows, total = submissions.quarantined_rows(
@@ -133,6 +161,7 @@ def submission_page(
         "data/submission.html",
         {
             "s": found,
+            "sent": sent,
             "operator_name": shown_name(found.operator.name, found.operator.name_en),
             "columns": columns,
             "column_titles": titles,

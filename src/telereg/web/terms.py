@@ -72,6 +72,7 @@ AUDIT_ACTIONS = {
     "agencies.add": N_("agency added"),
     "privacy.reidentify": N_("number re-identified"),
     "ingest.submit": N_("file submitted"),
+    "ingest.reinstate": N_("replaced submission put back in use"),
     "fraud.scan": N_("fraud scan run"),
     "fraud.handover": N_("cases handed over"),
     "fraud.handover.fetched": N_("hand-over package downloaded"),
