@@ -903,3 +903,19 @@ def test_each_operator_s_cells_as_they_stood_in_a_month(ready: Settings, tmp_pat
     assert as_of("2021-12") == {december, january}
     assert as_of("2022-01") == {december, january}
     assert as_of("2022-03") == {february, january}
+
+
+def test_a_mistyped_date_costs_its_row_not_the_file(ready: Settings, tmp_path: Path):
+    calls = [GOOD_CALL.replace("10:00:00", f"10:{m % 60:02d}:{m // 60:02d}") for m in range(40)]
+    calls[25] = calls[25].replace("2021-11-05", "2012-11-05")
+    record = submit(ready, cdr_file(tmp_path, calls), "voice_cdr")
+    assert (record.status, record.period, record.rows_quarantined) == ("partial", "2021-11", 1)
+    assert "period 2021-11 taken from the rows; 1 row(s) dated outside it" in record.message
+    (error,) = errors_of(ready, record)
+    assert (error["row"], error["column"]) == ("27", "start_time")
+
+    # Two months in like measure are two files run together: refused, as before.
+    halves = calls[:20] + [c.replace("2021-11-05", "2021-12-05") for c in calls[20:25]]
+    refused = submit(ready, cdr_file(tmp_path, halves, "halves.csv"), "voice_cdr")
+    assert refused.status == "rejected"
+    assert "rows span 2021-11 to 2021-12" in refused.message

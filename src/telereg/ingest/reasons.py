@@ -58,6 +58,9 @@ NO_DATA_ROWS = N_("the file has a header but no data rows")
 MISSING_COLUMNS = N_("missing required column(s) {missing}; expected {expected}; found {found}")
 TWO_COLUMNS = N_("columns {first} and {second} both give {name}")
 NO_PERIOD = N_("cannot tell the period: no valid {column}; give the period")
+MONTH_FROM_ROWS = N_(
+    "period {period} taken from the rows; {outside} row(s) dated outside it are quarantined"
+)
 SPANS_MONTHS = N_("rows span {first} to {last}; send one file per month or give the period")
 PERIOD_REQUIRED = N_(
     "{dataset} has no date column to take the month from: give the period (YYYY-MM) "

@@ -469,7 +469,8 @@ def _process(
     step("reading")
     loaded = _load(backend, contract, path=path, filename=filename, workdir=scratch)
     rows = loaded.rows
-    resolved = _resolve_period(contract, rows, period)
+    resolved, period_notes = _resolve_period(contract, rows, period)
+    loaded.notes.extend(period_notes)
 
     step("validating")
     set_rules = _set_rules(backend, settings, contract, rows, operator, resolved)
@@ -786,24 +787,33 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
     return f"SELECT {', '.join(selects)} FROM {source.relation}", notes
 
 
-def _resolve_period(contract: Contract, raw: ir.Table, period: str | None) -> str:
+#: the share of a file's dated rows one month must hold to be taken as the file's month
+#: when none is given: the rest are quarantined as outside it, each with its row number
+_MONTH_MAJORITY = 0.95
+
+
+def _resolve_period(contract: Contract, raw: ir.Table, period: str | None) -> tuple[str, list[str]]:
+    """The submission's month, and a note when it was taken from most of the rows."""
     if period is not None:
-        return period
+        return period, []
     if contract.period_column is None:  # a standing list (see ``_check_period``)
-        return datetime.now(UTC).strftime("%Y-%m")
+        return datetime.now(UTC).strftime("%Y-%m"), []
     column = contract.column(contract.period_column)
-    values = raw.select(day=typed(column, raw[column.name]).cast("date"))
-    bounds = values.agg(
-        first=values.day.min(), last=values.day.max(), months=values.day.strftime("%Y-%m").nunique()
-    )
-    row = bounds.to_pyarrow().to_pylist()[0]
-    if row["first"] is None:
+    values = raw.select(month=typed(column, raw[column.name]).cast("date").strftime("%Y-%m"))
+    dated = values.filter(values.month.notnull())
+    months = dated.group_by("month").agg(n=dated.count()).order_by([ibis.desc("n"), "month"])
+    counts = [(str(r["month"]), int(r["n"])) for r in months.to_pyarrow().to_pylist()]
+    if not counts:
         raise InputError(reasons.NO_PERIOD.format(column=column.name))
-    if row["months"] > 1:
-        raise InputError(
-            reasons.SPANS_MONTHS.format(first=f"{row['first']:%Y-%m}", last=f"{row['last']:%Y-%m}")
-        )
-    return f"{row['first']:%Y-%m}"
+    if len(counts) == 1:
+        return counts[0][0], []
+    month, most = counts[0]
+    total = sum(n for _, n in counts)
+    if most < _MONTH_MAJORITY * total:
+        first, last = min(m for m, _ in counts), max(m for m, _ in counts)
+        raise InputError(reasons.SPANS_MONTHS.format(first=first, last=last))
+    # A mistyped date or two should not cost the whole file: they are quarantined.
+    return month, [reasons.MONTH_FROM_ROWS.format(period=month, outside=f"{total - most:,}")]
 
 
 def _references(
