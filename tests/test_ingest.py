@@ -776,14 +776,15 @@ def test_ingested_population_replaces_the_estimates(ready: Settings, tmp_path: P
     from telereg.reference.regions import load_regions
 
     shipped = load_regions(ready.region_code)
-    taiyuan = shipped.counties_of("140100")
-    first, second, third = (c.code for c in taiyuan[:3])
+    # Jincheng's three counties with no census figure shipped (see population-…-counties.csv)
+    jincheng = [c for c in shipped.counties_of("140500") if c.population_estimated]
+    first, second, third = (c.code for c in jincheng)
     path = tmp_path / "人口.csv"
     path.write_bytes(
         (
             "行政区划代码,名称,常住人口,年份,数据来源\n"
-            f"{first},甲,1000000,2020,县级公报\n"
-            f"{second},乙,600000,2020,县级公报\n"
+            f"{first},甲,300000,2020,县级公报\n"
+            f"{second},乙,200000,2020,县级公报\n"
             "149999,不存在,5,2020,县级公报\n"
             f"{third},丙,-3,2020,县级公报\n"
             "140200,大同市,3000000,2021,年鉴\n"
@@ -798,14 +799,14 @@ def test_ingested_population_replaces_the_estimates(ready: Settings, tmp_path: P
     with session_scope(ready) as session:
         found = populated(session, ready)
     by_code = found.by_code
-    assert (by_code[first].population, by_code[first].population_estimated) == (1_000_000, False)
-    assert by_code[second].population == 600_000
+    assert (by_code[first].population, by_code[first].population_estimated) == (300_000, False)
+    assert by_code[second].population == 200_000
     assert by_code[third].population_estimated, "no valid figure: still an estimate"
-    # The rest of Taiyuan shares what the two known counties leave; the city stays as shipped.
-    city = by_code["140100"]
-    assert city.population == shipped.by_code["140100"].population
-    total = sum(c.population or 0 for c in found.counties_of("140100"))
-    assert abs(total - (city.population or 0)) <= len(taiyuan)
+    # The third takes what the city's other counties leave; the city stays as shipped.
+    city = by_code["140500"]
+    assert city.population == shipped.by_code["140500"].population
+    total = sum(c.population or 0 for c in found.counties_of("140500"))
+    assert abs(total - (city.population or 0)) <= 1
     # Datong's own figure replaces the shipped one, and its counties share it.
     assert by_code["140200"].population == 3_000_000
     datong = sum(c.population or 0 for c in found.counties_of("140200"))
@@ -820,13 +821,13 @@ def test_ingested_population_replaces_the_estimates(ready: Settings, tmp_path: P
     # A later figure for the same county wins.
     again = tmp_path / "更正.csv"
     again.write_text(
-        f"region_code,population,year,source\n{first},1100000,2020,更正\n", encoding="utf-8"
+        f"region_code,population,year,source\n{first},310000,2020,更正\n", encoding="utf-8"
     )
     assert submit(ready, again, "population", operator="CA", period="2022-01").status == (
         "accepted"
     )
     with session_scope(ready) as session:
-        assert populated(session, ready).by_code[first].population == 1_100_000
+        assert populated(session, ready).by_code[first].population == 310_000
     # Reference figures come from the administration, never from an operator's user.
     unicom = principal_of_role(Role.OPERATOR, operator_code="CUCC")
     with pytest.raises(PermissionDeniedError, match="population is the administration's"):

@@ -99,10 +99,11 @@ POPULATION = Contract(
     domain="geography",
     title="Resident population (cities, counties)",
     title_zh="常住人口",
-    description="Census or statistics-bureau figures for cities and counties. A county's "
-    "figure replaces the estimate telereg makes by sharing its city's total by land area; a "
-    "city's figure replaces the shipped one. The latest submission wins for each code.",
-    description_zh="地市和区县的人口普查或统计部门数据。区县数据替换按土地面积分摊地市总人口所得的估算值；地市数据替换内置值。同一代码以最新报送为准。",
+    description="Census or statistics-bureau figures for cities and counties. A figure "
+    "replaces the shipped one, or for a county without one, the estimate telereg makes by "
+    "sharing what its city's total leaves by land area. The latest submission wins for each "
+    "code.",
+    description_zh="地市和区县的人口普查或统计部门数据。报送数据替换内置值；对没有内置值的区县，替换按土地面积分摊地市剩余人口所得的估算值。同一代码以最新报送为准。",
     columns=(
         Column(
             "region_code",

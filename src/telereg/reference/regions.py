@@ -209,6 +209,20 @@ def _population(province_code: str) -> tuple[dict[str, tuple[str, int]], str]:
     return {r["code"]: (r["name_en"], int(r["population"])) for r in rows}, source
 
 
+#: Where shipped county figures come from (each row of the file names its own source).
+COUNTY_SOURCE = "第七次全国人口普查分县数据 (7th census, county figures)"
+
+
+def _county_population(province_code: str) -> dict[str, int]:
+    """Shipped county figures (``population-<code>-counties.csv``), where there are any."""
+    resource = DATA / f"population-{province_code}-counties.csv"
+    if not resource.is_file():
+        return {}
+    text = resource.read_text(encoding="utf-8")
+    rows = csv.DictReader(ln for ln in io.StringIO(text) if not ln.startswith("#"))
+    return {r["code"]: int(r["population"]) for r in rows}
+
+
 @cache
 def load_regions(province_code: str) -> RegionSet:
     """The province, its cities and counties, with boundaries and population."""
@@ -247,7 +261,12 @@ def load_regions(province_code: str) -> RegionSet:
     cities = tuple(
         sorted((r for r in regions.values() if r.level is Level.CITY), key=lambda r: r.code)
     )
-    counties = _apportioned(cities, [r for r in regions.values() if r.level is Level.COUNTY], {})
+    county_figures = _county_population(province_code)
+    counties = _apportioned(
+        cities, [r for r in regions.values() if r.level is Level.COUNTY], county_figures
+    )
+    if county_figures:
+        source = f"{source}; {COUNTY_SOURCE}"
     by_code = {r.code: r for r in (regions[province_code], *cities, *counties)}
     return RegionSet(
         province=regions[province_code],
@@ -262,10 +281,10 @@ def load_regions(province_code: str) -> RegionSet:
 def with_population(regions: RegionSet, figures: Mapping[str, int], *, source: str) -> RegionSet:
     """``regions`` with the population ``figures`` (region code → people) put in.
 
-    A city's figure replaces the shipped one; a county's figure is exact. The counties of a
-    city without a figure of their own share what the city's total leaves, by land area, and
-    stay marked as estimates. A city with no figure whose counties all have one is their
-    sum (a region that ships no population can be given it county by county). Codes outside
+    A city's figure replaces the shipped one; a county's figure, given or shipped, is exact.
+    The counties of a city without a figure of their own share what the city's total leaves,
+    by land area, and stay marked as estimates. A city with no figure whose counties all have
+    one is their sum (a region that ships no population can be given it county by county). Codes outside
     the region are ignored.
     """
     if not figures:
@@ -280,7 +299,13 @@ def with_population(regions: RegionSet, figures: Mapping[str, int], *, source: s
         return city.population
 
     cities = tuple(_with_population(c, city_figure(c)) for c in regions.cities)
-    counties = _apportioned(cities, list(regions.counties), figures)
+    # Shipped county figures stay exact unless a figure of the same county replaces them.
+    shipped = {
+        c.code: c.population
+        for c in regions.counties
+        if c.population is not None and not c.population_estimated
+    }
+    counties = _apportioned(cities, list(regions.counties), {**shipped, **figures})
     known = [c.population for c in cities]
     province = regions.province
     if all(p is not None for p in known):
