@@ -284,8 +284,8 @@ def with_population(regions: RegionSet, figures: Mapping[str, int], *, source: s
     A city's figure replaces the shipped one; a county's figure, given or shipped, is exact.
     The counties of a city without a figure of their own share what the city's total leaves,
     by land area, and stay marked as estimates. A city with no figure whose counties all have
-    one is their sum (a region that ships no population can be given it county by county). Codes outside
-    the region are ignored.
+    one is their sum (a region that ships no population can be given it county by county).
+    Codes outside the region are ignored.
     """
     if not figures:
         return regions
