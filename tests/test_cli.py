@@ -236,3 +236,18 @@ def test_regions_show_population_and_which_is_estimated(tmp_path: Path) -> None:
     wrong = telereg("regions", "--level", "village", data_dir=data_dir)
     assert wrong.returncode != 0
     assert "city or county" in wrong.stderr
+
+
+def test_datasets_are_listed_whole_and_one_at_a_time() -> None:
+    listed = json.loads(telereg("datasets", "--json").stdout)
+    cells = next(d for d in listed if d["name"] == "cells")
+    assert [c["name"] for c in cells["columns"]][:2] == ["cell_id", "site_id"]
+    one = telereg("datasets", "voice_cdr")
+    assert one.returncode == 0, one.stderr
+    assert "month: from start_time" in one.stdout
+    assert "callee" in one.stdout
+    assert "identifier" in one.stdout, "the rules say which columns are pseudonymised"
+    assert "month: give --period" in telereg("datasets", "cells").stdout
+    unknown = telereg("datasets", "towers")
+    assert unknown.returncode != 0
+    assert "no dataset named 'towers'" in unknown.stderr

@@ -99,7 +99,10 @@ def _print_rows(rows: list[dict[str, object]], *, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(*(rows[0].keys() if rows else ()))
+    table = Table()
+    for i, name in enumerate(rows[0].keys() if rows else ()):
+        # The first column names what a row is (a code, a dataset): what one types next.
+        table.add_column(name, no_wrap=i == 0)
     for row in rows:
         table.add_row(*(_cell(v) for v in row.values()))
     out.print(table)
@@ -357,15 +360,49 @@ def submissions(
 
 @app.command()
 def datasets(
+    name: Annotated[
+        str | None, typer.Argument(help="One dataset: its columns and their rules.")
+    ] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/datasets.md.")] = False,
     as_json: AsJson = False,
 ) -> None:
     """List the datasets operators can submit, from their contracts."""
-    from telereg.ingest.catalog import datasets_markdown
-    from telereg.registry import CONTRACTS
+    from telereg.ingest.catalog import contract_summary, datasets_markdown
+    from telereg.registry import CONTRACTS, contract
 
     if markdown:
         print(datasets_markdown(CONTRACTS.values()), end="")
+        return
+    if name is not None:
+        one = contract(name)
+        if as_json:
+            out.print_json(json.dumps(contract_summary(one), ensure_ascii=False))
+            return
+        out.print(f"[bold]{one.name}[/bold] · {one.title} / {one.title_zh}", highlight=False)
+        out.print(one.description, highlight=False)
+        if one.period_column:
+            out.print(f"month: from {one.period_column} (rows outside it are quarantined)")
+        elif one.standing:
+            out.print("month: optional (a standing list)")
+        else:
+            out.print("month: give --period YYYY-MM (the rows carry no date)")
+        _print_rows(
+            [
+                {
+                    "column": c.name,
+                    "type": c.type.value,
+                    "中文": c.description_zh,
+                    "rules": "; ".join(c.rules()),
+                }
+                for c in one.columns
+            ],
+            as_json=False,
+        )
+        return
+    if as_json:
+        out.print_json(
+            json.dumps([contract_summary(c) for c in CONTRACTS.values()], ensure_ascii=False)
+        )
         return
     rows: list[dict[str, object]] = [
         {

@@ -16,7 +16,7 @@ REQUIRED = N_("required value is missing")
 NOT_VALID = N_("not a valid {type}")
 BELOW_MINIMUM = N_("below the minimum {minimum}")
 ABOVE_MAXIMUM = N_("above the maximum {maximum}")
-WRONG_FORM = N_("does not have the expected form")
+WRONG_FORM = N_("does not have the expected form {pattern}")
 NOT_ONE_OF = N_("not one of: {allowed}")
 TOO_LONG = N_("longer than {length} characters")
 

@@ -109,7 +109,8 @@ def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
             )
         if column.pattern:
             matches = value.re_search(f"^(?:{column.pattern})$")
-            checks.append(Check(column.name, present & ~matches, _text(reasons.WRONG_FORM)))
+            form = reasons.WRONG_FORM.format(pattern=column.pattern)
+            checks.append(Check(column.name, present & ~matches, _text(form)))
         if column.enum:
             allowed = ", ".join(column.enum)
             checks.append(
