@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 from telereg import registry
+from telereg.core import engine
 from telereg.core.db import session_scope
 from telereg.core.principal import cli_principal
 from telereg.core.settings import load_settings
 from telereg.domains.fraud import service
-from telereg.domains.fraud.evaluation import evaluate, recall_by_gateway
+from telereg.domains.fraud.evaluation import calibration, evaluate, recall_by_gateway
 from telereg.scenario.demo import prepare
 from telereg.scenario.model import PERIODS, Scale
 from telereg.scenario.runner import run_scenario
@@ -53,6 +54,12 @@ def main() -> None:
         truth = json.loads(Path(summary.truth_file or "").read_text())
         scores = evaluate(settings, truth, period)
         by_gateway = recall_by_gateway(settings, truth, period)
+        # Every line's probability (the scan stores only the suspects'): scored again.
+        with session_scope(settings) as session:
+            scored, _suspects, _note = service._score_lines(
+                engine.connect(settings), session, settings, period
+            )
+        calibrated = calibration(settings, truth, period, scored)
     print(
         f"scale {args.scale}, seed {args.seed}: {scan.lines:,} lines scanned in {scanned:.1f} s "
         f"(generate and ingest {loaded:.0f} s); {scan.model}"
@@ -70,6 +77,18 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for group, score in by_gateway.items():
         print(f"| {group} | {score.planted} | {score.hits} | {score.recall:.3f} |")
+    if calibrated is None:
+        print("\nno model was trained (too little police feedback)")
+        return
+    brier, bands = calibrated
+    print(f"\nThe model's probabilities against the planted fraud lines: Brier score {brier:.4f}")
+    print("| probability | lines | mean probability | share planted |")
+    print("|---|---:|---:|---:|")
+    for band in bands:
+        print(
+            f"| {band.low:.2f}–{band.high:.2f} | {band.lines:,} | "
+            f"{band.mean_probability:.3f} | {band.fraud_share:.3f} |"
+        )
 
 
 if __name__ == "__main__":

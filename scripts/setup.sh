@@ -11,7 +11,8 @@ mode=run
 [ "${1:-}" = "--test" ] && mode=test
 
 # CJK fonts and Pango for PDF reports (WeasyPrint).
-debs=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
+# libgomp1: OpenMP for LightGBM (the learned fraud scorer).
+debs=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 libgomp1)
 if [ "$mode" = test ]; then
   debs+=(chromium wrk)
   command -v java >/dev/null 2>&1 || debs+=(openjdk-17-jre-headless)

@@ -714,3 +714,22 @@ def test_a_scan_result_is_switched_to_at_once_and_a_stopped_one_changes_nothing(
     store(4)
     assert len(list(root.glob(".2021-11.*"))) == 1
     assert service.load_summary(settings, "2021-11") == {"scan": 4}
+
+
+def test_the_model_s_reasons_name_what_it_learned_not_one_feature() -> None:
+    # The confirmed lines call more *and* send no texts and use no data: calls per day
+    # alone would separate them, but the model's reasons name the other signs too.
+    rng = np.random.default_rng(11)
+    history = pd.DataFrame(rng.gamma(2.0, 3.0, size=(600, len(FEATURES))), columns=list(FEATURES))
+    history.loc[:59, "calls_per_day"] += 60
+    history.loc[:59, ["sms", "data_days"]] = 0.0
+    history["line"] = [f"L{i}" for i in range(600)]
+    model = scoring.train(history, {f"L{i}" for i in range(60)})
+    assert model is not None
+    probability = model.probability(history)
+    assert ((probability > 0) & (probability < 1)).all(), "calibrated, not 0 or 1"
+    assert probability[:60].min() > 0.5 > probability[60:].max()
+    reasons = model.explain(history.iloc[:60])
+    named = {name for row in reasons for name, _ in row}
+    assert {"calls_per_day", "sms", "data_days"} <= named
+    assert all(weight > 0 for row in reasons for _, weight in row)

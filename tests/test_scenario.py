@@ -523,6 +523,17 @@ def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
             with pytest.raises(InputError, match="reason of at least"):
                 hand_over(session, fraud_scan, [case_id], "n", reveal_reason=reason)
         assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
+        # Subscribers' lines are the police's to act on, not the health commission's.
+        with pytest.raises(InputError, match="handed over to a police agency; HEALTH is not"):
+            handover.export(
+                session,
+                settings=fraud_scan,
+                principal=ROOT,
+                case_ids=[case_id],
+                agency_code="HEALTH",
+                note="wrong desk",
+            )
+        assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
     # A hand-over whose transaction is rolled back (a failed commit) writes no package.
     made: list[handover.Handover] = []
 
@@ -1306,3 +1317,24 @@ def test_the_cli_lists_suspects_and_the_block_list(fraud_scan: Settings) -> None
     blocked = CliRunner().invoke(app, ["fraud", "blocklist", "--json", *where])
     assert blocked.exit_code == 0, blocked.output
     assert isinstance(json.loads(blocked.output), list)
+
+
+def test_the_hand_over_form_offers_the_police_and_picks_one(
+    fraud_scan: Settings, signed_in
+) -> None:
+    import re
+
+    from telereg.core import accounts
+
+    with session_scope(fraud_scan) as session:
+        if "POLICE-CITY" not in {a.code for a in accounts.list_agencies(session)}:
+            accounts.add_agency(
+                session, principal=ROOT, code="POLICE-CITY", name="市公安局", kind="police"
+            )
+        case_id = _sim_boxes(casework.case_queue(session, principal=ROOT, status="open"))[0]
+        casework.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="form")
+    page = signed_in("analyst").get("/fraud/cases", params={"status": "in_review"}).text
+    (form,) = re.findall(r'<select name="agency">(.*?)</select>', page, re.DOTALL)
+    assert re.findall(r'value="([^"]+)"', form) == ["POLICE-AF", "POLICE-CITY"]
+    assert form.count("selected") == 1
+    assert re.search(r'value="POLICE-AF"\s+selected', form), "the first police agency"

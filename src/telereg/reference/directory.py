@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: The kind of agency fraud cases are handed over to.
+POLICE = "police"
+
 
 class DirectoryEntry(NamedTuple):
     code: str
@@ -23,9 +26,7 @@ STANDARD_OPERATORS: tuple[DirectoryEntry, ...] = (
 )
 
 STANDARD_AGENCIES: tuple[DirectoryEntry, ...] = (
-    DirectoryEntry(
-        "POLICE-AF", "省公安厅反诈中心", "Provincial police anti-fraud centre", "police"
-    ),
+    DirectoryEntry("POLICE-AF", "省公安厅反诈中心", "Provincial police anti-fraud centre", POLICE),
     DirectoryEntry("HEALTH", "省卫生健康委员会", "Provincial health commission", "health"),
     DirectoryEntry("CITY-GOV", "市人民政府", "City government", "government"),
 )

@@ -6,8 +6,12 @@ with the installation's key to compare with the scan's tokens.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from telereg.core.privacy import Pseudonymiser
 from telereg.core.settings import Settings
@@ -127,3 +131,52 @@ def recall_by_gateway(settings: Settings, truth: dict[str, Any], period: str) ->
         for group in (f"{gateway['mode']} gateways", f"{model} gateways"):
             groups.setdefault(group, set()).update(lines)
     return {group: _score(found & lines, lines) for group, lines in sorted(groups.items())}
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """How the model's probabilities compare with what was planted, in one band of them."""
+
+    low: float
+    high: float
+    lines: int
+    mean_probability: float
+    fraud_share: float
+
+
+#: The bands of probability the reliability table is cut into.
+BANDS = (0.0, 0.05, 0.2, 0.5, 0.8, 0.95, 1.0)
+
+
+def calibration(
+    settings: Settings, truth: dict[str, Any], period: str, scored: pd.DataFrame
+) -> tuple[float, list[Reliability]] | None:
+    """The Brier score of the model's probabilities over every scored line, and a
+    reliability table, against the planted fraud lines (SIM-box cards and ring cards: what
+    the police confirm, and so what the model learns). ``None`` without a model.
+    """
+    probability = scored["probability"].to_numpy(dtype=float)
+    if np.isnan(probability).all():
+        return None
+    token = Pseudonymiser(settings.secret("pseudonym_key")).token
+    fraud = truth["fraud"]
+    planted = {token(n) for g in fraud["sim_boxes"] if period in g["periods"] for n in g["lines"]}
+    planted |= {
+        token(n) for r in fraud["rings"] if period in r.get("periods", [period]) for n in r["lines"]
+    }
+    actual = scored["line"].isin(planted).to_numpy(dtype=float)
+    brier = float(np.mean((probability - actual) ** 2))
+    bands = []
+    for low, high in itertools.pairwise(BANDS):
+        inside = (probability >= low) & ((probability < high) | (high == 1.0))
+        if inside.any():
+            bands.append(
+                Reliability(
+                    low,
+                    high,
+                    int(inside.sum()),
+                    float(probability[inside].mean()),
+                    float(actual[inside].mean()),
+                )
+            )
+    return brier, bands

@@ -47,6 +47,7 @@ from telereg.core.privacy import Vault, may_reidentify, reidentify
 from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, findings
 from telereg.domains.fraud.casework import DISPOSALS, WORKFLOW, disposals_for, get_case
+from telereg.reference.directory import POLICE
 
 _AGENCY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _PACKAGE = re.compile(r"^handover-[A-Za-z0-9_-]{1,80}\.zip$")
@@ -159,6 +160,14 @@ def export(
     agency = session.scalar(select(Agency).where(Agency.code == agency_code))
     if agency is None:
         raise NotFoundError(N_("no agency {agency}").format(agency=repr(agency_code)))
+    if agency.kind != POLICE:
+        # Suspect lines, devices and domains are the police's to act on; a health commission
+        # or a city government would receive subscribers' data it has no use for.
+        raise InputError(
+            N_("fraud cases are handed over to a police agency; {agency} is not one").format(
+                agency=agency.code
+            )
+        )
     if not case_ids:
         raise InputError(N_("name at least one case to hand over"))
     chosen = [get_case(session, principal=principal, case_id=i) for i in case_ids]

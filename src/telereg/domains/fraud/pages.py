@@ -22,6 +22,7 @@ from telereg.core.periods import MONTH_FIELD, OPTIONAL_MONTH_FIELD
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.domains.fraud import casework, findings, handover, service
+from telereg.reference.directory import POLICE
 from telereg.reference.regions import load_regions
 from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
 from telereg.web.downloads import csv_download
@@ -260,7 +261,8 @@ def cases_page(
     queue = casework.narrowed_queue(in_state, **chosen, order=order or "opened")
     pages = max(1, -(-len(queue) // CASES_PER_PAGE))
     page = min(page, pages)
-    agencies = accounts.list_agencies(session)
+    # Fraud cases go to the police (``handover.export`` refuses any other agency).
+    agencies = [a for a in accounts.list_agencies(session) if a.kind == POLICE]
     packages = handover.packages(settings, principal=principal)
     # Only a package that exists is named: the address is not to make the page say things.
     made = made if made in {f"{p['agency']}/{p['name']}" for p in packages} else ""

@@ -209,7 +209,7 @@ def _score_lines(
     suspects = scoring.with_rule_names(scored[scored["suspect"]])
     explained = model.explain(suspects) if model is not None and len(suspects) else None
     suspects["explanation"] = (
-        [[f"{name}:{drop}" for name, drop in e] for e in explained]
+        [[f"{name}:{weight}" for name, weight in e] for e in explained]
         if explained is not None
         else [[] for _ in range(len(suspects))]
     )
