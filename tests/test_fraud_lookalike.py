@@ -11,6 +11,7 @@ import pytest
 from telereg.core.errors import InputError
 from telereg.domains.fraud.lookalike import (
     KINDS,
+    MAX_SCORE,
     PROTECTED_NAMES_FILE,
     SCORE_FIELDS,
     DomainScore,
@@ -381,3 +382,24 @@ def test_load_protected_from_a_file(tmp_path: Path):
     )
     with pytest.raises(InputError, match="official domains"):
         load_protected(empty)
+
+
+def test_a_domain_the_police_confirmed_is_high_risk_whatever_its_name() -> None:
+    table = pa.table(
+        {
+            "domain": ["plain-shop.com", "Plain-Shop.com ", "other.com"],
+            "first_seen": pa.array([date(2020, 1, 1)] * 3, pa.date32()),
+        }
+    )
+    scored = score_domains(
+        table, as_of=date(2021, 11, 30), confirmed={"plain-shop.com": "AF-2021-17, 2021-10-12"}
+    ).to_pylist()
+    by_name = {row["domain"]: row for row in scored}
+    for name in ("plain-shop.com", "Plain-Shop.com "):
+        assert by_name[name]["level"] == "high"
+        assert by_name[name]["reasons"][0] == {
+            "code": "confirmed",
+            "detail": "AF-2021-17, 2021-10-12",
+            "points": MAX_SCORE,
+        }
+    assert by_name["other.com"]["level"] == "low"

@@ -1338,3 +1338,19 @@ def test_the_hand_over_form_offers_the_police_and_picks_one(
     assert re.findall(r'value="([^"]+)"', form) == ["POLICE-AF", "POLICE-CITY"]
     assert form.count("selected") == 1
     assert re.search(r'value="POLICE-AF"\s+selected', form), "the first police agency"
+
+
+def test_domains_the_police_confirmed_are_marked_and_their_cases_say_why(
+    fraud_scan: Settings,
+) -> None:
+    from telereg.domains.fraud.service import load_result
+
+    domains = load_result(fraud_scan, "2021-11", "domains")
+    confirmed = domains[[any(r["code"] == "confirmed" for r in rs) for rs in domains["reasons"]]]
+    assert len(confirmed), "the demo's police feedback names domains seen in November"
+    assert set(confirmed["level"]) == {"high"}
+    with session_scope(fraud_scan) as session:
+        queue = casework.case_queue(session, principal=ROOT)
+    subjects = {c.subject["domain"]: c.subject for c in queue if c.subject["type"] == "domain"}
+    for name in confirmed["domain"]:
+        assert "confirmed" in subjects[name]["signals"]

@@ -166,6 +166,7 @@ DOMAIN_REASONS = {
     "deep_subdomain": N_("deeply nested subdomain"),
     "official": N_("official domain"),
     "invalid": N_("not a valid domain name"),
+    "confirmed": N_("confirmed by the police"),
 }
 
 

@@ -176,6 +176,9 @@ def open_scan_cases(
                     "period": period,
                     "score": float(row.score),
                     "brand": row.brand,
+                    # why, as the police will read it in a hand-over
+                    "signals": [str(r["code"]) for r in row.reasons],
+                    "reasons": [f"{r['code']}: {r['detail']}" for r in row.reasons],
                 },
             )
             # (medium ones too: every domain the dashboard lists can be decided)

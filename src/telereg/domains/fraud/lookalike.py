@@ -19,9 +19,9 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from functools import cache, lru_cache
@@ -124,6 +124,8 @@ class ReasonCode(StrEnum):
     DEEP_SUBDOMAIN = "deep_subdomain"
     OFFICIAL = "official"
     INVALID = "invalid"
+    #: the police confirmed it as used for fraud (police feedback)
+    CONFIRMED = "confirmed"
 
 
 class RiskLevel(StrEnum):
@@ -562,11 +564,14 @@ def score_domains(
     as_of: date,
     protected: Sequence[Protected] | None = None,
     risky_tlds: AbstractSet[str] = RISKY_TLDS,
+    confirmed: Mapping[str, str] | None = None,
 ) -> pa.Table:
     """``domains`` (domain, first_seen, query_count, …) with :data:`SCORE_FIELDS` added.
 
     Rows come most suspect first: by score, then by query_count, both descending.
-    ``protected`` defaults to the shipped list.
+    ``protected`` defaults to the shipped list. ``confirmed``: domains the police confirmed
+    as used for fraud (lower case, as observed) → what they said (case and date); such a
+    domain is high risk whatever its name looks like.
     """
     if "domain" not in domains.column_names:
         raise InputError("needs a 'domain' column", where="score_domains")
@@ -584,7 +589,12 @@ def score_domains(
         text = "" if name is None else str(name)
         if text not in assessments:
             assessments[text] = _assess(text, index, risky_tlds)
-        scores.append(_finish(text, assessments[text], first_seen=_as_date(first), as_of=as_of))
+        score = _finish(text, assessments[text], first_seen=_as_date(first), as_of=as_of)
+        said = (confirmed or {}).get(text.strip().lower())
+        if said is not None:
+            reasons = (Reason(ReasonCode.CONFIRMED, said, MAX_SCORE), *score.reasons)
+            score = replace(score, score=MAX_SCORE, level=RiskLevel.HIGH, reasons=reasons)
+        scores.append(score)
     added = (
         [s.registrable for s in scores],
         [s.score for s in scores],

@@ -108,6 +108,11 @@ def previous_period(period: str) -> str:
     return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
 
 
+def next_period(period: str) -> str:
+    year, month = map(int, period.split("-"))
+    return f"{year + 1}-01" if month == 12 else f"{year}-{month + 1:02d}"
+
+
 def _period_end(period: str) -> datetime:
     year, month = map(int, period.split("-"))
     return datetime(year + month // 12, month % 12 + 1, 1)  # noqa: DTZ001 - local calendar time
@@ -146,6 +151,25 @@ def _feedback(session: Session, settings: Settings, before: str) -> list[str]:
         )
         if s.lake_path
     ]
+
+
+def _confirmed_domains(
+    backend: Any, session: Session, settings: Settings, period: str
+) -> dict[str, str]:
+    """Domains the police confirmed up to ``period`` (its own month's feedback included)
+    → their case reference and date, as the domain list shows them."""
+    files = _feedback(session, settings, next_period(period))
+    if not files:
+        return {}
+    feedback = engine.read_parquet_files(backend, files)
+    named = feedback.filter(feedback.domain.notnull()).select(
+        "domain", "case_reference", "confirmed_on"
+    )
+    said: dict[str, str] = {}
+    for row in named.order_by("confirmed_on").to_pyarrow().to_pylist():
+        reference = row["case_reference"] or "—"
+        said[str(row["domain"]).strip().lower()] = f"{reference}, {row['confirmed_on']}"
+    return said
 
 
 def training_labels(calls: ir.Table, feedback: ir.Table) -> tuple[set[str], set[str]]:
@@ -299,6 +323,7 @@ def scan(
         domains = lookalike.score_domains(
             observed.select(["domain", "first_seen", "query_count", "source", "operator"]),
             as_of=period_end.date() - timedelta(days=1),
+            confirmed=_confirmed_domains(backend, session, settings, period),
         ).to_pandas()
 
     progress("rings")
