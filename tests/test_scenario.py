@@ -1354,3 +1354,34 @@ def test_domains_the_police_confirmed_are_marked_and_their_cases_say_why(
     subjects = {c.subject["domain"]: c.subject for c in queue if c.subject["type"] == "domain"}
     for name in confirmed["domain"]:
         assert "confirmed" in subjects[name]["signals"]
+
+
+def test_a_finding_seen_again_is_followed_on_its_case(fraud_scan: Settings) -> None:
+    from telereg.cases import service as cases
+
+    def again(case, **changes) -> cases.NewCase:
+        return cases.NewCase(
+            case.reference, case.title, {**case.subject, "period": "2021-12", **changes}
+        )
+
+    with session_scope(fraud_scan) as session:
+        queue = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")
+        running, dismissed = queue[-1], queue[-2]
+        # A gateway still running in December: its case lists both months.
+        casework.seen_again(session, [again(running, score=99.0)], "2021-12")
+        assert running.subject["seen_in"] == ["2021-11", "2021-12"]
+        assert running.subject["latest_score"] == 99.0
+        december = casework.case_queue(session, principal=ROOT, period="2021-12")
+        assert running.id in {c.id for c in december}
+        # A dismissed finding stays dismissed while it looks no worse, and is a new case,
+        # naming the old one, once it scores higher.
+        casework.move_case(
+            session, principal=ROOT, case_id=dismissed.id, to="closed", note="a call centre"
+        )
+        same = casework.with_repeats(session, [again(dismissed)], "2021-12")
+        assert same[0].reference == dismissed.reference, "the analyst's decision stands"
+        worse = casework.with_repeats(
+            session, [again(dismissed, score=dismissed.subject["score"] + 5)], "2021-12"
+        )
+        assert worse[0].reference == f"{dismissed.reference}@2021-12"
+        assert worse[0].subject["repeat_of"] == dismissed.id

@@ -185,7 +185,37 @@ def open_scan_cases(
             for row in domains[domains["level"].isin(CASE_LEVELS)].itertuples(index=False)
         ]
     items = with_repeats(session, items, period)
+    seen_again(session, items, period)
     return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=items))
+
+
+def seen_again(session: Session, items: list[cases.NewCase], period: str) -> None:
+    """Note on each case still being worked that its finding was seen in ``period`` too.
+
+    A gateway that keeps running keeps its case; the case then lists the months it was
+    found in (``seen_in``) and its latest score, and the queue's month filter finds it in
+    each of them.
+    """
+    by_reference = {item.reference: item for item in items}
+    if not by_reference:
+        return
+    query = select(Case).where(
+        Case.domain == WORKFLOW.domain,
+        Case.kind == WORKFLOW.kind,
+        Case.reference.in_(list(by_reference)),
+        Case.status != CaseStatus.CLOSED.value,
+    )
+    for case in session.scalars(query):
+        subject = case.subject
+        months = set(subject.get("seen_in") or [subject.get("period", "")]) | {period}
+        if str(subject.get("period", "")) >= period and len(months) == 1:
+            continue  # the scan of the case's own month, run again
+        found = by_reference[case.reference].subject
+        case.subject = {
+            **subject,
+            "seen_in": sorted(m for m in months if m),
+            "latest_score": found.get("score", subject.get("score")),
+        }
 
 
 #: Disposals after which a finding seen again in a later month is a new case: the action
@@ -196,10 +226,11 @@ ACTED = ("line_suspended", "device_seized", "domain_blocked")
 def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> list[cases.NewCase]:
     """``items`` with a reference of its own for each finding seen again after an action.
 
-    A finding keeps its case while that case is open, and after it was dismissed (the
-    analyst's decision stands). When its latest case was closed after a disposal in
-    ``ACTED``, for an earlier month, it becomes a new case for ``period`` that names the
-    earlier one (``repeat_of``); a re-run of the same month finds that case again.
+    A finding keeps its case while that case is open (see :func:`seen_again`), and after
+    it was dismissed, as long as it looks no worse (the analyst's decision stands). When
+    its latest case was closed after a disposal in ``ACTED``, or dismissed and the finding
+    now scores higher, for an earlier month, it becomes a new case for ``period`` that
+    names the earlier one (``repeat_of``); a re-run of the same month finds that case again.
     """
     latest = _latest_cases(session, {item.reference for item in items})
     result = []
@@ -208,7 +239,7 @@ def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> l
         if (
             last is None
             or last.status != CaseStatus.CLOSED.value
-            or last.outcome not in ACTED
+            or not (last.outcome in ACTED or _weight(item.subject) > _weight(last.subject))
             or str(last.subject.get("period", "")) >= period
         ):
             result.append(item)
@@ -367,8 +398,20 @@ def in_queue(
     return (
         (kind is None or subject.get("type") == kind)
         and (operator is None or subject.get("operator") == operator)
-        and (period is None or subject.get("period") == period)
+        and (
+            period is None
+            or subject.get("period") == period
+            or period in (subject.get("seen_in") or ())
+        )
     )
+
+
+def _weight(subject: dict[str, Any]) -> float:
+    """How strong a finding is: its score, or for a card the number of its signals."""
+    weight = subject.get("score")
+    if weight is None:
+        weight = len(subject.get("signals") or ())
+    return float(weight)
 
 
 def case_priority(case: Case) -> tuple[int, float, int]:
@@ -382,10 +425,7 @@ def case_priority(case: Case) -> tuple[int, float, int]:
     subject = case.subject
     kind = str(subject.get("type", ""))
     rank = CASE_KINDS.index(kind) if kind in CASE_KINDS else len(CASE_KINDS)
-    weight = subject.get("score")
-    if weight is None:
-        weight = len(subject.get("signals") or ())
-    return rank, -float(weight), case.id
+    return rank, -_weight(subject), case.id
 
 
 def _visible_cases(session: Session, *, principal: Principal, status: str | None) -> list[Case]:
