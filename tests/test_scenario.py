@@ -1385,3 +1385,25 @@ def test_a_finding_seen_again_is_followed_on_its_case(fraud_scan: Settings) -> N
         )
         assert worse[0].reference == f"{dismissed.reference}@2021-12"
         assert worse[0].subject["repeat_of"] == dismissed.id
+
+
+def test_a_wrong_filter_or_file_gets_a_clear_error(fraud_scan: Settings, tmp_path: Path) -> None:
+    from telereg.core.errors import ConfigurationError, InputError, NotFoundError, SignatureError
+    from telereg.domains.fraud import handover
+    from telereg.domains.fraud import service as fraud
+
+    with session_scope(fraud_scan) as session:
+        with pytest.raises(InputError, match="unknown case state 'bogus'; the states are open"):
+            casework.case_queue(session, principal=ROOT, status="bogus")
+        with pytest.raises(NotFoundError, match="no operator 'XXXX'"):
+            casework.case_queue(session, principal=ROOT, operator="XXXX")
+        for month in ("nov", "2021-13"):
+            with pytest.raises(InputError, match="YYYY-MM"):
+                fraud.check_scan(session, fraud_scan, month)
+        lax = fraud_scan.model_copy(update={"fraud_rules": {"calls_per_day": -10}})
+        with pytest.raises(ConfigurationError, match="calls_per_day below zero"):
+            fraud.check_scan(session, lax, "2021-11")
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n" * 10)
+    with pytest.raises(SignatureError, match="not a hand-over package"):
+        handover.verify(text, fraud_scan.secret("handover_key"))

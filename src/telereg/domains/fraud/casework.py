@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
-from telereg.core import audit
+from telereg.core import accounts, audit
 from telereg.core.errors import InputError, NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.periods import is_month
@@ -356,8 +356,18 @@ def case_queue(
 
     ``kind`` keeps one of :data:`CASE_KINDS`, ``operator`` one operator's lines (by code)
     and ``period`` one month's findings (``YYYY-MM``); ``order`` is one of
-    :data:`CASE_ORDERS` (``priority``: see :func:`case_priority`).
+    :data:`CASE_ORDERS` (``priority``: see :func:`case_priority`). An unknown state or
+    operator is an error, not an empty queue.
     """
+    states = [s.value for s in CaseStatus]
+    if status is not None and status not in states:
+        raise InputError(
+            N_("unknown case state {status}; the states are {states}").format(
+                status=repr(status), states=", ".join(states)
+            )
+        )
+    if operator is not None:
+        accounts.get_operator(session, operator)
     found = _visible_cases(session, principal=principal, status=status)
     return narrowed_queue(found, kind=kind, operator=operator, period=period, order=order)
 

@@ -287,6 +287,11 @@ def verify(path: Path, key: bytes) -> dict[str, Any]:
         raise SignatureError(
             N_("cannot read the package: {detail}").format(detail=err), where=str(path)
         ) from err
+    if not archive.startswith(b"PK\x03\x04"):
+        raise SignatureError(
+            N_("not a hand-over package: a package is a ZIP archive with a seal"),
+            where=str(path),
+        )
     body, seal = archive[:-_SEAL_CHARS], archive[-_SEAL_CHARS:]
     sealed = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
     if len(archive) <= _SEAL_CHARS or not hmac.compare_digest(sealed, seal):

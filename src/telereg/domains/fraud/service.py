@@ -247,7 +247,14 @@ def scannable_periods(session: Session) -> list[str]:
 
 def check_scan(session: Session, settings: Settings, period: str) -> None:
     """Raise what would stop a scan of ``period`` before it starts: unknown rules or feature
-    parameters, no calls."""
+    parameters, thresholds below zero, a month not of the form YYYY-MM, no calls."""
+    casework.check_period(period)
+    negative = sorted(name for name, value in settings.fraud_rules.items() if float(value) < 0)
+    if negative:
+        raise ConfigurationError(
+            f"rule threshold(s) {', '.join(negative)} below zero; every threshold is 0 or more",
+            where="TELEREG_FRAUD_RULES",
+        )
     unknown = (
         set(settings.fraud_rules)
         - set(scoring.DEFAULT_THRESHOLDS)
