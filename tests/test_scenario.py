@@ -610,6 +610,10 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
     assert len(clear_imeis) == len(row["imeis"].split("; "))
     assert all(i.isdigit() and len(i) == 15 for i in clear_imeis), "clear IMEIs, from the vault"
     assert all(i.startswith(row["device_tacs"]) for i in clear_imeis)
+    # What the signals rest on, as figures.
+    assert row["signals"]
+    assert "calls_per_day=" in row["evidence"]
+    assert "imei_lines=" in row["evidence"]
     with session_scope(settings) as session:
         assert _sim_boxes(casework.case_queue(session, principal=police)) == [case_id]
         assert casework.case_queue(session, principal=health) == []
@@ -1407,3 +1411,28 @@ def test_a_wrong_filter_or_file_gets_a_clear_error(fraud_scan: Settings, tmp_pat
     text.write_text("root:x:0:0:root:/root:/bin/bash\n" * 10)
     with pytest.raises(SignatureError, match="not a hand-over package"):
         handover.verify(text, fraud_scan.secret("handover_key"))
+
+
+def test_a_card_hand_over_names_the_holder_and_the_sale(fraud_scan: Settings) -> None:
+    import zipfile
+
+    from telereg.domains.fraud import handover
+
+    with session_scope(fraud_scan) as session:
+        queue = casework.case_queue(session, principal=ROOT, status="open", kind="card")
+        case = queue[-1]
+        assert case.subject["id_number"]
+        assert case.subject["activated_at"].startswith("2021-1")
+        casework.move_case(session, principal=ROOT, case_id=case.id, to="in_review", note="ring")
+        made = hand_over(
+            session, fraud_scan, [case.id], "ring cards", reveal_reason="police request JQ-7"
+        )
+    handover.verify(made.path, fraud_scan.secret("handover_key"))
+    with zipfile.ZipFile(made.path) as package:
+        text = package.read("cases.csv").decode("utf-8-sig")
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    assert row["id_number"] == case.subject["id_number"], "the holder, as a token"
+    assert len(row["clear_id_number"]) == 18, "and in the clear, from the vault, with a reason"
+    assert row["activated_at"] == case.subject["activated_at"]
+    assert "novelty=" in row["evidence"]
+    assert row["outlet_id"] == case.subject["outlet_id"]

@@ -146,6 +146,8 @@ def open_scan_cases(
                 "period": period,
                 "score": float(row.rule_score),
                 "rules": list(row.rules),
+                **_model_opinion(row),
+                "evidence": _evidence(row, SIM_BOX_EVIDENCE),
             },
         )
         for row in suspects.itertuples(index=False)
@@ -161,6 +163,10 @@ def open_scan_cases(
                 "period": period,
                 "outlet_id": row.outlet_id,
                 "signals": list(row.signals),
+                # the holder's ID number (a token) and when the card was sold
+                "id_number": getattr(row, "id_number", None),
+                "activated_at": _when(getattr(row, "activated_at", None)),
+                "evidence": _evidence(row, CARD_EVIDENCE),
             },
         )
         for row in cards.itertuples(index=False)
@@ -187,6 +193,53 @@ def open_scan_cases(
     items = with_repeats(session, items, period)
     seen_again(session, items, period)
     return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=items))
+
+
+#: The features a SIM-box case keeps as its evidence (the police read them in a hand-over).
+SIM_BOX_EVIDENCE = (
+    "calls_per_day",
+    "callees",
+    "out_in_ratio",
+    "other_province_share",
+    "radius_km",
+    "sms",
+    "data_days",
+    "imei_lines",
+    "cohort_days",
+)
+#: The features a card-breaking case keeps as its evidence.
+CARD_EVIDENCE = (
+    "calls_per_day",
+    "novelty",
+    "other_province_share",
+    "short_share",
+    "imei_identities",
+)
+
+
+def _evidence(row: Any, names: tuple[str, ...]) -> dict[str, float]:
+    """The row's values of ``names`` it has, rounded for reading."""
+    found = {}
+    for name in names:
+        value = getattr(row, name, None)
+        if value is not None and not pd.isna(value):
+            found[name] = round(float(value), 3)
+    return found
+
+
+def _model_opinion(row: Any) -> dict[str, Any]:
+    """The learned model's probability and reasons, when a model scored the line."""
+    probability = getattr(row, "probability", None)
+    if probability is None or pd.isna(probability):
+        return {}
+    return {
+        "probability": round(float(probability), 3),
+        "model_reasons": list(getattr(row, "explanation", None) or []),
+    }
+
+
+def _when(moment: Any) -> str | None:
+    return None if moment is None or pd.isna(moment) else pd.Timestamp(moment).isoformat()
 
 
 def seen_again(session: Session, items: list[cases.NewCase], period: str) -> None:

@@ -59,7 +59,14 @@ COLUMNS = (
     "period",
     "score",
     "signals",
+    # what the signals rest on: feature values, the model's probability and its reasons
+    "evidence",
+    "model_probability",
+    "model_reasons",
     "outlet_id",
+    # a card's holder (ID number token) and when the card was sold
+    "id_number",
+    "activated_at",
     # where the line's device is: its handsets (IMEI tokens, and the TACs that name the
     # model) and the cell it called from most
     "imeis",
@@ -71,6 +78,7 @@ COLUMNS = (
     # only with a stated reason, from the vault
     "clear_value",
     "clear_imeis",
+    "clear_id_number",
 )
 _DATA_FILES = ("cases.csv", "cases.xlsx", "manifest.json")
 
@@ -99,7 +107,7 @@ def _rows(
     for case in chosen:
         subject = case.subject
         found = where.get(subject.get("line") or "", {})
-        clear, clear_imeis = "", []
+        clear, clear_imeis, clear_id = "", [], ""
         if vault is not None and reveal_reason:
             reveal = functools.partial(
                 reidentify,
@@ -111,6 +119,7 @@ def _rows(
             )
             clear = reveal(token=subject["line"]) if subject.get("line") else ""
             clear_imeis = [reveal(token=i) for i in found.get("imeis", [])]
+            clear_id = reveal(token=subject["id_number"]) if subject.get("id_number") else ""
         rows.append(
             {
                 "case_id": case.id,
@@ -120,7 +129,15 @@ def _rows(
                 "period": subject.get("period", ""),
                 "score": subject.get("score", ""),
                 "signals": ", ".join(subject.get("rules") or subject.get("signals") or []),
+                "evidence": "; ".join(
+                    [f"{k}={v:g}" for k, v in (subject.get("evidence") or {}).items()]
+                    + list(subject.get("reasons") or [])
+                ),
+                "model_probability": subject.get("probability", ""),
+                "model_reasons": ", ".join(subject.get("model_reasons") or []),
                 "outlet_id": subject.get("outlet_id", ""),
+                "id_number": subject.get("id_number") or "",
+                "activated_at": subject.get("activated_at") or "",
                 "imeis": "; ".join(found.get("imeis", [])),
                 "device_tacs": "; ".join(found.get("device_tacs", [])),
                 "main_cell": found.get("main_cell", ""),
@@ -129,6 +146,7 @@ def _rows(
                 "city_code": found.get("city_code", ""),
                 "clear_value": clear,
                 "clear_imeis": "; ".join(clear_imeis),
+                "clear_id_number": clear_id,
             }
         )
     return rows
