@@ -21,7 +21,12 @@ from telereg.core.db import session_scope
 from telereg.core.principal import cli_principal
 from telereg.core.settings import load_settings
 from telereg.domains.fraud import service
-from telereg.domains.fraud.evaluation import calibration, evaluate, recall_by_gateway
+from telereg.domains.fraud.evaluation import (
+    calibration,
+    evaluate,
+    recall_by_gateway,
+    ring_quality,
+)
 from telereg.scenario.demo import prepare
 from telereg.scenario.model import PERIODS, Scale
 from telereg.scenario.runner import run_scenario
@@ -60,6 +65,7 @@ def main() -> None:
                 engine.connect(settings), session, settings, period
             )
         calibrated = calibration(settings, truth, period, scored)
+        rings = ring_quality(settings, truth, period)
     print(
         f"scale {args.scale}, seed {args.seed}: {scan.lines:,} lines scanned in {scanned:.1f} s "
         f"(generate and ingest {loaded:.0f} s); {scan.model}"
@@ -77,6 +83,11 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for group, score in by_gateway.items():
         print(f"| {group} | {score.planted} | {score.hits} | {score.recall:.3f} |")
+    print(
+        f"\nRings: {rings.communities} communities of two or more lines; purity "
+        f"{rings.purity:.3f}, completeness {rings.completeness:.3f}; {rings.mixed} join lines "
+        "of two or more planted groups"
+    )
     if calibrated is None:
         print("\nno model was trained (too little police feedback)")
         return

@@ -733,3 +733,29 @@ def test_the_model_s_reasons_name_what_it_learned_not_one_feature() -> None:
     named = {name for row in reasons for name, _ in row}
     assert {"calls_per_day", "sms", "data_days"} <= named
     assert all(weight > 0 for row in reasons for _, weight in row)
+
+
+def test_callees_shared_by_chance_do_not_link_lines() -> None:
+    from telereg.domains.fraud import rings
+
+    pairs = pd.DataFrame(
+        {
+            "a": ["G1", "R1"],
+            "b": ["G2", "R2"],
+            # Two gateways dialling 500 numbers each from one list of 1,000 meet about 250
+            # times by chance; two ring cards calling 20 numbers share 15 of them.
+            "weight": [260, 15],
+            "a_callees": [500, 20],
+            "b_callees": [500, 20],
+        }
+    )
+    kept = rings.significant_callees(pairs, universe=1000)
+    assert list(zip(kept["a"], kept["b"], strict=True)) == [("R1", "R2")]
+    # The universe is what the suspects called, after the numbers too many of them share.
+    calls = ibis.memtable(
+        pd.DataFrame(
+            [("A", "X1"), ("A", "X2"), ("B", "X2"), ("B", "X3"), ("C", "X9")],
+            columns=["caller", "callee"],
+        )
+    )
+    assert rings.callee_universe(calls, ["A", "B"]) == 3

@@ -180,3 +180,51 @@ def calibration(
                 )
             )
     return brier, bands
+
+
+@dataclass(frozen=True)
+class RingQuality:
+    """How the rings' communities match the planted groups (each gateway, each ring)."""
+
+    communities: int
+    #: per community of two or more lines, the share of its lines from its largest planted
+    #: group, weighted by its size
+    purity: float
+    #: per planted group with two or more lines in the graph, the share of them in the
+    #: group's largest community, weighted by its size
+    completeness: float
+    #: communities that join lines of two or more planted groups
+    mixed: int
+
+
+def ring_quality(settings: Settings, truth: dict[str, Any], period: str) -> RingQuality:
+    token = Pseudonymiser(settings.secret("pseudonym_key")).token
+    fraud = truth["fraud"]
+    group_of: dict[str, str] = {}
+    for i, gateway in enumerate(fraud["sim_boxes"]):
+        if period in gateway["periods"]:
+            group_of.update({token(n): f"gateway {i}" for n in gateway["lines"]})
+    for i, ring in enumerate(fraud["rings"]):
+        if period in ring.get("periods", [period]):
+            group_of.update({token(n): f"ring {i}" for n in ring["lines"]})
+    nodes = load_result(settings, period, "ring_nodes")
+    nodes = nodes.assign(group=[group_of.get(line, f"none {line}") for line in nodes["line"]])
+    sizes = nodes.groupby("community")["line"].transform("size")
+    linked = nodes[(sizes > 1) & (nodes["community"] >= 0)]
+    counts = linked.groupby(["community", "group"]).size()
+    by_community = counts.groupby(level="community")
+    planted = linked[~linked["group"].str.startswith("none")]
+    in_graph = planted.groupby("group").size()
+    largest_share = planted.groupby(["group", "community"]).size().groupby(level="group").max()
+    groups = in_graph[in_graph > 1].index
+    mixed = (
+        linked[~linked["group"].str.startswith("none")].groupby("community")["group"].nunique() > 1
+    )
+    return RingQuality(
+        communities=int(by_community.ngroups),
+        purity=float(by_community.max().sum() / len(linked)) if len(linked) else 0.0,
+        completeness=(
+            float(largest_share[groups].sum() / in_graph[groups].sum()) if len(groups) else 0.0
+        ),
+        mixed=int(mixed.sum()),
+    )

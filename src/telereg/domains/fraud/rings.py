@@ -8,6 +8,7 @@ import ibis
 import ibis.expr.types as ir
 import networkx as nx
 import pandas as pd
+from scipy.stats import hypergeom
 
 #: Two suspects calling this many of the same numbers are linked.
 MIN_SHARED_CALLEES = 2
@@ -18,14 +19,46 @@ MAX_SHARERS = 50
 
 
 def shared_callees(calls: ir.Table, suspects: list[str]) -> ir.Table:
-    """Pairs of suspect lines (a < b) and how many numbers both called."""
-    mine = _not_too_shared(
-        calls.filter(calls.caller.isin(suspects)).select("caller", "callee").distinct(), "callee"
-    )
+    """Pairs of suspect lines (a < b), how many numbers both called (``weight``), and how
+    many each called (``a_callees``, ``b_callees``; see :func:`significant_callees`)."""
+    mine = _callees_of(calls, suspects)
     other = mine.select(b=mine.caller, b_callee=mine.callee)
     pairs = mine.inner_join(other, [mine.callee == other.b_callee, mine.caller < other.b])
     counted = pairs.group_by([pairs.caller.name("a"), "b"]).agg(weight=ibis._.count())
-    return counted.filter(counted.weight >= MIN_SHARED_CALLEES)
+    shared = counted.filter(counted.weight >= MIN_SHARED_CALLEES)
+    per_line = mine.group_by("caller").agg(n=mine.count())
+    a_side = per_line.select(a_line=per_line.caller, a_callees=per_line.n)
+    b_side = per_line.select(b_line=per_line.caller, b_callees=per_line.n)
+    return (
+        shared.inner_join(a_side, shared.a == a_side.a_line)
+        .inner_join(b_side, shared.b == b_side.b_line)
+        .select("a", "b", "weight", "a_callees", "b_callees")
+    )
+
+
+def callee_universe(calls: ir.Table, suspects: list[str]) -> int:
+    """How many different numbers the suspects called (the pool shared callees come from)."""
+    return int(_callees_of(calls, suspects).callee.nunique().to_pyarrow().as_py())
+
+
+def significant_callees(pairs: pd.DataFrame, universe: int, alpha: float = 0.01) -> pd.DataFrame:
+    """The pairs of :func:`shared_callees` that share more numbers than chance would.
+
+    Lines that call many numbers from one pool share some by chance: two unrelated
+    gateways dialling the same leaked list meet hundreds of times. A pair is kept when the
+    count it shares is unlikely if each line had drawn its callees at random from the
+    ``universe`` (hypergeometric tail), at ``alpha`` over all the pairs tested (Bonferroni).
+    """
+    if pairs.empty or universe <= 0:
+        return pairs
+    tail = hypergeom.sf(pairs["weight"] - 1, universe, pairs["a_callees"], pairs["b_callees"])
+    return pairs[tail < alpha / len(pairs)].reset_index(drop=True)
+
+
+def _callees_of(calls: ir.Table, suspects: list[str]) -> ir.Table:
+    return _not_too_shared(
+        calls.filter(calls.caller.isin(suspects)).select("caller", "callee").distinct(), "callee"
+    )
 
 
 def shared_handsets(calls: ir.Table, suspects: list[str]) -> ir.Table:

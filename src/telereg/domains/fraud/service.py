@@ -343,7 +343,11 @@ def scan(
     lines = members["line"].tolist()
     graph = rings.build(
         members,
-        rings.shared_callees(calls, lines).to_pandas() if lines else _no_links(),
+        rings.significant_callees(
+            rings.shared_callees(calls, lines).to_pandas(), rings.callee_universe(calls, lines)
+        )
+        if lines
+        else _no_links(),
         rings.shared_handsets(calls, lines).to_pandas() if lines else _no_links(),
         sold[["line", "operator", "outlet_id"]],
     )
