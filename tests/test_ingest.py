@@ -921,3 +921,27 @@ def test_a_mistyped_date_costs_its_row_not_the_file(ready: Settings, tmp_path: P
     refused = submit(ready, cdr_file(tmp_path, halves, "halves.csv"), "voice_cdr")
     assert refused.status == "rejected"
     assert "rows span 2021-11 to 2021-12" in refused.message
+
+
+def test_a_partly_accepted_file_is_checked_again_once_its_cells_arrive(
+    ready: Settings, tmp_path: Path
+):
+    calls = cdr_file(tmp_path, [GOOD_CALL, GOOD_CALL.replace("C0001", "C0042")], "partial.csv")
+    first = submit(ready, calls, "voice_cdr")
+    assert (first.status, first.rows_accepted) == ("partial", 1)
+    files_before = sorted(p.name for p in ready.lake_dir.rglob("*.parquet"))
+    again = submit(ready, calls, "voice_cdr")
+    assert (again.id, again.duplicate_of) == (first.id, first.id), "the cell is still unknown"
+    assert sorted(p.name for p in ready.lake_dir.rglob("*.parquet")) == files_before
+    late_cells = tmp_path / "cells-late.csv"
+    late_cells.write_text(
+        CELLS_HEADER + "C0001,S01,112.55,37.87,140100,4G\nC0042,S04,112.58,37.86,140100,5G\n"
+    )
+    assert submit(ready, late_cells, "cells", period="2021-11").status == "accepted"
+    rechecked = submit(ready, calls, "voice_cdr")
+    assert rechecked.duplicate_of is None
+    assert (rechecked.status, rechecked.rows_accepted) == ("accepted", 2)
+    assert rechecked.superseded == first.id
+    assert len(lake_rows(ready, "voice_cdr")) == 2
+    # Accepted whole, the same bytes are a plain duplicate again.
+    assert submit(ready, calls, "voice_cdr").duplicate_of == rechecked.id

@@ -190,8 +190,12 @@ def ingest_file(
         earlier = _same_bytes(session, contract, operator_row.id, digest, period, crs)
         if earlier is not None and not earlier.current and earlier.superseded_by_id:
             return _reinstate(session, principal, earlier, digest)
-        if earlier is not None:
+        # A partly accepted file sent again is checked again: the cells or codes its
+        # quarantined rows lacked may have arrived since.
+        recheck = earlier.id if earlier is not None and _may_recheck(earlier) else None
+        if earlier is not None and recheck is None:
             return SubmissionRecord.of(earlier, duplicate_of=earlier.id)
+        recheck_accepted = earlier.rows_accepted if earlier is not None else 0
         operator_id = operator_row.id
 
     file_id = uuid.uuid4().hex
@@ -214,6 +218,12 @@ def ingest_file(
             result = _Result(
                 SubmissionStatus.REJECTED, message=str(err.message), period=period or ""
             )
+        if recheck is not None and result.rows_accepted <= recheck_accepted:
+            # Nothing more passes: the same bytes change nothing (the staged files go).
+            with session_scope(settings) as session:
+                same = session.get(Submission, recheck)
+                assert same is not None
+                return SubmissionRecord.of(same, duplicate_of=same.id)
         step("publishing")
         finals = {
             "accepted": lake.accepted_path(
@@ -244,6 +254,7 @@ def ingest_file(
                     crs=crs,
                     received=received,
                     period=period,
+                    recheck=recheck,
                 )
             # (after the commit: a failed commit leaves the files unnamed)
             recorded(record.duplicate_of is None)
@@ -278,6 +289,19 @@ def _same_bytes(
         if same_crs and (period is None or earlier.period == period):
             return earlier
     return None
+
+
+def _may_recheck(earlier: Submission) -> bool:
+    """Whether the same bytes as ``earlier`` (in use) are worth reading again: some of its
+    rows were quarantined for a value another dataset must know (a cell, a code)."""
+    reasons_seen = " ".join(earlier.errors_by_reason or {})
+    unknown = reasons.UNKNOWN_VALUE.split("{")[0].strip()
+    return (
+        earlier.current
+        and earlier.status == SubmissionStatus.PARTIAL.value
+        and bool(unknown)
+        and unknown in reasons_seen
+    )
 
 
 def _reinstate(
@@ -341,6 +365,7 @@ def _record(
     crs: Crs,
     received: datetime,
     period: str | None,
+    recheck: int | None = None,
 ) -> SubmissionRecord:
     # Submissions of one operator are recorded one at a time: this write comes first, so
     # PostgreSQL holds the operator's row and SQLite its write lock until the commit, and
@@ -349,7 +374,7 @@ def _record(
     if result.status is not SubmissionStatus.REJECTED:
         # The same bytes, sent again while this ingest ran, were recorded first.
         twin = _same_bytes(session, contract, operator_id, digest, period, crs)
-        if twin is not None:
+        if twin is not None and twin.id != recheck:
             return SubmissionRecord.of(twin, duplicate_of=twin.id)
     accepted = result.status is not SubmissionStatus.REJECTED
     submission = Submission(
