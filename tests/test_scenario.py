@@ -1436,3 +1436,21 @@ def test_a_card_hand_over_names_the_holder_and_the_sale(fraud_scan: Settings) ->
     assert row["activated_at"] == case.subject["activated_at"]
     assert "novelty=" in row["evidence"]
     assert row["outlet_id"] == case.subject["outlet_id"]
+
+
+def test_a_card_s_page_marks_the_figures_its_signals_rest_on(fraud_scan: Settings) -> None:
+    from telereg.domains.fraud import findings
+    from telereg.domains.fraud.service import load_result
+
+    cards = load_result(fraud_scan, "2021-11", "cards")
+    card = cards[[len(s) == 3 for s in cards["signals"]]].iloc[0]
+    with session_scope(fraud_scan) as session:
+        detail = findings.line_detail(
+            session, settings=fraud_scan, principal=ROOT, period="2021-11", line=card["line"]
+        )
+    assert detail["kind"] == "card"
+    assert detail["features"]["imei_identities"] >= 2
+    assert detail["features"]["first_day_away"] is True
+    assert {"calls_per_day", "novelty", "first_day_away", "imei_identities"} <= set(
+        detail["flagged"]
+    )

@@ -147,6 +147,8 @@ FRAUD_SIGNALS = {
     "imei_lines": N_("lines on the same handset"),
     "gateway_tac": N_("gateway device model"),
     "cohort_days": N_("days switching with other lines"),
+    "first_day_away": N_("used away from its registration city on day one"),
+    "imei_identities": N_("ID numbers on its handset"),
     "abnormal_calling": N_("abnormal calling"),
     "away_from_day_one": N_("used away from its registration city from day one"),
     "shared_handset": N_("handset shared with other identities"),

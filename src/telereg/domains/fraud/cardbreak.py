@@ -29,6 +29,14 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 
 
+#: What each card signal looks at: the figures a card's page marks when it has the signal.
+SIGNAL_FEATURES = {
+    "abnormal_calling": ("calls_per_day", "novelty", "other_province_share", "short_share"),
+    "away_from_day_one": ("first_day_away",),
+    "shared_handset": ("imei_identities",),
+}
+
+
 def line_identity(calls: ir.Table, cells: ir.Table, subscriptions: ir.Table) -> ir.Table:
     """Per line: whether its first day's calls were all outside its registration city,
     and the most ID numbers any of its handsets (IMEIs) served."""

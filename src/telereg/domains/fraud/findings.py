@@ -21,7 +21,7 @@ from telereg.core.i18n import N_
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
-from telereg.domains.fraud import casework, scoring, service
+from telereg.domains.fraud import cardbreak, casework, scoring, service
 from telereg.domains.fraud.features import FEATURES, originated
 from telereg.ingest import lake
 
@@ -90,6 +90,10 @@ def line_whereabouts(
                 "city_code": _plain(row.get("city_code")) or "",
             }
     return found
+
+
+#: A card's own figures, shown on its page beside the line features.
+CARD_FEATURES = ("first_day_away", "imei_identities")
 
 
 def suspect_rows(settings: Settings, *, principal: Principal, period: str) -> pd.DataFrame:
@@ -192,8 +196,15 @@ def line_detail(
     nodes, edges = _ring_graph(settings, period, visible_operator(principal))
     linked = edges[(edges["a"] == line) | (edges["b"] == line)]
     neighbours = set(linked["a"]) | set(linked["b"]) | {line}
-    features = {k: _plain(row[k]) for k in FEATURES if k in row and pd.notna(row[k])}
+    shown = (*FEATURES, *CARD_FEATURES) if row["kind"] == "card" else FEATURES
+    features = {k: _plain(row[k]) for k in shown if k in row and pd.notna(row[k])}
     rules = _texts(row["rules"])
+    if row["kind"] == "card":
+        # the figures each of the card's signals looks at
+        flagged = sorted({f for r in rules for f in cardbreak.SIGNAL_FEATURES.get(r, ())})
+    else:
+        # the features the rules met look at ("static" looks at radius_km …)
+        flagged = sorted({rule.feature for rule in scoring.RULES if rule.name in rules})
     return {
         "period": period,
         "line": line,
@@ -201,8 +212,7 @@ def line_detail(
         "operator": row["operator"],
         "score": float(row["rule_score"]),
         "rules": rules,
-        # the features the rules met look at ("static" looks at radius_km …)
-        "flagged": sorted({rule.feature for rule in scoring.RULES if rule.name in rules}),
+        "flagged": flagged,
         "probability": _plain(row.get("probability")),
         "explanation": _texts(row.get("explanation")),
         "features": features,
