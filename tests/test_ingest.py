@@ -62,6 +62,14 @@ def submit(settings: Settings, path: Path, dataset: str, operator: str = "CMCC",
     )
 
 
+def assert_replaced(settings: Settings, submission_id: int, *, by: int) -> None:
+    """The submission is out of use, replaced by ``by``, and its file kept (retrievable)."""
+    replaced = _submission(settings, submission_id)
+    assert not replaced.current
+    assert replaced.superseded_by_id == by
+    assert (settings.lake_dir / replaced.lake_path).exists(), "the replaced file is kept"
+
+
 def submit_while_writing(settings: Settings, first: Path, second: Path, dataset: str):
     """Submit ``first``; while it is being written, submit ``second`` to the end.
 
@@ -194,10 +202,7 @@ def test_a_correction_supersedes_and_the_earlier_stays_retrievable(ready: Settin
     )
     assert second.superseded == first.id
     assert len(lake_rows(ready, "voice_cdr")) == 2, "readers see only the correction"
-    old = _submission(ready, first.id)
-    assert not old.current
-    assert old.superseded_by_id == second.id
-    assert (ready.lake_dir / old.lake_path).exists(), "the earlier file is kept"
+    assert_replaced(ready, first.id, by=second.id)
     rejected = submit(
         ready, cdr_file(tmp_path, ["x,y,z,1,MO,C0001,"], "v3.csv"), "voice_cdr", period="2021-11"
     )
@@ -222,10 +227,7 @@ def test_the_original_sent_again_after_a_wrong_correction_is_back_in_use(
     assert again.current
     assert again.superseded == wrong.id
     assert len(lake_rows(ready, "voice_cdr")) == 10, "readers see the original again"
-    replaced = _submission(ready, wrong.id)
-    assert not replaced.current
-    assert replaced.superseded_by_id == original.id
-    assert (ready.lake_dir / replaced.lake_path).exists(), "the correction stays retrievable"
+    assert_replaced(ready, wrong.id, by=original.id)
     with session_scope(ready) as session:
         entry = session.scalars(
             select(AuditEntry).where(AuditEntry.action == "ingest.reinstate")
