@@ -299,7 +299,6 @@ def _may_recheck(earlier: Submission) -> bool:
     return (
         earlier.current
         and earlier.status == SubmissionStatus.PARTIAL.value
-        and bool(unknown)
         and unknown in reasons_seen
     )
 

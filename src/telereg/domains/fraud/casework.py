@@ -242,6 +242,10 @@ def _when(moment: Any) -> str | None:
     return None if moment is None or pd.isna(moment) else pd.Timestamp(moment).isoformat()
 
 
+#: References looked up per query (SQLite allows 32,766 bound values in one statement).
+_LOOKUP_BATCH = 5000
+
+
 def seen_again(session: Session, items: list[cases.NewCase], period: str) -> None:
     """Note on each case still being worked that its finding was seen in ``period`` too.
 
@@ -250,15 +254,18 @@ def seen_again(session: Session, items: list[cases.NewCase], period: str) -> Non
     each of them.
     """
     by_reference = {item.reference: item for item in items}
-    if not by_reference:
-        return
-    query = select(Case).where(
-        Case.domain == WORKFLOW.domain,
-        Case.kind == WORKFLOW.kind,
-        Case.reference.in_(list(by_reference)),
-        Case.status != CaseStatus.CLOSED.value,
-    )
-    for case in session.scalars(query):
+    references = list(by_reference)
+    worked: list[Case] = []
+    for start in range(0, len(references), _LOOKUP_BATCH):
+        worked += session.scalars(
+            select(Case).where(
+                Case.domain == WORKFLOW.domain,
+                Case.kind == WORKFLOW.kind,
+                Case.reference.in_(references[start : start + _LOOKUP_BATCH]),
+                Case.status != CaseStatus.CLOSED.value,
+            )
+        )
+    for case in worked:
         subject = case.subject
         months = set(subject.get("seen_in") or [subject.get("period", "")]) | {period}
         if str(subject.get("period", "")) >= period and len(months) == 1:
