@@ -468,12 +468,14 @@ def in_queue(
     return (
         (kind is None or subject.get("type") == kind)
         and (operator is None or subject.get("operator") == operator)
-        and (
-            period is None
-            or subject.get("period") == period
-            or period in (subject.get("seen_in") or ())
-        )
+        and (period is None or period in case_months(subject))
     )
+
+
+def case_months(subject: dict[str, Any]) -> list[str]:
+    """The months a case's finding was found in: its own, and those it was seen again in."""
+    months = {str(subject.get("period") or ""), *(subject.get("seen_in") or ())}
+    return sorted(m for m in months if m)
 
 
 def _weight(subject: dict[str, Any]) -> float:

@@ -257,7 +257,14 @@ def cases_page(
         return Counter(str(c.subject[field]) for c in kept if c.subject.get(field))
 
     by_kind, by_operator = counted("kind", "type"), counted("operator", "operator")
-    by_period = counted("period", "period")
+    # A case counts in every month its finding was found in, as the month filter keeps it.
+    others = {name: value for name, value in chosen.items() if name != "period"}
+    by_period = Counter(
+        month
+        for c in in_state
+        if casework.in_queue(c, **others)
+        for month in casework.case_months(c.subject)
+    )
     queue = casework.narrowed_queue(in_state, **chosen, order=order or "opened")
     pages = max(1, -(-len(queue) // CASES_PER_PAGE))
     page = min(page, pages)
