@@ -343,10 +343,12 @@ def test_the_upload_form_comes_back_with_what_to_change(site: Site) -> None:
             files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
         )
 
-    no_month = post()
+    no_month = post(crs="gcj02")
     assert no_month.status_code == 422
     assert '<form method="post" action="/data/upload"' in no_month.text, "the form again"
     assert "cells 没有可据以确定月份的日期列" in no_month.text
+    assert '<option value="cells" selected>' in no_month.text, "with what was chosen"
+    assert '<option value="gcj02" selected>' in no_month.text
     bad_month = post(period="2021-13")
     assert bad_month.status_code == 422
     assert "数据期 &#39;2021-13&#39; 不符合 YYYY-MM 格式" in bad_month.text

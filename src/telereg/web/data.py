@@ -81,6 +81,7 @@ def _upload_form(
     *,
     error: str | None = None,
     status_code: int = 200,
+    chosen: dict[str, str] | None = None,
 ) -> Response:
     names = operator_names(session)
     operators = list(names)
@@ -96,6 +97,8 @@ def _upload_form(
             "operators": operators,
             "operator_names": names,
             "error": error,
+            # what the refused form had chosen, chosen again (the file must be picked anew)
+            "chosen": chosen or {},
         },
         status_code=status_code,
     )
@@ -113,16 +116,18 @@ async def upload(
     # The body is read only now, after the visitor proved it may submit; the CSRF token
     # travels in it, so it is checked right after.
     refused = partial(_upload_form, request, session, principal, status_code=422)
+    chosen: dict[str, str] = {}
     try:
         async with read_upload(request) as received:
             await verify_csrf(request)
+            chosen = received.fields.model_dump(exclude_none=True)
             record = await ingest_upload(settings, principal=principal, upload=received)
     except RequestValidationError as err:
         return refused(error=_form_problems(err))
     except (InputError, NotFoundError) as err:
         # Refused before anything was recorded (no period for a list without dates, an
         # unknown dataset): the form again, with what to change.
-        return refused(error=str(err))
+        return refused(error=str(err), chosen=chosen)
     sent = "back" if record.reinstated else "again" if record.duplicate_of else None
     return RedirectResponse(
         f"/data/submissions/{record.id}" + (f"?sent={sent}" if sent else ""), status_code=303
