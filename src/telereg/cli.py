@@ -267,7 +267,8 @@ def ingest(
         str | None,
         typer.Option(
             help="Month YYYY-MM the file describes. Taken from the rows when the dataset has a "
-            "date column; needed otherwise (except for corridors and key places)."
+            "date column; needed otherwise, except for standing lists (corridors, key places, "
+            "population). See telereg datasets NAME."
         ),
     ] = None,
     crs: Annotated[
@@ -367,7 +368,7 @@ def datasets(
     as_json: AsJson = False,
 ) -> None:
     """List the datasets operators can submit, from their contracts."""
-    from telereg.ingest.catalog import contract_summary, datasets_markdown
+    from telereg.ingest.catalog import contract_summary, datasets_markdown, month_rule
     from telereg.registry import CONTRACTS, contract
 
     if markdown:
@@ -380,12 +381,7 @@ def datasets(
             return
         out.print(f"[bold]{one.name}[/bold] · {one.title} / {one.title_zh}", highlight=False)
         out.print(one.description, highlight=False)
-        if one.period_column:
-            out.print(f"month: from {one.period_column} (rows outside it are quarantined)")
-        elif one.standing:
-            out.print("month: optional (a standing list)")
-        else:
-            out.print("month: give --period YYYY-MM (the rows carry no date)")
+        out.print(f"month: {month_rule(one)}", highlight=False)
         _print_rows(
             [
                 {

@@ -33,17 +33,7 @@ def datasets_markdown(contracts: Iterable[Contract]) -> str:
         if contract.unique:
             keys = "; ".join("+".join(key) for key in contract.unique)
             lines.append(f"- unique within a file: {keys}")
-        if contract.period_column:
-            lines.append(
-                f"- rows must fall in the submission's month by `{contract.period_column}`"
-                " (the month is taken from it when none is given)"
-            )
-        elif contract.standing:
-            lines.append(
-                "- a standing list: sent without a month, it is filed under the month it arrives"
-            )
-        else:
-            lines.append("- the submission's month must be given: the rows do not tell it")
+        lines.append(f"- month: {month_rule(contract, markdown=True)}")
         if contract.coordinates:
             lon, lat = contract.coordinates
             lines.append(f"- `{lon}`/`{lat}` are converted from GCJ-02 when the file says so")
@@ -61,6 +51,21 @@ def datasets_markdown(contracts: Iterable[Contract]) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def month_rule(contract: Contract, *, markdown: bool = False) -> str:
+    """How a submission of ``contract`` gets its month, in words (docs and the CLI)."""
+    if contract.period_column:
+        column = f"`{contract.period_column}`" if markdown else contract.period_column
+        return (
+            f"from {column}: taken from the rows when none is given, and rows "
+            "outside it are quarantined"
+        )
+    if contract.standing:
+        return (
+            "optional (a standing list: sent without one, it is filed under the month it arrives)"
+        )
+    return "give --period YYYY-MM (the rows carry no date)"
 
 
 def contract_summary(contract: Contract) -> dict[str, object]:

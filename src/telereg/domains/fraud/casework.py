@@ -464,18 +464,22 @@ def in_queue(
     case: Case, *, kind: str | None = None, operator: str | None = None, period: str | None = None
 ) -> bool:
     """Whether ``case`` is of the kind, operator and month asked for (None: any)."""
-    subject = case.subject
-    return (
-        (kind is None or subject.get("type") == kind)
-        and (operator is None or subject.get("operator") == operator)
-        and (period is None or period in case_months(subject))
+    chosen = {"kind": kind, "operator": operator, "period": period}
+    return all(
+        value is None or value in facet_values(case.subject, facet)
+        for facet, value in chosen.items()
     )
 
 
-def case_months(subject: dict[str, Any]) -> list[str]:
-    """The months a case's finding was found in: its own, and those it was seen again in."""
-    months = {str(subject.get("period") or ""), *(subject.get("seen_in") or ())}
-    return sorted(m for m in months if m)
+def facet_values(subject: dict[str, Any], facet: str) -> list[str]:
+    """What a case is under one of the queue's filters (``kind``, ``operator``, ``period``):
+    its kind, its operator, and every month its finding was found in (its own, and those it
+    was seen again in). The queue's counts and its filters both read this."""
+    if facet == "period":
+        months = {str(subject.get("period") or ""), *(subject.get("seen_in") or ())}
+        return sorted(m for m in months if m)
+    value = subject.get("type" if facet == "kind" else facet)
+    return [str(value)] if value else []
 
 
 def _weight(subject: dict[str, Any]) -> float:

@@ -158,13 +158,7 @@ def calibration(
     probability = scored["probability"].to_numpy(dtype=float)
     if np.isnan(probability).all():
         return None
-    token = Pseudonymiser(settings.secret("pseudonym_key")).token
-    fraud = truth["fraud"]
-    planted = {token(n) for g in fraud["sim_boxes"] if period in g["periods"] for n in g["lines"]}
-    planted |= {
-        token(n) for r in fraud["rings"] if period in r.get("periods", [period]) for n in r["lines"]
-    }
-    actual = scored["line"].isin(planted).to_numpy(dtype=float)
+    actual = scored["line"].isin(_planted_groups(settings, truth, period)).to_numpy(dtype=float)
     brier = float(np.mean((probability - actual) ** 2))
     bands = []
     for low, high in itertools.pairwise(BANDS):
@@ -197,7 +191,8 @@ class RingQuality:
     mixed: int
 
 
-def ring_quality(settings: Settings, truth: dict[str, Any], period: str) -> RingQuality:
+def _planted_groups(settings: Settings, truth: dict[str, Any], period: str) -> dict[str, str]:
+    """The planted fraud lines of ``period`` (tokens) → their group: a gateway or a ring."""
     token = Pseudonymiser(settings.secret("pseudonym_key")).token
     fraud = truth["fraud"]
     group_of: dict[str, str] = {}
@@ -205,8 +200,14 @@ def ring_quality(settings: Settings, truth: dict[str, Any], period: str) -> Ring
         if period in gateway["periods"]:
             group_of.update({token(n): f"gateway {i}" for n in gateway["lines"]})
     for i, ring in enumerate(fraud["rings"]):
+        # (a truth written before rings named their months: every ring, as then)
         if period in ring.get("periods", [period]):
             group_of.update({token(n): f"ring {i}" for n in ring["lines"]})
+    return group_of
+
+
+def ring_quality(settings: Settings, truth: dict[str, Any], period: str) -> RingQuality:
+    group_of = _planted_groups(settings, truth, period)
     nodes = load_result(settings, period, "ring_nodes")
     nodes = nodes.assign(group=[group_of.get(line, f"none {line}") for line in nodes["line"]])
     sizes = nodes.groupby("community")["line"].transform("size")
@@ -217,9 +218,7 @@ def ring_quality(settings: Settings, truth: dict[str, Any], period: str) -> Ring
     in_graph = planted.groupby("group").size()
     largest_share = planted.groupby(["group", "community"]).size().groupby(level="group").max()
     groups = in_graph[in_graph > 1].index
-    mixed = (
-        linked[~linked["group"].str.startswith("none")].groupby("community")["group"].nunique() > 1
-    )
+    mixed = planted.groupby("community")["group"].nunique() > 1
     return RingQuality(
         communities=int(by_community.ngroups),
         purity=float(by_community.max().sum() / len(linked)) if len(linked) else 0.0,

@@ -250,21 +250,14 @@ def cases_page(
     in_state = casework.case_queue(session, principal=principal, status=status or None)
     chosen = {"kind": kind or None, "operator": operator or None, "period": period or None}
 
-    def counted(facet: str, field: str) -> Counter[str]:
-        # Each filter's counts are of the cases the other filters keep.
+    def counted(facet: str) -> Counter[str]:
+        # Each filter's counts are of the cases the other filters keep (a case counts in
+        # every month its finding was found in, as the month filter keeps it).
         others = {name: value for name, value in chosen.items() if name != facet}
         kept = (c for c in in_state if casework.in_queue(c, **others))
-        return Counter(str(c.subject[field]) for c in kept if c.subject.get(field))
+        return Counter(v for c in kept for v in casework.facet_values(c.subject, facet))
 
-    by_kind, by_operator = counted("kind", "type"), counted("operator", "operator")
-    # A case counts in every month its finding was found in, as the month filter keeps it.
-    others = {name: value for name, value in chosen.items() if name != "period"}
-    by_period = Counter(
-        month
-        for c in in_state
-        if casework.in_queue(c, **others)
-        for month in casework.case_months(c.subject)
-    )
+    by_kind, by_operator, by_period = counted("kind"), counted("operator"), counted("period")
     queue = casework.narrowed_queue(in_state, **chosen, order=order or "opened")
     pages = max(1, -(-len(queue) // CASES_PER_PAGE))
     page = min(page, pages)
