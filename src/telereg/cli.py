@@ -582,7 +582,8 @@ def fraud_blocklist(as_json: AsJson = False, data_dir: DataDir = None) -> None:
 def fraud_cases(
     status: Annotated[str | None, typer.Option(help="Only cases in this state.")] = None,
     kind: Annotated[
-        str | None, typer.Option(help="Only cases of this kind: sim_box, card or domain.")
+        str | None,
+        typer.Option(help="Only cases of this kind: sim_box, card, identity, id_limit or domain."),
     ] = None,
     operator: Annotated[
         str | None, typer.Option(help="Only this operator's lines (its code, e.g. CMCC).")

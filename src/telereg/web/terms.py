@@ -117,11 +117,12 @@ JOB_RESULT_LABELS = {
     "cases_opened": N_("Cases opened"),
     "seconds": N_("Scan time (s)"),
 }
-FRAUD_CASE_KINDS = (N_("sim_box"), N_("card"), N_("domain"))
+FRAUD_CASE_KINDS = (N_("sim_box"), N_("card"), N_("identity"), N_("id_limit"), N_("domain"))
 FRAUD_DISPOSALS = (
     N_("line_suspended"),
     N_("device_seized"),
     N_("domain_blocked"),
+    N_("cards_cancelled"),
     N_("no_action"),
 )
 #: Anti-fraud features, rules and card signals: code → the words shown for it.
@@ -152,6 +153,10 @@ FRAUD_SIGNALS = {
     "abnormal_calling": N_("abnormal calling"),
     "away_from_day_one": N_("used away from its registration city from day one"),
     "shared_handset": N_("handset shared with other identities"),
+    "over_card_limit": N_("more active cards at the operator than allowed"),
+    "cards": N_("active cards at the operator"),
+    "all_operators": N_("active cards at all operators"),
+    "limit": N_("cards allowed per operator"),
 }
 
 

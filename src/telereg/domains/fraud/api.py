@@ -183,7 +183,9 @@ def case_list(
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
     status: Annotated[str | None, Query()] = None,
-    kind: Annotated[str | None, Query(description="sim_box, card or domain")] = None,
+    kind: Annotated[
+        str | None, Query(description="sim_box, card, identity, id_limit or domain")
+    ] = None,
     operator: Annotated[
         str | None, Query(max_length=32, description="an operator's code: its lines only")
     ] = None,

@@ -244,3 +244,22 @@ def over_limit(subscriptions: pd.DataFrame, *, limit: int = CARDS_PER_OPERATOR) 
     totals = per_operator.groupby("id_number")["cards"].sum().rename("all_operators")
     over = per_operator[per_operator["cards"] > limit].merge(totals, on="id_number")
     return over.sort_values("cards", ascending=False).reset_index(drop=True)
+
+
+def with_their_cards(over: pd.DataFrame, subscriptions: pd.DataFrame) -> pd.DataFrame:
+    """``over`` (:func:`over_limit`) with ``lines``: each ID number's active cards at that
+    operator, oldest sale first, so that whoever orders the excess cancelled can name them."""
+    if not len(over):
+        return over.assign(lines=pd.Series([], dtype=object))
+    live = subscriptions[subscriptions["status"] == "active"]
+    ordered = live.sort_values(["activated_at", "phone"], kind="stable")
+    lines = ordered.groupby(["id_number", "operator"])["phone"].agg(list).rename("lines")
+    return over.merge(lines.reset_index(), on=["id_number", "operator"], how="left")
+
+
+def worth_a_case(holders: pd.DataFrame, *, period_end: datetime) -> pd.DataFrame:
+    """The cards of :func:`identity_signals` that become cases: those sold within
+    ``NEW_CARD_DAYS`` of the period's end. An older card on a handset that carries other
+    people's cards is most often a family's phone; it stays on the list for review."""
+    since = period_end - timedelta(days=NEW_CARD_DAYS)
+    return holders[pd.to_datetime(holders["activated_at"]) >= since]

@@ -1,10 +1,12 @@
 """The anti-fraud cases: what a scan opens, the queue, each step, the history.
 
-A scan's suspects, risky cards and lookalike domains become cases
-(:func:`open_scan_cases`, once per finding, again after an action that did not stop
-it). Analysts review them, hand them to an agency (``handover``) or close them; an
-agency records its disposal; each step is a note in the audit log, which a case's
-history reads back (:func:`case_history`).
+A scan's suspects, risky cards, cards whose holder is likely not the user, ID numbers over
+the card limit and lookalike domains become cases (:func:`open_scan_cases`, once per
+finding, again after an action that did not stop it). Analysts review them, hand them to an
+agency (``handover``), decide them themselves where the administration acts alone (a
+domain blocked, an operator ordered to cancel cards: :func:`decide_case`) or close them; an
+agency records its disposal; each step is a note in the audit log, which a case's history
+reads back (:func:`case_history`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import accounts, audit
-from telereg.core.errors import InputError, NotFoundError
+from telereg.core.errors import ConflictError, InputError, NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.periods import is_month
 from telereg.core.permissions import Permission, Role
@@ -41,7 +43,7 @@ WORKFLOW = cases.Workflow(
 
 
 #: What the police may record as done with a case.
-DISPOSALS = ("line_suspended", "device_seized", "domain_blocked", "no_action")
+DISPOSALS = ("line_suspended", "device_seized", "domain_blocked", "cards_cancelled", "no_action")
 
 
 #: The disposals that fit a case of each type: a line is suspended or its device seized,
@@ -49,9 +51,16 @@ DISPOSALS = ("line_suspended", "device_seized", "domain_blocked", "no_action")
 LINE_DISPOSALS = ("line_suspended", "device_seized", "no_action")
 
 
+#: An ID number over the card limit ends with its excess cards cancelled (the operator
+#: cancels them, on the administration's order or the police's).
+ID_LIMIT_DISPOSALS = ("cards_cancelled", "no_action")
+
+
 DISPOSALS_BY_TYPE = {
     "sim_box": LINE_DISPOSALS,
     "card": LINE_DISPOSALS,
+    "identity": LINE_DISPOSALS,
+    "id_limit": ID_LIMIT_DISPOSALS,
     "domain": ("domain_blocked", "no_action"),
 }
 
@@ -134,7 +143,17 @@ def open_scan_cases(
     suspects: pd.DataFrame,
     cards: pd.DataFrame,
     domains: pd.DataFrame,
+    holders: pd.DataFrame | None = None,
+    over_limit: pd.DataFrame | None = None,
+    card_limit: int = 5,
 ) -> int:
+    """Open a case for each finding of a scan of ``period`` that has none being worked.
+
+    ``holders`` are cards whose holder is likely not the user
+    (``cardbreak.identity_signals``), less those already a suspect or a risky card;
+    ``over_limit`` the ID numbers over ``card_limit`` active cards at an operator
+    (``cardbreak.over_limit``, with the ``lines`` of each).
+    """
     items = [
         cases.NewCase(
             f"sim_box:{row.line}",
@@ -171,6 +190,7 @@ def open_scan_cases(
         )
         for row in cards.itertuples(index=False)
     ]
+    items += _identity_cases(holders, period) + _id_limit_cases(over_limit, period, card_limit)
     if len(domains):
         items += [
             cases.NewCase(
@@ -195,6 +215,63 @@ def open_scan_cases(
     return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=items))
 
 
+def _identity_cases(holders: pd.DataFrame | None, period: str) -> list[cases.NewCase]:
+    """Cases of cards whose registered holder is likely not the user (实名不实)."""
+    if holders is None or not len(holders):
+        return []
+    return [
+        cases.NewCase(
+            f"identity:{row.line}",
+            notes.IDENTITY_CASE.format(
+                operator=row.operator, day=str(_when(row.activated_at) or "")[:10]
+            ),
+            {
+                "type": "identity",
+                "line": row.line,
+                "operator": row.operator,
+                "period": period,
+                "signals": list(row.signals),
+                "id_number": getattr(row, "id_number", None),
+                "activated_at": _when(getattr(row, "activated_at", None)),
+                "evidence": _evidence(row, IDENTITY_EVIDENCE),
+            },
+        )
+        for row in holders.itertuples(index=False)
+    ]
+
+
+def _id_limit_cases(over: pd.DataFrame | None, period: str, limit: int) -> list[cases.NewCase]:
+    """Cases of ID numbers holding more active cards at an operator than allowed (一证多卡).
+
+    One case per ID number and operator: it is that operator that must cancel the excess
+    cards. The case lists the cards (line tokens, oldest sale first) so that whoever acts
+    knows which ones; the cards at other operators count in ``all_operators``.
+    """
+    if over is None or not len(over):
+        return []
+    return [
+        cases.NewCase(
+            f"id_limit:{row.operator}:{row.id_number}",
+            notes.ID_LIMIT_CASE.format(operator=row.operator, cards=int(row.cards), limit=limit),
+            {
+                "type": "id_limit",
+                "id_number": row.id_number,
+                "operator": row.operator,
+                "period": period,
+                "signals": ["over_card_limit"],
+                "cards": int(row.cards),
+                "lines": list(getattr(row, "lines", None) or []),
+                "evidence": {
+                    "cards": int(row.cards),
+                    "all_operators": int(row.all_operators),
+                    "limit": limit,
+                },
+            },
+        )
+        for row in over.itertuples(index=False)
+    ]
+
+
 #: The features a SIM-box case keeps as its evidence (the police read them in a hand-over).
 SIM_BOX_EVIDENCE = (
     "calls_per_day",
@@ -207,6 +284,8 @@ SIM_BOX_EVIDENCE = (
     "imei_lines",
     "cohort_days",
 )
+#: What a holder-is-not-the-user case keeps as its evidence: the identities on its handset.
+IDENTITY_EVIDENCE = ("imei_identities",)
 #: The features a card-breaking case keeps as its evidence.
 CARD_EVIDENCE = (
     "calls_per_day",
@@ -316,10 +395,10 @@ def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> l
 def move_case(session: Session, *, principal: Principal, case_id: int, to: str, note: str) -> Case:
     """An analyst's step: into review, or closed. A case is referred only by a hand-over
     (which writes the signed package) and resolved only by a recorded disposal. A domain
-    case may also be decided here (``to`` one of ``DOMAIN_DECISIONS``: see
-    :func:`decide_domain`)."""
-    if to in DOMAIN_DECISIONS:
-        return decide_domain(session, principal=principal, case_id=case_id, decision=to, note=note)
+    case of some types may also be decided here (``to`` one of :data:`DECISIONS`: see
+    :func:`decide_case`)."""
+    if to in DECISIONS:
+        return decide_case(session, principal=principal, case_id=case_id, decision=to, note=note)
     if to == CaseStatus.REFERRED.value:
         raise InputError(N_("a case is referred by handing it over to an agency"))
     if to == CaseStatus.RESOLVED.value:
@@ -350,28 +429,46 @@ def move_cases(
     ]
 
 
-#: What the administration may decide on a domain case itself, without a hand-over.
-DOMAIN_DECISIONS = ("domain_blocked", "no_action")
+#: What the administration may decide itself, without a hand-over, by a case's type: a
+#: domain it orders registrars and resolvers to block, an ID number's excess cards it
+#: orders the operator to cancel (or neither).
+DECISIONS_BY_TYPE = {
+    "domain": ("domain_blocked", "no_action"),
+    "id_limit": ID_LIMIT_DISPOSALS,
+}
+DECISIONS = tuple(dict.fromkeys(d for ds in DECISIONS_BY_TYPE.values() for d in ds))
+
+
+def decisions_for(case_type: str) -> tuple[str, ...]:
+    """What the administration may decide on a case of ``case_type`` (none: it hands over)."""
+    return DECISIONS_BY_TYPE.get(case_type, ())
 
 
 #: The lookalike levels a scan opens cases for.
 CASE_LEVELS = ("high", "medium")
 
 
-def decide_domain(
+def decide_case(
     session: Session, *, principal: Principal, case_id: int, decision: str, note: str
 ) -> Case:
-    """The administration's own decision on a domain: blocked (it goes on the block list
-    that resolvers read) or no action; the case is closed with it as its outcome.
+    """The administration's own decision on a case; it is closed with it as its outcome.
 
-    Blocking a domain needs no police: the administration orders it of registrars and
-    resolvers. A domain case handed to an agency is decided by that agency's disposal.
+    A domain is blocked (it goes on the block list that resolvers read) and an ID number's
+    excess cards cancelled by the administration's order, with no police. A case handed to
+    an agency is decided by that agency's disposal.
     """
     case = get_case(session, principal=principal, case_id=case_id)
-    if case.subject.get("type") != "domain":
+    kind = str(case.subject.get("type", ""))
+    if decision not in decisions_for(kind):
         raise InputError(
-            N_("{decision} is decided on domain cases only; case {id} is a {type} case").format(
-                decision=decision, id=case_id, type=case.subject.get("type", "")
+            N_("{decision} is not decided on a {type} case (case {id})").format(
+                decision=decision, id=case_id, type=kind
+            )
+        )
+    if case.status not in (CaseStatus.OPEN.value, CaseStatus.IN_REVIEW.value):
+        raise ConflictError(
+            N_("case {id} is {status}; only open cases and cases in review are decided").format(
+                id=case_id, status=case.status
             )
         )
     moved = cases.move(
@@ -387,7 +484,7 @@ def decide_domain(
 
 
 #: What a fraud case is about (its subject's ``type``), in the order queues group them.
-CASE_KINDS = ("sim_box", "card", "domain")
+CASE_KINDS = ("sim_box", "card", "identity", "id_limit", "domain")
 
 
 #: How a queue may be ordered: as opened, or most pressing first within each kind.
@@ -483,8 +580,11 @@ def facet_values(subject: dict[str, Any], facet: str) -> list[str]:
 
 
 def _weight(subject: dict[str, Any]) -> float:
-    """How strong a finding is: its score, or for a card the number of its signals."""
+    """How strong a finding is: its score; for an ID number its active cards; for a card
+    the number of its signals."""
     weight = subject.get("score")
+    if weight is None:
+        weight = subject.get("cards")
     if weight is None:
         weight = len(subject.get("signals") or ())
     return float(weight)
@@ -493,10 +593,10 @@ def _weight(subject: dict[str, Any]) -> float:
 def case_priority(case: Case) -> tuple[int, float, int]:
     """A sort key putting the most pressing case first, kind by kind.
 
-    SIM-box and domain cases carry their score; a card-breaking case counts its signals.
-    The measures differ between kinds, so kinds are not mixed: SIM boxes, then cards, then
-    domains (:data:`CASE_KINDS`), and within a kind the highest first, the oldest first
-    among equals.
+    SIM-box and domain cases carry their score, an ID number its active cards; a card
+    counts its signals. The measures differ between kinds, so kinds are not mixed: they
+    come in the order of :data:`CASE_KINDS`, and within a kind the highest first, the
+    oldest first among equals.
     """
     subject = case.subject
     kind = str(subject.get("type", ""))

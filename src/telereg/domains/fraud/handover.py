@@ -67,6 +67,8 @@ COLUMNS = (
     # a card's holder (ID number token) and when the card was sold
     "id_number",
     "activated_at",
+    # an ID number's active cards at the operator (line tokens), when it holds too many
+    "lines",
     # where the line's device is: its handsets (IMEI tokens, and the TACs that name the
     # model) and the cell it called from most
     "imeis",
@@ -79,6 +81,7 @@ COLUMNS = (
     "clear_value",
     "clear_imeis",
     "clear_id_number",
+    "clear_lines",
 )
 _DATA_FILES = ("cases.csv", "cases.xlsx", "manifest.json")
 
@@ -107,7 +110,7 @@ def _rows(
     for case in chosen:
         subject = case.subject
         found = where.get(subject.get("line") or "", {})
-        clear, clear_imeis, clear_id = "", [], ""
+        clear, clear_imeis, clear_id, clear_lines = "", [], "", []
         if vault is not None and reveal_reason:
             reveal = functools.partial(
                 reidentify,
@@ -120,11 +123,14 @@ def _rows(
             clear = reveal(token=subject["line"]) if subject.get("line") else ""
             clear_imeis = [reveal(token=i) for i in found.get("imeis", [])]
             clear_id = reveal(token=subject["id_number"]) if subject.get("id_number") else ""
+            clear_lines = [reveal(token=t) for t in subject.get("lines") or []]
         rows.append(
             {
                 "case_id": case.id,
                 "type": subject.get("type", ""),
-                "reference": subject.get("line") or subject.get("domain", ""),
+                "reference": subject.get("line")
+                or subject.get("domain")
+                or subject.get("id_number", ""),
                 "operator": subject.get("operator", ""),
                 "period": subject.get("period", ""),
                 "score": subject.get("score", ""),
@@ -138,6 +144,7 @@ def _rows(
                 "outlet_id": subject.get("outlet_id", ""),
                 "id_number": subject.get("id_number") or "",
                 "activated_at": subject.get("activated_at") or "",
+                "lines": "; ".join(subject.get("lines") or []),
                 "imeis": "; ".join(found.get("imeis", [])),
                 "device_tacs": "; ".join(found.get("device_tacs", [])),
                 "main_cell": found.get("main_cell", ""),
@@ -147,6 +154,7 @@ def _rows(
                 "clear_value": clear,
                 "clear_imeis": "; ".join(clear_imeis),
                 "clear_id_number": clear_id,
+                "clear_lines": "; ".join(clear_lines),
             }
         )
     return rows

@@ -16,3 +16,5 @@ RULES_AND_MODEL = N_(
 SIM_BOX_CASE = N_("SIM box suspect {operator} · score {score}")
 CARD_CASE = N_("Card-breaking risk {operator} · outlet {outlet}")
 DOMAIN_CASE = N_("Fraud domain {domain}")
+IDENTITY_CASE = N_("Holder likely not the user {operator} · card sold {day}")
+ID_LIMIT_CASE = N_("ID number over the card limit {operator} · {cards} cards (limit {limit})")

@@ -121,12 +121,15 @@ def suspects_csv(
 
 
 def case_weight(subject: dict[str, Any]) -> str:
-    """What a case weighs as pages show it: a SIM-box or domain case's score, a card
-    case's number of signals (what ``casework.case_priority`` orders by); empty when it has
-    neither."""
+    """What a case weighs as pages show it: a SIM-box or domain case's score, an ID
+    number's active cards, a card case's number of signals (what
+    ``casework.case_priority`` orders by); empty when it has none of them."""
     score = subject.get("score")
     if isinstance(score, int | float):
         return f"{score:g}"
+    cards = subject.get("cards")
+    if isinstance(cards, int):
+        return i18n.gettext("{n} cards").format(n=cards)
     signals = subject.get("signals")
     return i18n.gettext("{n} signals").format(n=len(signals)) if signals else ""
 
@@ -290,7 +293,7 @@ def cases_page(
             "operator_names": operator_names(session),
             "weight": case_weight,
             "workflow": casework.WORKFLOW,
-            "domain_decisions": casework.DOMAIN_DECISIONS,
+            "decisions_for": casework.decisions_for,
             "packages": packages[:20],
             "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
         },
@@ -332,7 +335,7 @@ def cases_csv(
                 c.id,
                 _(str(subject.get("type", ""))),
                 _(c.status),
-                subject.get("domain") or subject.get("line") or "",
+                subject.get("domain") or subject.get("line") or subject.get("id_number") or "",
                 operators.get(operator, operator),
                 subject.get("period", ""),
                 case_weight(subject),
@@ -396,7 +399,7 @@ def case_page(
             "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),
             "disposals_for": casework.disposals_for,
             "workflow": casework.WORKFLOW,
-            "domain_decisions": casework.DOMAIN_DECISIONS,
+            "decisions_for": casework.decisions_for,
             "signals": translated_signals(),
             "operator_names": operator_names(session),
             "agency_names": agency_names(session),

@@ -386,8 +386,20 @@ def scan(
         },
     )
     progress("cases")
+    limit = int(settings.fraud_cards_per_operator)
     opened = casework.open_scan_cases(
-        session, principal=principal, period=period, suspects=suspects, cards=cards, domains=domains
+        session,
+        principal=principal,
+        period=period,
+        suspects=suspects,
+        cards=cards,
+        domains=domains,
+        # (a risky new card's case names its holder and handset already)
+        holders=cardbreak.worth_a_case(
+            holders[~holders["line"].isin(cards["line"])], period_end=period_end
+        ),
+        over_limit=cardbreak.with_their_cards(over, subs_frame),
+        card_limit=limit,
     )
     summary = ScanSummary(
         period=period,
