@@ -947,3 +947,174 @@ def test_a_partly_accepted_file_is_checked_again_once_its_cells_arrive(
     assert len(lake_rows(ready, "voice_cdr")) == 2
     # Accepted whole, the same bytes are a plain duplicate again.
     assert submit(ready, calls, "voice_cdr").duplicate_of == rechecked.id
+
+
+OBSTACLES_HEADER = "obstacle_id,site_id,county_code,kind,description,reported_date\n"
+
+
+def test_a_number_written_in_free_text_is_masked_in_the_lake(ready: Settings, tmp_path: Path):
+    # A contact's phone number in a description: not an identifier column, so no token, but
+    # it names someone. A police case reference keeps its digits.
+    path = tmp_path / "obstacles.csv"
+    path.write_text(
+        OBSTACLES_HEADER + "A00001,S1,140105,power,call 13812345678 or 110101199003077777,"
+        "2021-12-01\nA00002,S1,140105,power,no power yet 2021,2021-12-01\n"
+    )
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert record.rows_accepted == 2, record.message
+    shown = [r["description"] for r in lake_rows(ready, "site_obstacles")]
+    assert shown == ["call 138****5678 or 110****7777", "no power yet 2021"]
+    listed = registry.contract("site_obstacles").column("description").rules()
+    assert any("masked" in rule for rule in listed), "the dataset's documentation says so"
+    assert not registry.contract("police_feedback").column("case_reference").masks_numbers
+
+
+def test_an_identifier_in_a_date_column_is_masked_in_the_quarantine(
+    ready: Settings, tmp_path: Path
+):
+    path = cdr_file(tmp_path, [GOOD_CALL.replace("2021-11-05 10:00:00", "110101199003077777")])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert record.rows_quarantined == 1
+    _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    assert "110101199003077777" not in repr(rows)
+    assert "110***********7777" in repr(rows)
+
+
+def test_a_time_with_its_utc_offset_is_kept_as_china_standard_time(ready: Settings, tmp_path: Path):
+    moments = ["2021-11-04T16:30:00Z", "2021-11-05 10:00:00+08:00", "2021-11-04 22:30:00-0300"]
+    path = cdr_file(tmp_path, [GOOD_CALL.replace("2021-11-05 10:00:00", m) for m in moments])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert record.rows_accepted == 3, record.message
+    times = [r["start_time"].isoformat(sep=" ") for r in lake_rows(ready, "voice_cdr")]
+    assert times == ["2021-11-05 00:30:00", "2021-11-05 10:00:00", "2021-11-05 09:30:00"]
+    # A Parquet file whose times are instants in UTC: the first half hour of November.
+    sms = pa.table(
+        {
+            "sender": ["13812341234"],
+            "receiver": ["13900001111"],
+            "sent_at": pa.array([1635697800], pa.timestamp("s", tz="UTC")),
+            "direction": ["MO"],
+        }
+    )
+    pq.write_table(sms, tmp_path / "sms.parquet")
+    record = submit(ready, tmp_path / "sms.parquet", "sms", period="2021-11")
+    assert record.rows_accepted == 1, record.message
+    assert lake_rows(ready, "sms")[0]["sent_at"].isoformat(sep=" ") == "2021-11-01 00:30:00"
+
+
+def test_an_integer_column_takes_whole_numbers_only(ready: Settings, tmp_path: Path):
+    durations = ["60.5", "0x1F", "-0.4", "60", "60.0"]
+    path = cdr_file(tmp_path, [GOOD_CALL.replace(",35,", f",{d},") for d in durations])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 3), record.message
+    assert {e["row"] for e in errors_of(ready, record)} == {"2", "3", "4"}
+    assert [r["duration_s"] for r in lake_rows(ready, "voice_cdr")] == [60, 60]
+
+
+def test_the_chinese_column_names_of_the_documentation_are_headers(ready: Settings, tmp_path: Path):
+    names = {c.name: c.description_zh for c in registry.contract("voice_cdr").columns}
+    header = ",".join(names[n] for n in CDR_HEADER.strip().split(",")) + "\n"
+    assert "通话时长（秒）" in header
+    path = tmp_path / "cdr.csv"
+    path.write_text(header + GOOD_CALL + "\n")
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert record.rows_accepted == 1, record.message
+
+
+def test_numbers_a_program_kept_as_floats(ready: Settings, tmp_path: Path):
+    # An 18-digit ID number typed into a spreadsheet as a number has lost its last digits:
+    # refused, not read as another person's number.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    columns = [c.name for c in registry.contract("subscriptions").columns]
+    sheet.append(columns)
+    row = {
+        "phone": "13812341234",
+        "imsi": "460001234567890",
+        "id_number": 1.101011990010103e17,
+        "outlet_id": "OUT1",
+        "channel": "own_store",
+        "activated_at": "2021-11-02 09:00:00",
+        "card_type": "personal",
+        "home_city": "140100",
+        "status": "active",
+    }
+    sheet.append([row[c] for c in columns])
+    workbook.save(tmp_path / "subs.xlsx")
+    record = submit(ready, tmp_path / "subs.xlsx", "subscriptions", period="2021-11")
+    assert record.rows_quarantined == 1, record.message
+    assert [e["column"] for e in errors_of(ready, record)] == ["id_number"]
+    # pandas writes a column of integers with a gap as floats: the numbers are read whole.
+    calls = pa.table(
+        {
+            "caller": pa.array([13812341234.0, 13812341234.0], pa.float64()),
+            "callee": pa.array([13900001111.0, None], pa.float64()),
+            "start_time": ["2021-11-05 10:00:00", "2021-11-05 11:00:00"],
+            "duration_s": [35, 40],
+            "direction": ["MO", "MO"],
+            "cell_id": ["C0001", "C0001"],
+        }
+    )
+    pq.write_table(calls, tmp_path / "calls.parquet")
+    record = submit(ready, tmp_path / "calls.parquet", "voice_cdr", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    assert [e["column"] for e in errors_of(ready, record)] == ["callee"], "the gap is missing"
+
+
+def test_one_subscriber_one_token_whatever_the_country_prefix(ready: Settings, tmp_path: Path):
+    callers = ["13812341234", "+8613812341234", "8613812341234", "008613812341234"]
+    path = cdr_file(tmp_path, [GOOD_CALL.replace("13812341234", c, 1) for c in callers])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert record.rows_accepted == 4, record.message
+    assert len({r["caller"] for r in lake_rows(ready, "voice_cdr")}) == 1
+
+
+def test_a_header_named_twice_is_refused(ready: Settings, tmp_path: Path):
+    path = tmp_path / "cdr.csv"
+    path.write_text(CDR_HEADER.strip() + ",caller\n" + GOOD_CALL + ",13700000000\n")
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert record.status == "rejected"
+    assert "the column 'caller' appears twice" in record.message
+    assert lake_rows(ready, "voice_cdr") == []
+
+
+def test_rows_with_no_value_at_all_are_skipped_with_a_note(ready: Settings, tmp_path: Path):
+    path = cdr_file(tmp_path, [GOOD_CALL, ",,,,,,", ",,,,,,", GOOD_CALL.replace(",35,", ",-1,")])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_total, record.rows_accepted, record.rows_quarantined) == (2, 1, 1)
+    assert [e["row"] for e in errors_of(ready, record)] == ["5"], "rows keep their numbers"
+    assert "2 rows with no value at all were skipped" in record.message
+
+
+def test_a_gbk_line_among_utf8_text_costs_that_line(ready: Settings, tmp_path: Path):
+    # Read as GB18030, the UTF-8 rows would be garbled; read as UTF-8, one line is lost.
+    rows = "".join(f"A{i:05d},S1,140105,land,业主阻挠进场{i},2021-12-01\n" for i in range(5))
+    pasted = "B00001,S1,140105,land,物业不同意,2021-12-02\n".encode("gbk")
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(OBSTACLES_HEADER.encode() + rows.encode() + pasted)
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert (record.rows_accepted, record.rows_quarantined) == (5, 1), record.message
+    assert _submission(ready, record.id).encoding == "utf-8"
+    shown = [r["description"] for r in lake_rows(ready, "site_obstacles")]
+    assert shown == [f"业主阻挠进场{i}" for i in range(5)]
+    # One bad byte at the top of a plain file costs its line, not the file.
+    path = tmp_path / "early.csv"
+    path.write_bytes(
+        OBSTACLES_HEADER.encode()
+        + b"C00001,S1,140105,land,\xff,2021-12-02\n"
+        + b"".join(b"C%05d,S1,140105,power,none,2021-12-01\n" % i for i in range(2, 50))
+    )
+    record = submit(ready, path, "site_obstacles", operator="CUCC", period="2021-12")
+    assert (record.rows_accepted, record.rows_quarantined) == (48, 1), record.message
+
+
+def test_a_long_line_of_chinese_text_is_a_row_error(ready: Settings, tmp_path: Path):
+    # The reader's message quotes the line cut at a byte limit, mid-character.
+    path = tmp_path / "long.csv"
+    path.write_text(
+        OBSTACLES_HEADER + "A00001,S1,140105,land," + "业主阻挠" * 600_000 + ",2021-12-01\n"
+        "A00002,S1,140105,land,业主阻挠,2021-12-01\n",
+        encoding="utf-8",
+    )
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message

@@ -87,6 +87,23 @@ class Column:
     #: for identifier columns: a leading part that names no one, kept in the clear beside the
     #: token as (column name, characters), e.g. an IMEI's TAC, which names the device model
     kept_prefix: tuple[str, int] | None = None
+    #: for free text whose long runs of digits are codes, not people (a police case
+    #: reference): they are kept (see :attr:`masks_numbers`)
+    keeps_numbers: bool = False
+
+    @property
+    def masks_numbers(self) -> bool:
+        """Free text (a name, an address, a description: no form, list or reference holds
+        it), where a contact's phone or ID number may be written: such numbers are masked
+        on the way into the lake, as they are not pseudonymised."""
+        return (
+            self.type is ColumnType.STRING
+            and not self.pattern
+            and not self.enum
+            and self.references is None
+            and self.identifier is None
+            and not self.keeps_numbers
+        )
 
     def rules(self) -> list[str]:
         """The column's rules in words, for listings and generated docs."""
@@ -110,6 +127,8 @@ class Column:
         if self.kept_prefix:
             name, length = self.kept_prefix
             rules.append(reasons.RULE_KEPT_PREFIX.format(length=length, name=name))
+        if self.masks_numbers:
+            rules.append(reasons.RULE_NUMBERS_MASKED)
         return rules
 
 
@@ -159,11 +178,13 @@ class Contract:
         return schema | {"operator": "string", "period": "string"}
 
     def header_map(self) -> dict[str, str]:
-        """Accepted header spellings (normalised) → column name."""
+        """Accepted header spellings (normalised) → column name: the name, its aliases and
+        the Chinese name the dataset's documentation gives it."""
         mapping: dict[str, str] = {}
         for column in self.columns:
-            for spelling in (column.name, *column.aliases):
-                mapping[normalise_header(spelling)] = column.name
+            chinese = (column.description_zh,) if column.description_zh else ()
+            for spelling in (column.name, *column.aliases, *chinese):
+                mapping.setdefault(normalise_header(spelling), column.name)
         return mapping
 
 

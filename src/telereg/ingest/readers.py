@@ -9,6 +9,7 @@ number for Parquet and GeoJSON.
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime as dt
 import json
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from telereg.core.errors import InputError, TeleregError
@@ -120,8 +122,17 @@ def _csv_encoding(path: Path) -> str:
         return "utf-16"  # the BOM tells the byte order
     if _decodes(head, "utf-8"):
         return "utf-8"
+    text = head.decode("utf-8", errors="replace")
+    broken = text.count("\ufffd")
+    wide = sum(1 for ch in text if ord(ch) > 0x7F) - broken
+    if wide > broken:
+        # Mostly UTF-8 text with a few bad bytes (a line pasted from a GBK file): the
+        # reader sets their lines aside. Read as GB18030, the UTF-8 text would be garbled.
+        return "utf-8"
     if _decodes(head, "gb18030"):
         return "gb18030"  # a superset of GBK and GB2312, as operators' Excel exports them
+    if broken <= max(2, text.count("\n") // 100):
+        return "utf-8"  # plain text with a stray bad byte or two: their lines are set aside
     raise InputError(reasons.UNKNOWN_ENCODING)
 
 
@@ -139,11 +150,18 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
     long_lines = False
     try:
         headers = _csv_headers(con, source)
-    except duckdb.Error as err:
-        if not is_line_size_error(err):
+    except (duckdb.Error, UnicodeDecodeError) as err:
+        # (the reader's message quotes the long line, cut at a byte limit: in the middle of
+        # a Chinese character, the message itself cannot be decoded)
+        if not (is_line_size_error(err) or isinstance(err, UnicodeDecodeError)):
             raise InputError(_cannot_read_csv(err), where=name) from err
         long_lines = True
-        headers = _csv_headers(con, source, long_lines=True)
+        try:
+            headers = _csv_headers(con, source, long_lines=True)
+        except (duckdb.Error, UnicodeDecodeError) as again:
+            raise InputError(_cannot_read_csv(again), where=name) from again
+    if any(_RENAMED.search(h) for h in headers):
+        _unique_headers(_header_as_sent(con, source, long_lines=long_lines), name)
     if headers and all(len(h) >= 2 and h[0] == h[-1] == '"' for h in headers):
         # Every header still wears its quotes: a value near the top whose quote is not
         # closed made the reader's detection settle on "no quote character".
@@ -160,8 +178,33 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
     )
 
 
-def _cannot_read_csv(err: duckdb.Error) -> str:
+def _cannot_read_csv(err: Exception) -> str:
+    if isinstance(err, UnicodeDecodeError):
+        return reasons.CANNOT_READ_CSV.format(detail=reasons.LINE_TOO_LONG)
     return reasons.CANNOT_READ_CSV.format(detail=first_line(err))
+
+
+#: How the CSV reader renames a header that repeats an earlier one (``phone`` → ``phone_1``).
+_RENAMED = re.compile(r"_[0-9]+$")
+
+
+def _header_as_sent(
+    con: duckdb.DuckDBPyConnection, source: Path, *, long_lines: bool = False
+) -> list[str]:
+    """The header line's names as the file has them, with the reader's separator and quote
+    (the reader renames a repeated name, so its names cannot tell a repeat)."""
+    path = str(source).replace("'", "''")
+    line_size = f", max_line_size = {_MAX_LINE_BYTES}" if long_lines else ""
+    found = con.execute(f"SELECT Delimiter, Quote FROM sniff_csv('{path}'{line_size})").fetchone()
+    delimiter, quote = (str(found[0]), str(found[1])) if found else (",", '"')
+    if len(delimiter) != 1:
+        return []
+    with source.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        try:
+            first = next(csv.reader(fh, delimiter=delimiter, quotechar=quote[:1] or '"'), [])
+        except csv.Error:
+            return []
+    return [cell.strip() for cell in first]
 
 
 def reopen_as_gb18030(
@@ -284,9 +327,28 @@ def _text(value: object) -> str | None:
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOATS:
         return str(int(value))
+    # (a larger number kept as a float has lost its last digits, as a spreadsheet keeps an
+    # 18-digit ID number typed as a number: written as a float, it fails the ID's form)
     return str(value)
+
+
+#: Whole numbers up to this size are exact as floats (2**53); larger ones have lost digits.
+_EXACT_FLOATS = float(1 << 53)
+
+
+def _float_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A float column as text, whole numbers without ``.0`` (as :func:`_text` writes them):
+    pandas writes integers with gaps as floats, phone numbers among them."""
+    whole = pc.and_(
+        pc.equal(pc.floor(column), column), pc.less(pc.abs(column), pa.scalar(_EXACT_FLOATS))
+    )
+    as_integer = pc.cast(pc.if_else(whole, column, pa.scalar(None, column.type)), pa.int64())
+    shown: pa.ChunkedArray = pc.if_else(
+        whole, pc.cast(as_integer, pa.string()), pc.cast(column, pa.string())
+    )
+    return shown
 
 
 def _register(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
@@ -386,7 +448,12 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Sour
         ) from err
     text = pa.table(
         {
-            **{field.name: table.column(field.name).cast(pa.string()) for field in table.schema},
+            **{
+                field.name: _float_text(table.column(field.name))
+                if pa.types.is_floating(field.type)
+                else table.column(field.name).cast(pa.string())
+                for field in table.schema
+            },
             ROW: pa.array(range(1, table.num_rows + 1), pa.int64()),
         }
     )

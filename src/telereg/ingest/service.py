@@ -638,8 +638,19 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
     notes += source.notes
     if unreadable:
         readers.renumber_after_rejects(con, _CHECKED, [u.line for u in unreadable])
-    rows = backend.sql(f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}")
-    total = int(rows.count().to_pyarrow().as_py()) + len(unreadable)
+    numbered = f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}"
+    blank = " AND ".join(f'"{c.name}" IS NULL' for c in contract.columns)
+    kept, empty = con.execute(
+        f"SELECT count(*) FILTER (WHERE NOT ({blank})), count(*) FILTER (WHERE {blank}) "
+        f"FROM {_CHECKED}"
+    ).fetchone() or (0, 0)
+    if empty:
+        # A row with no value at all (``,,,,``: Excel saves formatted empty rows so) is no
+        # record: it is skipped and counted in a note, not quarantined column by column.
+        numbered = f"SELECT * FROM ({numbered}) WHERE NOT ({blank})"
+        notes.append(reasons.BLANK_ROWS.format(count=int(empty)))
+    rows = backend.sql(numbered)
+    total = int(kept) + len(unreadable)
     if total == 0:
         raise InputError(reasons.NO_DATA_ROWS)
     return _Loaded(rows, unreadable, source, notes, total)
@@ -740,7 +751,7 @@ def _quote(name: str) -> str:
 def _cleaned(source: str, column: Column) -> str:
     """SQL for a text value without surrounding spaces, NULL when blank, identifiers normalised.
 
-    Phone numbers lose a +86/86 country prefix and ID numbers are upper-cased,
+    Phone numbers lose a +86/0086/86 country prefix and ID numbers are upper-cased,
     so one subscriber gets one token. Each step is guarded by a cheap test
     that skips it for the usual value that does not need it.
     """
@@ -749,11 +760,12 @@ def _cleaned(source: str, column: Column) -> str:
     value = f"NULLIF(CASE WHEN {padded} THEN trim({text}) ELSE {text} END, '')"
     if column.identifier is IdentifierKind.PHONE:
         prefixed = (
-            f"(starts_with({value}, '+86') "
+            f"(starts_with({value}, '+86') OR starts_with({value}, '0086') "
             f"OR (starts_with({value}, '86') AND length({value}) = 13))"
         )
         return (
-            f"CASE WHEN {prefixed} THEN regexp_replace({value}, '^\\+?86(1[0-9]{{10}})$', '\\1') "
+            f"CASE WHEN {prefixed} "
+            f"THEN regexp_replace({value}, '^(?:\\+|00)?86(1[0-9]{{10}})$', '\\1') "
             f"ELSE {value} END"
         )
     if column.identifier is IdentifierKind.ID_NUMBER:
@@ -953,16 +965,28 @@ def _tokenised(
             if column.kept_prefix is not None:
                 name, length = column.kept_prefix
                 selected[name] = result[column.name].left(length)
+        elif typed_values and column.masks_numbers:
+            selected[column.name] = _numbers_masked(result[column.name])
         elif typed_values:
             selected[column.name] = typed(column, result[column.name])
-        elif column.type is ColumnType.STRING:
-            # Quarantined text that looks like an identifier (one in the wrong column) is
-            # masked: it is not pseudonymised, and the quarantine is shown on screens.
-            text = result[column.name]
-            selected[column.name] = ibis.ifelse(_looks_identifying(text), _masked(text), text)
         else:
-            selected[column.name] = result[column.name]
+            # Quarantined text that looks like an identifier (an ID number in a date column,
+            # a phone number in a name) is masked: it is not pseudonymised, and the
+            # quarantine is shown on screens.
+            text = result[column.name].cast("string")
+            selected[column.name] = ibis.ifelse(_looks_identifying(text), _masked(text), text)
     return result.select(**selected)
+
+
+def _numbers_masked(text: ir.StringValue) -> ir.StringValue:
+    """Free text with each run of digits long enough to be a phone or ID number masked to
+    its first 3 and last 4 digits (``13812345678`` → ``138****5678``): it is not one of
+    the contract's identifier columns, so it is not pseudonymised, yet it names someone."""
+    run = f"([0-9]{{3}})[0-9]{{{IDENTIFYING_DIGITS - 7},}}([0-9]{{4}})"
+    masked: ir.StringValue = ibis.ifelse(
+        _looks_identifying(text), text.re_replace(run, r"\1****\2"), text
+    )
+    return masked
 
 
 def _mask_identifiers(errors: ir.Table, contract: Contract) -> ir.Table:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
@@ -60,8 +61,55 @@ def blank(value: ir.StringValue) -> ir.BooleanValue:
     return value.isnull()
 
 
+#: The lake keeps times as the wall clock of China Standard Time, as operators' systems
+#: write them; a time sent with its offset from UTC (``…+08:00``, ``…-0500``, ``…Z``) is
+#: converted to it. (China keeps one zone all year.)
+LOCAL_ZONE = "Asia/Shanghai"
+_INSTANT = dt.Timestamp(timezone="UTC")
+_LOCAL = dt.Timestamp()
+
+
+@ibis.udf.scalar.builtin(name="timezone")  # type: ignore[untyped-decorator]
+def _wall_clock(zone: str, moment: _INSTANT) -> _LOCAL:  # type: ignore[valid-type]
+    """The wall-clock time in ``zone`` of an instant (DuckDB's ``timezone``)."""
+
+
+def _has_offset(text: ir.StringValue) -> ir.BooleanValue:
+    """Whether a date and time ends with an offset from UTC: ``Z``, ``±hh``, ``±hhmm`` or
+    ``±hh:mm`` (a date alone, or one with the time to the minute, is too short to)."""
+    signs = ("+", "-")
+    ends: ir.BooleanValue = (text.length() > 16) & (
+        text.endswith("Z")
+        | text.right(3).left(1).isin(signs)
+        | text.right(5).left(1).isin(signs)
+        | text.right(6).left(1).isin(signs)
+    )
+    return ends
+
+
+def _whole_number(value: ir.Value) -> ir.IntegerValue:
+    """The text as a 64-bit integer, null unless it is one: the engine's cast would round
+    ``60.5`` to 61 and read ``0x1F`` as 31."""
+    whole = value.try_cast("int64")
+    exact = value.try_cast("float64")
+    kept: ir.IntegerValue = ibis.ifelse(exact == whole.cast("float64"), whole, ibis.null("int64"))
+    return kept
+
+
+def _local_time(value: ir.Value) -> ir.TimestampValue:
+    """The text as a time of :data:`LOCAL_ZONE`'s wall clock (see there)."""
+    text = value.cast("string")
+    zoned = _wall_clock(LOCAL_ZONE, text.try_cast(_INSTANT))
+    local: ir.TimestampValue = ibis.ifelse(_has_offset(text), zoned, text.try_cast("timestamp"))
+    return local
+
+
 def typed(column: Column, value: ir.Value) -> ir.Value:
     """The value converted to the column's type (null where it does not convert)."""
+    if column.type is ColumnType.INTEGER:
+        return _whole_number(value)
+    if column.type is ColumnType.TIMESTAMP:
+        return _local_time(value)
     if column.type in _CAST:
         return value.try_cast(_CAST[column.type])
     if column.type is ColumnType.BOOLEAN:

@@ -356,6 +356,7 @@ POLICE_FEEDBACK = Contract(
             "The police case reference.",
             "案件编号",
             aliases=("案件编号",),
+            keeps_numbers=True,
         ),
         Column(
             "confirmed_on", ColumnType.DATE, "Date confirmed.", "确认日期", aliases=("确认日期",)
