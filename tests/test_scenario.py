@@ -1545,3 +1545,149 @@ def test_ids_over_the_limit_and_borrowed_cards_become_cases(
     assert all(re.fullmatch(r"1\d{10}", n) for n in clear)
     assert len(row["clear_id_number"]) == 18
     assert "all_operators=" in row["evidence"]
+
+
+def test_a_month_its_case_was_found_in_scanned_again_opens_no_repeat(fraud_scan: Settings) -> None:
+    from telereg.cases import service as cases
+
+    with session_scope(fraud_scan) as session:
+        case = casework.case_queue(session, principal=ROOT, kind="sim_box", status="open")[0]
+        # Opened in October, found again in November; then the police suspended the line.
+        case.subject = {**case.subject, "period": "2021-10", "seen_in": ["2021-10", "2021-11"]}
+        case.status, case.outcome = "closed", "line_suspended"
+        session.flush()
+        found = cases.NewCase(case.reference, case.title, {**case.subject, "period": "2021-11"})
+        [again] = casework.with_repeats(session, [found], "2021-11")
+        assert again.reference == case.reference, "November's calls came before the action"
+        later = dataclasses_replace(found, subject={**found.subject, "period": "2021-12"})
+        [repeat] = casework.with_repeats(session, [later], "2021-12")
+        assert repeat.reference == f"{case.reference}@2021-12"
+        session.rollback()
+
+
+def dataclasses_replace(item, **changes):
+    import dataclasses
+
+    return dataclasses.replace(item, **changes)
+
+
+def test_two_hand_overs_of_one_case_at_once_refer_it_once(fraud_scan: Settings) -> None:
+    from telereg.core import accounts
+    from telereg.core.errors import ConflictError
+    from telereg.domains.fraud import handover
+
+    with session_scope(fraud_scan) as session:
+        if "POLICE-CITY" not in {a.code for a in accounts.list_agencies(session)}:
+            accounts.add_agency(
+                session, principal=ROOT, code="POLICE-CITY", name="市公安局", kind="police"
+            )
+        case_id = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")[0].id
+        casework.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="two")
+    with session_scope(fraud_scan) as first:
+        # The first request reads the case in review ...
+        assert casework.get_case(first, principal=ROOT, case_id=case_id).status == "in_review"
+        # ... while a second one hands it over and is done.
+        with session_scope(fraud_scan) as second:
+            hand_over(second, fraud_scan, [case_id], "second")
+        with pytest.raises(ConflictError, match=r"moved by someone else|only cases in review"):
+            handover.export(
+                first,
+                settings=fraud_scan,
+                principal=ROOT,
+                case_ids=[case_id],
+                agency_code="POLICE-CITY",
+                note="first",
+            )
+        first.rollback()
+    with session_scope(fraud_scan) as session:
+        history = casework.case_history(session, principal=ROOT, case_id=case_id)
+        case = casework.get_case(session, principal=ROOT, case_id=case_id)
+        assert case.agency is not None
+        assert case.agency.code == "POLICE-AF"
+    assert [h["step"] for h in history].count("referred") == 1
+    packages = {p["agency"] for p in handover.packages(fraud_scan, principal=ROOT)}
+    assert "POLICE-CITY" not in packages, "no package for the agency that lost the race"
+
+
+def test_a_step_on_a_case_read_before_another_moved_it_is_refused(fraud_scan: Settings) -> None:
+    from sqlalchemy import select
+
+    from telereg.cases import service as cases
+    from telereg.cases.models import Case
+    from telereg.core.errors import ConflictError
+
+    with session_scope(fraud_scan) as first:
+        stale = first.scalars(select(Case).where(Case.status == "open")).first()
+        assert stale is not None
+        with session_scope(fraud_scan) as second:
+            casework.move_case(second, principal=ROOT, case_id=stale.id, to="closed", note="b")
+        assert stale.status == "open", "the first still holds what it read"
+        with pytest.raises(ConflictError, match=f"case {stale.id} was moved by someone else"):
+            cases.move(
+                first,
+                principal=ROOT,
+                workflow=casework.WORKFLOW,
+                case_id=stale.id,
+                to="in_review",
+                note="a",
+            )
+        first.rollback()
+
+
+def test_queue_pages_keep_their_place_and_lists_download_whole(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from telereg.domains.fraud import findings
+
+    analyst = signed_in("analyst")
+    page = analyst.get("/fraud/cases", params={"kind": "card", "status": "open", "page": 2})
+    case_id = re.findall(r'<tr id="case-([0-9]+)"', page.text)[0]
+    assert 'name="from" value="status=open&amp;kind=card&amp;page=2"' in page.text
+    moved = analyst.post(
+        f"/fraud/cases/{case_id}",
+        data={
+            "to": "in_review",
+            "note": "look",
+            "from": "status=open&kind=card&page=2&evil=x",
+            "csrf_token": csrf_of_page(page.text),
+        },
+        follow_redirects=False,
+    )
+    assert moved.headers["location"] == f"/fraud/cases?status=open&kind=card&page=2#case-{case_id}"
+    assert analyst.get("/fraud/cases", params={"operator": "XXXX"}).status_code == 404
+    # Every ID number over the limit and every card whose holder is not the user, as CSV.
+    over = analyst.get("/fraud/over-limit.csv", params={"period": "2021-11"})
+    holders = analyst.get("/fraud/identity.csv", params={"period": "2021-11"})
+    listed = findings.ids_over_limit(fraud_scan, principal=ROOT, period="2021-11", limit=None)
+    cards = findings.identity_list(fraud_scan, principal=ROOT, period="2021-11", limit=None)
+    assert len(over.text.lstrip("\ufeff").splitlines()) == 1 + listed["total"] > 21
+    assert len(holders.text.lstrip("\ufeff").splitlines()) == 1 + cards["total"] > 21
+    assert holders.text.lstrip("\ufeff").startswith("号码（假名）,运营商")
+    # A suspect's page without a month is the latest scan's, reveal form and all.
+    line = findings.suspect_list(fraud_scan, principal=ROOT, period="2021-11")["suspects"][0]
+    shown = analyst.get(f"/fraud/lines/{line['line']}").text
+    assert 'id="reveal-form"' in shown
+    assert "period=2021-11" in shown
+
+
+def csrf_of_page(text: str) -> str:
+    from tests.conftest import csrf_of
+
+    return csrf_of(text)
+
+
+def test_a_line_s_charts_have_every_day_and_hour(fraud_scan: Settings) -> None:
+    from telereg.domains.fraud import findings
+
+    line = findings.suspect_list(fraud_scan, principal=ROOT, period="2021-11")["suspects"][0]
+    with session_scope(fraud_scan) as session:
+        detail = findings.line_detail(
+            session, settings=fraud_scan, principal=ROOT, period="2021-11", line=line["line"]
+        )
+    days = [d["day"] for d in detail["by_day"]]
+    assert days[0] == "2021-11-01"
+    assert days[-1] == "2021-11-30"
+    assert len(days) == 30
+    assert [h["hour"] for h in detail["by_hour"]] == list(range(24))
+    assert sum(h["calls"] for h in detail["by_hour"]) == sum(d["calls"] for d in detail["by_day"])
+    assert 0 in [h["calls"] for h in detail["by_hour"]], "a quiet hour is there, as 0"

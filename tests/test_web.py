@@ -369,6 +369,9 @@ def test_fraud_lists_before_any_scan_and_for_roles_that_may_not_read_lines(
     viewer = TestClient(site.client.app, follow_redirects=True)
     _login(viewer, "vic", PASSWORD)
     assert viewer.get("/fraud/suspects.csv", params={"period": "2021-11"}).status_code == 403
+    assert viewer.get("/fraud").status_code == 403
+    assert 'href="/fraud"' not in viewer.get("/").text, "no link to a page it may not open"
+    assert 'href="/fraud"' in browser.get("/").text, "an analyst's link"
     refused = site.client.get(
         "/api/v1/fraud/suspects?period=2021-11", headers=site.as_role("viewer")
     )

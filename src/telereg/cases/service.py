@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from telereg.cases.models import Case, CaseStatus
@@ -163,6 +163,18 @@ def move(
             )
         case.handler = handler.strip()[:200]
     previous = case.status
+    # Compare and set: of two requests that both read the case in its earlier state (two
+    # hand-overs of the same cases at once), only the first moves it.
+    claimed = session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.status == previous)
+        .values(status=target.value)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(
+            N_("case {id} was moved by someone else meanwhile; reload it").format(id=case_id)
+        )
     case.status = target.value
     case.updated_at = utcnow()
     if target is CaseStatus.CLOSED:

@@ -69,7 +69,9 @@ _FIELD = re.compile(r"\{([a-z_]+)\}")
 _PARTS = "; "
 #: Fields whose values are words or messages themselves (a type, a state, a nested
 #: message), translated in turn; other values (names, numbers, lists of columns) are data.
-_WORDS = frozenset({"type", "level", "status", "target", "reference"})
+_WORDS = frozenset({"type", "level", "status", "target", "reference", "disposal", "decision"})
+#: Values that are lists of such words, joined with ", " (the states a case may move to).
+_LISTS = frozenset({"allowed", "kinds", "states"})
 
 
 def localise(text: str, language: str | None = None) -> str:
@@ -108,6 +110,11 @@ def _localised(text: str, language: str) -> str:
     return _PARTS.join(shown)
 
 
+def _list_separator(translate: Callable[[str], str]) -> str:
+    """How the language separates the items of a list ("、" in Chinese)."""
+    return ", " if translate("closed").isascii() else "、"
+
+
 def _one(
     text: str, translate: Callable[[str], str], patterns: list[tuple[re.Pattern[str], str]]
 ) -> str | None:
@@ -121,6 +128,10 @@ def _one(
                 name: (_one(value, translate, patterns) if name in _WORDS else None) or value
                 for name, value in match.groupdict().items()
             }
+            for name in _LISTS & values.keys():
+                values[name] = _list_separator(translate).join(
+                    (_one(word, translate, patterns) or word) for word in values[name].split(", ")
+                )
             return translate(template).format(**values)
     return None
 

@@ -51,6 +51,7 @@ from telereg.core.errors import (
     PermissionDeniedError,
     TeleregError,
 )
+from telereg.core.i18n import N_
 from telereg.core.models import Job, User
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
@@ -131,6 +132,10 @@ def submit(
     principal.require(job_kind.permission)
     job_kind.check(session, settings, params)
     key = uuid.uuid4().hex
+    # What the request wrote so far (an API token's last use) is committed before the
+    # submit lock is awaited: held meanwhile, the database's write lock would stop the
+    # request that has the submit lock from queueing its job, and both would wait.
+    session.commit()
     lock = os.open(jobs_dir(settings) / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a new file: nobody else holds it
@@ -421,7 +426,11 @@ def cancel(session: Session, settings: Settings, *, principal: Principal, job_id
         result={},
         actor=principal.name,
     ):
-        raise ConflictError(f"job {job_id} is {job.status}; only a queued or running job can stop")
+        raise ConflictError(
+            N_("job {id} is {status}; only a queued or running job can stop").format(
+                id=job_id, status=job.status
+            )
+        )
     session.commit()
     if pid is not None:
         try:

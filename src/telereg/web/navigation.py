@@ -74,7 +74,7 @@ MODULES: tuple[Module, ...] = (
         N_("SIM-box hunting, card-breaking, real-name anomalies, fraud domains, joint disposal"),
         (13,),
         pages=(
-            (Permission.DASHBOARD_READ, "/fraud"),
+            (Permission.DATA_READ_ALL, "/fraud"),  # (a viewer reads no lines)
             (Permission.DATA_READ_OWN, "/fraud"),  # an operator: its own lines
             (Permission.CASES_REPORT_OUTCOME, "/fraud/liaison"),  # an agency: its hand-overs
         ),

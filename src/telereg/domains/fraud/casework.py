@@ -369,7 +369,8 @@ def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> l
     it was dismissed, as long as it looks no worse (the analyst's decision stands). When
     its latest case was closed after a disposal in ``ACTED``, or dismissed and the finding
     now scores higher, for an earlier month, it becomes a new case for ``period`` that
-    names the earlier one (``repeat_of``); a re-run of the same month finds that case again.
+    names the earlier one (``repeat_of``); a re-run of the same month finds that case again,
+    and a re-run of a month the earlier case was found in (``seen_in``) opens none.
     """
     latest = _latest_cases(session, {item.reference for item in items})
     result = []
@@ -379,7 +380,8 @@ def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> l
             last is None
             or last.status != CaseStatus.CLOSED.value
             or not (last.outcome in ACTED or _weight(item.subject) > _weight(last.subject))
-            or str(last.subject.get("period", "")) >= period
+            # (a month the case was found in, scanned again: its calls came before the action)
+            or max(facet_values(last.subject, "period"), default="") >= period
         ):
             result.append(item)
             continue

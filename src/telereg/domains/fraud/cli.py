@@ -218,6 +218,8 @@ def case_command(settings: Settings, principal: Principal, *, case_id: int, as_j
     out.print(f"case {found['id']} · {found['status']} · {found['title']}")
     if found["agency"]:
         out.print(f"handed over to {found['agency']}; outcome: {found['outcome'] or '—'}")
+    elif found["outcome"]:
+        out.print(f"outcome: {found['outcome']}")  # decided by the administration, or dismissed
     table = Table("at (UTC)", "by", "step", "agency", "note", title=f"case {case_id}: history")
     for step in history:
         table.add_row(step["at"], step["actor"], step["step"], step["agency"], step["note"])

@@ -15,13 +15,13 @@ import ibis.expr.types as ir
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from telereg.core import engine, privacy
+from telereg.core import engine, i18n, privacy
 from telereg.core.errors import InputError, NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
-from telereg.domains.fraud import cardbreak, casework, scoring, service
+from telereg.domains.fraud import cardbreak, casework, lookalike, scoring, service
 from telereg.domains.fraud.features import FEATURES, originated
 from telereg.ingest import lake
 
@@ -148,6 +148,24 @@ def reveal_line(
 TIMELINE_CALLS = 5000
 
 
+def _every_day(by_day: pd.DataFrame, period: str) -> pd.DataFrame:
+    """Calls per day for every day of the month, a quiet day as 0: a chart that left it out
+    would put the days on either side of it next to each other."""
+    days = pd.date_range(f"{period}-01", periods=pd.Period(period).days_in_month, freq="D")
+    every = pd.DataFrame({"day": days.strftime("%Y-%m-%d")})
+    filled = every.merge(by_day, on="day", how="left")
+    filled[["calls", "short"]] = filled[["calls", "short"]].fillna(0).astype(int)
+    return filled
+
+
+def _every_hour(by_hour: pd.DataFrame) -> pd.DataFrame:
+    """Calls per hour of the day for all 24 hours, a quiet hour as 0."""
+    every = pd.DataFrame({"hour": range(24)})
+    filled = every.merge(by_hour.astype({"hour": int}), on="hour", how="left")
+    filled["calls"] = filled["calls"].fillna(0).astype(int)
+    return filled
+
+
 def line_detail(
     session: Session, *, settings: Settings, principal: Principal, period: str, line: str
 ) -> dict[str, Any]:
@@ -180,6 +198,7 @@ def line_detail(
             .order_by("hour")
             .to_pandas()
         )
+        by_day, by_hour = _every_day(by_day, period), _every_hour(by_hour)
         # Each call, when and how long (to the first TIMELINE_CALLS): a gateway's calls come
         # in regular bursts of short calls, a person's scattered.
         timeline = (
@@ -348,6 +367,14 @@ def _own_rings(nodes: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(rings, key=lambda r: -r["size"])
 
 
+def _brand_name(brand: str) -> str:
+    """A protected brand's name as the reader's language gives it (its code when unknown)."""
+    if not brand or i18n.current_language.get() != "zh_CN":
+        return brand
+    names = {p.name: p.name_zh for p in lookalike.load_protected()}
+    return names.get(brand) or brand
+
+
 def dashboard(
     session: Session, *, settings: Settings, principal: Principal, period: str
 ) -> dict[str, Any]:
@@ -398,6 +425,8 @@ def dashboard(
                 "score": float(d["score"]),
                 "level": d["level"],
                 "brand": d["brand"],
+                # the organisation's name in the reader's language (中国工商银行 for icbc)
+                "brand_name": _brand_name(str(d["brand"] or "")),
                 "query_count": int(d["query_count"]),
                 "reasons": [str(r["code"]) for r in d["reasons"]],
                 "decision": decisions.get(d["domain"], {"status": "", "outcome": ""}),

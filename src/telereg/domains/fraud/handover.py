@@ -205,7 +205,9 @@ def export(
                     id=case.id, status=case.status
                 )
             )
-    rows = _rows(session, settings, principal, chosen, reveal_reason)
+    # The cases move before the package's rows are gathered (which reads the lake, and takes
+    # a while): each move is a compare-and-set, so of two hand-overs of one case at once the
+    # second fails here, before it has written anything, instead of referring it twice.
     for case in chosen:
         if case.status == CaseStatus.IN_REVIEW.value:
             cases.move(
@@ -218,6 +220,7 @@ def export(
                 handler=agency.name,
             )
             case.agency_id = agency.id
+    rows = _rows(session, settings, principal, chosen, reveal_reason)
     manifest = {
         "kind": "telereg fraud hand-over",
         "agency": agency.code,

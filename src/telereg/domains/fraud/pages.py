@@ -5,10 +5,11 @@ Figures come from the JSON API (``/api/v1/fraud``); the case pages post forms.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -120,6 +121,68 @@ def suspects_csv(
     return csv_download(header, rows(), f"suspects-{shown}")
 
 
+@router.get("/over-limit.csv")
+def over_limit_csv(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+    period: Annotated[str, Query(pattern=OPTIONAL_MONTH_FIELD)] = "",
+) -> Response:
+    """The dashboard's ID numbers over the card limit, all of them (an operator's user: its
+    own), in the reader's language."""
+    shown = service.latest_period(settings, period or None)
+    listed = findings.ids_over_limit(settings, principal=principal, period=shown, limit=None)
+    _ = i18n.gettext
+    operators = operator_names(session)
+    header = [_("ID number (token)"), _("Operator"), _("Active cards at the operator")]
+    header += [_("At all operators")]
+    rows = (
+        [
+            r["id_number"],
+            operators.get(r["operator"], r["operator"]),
+            r["cards"],
+            r["all_operators"],
+        ]
+        for r in listed["ids"]
+    )
+    return csv_download(header, rows, f"ids-over-limit-{shown}")
+
+
+@router.get("/identity.csv")
+def identity_csv(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.STATUS_READ)],
+    period: Annotated[str, Query(pattern=OPTIONAL_MONTH_FIELD)] = "",
+) -> Response:
+    """The dashboard's cards whose holder is likely not the user, all of them (an operator's
+    user: its own), in the reader's language."""
+    shown = service.latest_period(settings, period or None)
+    listed = findings.identity_list(settings, principal=principal, period=shown, limit=None)
+    _ = i18n.gettext
+    chinese = i18n.in_chinese()
+    regions = load_regions(settings.region_code)
+    cities = {r.code: r.name if chinese else r.name_en for r in regions.cities}
+    operators = operator_names(session)
+    signals = translated_signals()
+    separator = "、" if chinese else ", "
+    header = [_("Line (token)"), _("Operator"), _("ID number (token)"), _("Registered in")]
+    header += [_("Activated"), _("ID numbers on its handset"), _("Why")]
+    rows = (
+        [
+            c["line"],
+            operators.get(c["operator"], c["operator"]),
+            c["id_number"],
+            cities.get(c["home_city"], c["home_city"]),
+            c["activated_at"],
+            c["imei_identities"],
+            separator.join(signals.get(code, code) for code in c["signals"]),
+        ]
+        for c in listed["cards"]
+    )
+    return csv_download(header, rows, f"identity-{shown}")
+
+
 def case_weight(subject: dict[str, Any]) -> str:
     """What a case weighs as pages show it: a SIM-box or domain case's score, an ID
     number's active cards, a card case's number of signals (what
@@ -165,7 +228,8 @@ def line_page(
     # an empty one.
     shown = service.latest_period(settings, period or None)
     findings.suspect_row(settings, principal=principal, period=shown, line=line)
-    return _line(request, session, principal, line=line, period=period, error=error)
+    # (without a month, the latest scan's: the page, its figures and its reveal form alike)
+    return _line(request, session, principal, line=line, period=shown, error=error)
 
 
 @router.get("/lines/{line}/reveal")
@@ -250,7 +314,9 @@ def cases_page(
     made: str = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    in_state = casework.case_queue(session, principal=principal, status=status or None)
+    in_state = casework.case_queue(
+        session, principal=principal, status=status or None, operator=operator or None
+    )
     chosen = {"kind": kind or None, "operator": operator or None, "period": period or None}
 
     def counted(facet: str) -> Counter[str]:
@@ -296,6 +362,20 @@ def cases_page(
             "decisions_for": casework.decisions_for,
             "packages": packages[:20],
             "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
+            "here_query": urlencode(
+                {
+                    k: v
+                    for k, v in {
+                        "status": status,
+                        "kind": kind,
+                        "operator": operator,
+                        "period": period,
+                        "order": order,
+                        "page": str(page) if page > 1 else "",
+                    }.items()
+                    if v
+                }
+            ),
         },
     )
 
@@ -418,16 +498,35 @@ def move_case(
     to: Annotated[str, Form(max_length=16)],
     note: Annotated[str, Form(max_length=2000)] = "",
     back: Annotated[str, Form(pattern="^(queue|case)$")] = "queue",
+    from_: Annotated[str, Form(alias="from", max_length=300)] = "",
 ) -> Response:
-    """A step from the queue (back to the case's row) or from the case's own page."""
-    page = f"/fraud/cases/{case_id}" if back == "case" else "/fraud/cases"
+    """A step from the queue (back to the case's row, on the page of the queue it was
+    taken from) or from the case's own page."""
+    page = f"/fraud/cases/{case_id}" if back == "case" else queue_address(from_)
     return form_step(
         request,
         session,
         lambda: casework.move_case(session, principal=principal, case_id=case_id, to=to, note=note),
         back=page,
-        done=page if back == "case" else f"/fraud/cases#case-{case_id}",
+        done=page if back == "case" else f"{page}#case-{case_id}",
     )
+
+
+#: What of the queue's address a step taken from it keeps, to come back to where it was.
+_QUEUE_KEYS = ("status", "kind", "operator", "period", "order", "page")
+_QUEUE_VALUE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def queue_address(query: str, **more: str) -> str:
+    """The queue's page as the filters in ``query`` (a page's query string) chose it, with
+    ``more``; anything else in ``query`` is dropped (the address is the page's own)."""
+    kept = {
+        key: value
+        for key, value in parse_qsl(query)
+        if key in _QUEUE_KEYS and _QUEUE_VALUE.match(value)
+    }
+    kept.update(more)
+    return f"/fraud/cases?{urlencode(kept)}" if kept else "/fraud/cases"
 
 
 @router.post("/handovers", dependencies=[Csrf])
@@ -437,9 +536,11 @@ def handover_cases(
     settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     agency: Annotated[str, Form(max_length=32)],
-    note: Annotated[str, Form(max_length=2000)],
+    # (a blank note is refused by the hand-over itself, on the page, not as a bare 422)
+    note: Annotated[str, Form(max_length=2000)] = "",
     case: Annotated[list[int] | None, Form()] = None,
     reveal_reason: Annotated[str, Form(max_length=500)] = "",
+    from_: Annotated[str, Form(alias="from", max_length=300)] = "",
 ) -> Response:
     try:
         with session.begin_nested():
@@ -453,9 +554,9 @@ def handover_cases(
                 reveal_reason=reveal_reason.strip() or None,
             )
     except TeleregError as err:
-        return refused(request, err, back="/fraud/cases")
+        return refused(request, err, back=queue_address(from_))
     return RedirectResponse(
-        f"/fraud/cases?made={quote(agency + '/' + made.path.name)}", status_code=303
+        queue_address(from_, made=f"{agency}/{made.path.name}"), status_code=303
     )
 
 
