@@ -1118,3 +1118,14 @@ def test_a_long_line_of_chinese_text_is_a_row_error(ready: Settings, tmp_path: P
     )
     record = submit(ready, path, "site_obstacles", period="2021-12")
     assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+
+
+def test_compact_times_as_operators_cdr_exports_write_them(ready: Settings, tmp_path: Path):
+    # 20211105100000, and no month given: the month comes from the rows.
+    moments = ["20211105100000", "20211130235959", "20211399000000"]
+    path = cdr_file(tmp_path, [GOOD_CALL.replace("2021-11-05 10:00:00", m) for m in moments])
+    record = submit(ready, path, "voice_cdr")
+    assert (record.period, record.rows_accepted, record.rows_quarantined) == ("2021-11", 2, 1)
+    times = [r["start_time"].isoformat(sep=" ") for r in lake_rows(ready, "voice_cdr")]
+    assert times == ["2021-11-05 10:00:00", "2021-11-30 23:59:59"]
+    assert [e["column"] for e in errors_of(ready, record)] == ["start_time"]

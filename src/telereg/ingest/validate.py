@@ -96,12 +96,38 @@ def _whole_number(value: ir.Value) -> ir.IntegerValue:
     return kept
 
 
+@ibis.udf.scalar.builtin(name="try_strptime")  # type: ignore[untyped-decorator]
+def _parsed(text: str, form: str) -> _LOCAL:  # type: ignore[valid-type]
+    """``text`` read with the ``strftime`` form ``form`` (null where it does not fit)."""
+
+
+def _digits(text: ir.StringValue, count: int) -> ir.BooleanValue:
+    """Whether ``text`` is ``count`` digits and nothing else (the length is tested first)."""
+    only: ir.BooleanValue = (text.length() == count) & text.re_search(f"^[0-9]{{{count}}}$")
+    return only
+
+
 def _local_time(value: ir.Value) -> ir.TimestampValue:
-    """The text as a time of :data:`LOCAL_ZONE`'s wall clock (see there)."""
+    """The text as a time of :data:`LOCAL_ZONE`'s wall clock (see there). Besides the ISO
+    forms (``2021-11-05 10:00:00``, ``2021/11/5 9:00``), operators' CDR exports write
+    ``20211105100000``."""
     text = value.cast("string")
     zoned = _wall_clock(LOCAL_ZONE, text.try_cast(_INSTANT))
-    local: ir.TimestampValue = ibis.ifelse(_has_offset(text), zoned, text.try_cast("timestamp"))
+    local: ir.TimestampValue = ibis.cases(
+        (_has_offset(text), zoned),
+        (_digits(text, 14), _parsed(text, "%Y%m%d%H%M%S")),
+        else_=text.try_cast("timestamp"),
+    )
     return local
+
+
+def _date(value: ir.Value) -> ir.DateValue:
+    """The text as a date: ISO forms, and ``20211105``."""
+    text = value.cast("string")
+    day: ir.DateValue = ibis.ifelse(
+        _digits(text, 8), _parsed(text, "%Y%m%d").cast("date"), text.try_cast("date")
+    )
+    return day
 
 
 def typed(column: Column, value: ir.Value) -> ir.Value:
@@ -110,6 +136,8 @@ def typed(column: Column, value: ir.Value) -> ir.Value:
         return _whole_number(value)
     if column.type is ColumnType.TIMESTAMP:
         return _local_time(value)
+    if column.type is ColumnType.DATE:
+        return _date(value)
     if column.type in _CAST:
         return value.try_cast(_CAST[column.type])
     if column.type is ColumnType.BOOLEAN:
