@@ -76,9 +76,10 @@ def _wall_clock(zone: str, moment: _INSTANT) -> _LOCAL:  # type: ignore[valid-ty
 
 def _has_offset(text: ir.StringValue) -> ir.BooleanValue:
     """Whether a date and time ends with an offset from UTC: ``Z``, ``±hh``, ``±hhmm`` or
-    ``±hh:mm`` (a date alone, or one with the time to the minute, is too short to)."""
+    ``±hh:mm``. Only a text longer than ``YYYY-MM-DD HH:MM:SS`` can: the length is tested
+    first, so the usual time costs no more than that."""
     signs = ("+", "-")
-    ends: ir.BooleanValue = (text.length() > 16) & (
+    ends: ir.BooleanValue = (text.length() > 19) & (
         text.endswith("Z")
         | text.right(3).left(1).isin(signs)
         | text.right(5).left(1).isin(signs)
