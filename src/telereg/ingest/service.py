@@ -969,6 +969,9 @@ def _tokenised(
             selected[column.name] = _numbers_masked(result[column.name])
         elif typed_values:
             selected[column.name] = typed(column, result[column.name])
+        elif column.type in (ColumnType.FLOAT, ColumnType.GEOMETRY):
+            # (long runs of digits are a coordinate's decimals here, not someone's number)
+            selected[column.name] = result[column.name]
         else:
             # Quarantined text that looks like an identifier (an ID number in a date column,
             # a phone number in a name) is masked: it is not pseudonymised, and the

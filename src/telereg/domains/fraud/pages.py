@@ -22,6 +22,7 @@ from telereg.core.i18n import localise
 from telereg.core.periods import MONTH_FIELD, OPTIONAL_MONTH_FIELD
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
+from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, findings, handover, service
 from telereg.reference.directory import POLICE
 from telereg.reference.regions import load_regions
@@ -100,12 +101,9 @@ def suspects_csv(
         limit=None,
     )
     _ = i18n.gettext
-    chinese = i18n.in_chinese()
-    regions = load_regions(settings.region_code)
-    cities = {r.code: r.name if chinese else r.name_en for r in regions.cities}
+    cities, separator = _city_names(settings), _list_separator()
     signals = translated_signals()
     operators = operator_names(session)
-    separator = "、" if chinese else ", "
     kinds = {"sim_box": _("SIM box"), "card": _("card-breaking")}
     header = [_("Line (token)"), _("Kind"), _("Operator"), _("City"), _("Score")]
     header += [_("Calls a day"), _("Why")]
@@ -119,6 +117,18 @@ def suspects_csv(
             yield [*row, s["calls_per_day"], why]
 
     return csv_download(header, rows(), f"suspects-{shown}")
+
+
+def _city_names(settings: Settings) -> dict[str, str]:
+    """The region's cities, code → name in the reader's language (for downloads)."""
+    chinese = i18n.in_chinese()
+    return {
+        r.code: r.name if chinese else r.name_en for r in load_regions(settings.region_code).cities
+    }
+
+
+def _list_separator() -> str:
+    return "、" if i18n.in_chinese() else ", "
 
 
 @router.get("/over-limit.csv")
@@ -160,12 +170,9 @@ def identity_csv(
     shown = service.latest_period(settings, period or None)
     listed = findings.identity_list(settings, principal=principal, period=shown, limit=None)
     _ = i18n.gettext
-    chinese = i18n.in_chinese()
-    regions = load_regions(settings.region_code)
-    cities = {r.code: r.name if chinese else r.name_en for r in regions.cities}
+    cities, separator = _city_names(settings), _list_separator()
     operators = operator_names(session)
     signals = translated_signals()
-    separator = "、" if chinese else ", "
     header = [_("Line (token)"), _("Operator"), _("ID number (token)"), _("Registered in")]
     header += [_("Activated"), _("ID numbers on its handset"), _("Why")]
     rows = (
