@@ -1129,3 +1129,17 @@ def test_compact_times_as_operators_cdr_exports_write_them(ready: Settings, tmp_
     times = [r["start_time"].isoformat(sep=" ") for r in lake_rows(ready, "voice_cdr")]
     assert times == ["2021-11-05 10:00:00", "2021-11-30 23:59:59"]
     assert [e["column"] for e in errors_of(ready, record)] == ["start_time"]
+
+
+def test_rows_after_empty_lines_keep_their_line_numbers(ready: Settings, tmp_path: Path):
+    # The reader skips empty lines without a word; the rows after them keep the numbers
+    # a text editor shows. Line 4 is empty, line 7 (after another empty line) is bad, and
+    # line 9 cannot be split.
+    lines = [GOOD_CALL, GOOD_CALL, "", GOOD_CALL, "", GOOD_CALL.replace(",35,", ",-1,")]
+    lines += [GOOD_CALL, "only,three,fields"]
+    path = tmp_path / "cdr.csv"
+    path.write_bytes((CDR_HEADER.replace("\n", "\r\n") + "\r\n".join(lines) + "\r\n").encode())
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (4, 2), record.message
+    assert [e["row"] for e in errors_of(ready, record)] == ["7", "9"]
+    assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [2, 3, 5, 8]

@@ -59,6 +59,8 @@ class Source:
     numbered: bool
     #: what the submitter should know about how the file was read (``reasons`` templates)
     notes: list[str] = field(default_factory=list)
+    #: a CSV's text, as the reader reads it (UTF-8: transcoded when it was not)
+    text_path: Path | None = None
 
 
 def sniff_format(path: Path, *, display_name: str) -> FileFormat:
@@ -175,7 +177,36 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
         _unique_headers(headers, name),
         _csv_relation(source, long_lines=long_lines),
         False,
+        text_path=source,
     )
+
+
+_CHUNK = 1 << 24
+_EMPTY_LINE = re.compile(rb"\n\r?(?=\n)")
+
+
+def empty_lines(path: Path) -> list[int]:
+    """The numbers of the file's empty lines (1 = the first line).
+
+    The CSV reader skips them without a word, so the rows after one would be numbered one
+    short. A scan of the whole file: the caller looks only when the file has more lines
+    than the reader gave rows (:func:`has_skipped_lines`).
+    """
+    found: list[int] = []
+    first_line = 1  # the number of the line ``data`` starts in
+    tail = b""  # the previous chunk's last two bytes: an empty line may straddle chunks
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            data = tail + chunk
+            if b"\n\n" in data or b"\n\r\n" in data:
+                found += [
+                    first_line + data.count(b"\n", 0, m.start()) + 1
+                    for m in _EMPTY_LINE.finditer(data)
+                    if m.end() >= len(tail)  # (its second newline is new: not seen before)
+                ]
+            first_line += data.count(b"\n", 0, len(data) - 2)
+            tail = data[-2:]
+    return found
 
 
 def _cannot_read_csv(err: Exception) -> str:
@@ -221,7 +252,14 @@ def reopen_as_gb18030(
         headers = _unique_headers(_csv_headers(con, target), name)
     except duckdb.Error as err:
         raise InputError(_cannot_read_csv(err), where=name) from err
-    return Source(FileFormat.CSV, "gb18030", headers, _csv_relation(target), False)
+    return Source(
+        FileFormat.CSV,
+        "gb18030",
+        headers,
+        _csv_relation(target),
+        False,
+        text_path=target,
+    )
 
 
 def _csv_relation(source: Path, *, long_lines: bool = False) -> str:

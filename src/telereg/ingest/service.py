@@ -130,12 +130,16 @@ class _Result:
     staged: dict[str, Path] = field(default_factory=dict)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> tuple[str, int]:
+    """The file's SHA-256, and its number of lines (as a CSV's: see ``_renumbered``)."""
     digest = hashlib.sha256()
+    newlines, last = 0, b""
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return digest.hexdigest(), newlines + (1 if last not in (b"", b"\n") else 0)
 
 
 def _check_period(contract: Contract, period: str | None) -> str | None:
@@ -184,7 +188,7 @@ def ingest_file(
     filename = Path(filename).name[:255] or "upload"
     received = utcnow()
     step("hashing")
-    digest = file_sha256(path)
+    digest, lines = file_sha256(path)
     with session_scope(settings) as session:
         operator_row = get_operator(session, operator)
         earlier = _same_bytes(session, contract, operator_row.id, digest, period, crs)
@@ -213,6 +217,7 @@ def ingest_file(
                 workdir=workdir,
                 scratch=scratch,
                 step=step,
+                lines=lines,
             )
         except InputError as err:
             result = _Result(
@@ -485,13 +490,14 @@ def _process(
     workdir: Path,
     scratch: Path,
     step: Progress,
+    lines: int,
 ) -> _Result:
     """Read, check and write one file: finished files to ``workdir`` (in the lake's staging),
     work on clear values (a transcoded copy, DuckDB's spill) in ``scratch`` (outside it)."""
     backend = ibis.duckdb.connect(temp_directory=str(scratch / "spill"))
     backend.con.execute("SET enable_progress_bar = false")
     step("reading")
-    loaded = _load(backend, contract, path=path, filename=filename, workdir=scratch)
+    loaded = _load(backend, contract, path=path, filename=filename, workdir=scratch, lines=lines)
     rows = loaded.rows
     resolved, period_notes = _resolve_period(contract, rows, period)
     loaded.notes.extend(period_notes)
@@ -583,8 +589,11 @@ def _write_quarantine(
     backend.to_parquet(bad.order_by("source_row"), target)
 
 
-def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdir: Path) -> _Loaded:
-    """Read the file once, checking each row's own rules on the way (see ``validate``)."""
+def _load(
+    backend: Any, contract: Contract, *, path: Path, filename: str, workdir: Path, lines: int
+) -> _Loaded:
+    """Read the file once, checking each row's own rules on the way (see ``validate``).
+    ``lines``: the file's lines, which tell whether the CSV reader skipped empty ones."""
     con = backend.con
     source = readers.open_source(
         con, path, display_name=filename, workdir=workdir, geometry_column=contract.geometry_column
@@ -636,14 +645,17 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
                 ) from again
             unreadable = readers.csv_unreadable(con)
     notes += source.notes
-    if unreadable:
-        readers.renumber_after_rejects(con, _CHECKED, [u.line for u in unreadable])
-    numbered = f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}"
     blank = " AND ".join(f'"{c.name}" IS NULL' for c in contract.columns)
     kept, empty = con.execute(
         f"SELECT count(*) FILTER (WHERE NOT ({blank})), count(*) FILTER (WHERE {blank}) "
         f"FROM {_CHECKED}"
     ).fetchone() or (0, 0)
+    skipped = [u.line for u in unreadable]
+    if _lines_unaccounted(source, lines, 1 + int(kept) + int(empty) + len(unreadable)):
+        skipped += readers.empty_lines(source.text_path) if source.text_path else []
+    if skipped:
+        readers.renumber_after_rejects(con, _CHECKED, skipped)
+    numbered = f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}"
     if empty:
         # A row with no value at all (``,,,,``: Excel saves formatted empty rows so) is no
         # record: it is skipped and counted in a note, not quarantined column by column.
@@ -654,6 +666,16 @@ def _load(backend: Any, contract: Contract, *, path: Path, filename: str, workdi
     if total == 0:
         raise InputError(reasons.NO_DATA_ROWS)
     return _Loaded(rows, unreadable, source, notes, total)
+
+
+def _lines_unaccounted(source: readers.Source, lines: int, read: int) -> bool:
+    """Whether a CSV has lines the reader gave neither as rows nor as unreadable: empty
+    lines, which it skips without a word (or quoted values running over several lines).
+    ``lines`` counts the file's newlines, which UTF-16 spells otherwise: such a file (a
+    small Excel export) is always looked through."""
+    if source.format is not FileFormat.CSV:
+        return False
+    return source.encoding == "utf-16" or lines > read
 
 
 def _set_rules(
