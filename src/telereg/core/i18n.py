@@ -70,7 +70,7 @@ _PARTS = "; "
 #: Fields whose values are words or messages themselves (a type, a state, a nested
 #: message), translated in turn; other values (names, numbers, lists of columns) are data.
 _WORDS = frozenset({"type", "level", "status", "target", "reference", "disposal", "decision"})
-#: Values that are lists of such words, joined with ", " (the states a case may move to).
+#: Values that may be lists of such words, joined with ", " (the states a case may move to).
 _LISTS = frozenset({"allowed", "kinds", "states"})
 
 
@@ -129,9 +129,11 @@ def _one(
                 for name, value in match.groupdict().items()
             }
             for name in _LISTS & values.keys():
-                values[name] = _list_separator(translate).join(
-                    (_one(word, translate, patterns) or word) for word in values[name].split(", ")
-                )
+                # (a list of states or disposals; a list of data, a column's allowed values
+                # say, is left as it is)
+                words = [_one(word, translate, patterns) for word in values[name].split(", ")]
+                if all(words):
+                    values[name] = _list_separator(translate).join(w for w in words if w)
             return translate(template).format(**values)
     return None
 
