@@ -66,7 +66,7 @@ def test_language_links_come_back_to_the_same_filtered_page(browser: TestClient)
 
 
 def test_navigation_lists_every_module_and_unbuilt_ones_say_so(browser: TestClient) -> None:
-    _login(browser, "vic", PASSWORD)
+    _login(browser, "ann", PASSWORD)
     home = browser.get("/lang/en?next=/").text
     for title in (
         "Build-out",
