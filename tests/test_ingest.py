@@ -581,7 +581,14 @@ def test_malformed_csv_lines_are_reported_and_rows_keep_their_numbers(
     record = submit(ready, path, "cells", period="2022-03")
     errors = errors_of(ready, record)
     assert {e["row"] for e in errors} == {"3", "4"}
-    assert any(e["row"] == "3" and "unreadable line" in e["reason"] for e in errors)
+    [ragged] = [e["reason"] for e in errors if e["row"] == "3"]
+    assert ragged == "unreadable line: the line has more fields than the header's 6"
+    assert localise(ragged, "zh_CN") == "无法读取的行：该行的字段多于表头的 6 个"
+    _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    assert [r[1] for r in rows] == [
+        "*: unreadable line: the line has more fields than the header's 6",
+        "latitude: above the maximum 54",
+    ], "each reason names its column"
 
 
 def test_an_unreadable_line_is_kept_in_the_quarantine_as_sent_with_numbers_masked(

@@ -272,7 +272,9 @@ def test_reasons_are_shown_in_the_readers_language(site: Site) -> None:
     assert "latitude: 大于最大值 54" in page, "errors by reason, with the column's name"
     assert "technology: 不在允许的取值中：2G, 4G, 5G" in page
     assert "cell_id 重复：首次出现在第 2 行" in page, "a reason the engine completes"
-    assert "<td>格式不符合要求（应为 [0-9A-Za-z_-]{4,32}）</td>" in page, "the quarantine's reasons"
+    assert "<td>cell_id: 格式不符合要求（应为 [0-9A-Za-z_-]{4,32}）</td>" in page, (
+        "quarantined: why"
+    )
     headers = [page.index(f'<th title="{c}">') for c in ("source_row", "reasons", "cell_id")]
     assert headers == sorted(headers), "why a row was held back comes before its values"
     assert '<th title="cell_id">小区标识</th>' in page, "columns by their Chinese names"

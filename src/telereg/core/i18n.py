@@ -69,7 +69,9 @@ _FIELD = re.compile(r"\{([a-z_]+)\}")
 _PARTS = "; "
 #: Fields whose values are words or messages themselves (a type, a state, a nested
 #: message), translated in turn; other values (names, numbers, lists of columns) are data.
-_WORDS = frozenset({"type", "level", "status", "target", "reference", "disposal", "decision"})
+_WORDS = frozenset(
+    {"type", "level", "status", "target", "reference", "disposal", "decision", "detail"}
+)
 #: Values that may be lists of such words, joined with ", " (the states a case may move to).
 _LISTS = frozenset({"allowed", "kinds", "states"})
 

@@ -305,16 +305,40 @@ def csv_unreadable(con: duckdb.DuckDBPyConnection) -> list[Unreadable]:
     """Lines the CSV reader could not split into the header's fields, in file order."""
     try:
         rows = con.execute(
-            f"SELECT line, min(error_message), min(csv_line), "
+            f"SELECT line, min(error_type), min(error_message), min(csv_line), "
             f"bool_or(error_type = 'INVALID ENCODING') FROM {REJECTS_TABLE} "
             "GROUP BY line ORDER BY line"
         ).fetchall()
     except duckdb.CatalogException:
         return []
     return [
-        Unreadable(int(line), str(message), str(text or ""), bool(encoding))
-        for line, message, text, encoding in rows
+        Unreadable(int(line), _in_our_words(str(kind), str(message)), str(text or ""), bool(bad))
+        for line, kind, message, text, bad in rows
     ]
+
+
+_FIELDS_FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def _in_our_words(kind: str, message: str) -> str:
+    """What the reader says of a line, as a ``reasons`` message (translated on pages) where
+    it is one of the usual troubles; the reader's own words otherwise."""
+    counted = _FIELDS_FOUND.search(message)
+    if kind in ("MISSING COLUMNS", "TOO MANY COLUMNS") and counted:
+        expected, found = counted.groups()
+        fewer = kind == "MISSING COLUMNS"
+        return (
+            reasons.FEWER_FIELDS.format(found=found, expected=expected)
+            if fewer
+            else reasons.MORE_FIELDS.format(expected=expected)
+        )
+    if kind == "INVALID ENCODING":
+        return reasons.NOT_UTF8_LINE
+    if kind == "LINE SIZE OVER MAXIMUM":
+        return reasons.LINE_TOO_LONG
+    if kind == "UNQUOTED VALUE":
+        return reasons.STRAY_QUOTE
+    return message
 
 
 def forget_unreadable(con: duckdb.DuckDBPyConnection) -> None:

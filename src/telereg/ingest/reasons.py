@@ -33,6 +33,11 @@ OUTSIDE_LONLAT = N_(
 )
 INVALID_GEOMETRY = N_("geometry is not valid (e.g. self-intersecting)")
 UNREADABLE_LINE = N_("unreadable line: {detail}")
+FEWER_FIELDS = N_("the line has {found} fields, the header {expected}")
+#: (the reader stops counting at one too many, so how many more is not known)
+MORE_FIELDS = N_("the line has more fields than the header's {expected}")
+NOT_UTF8_LINE = N_("not UTF-8 text")
+STRAY_QUOTE = N_("a quote inside a value that is not itself quoted")
 
 # The submission's outcome.
 NO_ROW_PASSED = N_("no row passed validation")

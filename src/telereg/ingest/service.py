@@ -578,7 +578,10 @@ def _write_quarantine(
 ) -> None:
     """The quarantined rows with their reasons, and the unreadable lines as sent."""
     found = backend.read_parquet(errors_file)
-    why = found.group_by("row").agg(reasons=found.reason.group_concat("; "))
+    # Each reason names its column, as the error report does: "duration_s: below the minimum 0".
+    why = found.group_by("row").agg(
+        reasons=(found.column + ibis.literal(": ") + found.reason).group_concat("; ")
+    )
     bad = bad.left_join(why, bad.source_row == why.row).drop("row")
     if unreadable:
         # Kept as sent (identifiers masked): the reader could not tell its values apart.
@@ -761,7 +764,7 @@ def _unreadable_quarantine(unreadable: list[readers.Unreadable], schema: ibis.Sc
         name: pa.nulls(n, kind.to_pyarrow()) for name, kind in schema.items() if name != "raw_line"
     }
     columns["source_row"] = pa.array([u.line for u in unreadable], pa.int64())
-    columns["reasons"] = pa.array([_unreadable_reason(u) for u in unreadable], pa.string())
+    columns["reasons"] = pa.array([f"*: {_unreadable_reason(u)}" for u in unreadable], pa.string())
     columns["raw_line"] = pa.array([mask_digits(u.text) for u in unreadable], pa.string())
     return ibis.memtable(pa.table(columns))
 

@@ -16,7 +16,7 @@ from telereg import __version__, registry
 from telereg.core import i18n
 from telereg.core.privacy import mask
 from telereg.web.navigation import MODULES, translated
-from telereg.web.terms import audit_action, case_title, localise_reason
+from telereg.web.terms import audit_action, case_title, localise_reason, localise_reasons
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -33,6 +33,7 @@ templates = Jinja2Templates(env=_env)
 templates.env.filters["mask"] = mask
 templates.env.filters["localise"] = i18n.localise
 templates.env.filters["localise_reason"] = localise_reason
+templates.env.filters["localise_reasons"] = localise_reasons
 templates.env.filters["case_title"] = case_title
 templates.env.filters["audit_action"] = audit_action
 

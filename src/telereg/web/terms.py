@@ -198,6 +198,11 @@ def localise_reason(text: str) -> str:
     return f"{column}: {localise(reason)}" if colon else localise(text)
 
 
+def localise_reasons(text: str) -> str:
+    """A quarantined row's reasons ("column: reason; column: reason"), each translated."""
+    return "; ".join(localise_reason(part) for part in text.split("; "))
+
+
 ERROR_TITLES = {
     400: N_("Bad request"),
     401: N_("Please sign in"),
