@@ -1150,3 +1150,21 @@ def test_rows_after_empty_lines_keep_their_line_numbers(ready: Settings, tmp_pat
     assert (record.rows_accepted, record.rows_quarantined) == (4, 2), record.message
     assert [e["row"] for e in errors_of(ready, record)] == ["7", "9"]
     assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [2, 3, 5, 8]
+
+
+def test_a_title_row_above_a_sheets_header_is_skipped(ready: Settings, tmp_path: Path):
+    # As Chinese report templates have it: the report's name in a merged first row, a
+    # blank row, then the header; rows keep their spreadsheet numbers.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["中国联通 2021年11月 基站小区信息表"])
+    sheet.merge_cells("A1:F1")
+    sheet.append([])
+    sheet.append(["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"])
+    sheet.append(["T0001", "S9", 112.5, 37.8, 140100, "5G"])
+    sheet.append(["T0002", "S9", 112.5, 99.0, 140100, "5G"])
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    assert errors_of(ready, record)[0]["row"] == "5", "the spreadsheet's own row number"
+    assert "2 title row(s) above the header were skipped" in record.message

@@ -11,9 +11,11 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import itertools
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -452,7 +454,7 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     if not workbook.worksheets:
         raise InputError(reasons.NO_WORKSHEET, where=name)
     first = workbook.worksheets[0].iter_rows(values_only=True)
-    header_row = next(first, None)
+    header_row, titles, first = _after_titles(first)
     if header_row is None:
         raise InputError(reasons.EMPTY_SHEET, where=name)
     headers = _unique_headers(_header_cells(header_row), name)
@@ -462,8 +464,9 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     read, other = [workbook.worksheets[0].title], []
     for position, sheet in enumerate(workbook.worksheets):
         rows = first if position == 0 else sheet.iter_rows(values_only=True)
+        above = titles
         if position > 0:
-            theirs = next(rows, None)
+            theirs, above, rows = _after_titles(rows)
             if theirs is None:
                 continue
             if _header_cells(theirs) != headers:
@@ -471,7 +474,7 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
                     other.append(sheet.title)
                 continue
             read.append(sheet.title)
-        for number, row in enumerate(rows, start=2):
+        for number, row in enumerate(rows, start=above + 2):
             if all(v is None for v in row):
                 continue  # trailing blank rows are common in spreadsheets
             numbers.append(position * SHEET_ROWS + number)
@@ -487,7 +490,37 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     )
     _register(con, table)
     shown = [h for h in headers if h]
-    return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, _sheet_notes(read, other))
+    notes = _sheet_notes(read, other)
+    if titles:
+        notes.append(reasons.TITLE_ROWS.format(count=titles))
+    return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, notes)
+
+
+#: Rows above a sheet's header that may hold its title (a report's name, a unit, a date).
+_TITLE_ROWS = 5
+
+
+def _after_titles(
+    rows: Iterator[tuple[object, ...]],
+) -> tuple[tuple[object, ...] | None, int, Iterator[tuple[object, ...]]]:
+    """A sheet's header row, the title rows above it, and the rows after it.
+
+    Chinese report templates put the report's title in the first row (one cell, often
+    merged across the sheet) and the header below it. Rows of at most one value before a
+    row of several are taken as such titles, up to ``_TITLE_ROWS`` of them; otherwise the
+    first row is the header.
+    """
+    seen: list[tuple[object, ...]] = []
+    for row in rows:
+        seen.append(row)
+        if sum(v is not None and str(v).strip() != "" for v in row) >= 2:
+            titles = len(seen) - 1
+            return row, titles, rows
+        if len(seen) > _TITLE_ROWS:
+            break
+    if not seen:
+        return None, 0, rows
+    return seen[0], 0, itertools.chain(seen[1:], rows)
 
 
 def _sheet_notes(read: list[str], other: list[str]) -> list[str]:
