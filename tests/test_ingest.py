@@ -449,6 +449,7 @@ def test_geojson_in_a_projected_system_is_refused_or_quarantined(ready: Settings
     ("content", "name", "message"),
     [
         (b"", "empty.csv", "the file is empty"),
+        (b"\xef\xbb\xbf\r\n\r\n", "bom.csv", "the file is empty"),
         (CDR_HEADER.encode(), "header-only.csv", "no data rows"),
         (b"PK\x03\x04" + b"\0" * 100, "fake.xlsx", "not an XLSX workbook"),
         (b"PAR1" + b"\0" * 100, "data.csv", "the name says CSV but the content is PARQUET"),

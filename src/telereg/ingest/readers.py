@@ -69,7 +69,8 @@ def sniff_format(path: Path, *, display_name: str) -> FileFormat:
     """The format by content; a file whose content contradicts its extension is refused."""
     with path.open("rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    if not head:
+    if not head.strip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n") and path.stat().st_size <= len(head):
+        # (a byte-order mark and blank lines are nothing, too)
         raise InputError(reasons.EMPTY_FILE, where=display_name)
     if head.startswith(b"PAR1"):
         found = FileFormat.PARQUET
