@@ -1655,6 +1655,9 @@ def test_queue_pages_keep_their_place_and_lists_download_whole(
     )
     assert moved.headers["location"] == f"/fraud/cases?status=open&kind=card&page=2#case-{case_id}"
     assert analyst.get("/fraud/cases", params={"operator": "XXXX"}).status_code == 404
+    one = analyst.get("/fraud/cases", params={"operator": "CMCC"}).text
+    (facets,) = re.findall(r'<p id="operator-filter">(.*?)</p>', one, re.DOTALL)
+    assert "中国联通 (" in facets, "the other operators keep their counts under a filter"
     # Every ID number over the limit and every card whose holder is not the user, as CSV.
     over = analyst.get("/fraud/over-limit.csv", params={"period": "2021-11"})
     holders = analyst.get("/fraud/identity.csv", params={"period": "2021-11"})

@@ -321,9 +321,9 @@ def cases_page(
     made: str = "",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    in_state = casework.case_queue(
-        session, principal=principal, status=status or None, operator=operator or None
-    )
+    if operator:
+        accounts.get_operator(session, operator)  # (an unknown one is an error, as in the API)
+    in_state = casework.case_queue(session, principal=principal, status=status or None)
     chosen = {"kind": kind or None, "operator": operator or None, "period": period or None}
 
     def counted(facet: str) -> Counter[str]:
