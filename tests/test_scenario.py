@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -23,7 +24,7 @@ from telereg.ingest.submissions import error_report_csv
 from telereg.scenario.demo import prepare
 from telereg.scenario.model import Scale
 from telereg.scenario.runner import ScenarioSummary, run_scenario
-from tests.conftest import ROOT
+from tests.conftest import ROOT, csrf_of
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +111,10 @@ def test_the_seed_decides_the_province(tmp_path: Path) -> None:
     assert abs(in_service - 33_000 * 0.02) < 15, "small scale: 2 % of the source's 33,000 5G sites"
 
 
-def hand_over(session, settings: Settings, case_ids: list[int], note: str, **kw):
-    """Hand cases over to the police's anti-fraud centre as the root principal."""
+def hand_over(
+    session, settings: Settings, case_ids: list[int], note: str, agency="POLICE-AF", **kw
+):
+    """Hand cases over to an agency (the police's anti-fraud centre) as the root principal."""
     from telereg.domains.fraud import handover
 
     return handover.export(
@@ -119,10 +122,20 @@ def hand_over(session, settings: Settings, case_ids: list[int], note: str, **kw)
         settings=settings,
         principal=ROOT,
         case_ids=case_ids,
-        agency_code="POLICE-AF",
+        agency_code=agency,
         note=note,
         **kw,
     )
+
+
+def city_police(session) -> None:
+    """A second police agency, the city's (added once)."""
+    from telereg.core import accounts
+
+    if "POLICE-CITY" not in {a.code for a in accounts.list_agencies(session)}:
+        accounts.add_agency(
+            session, principal=ROOT, code="POLICE-CITY", name="市公安局", kind="police"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -525,14 +538,7 @@ def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
         assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
         # Subscribers' lines are the police's to act on, not the health commission's.
         with pytest.raises(InputError, match="handed over to a police agency; HEALTH is not"):
-            handover.export(
-                session,
-                settings=fraud_scan,
-                principal=ROOT,
-                case_ids=[case_id],
-                agency_code="HEALTH",
-                note="wrong desk",
-            )
+            hand_over(session, fraud_scan, [case_id], "wrong desk", agency="HEALTH")
         assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
     # A hand-over whose transaction is rolled back (a failed commit) writes no package.
     made: list[handover.Handover] = []
@@ -1341,13 +1347,8 @@ def test_the_hand_over_form_offers_the_police_and_picks_one(
 ) -> None:
     import re
 
-    from telereg.core import accounts
-
     with session_scope(fraud_scan) as session:
-        if "POLICE-CITY" not in {a.code for a in accounts.list_agencies(session)}:
-            accounts.add_agency(
-                session, principal=ROOT, code="POLICE-CITY", name="市公安局", kind="police"
-            )
+        city_police(session)
         case_id = _sim_boxes(casework.case_queue(session, principal=ROOT, status="open"))[0]
         casework.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="form")
     page = signed_in("analyst").get("/fraud/cases", params={"status": "in_review"}).text
@@ -1506,6 +1507,13 @@ def test_ids_over_the_limit_and_borrowed_cards_become_cases(
     assert 'id="case-lines"' in page
     assert page.count('title="号码（假名）"') >= 6
     assert "所有运营商的在用卡" in page, "the evidence, in words"
+    english = analyst.get("/lang/en", params={"next": f"/fraud/cases/{decided.id}"}).text
+    assert "ID over the card limit" in english
+    assert "active cards at all operators" in english
+    assert "Decide: excess cards cancelled" in english
+    listed_en = analyst.get("/fraud/over-limit.csv", params={"period": "2021-11"}).text
+    assert listed_en.lstrip("\ufeff").startswith("ID number (token),Operator,")
+    analyst.get("/lang/zh_CN", params={"next": "/"})
     done = analyst.post(
         f"/fraud/cases/{decided.id}",
         data={"to": "cards_cancelled", "note": "ordered to cancel", "csrf_token": csrf_of(page)},
@@ -1559,28 +1567,18 @@ def test_a_month_its_case_was_found_in_scanned_again_opens_no_repeat(fraud_scan:
         found = cases.NewCase(case.reference, case.title, {**case.subject, "period": "2021-11"})
         [again] = casework.with_repeats(session, [found], "2021-11")
         assert again.reference == case.reference, "November's calls came before the action"
-        later = dataclasses_replace(found, subject={**found.subject, "period": "2021-12"})
+        later = dataclasses.replace(found, subject={**found.subject, "period": "2021-12"})
         [repeat] = casework.with_repeats(session, [later], "2021-12")
         assert repeat.reference == f"{case.reference}@2021-12"
         session.rollback()
 
 
-def dataclasses_replace(item, **changes):
-    import dataclasses
-
-    return dataclasses.replace(item, **changes)
-
-
 def test_two_hand_overs_of_one_case_at_once_refer_it_once(fraud_scan: Settings) -> None:
-    from telereg.core import accounts
     from telereg.core.errors import ConflictError
     from telereg.domains.fraud import handover
 
     with session_scope(fraud_scan) as session:
-        if "POLICE-CITY" not in {a.code for a in accounts.list_agencies(session)}:
-            accounts.add_agency(
-                session, principal=ROOT, code="POLICE-CITY", name="市公安局", kind="police"
-            )
+        city_police(session)
         case_id = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")[0].id
         casework.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="two")
     with session_scope(fraud_scan) as first:
@@ -1590,14 +1588,7 @@ def test_two_hand_overs_of_one_case_at_once_refer_it_once(fraud_scan: Settings) 
         with session_scope(fraud_scan) as second:
             hand_over(second, fraud_scan, [case_id], "second")
         with pytest.raises(ConflictError, match=r"moved by someone else|only cases in review"):
-            handover.export(
-                first,
-                settings=fraud_scan,
-                principal=ROOT,
-                case_ids=[case_id],
-                agency_code="POLICE-CITY",
-                note="first",
-            )
+            hand_over(first, fraud_scan, [case_id], "first", agency="POLICE-CITY")
         first.rollback()
     with session_scope(fraud_scan) as session:
         history = casework.case_history(session, principal=ROOT, case_id=case_id)
@@ -1649,7 +1640,7 @@ def test_queue_pages_keep_their_place_and_lists_download_whole(
             "to": "in_review",
             "note": "look",
             "from": "status=open&kind=card&page=2&evil=x",
-            "csrf_token": csrf_of_page(page.text),
+            "csrf_token": csrf_of(page.text),
         },
         follow_redirects=False,
     )
@@ -1671,12 +1662,6 @@ def test_queue_pages_keep_their_place_and_lists_download_whole(
     shown = analyst.get(f"/fraud/lines/{line['line']}").text
     assert 'id="reveal-form"' in shown
     assert "period=2021-11" in shown
-
-
-def csrf_of_page(text: str) -> str:
-    from tests.conftest import csrf_of
-
-    return csrf_of(text)
 
 
 def test_a_line_s_charts_have_every_day_and_hour(fraud_scan: Settings) -> None:

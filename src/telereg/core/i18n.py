@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from babel.messages.mofile import read_mo
 from babel.support import NullTranslations, Translations
@@ -94,14 +95,17 @@ def localise(text: str, language: str | None = None) -> str:
 
 @lru_cache(maxsize=8192)  # an error report repeats a few reasons over many rows
 def _localised(text: str, language: str) -> str:
-    translate = translations(language).ugettext
-    patterns = _templates(language)
+    catalog = _Catalog(
+        translations(language).ugettext,
+        _templates(language),
+        _LIST_SEPARATORS.get(language, ", "),
+    )
     parts = text.split(_PARTS)
     shown: list[str] = []
     start = 0
     while start < len(parts):
         for end in range(len(parts), start, -1):
-            found = _one(_PARTS.join(parts[start:end]), translate, patterns)
+            found = _one(_PARTS.join(parts[start:end]), catalog)
             if found is not None:
                 shown.append(found)
                 start = end
@@ -112,31 +116,37 @@ def _localised(text: str, language: str) -> str:
     return _PARTS.join(shown)
 
 
-def _list_separator(translate: Callable[[str], str]) -> str:
-    """How the language separates the items of a list ("、" in Chinese)."""
-    return ", " if translate("closed").isascii() else "、"
+#: How a language separates the items of a list (", " where not given).
+_LIST_SEPARATORS = {"zh_CN": "、"}
 
 
-def _one(
-    text: str, translate: Callable[[str], str], patterns: list[tuple[re.Pattern[str], str]]
-) -> str | None:
-    translated = translate(text)
+class _Catalog(NamedTuple):
+    """What translating a message in one language takes."""
+
+    translate: Callable[[str], str]
+    #: the language's templates with values, most specific first (see ``_templates``)
+    patterns: list[tuple[re.Pattern[str], str]]
+    list_separator: str
+
+
+def _one(text: str, catalog: _Catalog) -> str | None:
+    translated = catalog.translate(text)
     if translated != text:
         return translated
-    for pattern, template in patterns:
+    for pattern, template in catalog.patterns:
         match = pattern.fullmatch(text)
         if match is not None:
             values = {
-                name: (_one(value, translate, patterns) if name in _WORDS else None) or value
+                name: (_one(value, catalog) if name in _WORDS else None) or value
                 for name, value in match.groupdict().items()
             }
             for name in _LISTS & values.keys():
                 # (a list of states or disposals; a list of data, a column's allowed values
                 # say, is left as it is)
-                words = [_one(word, translate, patterns) for word in values[name].split(", ")]
+                words = [_one(word, catalog) for word in values[name].split(", ")]
                 if all(words):
-                    values[name] = _list_separator(translate).join(w for w in words if w)
-            return translate(template).format(**values)
+                    values[name] = catalog.list_separator.join(w for w in words if w)
+            return catalog.translate(template).format(**values)
     return None
 
 

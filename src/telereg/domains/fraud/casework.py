@@ -28,6 +28,7 @@ from telereg.core.periods import is_month
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.domains.fraud import notes
+from telereg.domains.fraud.cardbreak import CARDS_PER_OPERATOR
 
 WORKFLOW = cases.Workflow(
     domain="fraud",
@@ -145,7 +146,7 @@ def open_scan_cases(
     domains: pd.DataFrame,
     holders: pd.DataFrame | None = None,
     over_limit: pd.DataFrame | None = None,
-    card_limit: int = 5,
+    card_limit: int = CARDS_PER_OPERATOR,
 ) -> int:
     """Open a case for each finding of a scan of ``period`` that has none being worked.
 

@@ -367,12 +367,12 @@ def _own_rings(nodes: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(rings, key=lambda r: -r["size"])
 
 
-def _brand_name(brand: str) -> str:
-    """A protected brand's name as the reader's language gives it (its code when unknown)."""
-    if not brand or i18n.current_language.get() != "zh_CN":
-        return brand
-    names = {p.name: p.name_zh for p in lookalike.load_protected()}
-    return names.get(brand) or brand
+def _brand_names() -> dict[str, str]:
+    """The protected brands' names in the reader's language, by code (none: the codes,
+    which are the English names, stand)."""
+    if i18n.current_language.get() != "zh_CN":
+        return {}
+    return {p.name: p.name_zh for p in lookalike.load_protected()}
 
 
 def dashboard(
@@ -386,6 +386,7 @@ def dashboard(
     only = visible_operator(principal)
     rows = suspect_rows(settings, principal=principal, period=period)
     shown_domains = service.load_result(settings, period, "domains").head(50)
+    brands = _brand_names()
     decisions = casework.domain_decisions(session, [str(d) for d in shown_domains["domain"]])
 
     def counts_of(month: str) -> dict[str, int]:
@@ -426,7 +427,7 @@ def dashboard(
                 "level": d["level"],
                 "brand": d["brand"],
                 # the organisation's name in the reader's language (中国工商银行 for icbc)
-                "brand_name": _brand_name(str(d["brand"] or "")),
+                "brand_name": brands.get(str(d["brand"] or ""), d["brand"]),
                 "query_count": int(d["query_count"]),
                 "reasons": [str(r["code"]) for r in d["reasons"]],
                 "decision": decisions.get(d["domain"], {"status": "", "outcome": ""}),

@@ -320,7 +320,8 @@ def scan(
     suspects["home_city"] = suspects["home_city"].fillna("")
     sold = cardbreak.flagged_sales(cards, suspects, subs_frame, period_end=period_end)
     outlet_table = cardbreak.outlets(sold, subs_frame, period_end=period_end)
-    over = cardbreak.over_limit(subs_frame, limit=int(settings.fraud_cards_per_operator))
+    card_limit = int(settings.fraud_cards_per_operator)
+    over = cardbreak.over_limit(subs_frame, limit=card_limit)
 
     progress("domains")
     domains_files = lake_files(session, settings, "observed_domains", period)
@@ -386,7 +387,6 @@ def scan(
         },
     )
     progress("cases")
-    limit = int(settings.fraud_cards_per_operator)
     opened = casework.open_scan_cases(
         session,
         principal=principal,
@@ -399,7 +399,7 @@ def scan(
             holders[~holders["line"].isin(cards["line"])], period_end=period_end
         ),
         over_limit=cardbreak.with_their_cards(over, subs_frame),
-        card_limit=limit,
+        card_limit=card_limit,
     )
     summary = ScanSummary(
         period=period,
