@@ -1285,6 +1285,25 @@ def test_an_analyst_decides_a_domain_without_a_hand_over(fraud_scan: Settings, s
             )
 
 
+def test_a_domain_case_names_the_brand_it_imitates_in_the_readers_language(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from telereg.domains.fraud import lookalike
+
+    with session_scope(fraud_scan) as session:
+        queue = casework.case_queue(session, principal=ROOT)
+        domains = (c for c in queue if c.subject.get("type") == "domain")
+        case = next(c for c in domains if c.subject.get("brand"))
+    brand = next(p for p in lookalike.load_protected() if p.name == case.subject["brand"])
+    analyst = signed_in("analyst")
+    row = analyst.get(f"/fraud/cases/{case.id}").text.split("仿冒对象")[1].split("</tr>")[0]
+    assert brand.name_zh in row
+    assert f">{brand.name}<" not in row
+    english = analyst.get("/lang/en", params={"next": f"/fraud/cases/{case.id}"}).text
+    analyst.get("/lang/zh_CN?next=/")
+    assert f">{brand.name}<" in english.split("Imitates")[1].split("</tr>")[0]
+
+
 def test_the_cli_lists_cases_by_kind_and_tells_a_cases_history(fraud_scan: Settings) -> None:
     from typer.testing import CliRunner
 

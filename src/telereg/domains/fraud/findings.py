@@ -367,7 +367,7 @@ def _own_rings(nodes: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(rings, key=lambda r: -r["size"])
 
 
-def _brand_names() -> dict[str, str]:
+def brand_names() -> dict[str, str]:
     """The protected brands' names in the reader's language, by code (none: the codes,
     which are the English names, stand)."""
     if i18n.current_language.get() != "zh_CN":
@@ -386,7 +386,7 @@ def dashboard(
     only = visible_operator(principal)
     rows = suspect_rows(settings, principal=principal, period=period)
     shown_domains = service.load_result(settings, period, "domains").head(50)
-    brands = _brand_names()
+    brands = brand_names()
     decisions = casework.domain_decisions(session, [str(d) for d in shown_domains["domain"]])
 
     def counts_of(month: str) -> dict[str, int]:

@@ -491,6 +491,7 @@ def case_page(
             "operator_names": operator_names(session),
             "agency_names": agency_names(session),
             "weight": case_weight,
+            "brand_names": findings.brand_names(),
             "error": error,
         },
     )
