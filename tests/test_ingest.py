@@ -1169,3 +1169,52 @@ def test_a_title_row_above_a_sheets_header_is_skipped(ready: Settings, tmp_path:
     assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
     assert errors_of(ready, record)[0]["row"] == "5", "the spreadsheet's own row number"
     assert "2 title row(s) above the header were skipped" in record.message
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
+def test_title_lines_above_a_csvs_header_are_skipped(
+    ready: Settings, tmp_path: Path, encoding: str
+):
+    # Saved from such a report as CSV: the title alone on its line (or with the empty cells
+    # of its merged row), a unit line, then the header. Lines keep their file numbers, past
+    # an empty line and an unreadable one too.
+    lines = ["中国联通2021年11月基站小区信息表,,,,,", "单位：个", CELLS_HEADER.strip()]
+    lines += ["T0001,S9,112.5,37.8,140100,5G", "", "T0002,S9,112.5,99.0,140100,5G", "T0003,S9"]
+    path = tmp_path / "cells.csv"
+    path.write_bytes("\r\n".join([*lines, ""]).encode(encoding))
+    record = submit(ready, path, "cells", operator="CUCC", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 2), record.message
+    assert [e["row"] for e in errors_of(ready, record)] == ["6", "7"]
+    assert [r["source_row"] for r in lake_rows(ready, "cells") if r["cell_id"] == "T0001"] == [4]
+    assert "2 title line(s) above the header were skipped" in record.message
+
+
+def test_full_width_digits_and_stray_spaces_are_normalised_where_a_value_has_a_form(
+    ready: Settings, tmp_path: Path
+):
+    # As typed with a Chinese input method, or pasted from a web page: the caller in
+    # full-width digits with a full-width +86, a tab after the duration, a no-break space
+    # before the direction. The subscriber keeps one token; a row still bad once normalised
+    # (a full-width letter in a number) keeps its values as sent for its report.
+    wide = GOOD_CALL.replace("13812341234", "＋８６１３８１２３４１２３４")
+    spaced = GOOD_CALL.replace(",35,", ",35\t,").replace(",MO,", ",\u00a0MO,")
+    still_bad = GOOD_CALL.replace(",35,", ",３５ｓ,")
+    path = cdr_file(tmp_path, [GOOD_CALL, wide, spaced, still_bad])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (3, 1), record.message
+    assert "2 row(s) passed once full-width characters" in record.message
+    rows = lake_rows(ready, "voice_cdr")
+    assert len({r["caller"] for r in rows}) == 1
+    assert {(r["duration_s"], r["direction"]) for r in rows} == {(35, "MO")}
+    [error] = errors_of(ready, record)
+    assert (error["row"], error["column"], error["value"]) == ("5", "duration_s", "３５ｓ")
+
+
+def test_a_header_alone_is_not_taken_for_a_title(ready: Settings, tmp_path: Path):
+    # One named column and empty ones: no later line of several values, so no title; the
+    # missing columns are named as before.
+    path = tmp_path / "cells.csv"
+    path.write_text("cell_id,,,\nT0001,,,\n", encoding="utf-8")
+    record = submit(ready, path, "cells", operator="CUCC", period="2021-11")
+    assert record.status == "rejected"
+    assert "missing required column(s) site_id" in record.message

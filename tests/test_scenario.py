@@ -1304,6 +1304,71 @@ def test_a_domain_case_names_the_brand_it_imitates_in_the_readers_language(
     assert f">{brand.name}<" in english.split("Imitates")[1].split("</tr>")[0]
 
 
+def test_a_liaison_checks_a_package_it_was_given_without_a_key_of_its_own(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from telereg.core import accounts, audit
+    from telereg.core.permissions import Role
+    from tests.conftest import PASSWORD, csrf_of
+
+    with session_scope(fraud_scan) as session:
+        queue = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")
+        ids = [c.id for c in queue[-4:-2]]
+        casework.move_cases(session, principal=ROOT, case_ids=ids, to="in_review", note="batch")
+        made = hand_over(session, fraud_scan, ids, "for checking")
+        city_police(session)
+        for name, agency in (("check-af", "POLICE-AF"), ("check-city", "POLICE-CITY")):
+            accounts.create_user(
+                session,
+                principal=ROOT,
+                username=name,
+                role=Role.LIAISON,
+                password=PASSWORD,
+                agency=agency,
+            )
+    archive = made.path.read_bytes()
+    changed = bytearray(archive)
+    changed[len(changed) // 2] ^= 1
+    liaison, other = signed_in("check-af"), signed_in("check-city")
+
+    def check(client, data: bytes):
+        token = csrf_of(client.get("/fraud/liaison").text)
+        return client.post(
+            "/fraud/liaison/verify",
+            data={"csrf_token": token},
+            files={"file": (made.path.name, data, "application/zip")},
+        )
+
+    intact = check(liaison, archive)
+    assert intact.status_code == 200, intact.text
+    shown = intact.text.split('id="package-checked"')[1].split("</div>")[0]
+    assert "移交包完整" in shown
+    assert all(f'href="/fraud/cases/{i}"' in shown for i in ids)
+    broken = check(liaison, bytes(changed))
+    assert broken.status_code == 422
+    assert 'id="package-checked"' not in broken.text
+    assert "改动" in broken.text.split('role="alert"')[1].split("</p>")[0]
+    theirs = check(other, archive)
+    assert theirs.status_code == 422
+    assert "其他单位" in theirs.text.split('role="alert"')[1].split("</p>")[0]
+    # The API answers the same, for a script; a form without its CSRF token is refused.
+    header = {"x-csrf-token": csrf_of(liaison.get("/fraud/liaison").text)}
+    files = {"file": (made.path.name, archive, "application/zip")}
+    api = liaison.post("/api/v1/fraud/handovers/verify", files=files, headers=header)
+    assert api.status_code == 200, api.text
+    assert api.json()["manifest"]["cases"] == ids
+    files = {"file": (made.path.name, bytes(changed), "application/zip")}
+    api = liaison.post("/api/v1/fraud/handovers/verify", files=files, headers=header)
+    assert (api.status_code, api.json()["type"]) == (422, "urn:telereg:problem:bad-signature")
+    forged = liaison.post("/fraud/liaison/verify", files=files)
+    assert forged.status_code == 403
+    with session_scope(fraud_scan) as session:
+        found, _ = audit.entries(session, action="fraud.handover.checked")
+        checks = [(e.actor, e.detail["intact"]) for e in found]
+    web = [("check-af", True), ("check-af", False), ("check-city", False)]
+    assert sorted(checks) == sorted([*web, ("check-af", True), ("check-af", False)])
+
+
 def test_the_cli_lists_cases_by_kind_and_tells_a_cases_history(fraud_scan: Settings) -> None:
     from typer.testing import CliRunner
 

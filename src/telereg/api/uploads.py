@@ -98,6 +98,22 @@ async def read_upload(request: Request) -> AsyncIterator[Upload]:
         yield Upload(fields=fields, file=file)
 
 
+async def read_small_file(request: Request, *, max_bytes: int) -> tuple[str, bytes]:
+    """A form's one small file (a package brought back to be checked), with its name.
+
+    As :func:`read_upload`, the body is parsed only when called, after the caller was
+    authenticated. A file over ``max_bytes`` is read no further: ``max_bytes + 1`` bytes
+    come back, for the caller to refuse. No file: :class:`RequestValidationError`.
+    """
+    async with request.form(max_files=1, max_fields=_MAX_FIELDS) as form:
+        file = form.get("file")
+        if not isinstance(file, UploadFile) or not file.filename:
+            raise RequestValidationError(
+                [{"type": "missing", "loc": ("body", "file"), "msg": "Field required"}]
+            )
+        return file.filename, await file.read(max_bytes + 1)
+
+
 async def ingest_upload(
     settings: Settings, *, principal: Principal, upload: Upload
 ) -> SubmissionRecord:

@@ -14,6 +14,7 @@ import datetime as dt
 import itertools
 import json
 import re
+import shutil
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,8 +62,12 @@ class Source:
     numbered: bool
     #: what the submitter should know about how the file was read (``reasons`` templates)
     notes: list[str] = field(default_factory=list)
-    #: a CSV's text, as the reader reads it (UTF-8: transcoded when it was not)
+    #: a CSV's text, as the reader reads it (UTF-8: transcoded when it was not; from
+    #: its header on)
     text_path: Path | None = None
+    #: lines above a CSV's header that were set aside as its title: the file's line
+    #: numbers are those of ``text_path`` plus these
+    title_lines: int = 0
 
 
 def sniff_format(path: Path, *, display_name: str) -> FileFormat:
@@ -152,19 +157,18 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
             raise InputError(
                 reasons.NOT_VALID_TEXT.format(encoding=encoding, detail=err.reason), where=name
             ) from err
-    long_lines = False
-    try:
-        headers = _csv_headers(con, source)
-    except (duckdb.Error, UnicodeDecodeError) as err:
-        # (the reader's message quotes the long line, cut at a byte limit: in the middle of
-        # a Chinese character, the message itself cannot be decoded)
-        if not (is_line_size_error(err) or isinstance(err, UnicodeDecodeError)):
-            raise InputError(_cannot_read_csv(err), where=name) from err
-        long_lines = True
-        try:
-            headers = _csv_headers(con, source, long_lines=True)
-        except (duckdb.Error, UnicodeDecodeError) as again:
-            raise InputError(_cannot_read_csv(again), where=name) from again
+    return _csv_source(con, source, encoding, workdir, name)
+
+
+def _csv_source(
+    con: duckdb.DuckDBPyConnection, source: Path, encoding: str, workdir: Path, name: str
+) -> Source:
+    """A CSV in UTF-8 ready to be read: its header found below any title lines, checked."""
+    headers, long_lines = _headers_of(con, source, name)
+    titles = _title_lines(source) if _only_a_title(headers) else 0
+    if titles:
+        source = _below_titles(source, titles, workdir)
+        headers, long_lines = _headers_of(con, source, name)
     if any(_RENAMED.search(h) for h in headers):
         _unique_headers(_header_as_sent(con, source, long_lines=long_lines), name)
     if headers and all(len(h) >= 2 and h[0] == h[-1] == '"' for h in headers):
@@ -180,8 +184,72 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: s
         _unique_headers(headers, name),
         _csv_relation(source, long_lines=long_lines),
         False,
+        [reasons.TITLE_LINES.format(count=titles)] if titles else [],
         text_path=source,
+        title_lines=titles,
     )
+
+
+def _headers_of(con: duckdb.DuckDBPyConnection, source: Path, name: str) -> tuple[list[str], bool]:
+    """The header as the reader finds it, and whether it needs its long-line buffer."""
+    try:
+        return _csv_headers(con, source), False
+    except (duckdb.Error, UnicodeDecodeError) as err:
+        # (the reader's message quotes the long line, cut at a byte limit: in the middle of
+        # a Chinese character, the message itself cannot be decoded)
+        if not (is_line_size_error(err) or isinstance(err, UnicodeDecodeError)):
+            raise InputError(_cannot_read_csv(err), where=name) from err
+    try:
+        return _csv_headers(con, source, long_lines=True), True
+    except (duckdb.Error, UnicodeDecodeError) as again:
+        raise InputError(_cannot_read_csv(again), where=name) from again
+
+
+#: The names the CSV reader gives columns whose header cell is empty.
+_UNNAMED = re.compile(r"column[0-9]+")
+_DELIMITERS = (",", "\t", ";", "|")
+
+
+def _only_a_title(headers: list[str]) -> bool:
+    """Whether the reader's header has at most one real name: a report's title line."""
+    return sum(not _UNNAMED.fullmatch(h) for h in headers) <= 1
+
+
+def _title_lines(source: Path) -> int:
+    """How many lines above a CSV's header hold a report's title, a unit or a date.
+
+    As in a sheet (:func:`_after_titles`): lines of at most one value before the first
+    line of several, up to ``_TITLE_ROWS`` of them, with whichever separator gives that
+    line the most values. A file with no such line has no title: 0.
+    """
+    with source.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        head = list(itertools.islice(fh, _TITLE_ROWS + 1))
+    for at in range(1, len(head)):
+        counts = {d: _filled(head[at], d) for d in _DELIMITERS}
+        delimiter = max(counts, key=lambda d: counts[d])
+        if counts[delimiter] >= 2:
+            above = (_filled(line, delimiter) for line in head[:at])
+            return at if all(n <= 1 for n in above) else 0
+    return 0
+
+
+def _filled(line: str, delimiter: str) -> int:
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return 0
+    return sum(cell.strip() != "" for cell in cells)
+
+
+def _below_titles(source: Path, titles: int, workdir: Path) -> Path:
+    """A copy of the CSV from its header on (its rows keep their numbers: see
+    :attr:`Source.title_lines`)."""
+    target = workdir / "below_titles.csv"
+    with source.open("rb") as fh, target.open("wb") as out:
+        for _ in range(titles):
+            fh.readline()
+        shutil.copyfileobj(fh, out, 1 << 20)
+    return target
 
 
 _CHUNK = 1 << 24
@@ -251,18 +319,7 @@ def reopen_as_gb18030(
         _transcode(path, target, "gb18030")
     except UnicodeDecodeError as err:
         raise InputError(reasons.MIXED_ENCODINGS, where=name) from err
-    try:
-        headers = _unique_headers(_csv_headers(con, target), name)
-    except duckdb.Error as err:
-        raise InputError(_cannot_read_csv(err), where=name) from err
-    return Source(
-        FileFormat.CSV,
-        "gb18030",
-        headers,
-        _csv_relation(target),
-        False,
-        text_path=target,
-    )
+    return _csv_source(con, target, "gb18030", workdir, name)
 
 
 def _csv_relation(source: Path, *, long_lines: bool = False) -> str:

@@ -80,6 +80,10 @@ UNKNOWN_ENCODING = N_("the CSV file is neither UTF-8 nor GBK/GB18030 text")
 LINE_TOO_LONG = N_("a line is longer than the reader allows")
 BLANK_ROWS = N_("{count} rows with no value at all were skipped")
 TITLE_ROWS = N_("{count} title row(s) above the header were skipped")
+TITLE_LINES = N_("{count} title line(s) above the header were skipped")
+NORMALISED = N_(
+    "{count} row(s) passed once full-width characters or spaces around their values were normalised"
+)
 NOT_VALID_TEXT = N_("not valid {encoding} text ({detail})")
 CANNOT_READ_CSV = N_("cannot read as CSV: {detail}")
 UNCLOSED_QUOTE = N_(

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -592,11 +592,12 @@ def _write_quarantine(
     backend.to_parquet(bad.order_by("source_row"), target)
 
 
-def _load(
-    backend: Any, contract: Contract, *, path: Path, filename: str, workdir: Path, lines: int
-) -> _Loaded:
-    """Read the file once, checking each row's own rules on the way (see ``validate``).
-    ``lines``: the file's lines, which tell whether the CSV reader skipped empty ones."""
+def _read(
+    backend: Any, contract: Contract, *, path: Path, filename: str, workdir: Path
+) -> tuple[readers.Source, list[str], list[readers.Unreadable]]:
+    """The file read into the work table with its row rules checked (see ``validate``), read
+    again as GB18030 where its later lines show it is: its source, notes and unreadable
+    lines."""
     con = backend.con
     source = readers.open_source(
         con, path, display_name=filename, workdir=workdir, geometry_column=contract.geometry_column
@@ -647,18 +648,36 @@ def _load(
                     where=filename,
                 ) from again
             unreadable = readers.csv_unreadable(con)
+    return source, notes, unreadable
+
+
+def _load(
+    backend: Any, contract: Contract, *, path: Path, filename: str, workdir: Path, lines: int
+) -> _Loaded:
+    """Read the file once, checking each row's own rules on the way (see ``validate``).
+    ``lines``: the file's lines, which tell whether the CSV reader skipped empty ones."""
+    con = backend.con
+    source, notes, unreadable = _read(
+        backend, contract, path=path, filename=filename, workdir=workdir
+    )
     notes += source.notes
+    if normalised := _second_chance(backend, contract):
+        notes.append(reasons.NORMALISED.format(count=normalised))
     blank = " AND ".join(f'"{c.name}" IS NULL' for c in contract.columns)
     kept, empty = con.execute(
         f"SELECT count(*) FILTER (WHERE NOT ({blank})), count(*) FILTER (WHERE {blank}) "
         f"FROM {_CHECKED}"
     ).fetchone() or (0, 0)
     skipped = [u.line for u in unreadable]
-    if _lines_unaccounted(source, lines, 1 + int(kept) + int(empty) + len(unreadable)):
+    read = 1 + int(kept) + int(empty) + len(unreadable)
+    if _lines_unaccounted(source, lines - source.title_lines, read):
         skipped += readers.empty_lines(source.text_path) if source.text_path else []
     if skipped:
         readers.renumber_after_rejects(con, _CHECKED, skipped)
-    numbered = f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) AS {ROW}) FROM {_CHECKED}"
+    # (lines are counted from the header; a title above it moves them all down)
+    below = source.title_lines
+    numbered = f"SELECT * REPLACE (coalesce({ROW}, rowid + 2) + {below} AS {ROW}) FROM {_CHECKED}"
+    unreadable = [replace(u, line=u.line + below) for u in unreadable]
     if empty:
         # A row with no value at all (``,,,,``: Excel saves formatted empty rows so) is no
         # record: it is skipped and counted in a note, not quarantined column by column.
@@ -734,6 +753,58 @@ def _read_and_check(backend: Any, contract: Contract, mapping: str) -> ir.Table:
     # One flag per row; which rules a bad row breaks is worked out later, on bad rows only.
     broken = ibis.or_(*[rule.fails.fill_null(False) for rule in rules]) if rules else False
     return _materialise(backend, _CHECKED, mapped.mutate(**{_ROW_BAD: broken}))
+
+
+#: Full-width forms of ASCII (as Chinese input methods type digits and letters), and the
+#: ASCII they stand for.
+_FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F))
+_HALF_WIDTH = "".join(chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F))
+#: Spaces that a copy from a web page or a document leaves around a value.
+_SPACES = " \t\u00a0\u3000"
+
+
+def _second_chance(backend: Any, contract: Contract) -> int:
+    """Rows that break a row rule only for full-width characters (``１３８…``, ``５Ｇ``) or
+    tabs and wide spaces around a value: those values normalised, the rows pass. Returns
+    how many did.
+
+    Only rows already found bad are looked at, so a clean file pays one count. Free text
+    keeps its characters (full-width punctuation is normal in Chinese), and a row that
+    stays bad keeps its values as sent, for its report.
+    """
+    con = backend.con
+    columns = [
+        c for c in contract.columns if not c.masks_numbers and c.type is not ColumnType.GEOMETRY
+    ]
+    found = con.execute(f"SELECT count(*) FILTER (WHERE {_ROW_BAD}) FROM {_CHECKED}").fetchone()
+    if not columns or not found or not found[0]:
+        return 0
+    full, half, spaces = (_sql_text(t) for t in (_FULL_WIDTH, _HALF_WIDTH, _SPACES))
+    normalised = {
+        c.name: _cleaned(f"trim(translate({_quote(c.name)}, {full}, {half}), {spaces})", c)
+        for c in columns
+    }
+    replaced = ", ".join(f"{sql} AS {_quote(name)}" for name, sql in normalised.items())
+    changed = " OR ".join(f"{_quote(n)} IS DISTINCT FROM {sql}" for n, sql in normalised.items())
+    candidates = backend.sql(
+        f"SELECT rowid AS __rid, * REPLACE ({replaced}) FROM {_CHECKED} "
+        f"WHERE {_ROW_BAD} AND ({changed})"
+    )
+    rules = row_checks(contract, candidates)
+    broken = ibis.or_(*[rule.fails.fill_null(False) for rule in rules]) if rules else False
+    passed = _materialise(backend, "passed_once_normalised", candidates.filter(~broken))
+    count = int(passed.count().to_pyarrow().as_py())
+    if count:
+        values = ", ".join(f"{_quote(n)} = p.{_quote(n)}" for n in normalised)
+        con.execute(
+            f"UPDATE {_CHECKED} SET {values}, {_ROW_BAD} = false "
+            f"FROM passed_once_normalised p WHERE {_CHECKED}.rowid = p.__rid"
+        )
+    return count
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _materialise(backend: Any, name: str, expr: ir.Table) -> ir.Table:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from telereg.api import uploads
 from telereg.api.deps import SessionDep, SettingsDep, require
 from telereg.api.schemas import JobOut
 from telereg.cases.models import Case
@@ -281,6 +282,43 @@ def list_handovers(
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
 ) -> list[dict[str, Any]]:
     return handover.packages(settings, principal=principal)
+
+
+@router.post(
+    "/handovers/verify",
+    summary="Check a hand-over package: its manifest if no byte of it changed",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def verify_handover(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
+) -> dict[str, Any]:
+    """The package (multipart field ``file``) checked with the installation's key: 200 and
+    its manifest when intact, 422 ``bad-signature`` when a byte changed, 403 when it was
+    handed to another agency than the caller's. Audited either way."""
+    name, archive = await uploads.read_small_file(request, max_bytes=handover.MAX_PACKAGE_BYTES)
+    try:
+        manifest = handover.check_package(
+            session, settings, principal=principal, archive=archive, filename=name
+        )
+    finally:
+        session.commit()  # the verdict is audited, a failed one too
+    return {"intact": True, "manifest": manifest}
 
 
 @router.get("/handovers/{agency}/{name}", summary="Download a hand-over package")

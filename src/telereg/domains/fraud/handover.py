@@ -36,6 +36,7 @@ from telereg.core.errors import (
     ConflictError,
     InputError,
     NotFoundError,
+    PermissionDeniedError,
     SignatureError,
     TeleregError,
 )
@@ -304,39 +305,45 @@ _SEAL_CHARS = 64
 
 def verify(path: Path, key: bytes) -> dict[str, Any]:
     """The package's manifest, if every byte matches the seal, every file the manifest and
-    the manifest its signature.
-
-    The package must hold exactly the signed files and the signature, each once: an
-    added file, or a second copy of one under the same name, fails.
-    """
-    expected_names = sorted((*_DATA_FILES, "manifest.sig"))
+    the manifest its signature (see :func:`verify_archive`)."""
     try:
         archive = path.read_bytes()
     except OSError as err:
         raise SignatureError(
             N_("cannot read the package: {detail}").format(detail=err), where=str(path)
         ) from err
+    return verify_archive(archive, key, where=str(path))
+
+
+def verify_archive(archive: bytes, key: bytes, *, where: str) -> dict[str, Any]:
+    """The manifest of a package's bytes, if every byte matches the seal, every file the
+    manifest and the manifest its signature.
+
+    The package must hold exactly the signed files and the signature, each once: an
+    added file, or a second copy of one under the same name, fails.
+    """
+    expected_names = sorted((*_DATA_FILES, "manifest.sig"))
     if not archive.startswith(b"PK\x03\x04"):
         raise SignatureError(
             N_("not a hand-over package: a package is a ZIP archive with a seal"),
-            where=str(path),
+            where=where,
         )
     body, seal = archive[:-_SEAL_CHARS], archive[-_SEAL_CHARS:]
     sealed = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
     if len(archive) <= _SEAL_CHARS or not hmac.compare_digest(sealed, seal):
         raise SignatureError(
             N_("the package does not match its seal: a byte was changed, added or removed"),
-            where=str(path),
+            where=where,
         )
     try:
-        with zipfile.ZipFile(path) as package:
+        with zipfile.ZipFile(io.BytesIO(archive)) as package:
             names = sorted(package.namelist())
             if names != expected_names:
                 raise SignatureError(
                     N_("a hand-over package holds {expected}, not {found}").format(
                         expected=", ".join(expected_names), found=", ".join(names) or "-"
                     ),
-                    where=str(path),
+                    where=where,
                 )
             content = {n: package.read(n) for n in names}
     # (a flipped flag makes the zip module say the entry is encrypted, or compressed in a
@@ -351,17 +358,65 @@ def verify(path: Path, key: bytes) -> dict[str, Any]:
         ValueError,
     ) as err:
         raise SignatureError(
-            N_("not a readable hand-over package: {detail}").format(detail=err), where=str(path)
+            N_("not a readable hand-over package: {detail}").format(detail=err), where=where
         ) from err
     expected = hmac.new(key, content["manifest.json"], hashlib.sha256).hexdigest().encode()
     if not hmac.compare_digest(expected, content["manifest.sig"].strip()):
-        raise SignatureError(N_("the manifest does not match its signature"), where=str(path))
+        raise SignatureError(N_("the manifest does not match its signature"), where=where)
     manifest: dict[str, Any] = json.loads(content["manifest.json"])
     for name, digest in manifest["files"].items():
         if hashlib.sha256(content[name]).hexdigest() != digest:
             raise SignatureError(
-                N_("{name} was changed after signing").format(name=name), where=str(path)
+                N_("{name} was changed after signing").format(name=name), where=where
             )
+    return manifest
+
+
+#: A package brought back for checking is refused above this size (one of a thousand cases,
+#: with clear numbers, is under a megabyte).
+MAX_PACKAGE_BYTES = 64 << 20
+
+
+def check_package(
+    session: Session, settings: Settings, *, principal: Principal, archive: bytes, filename: str
+) -> dict[str, Any]:
+    """A package brought back to be checked (a liaison's copy, a file passed on to a
+    prosecutor): its manifest, if it is intact and was handed to an agency the principal
+    may see (analysts: any; a liaison: its own).
+
+    The installation's key checks it, so a liaison needs no key of its own. Audited either
+    way, with the verdict; the caller commits, on refusal too.
+    """
+    principal.require(Permission.CASES_READ_ASSIGNED)
+    named = f"handover:{Path(filename).name[:120] or '-'}"
+    try:
+        if len(archive) > MAX_PACKAGE_BYTES:
+            raise InputError(
+                N_("a hand-over package is at most {size} MB").format(size=MAX_PACKAGE_BYTES >> 20),
+                where=filename,
+            )
+        manifest = verify_archive(archive, settings.secret("handover_key"), where=filename)
+        agency = str(manifest.get("agency", ""))
+        if not (principal.can(Permission.CASES_MANAGE) or principal.agency_code == agency):
+            raise PermissionDeniedError(
+                N_("this package was handed over to another agency"), where=filename
+            )
+    except TeleregError as err:
+        audit.record(
+            session,
+            actor=principal.name,
+            action="fraud.handover.checked",
+            objects=[named],
+            detail={"intact": False, "why": str(err)[:300]},
+        )
+        raise
+    audit.record(
+        session,
+        actor=principal.name,
+        action="fraud.handover.checked",
+        objects=[named, *(f"case:{c}" for c in manifest.get("cases", []))],
+        detail={"intact": True, "agency": agency},
+    )
     return manifest
 
 

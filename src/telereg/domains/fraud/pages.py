@@ -12,10 +12,12 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from telereg.api.deps import SessionDep, SettingsDep
+from telereg.api.uploads import read_small_file
 from telereg.core import accounts, i18n
 from telereg.core.errors import TeleregError
 from telereg.core.i18n import localise
@@ -26,7 +28,7 @@ from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, findings, handover, service
 from telereg.reference.directory import POLICE
 from telereg.reference.regions import load_regions
-from telereg.web.deps import Csrf, FormError, form_step, refused, require_page
+from telereg.web.deps import Csrf, FormError, form_step, refused, require_page, verify_csrf
 from telereg.web.downloads import csv_download
 from telereg.web.templating import render
 from telereg.web.terms import (
@@ -578,6 +580,19 @@ def liaison_page(
     principal: Annotated[Principal, require_page(Permission.CASES_REPORT_OUTCOME)],
     error: FormError,
 ) -> Response:
+    return _liaison(request, session, settings, principal, error=error)
+
+
+def _liaison(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    *,
+    error: str = "",
+    checked: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
     return render(
         request,
         "fraud/liaison.html",
@@ -587,9 +602,40 @@ def liaison_page(
             "disposals_for": casework.disposals_for,
             "operator_names": operator_names(session),
             "error": error,
+            "checked": checked,
             "can_dispose": principal.can(Permission.CASES_REPORT_OUTCOME),
         },
+        status_code=status_code,
     )
+
+
+@router.post("/liaison/verify", response_class=HTMLResponse)
+async def verify_package(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.CASES_REPORT_OUTCOME)],
+) -> Response:
+    """A package brought back, checked with the installation's key: what it holds when it
+    is intact, what is wrong with it when not. The body is read only once the visitor is
+    known, and the CSRF token, which travels in it, checked right after."""
+    try:
+        name, archive = await read_small_file(request, max_bytes=handover.MAX_PACKAGE_BYTES)
+        await verify_csrf(request)
+    except RequestValidationError:
+        failed = i18n.gettext("Choose the package to check.")
+        return _liaison(request, session, settings, principal, error=failed, status_code=422)
+    try:
+        manifest = handover.check_package(
+            session, settings, principal=principal, archive=archive, filename=name
+        )
+    except TeleregError as err:
+        session.commit()  # the verdict is audited, a failed one too
+        failed = f"{err.where}: {localise(err.message)}" if err.where else localise(err.message)
+        return _liaison(request, session, settings, principal, error=failed, status_code=422)
+    session.commit()
+    checked = {"name": name, **manifest}
+    return _liaison(request, session, settings, principal, checked=checked)
 
 
 @router.post("/liaison/{case_id}", dependencies=[Csrf])
