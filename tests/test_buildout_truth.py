@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -153,3 +154,16 @@ def test_analysis_report_pdf_has_its_sections_and_figures(tmp_path) -> None:
         assert gap["corridor_id"] in text
     assert b"Build-out analysis report" in english
     assert b"Key figures" in english
+
+
+def test_an_xlsx_export_writes_no_formula_from_ingested_text() -> None:
+    # A corridor's name comes from a file anyone with a GIS tool can write.
+    import openpyxl
+
+    from telereg.domains.buildout.export import to_xlsx
+
+    data = to_xlsx([{"name": '=HYPERLINK("http://x","y")', "km": 3.5}], "corridors")
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    assert sheet["A2"].data_type == "s"
+    assert sheet["A2"].value == '\'=HYPERLINK("http://x","y")'
+    assert sheet["B2"].value == 3.5

@@ -964,14 +964,24 @@ def test_a_number_written_in_free_text_is_masked_in_the_lake(ready: Settings, tm
     # A contact's phone number in a description: not an identifier column, so no token, but
     # it names someone. A police case reference keeps its digits.
     path = tmp_path / "obstacles.csv"
-    path.write_text(
-        OBSTACLES_HEADER + "A00001,S1,140105,power,call 13812345678 or 110101199003077777,"
-        "2021-12-01\nA00002,S1,140105,power,no power yet 2021,2021-12-01\n"
-    )
+    # Numbers are written in groups, and typed in full-width digits, as often as not.
+    written = [
+        "call 13812345678 or 110101199003077777",
+        "张工 138-1234-5678，业主 140102 19840707 857X",
+        "电话：１３８１２３４５６７８ 或 139 1234 5678",
+        "no power yet 2021 since 2021-11-05",
+    ]
+    lines = [f"A0000{n},S1,140105,power,{text},2021-12-01" for n, text in enumerate(written)]
+    path.write_text(OBSTACLES_HEADER + "\n".join(lines) + "\n", encoding="utf-8")
     record = submit(ready, path, "site_obstacles", period="2021-12")
-    assert record.rows_accepted == 2, record.message
+    assert record.rows_accepted == 4, record.message
     shown = [r["description"] for r in lake_rows(ready, "site_obstacles")]
-    assert shown == ["call 138****5678 or 110****7777", "no power yet 2021"]
+    assert shown == [
+        "call 138****5678 or 110****7777",
+        "张工 138****5678，业主 140****857X",
+        "电话：１３８****５６７８ 或 139****5678",
+        "no power yet 2021 since 2021-11-05",
+    ]
     listed = registry.contract("site_obstacles").column("description").rules()
     assert any("masked" in rule for rule in listed), "the dataset's documentation says so"
     assert not registry.contract("police_feedback").column("case_reference").masks_numbers

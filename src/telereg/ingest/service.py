@@ -38,6 +38,7 @@ from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.privacy import (
     IDENTIFYING_DIGITS,
+    WRITTEN_NUMBER,
     IdentifierKind,
     Pseudonymiser,
     Vault,
@@ -1078,13 +1079,10 @@ def _tokenised(
 
 
 def _numbers_masked(text: ir.StringValue) -> ir.StringValue:
-    """Free text with each run of digits long enough to be a phone or ID number masked to
-    its first 3 and last 4 digits (``13812345678`` → ``138****5678``): it is not one of
-    the contract's identifier columns, so it is not pseudonymised, yet it names someone."""
-    run = f"([0-9]{{3}})[0-9]{{{IDENTIFYING_DIGITS - 7},}}([0-9]{{4}})"
-    masked: ir.StringValue = ibis.ifelse(
-        _looks_identifying(text), text.re_replace(run, r"\1****\2"), text
-    )
+    """Free text with each phone or ID number in it masked to its first 3 and last 4
+    characters (``138-1234-5678`` → ``138****5678``; see ``WRITTEN_NUMBER``): it is not one
+    of the contract's identifier columns, so it is not pseudonymised, yet it names someone."""
+    masked: ir.StringValue = text.re_replace(WRITTEN_NUMBER, r"\1****\2")
     return masked
 
 

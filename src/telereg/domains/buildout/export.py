@@ -108,9 +108,11 @@ def to_xlsx(rows: list[dict[str, Any]], title: str) -> bytes:
     if rows:
         sheet.append(list(rows[0].keys()))
         for row in rows:
+            # (a text starting with "=" would be written as a live formula: a corridor's
+            # name comes from an ingested file)
             sheet.append(
                 [
-                    v if isinstance(v, int | float | bool) or v is None else str(v)
+                    v if isinstance(v, int | float | bool) or v is None else neutralise(v)
                     for v in row.values()
                 ]
             )
