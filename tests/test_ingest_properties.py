@@ -296,6 +296,9 @@ def test_an_ingest_killed_halfway_leaves_nothing_visible(tmp_path: Path):
         period="2021-11",
     )
     assert record.status == "accepted"
+    # The killed one's work directory (it may hold clear values) went at once, not a day
+    # later: its process is gone.
+    assert not list(scratch.iterdir())
 
 
 def _ingest_one_cell(settings: Settings, tmp_path: Path, cell_id: str):

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -68,10 +70,34 @@ def _scratch_root(settings: Settings) -> Path:
 def _private_directory(root: Path) -> Iterator[Path]:
     path = root / uuid.uuid4().hex
     path.mkdir(parents=True, mode=0o700)
+    # Who works in it: a sweep removes it at once when that process is gone (it may hold
+    # clear values, such as a transcoded copy of the file), not only once it is old.
+    (path / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+_OWNER = ".owner"
+
+
+def _owner_gone(path: Path) -> bool:
+    """Whether the process that made the work directory ``path``, on this machine, has
+    ended (a directory of another machine sharing the data dir is never judged so)."""
+    try:
+        host, pid = (path / _OWNER).read_text().rsplit(" ", 1)
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
 
 
 def staging(settings: Settings) -> contextlib.AbstractContextManager[Path]:
@@ -87,7 +113,8 @@ def scratch(settings: Settings) -> contextlib.AbstractContextManager[Path]:
 def sweep_leftovers(settings: Settings, *, older_than_s: float = 24 * 3600) -> int:
     """Remove what interrupted ingests left behind, once it is ``older_than_s``; returns how many.
 
-    That is their staging and scratch directories, and the files of an ingest killed
+    That is their staging and scratch directories (at once, when the process that made one
+    on this machine has ended), and the files of an ingest killed
     between publishing them and recording its submission. Such an ingest left the note it
     wrote before publishing (``_pending/<file_id>.json``, naming its files); the files are
     removed only when the state DB answers that no submission names that file id. Files
@@ -102,7 +129,7 @@ def sweep_leftovers(settings: Settings, *, older_than_s: float = 24 * 3600) -> i
             continue
         for path in root.iterdir():
             with contextlib.suppress(FileNotFoundError):  # another ingest swept it first
-                if path.is_dir() and path.stat().st_mtime < cutoff:
+                if path.is_dir() and (path.stat().st_mtime < cutoff or _owner_gone(path)):
                     shutil.rmtree(path, ignore_errors=True)
                     removed += 1
     return removed + _sweep_unrecorded(settings, cutoff)
