@@ -1181,6 +1181,31 @@ def test_a_title_row_above_a_sheets_header_is_skipped(ready: Settings, tmp_path:
     assert "2 title row(s) above the header were skipped" in record.message
 
 
+def test_a_cover_sheet_and_hidden_sheets_are_not_read_as_data(ready: Settings, tmp_path: Path):
+    # Instructions first, last month's rows kept in a hidden sheet, then the data: only the
+    # data is read, its rows numbered as the first sheet read, and the rest named.
+    workbook = openpyxl.Workbook()
+    cover = workbook.active
+    cover.title = "填报说明"
+    cover.append(["联系人：李工", "13912341111"])
+    old = workbook.create_sheet("旧数据")
+    data = workbook.create_sheet("当月")
+    for sheet in (old, data):
+        sheet.append(CELLS_HEADER.strip().split(","))
+    old.append(["H0001", "S9", 112.5, 37.8, 140100, "4G"])
+    old.sheet_state = "hidden"
+    data.append(["H0002", "S9", 112.5, 37.8, 140100, "5G"])
+    data.append(["H0003", "S9", 112.5, 99.0, 140100, "5G"])
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    assert errors_of(ready, record)[0]["row"] == "3"
+    ours = {r["cell_id"] for r in lake_rows(ready, "cells") if r["cell_id"].startswith("H")}
+    assert ours == {"H0002"}
+    assert "before the one with the dataset's columns not read: 填报说明" in record.message
+    assert "hidden sheet(s) not read: 旧数据" in record.message
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
 def test_title_lines_above_a_csvs_header_are_skipped(
     ready: Settings, tmp_path: Path, encoding: str

@@ -102,9 +102,7 @@ IDENTIFYING_DIGITS = 11
 #: ``140102 19840707 857X``), an ID number's check letter last. Groups: the first 3
 #: digits and the last 4 characters, which a masked form keeps. (Python's ``re`` and the
 #: engine's RE2 read it alike.)
-WRITTEN_NUMBER = (
-    "([0-9０-９]{3})(?:[ \\-]?[0-9０-９]){4,}[ \\-]?([0-9０-９]{3}[0-9０-９XxＸ])"
-)
+WRITTEN_NUMBER = "([0-9０-９]{3})(?:[ \\-]?[0-9０-９]){4,}[ \\-]?([0-9０-９]{3}[0-9０-９XxＸ])"
 _IDENTIFYING_RUN = re.compile(WRITTEN_NUMBER)
 
 

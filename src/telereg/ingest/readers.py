@@ -16,9 +16,10 @@ import json
 import re
 import shutil
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 
 from telereg.core.errors import InputError, TeleregError
 from telereg.ingest import reasons
-from telereg.ingest.contracts import FileFormat
+from telereg.ingest.contracts import FileFormat, normalise_header
 from telereg.ingest.validate import ROW
 
 RAW_TABLE = "raw_rows"
@@ -499,19 +500,30 @@ def _header_cells(row: tuple[object, ...]) -> list[str]:
     return cells
 
 
-def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
-    """The first sheet, and every later sheet with the same header (a month split across
-    sheets at Excel's row limit). Rows keep their spreadsheet numbers, the sheets after
-    the first offset by ``SHEET_ROWS`` each; sheets with other headers are named in a note."""
+def _read_xlsx(
+    con: duckdb.DuckDBPyConnection, path: Path, name: str, known_headers: Collection[str] = ()
+) -> Source:
+    """The first visible sheet, and every later one with the same header (a month split
+    across sheets at Excel's row limit). Rows keep their spreadsheet numbers, the sheets
+    after the first offset by ``SHEET_ROWS`` each; sheets with other headers, and hidden
+    sheets, are named in a note."""
     from openpyxl import load_workbook
 
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as err:  # openpyxl raises many kinds for broken workbooks
         raise InputError(reasons.CANNOT_OPEN_WORKBOOK.format(detail=err), where=name) from err
-    if not workbook.worksheets:
+    # A hidden sheet is no part of what the sender sees and sends: last month's data kept
+    # for reference, a lookup list. It is named in a note, not read.
+    sheets = [w for w in workbook.worksheets if w.sheet_state == "visible"]
+    hidden = [w.title for w in workbook.worksheets if w.sheet_state != "visible"]
+    if not sheets:
         raise InputError(reasons.NO_WORKSHEET, where=name)
-    first = workbook.worksheets[0].iter_rows(values_only=True)
+    # Sheets before the one with the dataset's columns (a cover sheet of instructions, a
+    # contact) are named in a note, not read.
+    start = _data_sheet(sheets, known_headers)
+    before, sheets = [w.title for w in sheets[:start]], sheets[start:]
+    first = sheets[0].iter_rows(values_only=True)
     header_row, titles, first = _after_titles(first)
     if header_row is None:
         raise InputError(reasons.EMPTY_SHEET, where=name)
@@ -519,8 +531,8 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     width = len(headers)
     columns: list[list[str | None]] = [[] for _ in range(width)]
     numbers: list[int] = []
-    read, other = [workbook.worksheets[0].title], []
-    for position, sheet in enumerate(workbook.worksheets):
+    read, other = [sheets[0].title], []
+    for position, sheet in enumerate(sheets):
         rows = first if position == 0 else sheet.iter_rows(values_only=True)
         above = titles
         if position > 0:
@@ -548,10 +560,19 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
     )
     _register(con, table)
     shown = [h for h in headers if h]
-    notes = _sheet_notes(read, other)
-    if titles:
-        notes.append(reasons.TITLE_ROWS.format(count=titles))
+    notes = _sheet_notes(read, other, before=before, hidden=hidden, titles=titles)
     return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, notes)
+
+
+def _data_sheet(sheets: list[Any], known_headers: Collection[str]) -> int:
+    """The place of the first sheet whose header names one of the dataset's columns; the
+    first sheet's when none does (its header is then what the refusal quotes)."""
+    for place, sheet in enumerate(sheets):
+        header, _, _ = _after_titles(sheet.iter_rows(values_only=True))
+        cells = _header_cells(header) if header is not None else []
+        if any(normalise_header(cell) in known_headers for cell in cells):
+            return place
+    return 0
 
 
 #: Rows above a sheet's header that may hold its title (a report's name, a unit, a date).
@@ -581,13 +602,23 @@ def _after_titles(
     return seen[0], 0, itertools.chain(seen[1:], rows)
 
 
-def _sheet_notes(read: list[str], other: list[str]) -> list[str]:
+def _sheet_notes(
+    read: list[str], other: list[str], *, before: list[str], hidden: list[str], titles: int
+) -> list[str]:
+    """What the sender should know of how a workbook was read: which sheets were, and
+    which were not, and why."""
     notes = []
     if len(read) > 1:
         shown = ", ".join(read)
         notes.append(reasons.SHEETS_READ.format(count=len(read), sheets=shown, rows=SHEET_ROWS))
     if other:
         notes.append(reasons.SHEETS_IGNORED.format(sheets=", ".join(other)))
+    if before:
+        notes.append(reasons.SHEETS_BEFORE.format(sheets=", ".join(before)))
+    if hidden:
+        notes.append(reasons.HIDDEN_SHEETS.format(sheets=", ".join(hidden)))
+    if titles:
+        notes.append(reasons.TITLE_ROWS.format(count=titles))
     return notes
 
 
@@ -679,14 +710,17 @@ def open_source(
     display_name: str,
     workdir: Path,
     geometry_column: str | None = None,
+    known_headers: Collection[str] = (),
 ) -> Source:
-    """Prepare ``path`` for reading; non-CSV formats are loaded into ``raw_rows`` now."""
+    """Prepare ``path`` for reading; non-CSV formats are loaded into ``raw_rows`` now.
+    ``known_headers``: the dataset's header spellings (normalised), by which a workbook's
+    data sheet is told from a cover sheet before it."""
     file_format = sniff_format(path, display_name=display_name)
     try:
         if file_format is FileFormat.CSV:
             return _read_csv(con, path, workdir, display_name)
         if file_format is FileFormat.XLSX:
-            return _read_xlsx(con, path, display_name)
+            return _read_xlsx(con, path, display_name, known_headers)
         if file_format is FileFormat.PARQUET:
             return _read_parquet(con, path, display_name)
         return _read_geojson(con, path, display_name, geometry_column)

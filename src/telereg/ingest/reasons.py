@@ -27,7 +27,7 @@ DUPLICATE = N_("duplicate {key}: first seen in row {row}")
 REGION_CODE = N_("a {level} code of the configured region")
 SAME_OPERATOR = N_("{reference} of the same operator")
 UNREADABLE_GEOMETRY = N_("not a readable geometry")
-WRONG_GEOMETRY = N_("geometry is not a {kinds}")
+WRONG_GEOMETRY = N_("geometry is not one of: {kinds}")
 OUTSIDE_LONLAT = N_(
     "coordinates outside longitude -180 to 180 or latitude -90 to 90 (projected coordinates?)"
 )
@@ -49,6 +49,8 @@ SHEETS_READ = N_(
     "numbered {rows} times the sheet's place after the first, plus its row"
 )
 SHEETS_IGNORED = N_("ignored sheet(s) whose header differs from the first sheet's: {sheets}")
+HIDDEN_SHEETS = N_("hidden sheet(s) not read: {sheets}")
+SHEETS_BEFORE = N_("sheet(s) before the one with the dataset's columns not read: {sheets}")
 FEWER_ROWS = N_(
     "replaces submission {id}, which had {before} accepted rows, with {now}: "
     "if this is the wrong file, send submission {id}'s file again to put it back in use"
@@ -93,7 +95,7 @@ UNCLOSED_QUOTE = N_(
 MIXED_ENCODINGS = N_("the CSV file mixes encodings")
 HEADER_TWICE = N_("the column {header} appears twice in the header")
 CANNOT_OPEN_WORKBOOK = N_("cannot open the workbook: {detail}")
-NO_WORKSHEET = N_("the workbook has no worksheet (only charts?)")
+NO_WORKSHEET = N_("the workbook has no visible worksheet (only charts, or hidden sheets?)")
 EMPTY_SHEET = N_("the first sheet is empty")
 CANNOT_READ_PARQUET = N_("cannot read the Parquet file: {detail}")
 NOT_JSON = N_("not valid JSON: {detail}")

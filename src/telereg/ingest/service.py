@@ -601,7 +601,12 @@ def _read(
     lines."""
     con = backend.con
     source = readers.open_source(
-        con, path, display_name=filename, workdir=workdir, geometry_column=contract.geometry_column
+        con,
+        path,
+        display_name=filename,
+        workdir=workdir,
+        geometry_column=contract.geometry_column,
+        known_headers=contract.header_map(),
     )
     if source.format not in contract.formats:
         accepted_formats = ", ".join(f.value for f in contract.formats)
@@ -998,7 +1003,7 @@ def _geometry_checks(contract: Contract, raw: ir.Table) -> list[Check]:
         west, south, east, north = shapely.bounds(readable).T
         outside = (west < -180) | (east > 180) | (south < -90) | (north > 90)
         rows = present[ROW].to_numpy()
-        wanted = " or ".join(column.geometry_types or ())
+        wanted = ", ".join(column.geometry_types or ())
         for mask, reason in (
             (bad_syntax, reasons.UNREADABLE_GEOMETRY),
             (wrong_kind, reasons.WRONG_GEOMETRY.format(kinds=wanted)),
