@@ -407,7 +407,7 @@ def test_xlsx_parquet_and_geojson(ready: Settings, tmp_path: Path):
     (tmp_path / "lines.geojson").write_text(json.dumps(geojson))
     record = submit(ready, tmp_path / "lines.geojson", "corridors", period="2021-11", crs="gcj02")
     assert record.rows_accepted == 1
-    assert any("geometry is not a LineString" in k for k in record.errors_by_reason)
+    assert any("geometry is not one of: LineString" in k for k in record.errors_by_reason)
     wkt = lake_rows(ready, "corridors")[0]["geometry"]
     first = [float(v) for v in wkt.split("(")[1].split(",")[0].split()]
     assert 111.99 < first[0] < 112.0, "converted from GCJ-02"
@@ -780,6 +780,34 @@ def test_ingested_corridors_replace_and_extend_the_shipped_ones(ready: Settings,
         found = {c.corridor_id: c for c in corridors(session, settings=ready)}
     assert found["G5"].name == "京昆高速（第三版）", "the latest upload wins"
     assert {"TOUR-1", "G99"} <= set(found)
+
+
+def test_heights_are_dropped_and_a_broken_feature_costs_only_itself(
+    ready: Settings, tmp_path: Path
+):
+    # A GPS track with heights, and a "line" of one point among good features.
+    def feature(cid: str, coordinates: list[list[float]]) -> dict:
+        return {
+            "type": "Feature",
+            "properties": {"corridor_id": cid, "name": cid, "kind": "expressway"},
+            "geometry": {"type": "LineString", "coordinates": coordinates},
+        }
+
+    document = {
+        "type": "FeatureCollection",
+        "features": [
+            feature("Z-1", [[112.1, 37.0, 812.5], [112.6, 37.5, 790.0]]),
+            feature("ONE-POINT", [[112.1, 37.0]]),
+            feature("FLAT-1", [[112.2, 37.1], [112.7, 37.6]]),
+        ],
+    }
+    path = tmp_path / "tracks.geojson"
+    path.write_text(json.dumps(document))
+    record = submit(ready, path, "corridors", period="2020-03")
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 1), record.message
+    assert [e["row"] for e in errors_of(ready, record)] == ["2"]
+    stored = {r["corridor_id"]: r["geometry"] for r in lake_rows(ready, "corridors")}
+    assert stored["Z-1"] == "LINESTRING (112.1 37, 112.6 37.5)"
 
 
 def test_ingested_population_replaces_the_estimates(ready: Settings, tmp_path: Path):

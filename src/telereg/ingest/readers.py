@@ -648,6 +648,8 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Sour
 def _read_geojson(
     con: duckdb.DuckDBPyConnection, path: Path, name: str, geometry_column: str | None
 ) -> Source:
+    import shapely
+    import shapely.errors
     import shapely.geometry
 
     try:
@@ -675,8 +677,12 @@ def _read_geojson(
             data[key].append(_text(properties.get(key)))
         geometry = feature.get("geometry")
         try:
-            data[target].append(shapely.geometry.shape(geometry).wkt if geometry else None)
-        except (ValueError, TypeError, AttributeError, KeyError):
+            # Heights (``[lon, lat, alt]``, as GPS tracks and GIS exports have them) are
+            # dropped: the analyses measure on the ground.
+            shape = shapely.force_2d(shapely.geometry.shape(geometry)) if geometry else None
+            data[target].append(shape.wkt if shape is not None else None)
+        except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.ShapelyError):
+            # (a line of one point, a ring that does not close: that feature's own error)
             data[target].append("INVALID")  # reported by validation as an invalid geometry
     table = pa.table(
         {
