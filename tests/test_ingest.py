@@ -361,6 +361,29 @@ def test_utf8_with_a_few_broken_bytes_keeps_its_good_rows(ready: Settings, tmp_p
     assert errors_of(ready, record)[0]["row"] == "3002"
 
 
+def test_a_parquet_files_nested_columns_are_ignored_or_reported(ready: Settings, tmp_path: Path):
+    # An export tool's extra nested column is ignored as any unknown column is; a known
+    # column sent as a list fails its form on its own row.
+    table = pa.table(
+        {
+            "cell_id": ["N0001", "N0002"],
+            "site_id": ["S9", "S9"],
+            "longitude": [112.5, 112.5],
+            "latitude": [37.8, 37.8],
+            "city_code": [["140100"], ["140100", "140200"]],
+            "technology": ["4G", "5G"],
+            "extra": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}],
+        }
+    )
+    pq.write_table(table, tmp_path / "cells.parquet")
+    record = submit(ready, tmp_path / "cells.parquet", "cells", operator="CUCC", period="2021-11")
+    assert record.status == "rejected", record.message
+    assert "extra" in record.message, "the ignored column is named"
+    errors = errors_of(ready, record)
+    assert {(e["row"], e["column"]) for e in errors} >= {("1", "city_code"), ("2", "city_code")}
+    assert errors[0]["value"] == '["140100"]'
+
+
 def test_xlsx_parquet_and_geojson(ready: Settings, tmp_path: Path):
     workbook = openpyxl.Workbook()
     sheet = workbook.active

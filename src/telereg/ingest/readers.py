@@ -622,27 +622,45 @@ def _sheet_notes(
     return notes
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> Source:
+def _read_parquet(
+    con: duckdb.DuckDBPyConnection, path: Path, name: str, known_headers: Collection[str] = ()
+) -> Source:
+    """The columns the dataset knows (all, with no dataset), as text; the others are only
+    named (the record's note lists them), so a column of a type text cannot hold, such as
+    a nested one, costs nothing."""
     try:
-        _unique_headers(pq.read_schema(path).names, name)
-        table = pq.read_table(path)
+        names = pq.read_schema(path).names
+        _unique_headers(names, name)
+        wanted = [n for n in names if not known_headers or normalise_header(n) in known_headers]
+        table = pq.read_table(path, columns=wanted)
     except (pa.ArrowInvalid, OSError) as err:
         raise InputError(
             reasons.CANNOT_READ_PARQUET.format(detail=first_line(err)), where=name
         ) from err
     text = pa.table(
         {
-            **{
-                field.name: _float_text(table.column(field.name))
-                if pa.types.is_floating(field.type)
-                else table.column(field.name).cast(pa.string())
-                for field in table.schema
-            },
+            **{field.name: _parquet_text(table.column(field.name)) for field in table.schema},
             ROW: pa.array(range(1, table.num_rows + 1), pa.int64()),
         }
     )
     _register(con, text)
-    return Source(FileFormat.PARQUET, "", table.column_names, RAW_TABLE, True)
+    return Source(FileFormat.PARQUET, "", names, RAW_TABLE, True)
+
+
+def _parquet_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    if pa.types.is_floating(column.type):
+        return _float_text(column)
+    if pa.types.is_nested(column.type):
+        # (a list or a record where a value was expected: shown as JSON, it fails the
+        # column's form with the value in the report)
+        return pa.array(
+            [
+                None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                for v in column.to_pylist()
+            ],
+            pa.string(),
+        )
+    return column.cast(pa.string())
 
 
 def _read_geojson(
@@ -728,7 +746,7 @@ def open_source(
         if file_format is FileFormat.XLSX:
             return _read_xlsx(con, path, display_name, known_headers)
         if file_format is FileFormat.PARQUET:
-            return _read_parquet(con, path, display_name)
+            return _read_parquet(con, path, display_name, known_headers)
         return _read_geojson(con, path, display_name, geometry_column)
     except TeleregError:
         raise
