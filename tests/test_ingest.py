@@ -590,6 +590,13 @@ def test_a_10_mb_field_is_a_row_error_not_a_crash(ready: Settings, tmp_path: Pat
     record = submit(ready, path, "cells", period="2022-02")
     assert (record.rows_accepted, record.rows_quarantined) == (1, 1)
     assert any("longer than" in k for k in record.errors_by_reason)
+    # A page shows the field's start; the API gives it whole.
+    found = _submission(ready, record.id)
+    columns, [row], _ = quarantined_rows(ready, found, cut_at=300)
+    shown = row[columns.index("site_id")]
+    assert (len(shown), shown[-1]) == (301, "…")
+    columns, [row], _ = quarantined_rows(ready, found)
+    assert len(row[columns.index("site_id")]) == 10_000_000
 
 
 def test_malformed_csv_lines_are_reported_and_rows_keep_their_numbers(

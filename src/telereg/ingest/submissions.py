@@ -137,19 +137,44 @@ def error_report_csv(
 
 
 def quarantined_rows(
-    settings: Settings, submission: Submission, *, limit: int = 50, offset: int = 0
+    settings: Settings,
+    submission: Submission,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    cut_at: int | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]], int]:
-    """A page of quarantined rows (identifiers are tokens), with the column names and total."""
+    """A page of quarantined rows (identifiers are tokens), with the column names and total.
+    ``cut_at``: texts longer than that many characters are cut, ending in ``…`` (a page
+    shows a 10 MB field's start; the API gives it whole)."""
     path = lake.quarantine_path(settings, submission.dataset, submission.file_id)
     if not path.exists():
         return [], [], 0
     con = duckdb.connect()
     total = int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0])  # type: ignore[index]
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    shown = {
+        str(name): _cut(str(name), cut_at) if kind == "VARCHAR" and cut_at else _quoted(str(name))
+        for name, kind, *_ in described
+    }
+    others = [sql for name, sql in shown.items() if name not in ("source_row", "reasons")]
     # Why a row was held back comes right after its number, before the row's values.
     result = con.execute(
-        "SELECT source_row, reasons, * EXCLUDE (source_row, reasons) FROM read_parquet(?) "
+        f"SELECT source_row, {shown['reasons']}, {', '.join(others)} FROM read_parquet(?) "
         "ORDER BY source_row LIMIT ? OFFSET ?",
         [str(path), limit, offset],
     )
     columns = [d[0] for d in result.description]
     return columns, result.fetchall(), total
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _cut(name: str, chars: int | None) -> str:
+    column = _quoted(name)
+    return (
+        f"CASE WHEN length({column}) > {chars} THEN left({column}, {chars}) || '…' "
+        f"ELSE {column} END AS {column}"
+    )

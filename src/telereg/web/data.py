@@ -145,6 +145,11 @@ def _form_problems(err: RequestValidationError) -> str:
     return "; ".join(problems)
 
 
+#: A quarantined value longer than this is shown cut on the page (a 10 MB field would
+#: make a 10 MB page); the row's download has it whole.
+_SHOWN_CHARS = 300
+
+
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
 def submission_page(
     submission_id: int,
@@ -157,7 +162,7 @@ def submission_page(
 ) -> Response:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
     columns, rows, total = submissions.quarantined_rows(
-        settings, found, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        settings, found, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, cut_at=_SHOWN_CHARS
     )
     contract = registry.CONTRACTS.get(found.dataset)
     titles = _column_titles(contract) if contract is not None else {}
