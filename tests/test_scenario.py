@@ -1027,7 +1027,7 @@ def test_a_case_page_tells_its_history_and_takes_the_next_step(
         },
     )
     assert refused.status_code == 403
-    assert "→ 已销号" not in history(analyst)
+    assert "→ 已办结" not in history(analyst)
     english = analyst.get("/lang/en", params={"next": address}).text
     assert "case opened" in english
     assert "handed over to Provincial police anti-fraud centre" in english
@@ -1369,6 +1369,30 @@ def test_a_liaison_checks_a_package_it_was_given_without_a_key_of_its_own(
     assert sorted(checks) == sorted([*web, ("check-af", True), ("check-af", False)])
 
 
+def test_an_identity_cases_line_has_its_page_with_the_signals_that_fired(
+    fraud_scan: Settings, signed_in
+) -> None:
+    with session_scope(fraud_scan) as session:
+        case = casework.case_queue(session, principal=ROOT, kind="identity")[0]
+    subject = case.subject
+    assert subject["home_city"], "where it was registered, to check 'used away from it'"
+    assert set(subject["evidence"]) == {"first_day_away", "imei_identities"}
+    analyst = signed_in("analyst")
+    page = analyst.get(f"/fraud/cases/{case.id}").text
+    address = f"/fraud/lines/{subject['line']}?period={subject['period']}"
+    assert address in page
+    about = analyst.get(f"/api/v1/fraud/lines/{subject['line']}", params={"period": "2021-11"})
+    assert about.status_code == 200, about.text
+    found = about.json()
+    assert found["kind"] == "identity"
+    assert found["rules"] == subject["signals"]
+    assert set(found["features"]) == {"first_day_away", "imei_identities"}
+    assert set(found["flagged"]) <= {"first_day_away", "imei_identities"}
+    operator = signed_in("operator")
+    theirs = operator.get(f"/api/v1/fraud/lines/{subject['line']}", params={"period": "2021-11"})
+    assert theirs.status_code == (200 if subject["operator"] == "CMCC" else 404)
+
+
 def test_the_cli_lists_cases_by_kind_and_tells_a_cases_history(fraud_scan: Settings) -> None:
     from typer.testing import CliRunner
 
@@ -1469,10 +1493,19 @@ def test_a_finding_seen_again_is_followed_on_its_case(fraud_scan: Settings) -> N
     with session_scope(fraud_scan) as session:
         queue = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")
         running, dismissed = queue[-1], queue[-2]
-        # A gateway still running in December: its case lists both months.
-        casework.seen_again(session, [again(running, score=99.0)], "2021-12")
+        # A gateway still running in December: its case lists both months, and shows
+        # December's figures; November scanned again after that changes them no more.
+        evidence = {**running.subject["evidence"], "callees": 4321}
+        casework.seen_again(session, [again(running, score=99.0, evidence=evidence)], "2021-12")
         assert running.subject["seen_in"][-2:] == ["2021-11", "2021-12"]
         assert running.subject["latest_score"] == 99.0
+        assert (running.subject["period"], running.subject["score"]) == ("2021-12", 99.0)
+        assert running.subject["evidence"]["callees"] == 4321
+        november = cases.NewCase(
+            running.reference, running.title, {**running.subject, "period": "2021-11", "score": 1.0}
+        )
+        casework.seen_again(session, [november], "2021-11")
+        assert (running.subject["period"], running.subject["score"]) == ("2021-12", 99.0)
         december = casework.case_queue(session, principal=ROOT, period="2021-12")
         assert running.id in {c.id for c in december}
         # A dismissed finding stays dismissed while it looks no worse, and is a new case,

@@ -234,6 +234,8 @@ def _identity_cases(holders: pd.DataFrame | None, period: str) -> list[cases.New
                 "signals": list(row.signals),
                 "id_number": getattr(row, "id_number", None),
                 "activated_at": _when(getattr(row, "activated_at", None)),
+                # where it was registered, for whoever checks "used away from it"
+                "home_city": getattr(row, "home_city", None),
                 "evidence": _evidence(row, IDENTITY_EVIDENCE),
             },
         )
@@ -285,8 +287,9 @@ SIM_BOX_EVIDENCE = (
     "imei_lines",
     "cohort_days",
 )
-#: What a holder-is-not-the-user case keeps as its evidence: the identities on its handset.
-IDENTITY_EVIDENCE = ("imei_identities",)
+#: What a holder-is-not-the-user case keeps as its evidence: whether its first day was spent
+#: outside its registration city, and the identities on its handset.
+IDENTITY_EVIDENCE = ("first_day_away", "imei_identities")
 #: The features a card-breaking case keeps as its evidence.
 CARD_EVIDENCE = (
     "calls_per_day",
@@ -330,8 +333,8 @@ def seen_again(session: Session, items: list[cases.NewCase], period: str) -> Non
     """Note on each case still being worked that its finding was seen in ``period`` too.
 
     A gateway that keeps running keeps its case; the case then lists the months it was
-    found in (``seen_in``) and its latest score, and the queue's month filter finds it in
-    each of them.
+    found in (``seen_in``) and shows the latest of them (its evidence, score and month),
+    and the queue's month filter finds it in each of them.
     """
     by_reference = {item.reference: item for item in items}
     references = list(by_reference)
@@ -347,15 +350,25 @@ def seen_again(session: Session, items: list[cases.NewCase], period: str) -> Non
         )
     for case in worked:
         subject = case.subject
-        months = set(subject.get("seen_in") or [subject.get("period", "")]) | {period}
+        before = set(subject.get("seen_in") or [subject.get("period", "")]) - {""}
+        months = before | {period}
         if str(subject.get("period", "")) >= period and len(months) == 1:
             continue  # the scan of the case's own month, run again
         found = by_reference[case.reference].subject
-        case.subject = {
-            **subject,
-            "seen_in": sorted(m for m in months if m),
-            "latest_score": found.get("score", subject.get("score")),
-        }
+        if period >= max(before, default=""):
+            # The latest month tells the case: its figures, score, model opinion and
+            # month are what the case page and a hand-over show (the months before stay
+            # in ``seen_in``, the case's own notes in its history).
+            latest = {k: v for k, v in found.items() if k != "repeat_of"}
+            case.subject = {
+                **subject,
+                **latest,
+                "seen_in": sorted(months),
+                "latest_score": found.get("score", subject.get("score")),
+            }
+        else:
+            # (an earlier month scanned again: it only adds itself)
+            case.subject = {**subject, "seen_in": sorted(months)}
 
 
 #: Disposals after which a finding seen again in a later month is a new case: the action

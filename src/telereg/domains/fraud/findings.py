@@ -108,9 +108,27 @@ def suspect_rows(settings: Settings, *, principal: Principal, period: str) -> pd
     return rows
 
 
+def _paged_lines(settings: Settings, *, principal: Principal, period: str) -> pd.DataFrame:
+    """The lines of ``period`` that have a page, as the principal may see them: suspects,
+    risky new cards, and cards whose holder is likely not the user (an identity case's
+    line; its signals stand as its rules, their count as its score)."""
+    rows = suspect_rows(settings, principal=principal, period=period)
+    holders = _later_result(settings, period, "identity")
+    if not len(holders):
+        return rows
+    only = visible_operator(principal)
+    if only is not None:
+        holders = holders[holders["operator"] == only]
+    holders = holders[~holders["line"].isin(rows["line"])]
+    holders = holders.assign(
+        kind="identity", rule_score=[len(s) for s in holders["signals"]], rules=holders["signals"]
+    )
+    return service.stacked([rows, holders])
+
+
 def suspect_row(settings: Settings, *, principal: Principal, period: str, line: str) -> pd.Series:
     """The suspect ``line`` of ``period`` as the principal may see it; NotFoundError if none."""
-    rows = suspect_rows(settings, principal=principal, period=period)
+    rows = _paged_lines(settings, principal=principal, period=period)
     found = rows[rows["line"] == line]
     if found.empty:
         raise NotFoundError(
@@ -129,7 +147,7 @@ def reveal_line(
     reason: str,
 ) -> str:
     """The clear number of a suspect line the principal may see, audited with the reason."""
-    rows = suspect_rows(settings, principal=principal, period=period)
+    rows = _paged_lines(settings, principal=principal, period=period)
     if not (rows["line"] == line).any():
         raise NotFoundError(
             N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
@@ -215,10 +233,12 @@ def line_detail(
     nodes, edges = _ring_graph(settings, period, visible_operator(principal))
     linked = edges[(edges["a"] == line) | (edges["b"] == line)]
     neighbours = set(linked["a"]) | set(linked["b"]) | {line}
-    shown = (*FEATURES, *CARD_FEATURES) if row["kind"] == "card" else FEATURES
-    features = {k: _plain(row[k]) for k in shown if k in row and pd.notna(row[k])}
+    shown = {"card": (*FEATURES, *CARD_FEATURES), "identity": CARD_FEATURES}
+    features = {
+        k: _plain(row[k]) for k in shown.get(row["kind"], FEATURES) if k in row and pd.notna(row[k])
+    }
     rules = _texts(row["rules"])
-    if row["kind"] == "card":
+    if row["kind"] in ("card", "identity"):
         # the figures each of the card's signals looks at
         flagged = sorted({f for r in rules for f in cardbreak.SIGNAL_FEATURES.get(r, ())})
     else:
