@@ -103,6 +103,12 @@ def test_impersonation_on_a_risky_tld_is_high(protected):
         ("12306-tuipiao.vip", "12306"),
         ("www.alipay.com.verify-login.top", "alipay"),
         ("支付宝客服.com", "alipay"),
+        # the short names and initials people use
+        ("建设银行.com", "ccb"),
+        ("建行-客服.cn", "ccb"),
+        ("农业银行-退款.top", "abc"),
+        ("反诈中心-app.top", "fanzha"),
+        ("zfb-kefu.com", "alipay"),
     ],
 )
 def test_impersonation_names_the_brand(domain, brand, protected):
@@ -111,7 +117,10 @@ def test_impersonation_names_the_brand(domain, brand, protected):
     assert "impersonation" in codes(result)
 
 
-@pytest.mark.parametrize("domain", ["infrastructure.com", "bocai.com", "mygovernment.com"])
+@pytest.mark.parametrize(
+    "domain",
+    ["infrastructure.com", "bocai.com", "mygovernment.com", "施工行业.com", "人行道.com"],
+)
 def test_short_keywords_do_not_match_inside_words(domain, protected):
     assert score(domain, protected).brand is None
 
@@ -351,6 +360,7 @@ def test_shipped_protected_names(protected):
         assert row.keywords, row.name
         assert row.kind in KINDS
         assert row.name_zh
+        assert row.name_en, "English pages name the brand"
     assert {"icbc", "alipay", "wechatpay", "unionpay", "gov", "fanzha", "chinamobile"} <= set(names)
     assert load_protected() is load_protected()
 
@@ -364,8 +374,8 @@ def test_load_protected_from_a_file(tmp_path: Path):
     )
     (row,) = load_protected(good)
     assert row == Protected(
-        "demo", "演示银行", "bank", ("demo-bank.com.cn",), ("demobank", "yanshi")
-    )
+        "demo", "演示银行", "bank", ("demo-bank.com.cn",), ("demobank", "yanshi"), "demo"
+    ), "a list without English names names them by their keys"
     assert score_domain(
         "demobank-kefu.top", first_seen=None, as_of=AS_OF, protected=[row]
     ).brand == ("demo")

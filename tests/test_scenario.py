@@ -1288,6 +1288,8 @@ def test_an_analyst_decides_a_domain_without_a_hand_over(fraud_scan: Settings, s
 def test_a_domain_case_names_the_brand_it_imitates_in_the_readers_language(
     fraud_scan: Settings, signed_in
 ) -> None:
+    from markupsafe import escape
+
     from telereg.domains.fraud import lookalike
 
     with session_scope(fraud_scan) as session:
@@ -1301,7 +1303,7 @@ def test_a_domain_case_names_the_brand_it_imitates_in_the_readers_language(
     assert f">{brand.name}<" not in row
     english = analyst.get("/lang/en", params={"next": f"/fraud/cases/{case.id}"}).text
     analyst.get("/lang/zh_CN?next=/")
-    assert f">{brand.name}<" in english.split("Imitates")[1].split("</tr>")[0]
+    assert f">{escape(brand.name_en)}<" in english.split("Imitates")[1].split("</tr>")[0]
 
 
 def test_a_liaison_checks_a_package_it_was_given_without_a_key_of_its_own(

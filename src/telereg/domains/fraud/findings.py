@@ -388,11 +388,9 @@ def _own_rings(nodes: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def brand_names() -> dict[str, str]:
-    """The protected brands' names in the reader's language, by code (none: the codes,
-    which are the English names, stand)."""
-    if i18n.current_language.get() != "zh_CN":
-        return {}
-    return {p.name: p.name_zh for p in lookalike.load_protected()}
+    """The protected brands' names in the reader's language, by code."""
+    chinese = i18n.current_language.get() == "zh_CN"
+    return {p.name: p.name_zh if chinese else p.name_en for p in lookalike.load_protected()}
 
 
 def dashboard(

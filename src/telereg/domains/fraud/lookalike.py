@@ -147,6 +147,8 @@ class Protected:
     kind: str
     official_domains: tuple[str, ...]
     keywords: tuple[str, ...]
+    #: as English pages name it (the key, when a list gives none)
+    name_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,9 @@ SCORE_FIELDS = (
 )
 
 _HOSTNAME_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
-_KEYWORD = re.compile(r"[a-z0-9]+")
+#: A keyword: ascii letters and digits (English, pinyin, a hotline), or Chinese characters (a
+#: short name people use: 建行 for 中国建设银行), which Chinese labels carry anywhere.
+_KEYWORD = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]{2,}")
 
 
 def load_protected(path: Path | None = None) -> tuple[Protected, ...]:
@@ -216,8 +220,11 @@ def _protected(row: dict[str, str], *, where: str) -> Protected:
     if not domains or not all(_is_ascii_hostname(d) for d in domains):
         raise InputError("needs official domains written as ascii host names", where=where)
     if not keywords or not all(_KEYWORD.fullmatch(k) for k in keywords):
-        raise InputError("needs keywords of ascii letters and digits", where=where)
-    return Protected(name, row["name_zh"].strip(), row["kind"].strip(), domains, keywords)
+        raise InputError(
+            "needs keywords of ascii letters and digits, or of Chinese characters", where=where
+        )
+    english = (row.get("name_en") or "").strip() or name
+    return Protected(name, row["name_zh"].strip(), row["kind"].strip(), domains, keywords, english)
 
 
 def _is_ascii_hostname(domain: str) -> bool:
