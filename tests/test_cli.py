@@ -37,6 +37,18 @@ def test_help_lists_every_command_with_a_description() -> None:
         assert len(described.get(command, "")) > 10, f"{command}: no description in --help"
 
 
+def test_the_demo_refuses_a_production_installation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELEREG_ENVIRONMENT", "production")
+    for name in ("pseudonym_key", "vault_key", "session_secret", "handover_key"):
+        monkeypatch.setenv(f"TELEREG_{name.upper()}", name * 5)
+    result = telereg("demo", "--no-serve", data_dir=tmp_path)
+    assert result.returncode != 0
+    assert "the demo runs only with TELEREG_ENVIRONMENT=development" in result.stderr
+    assert not (tmp_path / "lake").exists(), "nothing was loaded"
+
+
 def test_demo_without_serving_prints_a_working_login(tmp_path: Path) -> None:
     result = telereg("demo", "--no-serve", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr

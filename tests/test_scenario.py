@@ -1395,6 +1395,39 @@ def test_an_identity_cases_line_has_its_page_with_the_signals_that_fired(
     assert theirs.status_code == (200 if subject["operator"] == "CMCC" else 404)
 
 
+def test_the_cli_writes_a_package_for_its_owner_only_and_never_over_a_file(
+    fraud_scan: Settings, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from telereg.cli import app
+
+    with session_scope(fraud_scan) as session:
+        queue = casework.case_queue(session, principal=ROOT, status="open", kind="card")
+        first, second = queue[-6].id, queue[-7].id
+        casework.move_cases(
+            session, principal=ROOT, case_ids=[first, second], to="in_review", note="cli"
+        )
+    out = tmp_path / "handover.zip"
+
+    def export(case_id: int):
+        args = ["fraud", "export", str(case_id), "--agency", "POLICE-AF", "--note", "cli"]
+        return CliRunner().invoke(
+            app, [*args, "--out", str(out), "--data-dir", str(fraud_scan.data_dir)]
+        )
+
+    made = export(first)
+    assert made.exit_code == 0, made.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    kept = out.read_bytes()
+    again = export(second)
+    assert again.exit_code != 0
+    assert "exists; name a new file" in str(again.exception)
+    assert out.read_bytes() == kept
+    with session_scope(fraud_scan) as session:
+        assert casework.get_case(session, principal=ROOT, case_id=second).status == "in_review"
+
+
 def test_the_cli_lists_cases_by_kind_and_tells_a_cases_history(fraud_scan: Settings) -> None:
     from typer.testing import CliRunner
 

@@ -85,6 +85,21 @@ def test_missing_secrets_are_added_to_an_existing_file(tmp_path: Path) -> None:
     assert set(json.loads((tmp_path / "secrets.json").read_text())) == set(SECRET_FIELDS)
 
 
+def test_lost_keys_are_not_made_up_for_data_that_needs_them(tmp_path: Path) -> None:
+    # secrets.json deleted, or a copy of the data dir taken without it: new keys would not
+    # open the vault nor give the same tokens, so nothing starts until it is restored.
+    first = load_settings(data_dir=tmp_path)
+    (tmp_path / "vault").mkdir()
+    (tmp_path / "vault" / "phone-0001.sealed").write_bytes(b"sealed")
+    kept = (tmp_path / "secrets.json").read_text()
+    (tmp_path / "secrets.json").unlink()
+    with pytest.raises(ConfigurationError, match=r"no vault_key, but .*vault holds data"):
+        load_settings(data_dir=tmp_path)
+    assert not (tmp_path / "secrets.json").exists(), "nothing was written"
+    (tmp_path / "secrets.json").write_text(kept)
+    assert load_settings(data_dir=tmp_path).secret("vault_key") == first.secret("vault_key")
+
+
 def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in SECRET_FIELDS:
         monkeypatch.setenv(f"TELEREG_{name.upper()}", name * 5)

@@ -175,6 +175,14 @@ def demo(
     from telereg.scenario.runner import run_scenario
 
     settings = _settings(data_dir)
+    if settings.environment != "development":
+        # It resets the admin's password and loads made-up operators' data: never on a real
+        # installation.
+        raise InputError(
+            "the demo runs only with TELEREG_ENVIRONMENT=development, in a data dir of its "
+            "own: it resets the admin's password and loads a synthetic province",
+            where="demo",
+        )
     if not no_serve:  # refused before the long build, not after it
         check_cookie_transport(settings, host=host, insecure_cookies=insecure_cookies)
     login = prepare(settings, principal=_me())

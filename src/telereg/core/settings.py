@@ -209,6 +209,31 @@ def ensure_data_dir(data_dir: Path) -> Path:
     return data_dir
 
 
+#: What each generated key would lose, by the data it is needed for: a new key over data
+#: made under an old one cannot read it (the vault), join it (tokens), or check it (packages).
+_KEYED_DATA = {
+    "pseudonym_key": ("lake",),
+    "vault_key": ("vault",),
+    "handover_key": ("handovers",),
+}
+
+
+def _refuse_new_keys_for_old_data(data_dir: Path, missing: list[str]) -> None:
+    """Refuse to make up a key for data that already needs the lost one (``secrets.json``
+    deleted, or a copy of the data dir taken without it)."""
+    for name in missing:
+        for folder in _KEYED_DATA.get(name, ()):
+            where = data_dir / folder
+            if where.is_dir() and any(where.iterdir()):
+                raise ConfigurationError(
+                    f"{SECRETS_FILE} has no {name}, but {where} holds data made with one: a "
+                    f"new key could not read or match it. Restore {SECRETS_FILE} from a "
+                    f"backup (or set TELEREG_{name.upper()}); start afresh only in an empty "
+                    "data dir",
+                    where=str(data_dir / SECRETS_FILE),
+                )
+
+
 def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     path = data_dir / SECRETS_FILE
     ensure_data_dir(data_dir)
@@ -219,6 +244,7 @@ def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
         except json.JSONDecodeError as err:
             raise ConfigurationError(f"not valid JSON ({err})", where=str(path)) from err
     missing = [name for name in SECRET_FIELDS if not stored.get(name)]
+    _refuse_new_keys_for_old_data(data_dir, missing)
     if missing:
         stored.update({name: secrets.token_urlsafe(32) for name in missing})
         tmp = path.with_suffix(".tmp")

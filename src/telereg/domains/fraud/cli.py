@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from telereg.core.db import session_scope
+from telereg.core.errors import InputError
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, findings, handover, service
@@ -248,6 +249,10 @@ def export_command(
     out_file: Path,
     reveal_reason: str | None,
 ) -> None:
+    if out_file.exists():
+        # (checked before the cases move: a hand-over refused afterwards would leave them
+        # referred with no package in the officer's hands)
+        raise InputError(f"{out_file} exists; name a new file", where="--out")
     with session_scope(settings) as session:
         result = handover.export(
             session,
@@ -258,7 +263,10 @@ def export_command(
             note=note,
             reveal_reason=reveal_reason,
         )
-    shutil.copyfile(result.path, out_file)
+    # Readable by its owner only: with --reveal it holds clear numbers.
+    fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(result.path.read_bytes())
     out.print(
         f"hand-over of {len(result.manifest['cases'])} case(s) to {agency} written: {out_file}"
     )
