@@ -1195,6 +1195,7 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
     (record,) = reveals()
     assert (record.actor, record.reason) == ("analyst", "before the call to the police")
     assert record.objects == [f"token:{line}"]
+    assert record.client == "testclient", "where the request came from (the test client's name)"
 
     operator = signed_in("operator")
     own = operator.get(f"/fraud/lines/{line}?period=2021-11")

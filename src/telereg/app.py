@@ -23,7 +23,7 @@ from telereg import __version__
 from telereg.api.deps import Public
 from telereg.api.problems import problem, status_for
 from telereg.api.router import api_router
-from telereg.core import i18n
+from telereg.core import audit, i18n
 from telereg.core.db import session_factory
 from telereg.core.errors import TeleregError
 from telereg.core.settings import Settings
@@ -117,7 +117,8 @@ class _BodyTooLargeError(Exception):
 
 
 class LanguageMiddleware:
-    """Set the request's language from the language cookie (default from settings)."""
+    """Set the request's language from the language cookie (default from settings), and
+    the client's address that its audit entries record."""
 
     def __init__(self, app: ASGIApp, default: str) -> None:
         self.app = app
@@ -134,9 +135,14 @@ class LanguageMiddleware:
             if name == pages.LANGUAGE_COOKIE:
                 chosen = value
         token = i18n.current_language.set(i18n.normalise_language(chosen, self.default))
+        # (the address as the server sees it: behind a proxy, what uvicorn's
+        # --forwarded-allow-ips takes from its headers)
+        client = scope.get("client")
+        address = audit.current_client.set(str(client[0]) if client else "")
         try:
             await self.app(scope, receive, send)
         finally:
+            audit.current_client.reset(address)
             i18n.current_language.reset(token)
 
 

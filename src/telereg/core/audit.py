@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -22,6 +23,9 @@ EXPORT_COLUMNS = ("id", "at", "actor", "action", "objects", "reason", "detail", 
 EXPORT_BATCH = 1_000
 #: The action of the entry an export writes about itself.
 EXPORTED = "audit.exported"
+#: The address of the web or API client the current request comes from (set for each
+#: request by the app): every entry made while serving it records it.
+current_client: ContextVar[str] = ContextVar("audit_client", default="")
 
 
 def record(
@@ -34,7 +38,8 @@ def record(
     detail: dict[str, Any] | None = None,
     client: str = "",
 ) -> AuditEntry:
-    """Add an audit entry to ``session``; it is committed with the change it records."""
+    """Add an audit entry to ``session``; it is committed with the change it records.
+    ``client``: the address the request came from (by default the current request's)."""
     named = list(dict.fromkeys(objects))
     entry = AuditEntry(
         actor=actor,
@@ -43,7 +48,7 @@ def record(
         named=[AuditObject(object=obj) for obj in named],
         reason=reason,
         detail=detail or {},
-        client=client,
+        client=client or current_client.get(),
     )
     session.add(entry)
     return entry
