@@ -144,3 +144,31 @@ def test_other_addresses_need_secure_cookies_or_an_explicit_override(
     check_cookie_transport(settings, host=host, insecure_cookies=True)
     secure = load_settings(data_dir=tmp_path, secure_cookies=True)
     check_cookie_transport(secure, host=host, insecure_cookies=False)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("TELEREG_FRAUD_RULES", "notjson", "TELEREG_FRAUD_RULES is not valid JSON"),
+        ("TELEREG_LOG_LEVEL", "LOUD", "TELEREG_LOG_LEVEL"),
+        ("TELEREG_DUCKDB_MEMORY_LIMIT", "lots", "TELEREG_DUCKDB_MEMORY_LIMIT"),
+    ],
+)
+def test_a_bad_setting_is_named_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=named):
+        load_settings(data_dir=tmp_path)
+
+
+def test_the_usual_spellings_of_a_setting_are_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libpq's URL form, as PostgreSQL's own tools print it, and a log level in lower case.
+    monkeypatch.setenv("TELEREG_DATABASE_URL", "postgres://u@db:5432/telereg")
+    monkeypatch.setenv("TELEREG_LOG_LEVEL", "debug")
+    monkeypatch.setenv("TELEREG_DUCKDB_MEMORY_LIMIT", "8GB")
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.state_db_url == "postgresql+psycopg://u@db:5432/telereg"
+    assert settings.log_level == "DEBUG"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy.exc
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -1062,6 +1063,15 @@ def main() -> None:
         if not error.user_error and os.environ.get("TELEREG_DEBUG"):
             raise
         sys.exit(2 if isinstance(error, ValueError) else 1)
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError) as error:
+        # The state DB cannot be reached (no such database, a wrong password, a server
+        # down) or its URL is not one: said in a line, the trace only for TELEREG_DEBUG.
+        cause = getattr(error, "orig", None) or error
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        err.print(f"[red]error:[/red] state DB: {first}", highlight=False, soft_wrap=True)
+        if os.environ.get("TELEREG_DEBUG"):
+            raise
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

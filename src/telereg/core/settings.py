@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from telereg.core.errors import ConfigurationError
 
@@ -44,7 +45,9 @@ class Settings(BaseSettings):
     engine: Literal["duckdb", "pyspark"] = Field("duckdb", description="Analysis engine.")
     spark_master: str = Field("local[2]", description="Spark master URL for the pyspark engine.")
     duckdb_memory_limit: str = Field(
-        "", description="DuckDB memory_limit, e.g. `8GB`; empty: DuckDB default."
+        "",
+        pattern=r"^$|^[0-9]+(\.[0-9]+)? ?([KMGT]i?B|[KMGT]|B)$",
+        description="DuckDB memory_limit, e.g. `8GB`; empty: DuckDB default.",
     )
     pseudonym_key: SecretStr | None = Field(None, description="HMAC key for pseudonymisation.")
     vault_key: SecretStr | None = Field(None, description="Key that encrypts the identity vault.")
@@ -114,7 +117,26 @@ class Settings(BaseSettings):
         30, ge=1, description="Days a finished job's log is kept (in jobs/ of the data dir)."
     )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
-    log_level: str = Field("INFO", description="Root log level.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Root log level."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_in_any_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_urls_use_the_installed_driver(cls, value: str | None) -> str | None:
+        """``postgres://`` and ``postgresql://`` (libpq's forms, as pg tools print them) name
+        the psycopg driver telereg installs; other schemes stand as given."""
+        if value is None:
+            return None
+        for scheme in ("postgres://", "postgresql://"):
+            if value.startswith(scheme):
+                return "postgresql+psycopg://" + value.removeprefix(scheme)
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -266,6 +288,11 @@ def load_settings(**overrides: object) -> Settings:
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         settings = Settings(**given)  # type: ignore[arg-type]
+    except SettingsError as err:
+        # (a setting read as JSON that is not: the library names only the field)
+        named = re.search(r'field "([a-z_]+)"', str(err))
+        variable = f"TELEREG_{named.group(1).upper()}" if named else "a TELEREG_ setting"
+        raise ConfigurationError(f"{variable} is not valid JSON", where="settings") from err
     except ValidationError as err:
         problems = "; ".join(
             f"TELEREG_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
