@@ -306,6 +306,8 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         # a rule met marks the feature it looks at: "no text messages" marks the SMS count
         expect(page.locator("#score")).to_contain_text("无短信")
         expect(page.locator("#feature-table tr.flagged", has_text="短信条数")).to_be_visible()
+        # the linked lines are drawn (the page's script ran to its end)
+        expect(page.locator("#links canvas").first).to_be_visible()
         # the suspect's cases, for who manages them
         expect(page.locator("#line-cases a").first).to_have_attribute(
             "href", re.compile(r"^/fraud/cases/[0-9]+$")
