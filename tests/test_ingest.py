@@ -1295,12 +1295,25 @@ def test_full_width_digits_and_stray_spaces_are_normalised_where_a_value_has_a_f
     path = cdr_file(tmp_path, [GOOD_CALL, wide, spaced, still_bad])
     record = submit(ready, path, "voice_cdr", period="2021-11")
     assert (record.rows_accepted, record.rows_quarantined) == (3, 1), record.message
-    assert "2 row(s) passed once full-width characters" in record.message
+    assert "2 row(s) passed once their values were normalised" in record.message
     rows = lake_rows(ready, "voice_cdr")
     assert len({r["caller"] for r in rows}) == 1
     assert {(r["duration_s"], r["direction"]) for r in rows} == {(35, "MO")}
     [error] = errors_of(ready, record)
     assert (error["row"], error["column"], error["value"]) == ("5", "duration_s", "３５ｓ")
+
+
+def test_a_listed_value_may_be_written_by_its_chinese_name(ready: Settings, tmp_path: Path):
+    # The datasets page and the error report name an obstacle's kinds in Chinese; a clerk
+    # who writes 规划 means planning. A name no kind has stays an error.
+    path = tmp_path / "obstacles.csv"
+    rows = ["B00001,S1,140105,规划,x,2021-12-01", "B00002,S1,140105,天气,x,2021-12-01"]
+    path.write_text(OBSTACLES_HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    kinds = {r["obstacle_id"]: r["kind"] for r in lake_rows(ready, "site_obstacles")}
+    assert kinds["B00001"] == "planning"
+    assert [e["value"] for e in errors_of(ready, record)] == ["天气"]
 
 
 def test_a_header_alone_is_not_taken_for_a_title(ready: Settings, tmp_path: Path):

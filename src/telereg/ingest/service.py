@@ -32,6 +32,7 @@ from telereg.core.accounts import get_operator
 from telereg.core.db import session_scope, utcnow
 from telereg.core.errors import InputError, PermissionDeniedError
 from telereg.core.geo import gcj02_to_wgs84
+from telereg.core.i18n import localise
 from telereg.core.models import Operator
 from telereg.core.periods import is_month
 from telereg.core.permissions import Permission, Role
@@ -770,9 +771,9 @@ _SPACES = " \t\u00a0\u3000"
 
 
 def _second_chance(backend: Any, contract: Contract) -> int:
-    """Rows that break a row rule only for full-width characters (``１３８…``, ``５Ｇ``) or
-    tabs and wide spaces around a value: those values normalised, the rows pass. Returns
-    how many did.
+    """Rows that break a row rule only for full-width characters (``１３８…``, ``５Ｇ``),
+    tabs and wide spaces around a value, or a listed value written by its Chinese name
+    (规划 for ``planning``): those values normalised, the rows pass. Returns how many did.
 
     Only rows already found bad are looked at, so a clean file pays one count. Free text
     keeps its characters (full-width punctuation is normal in Chinese), and a row that
@@ -787,7 +788,9 @@ def _second_chance(backend: Any, contract: Contract) -> int:
         return 0
     full, half, spaces = (_sql_text(t) for t in (_FULL_WIDTH, _HALF_WIDTH, _SPACES))
     normalised = {
-        c.name: _cleaned(f"trim(translate({_quote(c.name)}, {full}, {half}), {spaces})", c)
+        c.name: _named_codes(
+            _cleaned(f"trim(translate({_quote(c.name)}, {full}, {half}), {spaces})", c), c
+        )
         for c in columns
     }
     replaced = ", ".join(f"{sql} AS {_quote(name)}" for name, sql in normalised.items())
@@ -807,6 +810,23 @@ def _second_chance(backend: Any, contract: Contract) -> int:
             f"FROM passed_once_normalised p WHERE {_CHECKED}.rowid = p.__rid"
         )
     return count
+
+
+def _named_codes(value: str, column: Column) -> str:
+    """SQL for ``value`` with a listed value's Chinese name (规划, as the datasets page and
+    the error report name it) read as its code (``planning``)."""
+    if not column.enum:
+        return value
+    names: dict[str, list[str]] = {}
+    for code in column.enum:
+        names.setdefault(localise(code, "zh_CN"), []).append(code)
+    # (a name two codes share, or a code standing for itself, says nothing)
+    cases = [
+        f"WHEN {_sql_text(name)} THEN {_sql_text(codes[0])}"
+        for name, codes in names.items()
+        if len(codes) == 1 and name != codes[0]
+    ]
+    return f"CASE {value} {' '.join(cases)} ELSE {value} END" if cases else value
 
 
 def _sql_text(text: str) -> str:
