@@ -829,13 +829,19 @@ def test_heights_are_dropped_and_a_broken_feature_costs_only_itself(
             feature("Z-1", [[112.1, 37.0, 812.5], [112.6, 37.5, 790.0]]),
             feature("ONE-POINT", [[112.1, 37.0]]),
             feature("FLAT-1", [[112.2, 37.1], [112.7, 37.6]]),
+            # Paris to Lyon, sent by mistake; a corridor with no coordinates
+            feature("ABROAD", [[2.35, 48.85], [4.83, 45.76]]),
+            feature("EMPTY", []),
         ],
     }
     path = tmp_path / "tracks.geojson"
     path.write_text(json.dumps(document))
     record = submit(ready, path, "corridors", period="2020-03")
-    assert (record.rows_accepted, record.rows_quarantined) == (2, 1), record.message
-    assert [e["row"] for e in errors_of(ready, record)] == ["2"]
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 3), record.message
+    found = {e["row"]: e["reason"] for e in errors_of(ready, record)}
+    assert sorted(found) == ["2", "4", "5"]
+    assert "wholly outside the region 山西省 (140000)" in found["4"]
+    assert "empty" in found["5"]
     stored = {r["corridor_id"]: r["geometry"] for r in lake_rows(ready, "corridors")}
     assert stored["Z-1"] == "LINESTRING (112.1 37, 112.6 37.5)"
 

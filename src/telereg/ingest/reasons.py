@@ -32,6 +32,10 @@ OUTSIDE_LONLAT = N_(
     "coordinates outside longitude -180 to 180 or latitude -90 to 90 (projected coordinates?)"
 )
 INVALID_GEOMETRY = N_("geometry is not valid (e.g. self-intersecting)")
+EMPTY_GEOMETRY = N_("the geometry is empty (no coordinates)")
+AWAY_FROM_REGION = N_(
+    "the geometry lies wholly outside the region {region} (longitude and latitude swapped?)"
+)
 UNREADABLE_LINE = N_("unreadable line: {detail}")
 FEWER_FIELDS = N_("the line has {found} fields, the header {expected}")
 #: (the reader stops counting at one too many, so how many more is not known)

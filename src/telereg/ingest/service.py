@@ -721,7 +721,7 @@ def _set_rules(
         references=_references(backend, settings, contract, operator),
         period=Period(period) if contract.period_column else None,
     )
-    return rules + _geometry_checks(contract, rows)
+    return rules + _geometry_checks(contract, rows, settings.region_code)
 
 
 def _write_errors(
@@ -1003,8 +1003,15 @@ def _references(
     return found
 
 
-def _geometry_checks(contract: Contract, raw: ir.Table) -> list[Check]:
+#: How far outside the region's boundary a feature may lie and still be its own: about 20
+#: km, so that a corridor's end beyond the border, or GCJ-02 input, is not refused.
+_REGION_MARGIN_DEG = 0.2
+
+
+def _geometry_checks(contract: Contract, raw: ir.Table, region_code: str) -> list[Check]:
     checks = []
+    region = load_regions(region_code).province
+    near = shapely.buffer(region.geometry, _REGION_MARGIN_DEG)
     for column in contract.columns:
         if column.type is not ColumnType.GEOMETRY:
             continue
@@ -1022,6 +1029,10 @@ def _geometry_checks(contract: Contract, raw: ir.Table) -> list[Check]:
         # (NaN bounds of empty geometries compare false: they are not outside)
         west, south, east, north = shapely.bounds(readable).T
         outside = (west < -180) | (east > 180) | (south < -90) | (north > 90)
+        empty = ~bad_syntax & shapely.is_empty(readable)
+        # (a corridor abroad, or longitude and latitude swapped: figures of the region that
+        # are not about it)
+        away = ~bad_syntax & ~empty & ~outside & ~shapely.intersects(readable, near)
         rows = present[ROW].to_numpy()
         wanted = ", ".join(column.geometry_types or ())
         for mask, reason in (
@@ -1029,6 +1040,8 @@ def _geometry_checks(contract: Contract, raw: ir.Table) -> list[Check]:
             (wrong_kind, reasons.WRONG_GEOMETRY.format(kinds=wanted)),
             (invalid, reasons.INVALID_GEOMETRY),
             (outside, reasons.OUTSIDE_LONLAT),
+            (empty, reasons.EMPTY_GEOMETRY),
+            (away, reasons.AWAY_FROM_REGION.format(region=f"{region.name} ({region.code})")),
         ):
             if np.any(mask):
                 flagged = ibis.memtable({"r": rows[mask]}).r
