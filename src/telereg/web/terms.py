@@ -76,6 +76,7 @@ AUDIT_ACTIONS = {
     "fraud.scan": N_("fraud scan run"),
     "fraud.handover": N_("cases handed over"),
     "fraud.handover.fetched": N_("hand-over package downloaded"),
+    "fraud.handover.checked": N_("hand-over package checked"),
     "fraud.handover.refused": N_("hand-over package refused"),
     "job.submitted": N_("job started"),
     "audit.exported": N_("audit log exported"),
