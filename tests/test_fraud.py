@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from datetime import date
 from pathlib import Path
 
 import ibis
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 from sqlalchemy.orm import Session
@@ -444,6 +446,11 @@ def test_handover_signature_breaks_on_any_changed_byte(tmp_path: Path) -> None:
     with zipfile.ZipFile(path) as package:
         content = {n: package.read(n) for n in package.namelist()}
     assert b"'=cmd" in content["cases.csv"], "formula cells are neutralised"
+    # The workbook names its columns in Chinese for the officers who read it, with the
+    # codes the CSV has.
+    sheet = openpyxl.load_workbook(io.BytesIO(content["cases.xlsx"])).active
+    assert sheet["A1"].value == "案件编号 (case_id)"
+    assert [c.value for c in sheet[1]][-1] == "明文名下号码 (clear_lines)"
     with pytest.raises(SignatureError):
         handover.verify(path, b"x" * 32)
     # Any byte of the archive, its headers, dates and flags included, and any byte added.

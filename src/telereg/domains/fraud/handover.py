@@ -68,6 +68,8 @@ COLUMNS = (
     # a card's holder (ID number token) and when the card was sold
     "id_number",
     "activated_at",
+    # where a card was registered (its holder's city), beside where it is used
+    "home_city",
     # an ID number's active cards at the operator (line tokens), when it holds too many
     "lines",
     # where the line's device is: its handsets (IMEI tokens, and the TACs that name the
@@ -85,6 +87,35 @@ COLUMNS = (
     "clear_lines",
 )
 _DATA_FILES = ("cases.csv", "cases.xlsx", "manifest.json")
+#: The workbook's column titles, for the police officers who read it (the CSV keeps the
+#: codes alone, for their systems).
+COLUMN_TITLES = {
+    "case_id": "案件编号",
+    "type": "案件类型",
+    "reference": "线索对象",
+    "operator": "运营商",
+    "period": "月份",
+    "score": "得分",
+    "signals": "命中信号",
+    "evidence": "证据",
+    "model_probability": "模型概率",
+    "model_reasons": "模型依据",
+    "outlet_id": "营业网点",
+    "id_number": "证件号（令牌）",
+    "activated_at": "入网时间",
+    "home_city": "归属地市",
+    "lines": "名下号码（令牌）",
+    "imeis": "终端 IMEI（令牌）",
+    "device_tacs": "终端型号 TAC",
+    "main_cell": "主要小区",
+    "longitude": "经度",
+    "latitude": "纬度",
+    "city_code": "所在地市",
+    "clear_value": "明文号码",
+    "clear_imeis": "明文 IMEI",
+    "clear_id_number": "明文证件号",
+    "clear_lines": "明文名下号码",
+}
 
 
 @dataclass(frozen=True)
@@ -145,6 +176,7 @@ def _rows(
                 "outlet_id": subject.get("outlet_id", ""),
                 "id_number": subject.get("id_number") or "",
                 "activated_at": subject.get("activated_at") or "",
+                "home_city": subject.get("home_city") or "",
                 "lines": "; ".join(subject.get("lines") or []),
                 "imeis": "; ".join(found.get("imeis", [])),
                 "device_tacs": "; ".join(found.get("device_tacs", [])),
@@ -231,6 +263,8 @@ def export(
         "note": note,
         "cases": [c.id for c in chosen],
         "clear_values": reveal_reason is not None,
+        # why clear numbers were added, as the audit log has it
+        "reveal_reason": reveal_reason,
     }
     name = f"handover-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.zip"
     path = package_path(settings, agency.code, name)
@@ -523,7 +557,7 @@ def _xlsx(rows: list[dict[str, Any]]) -> bytes:
     workbook = openpyxl.Workbook(write_only=True)
     workbook.properties.created = workbook.properties.modified = datetime(2000, 1, 1)  # noqa: DTZ001
     sheet = workbook.create_sheet("cases")
-    sheet.append(list(COLUMNS))
+    sheet.append([f"{COLUMN_TITLES[c]} ({c})" for c in COLUMNS])
     for row in rows:
         sheet.append([_safe(row[c]) for c in COLUMNS])
     buffer = io.BytesIO()
