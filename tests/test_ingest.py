@@ -1322,6 +1322,23 @@ def test_a_listed_value_may_be_written_by_its_chinese_name(ready: Settings, tmp_
     assert [e["value"] for e in errors_of(ready, record)] == ["天气"]
 
 
+def test_dates_as_spreadsheets_give_them_are_read(ready: Settings, tmp_path: Path):
+    # A day Excel shows as its serial number in a cell formatted "General", and the Chinese
+    # form; a time as a serial with its fraction of the day.
+    path = tmp_path / "obstacles.csv"
+    rows = ["D00001,S1,140105,power,x,44531", "D00002,S1,140105,power,x,2021年12月2日"]
+    path.write_text(OBSTACLES_HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert record.rows_accepted == 2, record.message
+    days = {r["obstacle_id"]: str(r["reported_date"]) for r in lake_rows(ready, "site_obstacles")}
+    assert (days["D00001"], days["D00002"]) == ("2021-12-01", "2021-12-02")
+    calls = cdr_file(tmp_path, [GOOD_CALL.replace("2021-11-05 10:00:00", "44505.4166666667")])
+    record = submit(ready, calls, "voice_cdr", period="2021-11")
+    assert record.rows_accepted == 1, record.message
+    ours = [r for r in lake_rows(ready, "voice_cdr") if r["operator"] == "CMCC"]
+    assert [str(r["start_time"]) for r in ours] == ["2021-11-05 10:00:00"], "it replaced the rest"
+
+
 def test_a_header_alone_is_not_taken_for_a_title(ready: Settings, tmp_path: Path):
     # One named column and empty ones: no later line of several values, so no title; the
     # missing columns are named as before.

@@ -772,8 +772,9 @@ _SPACES = " \t\u00a0\u3000"
 
 def _second_chance(backend: Any, contract: Contract) -> int:
     """Rows that break a row rule only for full-width characters (``１３８…``, ``５Ｇ``),
-    tabs and wide spaces around a value, or a listed value written by its Chinese name
-    (规划 for ``planning``): those values normalised, the rows pass. Returns how many did.
+    tabs and wide spaces around a value, a listed value written by its Chinese name
+    (规划 for ``planning``), or a date as spreadsheets give it (``44531``, ``2021年12月1日``):
+    those values normalised, the rows pass. Returns how many did.
 
     Only rows already found bad are looked at, so a clean file pays one count. Free text
     keeps its characters (full-width punctuation is normal in Chinese), and a row that
@@ -788,8 +789,11 @@ def _second_chance(backend: Any, contract: Contract) -> int:
         return 0
     full, half, spaces = (_sql_text(t) for t in (_FULL_WIDTH, _HALF_WIDTH, _SPACES))
     normalised = {
-        c.name: _named_codes(
-            _cleaned(f"trim(translate({_quote(c.name)}, {full}, {half}), {spaces})", c), c
+        c.name: _date_forms(
+            _named_codes(
+                _cleaned(f"trim(translate({_quote(c.name)}, {full}, {half}), {spaces})", c), c
+            ),
+            c,
         )
         for c in columns
     }
@@ -827,6 +831,29 @@ def _named_codes(value: str, column: Column) -> str:
         if len(codes) == 1 and name != codes[0]
     ]
     return f"CASE {value} {' '.join(cases)} ELSE {value} END" if cases else value
+
+
+def _date_forms(value: str, column: Column) -> str:
+    """SQL for ``value`` with the dates spreadsheets give read as such: a day Excel keeps as
+    its serial number (``44531`` is 2021-12-01; ``44531.5`` its noon), as a cell formatted
+    "General" shows it, and ``2021年12月1日``."""
+    if column.type not in (ColumnType.DATE, ColumnType.TIMESTAMP):
+        return value
+    form = "%Y-%m-%d" if column.type is ColumnType.DATE else "%Y-%m-%d %H:%M:%S"
+    number = f"TRY_CAST({value} AS DOUBLE)"
+    serial = (
+        f"strftime(TIMESTAMP '1899-12-30' + to_microseconds(CAST(round({number} * 86400e6) "
+        f"AS BIGINT)), '{form}')"
+    )
+    chinese = (
+        f"regexp_replace({value}, '^([0-9]{{4}})年([0-9]{{1,2}})月([0-9]{{1,2}})日 ?', "
+        "'\\1-\\2-\\3 ')"
+    )
+    return (
+        f"CASE WHEN regexp_full_match({value}, '[0-9]{{5}}(\\.[0-9]+)?') "
+        f"AND {number} BETWEEN 20000 AND 80000 THEN {serial} "
+        f"WHEN contains({value}, '年') THEN trim({chinese}) ELSE {value} END"
+    )
 
 
 def _sql_text(text: str) -> str:
