@@ -73,8 +73,14 @@ class ScanSummary:
         return [scan, found]
 
 
-NO_SCAN_YET = N_("no fraud scan yet; run `telereg fraud scan --period YYYY-MM`")
-_NO_SCAN = N_("no fraud scan for {period}; run `telereg fraud scan --period {period}`")
+NO_SCAN_YET = N_(
+    "no fraud scan yet: start one on the anti-fraud page, or run "
+    "`telereg fraud scan --period YYYY-MM`"
+)
+_NO_SCAN = N_(
+    "no fraud scan for {period}: start one on the anti-fraud page (a month with call "
+    "records), or run `telereg fraud scan --period {period}`"
+)
 
 
 def results_dir(settings: Settings, period: str) -> Path:
