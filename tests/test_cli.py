@@ -141,6 +141,15 @@ def test_user_mistakes_are_one_line_without_traceback(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_a_command_in_an_empty_data_dir_says_it_starts_a_new_installation(
+    tmp_path: Path,
+) -> None:
+    first = telereg("operators", "list", data_dir=tmp_path / "new")
+    assert "no installation in" in first.stderr
+    again = telereg("operators", "list", data_dir=tmp_path / "new")
+    assert "no installation in" not in again.stderr, "said once, when it is new"
+
+
 def test_bad_settings_are_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "telereg", "db", "upgrade", "--data-dir", str(tmp_path)],

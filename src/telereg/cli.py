@@ -121,7 +121,17 @@ def _progress() -> Progress:
 
 
 def _settings(data_dir: Path | None) -> Settings:
-    return load_settings(data_dir=data_dir)
+    settings = load_settings(data_dir=data_dir)
+    if not (settings.data_dir / "state.db").exists() and settings.database_url is None:
+        # A command run from another directory, without TELEREG_DATA_DIR, would otherwise
+        # start a second, empty installation without a word.
+        err.print(
+            f"note: no installation in {settings.data_dir.resolve()} yet; starting a new one "
+            "(set TELEREG_DATA_DIR or --data-dir to use an existing one)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return settings
 
 
 def _me() -> Principal:
