@@ -128,6 +128,10 @@ def test_the_audit_log_is_listed_and_exported_whole(tmp_path: Path) -> None:
         (["users", "add", "bob", "--role", "operator", "--operator", "XX"], "no operator 'XX'"),
         (["users", "disable", "ghost"], "no user named 'ghost'"),
         (["users", "add", "admin", "--role", "viewer"], "already exists"),
+        # one operator to a person, whatever the case its code is written in
+        (["operators", "add", "cmcc", "移动"], "operator 'CMCC' already exists"),
+        (["agencies", "add", "ARMY", "某部队", "--kind", "army"], "is not one of: police"),
+        (["operators", "add", "1BAD", "某运营商"], "starting with a letter"),
     ],
 )
 def test_user_mistakes_are_one_line_without_traceback(

@@ -647,7 +647,12 @@ def fraud_case(
 def fraud_move(
     case_ids: Annotated[list[int], typer.Argument(help="Case ids: all move, or none.")],
     to: Annotated[
-        str, typer.Option(help="in_review or closed (dismissed), or closed after resolved.")
+        str,
+        typer.Option(
+            help="in_review or closed (dismissed), or closed after resolved; or, for a domain "
+            "or an ID number over the limit, the administration's decision: domain_blocked, "
+            "cards_cancelled or no_action."
+        ),
     ],
     note: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
     data_dir: DataDir = None,
@@ -688,7 +693,10 @@ def fraud_export(
 def fraud_dispose(
     case_id: Annotated[int, typer.Argument(help="Case id.")],
     disposal: Annotated[
-        str, typer.Option(help="line_suspended, device_seized, domain_blocked or no_action.")
+        str,
+        typer.Option(
+            help="line_suspended, device_seized, domain_blocked, cards_cancelled or no_action."
+        ),
     ],
     note: Annotated[str, typer.Option(help="What was done.")],
     data_dir: DataDir = None,

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
@@ -32,6 +32,9 @@ _USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
 #: An operator's or agency's code: 2–32 letters, digits, ``_`` or ``-``, a letter first.
 CODE = r"[A-Za-z][A-Za-z0-9_-]{1,31}"
 _CODE = re.compile(rf"^{CODE}$")
+#: The kinds of partner agency: the police (who take fraud cases), health commissions, city
+#: governments, others.
+AGENCY_KINDS = ("police", "health", "government", "other")
 
 
 @dataclass(frozen=True)
@@ -262,12 +265,15 @@ def add_operator(
     principal.require(Permission.REFERENCE_MANAGE)
     if not _CODE.match(code):
         raise InputError(
-            N_("operator code {code} must be 2-32 letters, digits, '_' or '-'").format(
-                code=repr(code)
-            )
+            N_(
+                "operator code {code} must be 2-32 letters, digits, '_' or '-', "
+                "starting with a letter"
+            ).format(code=repr(code))
         )
-    if session.scalar(select(Operator.id).where(Operator.code == code)) is not None:
-        raise ConflictError(N_("operator {code} already exists").format(code=repr(code)))
+    # (CMCC and cmcc would be two operators to a file's reader, and one to a person)
+    same = select(Operator.code).where(func.lower(Operator.code) == code.lower())
+    if (taken := session.scalar(same)) is not None:
+        raise ConflictError(N_("operator {code} already exists").format(code=repr(taken)))
     operator = Operator(code=code, name=name, name_en=name_en)
     session.add(operator)
     audit.record(
@@ -282,12 +288,20 @@ def add_agency(
     principal.require(Permission.REFERENCE_MANAGE)
     if not _CODE.match(code):
         raise InputError(
-            N_("agency code {code} must be 2-32 letters, digits, '_' or '-'").format(
-                code=repr(code)
+            N_(
+                "agency code {code} must be 2-32 letters, digits, '_' or '-', "
+                "starting with a letter"
+            ).format(code=repr(code))
+        )
+    if kind not in AGENCY_KINDS:
+        raise InputError(
+            N_("agency kind {kind} is not one of: {kinds}").format(
+                kind=repr(kind), kinds=", ".join(AGENCY_KINDS)
             )
         )
-    if session.scalar(select(Agency.id).where(Agency.code == code)) is not None:
-        raise ConflictError(N_("partner agency {code} already exists").format(code=repr(code)))
+    same = select(Agency.code).where(func.lower(Agency.code) == code.lower())
+    if (taken := session.scalar(same)) is not None:
+        raise ConflictError(N_("partner agency {code} already exists").format(code=repr(taken)))
     agency = Agency(code=code, name=name, name_en=name_en, kind=kind)
     session.add(agency)
     audit.record(session, actor=principal.name, action="agencies.add", objects=[f"agency:{code}"])
