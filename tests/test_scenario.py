@@ -128,6 +128,23 @@ def hand_over(
     )
 
 
+def add_liaisons(session, agencies: dict[str, str]) -> None:
+    """Liaison users of the named agencies, by user name (password: the tests' own)."""
+    from telereg.core import accounts
+    from telereg.core.permissions import Role
+    from tests.conftest import PASSWORD
+
+    for name, agency in agencies.items():
+        accounts.create_user(
+            session,
+            principal=ROOT,
+            username=name,
+            role=Role.LIAISON,
+            password=PASSWORD,
+            agency=agency,
+        )
+
+
 def city_police(session) -> None:
     """A second police agency, the city's (added once)."""
     from telereg.core import accounts
@@ -938,22 +955,12 @@ def test_a_case_page_tells_its_history_and_takes_the_next_step(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from telereg.core import accounts
-    from telereg.core.permissions import Role
     from tests.conftest import PASSWORD, csrf_of
 
     with session_scope(fraud_scan) as session:
         queue = casework.case_queue(session, principal=ROOT, status="open", kind="card")
         case_id, line = queue[-2].id, queue[-2].subject["line"]
-        for name, agency in (("lee-police", "POLICE-AF"), ("lee-health", "HEALTH")):
-            accounts.create_user(
-                session,
-                principal=ROOT,
-                username=name,
-                role=Role.LIAISON,
-                password=PASSWORD,
-                agency=agency,
-            )
+        add_liaisons(session, {"lee-police": "POLICE-AF", "lee-health": "HEALTH"})
     analyst = signed_in("analyst")
     address = f"/fraud/cases/{case_id}"
 
@@ -1310,9 +1317,8 @@ def test_a_domain_case_names_the_brand_it_imitates_in_the_readers_language(
 def test_a_liaison_checks_a_package_it_was_given_without_a_key_of_its_own(
     fraud_scan: Settings, signed_in
 ) -> None:
-    from telereg.core import accounts, audit
-    from telereg.core.permissions import Role
-    from tests.conftest import PASSWORD, csrf_of
+    from telereg.core import audit
+    from tests.conftest import csrf_of
 
     with session_scope(fraud_scan) as session:
         queue = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")
@@ -1320,15 +1326,7 @@ def test_a_liaison_checks_a_package_it_was_given_without_a_key_of_its_own(
         casework.move_cases(session, principal=ROOT, case_ids=ids, to="in_review", note="batch")
         made = hand_over(session, fraud_scan, ids, "for checking")
         city_police(session)
-        for name, agency in (("check-af", "POLICE-AF"), ("check-city", "POLICE-CITY")):
-            accounts.create_user(
-                session,
-                principal=ROOT,
-                username=name,
-                role=Role.LIAISON,
-                password=PASSWORD,
-                agency=agency,
-            )
+        add_liaisons(session, {"check-af": "POLICE-AF", "check-city": "POLICE-CITY"})
     archive = made.path.read_bytes()
     changed = bytearray(archive)
     changed[len(changed) // 2] ^= 1
