@@ -791,14 +791,16 @@ def _second_chance(backend: Any, contract: Contract) -> int:
     normalised = {
         c.name: _date_forms(
             _named_codes(
-                _cleaned(f"trim(translate({_quote(c.name)}, {full}, {half}), {spaces})", c), c
+                _cleaned(f"trim(translate({quote_name(c.name)}, {full}, {half}), {spaces})", c), c
             ),
             c,
         )
         for c in columns
     }
-    replaced = ", ".join(f"{sql} AS {_quote(name)}" for name, sql in normalised.items())
-    changed = " OR ".join(f"{_quote(n)} IS DISTINCT FROM {sql}" for n, sql in normalised.items())
+    replaced = ", ".join(f"{sql} AS {quote_name(name)}" for name, sql in normalised.items())
+    changed = " OR ".join(
+        f"{quote_name(n)} IS DISTINCT FROM {sql}" for n, sql in normalised.items()
+    )
     candidates = backend.sql(
         f"SELECT rowid AS __rid, * REPLACE ({replaced}) FROM {_CHECKED} "
         f"WHERE {_ROW_BAD} AND ({changed})"
@@ -808,7 +810,7 @@ def _second_chance(backend: Any, contract: Contract) -> int:
     passed = _materialise(backend, "passed_once_normalised", candidates.filter(~broken))
     count = int(passed.count().to_pyarrow().as_py())
     if count:
-        values = ", ".join(f"{_quote(n)} = p.{_quote(n)}" for n in normalised)
+        values = ", ".join(f"{quote_name(n)} = p.{quote_name(n)}" for n in normalised)
         con.execute(
             f"UPDATE {_CHECKED} SET {values}, {_ROW_BAD} = false "
             f"FROM passed_once_normalised p WHERE {_CHECKED}.rowid = p.__rid"
@@ -893,7 +895,8 @@ def _unreadable_quarantine(unreadable: list[readers.Unreadable], schema: ibis.Sc
     return ibis.memtable(pa.table(columns))
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
+    """``name`` as a quoted SQL identifier (a file's header may hold anything)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -963,9 +966,9 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
     for column in contract.columns:
         source_header = chosen.get(column.name)
         selects.append(
-            f"{_cleaned(_quote(source_header), column)} AS {_quote(column.name)}"
+            f"{_cleaned(quote_name(source_header), column)} AS {quote_name(column.name)}"
             if source_header
-            else f"CAST(NULL AS VARCHAR) AS {_quote(column.name)}"
+            else f"CAST(NULL AS VARCHAR) AS {quote_name(column.name)}"
         )
     shown = ", ".join(_shown_header(h) for h in unknown)
     notes = [reasons.IGNORED_COLUMNS.format(columns=shown)] if unknown else []

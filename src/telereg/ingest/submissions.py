@@ -24,7 +24,7 @@ from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.ingest import lake
 from telereg.ingest.models import Submission
-from telereg.ingest.service import SubmissionRecord
+from telereg.ingest.service import SubmissionRecord, quote_name
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ERROR_COLUMNS = ("row", "column", "reason", "value")
@@ -154,7 +154,9 @@ def quarantined_rows(
     total = int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0])  # type: ignore[index]
     described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
     shown = {
-        str(name): _cut(str(name), cut_at) if kind == "VARCHAR" and cut_at else _quoted(str(name))
+        str(name): _cut(str(name), cut_at)
+        if kind == "VARCHAR" and cut_at
+        else quote_name(str(name))
         for name, kind, *_ in described
     }
     others = [sql for name, sql in shown.items() if name not in ("source_row", "reasons")]
@@ -168,12 +170,8 @@ def quarantined_rows(
     return columns, result.fetchall(), total
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _cut(name: str, chars: int | None) -> str:
-    column = _quoted(name)
+    column = quote_name(name)
     return (
         f"CASE WHEN length({column}) > {chars} THEN left({column}, {chars}) || '…' "
         f"ELSE {column} END AS {column}"
