@@ -133,6 +133,7 @@ def test_login_lockout_with_backoff(directory: Session, db_settings: Settings) -
     assert user.failed_logins == 0
     actions = directory.scalars(select(AuditEntry.action)).all()
     assert actions.count("auth.locked") == 2
+    assert actions.count("auth.refused_locked") == 1, "the attempt while locked is audited"
     assert "auth.login" in actions
 
 

@@ -86,8 +86,8 @@ def login(
     most ``login_lockout_max_seconds``. A client address with
     ``login_client_max_failures`` failures within ``login_client_window_seconds``
     is refused, without a check, until its oldest failure leaves the window.
-    Failures, lockouts and throttled clients are audited; the caller commits the
-    session even on failure.
+    Failures, lockouts, attempts on a locked account and throttled clients are audited;
+    the caller commits the session even on failure.
     """
     now = now or utcnow()
     network = client_network(client)
@@ -128,6 +128,14 @@ def _check_password(
     user = session.scalar(select(User).where(User.username == username))
     if user is not None and user.locked_until is not None and user.locked_until > now:
         verify_password(None, password)
+        # Audited too: a run of attempts on a locked account is what a guesser looks like.
+        audit.record(
+            session,
+            actor=username,
+            action="auth.refused_locked",
+            objects=[f"user:{username}"],
+            client=client,
+        )
         raise AccountLockedError(
             f"too many failed logins; try again after {user.locked_until:%H:%M:%S} UTC"
         )
