@@ -206,7 +206,18 @@ def test_invalid_fields_name_the_field(shared_site: Site) -> None:
         headers=shared_site.as_role("admin"),
     )
     assert response.status_code == 422
-    assert "role" in response.json()["detail"]
+    body = response.json()
+    assert body["detail"] == "role: not a valid value (king)"
+    assert body["message"] == "role：取值无效（king）", "in the site.s language"
+    assert body["errors"] == [
+        {"location": "body.role", "type": "enum", "problem": body["errors"][0]["problem"]}
+    ]
+    assert "admin" in body["errors"][0]["problem"], "programs get the parser's own words"
+    missing = shared_site.client.post(
+        "/api/v1/users", json={"role": "viewer"}, headers=shared_site.as_role("admin")
+    )
+    assert missing.json()["detail"] == "username: missing"
+    assert missing.json()["errors"][0]["type"] == "missing"
 
 
 def test_unknown_route(shared_site: Site) -> None:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telereg import __version__
 from telereg.api.deps import Public
-from telereg.api.problems import problem, status_for
+from telereg.api.problems import field_errors, field_problem, problem, status_for
 from telereg.api.router import api_router
 from telereg.core import audit, i18n
 from telereg.core.db import session_factory
@@ -221,10 +221,16 @@ def create_app(settings: Settings) -> FastAPI:
             return respond(
                 request, 400, "the request body is not valid JSON", error, "malformed-json"
             )
-        detail = "; ".join(
-            f"{'.'.join(str(part) for part in p.get('loc', ()))}: {p.get('msg')}" for p in problems
-        )
-        return respond(request, 422, detail, error, "invalid-input")
+        detail = "; ".join(field_problem(p) for p in problems)
+        if _is_api(request):
+            return problem(
+                422,
+                detail,
+                code="invalid-input",
+                instance=request.url.path,
+                extra={"errors": field_errors(problems)},
+            )
+        return error_page(request, 422, detail, error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -23,7 +24,13 @@ from telereg.core.errors import (
     PermissionDeniedError,
     TeleregError,
 )
-from telereg.core.i18n import localise
+from telereg.core.i18n import N_, localise
+from telereg.core.privacy import mask_digits
+
+#: One request field's problem, in words a person reads (the API's ``message`` and the web's
+#: error page translate them; the API's ``errors`` keep the parser's own terms for programs).
+FIELD_MISSING = N_("{field}: missing")
+FIELD_INVALID = N_("{field}: not a valid value ({value})")
 
 # Most specific first: the first class an error is an instance of decides.
 STATUS_BY_ERROR: tuple[tuple[type[TeleregError], int], ...] = (
@@ -48,6 +55,30 @@ def status_for(error: TeleregError) -> int:
         if isinstance(error, cls):
             return status
     return 500
+
+
+def field_problem(found: Mapping[str, Any]) -> str:
+    """One of a request's invalid fields, as a sentence: which field, and the value as sent
+    (a run of digits long enough to be a phone or ID number is masked, as screens mask one).
+    ``found`` is one of the parser's (pydantic's) error entries."""
+    named = [str(part) for part in found.get("loc", ()) if isinstance(part, str)]
+    field = named[-1] if named else "?"
+    if found.get("type") == "missing":
+        return FIELD_MISSING.format(field=field)
+    value = mask_digits(str(found.get("input", "")))[:60]
+    return FIELD_INVALID.format(field=field, value=value)
+
+
+def field_errors(found: list[Any]) -> list[dict[str, str]]:
+    """The parser's error entries for programs: where, what kind, and its own words."""
+    return [
+        {
+            "location": ".".join(str(part) for part in p.get("loc", ())),
+            "type": str(p.get("type", "")),
+            "problem": str(p.get("msg", "")),
+        }
+        for p in found
+    ]
 
 
 def problem(

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from telereg import registry
 from telereg.api.deps import SessionDep, SettingsDep
+from telereg.api.problems import field_problem
 from telereg.api.uploads import ingest_upload, read_upload
 from telereg.core import i18n
 from telereg.core.errors import InputError, NotFoundError
@@ -141,7 +142,7 @@ def _form_problems(err: RequestValidationError) -> str:
         if field == "period":
             problems.append(BAD_PERIOD.format(period=repr(problem.get("input"))))
         else:
-            problems.append(f"{field}: {problem['msg']}")
+            problems.append(field_problem(problem))
     return "; ".join(problems)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
@@ -10,17 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from telereg.api.problems import field_problem
 from telereg.core.errors import CsrfError, RoleLacksPermissionError, TeleregError
 from telereg.core.i18n import gettext as _
 from telereg.core.i18n import localise
-from telereg.core.privacy import mask_digits
 from telereg.web.deps import LoginRequiredError, identify
 from telereg.web.templating import render
 from telereg.web.terms import (
     CSRF_EXPIRED,
     ERROR_TITLES,
-    FIELD_INVALID,
-    FIELD_MISSING,
     NO_SUCH_PAGE,
     ROLE_MAY_NOT,
 )
@@ -44,7 +41,7 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
     elif isinstance(error, RoleLacksPermissionError):
         shown = _(ROLE_MAY_NOT).format(role=_(error.role))
     elif isinstance(error, RequestValidationError):
-        shown = "; ".join(_invalid(problem) for problem in error.errors())
+        shown = "; ".join(localise(field_problem(problem)) for problem in error.errors())
     elif isinstance(error, HTTPException) and status == 404:
         shown = _(NO_SUCH_PAGE)
     elif isinstance(error, TeleregError):
@@ -55,17 +52,6 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
     return render(
         request, "error.html", {"status": status, "title": title, "detail": shown}, status
     )
-
-
-def _invalid(problem: dict[str, Any]) -> str:
-    """One field's problem in the reader's words: which field, and the value as sent (a
-    run of digits long enough to be a phone or ID number is masked, as screens mask one)."""
-    named = [str(part) for part in problem.get("loc", ()) if isinstance(part, str)]
-    field = named[-1] if named else "?"
-    if problem.get("type") == "missing":
-        return _(FIELD_MISSING).format(field=field)
-    value = mask_digits(str(problem.get("input", "")))[:60]
-    return _(FIELD_INVALID).format(field=field, value=value)
 
 
 def _only_the_address(error: RequestValidationError) -> bool:

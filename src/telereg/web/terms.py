@@ -226,8 +226,6 @@ CLIENT_THROTTLED = N_(
 #: What an error page says where the framework's words would be English or technical.
 NO_SUCH_PAGE = N_("There is no such page: check the address, or start again from the overview.")
 ROLE_MAY_NOT = N_("Your role ({role}) may not open this page or take this step.")
-FIELD_MISSING = N_("{field}: missing")
-FIELD_INVALID = N_("{field}: not a valid value ({value})")
 CSRF_EXPIRED = N_("The form expired or was not sent from this site. Reload the page and try again.")
 #: A refused step whose reason the server gave: the reason, not the generic advice.
 REFUSED_BECAUSE = N_("The step was refused: {reason}")
