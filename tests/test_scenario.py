@@ -1830,3 +1830,89 @@ def test_a_line_s_charts_have_every_day_and_hour(fraud_scan: Settings) -> None:
     assert [h["hour"] for h in detail["by_hour"]] == list(range(24))
     assert sum(h["calls"] for h in detail["by_hour"]) == sum(d["calls"] for d in detail["by_day"])
     assert 0 in [h["calls"] for h in detail["by_hour"]], "a quiet hour is there, as 0"
+
+
+def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from telereg.core.errors import ConflictError, NotFoundError
+    from telereg.domains.fraud import handover
+
+    with session_scope(fraud_scan) as session:
+        city_police(session)
+        add_liaisons(session, {"wd-af": "POLICE-AF", "wd-city": "POLICE-CITY"})
+        case_id = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")[1].id
+        casework.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="look")
+        hand_over(session, fraud_scan, [case_id], "first hand-over")
+    analyst, police, city = signed_in("analyst"), signed_in("wd-af"), signed_in("wd-city")
+    page = analyst.get(f"/fraud/cases/{case_id}").text
+    assert 'id="case-withdraw"' in page, "an analyst is offered the withdrawal"
+    assert 'id="case-withdraw"' not in police.get(f"/fraud/cases/{case_id}").text
+    refused = police.post(
+        f"/fraud/cases/{case_id}",
+        data={"to": "in_review", "note": "not ours", "csrf_token": csrf_of(page)},
+    )
+    assert refused.status_code == 403, "the agency cannot withdraw it"
+    no_note = analyst.post(
+        f"/fraud/cases/{case_id}",
+        data={"to": "in_review", "note": " ", "back": "case", "csrf_token": csrf_of(page)},
+    )
+    assert "说明" in no_note.text.split('role="alert"')[1].split("</p>")[0], "a note is needed"
+    with session_scope(fraud_scan) as session:
+        assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "referred"
+    withdrawn = analyst.post(
+        f"/fraud/cases/{case_id}",
+        data={
+            "to": "in_review",
+            "note": "交错单位：应移交市公安局",
+            "back": "case",
+            "csrf_token": csrf_of(page),
+        },
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    with session_scope(fraud_scan) as session:
+        case = casework.get_case(session, principal=ROOT, case_id=case_id)
+        assert (case.status, case.agency, case.handler) == ("in_review", None, "")
+    history = withdrawn.text.split('id="case-history"')[1]
+    assert "撤回" in history
+    assert "交错单位" in history
+    # The agency no longer sees the case, and is told on its page why.
+    assert police.get(f"/fraud/cases/{case_id}").status_code == 404
+    told = police.get("/fraud/liaison").text
+    assert f'id="case-{case_id}"' not in told
+    notice = told.split('id="withdrawn"')[1].split("</section>")[0]
+    assert f"#{case_id}" in notice
+    assert "交错单位" in notice
+    assert 'id="withdrawn"' not in city.get("/fraud/liaison").text, "only the agency's own"
+    with session_scope(fraud_scan) as session:
+        police_af = _liaison_principal(session, "wd-af")
+        with pytest.raises(NotFoundError):
+            handover.record_disposal(
+                session, principal=police_af, case_id=case_id, disposal="no_action", note="x"
+            )
+        session.rollback()
+    # Handed over again, to the right agency: it sees the case from its own hand-over on.
+    with session_scope(fraud_scan) as session:
+        hand_over(session, fraud_scan, [case_id], "to the city", agency="POLICE-CITY")
+    steps = city.get(f"/api/v1/fraud/cases/{case_id}").json()
+    assert city.get(f"/fraud/cases/{case_id}").status_code == 200
+    shown = city.get(f"/fraud/cases/{case_id}").text.split('id="case-history"')[1]
+    assert "交错单位" not in shown
+    assert "first hand-over" not in shown
+    assert steps["status"] == "referred"
+    # A case the agency has disposed of can no longer be withdrawn.
+    with session_scope(fraud_scan) as session:
+        city_principal = _liaison_principal(session, "wd-city")
+        handover.record_disposal(
+            session, principal=city_principal, case_id=case_id, disposal="no_action", note="ok"
+        )
+    with session_scope(fraud_scan) as session:
+        with pytest.raises(ConflictError):
+            casework.withdraw_handover(session, principal=ROOT, case_id=case_id, note="late")
+        session.rollback()
+
+
+def _liaison_principal(session, name: str):
+    from telereg.core import accounts, auth
+
+    return auth.principal_of(accounts.get_user(session, name))

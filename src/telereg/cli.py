@@ -649,7 +649,8 @@ def fraud_move(
     to: Annotated[
         str,
         typer.Option(
-            help="in_review or closed (dismissed), or closed after resolved; or, for a domain "
+            help="in_review or closed (dismissed), or closed after resolved; in_review for a "
+            "referred case withdraws its hand-over; or, for a domain "
             "or an ID number over the limit, the administration's decision: domain_blocked, "
             "cards_cancelled or no_action."
         ),

@@ -36,7 +36,8 @@ WORKFLOW = cases.Workflow(
     transitions={
         CaseStatus.OPEN: (CaseStatus.IN_REVIEW, CaseStatus.CLOSED),
         CaseStatus.IN_REVIEW: (CaseStatus.REFERRED, CaseStatus.CLOSED),
-        CaseStatus.REFERRED: (CaseStatus.RESOLVED,),
+        # Back into review: the hand-over withdrawn (see :func:`withdraw_handover`).
+        CaseStatus.REFERRED: (CaseStatus.RESOLVED, CaseStatus.IN_REVIEW),
         CaseStatus.RESOLVED: (CaseStatus.CLOSED,),
     },
     needs_handler=(CaseStatus.REFERRED,),
@@ -419,9 +420,79 @@ def move_case(session: Session, *, principal: Principal, case_id: int, to: str, 
         raise InputError(N_("a case is referred by handing it over to an agency"))
     if to == CaseStatus.RESOLVED.value:
         raise InputError(N_("a case is resolved by recording the agency's disposal"))
+    if to == CaseStatus.IN_REVIEW.value:
+        case = get_case(session, principal=principal, case_id=case_id)
+        if case.status == CaseStatus.REFERRED.value:
+            return withdraw_handover(session, principal=principal, case_id=case_id, note=note)
     return cases.move(
         session, principal=principal, workflow=WORKFLOW, case_id=case_id, to=to, note=note
     )
+
+
+#: The audit action of a hand-over withdrawn: it names the case and the agency.
+WITHDRAWN_ACTION = "fraud.handover.withdrawn"
+
+
+def withdraw_handover(session: Session, *, principal: Principal, case_id: int, note: str) -> Case:
+    """Take a referred case back from its agency, before the agency has recorded a
+    disposal: handed to the wrong agency, or found not to be fraud after all.
+
+    The case goes back into review and is no longer the agency's: its liaison no longer
+    sees it, and it may be handed over again, to the same agency or another. The agency
+    keeps its package (it cannot be unsent) and is told on its page, with the note, that
+    the case was withdrawn (:func:`withdrawals`). A note is required.
+    """
+    principal.require(Permission.CASES_MANAGE)
+    case = get_case(session, principal=principal, case_id=case_id)
+    if case.status != CaseStatus.REFERRED.value or case.agency is None:
+        raise ConflictError(
+            N_("case {id} is {status}; only a referred case can be withdrawn").format(
+                id=case.id, status=case.status
+            )
+        )
+    agency = case.agency.code
+    cases.move(
+        session,
+        principal=principal,
+        workflow=WORKFLOW,
+        case_id=case.id,
+        to=CaseStatus.IN_REVIEW,
+        note=note,
+    )
+    case.agency_id = None
+    case.agency = None
+    case.handler = ""
+    audit.record(
+        session,
+        actor=principal.name,
+        action=WITHDRAWN_ACTION,
+        objects=[f"case:{case.id}", f"agency:{agency}"],
+        reason=note.strip(),
+    )
+    return case
+
+
+def withdrawals(session: Session, *, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
+    """Hand-overs withdrawn, newest first: an agency's liaison sees those of its agency
+    (the case, when, by whom, the note); who manages cases sees all of them."""
+    if principal.can(Permission.CASES_MANAGE):
+        named = None
+    elif principal.role is Role.LIAISON and principal.agency_code:
+        named = f"agency:{principal.agency_code}"
+    else:
+        return []
+    found, _ = audit.entries(session, action=WITHDRAWN_ACTION, obj=named, limit=limit)
+    return [
+        {
+            "at": entry.at.isoformat(timespec="seconds"),
+            "actor": entry.actor,
+            "note": entry.reason,
+            "case": next(int(o[5:]) for o in entry.objects if o.startswith("case:")),
+            "agency": next(o[7:] for o in entry.objects if o.startswith("agency:")),
+        }
+        for entry in found
+        if entry.action == WITHDRAWN_ACTION
+    ]
 
 
 #: Cases one step may move at once (a page of the queue is 50).
@@ -672,6 +743,10 @@ def case_history(session: Session, *, principal: Principal, case_id: int) -> lis
             if referred and not referred[-1]["agency"]:
                 referred[-1]["agency"] = agency
                 continue
+        if entry.action == WITHDRAWN_ACTION and steps:
+            # The withdrawal moved the case back into review just before: that step says so.
+            steps[-1]["withdrawn_from"] = agency
+            continue
         steps.append(
             {
                 "at": entry.at.isoformat(timespec="seconds"),
@@ -680,11 +755,14 @@ def case_history(session: Session, *, principal: Principal, case_id: int) -> lis
                 "step": entry.action.rsplit(".", 1)[-1],
                 "note": entry.reason,
                 "agency": agency,
+                "withdrawn_from": "",
             }
         )
     if principal.can(Permission.CASES_MANAGE):
         return steps
-    handed = [i for i, s in enumerate(steps) if s["agency"]]
+    # From its own agency's first hand-over: a case withdrawn from another agency and
+    # handed to this one does not show what passed with the other.
+    handed = [i for i, s in enumerate(steps) if s["agency"] == principal.agency_code]
     return steps[handed[0] :] if handed else []
 
 

@@ -599,6 +599,8 @@ def _liaison(
         {
             "cases": casework.case_queue(session, principal=principal),
             "packages": handover.packages(settings, principal=principal),
+            "withdrawn": casework.withdrawals(session, principal=principal),
+            "agency_names": agency_names(session),
             "disposals_for": casework.disposals_for,
             "operator_names": operator_names(session),
             "error": error,
