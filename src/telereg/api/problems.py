@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -69,7 +69,7 @@ def field_problem(found: Mapping[str, Any]) -> str:
     return FIELD_INVALID.format(field=field, value=value)
 
 
-def field_errors(found: list[Any]) -> list[dict[str, str]]:
+def field_errors(found: Sequence[Any]) -> list[dict[str, str]]:
     """The parser's error entries for programs: where, what kind, and its own words."""
     return [
         {
