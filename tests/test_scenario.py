@@ -1349,6 +1349,13 @@ def test_a_liaison_checks_a_package_it_was_given_without_a_key_of_its_own(
     assert broken.status_code == 422
     assert 'id="package-checked"' not in broken.text
     assert "改动" in broken.text.split('role="alert"')[1].split("</p>")[0]
+    liaison.get("/lang/en", params={"next": "/fraud/liaison"})
+    english = check(liaison, archive).text.split('id="package-checked"')[1].split("</div>")[0]
+    assert "The package is intact." in english
+    assert "Handed over to" in english
+    broken_en = check(liaison, bytes(changed)).text.split('role="alert"')[1].split("</p>")[0]
+    assert "changed" in broken_en, broken_en
+    liaison.get("/lang/zh_CN", params={"next": "/fraud/liaison"})
     theirs = check(other, archive)
     assert theirs.status_code == 422
     assert "其他单位" in theirs.text.split('role="alert"')[1].split("</p>")[0]
@@ -1367,6 +1374,7 @@ def test_a_liaison_checks_a_package_it_was_given_without_a_key_of_its_own(
         found, _ = audit.entries(session, action="fraud.handover.checked")
         checks = [(e.actor, e.detail["intact"]) for e in found]
     web = [("check-af", True), ("check-af", False), ("check-city", False)]
+    web += [("check-af", True), ("check-af", False)]  # (in English)
     assert sorted(checks) == sorted([*web, ("check-af", True), ("check-af", False)])
 
 
@@ -1382,6 +1390,11 @@ def test_an_identity_cases_line_has_its_page_with_the_signals_that_fired(
     page = analyst.get(f"/fraud/cases/{case.id}").text
     address = f"/fraud/lines/{subject['line']}?period={subject['period']}"
     assert address in page
+    reader = signed_in("analyst")
+    english = reader.get("/lang/en", params={"next": address}).text
+    assert "used away from its registration city on day one" in english
+    chinese = re.findall(r"[\u4e00-\u9fff]+", english.split("<main")[1])
+    assert chinese == [], f"the line page reads in English: {chinese}"
     about = analyst.get(f"/api/v1/fraud/lines/{subject['line']}", params={"period": "2021-11"})
     assert about.status_code == 200, about.text
     found = about.json()
