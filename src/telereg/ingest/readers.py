@@ -639,7 +639,7 @@ def _read_parquet(
         ) from err
     text = pa.table(
         {
-            **{field.name: _parquet_text(table.column(field.name)) for field in table.schema},
+            **{field.name: _parquet_text(con, table.column(field.name)) for field in table.schema},
             ROW: pa.array(range(1, table.num_rows + 1), pa.int64()),
         }
     )
@@ -647,19 +647,16 @@ def _read_parquet(
     return Source(FileFormat.PARQUET, "", names, RAW_TABLE, True)
 
 
-def _parquet_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+def _parquet_text(
+    con: duckdb.DuckDBPyConnection, column: pa.ChunkedArray
+) -> pa.ChunkedArray | pa.Array:
     if pa.types.is_floating(column.type):
         return _float_text(column)
     if pa.types.is_nested(column.type):
         # (a list or a record where a value was expected: shown as JSON, it fails the
-        # column's form with the value in the report)
-        return pa.array(
-            [
-                None if v is None else json.dumps(v, ensure_ascii=False, default=str)
-                for v in column.to_pylist()
-            ],
-            pa.string(),
-        )
+        # column's form with the value in the report; written by the engine, in order)
+        nested = con.from_arrow(pa.table({"value": column}))
+        return nested.project("CAST(to_json(value) AS VARCHAR)").to_arrow_table().column(0)
     return column.cast(pa.string())
 
 
