@@ -1345,3 +1345,29 @@ def test_a_header_alone_is_not_taken_for_a_title(ready: Settings, tmp_path: Path
     record = submit(ready, path, "cells", operator="CUCC", period="2021-11")
     assert record.status == "rejected"
     assert "missing required column(s) site_id" in record.message
+
+
+def test_a_workbooks_cells_merged_down_are_read_in_every_row_they_cover(
+    ready: Settings, tmp_path: Path
+):
+    # A report sheet merges a city's code down over its cells' rows: a person sees it in
+    # each row, the file holds it only in the first. A blank row under a merge stays blank.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"])
+    sheet.append(["M0001", "S1", 112.5, 37.8, 140100, "5G"])
+    sheet.append(["M0002", "S1", 112.5, 37.8, None, "5G"])
+    sheet.append(["M0003", "S2", 112.6, 37.9, None, "4G"])
+    sheet.append(["M0004", "S2", 112.6, 37.9, 140200, "5G"])
+    sheet.append(["M0005", "S3", 112.7, 37.7, None, None])
+    sheet.append([None] * 6)
+    sheet.merge_cells("E2:E4")
+    sheet.merge_cells("E5:E7")  # over a blank row: that row is no record
+    sheet.merge_cells("F5:F6")
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.status, record.rows_total, record.rows_accepted) == ("accepted", 5, 5)
+    assert "merged" in record.message
+    rows = {r["cell_id"]: r for r in lake_rows(ready, "cells")}
+    assert [rows[f"M000{i}"]["city_code"] for i in range(1, 6)] == ["140100"] * 3 + ["140200"] * 2
+    assert rows["M0005"]["technology"] == "5G"

@@ -532,6 +532,7 @@ def _read_xlsx(
     columns: list[list[str | None]] = [[] for _ in range(width)]
     numbers: list[int] = []
     read, other = [sheets[0].title], []
+    filled = 0
     for position, sheet in enumerate(sheets):
         rows = first if position == 0 else sheet.iter_rows(values_only=True)
         above = titles
@@ -544,13 +545,12 @@ def _read_xlsx(
                     other.append(sheet.title)
                 continue
             read.append(sheet.title)
-        for number, row in enumerate(rows, start=above + 2):
-            if all(v is None for v in row):
-                continue  # trailing blank rows are common in spreadsheets
+        merged = _MergedDown(_merged_down(path, sheet, first_row=above + 2, width=width))
+        for number, padded in merged.fill(rows, start=above + 2, width=width):
             numbers.append(position * SHEET_ROWS + number)
-            padded = (*row, *([None] * (width - len(row))))
             for i in range(width):
                 columns[i].append(_text(padded[i]))
+        filled += merged.filled
     workbook.close()
     table = pa.table(
         {
@@ -561,7 +561,85 @@ def _read_xlsx(
     _register(con, table)
     shown = [h for h in headers if h]
     notes = _sheet_notes(read, other, before=before, hidden=hidden, titles=titles)
+    if filled:
+        notes.append(reasons.MERGED_FILLED.format(count=filled))
     return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, notes)
+
+
+@dataclass
+class _MergedDown:
+    """A sheet's cells merged down over data rows (top row → [(column, last row)], from
+    :func:`_merged_down`), and how many cells :meth:`fill` gave their range's value."""
+
+    ranges: dict[int, list[tuple[int, int]]]
+    filled: int = 0
+
+    def fill(
+        self, rows: Iterator[tuple[object, ...]], *, start: int, width: int
+    ) -> Iterator[tuple[int, list[object]]]:
+        """The rows that hold a value, numbered from ``start`` and padded to ``width``,
+        with each cell merged down given its range's value."""
+        filling: dict[int, tuple[int, object]] = {}  # column → (last row, value)
+        for number, row in enumerate(rows, start=start):
+            padded = [*row, *([None] * (width - len(row)))]
+            for column, last in self.ranges.get(number, ()):
+                filling[column] = (last, padded[column])
+            if all(v is None for v in padded):
+                continue  # trailing blank rows are common in spreadsheets
+            for column, (last, value) in list(filling.items()):
+                if number > last:
+                    del filling[column]
+                elif padded[column] is None and value is not None:
+                    padded[column] = value
+                    self.filled += 1
+            yield number, padded
+
+
+#: A merged range as the sheet's XML writes it: ``<mergeCell ref="A3:A7"/>``.
+_MERGED_RANGE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*ref="([A-Z]+)([0-9]+):([A-Z]+)([0-9]+)"')
+
+
+def _merged_down(
+    path: Path, sheet: Any, *, first_row: int, width: int
+) -> dict[int, list[tuple[int, int]]]:
+    """A sheet's cells merged down over data rows: top row → [(column, last row)].
+
+    A report sheet merges a value down over the rows it applies to (a city over its
+    counties' rows); a person sees it in each of them, the file holds it only in the top
+    one. Such a range is read as its value in every row, in its first column (a range
+    across columns too does not say which of them the value belongs to). The streaming
+    reader does not see merges, so they are read from the sheet's XML, where they follow
+    the rows.
+    """
+    where = getattr(sheet, "_worksheet_path", None)
+    if not isinstance(where, str):
+        return {}
+    found: dict[int, list[tuple[int, int]]] = {}
+
+    def note(text: bytes, end: int) -> None:
+        for match in _MERGED_RANGE.finditer(text, 0, end):
+            left, top, _, bottom = match.groups()
+            column, top_row, last = _column_index(left.decode()), int(top), int(bottom)
+            if last > top_row and column < width and top_row >= first_row:
+                found.setdefault(top_row, []).append((column, last))
+
+    tail = b""
+    with zipfile.ZipFile(path) as archive, archive.open(where) as xml:
+        while chunk := xml.read(1 << 20):
+            text = tail + chunk
+            cut = max(text.rfind(b"<"), 0)  # a tag cut between chunks is read with the next
+            note(text, cut)
+            tail = text[cut:]
+    note(tail, len(tail))
+    return found
+
+
+def _column_index(letters: str) -> int:
+    """A spreadsheet column's letters as a 0-based index (A → 0, AA → 26)."""
+    index = 0
+    for letter in letters:
+        index = index * 26 + ord(letter) - ord("A") + 1
+    return index - 1
 
 
 def _data_sheet(sheets: list[Any], known_headers: Collection[str]) -> int:

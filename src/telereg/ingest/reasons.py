@@ -54,6 +54,7 @@ SHEETS_READ = N_(
 )
 SHEETS_IGNORED = N_("ignored sheet(s) whose header differs from the first sheet's: {sheets}")
 HIDDEN_SHEETS = N_("hidden sheet(s) not read: {sheets}")
+MERGED_FILLED = N_("{count} cell(s) of merged ranges read as the value merged over them")
 SHEETS_BEFORE = N_("sheet(s) before the one with the dataset's columns not read: {sheets}")
 FEWER_ROWS = N_(
     "replaces submission {id}, which had {before} accepted rows, with {now}: "
