@@ -509,10 +509,26 @@ def _read_xlsx(
     sheets, are named in a note."""
     from openpyxl import load_workbook
 
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # openpyxl raises many kinds for broken workbooks
-        raise InputError(reasons.CANNOT_OPEN_WORKBOOK.format(detail=err), where=name) from err
+    # Opened as a file, not by its name: openpyxl refuses a name without an Excel
+    # extension, and an upload is kept under a neutral one.
+    with path.open("rb") as handle:
+        try:
+            workbook = load_workbook(handle, read_only=True, data_only=True)
+        except Exception as err:  # openpyxl raises many kinds for broken workbooks
+            raise InputError(reasons.CANNOT_OPEN_WORKBOOK.format(detail=err), where=name) from err
+        try:
+            return _read_workbook(con, workbook, path, name, known_headers)
+        finally:
+            workbook.close()
+
+
+def _read_workbook(
+    con: duckdb.DuckDBPyConnection,
+    workbook: Any,
+    path: Path,
+    name: str,
+    known_headers: Collection[str],
+) -> Source:
     # A hidden sheet is no part of what the sender sees and sends: last month's data kept
     # for reference, a lookup list. It is named in a note, not read.
     sheets = [w for w in workbook.worksheets if w.sheet_state == "visible"]
@@ -551,7 +567,6 @@ def _read_xlsx(
             for i in range(width):
                 columns[i].append(_text(padded[i]))
         filled += merged.filled
-    workbook.close()
     table = pa.table(
         {
             **{h: pa.array(c, pa.string()) for h, c in zip(headers, columns, strict=True) if h},
