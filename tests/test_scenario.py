@@ -1913,6 +1913,19 @@ def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
     assert "交错单位" not in shown
     assert "first hand-over" not in shown
     assert steps["status"] == "referred"
+    # Taken back from the city and handed to the first agency again: each agency sees only
+    # the time the case was its own.
+    with session_scope(fraud_scan) as session:
+        casework.withdraw_handover(session, principal=ROOT, case_id=case_id, note="城市内部原因")
+        hand_over(session, fraud_scan, [case_id], "back to the centre")
+    again = police.get(f"/fraud/cases/{case_id}").text.split('id="case-history"')[1]
+    assert "交错单位" in again, "its own withdrawal"
+    assert "to the city" not in again
+    assert "城市内部原因" not in again
+    assert "back to the centre" in again
+    with session_scope(fraud_scan) as session:
+        casework.withdraw_handover(session, principal=ROOT, case_id=case_id, note="再次撤回")
+        hand_over(session, fraud_scan, [case_id], "the city once more", agency="POLICE-CITY")
     # A case the agency has disposed of can no longer be withdrawn.
     with session_scope(fraud_scan) as session:
         city_principal = _liaison_principal(session, "wd-city")

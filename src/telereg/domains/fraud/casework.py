@@ -730,8 +730,9 @@ def case_history(session: Session, *, principal: Principal, case_id: int) -> lis
     the note they gave (the hand-over names the agency), and the agency's disposal, from
     the audit log.
 
-    An analyst sees all of it; an agency's liaison, from the hand-over on: what the
-    administration noted while it reviewed the case is its own.
+    An analyst sees all of it; an agency's liaison, only the time the case was its
+    agency's: from each hand-over to it to its withdrawal (what the administration noted
+    while it reviewed the case, and what passed with another agency, are theirs).
     """
     case = get_case(session, principal=principal, case_id=case_id)
     steps: list[dict[str, Any]] = []
@@ -760,10 +761,19 @@ def case_history(session: Session, *, principal: Principal, case_id: int) -> lis
         )
     if principal.can(Permission.CASES_MANAGE):
         return steps
-    # From its own agency's first hand-over: a case withdrawn from another agency and
-    # handed to this one does not show what passed with the other.
-    handed = [i for i, s in enumerate(steps) if s["agency"] == principal.agency_code]
-    return steps[handed[0] :] if handed else []
+    # Only while the case was its agency's: from each hand-over to it up to its withdrawal
+    # from it. What passed while the administration reviewed it, or while another agency
+    # held it, is theirs.
+    mine, holding = [], False
+    for step in steps:
+        holding = holding or step["agency"] == principal.agency_code
+        if holding:
+            mine.append(step)
+        if step["withdrawn_from"] == principal.agency_code or (
+            step["agency"] and step["agency"] != principal.agency_code
+        ):
+            holding = False
+    return mine
 
 
 def line_cases(session: Session, *, principal: Principal, line: str) -> list[Case]:
