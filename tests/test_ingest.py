@@ -663,6 +663,11 @@ def test_operators_submit_only_their_own_data(ready: Settings, tmp_path: Path):
     )
     with pytest.raises(PermissionDeniedError, match="police_feedback is the administration's"):
         submit(ready, feedback, "police_feedback", operator="CUCC", principal=unicom)
+    # Nor are the targets operators are measured against.
+    targets = tmp_path / "targets.csv"
+    targets.write_text("region_code,year,indicator,value\n140000,2021,new_5g_sites,1\n")
+    with pytest.raises(PermissionDeniedError, match="targets is the administration's"):
+        submit(ready, targets, "targets", operator="CUCC", principal=unicom)
 
 
 def test_an_identifier_in_the_wrong_column_is_masked_in_reports_and_quarantine(

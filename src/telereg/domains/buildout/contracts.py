@@ -213,6 +213,8 @@ FIBRE = Contract(
 )
 
 TARGETS = Contract(
+    # What operators are measured against is the administration's to set.
+    administration_only=True,
     name="targets",
     domain="buildout",
     title="Build-out targets",
