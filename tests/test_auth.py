@@ -189,8 +189,30 @@ def test_users_manage_only_their_own_tokens(directory: Session) -> None:
     with pytest.raises(PermissionDeniedError):
         accounts.issue_token(directory, principal=me, username="olu")
     other = accounts.issue_token(directory, principal=ROOT, username="olu")
-    with pytest.raises(PermissionDeniedError):
+    # Another's token is as absent as no token, and another name as refused as no user.
+    with pytest.raises(NotFoundError, match=f"no API token with id {other.id}"):
         accounts.revoke_token(directory, principal=me, token_id=other.id)
+    with pytest.raises(NotFoundError, match="no API token with id 999"):
+        accounts.revoke_token(directory, principal=me, token_id=999)
+    for name in ("olu", "nobody-here"):
+        with pytest.raises(PermissionDeniedError):
+            accounts.list_tokens(directory, principal=me, username=name)
+
+
+def test_a_failed_sign_in_is_audited_and_takes_as_long_whoever_is_named(
+    directory: Session, db_settings: Settings
+) -> None:
+
+    _user(directory)
+    took = {}
+    for name in ("ann", "nobody-here"):
+        start = time.perf_counter()
+        with pytest.raises(AuthenticationError):
+            auth.login(directory, settings=db_settings, username=name, password="wrong!")
+        took[name] = time.perf_counter() - start
+    assert took["nobody-here"] > took["ann"] / 3, took  # both check a password hash
+    entries = directory.scalars(select(AuditEntry).where(AuditEntry.action == "auth.login_failed"))
+    assert {(e.actor, e.reason) for e in entries} == {("ann", ""), ("nobody-here", "unknown user")}
 
 
 def test_every_change_is_audited(directory: Session) -> None:

@@ -196,11 +196,13 @@ def set_password(
     return generated
 
 
-def _require_token_rights(principal: Principal, user: User) -> None:
+def _require_token_rights(principal: Principal, username: str) -> None:
+    """Checked before the user is looked up: whether another name is a user's is not
+    told to who may manage only its own tokens."""
     if principal.can(Permission.USERS_MANAGE):
         return
     principal.require(Permission.TOKENS_OWN)
-    if principal.user_id != user.id:
+    if principal.name != username:
         raise PermissionDeniedError(N_("you can only manage your own API tokens"))
 
 
@@ -213,8 +215,8 @@ def issue_token(
     valid_days: int | None = None,
 ) -> IssuedToken:
     """Create an API token; its clear form is returned once and never stored."""
+    _require_token_rights(principal, username)
     user = get_user(session, username)
-    _require_token_rights(principal, user)
     if not user.active:
         raise InputError(N_("user {name} is disabled").format(name=repr(username)))
     clear, prefix = new_token()
@@ -238,16 +240,19 @@ def issue_token(
 
 
 def list_tokens(session: Session, *, principal: Principal, username: str) -> list[ApiToken]:
+    _require_token_rights(principal, username)
     user = get_user(session, username)
-    _require_token_rights(principal, user)
     return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)))
 
 
 def revoke_token(session: Session, *, principal: Principal, token_id: int) -> ApiToken:
     row = session.get(ApiToken, token_id)
-    if row is None:
+    if row is None or not (
+        principal.can(Permission.USERS_MANAGE) or row.user.username == principal.name
+    ):
+        # (another's token is not told apart from none)
+        principal.require(Permission.TOKENS_OWN)
         raise NotFoundError(N_("no API token with id {id}").format(id=token_id))
-    _require_token_rights(principal, row.user)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit.record(

@@ -139,18 +139,32 @@ def _check_password(
         raise AccountLockedError(
             f"too many failed logins; try again after {user.locked_until:%H:%M:%S} UTC"
         )
-    if user is None or not user.active or not verify_password(user.password_hash, password):
-        if user is not None and user.active:
-            user.failed_logins += 1
-            locked = user.failed_logins >= settings.login_max_failures
+    active = user if user is not None and user.active else None
+    # The hash is checked for a name that is no active user's too, so that the answer's
+    # time does not tell which names are.
+    right = verify_password(active.password_hash if active else None, password)
+    if active is None or not right:
+        if active is None:
+            # Audited too (a guesser trying names), without counting against anyone.
+            audit.record(
+                session,
+                actor=username[:100],
+                action="auth.login_failed",
+                objects=[f"user:{username[:100]}"],
+                reason="unknown user" if user is None else "disabled user",
+                client=client,
+            )
+        else:
+            active.failed_logins += 1
+            locked = active.failed_logins >= settings.login_max_failures
             if locked:
-                user.lockouts += 1
+                active.lockouts += 1
                 seconds = min(
-                    settings.login_lockout_seconds * 2 ** (user.lockouts - 1),
+                    settings.login_lockout_seconds * 2 ** (active.lockouts - 1),
                     settings.login_lockout_max_seconds,
                 )
-                user.locked_until = now + timedelta(seconds=seconds)
-                user.failed_logins = 0
+                active.locked_until = now + timedelta(seconds=seconds)
+                active.failed_logins = 0
             audit.record(
                 session,
                 actor=username,
@@ -159,7 +173,7 @@ def _check_password(
                 client=client,
             )
         raise AuthenticationError("wrong username or password")
-    return user
+    return active
 
 
 def client_network(client: str) -> str:
