@@ -220,6 +220,18 @@ def test_invalid_fields_name_the_field(shared_site: Site) -> None:
     assert missing.json()["errors"][0]["type"] == "missing"
 
 
+def test_a_number_too_long_for_a_record_names_none(shared_site: Site) -> None:
+    huge = "99999999999999999999"
+    for address in (
+        f"/api/v1/submissions/{huge}",
+        f"/api/v1/jobs/{huge}",
+        f"/api/v1/fraud/cases/{huge}",
+    ):
+        response = shared_site.client.get(address, headers=shared_site.as_role("admin"))
+        assert response.status_code == 422, (address, response.text)
+        assert response.json()["errors"][0]["location"].startswith("path.")
+
+
 def test_unknown_route(shared_site: Site) -> None:
     response = shared_site.client.get("/api/v1/nowhere", headers=shared_site.as_role("admin"))
     assert response.status_code == 404

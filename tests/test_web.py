@@ -204,6 +204,8 @@ def test_unknown_page_is_an_html_error_in_the_users_language(browser: TestClient
     unparsed = browser.get("/data/submissions/xyz")
     assert unparsed.status_code == 404
     assert "没有这个页面" in unparsed.text
+    for huge in ("/data/submissions/99999999999999999999", "/fraud/cases/99999999999999999999"):
+        assert browser.get(huge).status_code == 404, "a number no record can have"
     bad = browser.get("/data/submissions?page=13800138000abc")
     assert bad.status_code == 422
     assert "page：取值无效（138****8000abc）" in bad.text

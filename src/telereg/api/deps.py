@@ -12,7 +12,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from telereg.core.auth import principal_of, user_for_token
@@ -52,6 +52,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+#: A record's number in an address (a case, a submission, a job, a token): one the state
+#: database can hold, so that a longer one names nothing (404 on a page, 422 in the API)
+#: instead of failing in the database.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def client_of(request: Request) -> str:

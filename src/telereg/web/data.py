@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from telereg import registry
-from telereg.api.deps import SessionDep, SettingsDep
+from telereg.api.deps import RowId, SessionDep, SettingsDep
 from telereg.api.problems import field_problem
 from telereg.api.uploads import ingest_upload, read_upload
 from telereg.core import i18n
@@ -153,7 +153,7 @@ _SHOWN_CHARS = 300
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
 def submission_page(
-    submission_id: int,
+    submission_id: RowId,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -186,7 +186,7 @@ def submission_page(
 
 @router.get("/submissions/{submission_id}/errors.csv")
 def submission_errors(
-    submission_id: int, session: SessionDep, settings: SettingsDep, principal: Submitter
+    submission_id: RowId, session: SessionDep, settings: SettingsDep, principal: Submitter
 ) -> StreamingResponse:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
     # In the reader's language, fixed now: the body is written after this function returns.

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from telereg.api.deps import SessionDep, SettingsDep
+from telereg.api.deps import RowId, SessionDep, SettingsDep
 from telereg.core import jobs
 from telereg.core.errors import TeleregError
 from telereg.core.permissions import Permission
@@ -54,7 +54,7 @@ def job_list(
 
 @router.get("/{job_id}", response_class=HTMLResponse)
 def job_page(
-    job_id: int,
+    job_id: RowId,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -81,7 +81,7 @@ def job_page(
 
 @router.post("/{job_id}/cancel", dependencies=[Csrf])
 def cancel_job(
-    job_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Runner
+    job_id: RowId, request: Request, session: SessionDep, settings: SettingsDep, principal: Runner
 ) -> Response:
     try:
         jobs.cancel(session, settings, principal=principal, job_id=job_id)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from telereg.api.deps import SessionDep, SettingsDep, require
+from telereg.api.deps import RowId, SessionDep, SettingsDep, require
 from telereg.api.schemas import JobOut
 from telereg.core import jobs
 from telereg.core.permissions import Permission
@@ -30,7 +30,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", summary="One job: its status and, once it succeeded, its result")
-def get_job(session: SessionDep, settings: SettingsDep, principal: Runner, job_id: int) -> JobOut:
+def get_job(session: SessionDep, settings: SettingsDep, principal: Runner, job_id: RowId) -> JobOut:
     return JobOut(**jobs.describe(jobs.get(session, settings, principal=principal, job_id=job_id)))
 
 
@@ -39,7 +39,7 @@ def get_job(session: SessionDep, settings: SettingsDep, principal: Runner, job_i
     summary="Stop a queued or running job (its requester or an administrator)",
 )
 def cancel_job(
-    session: SessionDep, settings: SettingsDep, principal: Runner, job_id: int
+    session: SessionDep, settings: SettingsDep, principal: Runner, job_id: RowId
 ) -> JobOut:
     return JobOut(
         **jobs.describe(jobs.cancel(session, settings, principal=principal, job_id=job_id))

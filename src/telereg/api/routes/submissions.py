@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from telereg import registry
 from telereg.api import uploads
-from telereg.api.deps import SessionDep, SettingsDep, require
+from telereg.api.deps import RowId, SessionDep, SettingsDep, require
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
@@ -68,7 +68,7 @@ def list_all(
 
 @router.get("/submissions/{submission_id}", summary="One submission's record")
 def get_one(
-    submission_id: int,
+    submission_id: RowId,
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],
 ) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def get_one(
     response_class=StreamingResponse,
 )
 def error_report(
-    submission_id: int,
+    submission_id: RowId,
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],
@@ -102,7 +102,7 @@ def error_report(
     summary="Quarantined rows of a submission (identifiers as tokens)",
 )
 def quarantine(
-    submission_id: int,
+    submission_id: RowId,
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],
@@ -124,7 +124,7 @@ def quarantine(
     response_class=StreamingResponse,
 )
 def accepted_rows(
-    submission_id: int,
+    submission_id: RowId,
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],

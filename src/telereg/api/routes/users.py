@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, status
 
-from telereg.api.deps import Authenticated, SessionDep, require
+from telereg.api.deps import Authenticated, RowId, SessionDep, require
 from telereg.api.schemas import (
     ReasonIn,
     TokenIn,
@@ -90,5 +90,5 @@ def issue_token(
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke an API token")
-def revoke_token(token_id: int, session: SessionDep, principal: Authenticated) -> TokenOut:
+def revoke_token(token_id: RowId, session: SessionDep, principal: Authenticated) -> TokenOut:
     return TokenOut.of(accounts.revoke_token(session, principal=principal, token_id=token_id))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from telereg.api.deps import SessionDep, SettingsDep, require
+from telereg.api.deps import RowId, SessionDep, SettingsDep, require
 from telereg.core.errors import NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.periods import MONTH_FIELD
@@ -126,7 +126,7 @@ def obstacles(
 
 @router.post("/obstacles/{case_id}/move", summary="Refer, resolve or close a site-obstacle case")
 def move_obstacle(
-    case_id: int,
+    case_id: RowId,
     body: MoveIn,
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.CASES_MANAGE)],

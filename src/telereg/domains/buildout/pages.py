@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from telereg.api.deps import SessionDep
+from telereg.api.deps import RowId, SessionDep
 from telereg.core.i18n import gettext
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -47,7 +47,7 @@ def obstacles_page(
 @router.post("/obstacles/{case_id}", dependencies=[Csrf])
 def move_obstacle(
     request: Request,
-    case_id: int,
+    case_id: RowId,
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     to: Annotated[str, Form(max_length=16)],

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api import uploads
-from telereg.api.deps import SessionDep, SettingsDep, require
+from telereg.api.deps import RowId, SessionDep, SettingsDep, require
 from telereg.api.schemas import JobOut
 from telereg.cases.models import Case
 from telereg.core import jobs
@@ -212,7 +212,7 @@ def case_list(
     summary="One fraud case and its history (a liaison: its agency's, from the hand-over on)",
 )
 def case_detail(
-    case_id: int,
+    case_id: RowId,
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
 ) -> dict[str, Any]:
@@ -228,7 +228,7 @@ class Move(BaseModel):
 
 
 @router.post("/cases/{case_id}/moves", summary="Move a case (in review, closed)")
-def move(case_id: int, body: Move, session: SessionDep, principal: Manager) -> dict[str, Any]:
+def move(case_id: RowId, body: Move, session: SessionDep, principal: Manager) -> dict[str, Any]:
     case = casework.move_case(
         session, principal=principal, case_id=case_id, to=body.to, note=body.note
     )
@@ -346,7 +346,7 @@ class Disposal(BaseModel):
 
 @router.post("/cases/{case_id}/disposal", summary="Record the agency's disposal of a case")
 def dispose(
-    case_id: int,
+    case_id: RowId,
     body: Disposal,
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.CASES_REPORT_OUTCOME)],

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from telereg.api.deps import SessionDep, SettingsDep
+from telereg.api.deps import RowId, SessionDep, SettingsDep
 from telereg.api.uploads import read_small_file
 from telereg.core import accounts, i18n
 from telereg.core.errors import TeleregError
@@ -469,7 +469,7 @@ def move_ticked_cases(
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(
     request: Request,
-    case_id: int,
+    case_id: RowId,
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_READ_ASSIGNED)],
     error: FormError,
@@ -502,7 +502,7 @@ def case_page(
 @router.post("/cases/{case_id}", dependencies=[Csrf])
 def move_case(
     request: Request,
-    case_id: int,
+    case_id: RowId,
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_MANAGE)],
     to: Annotated[str, Form(max_length=16)],
@@ -643,7 +643,7 @@ async def verify_package(
 @router.post("/liaison/{case_id}", dependencies=[Csrf])
 def dispose_case(
     request: Request,
-    case_id: int,
+    case_id: RowId,
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.CASES_REPORT_OUTCOME)],
     disposal: Annotated[str, Form(max_length=32)],
