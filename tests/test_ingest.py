@@ -1376,3 +1376,20 @@ def test_a_workbooks_cells_merged_down_are_read_in_every_row_they_cover(
     rows = {r["cell_id"]: r for r in lake_rows(ready, "cells")}
     assert [rows[f"M000{i}"]["city_code"] for i in range(1, 6)] == ["140100"] * 3 + ["140200"] * 2
     assert rows["M0005"]["technology"] == "5G"
+
+
+def test_a_two_digit_year_is_quarantined_not_read_as_the_year_21(ready: Settings, tmp_path: Path):
+    two_digit = GOOD_CALL.replace("2021-11-05", "21-11-05")
+    another = GOOD_CALL.replace("13812341234", "13812341235")
+    path = cdr_file(tmp_path, [GOOD_CALL, two_digit, another])
+    record = submit(ready, path, "voice_cdr")
+    assert (record.period, record.status, record.rows_accepted) == ("2021-11", "partial", 2)
+    (error,) = errors_of(ready, record)
+    assert (error["row"], error["column"]) == ("3", "start_time")
+    assert "1950" in error["reason"]
+    assert "four digits" in error["reason"]
+    # Sent alone, such rows name no month: the file asks for its period, not "0021-11".
+    only = cdr_file(tmp_path, [two_digit], name="only.csv")
+    refused = submit(ready, only, "voice_cdr")
+    assert (refused.status, refused.period) == ("rejected", "")
+    assert "give the period" in refused.message

@@ -30,6 +30,7 @@ from telereg.ingest.contracts import Column, ColumnType, Contract
 from telereg.ingest.models import Submission
 from telereg.ingest.service import ingest_file
 from telereg.ingest.submissions import error_report_csv
+from telereg.ingest.validate import FIRST_YEAR, LAST_YEAR
 from telereg.reference.regions import load_regions
 from telereg.scenario.demo import prepare
 from tests.conftest import ROOT
@@ -76,7 +77,8 @@ def valid_value(contract: Contract, column: Column) -> st.SearchStrategy[str]:
     if column.type is ColumnType.BOOLEAN:
         return st.sampled_from(["true", "false", "1", "0", "是", "否"])
     if column.type is ColumnType.DATE:
-        return st.dates().map(lambda d: d.isoformat())
+        years = st.dates(dt.date(FIRST_YEAR, 1, 1), dt.date(LAST_YEAR, 12, 31))
+        return years.map(lambda d: d.isoformat())
     if column.type is ColumnType.TIMESTAMP:
         moments = st.datetimes(min_value=PERIOD_START, max_value=PERIOD_END)
         return moments.map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S"))
@@ -103,6 +105,7 @@ MUTATIONS = {
     "reference": ("999999", "unknown value"),
     "too_long": ("", "longer than"),  # (one character too many)
     "period": ("2021-12-15 10:00:00", "outside the period"),
+    "year": ("21-11-05", "the year is not between"),  # (read as the year 21)
     "duplicate": ("", "duplicate"),  # (the value of the row before)
 }
 
@@ -131,6 +134,8 @@ def applicable(contract: Contract, column: Column) -> list[str]:
         kinds.append("reference")
     if column.type is ColumnType.STRING and not (column.enum or column.references):
         kinds.append("too_long")
+    if column.type in (ColumnType.DATE, ColumnType.TIMESTAMP):
+        kinds.append("year")
     if contract.period_column == column.name:
         kinds.append("period")
     if (column.name,) in contract.unique:
@@ -201,6 +206,8 @@ def test_valid_rows_pass_and_each_mutation_is_caught(
     value, reason = MUTATIONS[kind]
     if kind == "period":
         value = outside_the_period(column)
+    if kind == "year" and column.type is ColumnType.TIMESTAMP:
+        value += " 10:00:00"
     if kind == "too_long":
         value = "9" * (column.max_length + 1)
     if kind in ("minimum", "maximum"):  # just past the bound

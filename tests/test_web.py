@@ -231,11 +231,18 @@ def test_vendored_assets_are_served(browser: TestClient) -> None:
 
 
 def test_pages_and_the_api_cannot_be_framed_by_other_sites(browser: TestClient) -> None:
-    for path in ("/login", "/api/v1/health", "/static/js/text.js"):
+    for path in ("/login", "/api/v1/health", "/static/js/text.js", "/data/submissions"):
         response = browser.get(path)
         assert response.headers["x-frame-options"] == "DENY", path
-        assert response.headers["content-security-policy"] == "frame-ancestors 'none'", path
+        policy = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy, path
+        assert "object-src 'none'" in policy, path
+        assert "script-src 'self' 'unsafe-inline';" in policy, "no script from elsewhere"
         assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "same-origin", path
+        # Pages and answers hold subscribers' data: no cache keeps them; static files may.
+        kept = response.headers.get("cache-control", "")
+        assert (kept == "no-store") is (not path.startswith("/static/")), (path, kept)
 
 
 def _copy(browser: TestClient) -> TestClient:

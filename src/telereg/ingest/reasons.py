@@ -14,6 +14,7 @@ from telereg.core.i18n import N_
 # Rules about one row (validate.row_checks).
 REQUIRED = N_("required value is missing")
 NOT_VALID = N_("not a valid {type}")
+IMPLAUSIBLE_YEAR = N_("the year is not between {first} and {last}: write the year with four digits")
 BELOW_MINIMUM = N_("below the minimum {minimum}")
 ABOVE_MAXIMUM = N_("above the maximum {maximum}")
 WRONG_FORM = N_("does not have the expected form {pattern}")

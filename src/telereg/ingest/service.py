@@ -58,6 +58,7 @@ from telereg.ingest.validate import (
     blank,
     error_rows,
     flag_rows,
+    plausible,
     row_checks,
     set_checks,
     typed,
@@ -987,7 +988,10 @@ def _resolve_period(contract: Contract, raw: ir.Table, period: str | None) -> tu
     if contract.period_column is None:  # a standing list (see ``_check_period``)
         return datetime.now(UTC).strftime("%Y-%m"), []
     column = contract.column(contract.period_column)
-    values = raw.select(month=typed(column, raw[column.name]).cast("date").strftime("%Y-%m"))
+    converted = typed(column, raw[column.name])
+    # (a misread year names no month: its row is quarantined for it)
+    values = raw.select(month=plausible(converted).ifelse(converted, None).cast("date"))
+    values = values.select(month=values.month.strftime("%Y-%m"))
     dated = values.filter(values.month.notnull())
     months = dated.group_by("month").agg(n=dated.count()).order_by([ibis.desc("n"), "month"])
     counts = [(str(r["month"]), int(r["n"])) for r in months.to_pyarrow().to_pylist()]

@@ -15,6 +15,7 @@ numbers are final.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date as dt_date
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -131,6 +132,20 @@ def _date(value: ir.Value) -> ir.DateValue:
     return day
 
 
+#: The years a date or time may fall in: a year outside them was misread, most often a
+#: two-digit year (``21-12-01`` reads as the year 21, ``12/01/21`` as the year 12).
+FIRST_YEAR, LAST_YEAR = 1950, 2099
+
+
+def plausible(converted: ir.Value) -> ir.BooleanValue:
+    """Whether a converted date or time falls in ``FIRST_YEAR``–``LAST_YEAR`` (null when
+    it is null): two comparisons, not a year extracted from every value."""
+    low = ibis.literal(dt_date(FIRST_YEAR, 1, 1)).cast(converted.type())
+    high = ibis.literal(dt_date(LAST_YEAR + 1, 1, 1)).cast(converted.type())
+    inside: ir.BooleanValue = (converted >= low) & (converted < high)
+    return inside
+
+
 def typed(column: Column, value: ir.Value) -> ir.Value:
     """The value converted to the column's type (null where it does not convert)."""
     if column.type is ColumnType.INTEGER:
@@ -166,6 +181,14 @@ def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
                     column.name,
                     present & converted.isnull(),
                     _text(reasons.NOT_VALID.format(type=column.type.value)),
+                )
+            )
+        if column.type in (ColumnType.TIMESTAMP, ColumnType.DATE):
+            checks.append(
+                Check(
+                    column.name,
+                    ~plausible(converted),
+                    _text(reasons.IMPLAUSIBLE_YEAR.format(first=FIRST_YEAR, last=LAST_YEAR)),
                 )
             )
         if column.minimum is not None:
@@ -225,7 +248,8 @@ def set_checks(
         checks.append(
             Check(
                 column.name,
-                (converted < start) | (converted >= end),
+                # (a misread year has its own reason: it is not said twice)
+                ((converted < start) | (converted >= end)) & plausible(converted),
                 _text(reasons.OUTSIDE_PERIOD.format(period=period.label)),
             )
         )
