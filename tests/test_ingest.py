@@ -685,6 +685,19 @@ def test_an_identifier_in_the_wrong_column_is_masked_in_reports_and_quarantine(
     _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
     assert "140700200311189193" not in repr(rows)
     assert "140***********9193" in repr(rows)
+    # As people write numbers too: in groups, bracketed, with a country code, full-width.
+    written = ("182 2755 6502", "(182)2755-6502", "+86 182-2755-6502", "１８２２７５５６５０２")
+    path.write_text(
+        CELLS_HEADER + "".join(f"C00{i}8,S77,112.60,37.90,{v},5G\n" for i, v in enumerate(written))
+    )
+    record = submit(ready, path, "cells", operator="CUCC", period="2021-12")
+    assert record.rows_quarantined == len(written)
+    report = repr(errors_of(ready, record))
+    _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    for shown in (report, repr(rows)):
+        assert "2755" not in shown
+        assert "２７５５" not in shown
+        assert shown.count("6502") + shown.count("６５０２") >= len(written)
 
 
 def test_a_quote_left_open_near_the_top_is_named_as_such(ready: Settings, tmp_path: Path):

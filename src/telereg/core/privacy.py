@@ -94,15 +94,15 @@ def mask(value: str) -> str:
     return value[:head] + "*" * (n - head - tail) + value[n - tail :] if tail else "*" * n
 
 
-#: A run of this many digits could be a phone number (11), an IMSI or IMEI (15) or an ID
-#: number (18, perhaps ending in X).
-IDENTIFYING_DIGITS = 11
 #: A phone or ID number as people write one in free text: 11 digits or more, ASCII or
-#: full-width, in groups split by single spaces or hyphens (``138-1234-5678``,
-#: ``140102 19840707 857X``), an ID number's check letter last. Groups: the first 3
-#: digits and the last 4 characters, which a masked form keeps. (Python's ``re`` and the
-#: engine's RE2 read it alike.)
-WRITTEN_NUMBER = "([0-9０-９]{3})(?:[ \\-]?[0-9０-９]){4,}[ \\-]?([0-9０-９]{3}[0-9０-９XxＸ])"
+#: full-width, in groups split by single spaces, hyphens or brackets, ASCII or full-width
+#: (``138-1234-5678``, ``(182)2755-6502``, ``140102 19840707 857X``), an ID number's
+#: check letter last. Groups: the first 3 digits and the last 4 characters, which a
+#: masked form keeps. (Python's ``re`` and the engine's RE2 read it alike.)
+_GROUPING = "[ \\-－\u3000()（）]"
+WRITTEN_NUMBER = (
+    f"([0-9０-９]{{3}})(?:{_GROUPING}?[0-9０-９]){{4,}}{_GROUPING}?([0-9０-９]{{3}}[0-9０-９XxＸ])"
+)
 _IDENTIFYING_RUN = re.compile(WRITTEN_NUMBER)
 
 

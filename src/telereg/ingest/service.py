@@ -38,7 +38,6 @@ from telereg.core.periods import is_month
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.privacy import (
-    IDENTIFYING_DIGITS,
     WRITTEN_NUMBER,
     IdentifierKind,
     Pseudonymiser,
@@ -1170,7 +1169,9 @@ def _mask_identifiers(errors: ir.Table, contract: Contract) -> ir.Table:
 
 
 def _looks_identifying(value: ir.StringValue) -> ir.BooleanValue:
-    found: ir.BooleanValue = value.re_search(f"[0-9]{{{IDENTIFYING_DIGITS}}}").fill_null(False)
+    """Whether a value holds a phone or ID number, as digits or as people write one
+    (``+86 182 2755 6502``, full-width digits: see ``WRITTEN_NUMBER``)."""
+    found: ir.BooleanValue = value.re_search(WRITTEN_NUMBER).fill_null(False)
     return found
 
 
