@@ -478,6 +478,13 @@ def test_geojson_in_a_projected_system_is_refused_or_quarantined(ready: Settings
         (b"PAR1" + b"\0" * 100, "data.csv", "the name says CSV but the content is PARQUET"),
         (b"caller,callee\n1,2\n", "short.csv", "missing required column(s) start_time"),
         (b"\x00\x01\x02binary", "blob.csv", "binary file"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "cdr.xls", "save it as"),
+        # A format the dataset does not take is refused before the file is parsed.
+        (
+            b'{"type": "FeatureCollection", "features": [' + b"{}," * 1000 + b"{}]}",
+            "x.geojson",
+            "voice_cdr accepts csv, xlsx, parquet, not geojson",
+        ),
     ],
 )
 def test_bad_files_are_rejected_with_a_clear_message(

@@ -71,6 +71,10 @@ class Source:
     title_lines: int = 0
 
 
+#: The first bytes of an OLE2 compound file: an Excel 97–2003 ``.xls`` or a WPS ``.et``.
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
 def sniff_format(path: Path, *, display_name: str) -> FileFormat:
     """The format by content; a file whose content contradicts its extension is refused."""
     with path.open("rb") as fh:
@@ -91,6 +95,8 @@ def sniff_format(path: Path, *, display_name: str) -> FileFormat:
         found = FileFormat.GEOJSON
     elif head.startswith(_UTF16_BOMS):
         found = FileFormat.CSV  # Excel's "Unicode text": tab-separated UTF-16
+    elif head.startswith(_OLE2):
+        raise InputError(reasons.OLD_WORKBOOK, where=display_name)
     elif b"\x00" in head:
         raise InputError(reasons.BINARY_FILE, where=display_name)
     else:

@@ -82,6 +82,10 @@ PERIOD_REQUIRED = N_(
 BAD_PERIOD = N_("period {period} is not of the form YYYY-MM")
 EMPTY_FILE = N_("the file is empty")
 ZIP_NOT_XLSX = N_("a ZIP archive, not an XLSX workbook")
+OLD_WORKBOOK = N_(
+    "this is an old Excel (.xls) or WPS (.et) workbook: save it as an Excel workbook "
+    "(.xlsx) and send that"
+)
 BINARY_FILE = N_("a binary file, not CSV, XLSX, Parquet or GeoJSON")
 NAME_CONTRADICTS = N_("the name says {claimed} but the content is {found}")
 UNKNOWN_ENCODING = N_("the CSV file is neither UTF-8 nor GBK/GB18030 text")

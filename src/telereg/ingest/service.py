@@ -601,6 +601,16 @@ def _read(
     again as GB18030 where its later lines show it is: its source, notes and unreadable
     lines."""
     con = backend.con
+    # The format is told from the file's first bytes, and a format the dataset does not
+    # take is refused before the file is read (a large GeoJSON is parsed whole).
+    sent = readers.sniff_format(path, display_name=filename)
+    if sent not in contract.formats:
+        accepted_formats = ", ".join(f.value for f in contract.formats)
+        raise InputError(
+            reasons.WRONG_FORMAT.format(
+                dataset=contract.name, formats=accepted_formats, format=sent.value
+            )
+        )
     source = readers.open_source(
         con,
         path,
@@ -609,13 +619,6 @@ def _read(
         geometry_column=contract.geometry_column,
         known_headers=contract.header_map(),
     )
-    if source.format not in contract.formats:
-        accepted_formats = ", ".join(f.value for f in contract.formats)
-        raise InputError(
-            reasons.WRONG_FORMAT.format(
-                dataset=contract.name, formats=accepted_formats, format=source.format.value
-            )
-        )
     mapping, notes = _mapping_sql(contract, source)
     try:
         _read_and_check(backend, contract, mapping)
