@@ -1413,3 +1413,28 @@ def test_a_two_digit_year_is_quarantined_not_read_as_the_year_21(ready: Settings
     refused = submit(ready, only, "voice_cdr")
     assert (refused.status, refused.period) == ("rejected", "")
     assert "give the period" in refused.message
+
+
+def test_a_workbooks_formulas_with_no_saved_result_are_named_not_read_as_blanks(
+    ready: Settings, tmp_path: Path
+):
+    # A program that writes formulas without calculating them leaves no result in the file:
+    # read as blank, an optional column would be stored empty. The file is refused instead.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "小区"
+    sheet.append(["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"])
+    sheet.append(["F0001", "S1", 112.5, 37.8, 140100, "5G"])
+    sheet.append(["F0002", "S1", "=C2+0.01", 37.8, "=E2", "5G"])
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert record.status == "rejected"
+    assert "2 formula cell(s) of sheet 小区 have no saved result (C3, E3)" in record.message
+    assert "save it" in record.message
+    assert not [r for r in lake_rows(ready, "cells") if r["cell_id"].startswith("F")]
+    # Saved by Excel or WPS, a formula keeps its result beside it, and is read as that.
+    from telereg.ingest.readers import _UNSAVED_FORMULA
+
+    saved = b'<c r="E3" s="1"><f>E2</f><v>140100</v></c><c r="F3" t="s"><v>4</v></c>'
+    assert _UNSAVED_FORMULA.search(saved) is None
+    assert _UNSAVED_FORMULA.search(b'<x:c r="E3"><x:f t="shared" si="0"/></x:c>') is not None

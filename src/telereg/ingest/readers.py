@@ -567,7 +567,16 @@ def _read_workbook(
                     other.append(sheet.title)
                 continue
             read.append(sheet.title)
-        merged = _MergedDown(_merged_down(path, sheet, first_row=above + 2, width=width))
+        seen = _sheet_xml(path, sheet, first_row=above + 2, width=width)
+        if seen.unsaved:
+            cells = ", ".join(seen.unsaved[:5]) + (" …" if len(seen.unsaved) > 5 else "")
+            raise InputError(
+                reasons.UNSAVED_FORMULAS.format(
+                    count=len(seen.unsaved), sheet=sheet.title, cells=cells
+                ),
+                where=name,
+            )
+        merged = _MergedDown(seen.merged)
         for number, padded in merged.fill(rows, start=above + 2, width=width):
             numbers.append(position * SHEET_ROWS + number)
             for i in range(width):
@@ -590,7 +599,7 @@ def _read_workbook(
 @dataclass
 class _MergedDown:
     """A sheet's cells merged down over data rows (top row → [(column, last row)], from
-    :func:`_merged_down`), and how many cells :meth:`fill` gave their range's value."""
+    :func:`_sheet_xml`), and how many cells :meth:`fill` gave their range's value."""
 
     ranges: dict[int, list[tuple[int, int]]]
     filled: int = 0
@@ -616,39 +625,61 @@ class _MergedDown:
             yield number, padded
 
 
+#: A formula cell with no saved result, as a program that does not calculate writes it:
+#: ``<c r="E5"><f>G5+H5</f><v /></c>`` (group 1: the cell's attributes).
+_UNSAVED_FORMULA = re.compile(
+    rb"<(?:\w+:)?c\b([^>]*)>\s*<(?:\w+:)?f\b[^>]*?(?:/>|>[^<]*</(?:\w+:)?f>)\s*"
+    rb"(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
+)
+_CELL_REFERENCE = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
 #: A merged range as the sheet's XML writes it: ``<mergeCell ref="A3:A7"/>``.
 _MERGED_RANGE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*ref="([A-Z]+)([0-9]+):([A-Z]+)([0-9]+)"')
 
 
-def _merged_down(
-    path: Path, sheet: Any, *, first_row: int, width: int
-) -> dict[int, list[tuple[int, int]]]:
-    """A sheet's cells merged down over data rows: top row → [(column, last row)].
+@dataclass
+class _SheetXml:
+    """What the streaming reader does not see of a sheet, read from its XML: cells merged
+    down over data rows (top row → [(column, last row)]), and formula cells with no saved
+    result (their references, ``E5``)."""
+
+    merged: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    unsaved: list[str] = field(default_factory=list)
+
+
+def _sheet_xml(path: Path, sheet: Any, *, first_row: int, width: int) -> _SheetXml:
+    """Merges and unsaved formulas of ``sheet`` (see :class:`_SheetXml`).
 
     A report sheet merges a value down over the rows it applies to (a city over its
     counties' rows); a person sees it in each of them, the file holds it only in the top
     one. Such a range is read as its value in every row, in its first column (a range
-    across columns too does not say which of them the value belongs to). The streaming
-    reader does not see merges, so they are read from the sheet's XML, where they follow
-    the rows.
+    across columns too does not say which of them the value belongs to). A formula has a
+    saved result once Excel or WPS saved the file; a file a program wrote may have none,
+    which the reader would take for an empty cell.
     """
+    found = _SheetXml()
     where = getattr(sheet, "_worksheet_path", None)
     if not isinstance(where, str):
-        return {}
-    found: dict[int, list[tuple[int, int]]] = {}
+        return found
 
     def note(text: bytes, end: int) -> None:
+        for match in _UNSAVED_FORMULA.finditer(text, 0, end):
+            cell = _CELL_REFERENCE.search(match.group(1))
+            if cell is not None and int(cell.group(2)) >= first_row:
+                found.unsaved.append(cell.group(1).decode() + cell.group(2).decode())
         for match in _MERGED_RANGE.finditer(text, 0, end):
             left, top, _, bottom = match.groups()
             column, top_row, last = _column_index(left.decode()), int(top), int(bottom)
             if last > top_row and column < width and top_row >= first_row:
-                found.setdefault(top_row, []).append((column, last))
+                found.merged.setdefault(top_row, []).append((column, last))
 
     tail = b""
     with zipfile.ZipFile(path) as archive, archive.open(where) as xml:
         while chunk := xml.read(1 << 20):
             text = tail + chunk
-            cut = max(text.rfind(b"<"), 0)  # a tag cut between chunks is read with the next
+            # Read up to the last whole row (a cell cut between chunks is read with the
+            # next one), or, past the rows, the last whole tag.
+            rows_end = text.rfind(b"</row>")
+            cut = rows_end + len(b"</row>") if rows_end >= 0 else max(text.rfind(b"<"), 0)
             note(text, cut)
             tail = text[cut:]
     note(tail, len(tail))

@@ -82,6 +82,11 @@ PERIOD_REQUIRED = N_(
 BAD_PERIOD = N_("period {period} is not of the form YYYY-MM")
 EMPTY_FILE = N_("the file is empty")
 ZIP_NOT_XLSX = N_("a ZIP archive, not an XLSX workbook")
+UNSAVED_FORMULAS = N_(
+    "{count} formula cell(s) of sheet {sheet} have no saved result ({cells}): the program "
+    "that wrote the file did not calculate them; open it in Excel or WPS, save it, and "
+    "send it again"
+)
 OLD_WORKBOOK = N_(
     "this is an old Excel (.xls) or WPS (.et) workbook: save it as an Excel workbook "
     "(.xlsx) and send that"
