@@ -1438,3 +1438,22 @@ def test_a_workbooks_formulas_with_no_saved_result_are_named_not_read_as_blanks(
     saved = b'<c r="E3" s="1"><f>E2</f><v>140100</v></c><c r="F3" t="s"><v>4</v></c>'
     assert _UNSAVED_FORMULA.search(saved) is None
     assert _UNSAVED_FORMULA.search(b'<x:c r="E3"><x:f t="shared" si="0"/></x:c>') is not None
+
+
+def test_numbers_as_spreadsheets_and_pandas_write_them_pass_a_second_look(
+    ready: Settings, tmp_path: Path
+):
+    # pandas writes an integer column with gaps as floats (13812345611.0); Excel's #,##0
+    # exports 1,234. Both are read as the number they are, and counted in the record.
+    floated = GOOD_CALL.replace("13812341234", "13812345611.0")
+    grouped = GOOD_CALL.replace(",35,", ',"1,234",').replace("13900001111", "13900001112")
+    path = cdr_file(tmp_path, [floated, grouped])
+    record = submit(ready, path, "voice_cdr")
+    assert record.status == "accepted", record.message
+    assert "2 row(s)" in record.message or "2 rows" in record.message, record.message
+    rows = lake_rows(ready, "voice_cdr")
+    assert sorted(r["duration_s"] for r in rows) == [35, 1234]
+    from telereg.core.privacy import pseudonymise
+
+    key = ready.secret("pseudonym_key")
+    assert pseudonymise("13812345611", key) in {r["caller"] for r in rows}

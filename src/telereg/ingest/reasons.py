@@ -100,7 +100,8 @@ TITLE_ROWS = N_("{count} title row(s) above the header were skipped")
 TITLE_LINES = N_("{count} title line(s) above the header were skipped")
 NORMALISED = N_(
     "{count} row(s) passed once their values were normalised (full-width characters, "
-    "spaces around a value, a listed value's Chinese name)"
+    "spaces around a value, a listed value's Chinese name, dates and numbers as "
+    "spreadsheets write them)"
 )
 NOT_VALID_TEXT = N_("not valid {encoding} text ({detail})")
 CANNOT_READ_CSV = N_("cannot read as CSV: {detail}")

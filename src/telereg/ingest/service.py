@@ -776,8 +776,9 @@ _SPACES = " \t\u00a0\u3000"
 def _second_chance(backend: Any, contract: Contract) -> int:
     """Rows that break a row rule only for full-width characters (``１３８…``, ``５Ｇ``),
     tabs and wide spaces around a value, a listed value written by its Chinese name
-    (规划 for ``planning``), or a date as spreadsheets give it (``44531``, ``2021年12月1日``):
-    those values normalised, the rows pass. Returns how many did.
+    (规划 for ``planning``), a date as spreadsheets give it (``44531``, ``2021年12月1日``)
+    or a number as they and pandas do (``1,234``, ``13812341234.0``): those
+    values normalised, the rows pass. Returns how many did.
 
     Only rows already found bad are looked at, so a clean file pays one count. Free text
     keeps its characters (full-width punctuation is normal in Chinese), and a row that
@@ -792,9 +793,13 @@ def _second_chance(backend: Any, contract: Contract) -> int:
         return 0
     full, half, spaces = (_sql_text(t) for t in (_FULL_WIDTH, _HALF_WIDTH, _SPACES))
     normalised = {
-        c.name: _date_forms(
-            _named_codes(
-                _cleaned(f"trim(translate({quote_name(c.name)}, {full}, {half}), {spaces})", c), c
+        c.name: _number_forms(
+            _date_forms(
+                _named_codes(
+                    _cleaned(f"trim(translate({quote_name(c.name)}, {full}, {half}), {spaces})", c),
+                    c,
+                ),
+                c,
             ),
             c,
         )
@@ -859,6 +864,24 @@ def _date_forms(value: str, column: Column) -> str:
         f"AND {number} BETWEEN 20000 AND 80000 THEN {serial} "
         f"WHEN contains({value}, '年') THEN trim({chinese}) ELSE {value} END"
     )
+
+
+def _number_forms(value: str, column: Column) -> str:
+    """SQL for ``value`` with numbers as spreadsheets and pandas write them read as such:
+    grouping commas in a number (``1,234``, as Excel's ``#,##0`` exports it), and a code
+    or number sent as a float (``13812341234.0``, pandas' form of an integer column with gaps)
+    where the column's form wants digits only."""
+    if column.type in (ColumnType.INTEGER, ColumnType.FLOAT):
+        grouped = f"regexp_full_match({value}, '-?[0-9]{{1,3}}(,[0-9]{{3}})+(\\.[0-9]+)?')"
+        return f"CASE WHEN {grouped} THEN replace({value}, ',', '') ELSE {value} END"
+    if column.type is ColumnType.STRING and column.pattern:
+        # (only where the value as sent does not have the form: ``1.0`` may be a value)
+        floated = (
+            f"regexp_full_match({value}, '[0-9]+\\.0+') "
+            f"AND NOT regexp_full_match({value}, {_sql_text(column.pattern)})"
+        )
+        return f"CASE WHEN {floated} THEN regexp_replace({value}, '\\.0+$', '') ELSE {value} END"
+    return value
 
 
 def _sql_text(text: str) -> str:
