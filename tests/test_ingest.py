@@ -1457,3 +1457,21 @@ def test_numbers_as_spreadsheets_and_pandas_write_them_pass_a_second_look(
 
     key = ready.secret("pseudonym_key")
     assert pseudonymise("13812345611", key) in {r["caller"] for r in rows}
+
+
+def test_headers_match_however_brackets_spaces_and_line_breaks_are_typed(
+    ready: Settings, tmp_path: Path
+):
+    # Half-width brackets where the datasets page has full-width ones, a space before the
+    # unit, an upper-case ID: the same columns.
+    header = "主叫号码,被叫号码,开始时间,通话时长 (秒),呼叫方向,小区 ID,IMEI\n"
+    path = tmp_path / "cdr.csv"
+    path.write_text(header + GOOD_CALL + "\n", encoding="utf-8")
+    record = submit(ready, path, "voice_cdr")
+    assert (record.status, record.rows_accepted) == ("accepted", 1), record.message
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["主叫号码", "被叫号码", "开始时间", "时长(秒)", "呼叫方向", "小区标识"])
+    workbook.active.append(GOOD_CALL.replace("13900001111", "13900001112").split(",")[:6])
+    workbook.save(tmp_path / "cdr.xlsx")
+    record = submit(ready, tmp_path / "cdr.xlsx", "voice_cdr")
+    assert (record.status, record.rows_accepted) == ("accepted", 1), record.message

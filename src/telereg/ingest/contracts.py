@@ -8,6 +8,8 @@ reference data, and which columns hold personal identifiers. Validation
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -189,7 +191,17 @@ class Contract:
 
 
 def normalise_header(header: str) -> str:
-    return header.strip().strip("\ufeff").lower().replace(" ", "_").replace("-", "_")
+    """A header as it is matched: full-width forms as ASCII (``（秒）`` as ``(秒)``, as
+    Chinese input methods and Excel mix them), lower case, a run of spaces, line breaks
+    (Alt+Enter in a cell) or hyphens between words as one ``_``, and none beside a
+    Chinese character (``通话时长 (秒)`` is ``通话时长(秒)``)."""
+    text = unicodedata.normalize("NFKC", header).strip().strip("\ufeff").lower()
+    joined = _HEADER_GAPS.sub("_", text)
+    return _GAP_BESIDE_WIDE.sub(r"\1", joined)
+
+
+_HEADER_GAPS = re.compile(r"[\s\-]+")
+_GAP_BESIDE_WIDE = re.compile(r"_*([^\x00-\x7f])_*")
 
 
 # Patterns shared by many contracts.

@@ -55,7 +55,7 @@ CELLS = Contract(
             "Operator's cell identifier (ECGI/NCGI or local id).",
             "小区标识",
             pattern=r"[0-9A-Za-z_-]{4,32}",
-            aliases=("小区标识", "cgi"),
+            aliases=("小区标识", "小区ID", "cgi"),
         ),
         Column(
             "site_id",
@@ -123,7 +123,7 @@ VOICE_CDR = Contract(
             "通话时长（秒）",
             minimum=0,
             maximum=86400,
-            aliases=("通话时长", "duration"),
+            aliases=("通话时长", "时长（秒）", "duration"),
         ),
         Column(
             "direction",
@@ -139,7 +139,7 @@ VOICE_CDR = Contract(
             "Serving cell at call start.",
             "小区标识",
             references=Reference("cells", "cell_id"),
-            aliases=("小区标识",),
+            aliases=("小区标识", "小区ID"),
         ),
         Column(
             "imei",
