@@ -199,6 +199,20 @@ def test_users_manage_only_their_own_tokens(directory: Session) -> None:
             accounts.list_tokens(directory, principal=me, username=name)
 
 
+def test_a_password_reset_revokes_the_users_tokens_unless_kept(directory: Session) -> None:
+    _user(directory)
+    first = accounts.issue_token(directory, principal=ROOT, username="ann")
+    accounts.set_password(directory, principal=ROOT, username="ann", keep_tokens=True)
+    assert auth.user_for_token(directory, first.token) is not None, "kept: a forgotten password"
+    accounts.set_password(directory, principal=ROOT, username="ann")
+    with pytest.raises(AuthenticationError, match="revoked"):  # a stolen account
+        auth.user_for_token(directory, first.token)
+    entry = directory.scalars(
+        select(AuditEntry).where(AuditEntry.action == "users.set_password")
+    ).all()[-1]
+    assert f"token:{first.id}" in entry.objects
+
+
 def test_a_failed_sign_in_is_audited_and_takes_as_long_whoever_is_named(
     directory: Session, db_settings: Settings
 ) -> None:

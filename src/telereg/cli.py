@@ -871,12 +871,27 @@ def users_tokens(name: str, data_dir: DataDir = None, as_json: AsJson = False) -
 
 
 @users_app.command("password")
-def users_password(name: str, data_dir: DataDir = None) -> None:
-    """Reset a user's password (and lockout); prints a one-time password."""
+def users_password(
+    name: str,
+    keep_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--keep-tokens",
+            help="Keep the user's API tokens (a forgotten password, not a stolen account).",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Reset a user's password (and lockout), end its sessions and revoke its API tokens;
+    prints a one-time password."""
     settings = _migrated(data_dir)
     with session_scope(settings) as session:
-        password = accounts.set_password(session, principal=_me(), username=name)
+        password = accounts.set_password(
+            session, principal=_me(), username=name, keep_tokens=keep_tokens
+        )
     out.print(f"new password (shown only this once) for {name}: [bold]{password}[/bold]")
+    if not keep_tokens:
+        out.print(f"{name}'s API tokens were revoked; issue new ones with `telereg users token`.")
 
 
 @users_app.command("token")

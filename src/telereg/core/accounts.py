@@ -179,9 +179,16 @@ def enable_user(session: Session, *, principal: Principal, username: str, reason
 
 
 def set_password(
-    session: Session, *, principal: Principal, username: str, password: str | None = None
+    session: Session,
+    *,
+    principal: Principal,
+    username: str,
+    password: str | None = None,
+    keep_tokens: bool = False,
 ) -> str | None:
-    """Set (or generate and return) a user's password; clears any lockout, ends web sessions."""
+    """Set (or generate and return) a user's password; clears any lockout, ends web sessions
+    and, unless ``keep_tokens``, revokes the user's API tokens: a password is reset when the
+    account may be in other hands, and a token made with it would outlive the reset."""
     principal.require(Permission.USERS_MANAGE)
     user = get_user(session, username)
     generated = None if password else generate_password()
@@ -190,8 +197,20 @@ def set_password(
     user.failed_logins = 0
     user.lockouts = 0
     user.locked_until = None
+    revoked = []
+    if not keep_tokens:
+        now = utcnow()
+        for token in session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        ):
+            token.revoked_at = now
+            revoked.append(f"token:{token.id}")
     audit.record(
-        session, actor=principal.name, action="users.set_password", objects=[f"user:{username}"]
+        session,
+        actor=principal.name,
+        action="users.set_password",
+        objects=[f"user:{username}", *revoked],
+        detail={"tokens_revoked": len(revoked)},
     )
     return generated
 
