@@ -1856,8 +1856,10 @@ def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
         add_liaisons(session, {"wd-af": "POLICE-AF", "wd-city": "POLICE-CITY"})
         case_id = casework.case_queue(session, principal=ROOT, status="open", kind="sim_box")[1].id
         casework.move_case(session, principal=ROOT, case_id=case_id, to="in_review", note="look")
-        hand_over(session, fraud_scan, [case_id], "first hand-over")
+        made = hand_over(session, fraud_scan, [case_id], "first hand-over")
     analyst, police, city = signed_in("analyst"), signed_in("wd-af"), signed_in("wd-city")
+    package = f"/api/v1/fraud/handovers/POLICE-AF/{made.path.name}"
+    assert police.get(package).status_code == 200
     page = analyst.get(f"/fraud/cases/{case_id}").text
     assert 'id="case-withdraw"' in page, "an analyst is offered the withdrawal"
     assert 'id="case-withdraw"' not in police.get(f"/fraud/cases/{case_id}").text
@@ -1897,6 +1899,17 @@ def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
     assert f"#{case_id}" in notice
     assert "交错单位" in notice
     assert 'id="withdrawn"' not in city.get("/fraud/liaison").text, "only the agency's own"
+    gone = police.get(package)
+    assert gone.status_code == 404, "a package all of whose cases were withdrawn"
+    assert "撤回" in gone.json()["message"]
+    assert analyst.get(package).status_code == 200, "the administration keeps its record"
+    from telereg.core import audit
+
+    with session_scope(fraud_scan) as session:
+        fetched, _ = audit.entries(session, action="fraud.handover", obj=f"case:{case_id}")
+        seen = [(e.actor, e.action) for e in fetched]
+    assert ("wd-af", "fraud.handover.fetched") in seen, "the case's record shows the fetch"
+    assert ("wd-af", "fraud.handover.refused") in seen
     with session_scope(fraud_scan) as session:
         police_af = _liaison_principal(session, "wd-af")
         with pytest.raises(NotFoundError):

@@ -536,14 +536,34 @@ def package_for(
         raise
     with zipfile.ZipFile(path) as package:
         manifest = json.loads(package.read("manifest.json"))
+    held = [int(i) for i in manifest.get("cases") or []]
+    named = [shown, *(f"case:{i}" for i in held)]
+    if not principal.can(Permission.CASES_MANAGE) and not _still_the_agencys(session, held, agency):
+        # Every case of it was withdrawn: what it holds is no longer the agency's to act on.
+        audit.record(session, actor=principal.name, action="fraud.handover.refused", objects=named)
+        raise NotFoundError(
+            N_("hand-over package {name} was withdrawn: none of its cases is your agency's").format(
+                name=name[:120]
+            )
+        )
+    # Its cases are named, so that each case's record (``audit list --object case:N``) shows
+    # who fetched the package that holds it, clear numbers or not.
     audit.record(
         session,
         actor=principal.name,
         action="fraud.handover.fetched",
-        objects=[shown],
+        objects=named,
         detail={"clear_values": bool(manifest.get("clear_values"))},
     )
     return path
+
+
+def _still_the_agencys(session: Session, case_ids: list[int], agency: str) -> bool:
+    """Whether any of the cases is still handed to ``agency`` (not withdrawn from it)."""
+    if not case_ids:
+        return True
+    query = select(Case.id).join(Case.agency).where(Case.id.in_(case_ids), Agency.code == agency)
+    return session.scalars(query.limit(1)).first() is not None
 
 
 def _safe(value: Any) -> Any:
