@@ -1142,6 +1142,12 @@ def test_the_filtered_suspect_list_downloads_whole_in_the_readers_language(
     own = list(csv.reader(io.StringIO(operator.get("/fraud/suspects.csv").text.lstrip("\ufeff"))))
     assert len(own) > 1
     assert {r[2] for r in own[1:]} == {"中国移动"}, "an operator downloads its own lines only"
+    from telereg.core import audit
+
+    with session_scope(fraud_scan) as session:
+        found, _ = audit.entries(session, action="data.downloaded", obj="download:suspects.csv")
+        taken = [(e.actor, e.detail.get("filters")) for e in found]
+    assert ("analyst", {"period": "2021-11", "kind": "card"}) in taken, taken
 
 
 def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audited(

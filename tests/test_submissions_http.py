@@ -48,6 +48,13 @@ def test_operator_uploads_its_own_data_and_reads_the_report(site: Site) -> None:
     ).json()
     assert quarantine["total"] == 2
     assert {r["source_row"] for r in quarantine["rows"]} == {3, 4}
+    # Each download of row-level data is audited, with what was taken and whose.
+    log = site.client.get(
+        "/api/v1/audit", params={"action": "data.downloaded"}, headers=site.as_role("admin")
+    ).json()
+    taken = {tuple(e["objects"]) for e in log["entries"]}
+    assert ("download:errors.csv", f"submission:{record['id']}") in taken
+    assert ("download:quarantine", f"submission:{record['id']}") in taken
 
 
 def test_workbooks_and_parquet_files_upload_as_well_as_csv(site: Site) -> None:

@@ -54,6 +54,31 @@ def record(
     return entry
 
 
+#: The audit action of a download of row-level data: a list of suspects, a submission's
+#: rows or error report. (Counts and aggregates are not.)
+DOWNLOADED = "data.downloaded"
+
+
+def record_download(
+    session: Session,
+    *,
+    actor: str,
+    what: str,
+    objects: Sequence[str] = (),
+    filters: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Audit a download of row-level data: what (``suspects.csv``), the objects it is of
+    (``submission:12``) and the filters it was taken with (those set)."""
+    chosen = {name: value for name, value in (filters or {}).items() if value not in ("", None)}
+    return record(
+        session,
+        actor=actor,
+        action=DOWNLOADED,
+        objects=[f"download:{what}", *objects],
+        detail={"filters": chosen} if chosen else None,
+    )
+
+
 def entries(
     session: Session,
     *,

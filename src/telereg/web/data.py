@@ -13,7 +13,7 @@ from telereg import registry
 from telereg.api.deps import RowId, SessionDep, SettingsDep
 from telereg.api.problems import field_problem
 from telereg.api.uploads import ingest_upload, read_upload
-from telereg.core import i18n
+from telereg.core import audit, i18n
 from telereg.core.errors import InputError, NotFoundError
 from telereg.core.periods import OPTIONAL_MONTH_FIELD
 from telereg.core.permissions import Permission, Role
@@ -189,6 +189,9 @@ def submission_errors(
     submission_id: RowId, session: SessionDep, settings: SettingsDep, principal: Submitter
 ) -> StreamingResponse:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
+    audit.record_download(
+        session, actor=principal.name, what="errors.csv", objects=[f"submission:{found.id}"]
+    )
     # In the reader's language, fixed now: the body is written after this function returns.
     language = i18n.current_language.get()
     return StreamingResponse(

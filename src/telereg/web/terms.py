@@ -62,6 +62,7 @@ AUDIT_ACTIONS = {
     "auth.login_failed": N_("sign-in failed"),
     "auth.locked": N_("account locked after failed sign-ins"),
     "auth.refused_locked": N_("sign-in refused: account locked"),
+    "data.downloaded": N_("data downloaded"),
     "auth.throttled": N_("sign-ins from a client slowed down"),
     "users.add": N_("user added"),
     "users.disable": N_("user disabled"),

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from telereg import registry
 from telereg.api import uploads
 from telereg.api.deps import RowId, SessionDep, SettingsDep, require
+from telereg.core import audit
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
@@ -88,6 +89,9 @@ def error_report(
     principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],
 ) -> StreamingResponse:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
+    audit.record_download(
+        session, actor=principal.name, what="errors.csv", objects=[f"submission:{found.id}"]
+    )
     return StreamingResponse(
         submissions.error_report_csv(settings, found),
         media_type="text/csv; charset=utf-8",
@@ -111,6 +115,13 @@ def quarantine(
 ) -> dict[str, Any]:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
     columns, rows, total = submissions.quarantined_rows(settings, found, limit=limit, offset=offset)
+    audit.record_download(
+        session,
+        actor=principal.name,
+        what="quarantine",
+        objects=[f"submission:{found.id}"],
+        filters={"limit": limit, "offset": offset},
+    )
     return {
         "total": total,
         "columns": columns,
@@ -132,6 +143,12 @@ def accepted_rows(
 ) -> Response:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
     name = f"submission-{submission_id}-{found.dataset}-{found.period or 'all'}"
+    audit.record_download(
+        session,
+        actor=principal.name,
+        what=f"rows.{format}",
+        objects=[f"submission:{found.id}"],
+    )
     if format == "parquet":
         return FileResponse(
             submissions.accepted_file(settings, found),

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from telereg.api.deps import RowId, SessionDep, SettingsDep
 from telereg.api.uploads import read_small_file
-from telereg.core import accounts, i18n
+from telereg.core import accounts, audit, i18n
 from telereg.core.errors import TeleregError
 from telereg.core.i18n import localise
 from telereg.core.periods import MONTH_FIELD, OPTIONAL_MONTH_FIELD
@@ -102,6 +102,8 @@ def suspects_csv(
         city=city or None,
         limit=None,
     )
+    filters = {"period": shown, "kind": kind, "operator": operator, "city": city}
+    audit.record_download(session, actor=principal.name, what="suspects.csv", filters=filters)
     _ = i18n.gettext
     cities, separator = _city_names(settings), _list_separator()
     signals = translated_signals()
@@ -144,6 +146,9 @@ def over_limit_csv(
     own), in the reader's language."""
     shown = service.latest_period(settings, period or None)
     listed = findings.ids_over_limit(settings, principal=principal, period=shown, limit=None)
+    audit.record_download(
+        session, actor=principal.name, what="over-limit.csv", filters={"period": shown}
+    )
     _ = i18n.gettext
     operators = operator_names(session)
     header = [_("ID number (token)"), _("Operator"), _("Active cards at the operator")]
@@ -171,6 +176,9 @@ def identity_csv(
     user: its own), in the reader's language."""
     shown = service.latest_period(settings, period or None)
     listed = findings.identity_list(settings, principal=principal, period=shown, limit=None)
+    audit.record_download(
+        session, actor=principal.name, what="identity.csv", filters={"period": shown}
+    )
     _ = i18n.gettext
     cities, separator = _city_names(settings), _list_separator()
     operators = operator_names(session)
@@ -409,6 +417,8 @@ def cases_csv(
         period=period or None,
         order=order or "opened",
     )
+    filters = {"status": status, "kind": kind, "operator": operator, "period": period}
+    audit.record_download(session, actor=principal.name, what="cases.csv", filters=filters)
     _ = i18n.gettext
     operators = operator_names(session)
     agencies = agency_names(session)
