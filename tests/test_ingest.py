@@ -1475,3 +1475,31 @@ def test_headers_match_however_brackets_spaces_and_line_breaks_are_typed(
     workbook.save(tmp_path / "cdr.xlsx")
     record = submit(ready, tmp_path / "cdr.xlsx", "voice_cdr")
     assert (record.status, record.rows_accepted) == ("accepted", 1), record.message
+
+
+def test_a_submission_reads_back_with_tokens_of_its_own(ready: Settings, tmp_path: Path):
+    # Were the lake's tokens read back, sending a number and reading its token would
+    # re-identify that token wherever it is seen, with no reason given and no audit record.
+    from telereg.core.privacy import pseudonymise
+    from telereg.ingest.submissions import accepted_parquet, accepted_rows_csv
+
+    again = GOOD_CALL.replace("10:00:00", "11:00:00")
+    record = submit(ready, cdr_file(tmp_path, [GOOD_CALL, again, "x,y"]), "voice_cdr")
+    found = _submission(ready, record.id)
+    rows = list(csv.DictReader(io.StringIO("".join(accepted_rows_csv(ready, found))[1:])))
+    lake_token = pseudonymise("13812341234", ready.secret("pseudonym_key"))
+    assert lake_token in {r["caller"] for r in lake_rows(ready, "voice_cdr")}
+    callers = {r["caller"] for r in rows}
+    assert len(callers) == 1, "one number, one token within the submission"
+    (caller,) = callers
+    assert caller.startswith("r")
+    assert len(caller) == 32
+    assert caller != lake_token
+    accepted_parquet(ready, found, tmp_path / "rows.parquet")
+    assert set(pq.read_table(tmp_path / "rows.parquet").column("caller").to_pylist()) == callers
+    _, quarantined, _ = quarantined_rows(ready, found)
+    assert lake_token not in repr(quarantined)
+    # Another submission of the same number reads back with another token.
+    other = submit(ready, cdr_file(tmp_path, [GOOD_CALL], name="b.csv"), "voice_cdr")
+    theirs = "".join(accepted_rows_csv(ready, _submission(ready, other.id)))
+    assert caller not in theirs

@@ -7,6 +7,8 @@ answered as if it did not exist.
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ import duckdb
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from telereg import registry
 from telereg.core.errors import NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.models import Operator
@@ -84,12 +87,61 @@ def accepted_file(settings: Settings, submission: Submission) -> Path:
     return path
 
 
-def accepted_rows_csv(settings: Settings, submission: Submission) -> Iterator[str]:
-    """A submission's accepted rows as formula-safe CSV (identifiers are tokens), streamed."""
+def _read_back(settings: Settings, submission: Submission, path: Path) -> str:
+    """SQL selecting a submission's file as it is read back: each identifier token (the
+    lake's, 32 hex characters) replaced by one of this submission's own.
+
+    A submitter reads back what it sent; were the lake's tokens in it, sending a number
+    and reading its token would re-identify any token seen elsewhere (a suspect's, on a
+    case) without the permission, the reason and the audit record that take. A read-back
+    token is ``r`` and 31 hex characters of SHA-256 over a secret of the submission
+    (derived from the pseudonym key) and the lake's token: the same number is the same
+    token throughout one submission, and links to nothing outside it.
+    """
+    con = duckdb.connect()
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    contract = registry.CONTRACTS.get(submission.dataset)
+    names = {c.name for c in contract.identifier_columns} if contract else set()
+    salt = hmac.new(
+        settings.secret("pseudonym_key"),
+        f"read-back:{submission.id}".encode(),
+        hashlib.sha256,
+    ).hexdigest()
+    columns = []
+    for name, *_ in described:
+        column = quote_name(str(name))
+        if name in names:
+            columns.append(
+                f"CASE WHEN regexp_full_match({column}, '[0-9a-f]{{32}}') "
+                f"THEN 'r' || left(sha256('{salt}' || {column}), 31) ELSE {column} END "
+                f"AS {column}"
+            )
+        else:
+            columns.append(column)
+    return f"SELECT {', '.join(columns)} FROM read_parquet('{_sql_path(path)}')"
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def accepted_parquet(settings: Settings, submission: Submission, target: Path) -> None:
+    """A submission's accepted rows as read back (see :func:`_read_back`), written to
+    ``target`` as Parquet."""
     path = accepted_file(settings, submission)
-    reader = duckdb.connect().execute(
-        "SELECT * FROM read_parquet(?) ORDER BY source_row", [str(path)]
+    selected = _read_back(settings, submission, path)
+    duckdb.connect().execute(
+        f"COPY ({selected} ORDER BY source_row) TO '{_sql_path(target)}' "
+        "(FORMAT parquet, COMPRESSION zstd)"
     )
+
+
+def accepted_rows_csv(settings: Settings, submission: Submission) -> Iterator[str]:
+    """A submission's accepted rows as formula-safe CSV (identifiers as read back: see
+    :func:`_read_back`), streamed."""
+    path = accepted_file(settings, submission)
+    selected = _read_back(settings, submission, path)
+    reader = duckdb.connect().execute(f"{selected} ORDER BY source_row")
     buffer = io.StringIO()
     csv.writer(buffer).writerow([d[0] for d in reader.description or []])
     yield "\ufeff" + buffer.getvalue()
@@ -144,7 +196,8 @@ def quarantined_rows(
     offset: int = 0,
     cut_at: int | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]], int]:
-    """A page of quarantined rows (identifiers are tokens), with the column names and total.
+    """A page of quarantined rows (identifiers as read back: see :func:`_read_back`), with
+    the column names and total.
     ``cut_at``: texts longer than that many characters are cut, ending in ``…`` (a page
     shows a 10 MB field's start; the API gives it whole)."""
     path = lake.quarantine_path(settings, submission.dataset, submission.file_id)
@@ -152,7 +205,8 @@ def quarantined_rows(
         return [], [], 0
     con = duckdb.connect()
     total = int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0])  # type: ignore[index]
-    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    con.execute(f"CREATE TEMP VIEW read_back AS {_read_back(settings, submission, path)}")
+    described = con.execute("DESCRIBE SELECT * FROM read_back").fetchall()
     shown = {
         str(name): _cut(str(name), cut_at)
         if kind == "VARCHAR" and cut_at
@@ -162,9 +216,9 @@ def quarantined_rows(
     others = [sql for name, sql in shown.items() if name not in ("source_row", "reasons")]
     # Why a row was held back comes right after its number, before the row's values.
     result = con.execute(
-        f"SELECT source_row, {shown['reasons']}, {', '.join(others)} FROM read_parquet(?) "
+        f"SELECT source_row, {shown['reasons']}, {', '.join(others)} FROM read_back "
         "ORDER BY source_row LIMIT ? OFFSET ?",
-        [str(path), limit, offset],
+        [limit, offset],
     )
     columns = [d[0] for d in result.description]
     return columns, result.fetchall(), total

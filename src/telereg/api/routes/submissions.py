@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from telereg import registry
 from telereg.api import uploads
@@ -103,7 +107,7 @@ def error_report(
 
 @router.get(
     "/submissions/{submission_id}/quarantine",
-    summary="Quarantined rows of a submission (identifiers as tokens)",
+    summary="Quarantined rows of a submission (identifiers as this submission's own tokens)",
 )
 def quarantine(
     submission_id: RowId,
@@ -131,7 +135,8 @@ def quarantine(
 
 @router.get(
     "/submissions/{submission_id}/rows",
-    summary="Accepted rows of a submission, current or superseded (identifiers as tokens)",
+    summary="Accepted rows of a submission, current or superseded (identifiers as this "
+    "submission's own tokens)",
     response_class=StreamingResponse,
 )
 def accepted_rows(
@@ -150,10 +155,19 @@ def accepted_rows(
         objects=[f"submission:{found.id}"],
     )
     if format == "parquet":
+        handle, made = tempfile.mkstemp(prefix="telereg-rows-", suffix=".parquet")
+        os.close(handle)
+        target = Path(made)
+        try:
+            submissions.accepted_parquet(settings, found, target)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         return FileResponse(
-            submissions.accepted_file(settings, found),
+            target,
             media_type="application/vnd.apache.parquet",
             filename=f"{name}.parquet",
+            background=BackgroundTask(target.unlink, missing_ok=True),
         )
     rows = submissions.accepted_rows_csv(settings, found)
     first = next(rows)  # (a missing file is an error before the response starts)
