@@ -1250,6 +1250,27 @@ def test_rows_after_empty_lines_keep_their_line_numbers(ready: Settings, tmp_pat
     assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [2, 3, 5, 8]
 
 
+def test_a_blank_line_inside_a_quoted_value_does_not_shift_the_rows_after_it(
+    ready: Settings, tmp_path: Path
+):
+    # A description typed with an empty line in it (Alt+Enter twice in Excel): one row, and
+    # the bad county code of the third row is reported as row 4, as a spreadsheet shows it.
+    rows = [
+        ["A1", "S1", "140105", "power", "第一行\n\n第三行", "2021-12-01"],
+        ["A2", "S1", "140105", "power", "ok", "2021-12-01"],
+        ["A3", "S1", "999999", "power", "bad county", "2021-12-01"],
+    ]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([OBSTACLES_HEADER.strip().split(","), *rows])
+    path = tmp_path / "obstacles.csv"
+    path.write_text(text.getvalue())
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 1), record.message
+    assert [e["row"] for e in errors_of(ready, record)] == ["4"]
+    accepted = [r for r in lake_rows(ready, "site_obstacles") if r["obstacle_id"] == "A1"]
+    assert accepted[0]["description"] == "第一行\n\n第三行"
+
+
 def test_a_title_row_above_a_sheets_header_is_skipped(ready: Settings, tmp_path: Path):
     # As Chinese report templates have it: the report's name in a merged first row, a
     # blank row, then the header; rows keep their spreadsheet numbers.

@@ -264,7 +264,8 @@ _EMPTY_LINE = re.compile(rb"\n\r?(?=\n)")
 
 
 def empty_lines(path: Path) -> list[int]:
-    """The numbers of the file's empty lines (1 = the first line).
+    """The numbers of the file's empty lines (1 = the first line), but those inside a
+    quoted value.
 
     The CSV reader skips them without a word, so the rows after one would be numbered one
     short. A scan of the whole file: the caller looks only when the file has more lines
@@ -272,6 +273,7 @@ def empty_lines(path: Path) -> list[int]:
     """
     found: list[int] = []
     first_line = 1  # the number of the line ``data`` starts in
+    quotes = 0  # quote characters before ``data``: an odd count means inside a quoted value
     tail = b""  # the previous chunk's last two bytes: an empty line may straddle chunks
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -281,8 +283,11 @@ def empty_lines(path: Path) -> list[int]:
                     first_line + data.count(b"\n", 0, m.start()) + 1
                     for m in _EMPTY_LINE.finditer(data)
                     if m.end() >= len(tail)  # (its second newline is new: not seen before)
+                    # (a blank line inside a quoted value is part of the value, not skipped)
+                    and (quotes + data.count(b'"', 0, m.start())) % 2 == 0
                 ]
             first_line += data.count(b"\n", 0, len(data) - 2)
+            quotes += data.count(b'"', 0, len(data) - 2)
             tail = data[-2:]
     return found
 
