@@ -1524,3 +1524,18 @@ def test_a_submission_reads_back_with_tokens_of_its_own(ready: Settings, tmp_pat
     other = submit(ready, cdr_file(tmp_path, [GOOD_CALL], name="b.csv"), "voice_cdr")
     theirs = "".join(accepted_rows_csv(ready, _submission(ready, other.id)))
     assert caller not in theirs
+
+
+def test_a_header_typed_with_a_line_break_in_a_cell_is_read(ready: Settings, tmp_path: Path):
+    # Alt+Enter in a header cell: one quoted name over two lines, in a GBK file.
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    header = ["主叫号码", "被叫号码", "开始时间", "通话时长\n（秒）", "呼叫方向", "小区标识"]
+    writer.writerow(header)
+    writer.writerow(GOOD_CALL.split(",")[:6])
+    writer.writerow(GOOD_CALL.replace(",35,", ",-5,").split(",")[:6])
+    path = tmp_path / "cdr.csv"
+    path.write_bytes(text.getvalue().encode("gbk"))
+    record = submit(ready, path, "voice_cdr")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    assert [(e["row"], e["column"]) for e in errors_of(ready, record)] == [("3", "duration_s")]

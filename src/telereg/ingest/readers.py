@@ -171,6 +171,7 @@ def _csv_source(
     con: duckdb.DuckDBPyConnection, source: Path, encoding: str, workdir: Path, name: str
 ) -> Source:
     """A CSV in UTF-8 ready to be read: its header found below any title lines, checked."""
+    source = _header_on_one_line(source, workdir)
     headers, long_lines = _headers_of(con, source, name)
     titles = _title_lines(source) if _only_a_title(headers) else 0
     if titles:
@@ -248,6 +249,36 @@ def _filled(line: str, delimiter: str) -> int:
     return sum(cell.strip() != "" for cell in cells)
 
 
+def _header_on_one_line(source: Path, workdir: Path) -> Path:
+    """The CSV itself, or a copy whose header has its line breaks as spaces.
+
+    A header typed with a line break in a cell (Alt+Enter: ``"通话时长⏎（秒）"``) is one
+    quoted name over two lines, which the reader's detection cannot make out; as
+    ``通话时长 （秒）`` it names its column as the contract spells it. Rows are numbered
+    as a spreadsheet numbers them, one per record, so theirs do not change.
+    """
+    with source.open("rb") as fh:
+        head = fh.read(1 << 16)
+    if b'"' not in head.split(b"\n", 1)[0]:
+        return source
+    quoted, end = False, -1
+    for place, byte in enumerate(head):
+        if byte == 0x22:  # '"' (a doubled one inside a value toggles twice)
+            quoted = not quoted
+        elif byte == 0x0A and not quoted:
+            end = place
+            break
+    header = head[:end] if end >= 0 else head
+    if end < 0 or b"\n" not in header:
+        return source
+    target = workdir / "one_line_header.csv"
+    with source.open("rb") as fh, target.open("wb") as out:
+        fh.seek(end)
+        out.write(re.sub(rb"\r?\n", b" ", header))
+        shutil.copyfileobj(fh, out, 1 << 20)
+    return target
+
+
 def _below_titles(source: Path, titles: int, workdir: Path) -> Path:
     """A copy of the CSV from its header on (its rows keep their numbers: see
     :attr:`Source.title_lines`)."""
@@ -295,7 +326,11 @@ def empty_lines(path: Path) -> list[int]:
 def _cannot_read_csv(err: Exception) -> str:
     if isinstance(err, UnicodeDecodeError):
         return reasons.CANNOT_READ_CSV.format(detail=reasons.LINE_TOO_LONG)
-    return reasons.CANNOT_READ_CSV.format(detail=first_line(err))
+    # (the reader names the file by its path on the server: the sender knows which file)
+    return reasons.CANNOT_READ_CSV.format(detail=_QUOTED_PATH.sub('"…"', first_line(err)))
+
+
+_QUOTED_PATH = re.compile(r'"/[^"]*"')
 
 
 #: How the CSV reader renames a header that repeats an earlier one (``phone`` → ``phone_1``).
