@@ -1271,6 +1271,31 @@ def test_a_blank_line_inside_a_quoted_value_does_not_shift_the_rows_after_it(
     assert accepted[0]["description"] == "第一行\n\n第三行"
 
 
+def test_a_later_sheet_with_the_same_columns_otherwise_written_is_read(
+    ready: Settings, tmp_path: Path
+):
+    # One sheet per city, as clerks keep them: the third in Chinese, in another order, with
+    # a remark column. Its cells are the same columns, so they are read, not dropped.
+    headers = ["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"]
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    first.title = "太原"
+    first.append(headers)
+    first.append(["Y0001", "S9", 112.5, 37.8, 140100, "5G"])
+    second = workbook.create_sheet("大同")
+    second.append(headers)
+    second.append(["Y0002", "S9", 113.3, 40.1, 140200, "5G"])
+    third = workbook.create_sheet("阳泉")
+    third.append(["制式", "小区标识", "站址编号", "经度", "纬度", "地市编码", "备注"])
+    third.append(["4G", "Y0003", "S8", 113.6, 37.9, 140300, "新建"])
+    workbook.save(tmp_path / "by-city.xlsx")
+    record = submit(ready, tmp_path / "by-city.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.status, record.rows_accepted) == ("accepted", 3), record.message
+    rows = {r["cell_id"]: r for r in lake_rows(ready, "cells") if r["cell_id"].startswith("Y")}
+    assert (rows["Y0003"]["technology"], rows["Y0003"]["city_code"]) == ("4G", "140300")
+    assert rows["Y0003"]["source_row"] == 2 * 10_000_000 + 2
+
+
 def test_a_title_row_above_a_sheets_header_is_skipped(ready: Settings, tmp_path: Path):
     # As Chinese report templates have it: the report's name in a merged first row, a
     # blank row, then the header; rows keep their spreadsheet numbers.

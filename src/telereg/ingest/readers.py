@@ -16,7 +16,7 @@ import json
 import re
 import shutil
 import zipfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -597,17 +597,21 @@ def _read_workbook(
     filled = 0
     for position, sheet in enumerate(sheets):
         rows = first if position == 0 else sheet.iter_rows(values_only=True)
-        above = titles
+        places: list[int | None] = list(range(width))
+        above, own_width = titles, width
         if position > 0:
             theirs, above, rows = _after_titles(rows)
             if theirs is None:
                 continue
-            if _header_cells(theirs) != headers:
+            their_headers = _header_cells(theirs)
+            found = _same_columns(headers, their_headers, known_headers)
+            if found is None:
                 if any(any(v is not None for v in row) for row in rows):
                     other.append(sheet.title)
                 continue
+            places, own_width = found, len(their_headers)
             read.append(sheet.title)
-        seen = _sheet_xml(path, sheet, first_row=above + 2, width=width)
+        seen = _sheet_xml(path, sheet, first_row=above + 2, width=own_width)
         if seen.unsaved:
             cells = ", ".join(seen.unsaved[:5]) + (" …" if len(seen.unsaved) > 5 else "")
             raise InputError(
@@ -617,10 +621,10 @@ def _read_workbook(
                 where=name,
             )
         merged = _MergedDown(seen.merged)
-        for number, padded in merged.fill(rows, start=above + 2, width=width):
+        for number, padded in merged.fill(rows, start=above + 2, width=own_width):
             numbers.append(position * SHEET_ROWS + number)
-            for i in range(width):
-                columns[i].append(_text(padded[i]))
+            for i, place in enumerate(places):
+                columns[i].append(_text(padded[place]) if place is not None else None)
         filled += merged.filled
     table = pa.table(
         {
@@ -634,6 +638,34 @@ def _read_workbook(
     if filled:
         notes.append(reasons.MERGED_FILLED.format(count=filled))
     return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, notes)
+
+
+def _same_columns(
+    headers: list[str], theirs: list[str], known_headers: Collection[str]
+) -> list[int | None] | None:
+    """Where each of the first sheet's columns is in a later sheet's header: its place, or
+    None for a column the dataset does not know and the later sheet lacks; None in all
+    when the later sheet lacks a column of the dataset the first one has.
+
+    Headers are compared as the dataset reads them (``主叫号码`` and ``caller`` are one
+    column), so a sheet whose columns come in another order, spelt otherwise, or with a
+    column more (a remark) is read with the first; a sheet of other columns is not.
+    """
+    names = known_headers if isinstance(known_headers, Mapping) else {}
+
+    def column(header: str) -> tuple[bool, str]:
+        spelt = normalise_header(header)
+        return spelt in names, str(names.get(spelt, spelt))
+
+    their_places = {column(h)[1]: place for place, h in enumerate(theirs) if h}
+    places: list[int | None] = []
+    for header in headers:
+        known, name = column(header) if header else (False, "")
+        place = their_places.get(name) if name else None
+        if place is None and known:
+            return None
+        places.append(place)
+    return places if any(place is not None for place in places) else None
 
 
 @dataclass
