@@ -1564,3 +1564,22 @@ def test_a_header_typed_with_a_line_break_in_a_cell_is_read(ready: Settings, tmp
     record = submit(ready, path, "voice_cdr")
     assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
     assert [(e["row"], e["column"]) for e in errors_of(ready, record)] == [("3", "duration_s")]
+
+
+def test_a_month_sent_in_two_parts_says_the_second_replaced_the_first(
+    ready: Settings, tmp_path: Path
+):
+    # Clerks split a month's calls in halves; the second half, sent apart, replaces the
+    # first. Not refused (a correction may change the days), but the record says so.
+    first = [GOOD_CALL.replace("2021-11-05", f"2021-11-{d:02d}") for d in (1, 7, 15)]
+    second = [GOOD_CALL.replace("2021-11-05", f"2021-11-{d:02d}") for d in (16, 20, 30)]
+    submit(ready, cdr_file(tmp_path, first, name="part1.csv"), "voice_cdr")
+    record = submit(ready, cdr_file(tmp_path, second, name="part2.csv"), "voice_cdr")
+    assert record.status == "accepted"
+    assert "2021-11-01–2021-11-15" in record.message
+    assert "2021-11-16–2021-11-30" in record.message
+    assert "one file" in record.message
+    # A correction over the same days says nothing of the kind.
+    fixed = [row.replace(",35,", ",36,") for row in second]
+    again = submit(ready, cdr_file(tmp_path, fixed, name="part2b.csv"), "voice_cdr")
+    assert "one file" not in again.message

@@ -57,6 +57,10 @@ SHEETS_IGNORED = N_("ignored sheet(s) whose header differs from the first sheet'
 HIDDEN_SHEETS = N_("hidden sheet(s) not read: {sheets}")
 MERGED_FILLED = N_("{count} cell(s) of merged ranges read as the value merged over them")
 SHEETS_BEFORE = N_("sheet(s) before the one with the dataset's columns not read: {sheets}")
+DAYS_LACKING = N_(
+    "replaces submission {id}, whose rows ran {was}, with rows of {now}: the days this "
+    "file lacks are no longer in use; a month sent in parts must be sent as one file"
+)
 FEWER_ROWS = N_(
     "replaces submission {id}, which had {before} accepted rows, with {now}: "
     "if this is the wrong file, send submission {id}'s file again to put it back in use"

@@ -298,6 +298,34 @@ def _same_bytes(
     return None
 
 
+def _days_lacking(
+    settings: Settings, contract: Contract, earlier: Submission, accepted: Path
+) -> str:
+    """A note when the file replacing ``earlier`` does not span its days (the first half
+    of a month replaced by the second, as two parts of one month sent apart), else "".
+
+    Read from the files' column statistics, not their rows."""
+    column = quote_name(contract.period_column or "")
+    if not earlier.lake_path or not (settings.lake_dir / earlier.lake_path).exists():
+        return ""
+    spans = []
+    con = duckdb.connect()
+    for path in (settings.lake_dir / earlier.lake_path, accepted):
+        found = con.execute(
+            f"SELECT min(CAST({column} AS DATE)), max(CAST({column} AS DATE)) FROM read_parquet(?)",
+            [str(path)],
+        ).fetchone()
+        if not found or found[0] is None:
+            return ""
+        spans.append(found)
+    (was_first, was_last), (first, last) = spans
+    if was_first >= first and was_last <= last:
+        return ""
+    return reasons.DAYS_LACKING.format(
+        id=earlier.id, was=f"{was_first}–{was_last}", now=f"{first}–{last}"
+    )
+
+
 def _may_recheck(earlier: Submission) -> bool:
     """Whether the same bytes as ``earlier`` (in use) are worth reading again: some of its
     rows were quarantined for a value another dataset must know (a cell, a code)."""
@@ -442,6 +470,10 @@ def _record(
                     now=f"{submission.rows_accepted:,}",
                 )
                 submission.message = f"{submission.message}; {note}"[:1000]
+            if accepted_path is not None and contract.period_column and not shrunk:
+                for old in previous:
+                    if lacking := _days_lacking(settings, contract, old, accepted_path):
+                        submission.message = f"{submission.message}; {lacking}"[:1000]
     audit.record(
         session,
         actor=principal.name,
