@@ -1583,3 +1583,19 @@ def test_a_month_sent_in_two_parts_says_the_second_replaced_the_first(
     fixed = [row.replace(",35,", ",36,") for row in second]
     again = submit(ready, cdr_file(tmp_path, fixed, name="part2b.csv"), "voice_cdr")
     assert "one file" not in again.message
+
+
+def test_a_month_written_as_a_month_is_read_as_its_first_day(ready: Settings, tmp_path: Path):
+    header = "county_code,month,households,households_10g_pon,pon_ports_10g,pon_ports_total"
+    header += ",subscribers_gigabit,subscribers_500m,subscribers_total\n"
+    counties = ["140105", "140106", "140107", "140108"]
+    months = ["2021-12", "202112", "2021年12月", "2021/12"]
+    path = tmp_path / "fibre.csv"
+    rows = [f"{c},{m},1000,900,50,60,100,200,300\n" for c, m in zip(counties, months, strict=True)]
+    path.write_text(header + "".join(rows), encoding="utf-8")
+    record = submit(ready, path, "fibre", operator="CTCC")
+    assert (record.status, record.period, record.rows_accepted) == ("accepted", "2021-12", 4), (
+        record.message
+    )
+    days = {str(r["month"]) for r in lake_rows(ready, "fibre")}
+    assert days == {"2021-12-01"}

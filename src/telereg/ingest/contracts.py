@@ -92,6 +92,9 @@ class Column:
     #: for free text whose long runs of digits are codes, not people (a police case
     #: reference): they are kept (see :attr:`masks_numbers`)
     keeps_numbers: bool = False
+    #: for a date standing for its month (the first day of the month reported): a month
+    #: alone (``2021-12``, ``202112``, ``2021/12``, ``2021年12月``) is read as its first day
+    month: bool = False
 
     @property
     def masks_numbers(self) -> bool:

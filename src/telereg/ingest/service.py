@@ -878,9 +878,17 @@ def _named_codes(value: str, column: Column) -> str:
 def _date_forms(value: str, column: Column) -> str:
     """SQL for ``value`` with the dates spreadsheets give read as such: a day Excel keeps as
     its serial number (``44531`` is 2021-12-01; ``44531.5`` its noon), as a cell formatted
-    "General" shows it, and ``2021年12月1日``."""
+    "General" shows it, and ``2021年12月1日``; and, for a date standing for its month, the
+    month alone (see :attr:`Column.month`)."""
     if column.type not in (ColumnType.DATE, ColumnType.TIMESTAMP):
         return value
+    if column.month:
+        # (a month alone, for a date that stands for its month: its first day)
+        alone = "'^([0-9]{4})(?:[-/.年]?)([0-9]{1,2})月?$'"
+        value = (
+            f"CASE WHEN regexp_full_match({value}, {alone}) "
+            f"THEN regexp_replace({value}, {alone}, '\\1-\\2-01') ELSE {value} END"
+        )
     form = "%Y-%m-%d" if column.type is ColumnType.DATE else "%Y-%m-%d %H:%M:%S"
     number = f"TRY_CAST({value} AS DOUBLE)"
     serial = (

@@ -150,6 +150,7 @@ FIBRE = Contract(
             "First day of the month reported.",
             "统计月份",
             aliases=("统计月份",),
+            month=True,
         ),
         Column(
             "households",
