@@ -1599,3 +1599,20 @@ def test_a_month_written_as_a_month_is_read_as_its_first_day(ready: Settings, tm
     )
     days = {str(r["month"]) for r in lake_rows(ready, "fibre")}
     assert days == {"2021-12-01"}
+
+
+def test_a_sheets_total_row_is_skipped_and_values_under_no_header_are_named(
+    ready: Settings, tmp_path: Path
+):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "小区"
+    sheet.append(["cell_id", "site_id", "longitude", "latitude", "city_code", "technology", None])
+    sheet.append(["Z0001", "S1", 112.5, 37.8, 140100, "5G", "备注：新建"])
+    sheet.append(["Z0002", "S1", 112.5, 37.8, 140100, "5G"])
+    sheet.append(["合计", None, None, None, None, "2"])
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.status, record.rows_total, record.rows_accepted) == ("accepted", 2, 2)
+    assert "1 total row(s)" in record.message
+    assert "values in column(s) with no header were not read: 小区!G" in record.message

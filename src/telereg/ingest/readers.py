@@ -590,54 +590,132 @@ def _read_workbook(
     if header_row is None:
         raise InputError(reasons.EMPTY_SHEET, where=name)
     headers = _unique_headers(_header_cells(header_row), name)
-    width = len(headers)
-    columns: list[list[str | None]] = [[] for _ in range(width)]
-    numbers: list[int] = []
+    gathered = _Gathered([[] for _ in headers])
     read, other = [sheets[0].title], []
-    filled = 0
     for position, sheet in enumerate(sheets):
         rows = first if position == 0 else sheet.iter_rows(values_only=True)
-        places: list[int | None] = list(range(width))
-        above, own_width = titles, width
+        places: list[int | None] = list(range(len(headers)))
+        above, named = titles, headers
         if position > 0:
             theirs, above, rows = _after_titles(rows)
             if theirs is None:
                 continue
-            their_headers = _header_cells(theirs)
-            found = _same_columns(headers, their_headers, known_headers)
+            named = _header_cells(theirs)
+            found = _same_columns(headers, named, known_headers)
             if found is None:
                 if any(any(v is not None for v in row) for row in rows):
                     other.append(sheet.title)
                 continue
-            places, own_width = found, len(their_headers)
+            places = found
             read.append(sheet.title)
-        seen = _sheet_xml(path, sheet, first_row=above + 2, width=own_width)
-        if seen.unsaved:
-            cells = ", ".join(seen.unsaved[:5]) + (" …" if len(seen.unsaved) > 5 else "")
-            raise InputError(
-                reasons.UNSAVED_FORMULAS.format(
-                    count=len(seen.unsaved), sheet=sheet.title, cells=cells
-                ),
-                where=name,
-            )
-        merged = _MergedDown(seen.merged)
-        for number, padded in merged.fill(rows, start=above + 2, width=own_width):
-            numbers.append(position * SHEET_ROWS + number)
-            for i, place in enumerate(places):
-                columns[i].append(_text(padded[place]) if place is not None else None)
-        filled += merged.filled
+        seen = _sheet_xml(path, sheet, first_row=above + 2, width=len(named))
+        _refuse_unsaved(seen, sheet.title, name)
+        gathered.add(
+            sheet.title,
+            rows,
+            seen,
+            offset=position * SHEET_ROWS,
+            start=above + 2,
+            places=places,
+            named=named,
+        )
+    columns = zip(headers, gathered.columns, strict=True)
     table = pa.table(
         {
-            **{h: pa.array(c, pa.string()) for h, c in zip(headers, columns, strict=True) if h},
-            ROW: pa.array(numbers, pa.int64()),
+            **{h: pa.array(c, pa.string()) for h, c in columns if h},
+            ROW: pa.array(gathered.numbers, pa.int64()),
         }
     )
     _register(con, table)
     shown = [h for h in headers if h]
     notes = _sheet_notes(read, other, before=before, hidden=hidden, titles=titles)
-    if filled:
-        notes.append(reasons.MERGED_FILLED.format(count=filled))
-    return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, notes)
+    return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, notes + gathered.notes())
+
+
+@dataclass
+class _Gathered:
+    """A workbook's data rows, gathered sheet by sheet in the first sheet's columns."""
+
+    columns: list[list[str | None]]
+    numbers: list[int] = field(default_factory=list)
+    #: cells given the value merged down over them
+    filled: int = 0
+    #: report totals (合计) skipped
+    totals: int = 0
+    #: cells holding a value under no header (``小区!G``)
+    unread: set[str] = field(default_factory=set)
+
+    def add(
+        self,
+        title: str,
+        rows: Iterator[tuple[object, ...]],
+        seen: _SheetXml,
+        *,
+        offset: int,
+        start: int,
+        places: list[int | None],
+        named: list[str],
+    ) -> None:
+        """One sheet's rows: numbered from ``start`` plus ``offset``, each of the first
+        sheet's columns taken from its place in this sheet (``places``), whose header is
+        ``named``."""
+        merged = _MergedDown(seen.merged)
+        for number, padded in merged.fill(rows, start=start, width=len(named)):
+            if _is_total(padded):
+                self.totals += 1
+                continue
+            self.numbers.append(offset + number)
+            for i, place in enumerate(places):
+                self.columns[i].append(_text(padded[place]) if place is not None else None)
+            if len(padded) > len(named) or "" in named:
+                # (values under no header: the reader cannot tell whose they are)
+                self.unread.update(
+                    f"{title}!{_column_letters(place)}"
+                    for place, value in enumerate(padded)
+                    if value is not None and (place >= len(named) or not named[place])
+                )
+        self.filled += merged.filled
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.filled:
+            notes.append(reasons.MERGED_FILLED.format(count=self.filled))
+        if self.totals:
+            notes.append(reasons.TOTAL_ROWS.format(count=self.totals))
+        if self.unread:
+            shown = ", ".join(sorted(self.unread))
+            notes.append(reasons.VALUES_WITHOUT_HEADER.format(columns=shown))
+        return notes
+
+
+def _refuse_unsaved(seen: _SheetXml, title: str, name: str) -> None:
+    """Refuse a sheet whose formulas have no saved result (see :class:`_SheetXml`)."""
+    if seen.unsaved:
+        cells = ", ".join(seen.unsaved[:5]) + (" …" if len(seen.unsaved) > 5 else "")
+        raise InputError(
+            reasons.UNSAVED_FORMULAS.format(count=len(seen.unsaved), sheet=title, cells=cells),
+            where=name,
+        )
+
+
+#: What a report's total row starts with, in place of a record's first value.
+_TOTAL_WORDS = frozenset({"合计", "总计", "小计", "总计：", "合计：", "total", "sum"})
+
+
+def _is_total(row: list[object]) -> bool:
+    """Whether a sheet's row is its report's total (``合计`` and sums), not a record."""
+    first = next((v for v in row if v is not None and str(v).strip()), None)
+    return first is not None and str(first).strip().lower().replace(" ", "") in _TOTAL_WORDS
+
+
+def _column_letters(place: int) -> str:
+    """A 0-based column index as a spreadsheet's letters (0 → A, 26 → AA)."""
+    letters = ""
+    place += 1
+    while place:
+        place, rest = divmod(place - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 def _same_columns(

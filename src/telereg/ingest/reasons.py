@@ -55,6 +55,8 @@ SHEETS_READ = N_(
 )
 SHEETS_IGNORED = N_("ignored sheet(s) whose header differs from the first sheet's: {sheets}")
 HIDDEN_SHEETS = N_("hidden sheet(s) not read: {sheets}")
+TOTAL_ROWS = N_("{count} total row(s) (合计, 小计) skipped")
+VALUES_WITHOUT_HEADER = N_("values in column(s) with no header were not read: {columns}")
 MERGED_FILLED = N_("{count} cell(s) of merged ranges read as the value merged over them")
 SHEETS_BEFORE = N_("sheet(s) before the one with the dataset's columns not read: {sheets}")
 DAYS_LACKING = N_(
