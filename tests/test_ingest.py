@@ -1616,3 +1616,27 @@ def test_a_sheets_total_row_is_skipped_and_values_under_no_header_are_named(
     assert (record.status, record.rows_total, record.rows_accepted) == ("accepted", 2, 2)
     assert "1 total row(s)" in record.message
     assert "values in column(s) with no header were not read: 小区!G" in record.message
+
+
+def test_listed_values_are_read_by_the_chinese_names_the_contract_gives_them(
+    ready: Settings, tmp_path: Path
+):
+    # CDR exports write the direction as 主叫/被叫 and the other party's operator by name,
+    # or a code in lower case; the datasets page lists the names each code is read by.
+    header = CDR_HEADER.strip() + ",peer_operator\n"
+    rows = [
+        GOOD_CALL.replace(",MO,", ",主叫,") + ",中国联通",
+        GOOD_CALL.replace(",MO,", ",mo,").replace("10:00", "11:00") + ",电信",
+    ]
+    path = tmp_path / "cdr.csv"
+    path.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    record = submit(ready, path, "voice_cdr")
+    assert (record.status, record.rows_accepted) == ("accepted", 2), record.message
+    got = sorted((r["direction"], r["peer_operator"]) for r in lake_rows(ready, "voice_cdr"))
+    assert got == [("MO", "CTCC"), ("MO", "CUCC")]
+    # A word the contract does not give is not guessed from the interface's words.
+    bad = GOOD_CALL.replace(",MO,", ",已接收,").replace("10:00", "12:00")
+    path.write_text(CDR_HEADER + bad + "\n", encoding="utf-8")
+    assert submit(ready, path, "voice_cdr").rows_accepted == 0
+    direction = registry.contract("voice_cdr").column("direction")
+    assert "`MO` (主叫/呼出)" in "; ".join(direction.rules())

@@ -37,6 +37,16 @@ CORRIDORS = Contract(
             "Kind of corridor.",
             "类型",
             enum=("hsr", "railway", "expressway", "national_road", "tourist_road"),
+            labels=(
+                ("高铁", "hsr"),
+                ("高速铁路", "hsr"),
+                ("铁路", "railway"),
+                ("普铁", "railway"),
+                ("高速公路", "expressway"),
+                ("高速", "expressway"),
+                ("国道", "national_road"),
+                ("旅游公路", "tourist_road"),
+            ),
         ),
         Column(
             "geometry",
@@ -77,6 +87,15 @@ KEY_PLACES = Contract(
             "Category.",
             "类别",
             enum=("hospital", "university", "scenic", "transport", "government", "other"),
+            labels=(
+                ("医院", "hospital"),
+                ("高校", "university"),
+                ("大学", "university"),
+                ("景区", "scenic"),
+                ("交通枢纽", "transport"),
+                ("政府机关", "government"),
+                ("其他", "other"),
+            ),
         ),
         Column(
             "geometry",

@@ -95,6 +95,10 @@ class Column:
     #: for a date standing for its month (the first day of the month reported): a month
     #: alone (``2021-12``, ``202112``, ``2021/12``, ``2021年12月``) is read as its first day
     month: bool = False
+    #: for a listed column: the Chinese names operators write its values by, as (name,
+    #: code) pairs, several names for a code where usage varies (``在网`` and ``开通``); a
+    #: value written so is read as its code, and the datasets page shows the names
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def masks_numbers(self) -> bool:
@@ -120,7 +124,12 @@ class Column:
         if self.pattern:
             rules.append(reasons.RULE_MATCHES.format(pattern=self.pattern))
         if self.enum:
-            rules.append(reasons.RULE_ONE_OF.format(values=", ".join(f"`{v}`" for v in self.enum)))
+            named = {code: [n for n, c in self.labels if c == code] for code in self.enum}
+            values = ", ".join(
+                f"`{code}`" + (f" ({'/'.join(names)})" if names else "")
+                for code, names in named.items()
+            )
+            rules.append(reasons.RULE_ONE_OF.format(values=values))
         if self.type in (ColumnType.STRING, ColumnType.GEOMETRY):
             rules.append(reasons.RULE_AT_MOST.format(length=self.max_length))
         if self.references:

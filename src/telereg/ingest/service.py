@@ -32,7 +32,6 @@ from telereg.core.accounts import get_operator
 from telereg.core.db import session_scope, utcnow
 from telereg.core.errors import InputError, PermissionDeniedError
 from telereg.core.geo import gcj02_to_wgs84
-from telereg.core.i18n import localise
 from telereg.core.models import Operator
 from telereg.core.periods import is_month
 from telereg.core.permissions import Permission, Role
@@ -859,20 +858,22 @@ def _second_chance(backend: Any, contract: Contract) -> int:
 
 
 def _named_codes(value: str, column: Column) -> str:
-    """SQL for ``value`` with a listed value's Chinese name (规划, as the datasets page and
-    the error report name it) read as its code (``planning``)."""
+    """SQL for ``value`` with a listed value written by a Chinese name the contract gives
+    it (``主叫`` for ``MO``: see :attr:`Column.labels`) or in another case (``mo``) read as
+    its code."""
     if not column.enum:
         return value
-    names: dict[str, list[str]] = {}
-    for code in column.enum:
-        names.setdefault(localise(code, "zh_CN"), []).append(code)
-    # (a name two codes share, or a code standing for itself, says nothing)
     cases = [
-        f"WHEN {_sql_text(name)} THEN {_sql_text(codes[0])}"
-        for name, codes in names.items()
-        if len(codes) == 1 and name != codes[0]
+        f"WHEN {_sql_text(name)} THEN {_sql_text(code)}"
+        for name, code in column.labels
+        if code in column.enum
     ]
-    return f"CASE {value} {' '.join(cases)} ELSE {value} END" if cases else value
+    cases += [
+        f"WHEN {_sql_text(code.lower())} THEN {_sql_text(code)}"
+        for code in column.enum
+        if sum(c.lower() == code.lower() for c in column.enum) == 1
+    ]
+    return f"CASE lower({value}) {' '.join(cases)} ELSE {value} END"
 
 
 def _date_forms(value: str, column: Column) -> str:

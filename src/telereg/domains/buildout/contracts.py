@@ -104,6 +104,13 @@ SITES = Contract(
             "Build status.",
             "建设状态",
             enum=("planned", "under_construction", "in_service"),
+            labels=(
+                ("规划", "planned"),
+                ("在建", "under_construction"),
+                ("在网", "in_service"),
+                ("开通", "in_service"),
+                ("已开通", "in_service"),
+            ),
             aliases=("建设状态",),
         ),
         Column(
@@ -252,6 +259,13 @@ TARGETS = Contract(
                 "gigabit_coverage",
                 "key_place_coverage",
             ),
+            labels=(
+                ("新建5G基站", "new_5g_sites"),
+                ("高铁高速沿线覆盖率", "corridor_coverage"),
+                ("重点区域覆盖率", "key_area_coverage"),
+                ("千兆光网覆盖率", "gigabit_coverage"),
+                ("重点场所覆盖率", "key_place_coverage"),
+            ),
             aliases=("指标",),
         ),
         Column(
@@ -301,6 +315,7 @@ PROJECTS = Contract(
             "What is built.",
             "建设类型",
             enum=("fibre", "4G", "5G"),
+            labels=(("光纤", "fibre"), ("光网", "fibre")),
             aliases=("建设类型",),
         ),
         Column(
@@ -309,6 +324,14 @@ PROJECTS = Contract(
             "Progress.",
             "状态",
             enum=("planned", "under_construction", "completed", "accepted"),
+            labels=(
+                ("规划", "planned"),
+                ("在建", "under_construction"),
+                ("完工", "completed"),
+                ("已完工", "completed"),
+                ("验收", "accepted"),
+                ("已验收", "accepted"),
+            ),
             aliases=("状态",),
         ),
         Column(
@@ -362,6 +385,13 @@ OBSTACLES = Contract(
             "What blocks the site.",
             "问题类型",
             enum=("planning", "power", "land", "approval", "works"),
+            labels=(
+                ("规划", "planning"),
+                ("用电", "power"),
+                ("进场", "land"),
+                ("审批", "approval"),
+                ("施工", "works"),
+            ),
             aliases=("问题类型",),
         ),
         Column(

@@ -20,6 +20,18 @@ from telereg.ingest.contracts import (
 
 #: Operators a counterpart number can belong to (OTHER: abroad, virtual operators, fixed).
 PEER_OPERATORS = ("CMCC", "CUCC", "CTCC", "CBN", "OTHER")
+#: The operators as CDR exports name them.
+OPERATOR_NAMES = (
+    ("中国移动", "CMCC"),
+    ("移动", "CMCC"),
+    ("中国联通", "CUCC"),
+    ("联通", "CUCC"),
+    ("中国电信", "CTCC"),
+    ("电信", "CTCC"),
+    ("中国广电", "CBN"),
+    ("广电", "CBN"),
+    ("其他", "OTHER"),
+)
 #: A host name: labels of letters, digits, hyphens or CJK characters (RE2 and Python syntax).
 _DOMAIN_NAME = (
     r"([a-z0-9一-鿿]([a-z0-9一-鿿-]{0,61}[a-z0-9一-鿿])?\.)+"
@@ -131,6 +143,7 @@ VOICE_CDR = Contract(
             "MO (originated) or MT (terminated).",
             "呼叫方向",
             enum=("MO", "MT"),
+            labels=(("主叫", "MO"), ("呼出", "MO"), ("被叫", "MT"), ("呼入", "MT")),
             aliases=("呼叫方向",),
         ),
         Column(
@@ -158,6 +171,7 @@ VOICE_CDR = Contract(
             "对端运营商",
             required=False,
             enum=PEER_OPERATORS,
+            labels=OPERATOR_NAMES,
             aliases=("对端运营商",),
         ),
         Column(
@@ -214,6 +228,15 @@ SUBSCRIPTIONS = Contract(
             "Sales channel.",
             "渠道类型",
             enum=("own_store", "agent", "online", "enterprise"),
+            labels=(
+                ("自有营业厅", "own_store"),
+                ("自营厅", "own_store"),
+                ("代理商", "agent"),
+                ("代理", "agent"),
+                ("线上", "online"),
+                ("网上营业厅", "online"),
+                ("政企", "enterprise"),
+            ),
             aliases=("渠道类型",),
         ),
         Column(
@@ -229,6 +252,12 @@ SUBSCRIPTIONS = Contract(
             "Personal, enterprise or IoT card.",
             "卡类型",
             enum=("personal", "enterprise", "iot"),
+            labels=(
+                ("个人", "personal"),
+                ("企业", "enterprise"),
+                ("政企", "enterprise"),
+                ("物联网", "iot"),
+            ),
             aliases=("卡类型",),
         ),
         Column(
@@ -246,6 +275,14 @@ SUBSCRIPTIONS = Contract(
             "State at the end of the period.",
             "状态",
             enum=("active", "suspended", "cancelled"),
+            labels=(
+                ("正常", "active"),
+                ("在网", "active"),
+                ("停机", "suspended"),
+                ("销户", "cancelled"),
+                ("已销户", "cancelled"),
+                ("拆机", "cancelled"),
+            ),
             aliases=("状态",),
         ),
     ),
@@ -284,6 +321,7 @@ SMS = Contract(
             "MO (sent) or MT (received).",
             "方向",
             enum=("MO", "MT"),
+            labels=(("发送", "MO"), ("上行", "MO"), ("接收", "MT"), ("下行", "MT")),
             aliases=("方向",),
         ),
     ),
@@ -403,6 +441,11 @@ OBSERVED_DOMAINS = Contract(
             "Where it was seen.",
             "来源",
             enum=("resolver", "user_report", "operator_report"),
+            labels=(
+                ("解析日志", "resolver"),
+                ("用户举报", "user_report"),
+                ("运营商报送", "operator_report"),
+            ),
             aliases=("来源",),
         ),
     ),
