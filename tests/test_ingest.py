@@ -1640,3 +1640,19 @@ def test_listed_values_are_read_by_the_chinese_names_the_contract_gives_them(
     assert submit(ready, path, "voice_cdr").rows_accepted == 0
     direction = registry.contract("voice_cdr").column("direction")
     assert "`MO` (主叫/呼出)" in "; ".join(direction.rules())
+
+
+def test_a_sheets_header_is_found_below_a_title_and_a_line_of_who_filled_it_in(
+    ready: Settings, tmp_path: Path
+):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["中国联通 2021年11月 基站小区信息表"])
+    sheet.append(["填报单位：联通山西分公司", None, None, "填报日期：2021年12月6日"])
+    sheet.append(["小区标识", "站址编号", "经度", "纬度", "地市编码", "制式"])
+    sheet.append(["W0001", "S9", 112.5, 37.8, 140100, "5G"])
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.status, record.rows_accepted) == ("accepted", 1), record.message
+    assert "2 title row(s)" in record.message
+    assert [r["source_row"] for r in lake_rows(ready, "cells") if r["cell_id"] == "W0001"] == [4]

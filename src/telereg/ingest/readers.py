@@ -586,7 +586,7 @@ def _read_workbook(
     start = _data_sheet(sheets, known_headers)
     before, sheets = [w.title for w in sheets[:start]], sheets[start:]
     first = sheets[0].iter_rows(values_only=True)
-    header_row, titles, first = _after_titles(first)
+    header_row, titles, first = _after_titles(first, known_headers)
     if header_row is None:
         raise InputError(reasons.EMPTY_SHEET, where=name)
     headers = _unique_headers(_header_cells(header_row), name)
@@ -597,14 +597,13 @@ def _read_workbook(
         places: list[int | None] = list(range(len(headers)))
         above, named = titles, headers
         if position > 0:
-            theirs, above, rows = _after_titles(rows)
+            theirs, above, rows = _after_titles(rows, known_headers)
             if theirs is None:
                 continue
             named = _header_cells(theirs)
             found = _same_columns(headers, named, known_headers)
             if found is None:
-                if any(any(v is not None for v in row) for row in rows):
-                    other.append(sheet.title)
+                other.append(sheet.title)  # (a wholly blank sheet has no header: no news)
                 continue
             places = found
             read.append(sheet.title)
@@ -848,7 +847,7 @@ def _data_sheet(sheets: list[Any], known_headers: Collection[str]) -> int:
     """The place of the first sheet whose header names one of the dataset's columns; the
     first sheet's when none does (its header is then what the refusal quotes)."""
     for place, sheet in enumerate(sheets):
-        header, _, _ = _after_titles(sheet.iter_rows(values_only=True))
+        header, _, _ = _after_titles(sheet.iter_rows(values_only=True), known_headers)
         cells = _header_cells(header) if header is not None else []
         if any(normalise_header(cell) in known_headers for cell in cells):
             return place
@@ -860,25 +859,29 @@ _TITLE_ROWS = 5
 
 
 def _after_titles(
-    rows: Iterator[tuple[object, ...]],
+    rows: Iterator[tuple[object, ...]], known_headers: Collection[str] = ()
 ) -> tuple[tuple[object, ...] | None, int, Iterator[tuple[object, ...]]]:
     """A sheet's header row, the title rows above it, and the rows after it.
 
     Chinese report templates put the report's title in the first row (one cell, often
-    merged across the sheet) and the header below it. Rows of at most one value before a
-    row of several are taken as such titles, up to ``_TITLE_ROWS`` of them; otherwise the
-    first row is the header.
+    merged across the sheet), perhaps a line of who filled it in and when, and the header
+    below. The header is the first of the top rows naming one of the dataset's columns
+    (``known_headers``, normalised); with none, the first row of several values after rows
+    of at most one, up to ``_TITLE_ROWS`` of them; otherwise the first row.
     """
-    seen: list[tuple[object, ...]] = []
-    for row in rows:
-        seen.append(row)
-        if sum(v is not None and str(v).strip() != "" for v in row) >= 2:
-            titles = len(seen) - 1
-            return row, titles, rows
-        if len(seen) > _TITLE_ROWS:
-            break
+    seen = list(itertools.islice(rows, _TITLE_ROWS + 1))
     if not seen:
         return None, 0, rows
+    for place, row in enumerate(seen):
+        if any(
+            normalise_header(str(v)) in known_headers
+            for v in row
+            if v is not None and str(v).strip()
+        ):
+            return row, place, itertools.chain(seen[place + 1 :], rows)
+    for place, row in enumerate(seen):
+        if sum(v is not None and str(v).strip() != "" for v in row) >= 2:
+            return row, place, itertools.chain(seen[place + 1 :], rows)
     return seen[0], 0, itertools.chain(seen[1:], rows)
 
 

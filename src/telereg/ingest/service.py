@@ -800,8 +800,9 @@ def _read_and_check(backend: Any, contract: Contract, mapping: str) -> ir.Table:
 #: ASCII they stand for.
 _FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F))
 _HALF_WIDTH = "".join(chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F))
-#: Spaces that a copy from a web page or a document leaves around a value.
-_SPACES = " \t\u00a0\u3000"
+#: Spaces that a copy from a web page or a document leaves around a value, and a line
+#: break typed at the end of a cell (Alt+Enter).
+_SPACES = " \t\r\n\u00a0\u3000"
 
 
 def _second_chance(backend: Any, contract: Contract) -> int:
