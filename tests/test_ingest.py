@@ -1656,3 +1656,11 @@ def test_a_sheets_header_is_found_below_a_title_and_a_line_of_who_filled_it_in(
     assert (record.status, record.rows_accepted) == ("accepted", 1), record.message
     assert "2 title row(s)" in record.message
     assert [r["source_row"] for r in lake_rows(ready, "cells") if r["cell_id"] == "W0001"] == [4]
+
+
+def test_a_line_break_typed_at_the_end_of_a_value_is_trimmed(ready: Settings, tmp_path: Path):
+    fields = GOOD_CALL.split(",")
+    fields[5] = '"C0001\n"'  # (Alt+Enter after the cell id)
+    record = submit(ready, cdr_file(tmp_path, [",".join(fields)]), "voice_cdr")
+    assert (record.status, record.rows_accepted) == ("accepted", 1), errors_of(ready, record)
+    assert [r["cell_id"] for r in lake_rows(ready, "voice_cdr")] == ["C0001"]

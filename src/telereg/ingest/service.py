@@ -976,8 +976,13 @@ def _cleaned(source: str, column: Column) -> str:
     that skips it for the usual value that does not need it.
     """
     text = f"CAST({source} AS VARCHAR)"
-    padded = f"starts_with({text}, ' ') OR ends_with({text}, ' ')"
-    value = f"NULLIF(CASE WHEN {padded} THEN trim({text}) ELSE {text} END, '')"
+    # (a line break typed at the end of a cell, Alt+Enter, is trimmed as a space is)
+    padded = (
+        f"starts_with({text}, ' ') OR ends_with({text}, ' ') OR ends_with({text}, chr(10)) "
+        f"OR ends_with({text}, chr(13))"
+    )
+    trimmed = f"trim({text}, ' ' || chr(9) || chr(10) || chr(13))"
+    value = f"NULLIF(CASE WHEN {padded} THEN {trimmed} ELSE {text} END, '')"
     if column.identifier is IdentifierKind.PHONE:
         prefixed = (
             f"(starts_with({value}, '+86') OR starts_with({value}, '0086') "
