@@ -317,7 +317,8 @@ def test_reasons_are_shown_in_the_readers_language(site: Site) -> None:
     report = browser.get(f"/data/submissions/{record['id']}/errors.csv")
     rows = list(csv.reader(io.StringIO(report.text.lstrip("\ufeff"))))
     assert rows[0] == ["行号", "列", "原因", "值"]
-    assert ["6", "cell_id", "cell_id 重复：首次出现在第 2 行", "C0001"] in rows
+    # Columns by the names the sender's header uses, with the contract's beside them.
+    assert ["6", "小区标识 (cell_id)", "cell_id 重复：首次出现在第 2 行", "C0001"] in rows
     api = site.client.get(
         f"/api/v1/submissions/{record['id']}/errors.csv", headers=site.as_role("operator")
     ).text
@@ -334,6 +335,7 @@ def test_reasons_are_shown_in_the_readers_language(site: Site) -> None:
         )
     )
     assert rows[0] == ["row", "column", "reason", "value"]
+    assert any(r[1] == "cell_id" for r in rows[1:]), rows
 
 
 def test_a_refused_file_says_why_in_the_readers_language(site: Site) -> None:

@@ -163,11 +163,13 @@ def error_report_csv(
     *,
     headers: Sequence[str] = ERROR_COLUMNS,
     reason: Callable[[str], str] | None = None,
+    column: Callable[[str], str] | None = None,
 ) -> Iterator[str]:
     """The submission's error report as CSV text, streamed in chunks.
 
-    The API's report is in English; a page passes its readers' ``headers`` and a
-    ``reason`` function that translates each reason.
+    The API's report is in English, with the contract's column names; a page passes its
+    readers' ``headers``, a ``reason`` function that translates each reason and a
+    ``column`` function that names each column in their words.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -182,8 +184,9 @@ def error_report_csv(
     while batch := reader.fetchmany(10_000):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        if reason is not None:
-            batch = [(line, column, reason(text), value) for line, column, text, value in batch]
+        if reason is not None or column is not None:
+            say, name = reason or str, column or str
+            batch = [(line, name(col), say(text), value) for line, col, text, value in batch]
         writer.writerows([neutralise(c) for c in row] for row in batch)
         yield buffer.getvalue()
 

@@ -194,12 +194,18 @@ def submission_errors(
     )
     # In the reader's language, fixed now: the body is written after this function returns.
     language = i18n.current_language.get()
+    contract = registry.CONTRACTS.get(found.dataset)
+    titles = _column_titles(contract) if contract is not None else {}
+    # In Chinese, a column by the name a Chinese header gives it, with the contract's beside.
+    chinese = i18n.in_chinese()
+    named = {name: f"{title} ({name})" for name, title in titles.items() if chinese}
     return StreamingResponse(
         submissions.error_report_csv(
             settings,
             found,
             headers=[i18n.translations(language).ugettext(h) for h in ERROR_REPORT_HEADERS],
             reason=partial(i18n.localise, language=language),
+            column=lambda name: named.get(name, name),
         ),
         media_type="text/csv; charset=utf-8",
         headers={
