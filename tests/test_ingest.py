@@ -1664,3 +1664,12 @@ def test_a_line_break_typed_at_the_end_of_a_value_is_trimmed(ready: Settings, tm
     record = submit(ready, cdr_file(tmp_path, [",".join(fields)]), "voice_cdr")
     assert (record.status, record.rows_accepted) == ("accepted", 1), errors_of(ready, record)
     assert [r["cell_id"] for r in lake_rows(ready, "voice_cdr")] == ["C0001"]
+
+
+def test_a_file_sent_with_the_wrong_period_says_which_month_its_rows_are_of(
+    ready: Settings, tmp_path: Path
+):
+    record = submit(ready, cdr_file(tmp_path, [GOOD_CALL]), "voice_cdr", period="2021-12")
+    assert record.status == "rejected"
+    assert "the rows are of 2021-11, not 2021-12" in record.message
+    assert "2021-11" in localise(record.message, "zh_CN")

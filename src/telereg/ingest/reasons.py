@@ -46,6 +46,7 @@ STRAY_QUOTE = N_("a quote inside a value that is not itself quoted")
 
 # The submission's outcome.
 NO_ROW_PASSED = N_("no row passed validation")
+ROWS_IN_MONTH = N_("the rows are of {month}, not {period}: was the period meant to be {month}?")
 SOME_QUARANTINED = N_("{quarantined} of {total} rows quarantined")
 ALL_ACCEPTED = N_("all {total} rows accepted")
 IGNORED_COLUMNS = N_("ignored unknown column(s): {columns}")

@@ -583,6 +583,8 @@ def _process(
         vault.store(table.select("token", "clear").to_pyarrow(), kind)
     if accepted == 0:
         status, message = SubmissionStatus.REJECTED, reasons.NO_ROW_PASSED
+        if hint := _other_month(contract, rows, resolved, summary, loaded.total):
+            message = f"{message}; {hint}"
     elif quarantined:
         status = SubmissionStatus.PARTIAL
         message = reasons.SOME_QUARANTINED.format(quarantined=quarantined, total=loaded.total)
@@ -600,6 +602,23 @@ def _process(
         file_format=loaded.source.format.value,
         staged=staged,
     )
+
+
+def _other_month(
+    contract: Contract, rows: ir.Table, period: str, summary: list[dict[str, Any]], total: int
+) -> str:
+    """When every row is outside the period given, the month the rows are in: a file sent
+    with the wrong period more often than a month of wrong dates."""
+    column = contract.period_column
+    outside = reasons.OUTSIDE_PERIOD.format(period=period)
+    held = sum(int(r["n"]) for r in summary if r["column"] == column and r["reason"] == outside)
+    if not column or not total or held < total:
+        return ""
+    try:
+        month, _ = _resolve_period(contract, rows, None)
+    except InputError:
+        return ""
+    return reasons.ROWS_IN_MONTH.format(month=month, period=period) if month != period else ""
 
 
 def _write_quarantine(
