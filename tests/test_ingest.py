@@ -1483,6 +1483,25 @@ def test_a_workbooks_formulas_with_no_saved_result_are_named_not_read_as_blanks(
 
     saved = b'<c r="E3" s="1"><f>E2</f><v>140100</v></c><c r="F3" t="s"><v>4</v></c>'
     assert _UNSAVED_FORMULA.search(saved) is None
+    # An empty text saved as a formula's result (=IF(A2="","",A2), as Excel saves it) is
+    # read as an empty cell, not refused.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"])
+    sheet.append(["F0003", "S1", 112.5, 37.8, 140100, "5G"])
+    sheet.append(["F0004", "S1", 112.5, 37.8, 140100, "=F2"])
+    workbook.save(tmp_path / "saved.xlsx")
+    _rewrite_sheet(
+        tmp_path / "saved.xlsx",
+        b'<c r="F3"><f>F2</f><v /></c>',
+        b'<c r="F3" t="str"><f>F2</f><v/></c>',
+    )
+    record = submit(ready, tmp_path / "saved.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    errors = errors_of(ready, record)
+    assert [(e["column"], e["reason"]) for e in errors] == [
+        ("technology", "required value is missing")
+    ]
     assert _UNSAVED_FORMULA.search(b'<x:c r="E3"><x:f t="shared" si="0"/></x:c>') is not None
 
 
@@ -1673,3 +1692,17 @@ def test_a_file_sent_with_the_wrong_period_says_which_month_its_rows_are_of(
     assert record.status == "rejected"
     assert "the rows are of 2021-11, not 2021-12" in record.message
     assert "2021-11" in localise(record.message, "zh_CN")
+
+
+def _rewrite_sheet(path: Path, old: bytes, new: bytes) -> None:
+    """Replace ``old`` by ``new`` in a workbook's first sheet (as Excel, not openpyxl, writes)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    assert old in entries[sheet], entries[sheet]
+    entries[sheet] = entries[sheet].replace(old, new)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)

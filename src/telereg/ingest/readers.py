@@ -778,8 +778,11 @@ class _MergedDown:
 #: ``<c r="E5"><f>G5+H5</f><v /></c>`` (group 1: the cell's attributes).
 _UNSAVED_FORMULA = re.compile(
     rb"<(?:\w+:)?c\b([^>]*)>\s*<(?:\w+:)?f\b[^>]*?(?:/>|>[^<]*</(?:\w+:)?f>)\s*"
-    rb"(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
+    rb"(<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
 )
+#: A cell holding text: an empty saved value is an empty text (``=IF(A2="","",A2)``), as
+#: Excel and WPS save it, not a result left out.
+_TEXT_CELL = re.compile(rb'\bt="(?:str|s|inlineStr)"')
 _CELL_REFERENCE = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
 #: A merged range as the sheet's XML writes it: ``<mergeCell ref="A3:A7"/>``.
 _MERGED_RANGE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*ref="([A-Z]+)([0-9]+):([A-Z]+)([0-9]+)"')
@@ -812,6 +815,8 @@ def _sheet_xml(path: Path, sheet: Any, *, first_row: int, width: int) -> _SheetX
 
     def note(text: bytes, end: int) -> None:
         for match in _UNSAVED_FORMULA.finditer(text, 0, end):
+            if match.group(2) is not None and _TEXT_CELL.search(match.group(1)):
+                continue  # (an empty text saved as the formula's result)
             cell = _CELL_REFERENCE.search(match.group(1))
             if cell is not None and int(cell.group(2)) >= first_row:
                 found.unsaved.append(cell.group(1).decode() + cell.group(2).decode())
