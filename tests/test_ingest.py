@@ -1607,17 +1607,21 @@ def test_a_month_sent_in_two_parts_says_the_second_replaced_the_first(
 def test_a_month_written_as_a_month_is_read_as_its_first_day(ready: Settings, tmp_path: Path):
     header = "county_code,month,households,households_10g_pon,pon_ports_10g,pon_ports_total"
     header += ",subscribers_gigabit,subscribers_500m,subscribers_total\n"
-    counties = ["140105", "140106", "140107", "140108"]
-    months = ["2021-12", "202112", "2021年12月", "2021/12"]
+    counties = ["140105", "140106", "140107", "140108", "140109", "140110"]
+    # (44531 is Excel's serial day 2021-12-01, as a cell formatted "General" shows it)
+    months = ["2021-12", "202112", "2021年12月", "2021/12", "2021.12", "44531"]
     path = tmp_path / "fibre.csv"
     rows = [f"{c},{m},1000,900,50,60,100,200,300\n" for c, m in zip(counties, months, strict=True)]
     path.write_text(header + "".join(rows), encoding="utf-8")
     record = submit(ready, path, "fibre", operator="CTCC")
-    assert (record.status, record.period, record.rows_accepted) == ("accepted", "2021-12", 4), (
+    assert (record.status, record.period, record.rows_accepted) == ("accepted", "2021-12", 6), (
         record.message
     )
     days = {str(r["month"]) for r in lake_rows(ready, "fibre")}
     assert days == {"2021-12-01"}
+    # A shortened October (2021.1, as a spreadsheet shows 2021.10) is not read as January.
+    path.write_text(header + "140105,2021.1,1000,900,50,60,100,200,300\n", encoding="utf-8")
+    assert submit(ready, path, "fibre", operator="CTCC", period="2021-10").rows_accepted == 0
 
 
 def test_a_sheets_total_row_is_skipped_and_values_under_no_header_are_named(

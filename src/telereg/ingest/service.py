@@ -904,11 +904,17 @@ def _date_forms(value: str, column: Column) -> str:
     if column.type not in (ColumnType.DATE, ColumnType.TIMESTAMP):
         return value
     if column.month:
-        # (a month alone, for a date that stands for its month: its first day)
-        alone = "'^([0-9]{4})(?:[-/.年]?)([0-9]{1,2})月?$'"
+        # A month alone, for a date that stands for its month: its first day. With a
+        # separator, the month may have one digit (2021-1, 2021年1月); without one, or after
+        # a dot (2021.1 is how a spreadsheet shows 2021.10), it must have two, so that a
+        # serial day (44531) or a shortened October is not read as a month.
+        separated = "'^([0-9]{4})[-/年]([0-9]{1,2})月?$'"
+        joined = "'^([0-9]{4})[.]?(0[1-9]|1[0-2])$'"
         value = (
-            f"CASE WHEN regexp_full_match({value}, {alone}) "
-            f"THEN regexp_replace({value}, {alone}, '\\1-\\2-01') ELSE {value} END"
+            f"CASE WHEN regexp_full_match({value}, {separated}) "
+            f"THEN regexp_replace({value}, {separated}, '\\1-\\2-01') "
+            f"WHEN regexp_full_match({value}, {joined}) "
+            f"THEN regexp_replace({value}, {joined}, '\\1-\\2-01') ELSE {value} END"
         )
     form = "%Y-%m-%d" if column.type is ColumnType.DATE else "%Y-%m-%d %H:%M:%S"
     number = f"TRY_CAST({value} AS DOUBLE)"
