@@ -1926,11 +1926,13 @@ def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
     # Handed over again, to the right agency: it sees the case from its own hand-over on.
     with session_scope(fraud_scan) as session:
         hand_over(session, fraud_scan, [case_id], "to the city", agency="POLICE-CITY")
+    assert police.get(package).status_code == 404  # (a refusal the city must not read of)
     steps = city.get(f"/api/v1/fraud/cases/{case_id}").json()
     assert city.get(f"/fraud/cases/{case_id}").status_code == 200
     shown = city.get(f"/fraud/cases/{case_id}").text.split('id="case-history"')[1]
     assert "交错单位" not in shown
     assert "first hand-over" not in shown
+    assert "wd-af" not in shown, "another agency's fetches are the audit log's, not steps"
     assert steps["status"] == "referred"
     # Taken back from the city and handed to the first agency again: each agency sees only
     # the time the case was its own.

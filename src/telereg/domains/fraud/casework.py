@@ -725,6 +725,10 @@ def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
 HANDOVER_ACTION = "fraud.handover"
 
 
+#: The steps of a case's history besides its moves (``cases.…``).
+_HANDOVER_STEPS = (HANDOVER_ACTION, WITHDRAWN_ACTION)
+
+
 def case_history(session: Session, *, principal: Principal, case_id: int) -> list[dict[str, Any]]:
     """What happened to a case, oldest first: its opening, each step with who took it and
     the note they gave (the hand-over names the agency), and the agency's disposal, from
@@ -737,6 +741,8 @@ def case_history(session: Session, *, principal: Principal, case_id: int) -> lis
     case = get_case(session, principal=principal, case_id=case_id)
     steps: list[dict[str, Any]] = []
     for entry in audit.about(session, f"case:{case.id}", since=case.opened_at):
+        if not (entry.action.startswith("cases.") or entry.action in _HANDOVER_STEPS):
+            continue  # (a package fetched or checked is the audit log's, not a step)
         agency = next((o.partition(":")[2] for o in entry.objects if o.startswith("agency:")), "")
         if entry.action == HANDOVER_ACTION:
             # The hand-over moved the case to referred just before: that step names the agency.
