@@ -1570,6 +1570,26 @@ def test_a_submission_reads_back_with_tokens_of_its_own(ready: Settings, tmp_pat
     assert caller not in theirs
 
 
+def test_a_quote_inside_a_value_does_not_hide_the_empty_lines_after_it(
+    ready: Settings, tmp_path: Path
+):
+    # 5" (inches) quotes nothing: the empty lines after it still move the rows down.
+    rows = [
+        GOOD_CALL.replace("861234567890123", '8612345678901"'),
+        "",
+        GOOD_CALL.replace("10:00", "11:00"),
+        "",
+        GOOD_CALL.replace(",35,", ",-1,"),
+    ]
+    record = submit(ready, cdr_file(tmp_path, rows), "voice_cdr")
+    assert [e["row"] for e in errors_of(ready, record) if e["column"] == "duration_s"] == ["6"]
+    from telereg.ingest.readers import empty_lines
+
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(b'a,b\n1,"x\n\ny"\n2,3\n\n4,5\n')
+    assert empty_lines(path) == [6], "the blank line inside the quoted value is its own"
+
+
 def test_a_header_typed_with_a_line_break_in_a_cell_is_read(ready: Settings, tmp_path: Path):
     # Alt+Enter in a header cell: one quoted name over two lines, in a GBK file.
     text = io.StringIO()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import io
 import itertools
 import json
 import re
@@ -259,22 +260,30 @@ def _header_on_one_line(source: Path, workdir: Path) -> Path:
     """
     with source.open("rb") as fh:
         head = fh.read(1 << 16)
-    if b'"' not in head.split(b"\n", 1)[0]:
+    first = head.split(b"\n", 1)[0]
+    if b'"' not in first:
         return source
-    quoted, end = False, -1
-    for place, byte in enumerate(head):
-        if byte == 0x22:  # '"' (a doubled one inside a value toggles twice)
-            quoted = not quoted
-        elif byte == 0x0A and not quoted:
-            end = place
-            break
-    header = head[:end] if end >= 0 else head
-    if end < 0 or b"\n" not in header:
+    text = head.decode("utf-8", errors="replace")
+    reader = csv.reader(
+        io.StringIO(text, newline=""),
+        delimiter=_delimiter_of(first.decode("utf-8", errors="replace")),
+    )
+    try:
+        header = next(reader)
+    except (csv.Error, StopIteration):
         return source
+    spanned = reader.line_num
+    if spanned < 2 or not any("\n" in name or "\r" in name for name in header):
+        return source
+    # The header's lines, as bytes: up to the end of its last line.
+    end = 0
+    for _ in range(spanned):
+        end = head.index(b"\n", end) + 1
     target = workdir / "one_line_header.csv"
     with source.open("rb") as fh, target.open("wb") as out:
         fh.seek(end)
-        out.write(re.sub(rb"\r?\n", b" ", header))
+        ending = b"\r\n" if head[end - 2 : end] == b"\r\n" else b"\n"  # (the file's own)
+        out.write(re.sub(rb"\r?\n", b" ", head[: end - len(ending)]) + ending)
         shutil.copyfileobj(fh, out, 1 << 20)
     return target
 
@@ -300,27 +309,46 @@ def empty_lines(path: Path) -> list[int]:
 
     The CSV reader skips them without a word, so the rows after one would be numbered one
     short. A scan of the whole file: the caller looks only when the file has more lines
-    than the reader gave rows (:func:`has_skipped_lines`).
+    than the reader gave rows (:func:`has_skipped_lines`). A file with quotes is parsed as
+    CSV, which alone tells a quoted value's blank line from a blank line (a quote inside a
+    value, ``5"``, quotes nothing).
     """
     found: list[int] = []
     first_line = 1  # the number of the line ``data`` starts in
-    quotes = 0  # quote characters before ``data``: an odd count means inside a quoted value
     tail = b""  # the previous chunk's last two bytes: an empty line may straddle chunks
+    quoted = False
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             data = tail + chunk
+            quoted = quoted or b'"' in chunk
             if b"\n\n" in data or b"\n\r\n" in data:
-                found += [
-                    first_line + data.count(b"\n", 0, m.start()) + 1
-                    for m in _EMPTY_LINE.finditer(data)
-                    if m.end() >= len(tail)  # (its second newline is new: not seen before)
-                    # (a blank line inside a quoted value is part of the value, not skipped)
-                    and (quotes + data.count(b'"', 0, m.start())) % 2 == 0
-                ]
+                counted, lines = 0, first_line
+                for m in _EMPTY_LINE.finditer(data):
+                    lines += data.count(b"\n", counted, m.start())  # (a running count)
+                    counted = m.start()
+                    if m.end() >= len(tail):  # (its second newline is new: not seen before)
+                        found.append(lines + 1)
             first_line += data.count(b"\n", 0, len(data) - 2)
-            quotes += data.count(b'"', 0, len(data) - 2)
             tail = data[-2:]
-    return found
+    return _empty_lines_parsed(path) if quoted and found else found
+
+
+def _empty_lines_parsed(path: Path) -> list[int]:
+    """:func:`empty_lines` of a file with quotes: the lines the CSV parser finds empty."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        delimiter = _delimiter_of(fh.readline())
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            return [reader.line_num for record in reader if not record]
+        except csv.Error:
+            return []
+
+
+def _delimiter_of(line: str) -> str:
+    """The separator that gives a (header) line the most values."""
+    counts = {d: _filled(line, d) for d in _DELIMITERS}
+    return max(counts, key=lambda d: counts[d])
 
 
 def _cannot_read_csv(err: Exception) -> str:
