@@ -1653,11 +1653,13 @@ def test_a_sheets_total_row_is_skipped_and_values_under_no_header_are_named(
     sheet.append(["cell_id", "site_id", "longitude", "latitude", "city_code", "technology", None])
     sheet.append(["Z0001", "S1", 112.5, 37.8, 140100, "5G", "备注：新建"])
     sheet.append(["Z0002", "S1", 112.5, 37.8, 140100, "5G"])
+    sheet.append([None, "小计", None, None, None, "2"])  # (under the site merged down)
     sheet.append(["合计", None, None, None, None, "2"])
+    sheet.merge_cells("A3:A4")
     workbook.save(tmp_path / "cells.xlsx")
     record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
     assert (record.status, record.rows_total, record.rows_accepted) == ("accepted", 2, 2)
-    assert "1 total row(s)" in record.message
+    assert "2 total row(s)" in record.message
     assert "values in column(s) with no header were not read: 小区!G" in record.message
 
 

@@ -687,8 +687,8 @@ class _Gathered:
         sheet's columns taken from its place in this sheet (``places``), whose header is
         ``named``."""
         merged = _MergedDown(seen.merged)
-        for number, padded in merged.fill(rows, start=start, width=len(named)):
-            if _is_total(padded):
+        for number, padded, total in merged.fill(rows, start=start, width=len(named)):
+            if total:
                 self.totals += 1
                 continue
             self.numbers.append(offset + number)
@@ -783,9 +783,10 @@ class _MergedDown:
 
     def fill(
         self, rows: Iterator[tuple[object, ...]], *, start: int, width: int
-    ) -> Iterator[tuple[int, list[object]]]:
+    ) -> Iterator[tuple[int, list[object], bool]]:
         """The rows that hold a value, numbered from ``start`` and padded to ``width``,
-        with each cell merged down given its range's value."""
+        with each cell merged down given its range's value, and whether the row as sent
+        is a report's total (``小计`` under a city merged down over it is one)."""
         filling: dict[int, tuple[int, object]] = {}  # column → (last row, value)
         for number, row in enumerate(rows, start=start):
             padded = [*row, *([None] * (width - len(row)))]
@@ -793,13 +794,14 @@ class _MergedDown:
                 filling[column] = (last, padded[column])
             if all(v is None for v in padded):
                 continue  # trailing blank rows are common in spreadsheets
+            total = _is_total(padded)
             for column, (last, value) in list(filling.items()):
                 if number > last:
                     del filling[column]
                 elif padded[column] is None and value is not None:
                     padded[column] = value
                     self.filled += 1
-            yield number, padded
+            yield number, padded, total
 
 
 #: A formula cell with no saved result, as a program that does not calculate writes it:
