@@ -1560,7 +1560,8 @@ def test_a_submission_reads_back_with_tokens_of_its_own(ready: Settings, tmp_pat
     assert caller.startswith("r")
     assert len(caller) == 32
     assert caller != lake_token
-    accepted_parquet(ready, found, tmp_path / "rows.parquet")
+    (tmp_path / "rows.parquet").write_bytes(b"".join(accepted_parquet(ready, found)))
+    assert not any((ready.data_dir / "scratch").glob("*/rows.parquet")), "removed once read"
     assert set(pq.read_table(tmp_path / "rows.parquet").column("caller").to_pylist()) == callers
     _, quarantined, _ = quarantined_rows(ready, found)
     assert lake_token not in repr(quarantined)

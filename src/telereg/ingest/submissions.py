@@ -125,15 +125,25 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def accepted_parquet(settings: Settings, submission: Submission, target: Path) -> None:
-    """A submission's accepted rows as read back (see :func:`_read_back`), written to
-    ``target`` as Parquet."""
-    path = accepted_file(settings, submission)
-    selected = _read_back(settings, submission, path)
-    duckdb.connect().execute(
-        f"COPY ({selected} ORDER BY source_row) TO '{_sql_path(target)}' "
-        "(FORMAT parquet, COMPRESSION zstd)"
-    )
+def accepted_parquet(settings: Settings, submission: Submission) -> Iterator[bytes]:
+    """A submission's accepted rows as read back (see :func:`_read_back`), as a Parquet
+    file's bytes. The file is written to a private work directory of the data dir, removed
+    once read (or by the sweep of work left behind, if its reader went away)."""
+    path = accepted_file(settings, submission)  # (no file: an error before the first byte)
+
+    def chunks() -> Iterator[bytes]:
+        with lake.scratch(settings) as work:
+            target = work / "rows.parquet"
+            selected = _read_back(settings, submission, path)
+            duckdb.connect().execute(
+                f"COPY ({selected} ORDER BY source_row) TO '{_sql_path(target)}' "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+            with target.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    yield chunk
+
+    return chunks()
 
 
 def accepted_rows_csv(settings: Settings, submission: Submission) -> Iterator[str]:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import FileResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import StreamingResponse
 
 from telereg import registry
 from telereg.api import uploads
@@ -155,19 +151,10 @@ def accepted_rows(
         objects=[f"submission:{found.id}"],
     )
     if format == "parquet":
-        handle, made = tempfile.mkstemp(prefix="telereg-rows-", suffix=".parquet")
-        os.close(handle)
-        target = Path(made)
-        try:
-            submissions.accepted_parquet(settings, found, target)
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
-        return FileResponse(
-            target,
+        return StreamingResponse(
+            submissions.accepted_parquet(settings, found),
             media_type="application/vnd.apache.parquet",
-            filename=f"{name}.parquet",
-            background=BackgroundTask(target.unlink, missing_ok=True),
+            headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'},
         )
     rows = submissions.accepted_rows_csv(settings, found)
     first = next(rows)  # (a missing file is an error before the response starts)
