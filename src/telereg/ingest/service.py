@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import shapely
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -303,26 +304,41 @@ def _days_lacking(
     """A note when the file replacing ``earlier`` does not span its days (the first half
     of a month replaced by the second, as two parts of one month sent apart), else "".
 
-    Read from the files' column statistics, not their rows."""
-    column = quote_name(contract.period_column or "")
-    if not earlier.lake_path or not (settings.lake_dir / earlier.lake_path).exists():
+    Read from the files' column statistics (their footers, not their rows): this runs
+    while the operator's submissions are locked."""
+    if not earlier.lake_path or not contract.period_column:
         return ""
-    spans = []
-    con = duckdb.connect()
-    for path in (settings.lake_dir / earlier.lake_path, accepted):
-        found = con.execute(
-            f"SELECT min(CAST({column} AS DATE)), max(CAST({column} AS DATE)) FROM read_parquet(?)",
-            [str(path)],
-        ).fetchone()
-        if not found or found[0] is None:
-            return ""
-        spans.append(found)
-    (was_first, was_last), (first, last) = spans
-    if was_first >= first and was_last <= last:
+    was = _date_span(settings.lake_dir / earlier.lake_path, contract.period_column)
+    now = _date_span(accepted, contract.period_column)
+    if was is None or now is None or (was[0] >= now[0] and was[1] <= now[1]):
         return ""
     return reasons.DAYS_LACKING.format(
-        id=earlier.id, was=f"{was_first}–{was_last}", now=f"{first}–{last}"
+        id=earlier.id, was=f"{was[0]}–{was[1]}", now=f"{now[0]}–{now[1]}"
     )
+
+
+def _date_span(path: Path, column: str) -> tuple[date, date] | None:
+    """The first and last day of a date or time column of a Parquet file, from its row
+    groups' statistics; None when they are not there."""
+    try:
+        found = pq.ParquetFile(path)
+        place = found.schema_arrow.get_field_index(column)
+        lows, highs = [], []
+        for group in range(found.metadata.num_row_groups):
+            stats = found.metadata.row_group(group).column(place).statistics
+            if stats is None or not stats.has_min_max:
+                return None
+            lows.append(stats.min)
+            highs.append(stats.max)
+    except (OSError, ValueError, IndexError, pa.ArrowException):
+        return None
+    if not lows:
+        return None
+    return _day(min(lows)), _day(max(highs))
+
+
+def _day(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
 
 
 def _may_recheck(earlier: Submission) -> bool:
