@@ -218,6 +218,14 @@ def test_invalid_fields_name_the_field(shared_site: Site) -> None:
     )
     assert missing.json()["detail"] == "username: missing"
     assert missing.json()["errors"][0]["type"] == "missing"
+    short = shared_site.client.post(
+        "/api/v1/users",
+        json={"username": "short-pw", "role": "viewer", "password": "tiny-pw"},
+        headers=shared_site.as_role("admin"),
+    )
+    assert short.status_code == 422
+    assert "tiny-pw" not in short.text, "a password is never repeated"
+    assert short.json()["detail"] == "password: not a valid value"
 
 
 def test_a_number_too_long_for_a_record_names_none(shared_site: Site) -> None:

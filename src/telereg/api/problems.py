@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -31,6 +32,9 @@ from telereg.core.privacy import mask_digits
 #: error page translate them; the API's ``errors`` keep the parser's own terms for programs).
 FIELD_MISSING = N_("{field}: missing")
 FIELD_INVALID = N_("{field}: not a valid value ({value})")
+FIELD_INVALID_UNSHOWN = N_("{field}: not a valid value")
+#: Fields whose value an answer never repeats.
+_SECRET_FIELDS = re.compile(r"password|secret|token|key", re.IGNORECASE)
 
 # Most specific first: the first class an error is an instance of decides.
 STATUS_BY_ERROR: tuple[tuple[type[TeleregError], int], ...] = (
@@ -59,12 +63,15 @@ def status_for(error: TeleregError) -> int:
 
 def field_problem(found: Mapping[str, Any]) -> str:
     """One of a request's invalid fields, as a sentence: which field, and the value as sent
-    (a run of digits long enough to be a phone or ID number is masked, as screens mask one).
+    (a run of digits long enough to be a phone or ID number is masked, as screens mask one;
+    a password, a secret or a token is never repeated).
     ``found`` is one of the parser's (pydantic's) error entries."""
     named = [str(part) for part in found.get("loc", ()) if isinstance(part, str)]
     field = named[-1] if named else "?"
     if found.get("type") == "missing":
         return FIELD_MISSING.format(field=field)
+    if _SECRET_FIELDS.search(field):
+        return FIELD_INVALID_UNSHOWN.format(field=field)
     value = mask_digits(str(found.get("input", "")))[:60]
     return FIELD_INVALID.format(field=field, value=value)
 
