@@ -1695,13 +1695,14 @@ def test_a_sheets_header_is_found_below_a_title_and_a_line_of_who_filled_it_in(
     sheet = workbook.active
     sheet.append(["中国联通 2021年11月 基站小区信息表"])
     sheet.append(["填报单位：联通山西分公司", None, None, "填报日期：2021年12月6日"])
+    sheet.append(["地市编码", "140100"])  # (a cover line naming one column: not the header)
     sheet.append(["小区标识", "站址编号", "经度", "纬度", "地市编码", "制式"])
     sheet.append(["W0001", "S9", 112.5, 37.8, 140100, "5G"])
     workbook.save(tmp_path / "cells.xlsx")
     record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
     assert (record.status, record.rows_accepted) == ("accepted", 1), record.message
-    assert "2 title row(s)" in record.message
-    assert [r["source_row"] for r in lake_rows(ready, "cells") if r["cell_id"] == "W0001"] == [4]
+    assert "3 title row(s)" in record.message
+    assert [r["source_row"] for r in lake_rows(ready, "cells") if r["cell_id"] == "W0001"] == [5]
 
 
 def test_a_line_break_typed_at_the_end_of_a_value_is_trimmed(ready: Settings, tmp_path: Path):

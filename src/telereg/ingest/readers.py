@@ -900,20 +900,20 @@ def _after_titles(
 
     Chinese report templates put the report's title in the first row (one cell, often
     merged across the sheet), perhaps a line of who filled it in and when, and the header
-    below. The header is the first of the top rows naming one of the dataset's columns
-    (``known_headers``, normalised); with none, the first row of several values after rows
+    below. The header is the top row naming most of the dataset's columns (``known_headers``,
+    normalised; the first such row); with none, the first row of several values after rows
     of at most one, up to ``_TITLE_ROWS`` of them; otherwise the first row.
     """
     seen = list(itertools.islice(rows, _TITLE_ROWS + 1))
     if not seen:
         return None, 0, rows
-    for place, row in enumerate(seen):
-        if any(
-            normalise_header(str(v)) in known_headers
-            for v in row
-            if v is not None and str(v).strip()
-        ):
-            return row, place, itertools.chain(seen[place + 1 :], rows)
+    named = [
+        sum(normalise_header(str(v)) in known_headers for v in row if v is not None) for row in seen
+    ]
+    if any(named):
+        # (the row naming the most: a cover line may name one, ``统计月份 | 2021年12月``)
+        place = named.index(max(named))
+        return seen[place], place, itertools.chain(seen[place + 1 :], rows)
     for place, row in enumerate(seen):
         if sum(v is not None and str(v).strip() != "" for v in row) >= 2:
             return row, place, itertools.chain(seen[place + 1 :], rows)
