@@ -1296,6 +1296,22 @@ def test_a_later_sheet_with_the_same_columns_otherwise_written_is_read(
     assert rows["Y0003"]["source_row"] == 2 * 10_000_000 + 2
 
 
+def test_a_column_only_a_later_sheet_has_is_named_not_dropped_silently(
+    ready: Settings, tmp_path: Path
+):
+    headers = CDR_HEADER.strip().split(",")
+    workbook = openpyxl.Workbook()
+    workbook.active.append(headers[:6])  # (no IMEI column)
+    workbook.active.append(GOOD_CALL.split(",")[:6])
+    later = workbook.create_sheet("下半月")
+    later.append(headers)
+    later.append(GOOD_CALL.replace("10:00", "11:00").split(","))
+    workbook.save(tmp_path / "cdr.xlsx")
+    record = submit(ready, tmp_path / "cdr.xlsx", "voice_cdr")
+    assert record.rows_accepted == 2, record.message
+    assert "were not read (下半月: imei)" in record.message
+
+
 def test_a_title_row_above_a_sheets_header_is_skipped(ready: Settings, tmp_path: Path):
     # As Chinese report templates have it: the report's name in a merged first row, a
     # blank row, then the header; rows keep their spreadsheet numbers.

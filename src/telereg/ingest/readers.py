@@ -619,7 +619,7 @@ def _read_workbook(
         raise InputError(reasons.EMPTY_SHEET, where=name)
     headers = _unique_headers(_header_cells(header_row), name)
     gathered = _Gathered([[] for _ in headers])
-    read, other = [sheets[0].title], []
+    read, other, lost = [sheets[0].title], [], list[str]()
     for position, sheet in enumerate(sheets):
         rows = first if position == 0 else sheet.iter_rows(values_only=True)
         places: list[int | None] = list(range(len(headers)))
@@ -635,6 +635,10 @@ def _read_workbook(
                 continue
             places = found
             read.append(sheet.title)
+            mine = {normalise_header(h) for h in headers}
+            extra = [h for h in named if h and _names_column(h, known_headers, mine)]
+            if extra:
+                lost.append(f"{sheet.title}: {', '.join(extra)}")
         seen = _sheet_xml(path, sheet, first_row=above + 2, width=len(named))
         _refuse_unsaved(seen, sheet.title, name)
         gathered.add(
@@ -656,7 +660,19 @@ def _read_workbook(
     _register(con, table)
     shown = [h for h in headers if h]
     notes = _sheet_notes(read, other, before=before, hidden=hidden, titles=titles)
+    if lost:
+        notes.append(reasons.COLUMNS_NOT_IN_FIRST_SHEET.format(columns="; ".join(lost)))
     return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, notes + gathered.notes())
+
+
+def _names_column(header: str, known_headers: Collection[str], first: set[str]) -> bool:
+    """Whether a later sheet's header names a column of the dataset the first sheet's
+    headers (``first``, normalised) do not."""
+    names = known_headers if isinstance(known_headers, Mapping) else {}
+    spelt = normalise_header(header)
+    if spelt not in names:
+        return False
+    return names[spelt] not in {names.get(h, h) for h in first}
 
 
 @dataclass
@@ -762,6 +778,9 @@ def _same_columns(
         spelt = normalise_header(header)
         return spelt in names, str(names.get(spelt, spelt))
 
+    mapped = [column(h)[1] for h in theirs if h]
+    if len(set(mapped)) < len(mapped):
+        return None  # (two of its headers name one column: which is it?)
     their_places = {column(h)[1]: place for place, h in enumerate(theirs) if h}
     places: list[int | None] = []
     for header in headers:

@@ -56,6 +56,10 @@ SHEETS_READ = N_(
 )
 SHEETS_IGNORED = N_("ignored sheet(s) whose header differs from the first sheet's: {sheets}")
 HIDDEN_SHEETS = N_("hidden sheet(s) not read: {sheets}")
+COLUMNS_NOT_IN_FIRST_SHEET = N_(
+    "column(s) of later sheets that the first sheet lacks were not read ({columns}): "
+    "give the first sheet every column"
+)
 TOTAL_ROWS = N_("{count} total row(s) (合计, 小计) skipped")
 VALUES_WITHOUT_HEADER = N_("values in column(s) with no header were not read: {columns}")
 MERGED_FILLED = N_("{count} cell(s) of merged ranges read as the value merged over them")
