@@ -50,6 +50,8 @@ from telereg.ingest import lake, readers, reasons
 from telereg.ingest.contracts import Column, ColumnType, Contract, FileFormat, normalise_header
 from telereg.ingest.models import Submission, SubmissionStatus
 from telereg.ingest.validate import (
+    FIRST_YEAR,
+    LAST_YEAR,
     ROW,
     Check,
     Period,
@@ -808,7 +810,8 @@ def _write_errors(
     parts += error_rows(*set_failures, prefix="__chk_s")
     if loaded.unreadable:
         parts.append(_unreadable_rows(loaded.unreadable))
-    errors = _mask_identifiers(ibis.union(*parts), contract)
+    errors = _without_second_reason(ibis.union(*parts))
+    errors = _mask_identifiers(errors, contract)
     backend.to_parquet(errors.order_by(["row", "column"]), target)
     summary: list[dict[str, Any]] = (
         backend.read_parquet(target)
@@ -822,10 +825,27 @@ def _write_errors(
     return summary
 
 
+def _without_second_reason(errors: ir.Table) -> ir.Table:
+    """The errors but a date's "outside the period" where its year was misread (``21-11-05``
+    is outside any period for being in the year 21: that is said once). Looked at here, on
+    the bad rows' errors, rather than in the period rule over every row."""
+    year = reasons.IMPLAUSIBLE_YEAR.format(first=FIRST_YEAR, last=LAST_YEAR)
+    misread = errors.filter(errors.reason == year).select(m_row=errors.row, m_column=errors.column)
+    outside = reasons.OUTSIDE_PERIOD.format(period="")
+    return errors.anti_join(
+        misread,
+        [
+            errors.row == misread.m_row,
+            errors.column == misread.m_column,
+            errors.reason.startswith(outside),
+        ],
+    )
+
+
 def _read_and_check(backend: Any, contract: Contract, mapping: str) -> ir.Table:
     """Read the file once into a table of its values and whether the row breaks a row rule."""
     mapped = backend.sql(mapping)
-    rules = row_checks(contract, mapped)
+    rules = row_checks(contract, mapped, flag_only=True)
     # One flag per row; which rules a bad row breaks is worked out later, on bad rows only.
     broken = ibis.or_(*[rule.fails.fill_null(False) for rule in rules]) if rules else False
     return _materialise(backend, _CHECKED, mapped.mutate(**{_ROW_BAD: broken}))
@@ -880,7 +900,7 @@ def _second_chance(backend: Any, contract: Contract) -> int:
         f"SELECT rowid AS __rid, * REPLACE ({replaced}) FROM {_CHECKED} "
         f"WHERE {_ROW_BAD} AND ({changed})"
     )
-    rules = row_checks(contract, candidates)
+    rules = row_checks(contract, candidates, flag_only=True)
     broken = ibis.or_(*[rule.fails.fill_null(False) for rule in rules]) if rules else False
     passed = _materialise(backend, "passed_once_normalised", candidates.filter(~broken))
     count = int(passed.count().to_pyarrow().as_py())

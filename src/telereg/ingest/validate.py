@@ -166,8 +166,13 @@ def _text(reason: str) -> ir.StringValue:
     return ibis.literal(reason, type="string")
 
 
-def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
-    """Rules about single rows."""
+def row_checks(contract: Contract, rows: ir.Table, *, flag_only: bool = False) -> list[Check]:
+    """Rules about single rows.
+
+    ``flag_only``: for telling bad rows from good, not why: a date's or a time's "not
+    valid" and "misread year" are one test then (the engine converts the value once for
+    it; as two, it converted it twice), and its reason is the first's.
+    """
     checks: list[Check] = []
     for column in contract.columns:
         value = rows[column.name]
@@ -175,7 +180,16 @@ def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
         if column.required:
             checks.append(Check(column.name, ~present, _text(reasons.REQUIRED)))
         converted = typed(column, value)
-        if column.type in _CAST or column.type is ColumnType.BOOLEAN:
+        dated = column.type in (ColumnType.TIMESTAMP, ColumnType.DATE)
+        if flag_only and dated:
+            checks.append(
+                Check(
+                    column.name,
+                    present & ~plausible(converted).fill_null(False),
+                    _text(reasons.NOT_VALID.format(type=column.type.value)),
+                )
+            )
+        elif column.type in _CAST or column.type is ColumnType.BOOLEAN:
             checks.append(
                 Check(
                     column.name,
@@ -183,7 +197,7 @@ def row_checks(contract: Contract, rows: ir.Table) -> list[Check]:
                     _text(reasons.NOT_VALID.format(type=column.type.value)),
                 )
             )
-        if column.type in (ColumnType.TIMESTAMP, ColumnType.DATE):
+        if dated and not flag_only:
             checks.append(
                 Check(
                     column.name,
@@ -248,8 +262,7 @@ def set_checks(
         checks.append(
             Check(
                 column.name,
-                # (a misread year has its own reason: it is not said twice)
-                ((converted < start) | (converted >= end)) & plausible(converted),
+                (converted < start) | (converted >= end),
                 _text(reasons.OUTSIDE_PERIOD.format(period=period.label)),
             )
         )
