@@ -1868,6 +1868,10 @@ def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
     assert police.get(package).status_code == 200
     page = analyst.get(f"/fraud/cases/{case_id}").text
     assert 'id="case-withdraw"' in page, "an analyst is offered the withdrawal"
+    assert "撤回对" in page.split('id="case-withdraw"')[1].split("</form>")[0]
+    english = analyst.get("/lang/en", params={"next": f"/fraud/cases/{case_id}"}).text
+    assert "Withdraw the hand-over from" in english
+    analyst.get("/lang/zh_CN", params={"next": "/"})
     assert 'id="case-withdraw"' not in police.get(f"/fraud/cases/{case_id}").text
     refused = police.post(
         f"/fraud/cases/{case_id}",
@@ -1905,6 +1909,9 @@ def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
     assert f"#{case_id}" in notice
     assert "交错单位" in notice
     assert 'id="withdrawn"' not in city.get("/fraud/liaison").text, "only the agency's own"
+    english = police.get("/lang/en", params={"next": "/fraud/liaison"}).text
+    assert "Withdrawn hand-overs" in english.split('id="withdrawn"')[1].split("</section>")[0]
+    police.get("/lang/zh_CN", params={"next": "/fraud/liaison"})
     gone = police.get(package)
     assert gone.status_code == 404, "a package all of whose cases were withdrawn"
     assert "撤回" in gone.json()["message"]
@@ -1944,8 +1951,16 @@ def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
     assert "to the city" not in again
     assert "城市内部原因" not in again
     assert "back to the centre" in again
+    # Through the API too: moving a referred case back into review withdraws it.
+    token = {"x-csrf-token": csrf_of(analyst.get("/fraud/cases").text)}
+    moved = analyst.post(
+        f"/api/v1/fraud/cases/{case_id}/moves",
+        json={"to": "in_review", "note": "再次撤回"},
+        headers=token,
+    )
+    assert moved.status_code == 200, moved.text
+    assert police.get(f"/fraud/cases/{case_id}").status_code == 404
     with session_scope(fraud_scan) as session:
-        casework.withdraw_handover(session, principal=ROOT, case_id=case_id, note="再次撤回")
         hand_over(session, fraud_scan, [case_id], "the city once more", agency="POLICE-CITY")
     # A case the agency has disposed of can no longer be withdrawn.
     with session_scope(fraud_scan) as session:

@@ -17,9 +17,10 @@ import json
 import re
 import shutil
 import zipfile
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import duckdb
@@ -48,6 +49,10 @@ _EXTENSIONS = {
     ".geojson": FileFormat.GEOJSON,
     ".json": FileFormat.GEOJSON,
 }
+
+
+#: No dataset's headers (an ad-hoc read): header spelling (normalised) → column name.
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -234,9 +239,8 @@ def _title_lines(source: Path) -> int:
     with source.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
         head = list(itertools.islice(fh, _TITLE_ROWS + 1))
     for at in range(1, len(head)):
-        counts = {d: _filled(head[at], d) for d in _DELIMITERS}
-        delimiter = max(counts, key=lambda d: counts[d])
-        if counts[delimiter] >= 2:
+        delimiter = _delimiter_of(head[at])
+        if _filled(head[at], delimiter) >= 2:
             above = (_filled(line, delimiter) for line in head[:at])
             return at if all(n <= 1 for n in above) else 0
     return 0
@@ -575,7 +579,10 @@ def _header_cells(row: tuple[object, ...]) -> list[str]:
 
 
 def _read_xlsx(
-    con: duckdb.DuckDBPyConnection, path: Path, name: str, known_headers: Collection[str] = ()
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    name: str,
+    known_headers: Mapping[str, str] = _NO_HEADERS,
 ) -> Source:
     """The first visible sheet, and every later one with the same header (a month split
     across sheets at Excel's row limit). Rows keep their spreadsheet numbers, the sheets
@@ -601,7 +608,7 @@ def _read_workbook(
     workbook: Any,
     path: Path,
     name: str,
-    known_headers: Collection[str],
+    known_headers: Mapping[str, str],
 ) -> Source:
     # A hidden sheet is no part of what the sender sees and sends: last month's data kept
     # for reference, a lookup list. It is named in a note, not read.
@@ -665,14 +672,13 @@ def _read_workbook(
     return Source(FileFormat.XLSX, "", shown, RAW_TABLE, True, notes + gathered.notes())
 
 
-def _names_column(header: str, known_headers: Collection[str], first: set[str]) -> bool:
+def _names_column(header: str, known_headers: Mapping[str, str], first: set[str]) -> bool:
     """Whether a later sheet's header names a column of the dataset the first sheet's
     headers (``first``, normalised) do not."""
-    names = known_headers if isinstance(known_headers, Mapping) else {}
     spelt = normalise_header(header)
-    if spelt not in names:
+    if spelt not in known_headers:
         return False
-    return names[spelt] not in {names.get(h, h) for h in first}
+    return known_headers[spelt] not in {known_headers.get(h, h) for h in first}
 
 
 @dataclass
@@ -762,7 +768,7 @@ def _column_letters(place: int) -> str:
 
 
 def _same_columns(
-    headers: list[str], theirs: list[str], known_headers: Collection[str]
+    headers: list[str], theirs: list[str], known_headers: Mapping[str, str]
 ) -> list[int | None] | None:
     """Where each of the first sheet's columns is in a later sheet's header: its place, or
     None for a column the dataset does not know and the later sheet lacks; None in all
@@ -772,11 +778,10 @@ def _same_columns(
     column), so a sheet whose columns come in another order, spelt otherwise, or with a
     column more (a remark) is read with the first; a sheet of other columns is not.
     """
-    names = known_headers if isinstance(known_headers, Mapping) else {}
 
     def column(header: str) -> tuple[bool, str]:
         spelt = normalise_header(header)
-        return spelt in names, str(names.get(spelt, spelt))
+        return spelt in known_headers, known_headers.get(spelt, spelt)
 
     mapped = [column(h)[1] for h in theirs if h]
     if len(set(mapped)) < len(mapped):
@@ -897,7 +902,7 @@ def _column_index(letters: str) -> int:
     return index - 1
 
 
-def _data_sheet(sheets: list[Any], known_headers: Collection[str]) -> int:
+def _data_sheet(sheets: list[Any], known_headers: Mapping[str, str]) -> int:
     """The place of the first sheet whose header names one of the dataset's columns; the
     first sheet's when none does (its header is then what the refusal quotes)."""
     for place, sheet in enumerate(sheets):
@@ -913,7 +918,7 @@ _TITLE_ROWS = 5
 
 
 def _after_titles(
-    rows: Iterator[tuple[object, ...]], known_headers: Collection[str] = ()
+    rows: Iterator[tuple[object, ...]], known_headers: Mapping[str, str] = _NO_HEADERS
 ) -> tuple[tuple[object, ...] | None, int, Iterator[tuple[object, ...]]]:
     """A sheet's header row, the title rows above it, and the rows after it.
 
@@ -960,7 +965,10 @@ def _sheet_notes(
 
 
 def _read_parquet(
-    con: duckdb.DuckDBPyConnection, path: Path, name: str, known_headers: Collection[str] = ()
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    name: str,
+    known_headers: Mapping[str, str] = _NO_HEADERS,
 ) -> Source:
     """The columns the dataset knows (all, with no dataset), as text; the others are only
     named (the record's note lists them), so a column of a type text cannot hold, such as
@@ -1068,12 +1076,14 @@ def open_source(
     display_name: str,
     workdir: Path,
     geometry_column: str | None = None,
-    known_headers: Collection[str] = (),
+    known_headers: Mapping[str, str] = _NO_HEADERS,
+    file_format: FileFormat | None = None,
 ) -> Source:
     """Prepare ``path`` for reading; non-CSV formats are loaded into ``raw_rows`` now.
-    ``known_headers``: the dataset's header spellings (normalised), by which a workbook's
-    data sheet is told from a cover sheet before it."""
-    file_format = sniff_format(path, display_name=display_name)
+    ``known_headers``: the dataset's header spellings (normalised) and their columns, by
+    which a workbook's header, data sheet and later sheets are found; ``file_format``: the
+    format :func:`sniff_format` already told, if the caller asked it."""
+    file_format = file_format or sniff_format(path, display_name=display_name)
     try:
         if file_format is FileFormat.CSV:
             return _read_csv(con, path, workdir, display_name)

@@ -686,6 +686,7 @@ def _read(
         workdir=workdir,
         geometry_column=contract.geometry_column,
         known_headers=contract.header_map(),
+        file_format=sent,
     )
     mapping, notes = _mapping_sql(contract, source)
     try:

@@ -87,7 +87,9 @@ def accepted_file(settings: Settings, submission: Submission) -> Path:
     return path
 
 
-def _read_back(settings: Settings, submission: Submission, path: Path) -> str:
+def _read_back(
+    con: duckdb.DuckDBPyConnection, settings: Settings, submission: Submission, path: Path
+) -> str:
     """SQL selecting a submission's file as it is read back: each identifier token (the
     lake's, 32 hex characters) replaced by one of this submission's own.
 
@@ -98,7 +100,6 @@ def _read_back(settings: Settings, submission: Submission, path: Path) -> str:
     (derived from the pseudonym key) and the lake's token: the same number is the same
     token throughout one submission, and links to nothing outside it.
     """
-    con = duckdb.connect()
     described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
     contract = registry.CONTRACTS.get(submission.dataset)
     names = {c.name for c in contract.identifier_columns} if contract else set()
@@ -134,8 +135,9 @@ def accepted_parquet(settings: Settings, submission: Submission) -> Iterator[byt
     def chunks() -> Iterator[bytes]:
         with lake.scratch(settings) as work:
             target = work / "rows.parquet"
-            selected = _read_back(settings, submission, path)
-            duckdb.connect().execute(
+            con = duckdb.connect()
+            selected = _read_back(con, settings, submission, path)
+            con.execute(
                 f"COPY ({selected} ORDER BY source_row) TO '{_sql_path(target)}' "
                 "(FORMAT parquet, COMPRESSION zstd)"
             )
@@ -150,8 +152,8 @@ def accepted_rows_csv(settings: Settings, submission: Submission) -> Iterator[st
     """A submission's accepted rows as formula-safe CSV (identifiers as read back: see
     :func:`_read_back`), streamed."""
     path = accepted_file(settings, submission)
-    selected = _read_back(settings, submission, path)
-    reader = duckdb.connect().execute(f"{selected} ORDER BY source_row")
+    con = duckdb.connect()
+    reader = con.execute(f"{_read_back(con, settings, submission, path)} ORDER BY source_row")
     buffer = io.StringIO()
     csv.writer(buffer).writerow([d[0] for d in reader.description or []])
     yield "\ufeff" + buffer.getvalue()
@@ -218,7 +220,7 @@ def quarantined_rows(
         return [], [], 0
     con = duckdb.connect()
     total = int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0])  # type: ignore[index]
-    con.execute(f"CREATE TEMP VIEW read_back AS {_read_back(settings, submission, path)}")
+    con.execute(f"CREATE TEMP VIEW read_back AS {_read_back(con, settings, submission, path)}")
     described = con.execute("DESCRIBE SELECT * FROM read_back").fetchall()
     shown = {
         str(name): _cut(str(name), cut_at)

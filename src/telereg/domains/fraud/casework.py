@@ -459,7 +459,6 @@ def withdraw_handover(session: Session, *, principal: Principal, case_id: int, n
         to=CaseStatus.IN_REVIEW,
         note=note,
     )
-    case.agency_id = None
     case.agency = None
     case.handler = ""
     audit.record(
