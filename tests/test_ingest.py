@@ -138,8 +138,8 @@ def test_every_bad_row_is_reported_with_row_column_and_reason(ready: Settings, t
     assert (3, "duration_s", "below the minimum 0") in found
     assert (4, "start_time", "outside the period 2021-11") in found
     assert any(r == 4 and c == "cell_id" and "unknown value" in why for r, c, why in found)
-    pattern = registry.contract("voice_cdr").column("caller").pattern
-    assert (5, "caller", f"does not have the expected form {pattern}") in found
+    form = "does not have the expected form: 5 to 20 digits (+ before them allowed)"
+    assert (5, "caller", form) in found
     assert (5, "direction", "not one of: MO, MT") in found
     assert (6, "start_time", "not a valid timestamp") in found
     assert len(lake_rows(ready, "voice_cdr")) == 1

@@ -69,7 +69,7 @@ def valid_value(contract: Contract, column: Column) -> st.SearchStrategy[str]:
     if column.enum:
         return st.sampled_from(column.enum)
     if column.pattern:
-        return st.from_regex(column.pattern, fullmatch=True).filter(lambda v: v.strip() == v)
+        return st.from_regex(column.pattern.regex, fullmatch=True).filter(lambda v: v.strip() == v)
     if column.type is ColumnType.FLOAT:
         low = column.minimum if column.minimum is not None else -1e6
         high = column.maximum if column.maximum is not None else 1e6

@@ -232,7 +232,7 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     datasets = browser.get("/data/datasets")
     assert datasets.status_code == 200
     # The rules in the reader's language, nested references too.
-    assert "必填；符合 [1-9][0-9]{5}；不超过 256 个字符；须存在于" in datasets.text
+    assert "必填；6 位行政区划代码（[1-9][0-9]{5}）；不超过 256 个字符；须存在于" in datasets.text
     assert "地市和区县的人口普查" in datasets.text
     assert "个人标识（phone）：入库时假名化" in datasets.text
     assert "at most 256 characters" not in datasets.text
@@ -306,8 +306,8 @@ def test_reasons_are_shown_in_the_readers_language(site: Site) -> None:
     assert "latitude: 大于最大值 54" in page, "errors by reason, with the column's name"
     assert "technology: 不在允许的取值中：2G, 4G, 5G" in page
     assert "cell_id 重复：首次出现在第 2 行" in page, "a reason the engine completes"
-    assert "<td>cell_id: 格式不符合要求（应为 [0-9A-Za-z_-]{4,32}）</td>" in page, (
-        "quarantined: why"
+    assert "<td>cell_id: 格式不符合要求：应为4 至 32 位字母、数字、_ 或 -</td>" in page, (
+        "quarantined: why, the form in words"
     )
     headers = [page.index(f'<th title="{c}">') for c in ("source_row", "reasons", "cell_id")]
     assert headers == sorted(headers), "why a row was held back comes before its values"

@@ -9,6 +9,7 @@ from telereg.ingest.contracts import (
     Contract,
     FileFormat,
     Reference,
+    code_form,
 )
 
 CORRIDORS = Contract(
@@ -27,7 +28,7 @@ CORRIDORS = Contract(
             ColumnType.STRING,
             "Stable identifier, e.g. G5 or HSR-DX.",
             "干线编号",
-            pattern=r"[0-9A-Za-z_-]{1,32}",
+            pattern=code_form(1, 32),
         ),
         Column("name", ColumnType.STRING, "Name.", "名称"),
         Column("name_en", ColumnType.STRING, "English name.", "英文名称", required=False),
@@ -77,7 +78,7 @@ KEY_PLACES = Contract(
             ColumnType.STRING,
             "Stable identifier.",
             "场所编号",
-            pattern=r"[0-9A-Za-z_-]{1,32}",
+            pattern=code_form(1, 32),
         ),
         Column("name", ColumnType.STRING, "Name.", "名称"),
         Column("name_en", ColumnType.STRING, "English name.", "英文名称", required=False),

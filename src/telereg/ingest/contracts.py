@@ -48,6 +48,16 @@ TABULAR = (FileFormat.CSV, FileFormat.XLSX, FileFormat.PARQUET)
 
 
 @dataclass(frozen=True)
+class Form:
+    """The form a text value must have: the regular expression checked (whole value), and
+    the same in words, a message translated where it is shown. The words are what an error
+    report tells a submitter; the expression is for the datasets' reference."""
+
+    regex: str
+    words: str
+
+
+@dataclass(frozen=True)
 class Reference:
     """Values must exist in another dataset's current data, or in reference data.
 
@@ -77,7 +87,7 @@ class Column:
     required: bool = True
     minimum: float | None = None
     maximum: float | None = None
-    pattern: str | None = None
+    pattern: Form | None = None
     enum: tuple[str, ...] | None = None
     max_length: int = 256
     identifier: IdentifierKind | None = None
@@ -122,7 +132,9 @@ class Column:
         if self.maximum is not None:
             rules.append(f"<= {self.maximum:g}")
         if self.pattern:
-            rules.append(reasons.RULE_MATCHES.format(pattern=self.pattern))
+            rules.append(
+                reasons.RULE_MATCHES.format(form=self.pattern.words, pattern=self.pattern.regex)
+            )
         if self.enum:
             named = {code: [n for n, c in self.labels if c == code] for code in self.enum}
             values = ", ".join(
@@ -216,12 +228,33 @@ _HEADER_GAPS = re.compile(r"[\s\-]+")
 _GAP_BESIDE_WIDE = re.compile(r"_*([^\x00-\x7f])_*")
 
 
-# Patterns shared by many contracts.
-MOBILE_NUMBER = r"(\+?86)?1[3-9][0-9]{9}"
-IMSI = r"460[0-9]{12}"
-IMEI = r"[0-9]{14,16}"
-ID_NUMBER = r"[0-9]{17}[0-9Xx]"
-ADMIN_CODE = r"[1-9][0-9]{5}"
+# Forms shared by many contracts.
+MOBILE_NUMBER = Form(
+    r"(\+?86)?1[3-9][0-9]{9}",
+    reasons.FORM_MOBILE_NUMBER,
+)
+IMSI = Form(r"460[0-9]{12}", reasons.FORM_IMSI)
+IMEI = Form(r"[0-9]{14,16}", reasons.FORM_IMEI)
+ID_NUMBER = Form(r"[0-9]{17}[0-9Xx]", reasons.FORM_ID_NUMBER)
+ADMIN_CODE = Form(r"[1-9][0-9]{5}", reasons.FORM_ADMIN_CODE)
+
+
+def code_form(shortest: int, longest: int) -> Form:
+    """An identifier such as a cell, site or outlet code: ``shortest`` to ``longest``
+    letters, digits, ``_`` or ``-``."""
+    return Form(
+        rf"[0-9A-Za-z_-]{{{shortest},{longest}}}",
+        reasons.FORM_CODE.format(shortest=shortest, longest=longest),
+    )
+
+
+def number_form(shortest: int, longest: int) -> Form:
+    """A phone number as a switch records it (landlines, short codes, international):
+    ``shortest`` to ``longest`` digits, a ``+`` before them allowed."""
+    return Form(
+        rf"\+?[0-9]{{{shortest},{longest}}}",
+        reasons.FORM_DIGITS.format(shortest=shortest, longest=longest),
+    )
 
 
 # Columns many datasets share, declared once.

@@ -17,9 +17,20 @@ NOT_VALID = N_("not a valid {type}")
 IMPLAUSIBLE_YEAR = N_("the year is not between {first} and {last}: write the year with four digits")
 BELOW_MINIMUM = N_("below the minimum {minimum}")
 ABOVE_MAXIMUM = N_("above the maximum {maximum}")
-WRONG_FORM = N_("does not have the expected form {pattern}")
+WRONG_FORM = N_("does not have the expected form: {form}")
 NOT_ONE_OF = N_("not one of: {allowed}")
 TOO_LONG = N_("longer than {length} characters")
+
+# The forms of values (contracts.Form), as the error report and the datasets page name them.
+FORM_MOBILE_NUMBER = N_(
+    "an 11-digit mobile number beginning 13 to 19 (86 or +86 before it allowed)"
+)
+FORM_IMSI = N_("an IMSI: 15 digits beginning 460")
+FORM_IMEI = N_("an IMEI: 14 to 16 digits")
+FORM_ID_NUMBER = N_("an 18-character ID number: 17 digits, then a digit or X")
+FORM_ADMIN_CODE = N_("a 6-digit administrative division code")
+FORM_CODE = N_("{shortest} to {longest} letters, digits, _ or -")
+FORM_DIGITS = N_("{shortest} to {longest} digits (+ before them allowed)")
 
 # Rules across rows, against other data and the period (validate.set_checks).
 OUTSIDE_PERIOD = N_("outside the period {period}")
@@ -156,7 +167,7 @@ VALUE_WORDS = (
 # A column's rules in words (``contracts.Column.rules``: the datasets page and docs).
 RULE_REQUIRED = N_("required")
 RULE_OPTIONAL = N_("optional")
-RULE_MATCHES = N_("matches `{pattern}`")
+RULE_MATCHES = N_("{form} (`{pattern}`)")
 RULE_ONE_OF = N_("one of {values}")
 RULE_AT_MOST = N_("at most {length} characters")
 RULE_REFERS_TO = N_("refers to {reference}")

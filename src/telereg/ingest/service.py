@@ -982,7 +982,7 @@ def _number_forms(value: str, column: Column) -> str:
         # (only where the value as sent does not have the form: ``1.0`` may be a value)
         floated = (
             f"regexp_full_match({value}, '[0-9]+\\.0+') "
-            f"AND NOT regexp_full_match({value}, {_sql_text(column.pattern)})"
+            f"AND NOT regexp_full_match({value}, {_sql_text(column.pattern.regex)})"
         )
         return f"CASE WHEN {floated} THEN regexp_replace({value}, '\\.0+$', '') ELSE {value} END"
     return value

@@ -222,8 +222,8 @@ def row_checks(contract: Contract, rows: ir.Table, *, flag_only: bool = False) -
                 )
             )
         if column.pattern:
-            matches = value.re_search(f"^(?:{column.pattern})$")
-            form = reasons.WRONG_FORM.format(pattern=column.pattern)
+            matches = value.re_search(f"^(?:{column.pattern.regex})$")
+            form = reasons.WRONG_FORM.format(form=column.pattern.words)
             checks.append(Check(column.name, present & ~matches, _text(form)))
         if column.enum:
             allowed = ", ".join(column.enum)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from telereg.core.i18n import N_
 from telereg.ingest.contracts import (
     ADMIN_CODE,
     CITY_CODE,
@@ -11,6 +12,8 @@ from telereg.ingest.contracts import (
     Column,
     ColumnType,
     Contract,
+    Form,
+    code_form,
 )
 
 SITES = Contract(
@@ -26,7 +29,7 @@ SITES = Contract(
             ColumnType.STRING,
             "Operator's site identifier.",
             "站址编号",
-            pattern=r"[0-9A-Za-z_-]{2,32}",
+            pattern=code_form(2, 32),
             aliases=("站址编号",),
         ),
         LONGITUDE,
@@ -86,7 +89,10 @@ SITES = Contract(
             "Sector azimuths in degrees, ';'-separated.",
             "方位角",
             required=False,
-            pattern=r"[0-9]{1,3}(;[0-9]{1,3})*",
+            pattern=Form(
+                r"[0-9]{1,3}(;[0-9]{1,3})*",
+                N_("angles of 1 to 3 digits separated by ; (such as 0;120;240)"),
+            ),
             aliases=("方位角",),
         ),
         Column(
@@ -293,7 +299,7 @@ PROJECTS = Contract(
             ColumnType.STRING,
             "Project identifier.",
             "项目编号",
-            pattern=r"[0-9A-Za-z_-]{2,32}",
+            pattern=code_form(2, 32),
             aliases=("项目编号",),
         ),
         Column(
@@ -367,7 +373,7 @@ OBSTACLES = Contract(
             ColumnType.STRING,
             "Operator's reference.",
             "问题编号",
-            pattern=r"[0-9A-Za-z_-]{2,32}",
+            pattern=code_form(2, 32),
             aliases=("问题编号",),
         ),
         Column(
@@ -375,7 +381,7 @@ OBSTACLES = Contract(
             ColumnType.STRING,
             "Site concerned.",
             "站址编号",
-            pattern=r"[0-9A-Za-z_-]{2,32}",
+            pattern=code_form(2, 32),
             aliases=("站址编号",),
         ),
         COUNTY_CODE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from telereg.core.i18n import N_
 from telereg.core.privacy import IdentifierKind
 from telereg.ingest.contracts import (
     ADMIN_CODE,
@@ -15,7 +16,10 @@ from telereg.ingest.contracts import (
     Column,
     ColumnType,
     Contract,
+    Form,
     Reference,
+    code_form,
+    number_form,
 )
 
 #: Operators a counterpart number can belong to (OTHER: abroad, virtual operators, fixed).
@@ -33,9 +37,9 @@ OPERATOR_NAMES = (
     ("其他", "OTHER"),
 )
 #: A host name: labels of letters, digits, hyphens or CJK characters (RE2 and Python syntax).
-_DOMAIN_NAME = (
-    r"([a-z0-9一-鿿]([a-z0-9一-鿿-]{0,61}[a-z0-9一-鿿])?\.)+"
-    r"[a-z一-鿿][a-z0-9一-鿿-]{1,62}"
+_DOMAIN_NAME = Form(
+    r"([a-z0-9一-鿿]([a-z0-9一-鿿-]{0,61}[a-z0-9一-鿿])?\.)+[a-z一-鿿][a-z0-9一-鿿-]{1,62}",
+    N_("a domain name in lower case, such as example.com"),
 )
 
 
@@ -66,7 +70,7 @@ CELLS = Contract(
             ColumnType.STRING,
             "Operator's cell identifier (ECGI/NCGI or local id).",
             "小区标识",
-            pattern=r"[0-9A-Za-z_-]{4,32}",
+            pattern=code_form(4, 32),
             aliases=("小区标识", "小区ID", "cgi"),
         ),
         Column(
@@ -74,7 +78,7 @@ CELLS = Contract(
             ColumnType.STRING,
             "Site (base station) the cell belongs to.",
             "站址编号",
-            pattern=r"[0-9A-Za-z_-]{2,32}",
+            pattern=code_form(2, 32),
             aliases=("站址编号",),
         ),
         LONGITUDE,
@@ -106,7 +110,7 @@ VOICE_CDR = Contract(
             ColumnType.STRING,
             "Calling number.",
             "主叫号码",
-            pattern=r"\+?[0-9]{5,20}",
+            pattern=number_form(5, 20),
             max_length=24,
             identifier=IdentifierKind.PHONE,
             aliases=("主叫号码", "calling_number"),
@@ -116,7 +120,7 @@ VOICE_CDR = Contract(
             ColumnType.STRING,
             "Called number.",
             "被叫号码",
-            pattern=r"\+?[0-9]{3,20}",
+            pattern=number_form(3, 20),
             max_length=24,
             identifier=IdentifierKind.PHONE,
             aliases=("被叫号码", "called_number"),
@@ -219,7 +223,7 @@ SUBSCRIPTIONS = Contract(
             ColumnType.STRING,
             "Sales outlet (business hall, agent) that sold the card.",
             "营业网点",
-            pattern=r"[0-9A-Za-z_-]{2,32}",
+            pattern=code_form(2, 32),
             aliases=("营业网点", "网点编码"),
         ),
         Column(
@@ -303,7 +307,7 @@ SMS = Contract(
             ColumnType.STRING,
             "Receiving number (service numbers may be short).",
             "接收号码",
-            pattern=r"\+?[0-9]{3,20}",
+            pattern=number_form(3, 20),
             max_length=24,
             identifier=IdentifierKind.PHONE,
             aliases=("接收号码",),
