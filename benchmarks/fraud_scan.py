@@ -482,6 +482,7 @@ PG_TABLES = {
 def pg_features_sql() -> str:
     """``line_features`` written by hand for PostgreSQL (same joins, counts and cohort join)."""
     from telereg.domains.fraud import features as f
+    from telereg.domains.fraud import parameters as fp
 
     scale = f._KM_PER_DEGREE_LON_EQUATOR * math.cos(math.radians(MID_LATITUDE))
     lat = f._KM_PER_DEGREE_LAT
@@ -501,7 +502,7 @@ def pg_features_sql() -> str:
             avg((peer_province IS NOT NULL AND peer_province <> '{HOME_PROVINCE}')::int)
                 AS other_province_share,
             avg(duration_s) AS mean_duration_s,
-            avg((duration_s < {f.SHORT_CALL_S})::int) AS short_share,
+            avg((duration_s < {fp.SHORT_CALL_S})::int) AS short_share,
             count(DISTINCT cell_id) AS cells,
             avg(x_km) AS mean_x, avg(y_km) AS mean_y,
             avg(x_km * x_km) AS mean_x2, avg(y_km * y_km) AS mean_y2
@@ -536,18 +537,18 @@ def pg_features_sql() -> str:
                min(cell_id) AS cell, count(*) AS n
         FROM calls GROUP BY operator, caller, day
     ), busy AS (
-        SELECT * FROM days WHERE n >= {f.COHORT_MIN_CALLS}
+        SELECT * FROM days WHERE n >= {fp.COHORT_MIN_CALLS}
     ), peers AS (
         SELECT a.operator, a.caller, a.day, count(DISTINCT b.caller) AS peers
         FROM busy a JOIN busy b
           ON a.operator = b.operator AND a.day = b.day AND a.cell = b.cell
          AND a.caller <> b.caller
-         AND abs(a.first - b.first) <= {f.COHORT_WINDOW_S}
-         AND abs(a.last - b.last) <= {f.COHORT_WINDOW_S}
+         AND abs(a.first - b.first) <= {fp.COHORT_WINDOW_S}
+         AND abs(a.last - b.last) <= {fp.COHORT_WINDOW_S}
         GROUP BY a.operator, a.caller, a.day
     ), cohorts AS (
         SELECT operator, caller AS line, count(DISTINCT day) AS cohort_days
-        FROM peers WHERE peers >= {f.COHORT_MIN_PEERS} GROUP BY operator, caller
+        FROM peers WHERE peers >= {fp.COHORT_MIN_PEERS} GROUP BY operator, caller
     ), joined AS (
         SELECT o.*, i.calls_in, t.sms, dd.data_days, dv.imei_lines, dv.gateway_tac,
                ch.cohort_days,

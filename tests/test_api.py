@@ -353,3 +353,39 @@ def test_status_counts_are_real(site: Site) -> None:
     assert status["datasets"] == []
     operator_view = site.client.get("/api/v1/status", headers=site.as_role("operator")).json()
     assert operator_view["users"] is None, "only user managers see the user count"
+
+
+def test_a_text_longer_than_its_column_is_refused_and_nothing_stored(shared_site: Site) -> None:
+    admin = shared_site.as_role("admin")
+    long = shared_site.client.post(
+        "/api/v1/operators", json={"code": "LONGNAME", "name": "长" * 201}, headers=admin
+    )
+    assert long.status_code == 422, long.text
+    assert long.json()["detail"] == "name is longer than 200 characters"
+    listed = shared_site.client.get("/api/v1/operators", headers=admin).json()
+    assert "LONGNAME" not in {o["code"] for o in listed}, "nothing stored"
+
+
+def test_a_change_the_database_refuses_at_commit_is_an_error_answer(site: Site) -> None:
+    """The request's changes are committed before its answer is sent: a commit that fails
+    (a full disk, a constraint only the database checks) cannot follow a "201 Created"."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from telereg.core.errors import StorageError
+
+    def refuse(_session: Session) -> None:
+        raise StorageError("the disk is full")
+
+    event.listen(Session, "before_commit", refuse)
+    try:
+        answer = site.client.post(
+            "/api/v1/operators",
+            json={"code": "LATE", "name": "某运营商"},
+            headers=site.as_role("admin"),
+        )
+    finally:
+        event.remove(Session, "before_commit", refuse)
+    assert answer.status_code == 507, answer.text
+    listed = site.client.get("/api/v1/operators", headers=site.as_role("admin")).json()
+    assert "LATE" not in {o["code"] for o in listed}

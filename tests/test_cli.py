@@ -53,6 +53,8 @@ def test_demo_without_serving_prints_a_working_login(tmp_path: Path) -> None:
     result = telereg("demo", "--no-serve", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "admin login: admin / " in result.stdout
+    assert "dashboard: http" not in result.stdout, "nothing is served"
+    assert "to serve the dashboard: telereg serve --port 8000" in result.stdout
     assert (tmp_path / "state.db").exists()
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "state.db").stat().st_mode & 0o777 == 0o600
@@ -132,6 +134,14 @@ def test_the_audit_log_is_listed_and_exported_whole(tmp_path: Path) -> None:
         (["operators", "add", "cmcc", "移动"], "operator 'CMCC' already exists"),
         (["agencies", "add", "ARMY", "某部队", "--kind", "army"], "is not one of: police"),
         (["operators", "add", "1BAD", "某运营商"], "starting with a letter"),
+        # longer than the state DB holds: refused alike on SQLite and PostgreSQL
+        (["operators", "add", "LONG", "长" * 201], "name is longer than 200 characters"),
+        (
+            ["users", "add", "bob", "--role", "viewer", "--display-name", "x" * 201],
+            "display_name is longer than 200 characters",
+        ),
+        (["users", "token", "admin", "--valid-days", "100000000"], "1 to 3650 days"),
+        (["audit", "export", "--out", "/nonexistent/dir/audit.csv"], "cannot write"),
     ],
 )
 def test_user_mistakes_are_one_line_without_traceback(
@@ -152,6 +162,44 @@ def test_a_command_in_an_empty_data_dir_says_it_starts_a_new_installation(
     assert "no installation in" in first.stderr
     again = telereg("operators", "list", data_dir=tmp_path / "new")
     assert "no installation in" not in again.stderr, "said once, when it is new"
+
+
+def test_a_failed_export_is_not_recorded_as_one(tmp_path: Path) -> None:
+    _prepared(tmp_path)
+    failed = telereg("audit", "export", "--out", "/nonexistent/dir/a.csv", data_dir=tmp_path)
+    assert failed.returncode != 0
+    listed = telereg("audit", "list", "--action", "audit.", "--json", data_dir=tmp_path)
+    assert json.loads(listed.stdout) == [], "no export entry for a file never written"
+
+
+def test_unusable_fraud_settings_stop_a_command_before_it_starts(tmp_path: Path) -> None:
+    _prepared(tmp_path)
+    for rules, message in (
+        ('{"calls_per_day": -3}', "below zero"),
+        ('{"nonsense": 3}', "unknown rule(s) nonsense"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "telereg", "users", "list", "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TELEREG_FRAUD_RULES": rules},
+            check=False,
+        )
+        assert result.returncode != 0
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_state_db_newer_than_the_software_is_named(tmp_path: Path) -> None:
+    _prepared(tmp_path)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    result = telereg("users", "list", data_dir=tmp_path)
+    assert result.returncode != 0
+    assert "the state DB is at revision 9999" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_settings_are_a_clear_error(tmp_path: Path) -> None:

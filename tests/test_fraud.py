@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from telereg.core.errors import SignatureError
-from telereg.domains.fraud import casework, features, handover, scoring
+from telereg.domains.fraud import casework, features, handover, parameters, scoring
 from telereg.domains.fraud.features import FEATURES, line_features
 
 CALL_SCHEMA = {
@@ -568,7 +568,7 @@ def test_what_counts_as_short_and_as_switching_together_is_a_setting(tmp_path: P
             tacs,
             home_province="140000",
             mid_latitude=37.0,
-            parameters=features.FeatureParameters.of(given),
+            parameters=parameters.FeatureParameters.of(given),
         ) as expr:
             frame: pd.DataFrame = expr.to_pandas()
         return frame.set_index("line")
@@ -582,9 +582,9 @@ def test_what_counts_as_short_and_as_switching_together_is_a_setting(tmp_path: P
     # The ports switch on at 09:00 and off at 18:00 together: any window keeps them together.
     assert features_with(cohort_window_s=1).loc["G1"].cohort_days == 2
     with pytest.raises(ConfigurationError, match="unknown feature parameter"):
-        features.FeatureParameters.of({"short_call": 10})
+        parameters.FeatureParameters.of({"short_call": 10})
     with pytest.raises(ConfigurationError, match="must be 1 or more"):
-        features.FeatureParameters.of({"cohort_min_peers": 0})
+        parameters.FeatureParameters.of({"cohort_min_peers": 0})
     settings = load_settings(data_dir=tmp_path, fraud_features={"cohort_windw_s": 60})
     upgrade(settings)
     with session_scope(settings) as session, pytest.raises(ConfigurationError) as caught:

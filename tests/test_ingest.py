@@ -1750,3 +1750,21 @@ def _rewrite_sheet(path: Path, old: bytes, new: bytes) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
+
+
+def test_a_full_disk_is_said_so_and_stores_nothing(ready: Settings, tmp_path: Path):
+    """The disk fills while the accepted rows are written (the engine's I/O error): the
+    submitter is told what happened, and nothing of the file is kept."""
+    from telereg.core.errors import StorageError
+
+    def disk_full(stage: str) -> None:
+        if stage == "writing":
+            raise duckdb.IOException("Could not write file: No space left on device")
+
+    lake_before = sorted(p for p in ready.lake_dir.rglob("*") if p.is_file())
+    with pytest.raises(StorageError, match="disk full or read-only") as raised:
+        submit(ready, cdr_file(tmp_path, [GOOD_CALL]), "voice_cdr", progress=disk_full)
+    assert "No space left on device" in str(raised.value)
+    assert sorted(p for p in ready.lake_dir.rglob("*") if p.is_file()) == lake_before
+    with session_scope(ready) as session:
+        assert lake.current_files(session, ready, "voice_cdr") == []

@@ -618,6 +618,10 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         )
     manifest = handover.verify(made.path, settings.secret("handover_key"))
     assert manifest["cases"] == [case_id]
+    # Clear numbers inside: readable by the owner only, as the vault is.
+    assert made.path.stat().st_mode & 0o777 == 0o600
+    assert made.path.parent.stat().st_mode & 0o777 == 0o700
+    assert (settings.data_dir / "handovers").stat().st_mode & 0o777 == 0o700
     with zipfile.ZipFile(made.path) as package:
         text = package.read("cases.csv").decode("utf-8-sig")
     assert token in text

@@ -78,6 +78,31 @@ def test_a_corrupt_secrets_file_is_named(tmp_path: Path) -> None:
         load_settings(data_dir=tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [
+        ([1, 2], "must be a JSON object"),
+        ({"pseudonym_key": 5}, "pseudonym_key must be a random text of at least 32"),
+        ({"vault_key": "a"}, "vault_key must be a random text of at least 32"),
+    ],
+)
+def test_a_hand_edited_secrets_file_is_refused(
+    tmp_path: Path, stored: object, message: str
+) -> None:
+    (tmp_path / "secrets.json").write_text(json.dumps(stored))
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(data_dir=tmp_path)
+    assert json.loads((tmp_path / "secrets.json").read_text()) == stored, "left as it was"
+
+
+def test_a_read_only_private_secrets_file_is_read(tmp_path: Path) -> None:
+    load_settings(data_dir=tmp_path)  # writes the file, owner only
+    before = (tmp_path / "secrets.json").stat().st_ctime_ns  # (a chmod changes it)
+    settings = load_settings(data_dir=tmp_path)  # nothing to narrow: no chmod, no write
+    assert settings.secret("vault_key")
+    assert (tmp_path / "secrets.json").stat().st_ctime_ns == before
+
+
 def test_missing_secrets_are_added_to_an_existing_file(tmp_path: Path) -> None:
     (tmp_path / "secrets.json").write_text(json.dumps({"vault_key": "v" * 40}))
     settings = load_settings(data_dir=tmp_path)

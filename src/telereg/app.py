@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from telereg import __version__
+from telereg import __version__, registry
 from telereg.api.deps import Public
 from telereg.api.problems import field_errors, field_problem, problem, status_for
 from telereg.api.router import api_router
@@ -174,6 +174,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
+    registry.check_settings(settings)
     app.state.settings = settings
 
     # Public, as FastAPI's own page is: it describes the API, every call of which still

@@ -121,7 +121,11 @@ def _progress() -> Progress:
 
 
 def _settings(data_dir: Path | None) -> Settings:
+    # (the domains' own checks, imported alone: the registry loads every analysis)
+    from telereg.domains.fraud.parameters import check_settings
+
     settings = load_settings(data_dir=data_dir)
+    check_settings(settings)
     if not (settings.data_dir / "state.db").exists() and settings.database_url is None:
         # A command run from another directory, without TELEREG_DATA_DIR, would otherwise
         # start a second, empty installation without a word.
@@ -226,9 +230,11 @@ def demo(
         f"admin login: [bold]{login.username}[/bold] / [bold]{login.password}[/bold]"
         " (password shown only this once)"
     )
+    if no_serve:
+        out.print(f"to serve the dashboard: telereg serve --port {port}")
+        return
     out.print(f"dashboard: http://{host}:{port}/")
-    if not no_serve:
-        _serve(settings, host, port, workers=1, insecure_cookies=insecure_cookies)
+    _serve(settings, host, port, workers=1, insecure_cookies=insecure_cookies)
 
 
 def _print_demo_summary(summary: ScenarioSummary, findings: dict[str, list[str]]) -> None:
@@ -1052,6 +1058,13 @@ def audit_export(
         raise InputError(N_("{path} exists; choose another file").format(path=target))
     since, until = audit.day_bounds(first, last)
     settings = _migrated(data_dir)
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        partial.touch()  # (the file can be written: known before the export is recorded)
+    except OSError as error:
+        raise InputError(
+            N_("cannot write {path}: {reason}").format(path=target, reason=error.strerror)
+        ) from error
     with session_scope(settings) as session:
         export = audit.export(
             session,
@@ -1065,7 +1078,6 @@ def audit_export(
         )
         session.commit()
         export_id, total = export.id, int(export.detail["entries"])
-    partial = target.with_name(f".{target.name}.part")
     try:
         with (
             session_scope(settings) as session,
@@ -1097,12 +1109,22 @@ def main() -> None:
         if not error.user_error and os.environ.get("TELEREG_DEBUG"):
             raise
         sys.exit(2 if isinstance(error, ValueError) else 1)
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError) as error:
+    except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.ArgumentError) as error:
         # The state DB cannot be reached (no such database, a wrong password, a server
-        # down) or its URL is not one: said in a line, the trace only for TELEREG_DEBUG.
+        # down), its URL is not one, or it refused a change: said in a line, without the
+        # statement's values (a password hash), the trace only for TELEREG_DEBUG.
         cause = getattr(error, "orig", None) or error
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         err.print(f"[red]error:[/red] state DB: {first}", highlight=False, soft_wrap=True)
+        if os.environ.get("TELEREG_DEBUG"):
+            raise
+        sys.exit(1)
+    except OSError as error:
+        # A full disk, a read-only data dir, a directory that does not exist: what and where.
+        where = f": {error.filename}" if error.filename else ""
+        err.print(
+            f"[red]error:[/red] {error.strerror or error}{where}", highlight=False, soft_wrap=True
+        )
         if os.environ.get("TELEREG_DEBUG"):
             raise
         sys.exit(1)

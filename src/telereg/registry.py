@@ -17,6 +17,7 @@ from telereg.domains.buildout import contracts as buildout_contracts
 from telereg.domains.buildout import service as buildout_service
 from telereg.domains.buildout import synth as buildout_synth
 from telereg.domains.fraud import contracts as fraud_contracts
+from telereg.domains.fraud import parameters as fraud_parameters
 from telereg.domains.fraud import service as fraud_service
 from telereg.domains.fraud import synth as fraud_synth
 from telereg.geography import contracts as geography_contracts
@@ -57,6 +58,16 @@ ANALYSES: dict[str, Callable[..., list[str]]] = {
 
 def run_analyses(settings: Settings, *, principal: Principal) -> dict[str, list[str]]:
     return {domain: run(settings, principal=principal) for domain, run in ANALYSES.items()}
+
+
+#: Each domain's check of its settings, run when a command or the web app starts, so that a
+#: setting no analysis could use stops the program then, not a job later.
+SETTINGS_CHECKS: tuple[Callable[[Settings], None], ...] = (fraud_parameters.check_settings,)
+
+
+def check_settings(settings: Settings) -> None:
+    for check in SETTINGS_CHECKS:
+        check(settings)
 
 
 #: The kinds of long work that run as jobs (``core.jobs``), by name.

@@ -51,7 +51,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+#: (committed before the response is sent, so that a change the database refuses at
+#: commit is an error answer, not a success whose change is lost)
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 #: A record's number in an address (a case, a submission, a job, a token): one the state
 #: database can hold, so that a longer one names nothing (404 on a page, 422 in the API)
 #: instead of failing in the database.

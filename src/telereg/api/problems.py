@@ -23,6 +23,7 @@ from telereg.core.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    StorageError,
     TeleregError,
 )
 from telereg.core.i18n import N_, localise
@@ -51,6 +52,7 @@ STATUS_BY_ERROR: tuple[tuple[type[TeleregError], int], ...] = (
     (ConfigurationError, 500),
     (EngineError, 503),
     (JobStartError, 503),
+    (StorageError, 507),
 )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telereg.core.accounts import MAX_TOKEN_DAYS
 from telereg.core.models import ApiToken, User
 from telereg.core.permissions import Role
 
@@ -63,7 +64,7 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str = Field("", max_length=100)
-    valid_days: int | None = Field(None, ge=1, le=3650)
+    valid_days: int | None = Field(None, ge=1, le=MAX_TOKEN_DAYS)
 
 
 class TokenOut(BaseModel):

@@ -225,6 +225,10 @@ def _require_token_rights(principal: Principal, username: str) -> None:
         raise PermissionDeniedError(N_("you can only manage your own API tokens"))
 
 
+#: The longest an API token may be valid: ten years (an integration's service account).
+MAX_TOKEN_DAYS = 3650
+
+
 def issue_token(
     session: Session,
     *,
@@ -235,6 +239,8 @@ def issue_token(
 ) -> IssuedToken:
     """Create an API token; its clear form is returned once and never stored."""
     _require_token_rights(principal, username)
+    if valid_days is not None and not 1 <= valid_days <= MAX_TOKEN_DAYS:
+        raise InputError(N_("a token is valid for 1 to {most} days").format(most=MAX_TOKEN_DAYS))
     user = get_user(session, username)
     if not user.active:
         raise InputError(N_("user {name} is disabled").format(name=repr(username)))

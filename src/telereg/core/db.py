@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from telereg.core.settings import Settings, ensure_data_dir
+from telereg.core.errors import InputError
+from telereg.core.i18n import N_
+from telereg.core.settings import Settings, ensure_data_dir, owner_only
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -46,6 +48,25 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+#: A text longer than its column holds: refused before the database sees it, on every
+#: backend alike (PostgreSQL refuses it at commit, SQLite would keep it).
+TOO_LONG = N_("{field} is longer than {length} characters")
+
+
+@event.listens_for(Session, "before_flush")
+def _within_lengths(session: Session, _context: Any, _instances: Any) -> None:
+    for row in (*session.new, *session.dirty):
+        mapper = inspect(row).mapper
+        for attribute in mapper.column_attrs:
+            column = attribute.columns[0]
+            length = getattr(column.type, "length", None)
+            if not isinstance(column.type, String) or not length:
+                continue
+            value = getattr(row, attribute.key)
+            if isinstance(value, str) and len(value) > length:
+                raise InputError(TOO_LONG.format(field=attribute.key, length=length))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -74,7 +95,7 @@ def state_engine(settings: Settings) -> Engine:
                 pass  # creates the file, so that its mode can be narrowed now
             database = engine.url.database
             if database and database != ":memory:":
-                Path(database).chmod(0o600)
+                owner_only(Path(database))
         else:
             engine = create_engine(url, pool_pre_ping=True)
         _engines[url] = engine

@@ -116,6 +116,14 @@ class EngineError(TeleregError):
     user_error = False
 
 
+class StorageError(TeleregError):
+    """The data dir could not be written: the disk is full, or the file system read-only.
+    Whatever was being written is withdrawn; stored data is as it was."""
+
+    code = "storage"
+    user_error = False
+
+
 class JobStartError(TeleregError):
     """A job was queued but its process could not be started."""
 

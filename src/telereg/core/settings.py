@@ -265,6 +265,7 @@ def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
             stored = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ConfigurationError(f"not valid JSON ({err})", where=str(path)) from err
+        _check_stored_secrets(stored, path)
     missing = [name for name in SECRET_FIELDS if not stored.get(name)]
     _refuse_new_keys_for_old_data(data_dir, missing)
     if missing:
@@ -274,8 +275,37 @@ def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
         with os.fdopen(fd, "w") as fh:
             json.dump(stored, fh, indent=2)
         tmp.replace(path)
-    path.chmod(0o600)
+    owner_only(path)
     return stored
+
+
+def _check_stored_secrets(stored: object, path: Path) -> None:
+    """Refuse a secrets file that is not an object of long random texts (a hand edit gone
+    wrong): a short key would be used without a word, a wrong shape fail later."""
+    if not isinstance(stored, dict):
+        raise ConfigurationError(
+            "must be a JSON object of the keys by name (such as "
+            '{"pseudonym_key": "…"}); restore it from a backup',
+            where=str(path),
+        )
+    for name in SECRET_FIELDS:
+        value = stored.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or _is_placeholder(value):
+            raise ConfigurationError(
+                f"{name} must be a random text of at least {_MIN_SECRET_LENGTH} characters; "
+                "restore the file from a backup (a new key cannot read data made with the "
+                "old one)",
+                where=str(path),
+            )
+
+
+def owner_only(path: Path) -> None:
+    """Narrow ``path`` to its owner (mode 0600), unless it already is: a read-only data dir
+    whose files are already private is not an error (a command that only reads runs)."""
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
 
 
 def load_settings(**overrides: object) -> Settings:

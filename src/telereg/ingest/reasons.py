@@ -48,6 +48,9 @@ EMPTY_GEOMETRY = N_("the geometry is empty (no coordinates)")
 AWAY_FROM_REGION = N_(
     "the geometry lies wholly outside the region {region} (longitude and latitude swapped?)"
 )
+CANNOT_STORE = N_(
+    "the file could not be stored (is the data dir's disk full or read-only?): {detail}"
+)
 UNREADABLE_LINE = N_("unreadable line: {detail}")
 FEWER_FIELDS = N_("the line has {found} fields, the header {expected}")
 #: (the reader stops counting at one too many, so how many more is not known)

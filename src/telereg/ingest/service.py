@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from telereg.core import audit
 from telereg.core.accounts import get_operator
 from telereg.core.db import session_scope, utcnow
-from telereg.core.errors import InputError, PermissionDeniedError
+from telereg.core.errors import InputError, PermissionDeniedError, StorageError
 from telereg.core.geo import gcj02_to_wgs84
 from telereg.core.models import Operator
 from telereg.core.periods import is_month
@@ -227,6 +227,11 @@ def ingest_file(
             result = _Result(
                 SubmissionStatus.REJECTED, message=str(err.message), period=period or ""
             )
+        except (duckdb.IOException, OSError) as err:
+            # A full disk or a read-only data dir: the staged files go with their directory.
+            raise StorageError(
+                reasons.CANNOT_STORE.format(detail=readers.first_line(err)), where=filename
+            ) from err
         if recheck is not None and result.rows_accepted <= recheck_accepted:
             # Nothing more passes: the same bytes change nothing (the staged files go).
             with session_scope(settings) as session:

@@ -13,6 +13,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from telereg.domains.fraud.parameters import CARD_THRESHOLDS
+
 #: A card activated this many days before the period's end or later is new.
 NEW_CARD_DAYS = 30
 #: Cards one person may hold at one operator (the MIIT real-name rule).
@@ -20,13 +22,6 @@ CARDS_PER_OPERATOR = 5
 #: A handset used by cards of this many ID numbers or more is a signal that a card's holder
 #: is not its user (a family's shared phone shows it too: the lists show how many).
 HANDSET_IDENTITIES = 2
-#: Abnormal calling of a new card; each can be changed in the ``fraud_rules`` setting.
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "card_calls_per_day": 10,
-    "card_novelty": 0.7,
-    "card_other_province_share": 0.5,
-    "card_short_share": 0.4,
-}
 
 
 #: What each card signal looks at: the figures a card's page marks when it has the signal.
@@ -97,7 +92,7 @@ def new_card_risk(
         features, on=["operator", "line"], how="inner"
     )
     merged = merged.merge(identity, on=["operator", "line"], how="left")
-    limit = {**DEFAULT_THRESHOLDS, **thresholds}
+    limit = {**CARD_THRESHOLDS, **thresholds}
     calling = (
         (merged["calls_per_day"] >= limit["card_calls_per_day"])
         & (merged["novelty"] >= limit["card_novelty"])

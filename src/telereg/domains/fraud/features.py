@@ -31,29 +31,23 @@ features:
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from telereg.core import engine
-from telereg.core.errors import ConfigurationError
+from telereg.domains.fraud.parameters import (
+    COHORT_MIN_CALLS,
+    SHORT_CALL_S,
+    FeatureParameters,
+)
 
 #: ``direction`` of a terminated leg (a call received; see the module's note).
 TERMINATED = "MT"
-#: Calls shorter than this are "short": a victim hanging up, or a robocall.
-SHORT_CALL_S = 30
-#: Lines whose first and last call of a day are this close switch on and off together.
-COHORT_WINDOW_S = 300
-#: A line-day needs this many calls to be compared with others for cohorts.
-COHORT_MIN_CALLS = 5
-#: Other lines switching with it for the day to count as a cohort day.
-COHORT_MIN_PEERS = 2
 #: Active days are kept as bits of a 64-bit integer: exact within this many days.
 DAY_BITS = 63
 #: Calls per day are counted in 3-bit fields, 16 to a 64-bit integer, for this many day
@@ -90,37 +84,6 @@ FEATURES = (
     "gateway_tac",
     "cohort_days",
 )
-
-
-@dataclass(frozen=True)
-class FeatureParameters:
-    """What the features count as short, and as switching together: the defaults above,
-    each one changeable in the ``fraud_features`` setting (``docs/fraud.md`` gives why)."""
-
-    short_call_s: int = SHORT_CALL_S
-    cohort_window_s: int = COHORT_WINDOW_S
-    cohort_min_calls: int = COHORT_MIN_CALLS
-    cohort_min_peers: int = COHORT_MIN_PEERS
-
-    @classmethod
-    def of(cls, overrides: Mapping[str, float]) -> FeatureParameters:
-        """The defaults with ``overrides``; an unknown name or a value below 1 is an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown feature parameter(s) {', '.join(unknown)}; "
-                f"they are: {', '.join(sorted(known))}",
-                where="TELEREG_FRAUD_FEATURES",
-            )
-        values = {name: int(value) for name, value in overrides.items()}
-        low = sorted(name for name, value in values.items() if value < 1)
-        if low:
-            raise ConfigurationError(
-                f"feature parameter(s) {', '.join(low)} must be 1 or more",
-                where="TELEREG_FRAUD_FEATURES",
-            )
-        return cls(**values)
 
 
 @contextmanager

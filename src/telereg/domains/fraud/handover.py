@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import re
 import uuid
 import zipfile
@@ -317,8 +318,12 @@ def write_package(
         signed, ensure_ascii=False, indent=1, sort_keys=True
     ).encode()
     signature = hmac.new(key, files["manifest.json"], hashlib.sha256).hexdigest()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # Owner only, as the vault: a package may hold clear numbers (the data dir may have been
+    # made readable to others before telereg first ran in it).
+    for folder in (out.parent.parent, out.parent):
+        folder.mkdir(mode=0o700, exist_ok=True)
     staged = out.with_name(f".{out.name}.tmp")
+    os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as package:
         for name, data in files.items():
             package.writestr(name, data)

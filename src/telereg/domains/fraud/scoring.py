@@ -28,6 +28,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold
 
 from telereg.domains.fraud.features import FEATURES
+from telereg.domains.fraud.parameters import SIM_BOX_THRESHOLDS
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,6 @@ RULES = (
     Rule("cohort_days", "cohort_days", op.ge, 2.0, device=True),
 )
 
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "calls_per_day": 20,
-    "out_in_ratio": 10,
-    "novelty": 0.8,
-    "callees": 50,
-    "short_share": 0.4,
-    "other_operator_share": 0.5,
-    "other_province_share": 0.5,
-    "static": 1.0,
-    "no_sms": 0,
-    "no_data": 0,
-    "imei_lines": 10,
-    "gateway_tac": 1,
-    "cohort_days": 2,
-}
 #: Fewer confirmed lines than this and no model is trained (its probabilities would mislead).
 MIN_POSITIVES = 10
 
@@ -79,7 +65,7 @@ MIN_POSITIVES = 10
 def rule_scores(features: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame:
     """``features`` with ``rule_score``, ``rule_mask`` (bit i: ``RULES[i]`` met) and
     ``device_signal``; :func:`with_rule_names` spells the mask out for the rows shown."""
-    limits = {**DEFAULT_THRESHOLDS, **thresholds}
+    limits = {**SIM_BOX_THRESHOLDS, **thresholds}
     # Accumulated rule by rule: a lines-by-rules matrix and its products cost more than
     # the comparisons themselves.
     score = np.zeros(len(features))

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from telereg.core import audit, engine, jobs
-from telereg.core.errors import ConfigurationError, NotFoundError
+from telereg.core.errors import NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.jobs import JobKind
 from telereg.core.models import Job
@@ -36,7 +36,8 @@ from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.fraud import cardbreak, casework, lookalike, notes, rings, scoring
 from telereg.domains.fraud.contracts import CONTRACTS
-from telereg.domains.fraud.features import FeatureParameters, line_features, originated
+from telereg.domains.fraud.features import line_features, originated
+from telereg.domains.fraud.parameters import FeatureParameters, check_settings
 from telereg.ingest import lake
 from telereg.ingest.models import Submission
 from telereg.reference.lists import gateway_tacs
@@ -255,24 +256,7 @@ def check_scan(session: Session, settings: Settings, period: str) -> None:
     """Raise what would stop a scan of ``period`` before it starts: unknown rules or feature
     parameters, thresholds below zero, a month not of the form YYYY-MM, no calls."""
     casework.check_period(period)
-    negative = sorted(name for name, value in settings.fraud_rules.items() if float(value) < 0)
-    if negative:
-        raise ConfigurationError(
-            f"rule threshold(s) {', '.join(negative)} below zero; every threshold is 0 or more",
-            where="TELEREG_FRAUD_RULES",
-        )
-    unknown = (
-        set(settings.fraud_rules)
-        - set(scoring.DEFAULT_THRESHOLDS)
-        - set(cardbreak.DEFAULT_THRESHOLDS)
-    )
-    if unknown:
-        known = ", ".join([*scoring.DEFAULT_THRESHOLDS, *cardbreak.DEFAULT_THRESHOLDS])
-        raise ConfigurationError(
-            f"unknown rule(s) {', '.join(sorted(unknown))}; the rules are: {known}",
-            where="TELEREG_FRAUD_RULES",
-        )
-    FeatureParameters.of(settings.fraud_features)  # (raises for an unknown or a bad one)
+    check_settings(settings)
     if not lake_files(session, settings, "voice_cdr", period):
         raise NotFoundError(
             N_("no call records for {period}; ingest voice_cdr first").format(period=period)
