@@ -200,9 +200,11 @@ def site_figures(
     period = period or latest_period(session)
     if period is None:
         raise NotFoundError(NO_SITES)
-    files = lake.current_files(session, settings, "sites", periods=[period])
+    files = _current(session, settings, "sites", period)
+    if not files:
+        raise NotFoundError(NO_SITES_FOR.format(period=period))
     backend = connect(settings)
-    sites = read_parquet_files(backend, [str(f) for f in files])
+    sites = read_parquet_files(backend, files)
     regions = populated(session, settings)
     population = ibis.memtable(
         {
@@ -246,14 +248,14 @@ def figures(
     backend = connect(settings)
     regions = region(settings)
     out: dict[str, Any] = {"period": period}
-    sites_files = _current(session, settings, "sites", period)
-    sites = read_parquet_files(backend, sites_files) if sites_files else None
+    # (raises NotFoundError for a month with no site data, before any file is read)
     density = {
         row["code"]: row["per_10k"]
         for row in site_figures(session, settings=settings, principal=principal, period=period)[
             "five_g_per_10k"
         ]
     }
+    sites = read_parquet_files(backend, _current(session, settings, "sites", period))
     fibre_files = _current(session, settings, "fibre", period)
     if fibre_files:
         county_city = ibis.memtable(
@@ -322,8 +324,7 @@ def figures(
         out["projects"] = backend.execute(
             analysis.project_progress(read_parquet_files(backend, project_files))
         ).to_dict("records")
-    if sites is not None:
-        out["beidou"] = backend.execute(analysis.beidou_share(sites)).to_dict("records")
+    out["beidou"] = backend.execute(analysis.beidou_share(sites)).to_dict("records")
     return out
 
 
@@ -342,7 +343,7 @@ def _target_progress(
     Coverage targets are compared with the current share (``current``).
     """
     target_files = _current(session, settings, "targets", None)
-    if not target_files or sites is None:
+    if not target_files:
         return []
     year, month = map(int, period.split("-"))
     rows = backend.execute(read_parquet_files(backend, target_files)).to_dict("records")
