@@ -35,7 +35,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory):
         contracts=registry.CONTRACTS,
     )
     with session_scope(settings) as session:
-        assert open_cases_from_reports(session, settings=settings, principal=ROOT) > 10
+        # Each operator's obstacles file opened its cases as it was ingested.
+        assert len(obstacle_board(session, principal=ROOT)["cases"]) > 10
         assert open_cases_from_reports(session, settings=settings, principal=ROOT) == 0
         accounts.create_user(
             session, principal=ROOT, username="ann", role="analyst", password=PASSWORD
@@ -200,3 +201,38 @@ def test_cases_opened_in_a_batch_once_per_reference_and_counted(session) -> None
     assert open_cases(session, principal=ROOT, workflow=WORKFLOW, new=new) == []
     by_kind = counts(session, principal=ROOT, workflow=WORKFLOW, by="kind")
     assert by_kind == [("power", "open", 2)]
+
+
+def test_an_operators_obstacles_file_opens_its_cases_once(settings, tmp_path) -> None:
+    from telereg.ingest.service import ingest_file
+
+    operator = principal_of_role(Role.OPERATOR, operator_code="CTCC")
+    header = "obstacle_id,site_id,county_code,kind,description,reported_date\n"
+    first = tmp_path / "obstacles.csv"
+    first.write_text(header + "CTCC-X1,S1,140105,power,no power yet,2021-12-01\n")
+    revised = tmp_path / "obstacles-revised.csv"
+    revised.write_text(
+        first.read_text() + "CTCC-X2,S2,140105,land,owner refuses entry,2021-12-03\n"
+    )
+
+    def send(path) -> set[str]:
+        record = ingest_file(
+            settings,
+            principal=operator,
+            contract=registry.contract("site_obstacles"),
+            path=path,
+            filename=path.name,
+            operator="CTCC",
+            period="2021-12",
+        )
+        assert record.status == "accepted", record.message
+        with session_scope(settings) as session:
+            board = obstacle_board(session, principal=ROOT)["cases"]
+        return {c["reference"] for c in board if c["reference"].startswith("CTCC-X")}
+
+    assert send(first) == {"CTCC-X1"}
+    assert send(first) == {"CTCC-X1"}, "the same file again opens nothing twice"
+    assert send(revised) == {"CTCC-X1", "CTCC-X2"}, "a superseding file opens what is new"
+    with session_scope(settings) as session:
+        references = [c["reference"] for c in obstacle_board(session, principal=ROOT)["cases"]]
+    assert references.count("CTCC-X1") == 1

@@ -12,9 +12,16 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
 
 from telereg.core.privacy import IdentifierKind
 from telereg.ingest import reasons
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from telereg.core.principal import Principal
+    from telereg.core.settings import Settings
 
 
 class ColumnType(StrEnum):
@@ -158,6 +165,15 @@ class Column:
         return rules
 
 
+class AfterIngest(Protocol):
+    """What a dataset's domain does once a submission of it is in use (opens the cases
+    the file reports). It runs again whenever the file is sent again, so it must do
+    nothing twice; ``principal`` is who sent the file."""
+
+    def __call__(self, session: Session, *, settings: Settings, principal: Principal) -> object:
+        """Act on the dataset's current files."""
+
+
 @dataclass(frozen=True)
 class Contract:
     name: str
@@ -185,6 +201,8 @@ class Contract:
     #: without a period is filed under the month it arrives in. Every other dataset
     #: without a ``period_column`` needs the period it describes.
     standing: bool = False
+    #: the domain's follow-up once a submission is in use (ingest imports no domain)
+    after_ingest: AfterIngest | None = None
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

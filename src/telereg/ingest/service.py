@@ -178,8 +178,39 @@ def ingest_file(
     request itself was wrong (permission, unknown operator, bad period).
 
     Of two submissions for one slot, the one received later stays current,
-    whichever finishes first.
+    whichever finishes first. Once a submission is in use (accepted, partly accepted,
+    reinstated or sent again), the contract's ``after_ingest`` runs, after the record is
+    committed: a file sent again runs it again, which retries a follow-up that failed.
     """
+    record = _ingest(
+        settings,
+        principal=principal,
+        contract=contract,
+        path=path,
+        filename=filename,
+        operator=operator,
+        period=period,
+        crs=crs,
+        progress=progress,
+    )
+    if contract.after_ingest is not None and record.status != SubmissionStatus.REJECTED.value:
+        with session_scope(settings) as session:
+            contract.after_ingest(session, settings=settings, principal=principal)
+    return record
+
+
+def _ingest(
+    settings: Settings,
+    *,
+    principal: Principal,
+    contract: Contract,
+    path: Path,
+    filename: str,
+    operator: str,
+    period: str | None,
+    crs: Crs,
+    progress: Progress | None,
+) -> SubmissionRecord:
     step = progress or (lambda _stage: None)
     principal.require(Permission.DATA_SUBMIT)
     if principal.role is Role.OPERATOR and principal.operator_code != operator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from telereg.core.i18n import N_
+from telereg.domains.buildout.obstacles import open_reported_cases
 from telereg.ingest.contracts import (
     ADMIN_CODE,
     CITY_CODE,
@@ -425,6 +426,7 @@ OBSTACLES = Contract(
         ),
     ),
     unique=(("obstacle_id",),),
+    after_ingest=open_reported_cases,
 )
 
 CONTRACTS = (SITES, FIBRE, TARGETS, PROJECTS, OBSTACLES)

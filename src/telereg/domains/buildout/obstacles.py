@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from telereg.cases import service as cases
 from telereg.cases.models import CaseStatus
+from telereg.core.permissions import Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.ingest import lake
@@ -60,6 +61,16 @@ def open_cases_from_reports(session: Session, *, settings: Settings, principal: 
         for report in reports
     ]
     return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=new))
+
+
+def open_reported_cases(session: Session, *, settings: Settings, principal: Principal) -> object:
+    """After a ``site_obstacles`` submission: open the cases its obstacles need.
+
+    The cases are the task force's, opened on the file's arrival whoever sent it (an
+    operator may not manage cases), in the sender's name.
+    """
+    acting = Principal(name=principal.name, role=Role.ADMIN, via=principal.via)
+    return open_cases_from_reports(session, settings=settings, principal=acting)
 
 
 def _midnight(day: date) -> datetime:

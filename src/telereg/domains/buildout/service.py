@@ -391,12 +391,13 @@ def _target_progress(
 
 
 def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
-    """What the demo runs after loading: opens obstacle cases, summarises coverage."""
+    """What the demo shows after loading: the obstacle cases its files opened, coverage."""
+    from telereg.cases.service import cases
     from telereg.core.db import session_scope
-    from telereg.domains.buildout.obstacles import open_cases_from_reports
+    from telereg.domains.buildout.obstacles import WORKFLOW
 
     with session_scope(settings) as session:
-        opened = open_cases_from_reports(session, settings=settings, principal=principal)
+        opened = len(cases(session, principal=principal, workflow=WORKFLOW))
         if latest_period(session) is None:
             return [f"{opened} site-obstacle cases opened; no site data"]
         report = coverage(session, settings=settings, principal=principal)
