@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,9 +14,10 @@ from telereg.app import create_app
 from telereg.core import accounts
 from telereg.core.db import dispose_engines, session_scope
 from telereg.core.settings import Settings, load_settings
+from telereg.ingest.service import ingest_file
 from telereg.scenario.demo import prepare
 from telereg.scenario.model import Scale
-from telereg.scenario.runner import run_scenario
+from telereg.scenario.runner import run_scenario, scenario_dir
 from tests.conftest import PASSWORD, ROOT
 
 
@@ -23,6 +25,24 @@ from tests.conftest import PASSWORD, ROOT
 class Demo:
     settings: Settings
     client: TestClient
+
+    def demo_file(self, operator: str, name: str) -> Path:
+        return scenario_dir(self.settings, Scale.SMALL, SEED) / "operators" / operator / name
+
+    def send(self, path: Path, dataset: str, *, operator: str, period: str) -> None:
+        record = ingest_file(
+            self.settings,
+            principal=ROOT,
+            contract=registry.contract(dataset),
+            path=path,
+            filename=path.name,
+            operator=operator,
+            period=period,
+        )
+        assert record.status in ("accepted", "partial"), record.message
+
+
+SEED = 5
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +54,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         settings,
         principal=ROOT,
         scale=Scale.SMALL,
-        seed=5,
+        seed=SEED,
         synthesizers=registry.SYNTHESIZERS[:1],
         contracts=registry.CONTRACTS,
     )
@@ -73,3 +93,43 @@ def test_the_first_month_has_a_report_without_comparison(demo: Demo) -> None:
     figures = response.text.split("Key figures", 1)[1].split("</table>", 1)[0]
     five_g = figures.split("5G sites in service", 1)[1].split("</tr>", 1)[0]
     assert five_g.count("—") == 2, "no figure for 2021-09, and no change"
+
+
+def test_projects_and_targets_are_counted_once(demo: Demo, tmp_path: Path) -> None:
+    # The same project list for October too: each month counts its projects once.
+    projects = demo.demo_file("CA", "universal_service.xlsx")
+    demo.send(projects, "universal_service", operator="CA", period="2021-10")
+    for period in ("2021-10", "2021-11"):
+        figures = demo.client.get(f"/api/v1/buildout/figures?period={period}").json()
+        assert sum(p["projects"] for p in figures["projects"]) == 30, period
+    # A later file revises one target: it is shown once, revised.
+    header, first, *_ = demo.demo_file("CA", "targets.csv").read_text().splitlines()
+    assert first == '"140000",2022,"new_5g_sites",600'
+    revised = tmp_path / "targets.csv"
+    revised.write_text(f"{header}\n{first.replace(',600', ',650')}\n")
+    demo.send(revised, "targets", operator="CA", period="2021-12")
+    targets = demo.client.get("/api/v1/buildout/figures?period=2021-11").json()["targets"]
+    keys = [(t["region_code"], t["year"], t["indicator"]) for t in targets]
+    assert len(keys) == len(set(keys)) > 1
+    assert ("140000", 2022, "new_5g_sites") in keys
+    assert (
+        next(
+            t["target"]
+            for t in targets
+            if t["indicator"] == "new_5g_sites"
+            and t["year"] == 2022
+            and t["region_code"] == "140000"
+        )
+        == 650
+    )
+
+
+def test_one_operators_next_month_does_not_switch_the_default(demo: Demo, tmp_path: Path) -> None:
+    lines = demo.demo_file("CMCC", "2021-11/sites.csv").read_text().splitlines()
+    early = tmp_path / "sites.csv"
+    early.write_text("\n".join(lines[:51]) + "\n")
+    demo.send(early, "sites", operator="CMCC", period="2021-12")
+    shown = demo.client.get("/api/v1/buildout/coverage").json()
+    assert (shown["period"], len(shown["operators"])) == ("2021-11", 4), "every operator's month"
+    asked = demo.client.get("/api/v1/buildout/coverage?period=2021-12").json()
+    assert (asked["period"], asked["operators"]) == ("2021-12", ["CMCC"]), "what it has"

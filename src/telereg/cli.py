@@ -476,7 +476,8 @@ def regions(
 @buildout_app.command("coverage")
 def buildout_coverage(
     period: Annotated[
-        str | None, typer.Option(help="Month YYYY-MM; default: the latest with site data.")
+        str | None,
+        typer.Option(help="Month YYYY-MM; default: the latest every operator has sent sites for."),
     ] = None,
     as_json: AsJson = False,
     data_dir: DataDir = None,

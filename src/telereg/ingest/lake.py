@@ -254,11 +254,14 @@ def current_files(
     return [settings.lake_dir / p for p in session.scalars(query.order_by(Submission.id))]
 
 
-def files_as_of(session: Session, settings: Settings, dataset: str, period: str) -> list[Path]:
+def files_as_of(
+    session: Session, settings: Settings, dataset: str, period: str, *, or_first: bool = True
+) -> list[Path]:
     """A monthly list (such as an operator's cells) as it stood in ``period``.
 
     Per operator, the current files of its latest month up to ``period``; an operator whose
-    first list is later than ``period`` is read from that first list, its best knowledge.
+    first list is later than ``period`` is read from that first list, its best knowledge
+    (unless ``or_first`` is false: then that operator has no list yet).
     """
     query = (
         select(Operator.code, Submission.period, Submission.lake_path)
@@ -272,6 +275,8 @@ def files_as_of(session: Session, settings: Settings, dataset: str, period: str)
     found: list[Path] = []
     for months in by_operator.values():
         earlier = [m for m in months if m <= period]
+        if not earlier and not or_first:
+            continue
         chosen = max(earlier) if earlier else min(months)
         found += [settings.lake_dir / p for p in months[chosen]]
     return found

@@ -51,10 +51,23 @@ class CoverageReport:
 
 
 def latest_period(session: Session) -> str | None:
-    period: str | None = session.scalar(
-        select(func.max(Submission.period)).where(Submission.dataset == "sites", Submission.current)
+    """The month shown when none is asked for: the latest for which every operator that
+    has sent sites has sent them (one operator's early file must not switch the province's
+    figures to its sites alone), or the latest month with sites when no month is complete.
+    """
+    sent = session.execute(
+        select(Submission.period, Submission.operator_id).where(
+            Submission.dataset == "sites", Submission.current, Submission.lake_path != ""
+        )
     )
-    return period
+    operators: dict[str, set[int]] = {}
+    for period, operator_id in sent:
+        operators.setdefault(period, set()).add(operator_id)
+    if not operators:
+        return None
+    everyone = set().union(*operators.values())
+    complete = [period for period, senders in operators.items() if senders == everyone]
+    return max(complete or operators)
 
 
 def _site_rows(session: Session, settings: Settings, period: str) -> dict[str, list[Any]]:
@@ -319,7 +332,11 @@ def figures(
     if "gigabit" in out:
         current["gigabit_coverage"] = float(out["gigabit"]["coverage"])
     out["targets"] = _target_progress(session, settings, backend, sites, period, current)
-    project_files = _current(session, settings, "universal_service", None)
+    # Each operator's latest project list up to the month (lists of months add up otherwise).
+    project_files = [
+        str(f)
+        for f in lake.files_as_of(session, settings, "universal_service", period, or_first=False)
+    ]
     if project_files:
         out["projects"] = backend.execute(
             analysis.project_progress(read_parquet_files(backend, project_files))
@@ -342,11 +359,10 @@ def _target_progress(
     (linearly from the months elapsed); later years' counts have not started.
     Coverage targets are compared with the current share (``current``).
     """
-    target_files = _current(session, settings, "targets", None)
-    if not target_files:
+    rows = _latest_targets(backend, _current(session, settings, "targets", None))
+    if not rows:
         return []
     year, month = map(int, period.split("-"))
-    rows = backend.execute(read_parquet_files(backend, target_files)).to_dict("records")
     new = backend.execute(analysis.new_sites_in_year(sites, year)).to_dict("records")
     by_city = {r["city_code"]: int(r["new_sites"]) for r in new}
     province = settings.region_code
@@ -388,6 +404,16 @@ def _target_progress(
             continue
         result.append(item)
     return sorted(result, key=lambda r: (r["region_code"], r["year"], r["indicator"]))
+
+
+def _latest_targets(backend: Any, files: list[str]) -> list[dict[str, Any]]:
+    """Each target (region, year, indicator) once, as the latest file that sets it says
+    (``files`` in the order they were submitted: a revision may restate one target only)."""
+    latest: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for path in files:
+        for row in backend.execute(read_parquet_files(backend, [path])).to_dict("records"):
+            latest[(row["region_code"], int(row["year"]), row["indicator"])] = row
+    return list(latest.values())
 
 
 def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
