@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +95,57 @@ def test_the_first_month_has_a_report_without_comparison(demo: Demo) -> None:
     figures = response.text.split("Key figures", 1)[1].split("</table>", 1)[0]
     five_g = figures.split("5G sites in service", 1)[1].split("</tr>", 1)[0]
     assert five_g.count("—") == 2, "no figure for 2021-09, and no change"
+
+
+def test_a_report_is_for_the_province_or_a_city(demo: Demo) -> None:
+    county = demo.client.get("/api/v1/buildout/report?region=140105&period=2021-11&format=html")
+    assert county.status_code == 422
+    assert "140105 小店区 is a county" in county.json()["detail"]
+
+
+def test_a_download_is_named_with_its_month(demo: Demo) -> None:
+    for table, period in (("site_counts", "2021-10"), ("targets", "2021-11"), ("gaps", "2021-11")):
+        response = demo.client.get(f"/api/v1/buildout/export/{table}?period={period}")
+        assert response.status_code == 200
+        disposition = response.headers["content-disposition"]
+        assert f'filename="buildout-{table}-{period}.csv"' in disposition
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["report", "--out", "/nonexistent/dir/y.pdf"], "no such directory: /nonexistent/dir"),
+        (["report", "--out", "{tmp}/y.html", "--language", "fr"], "--language must be zh_CN"),
+        (["report", "--out", "{tmp}/y.html", "--region", "140105"], "140105 小店区 is a county"),
+        (["coverage", "--period", "2021-13"], "--period must be a month YYYY-MM, not '2021-13'"),
+    ],
+)
+def test_the_cli_refuses_in_one_line(
+    demo: Demo, tmp_path: Path, args: list[str], said: str
+) -> None:
+    args = [a.format(tmp=tmp_path) for a in args]
+    if args[0] == "report":
+        args = [*args, "--period", "2021-11"] + (
+            [] if "--region" in args else ["--region", "140000"]
+        )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "telereg",
+            "buildout",
+            *args,
+            "--data-dir",
+            str(demo.settings.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert said in result.stderr
+    assert not list(tmp_path.iterdir()), "nothing written"
 
 
 def test_projects_and_targets_are_counted_once(demo: Demo, tmp_path: Path) -> None:

@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from telereg.core import accounts
+from telereg.core import accounts, i18n
 from telereg.core.db import session_scope
 from telereg.core.errors import InputError, TeleregError
+from telereg.core.periods import is_month
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal, cli_principal
 from telereg.core.settings import Settings, check_cookie_transport, load_settings
@@ -473,6 +474,11 @@ def regions(
         err.print(f"{province.name} {province.code}; population: {found.population_source}")
 
 
+def _check_month(period: str) -> None:
+    if not is_month(period):
+        raise InputError(f"--period must be a month YYYY-MM, not {period!r}")
+
+
 @buildout_app.command("coverage")
 def buildout_coverage(
     period: Annotated[
@@ -485,6 +491,8 @@ def buildout_coverage(
     """Coverage of railways, expressways and key places, per operator and by any operator."""
     from telereg.domains.buildout.cli import coverage_command
 
+    if period is not None:
+        _check_month(period)
     coverage_command(_migrated(data_dir), _me(), period=period, as_json=as_json)
 
 
@@ -502,6 +510,11 @@ def buildout_report(
 
     if output not in ("pdf", "html"):
         raise InputError(f"--format must be pdf or html, not {output!r}")
+    if language not in i18n.LANGUAGES:
+        raise InputError(f"--language must be {' or '.join(i18n.LANGUAGES)}, not {language!r}")
+    _check_month(period)
+    if not out_file.parent.is_dir():
+        raise InputError(f"no such directory: {out_file.parent}")
     settings = _migrated(data_dir)
     with err.status("writing the report …"), session_scope(settings) as session:
         content = render(

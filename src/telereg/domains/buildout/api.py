@@ -93,7 +93,8 @@ def export(
         else {}
     )
     rows = rows_of(table, coverage_report, figures_report, sites_report)
-    name = f"buildout-{table}"
+    shown = (coverage_report or figures_report or sites_report)["period"]
+    name = f"buildout-{table}-{shown}"
     if format == "xlsx":
         return Response(
             to_xlsx(rows, table),

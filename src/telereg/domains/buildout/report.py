@@ -13,11 +13,17 @@ from typing import Any
 import shapely
 from sqlalchemy.orm import Session
 
-from telereg.core.errors import NotFoundError
+from telereg.core.errors import InputError, NotFoundError
+from telereg.core.i18n import N_
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.buildout import service
 from telereg.geography.service import region as region_of
+from telereg.reference.regions import Level
+
+NOT_A_REPORT_REGION = N_(
+    "{code} {name} is a county: a report is for the province {province} or one of its cities"
+)
 
 
 def previous_month(period: str) -> str:
@@ -35,6 +41,13 @@ def report_data(
 ) -> dict[str, Any]:
     regions = region_of(settings)
     area = regions.region(region_code)
+    if area.level is Level.COUNTY:
+        # The figures are kept per city; a county's would be its city's, or none.
+        raise InputError(
+            NOT_A_REPORT_REGION.format(
+                code=area.code, name=area.name, province=regions.province.code
+            )
+        )
     is_province = area.code == regions.province.code
     coverage = service.coverage(session, settings=settings, principal=principal, period=period)
     figures = service.figures(session, settings=settings, principal=principal, period=period)
