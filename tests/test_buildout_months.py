@@ -186,3 +186,39 @@ def test_one_operators_next_month_does_not_switch_the_default(demo: Demo, tmp_pa
     assert (shown["period"], len(shown["operators"])) == ("2021-11", 4), "every operator's month"
     asked = demo.client.get("/api/v1/buildout/coverage?period=2021-12").json()
     assert (asked["period"], asked["operators"]) == ("2021-12", ["CMCC"]), "what it has"
+
+
+def test_the_english_report_names_corridors_in_english(demo: Demo) -> None:
+    english = demo.client.get(
+        "/api/v1/buildout/report?region=140000&period=2021-11&format=html&lang=en"
+    ).text
+    stretches = english.split("Uncovered stretches", 1)[1].split("</table>", 1)[0]
+    assert "<td>" in stretches, "the small demo has uncovered stretches"
+    names = [cell.split("</td>", 1)[0] for cell in stretches.split("<tr><td>")[1:]]
+    assert names, stretches
+    assert not any("\u4e00" <= ch <= "\u9fff" for name in names for ch in name), names
+    # The key-area target is measured by the population covered, and says so.
+    assert "<td>key-area coverage (population covered)</td>" in english
+
+
+def test_a_city_without_population_has_no_density_and_ranks_last() -> None:
+    import ibis
+
+    from telereg.domains.buildout import analysis
+
+    sites = ibis.memtable(
+        {
+            "operator": ["CMCC", "CMCC", "CUCC"],
+            "site_id": ["S1", "S2", "S3"],
+            "city_code": ["140100", "140200", "140200"],
+            "technology": ["5G", "5G", "5G"],
+            "status": ["in_service"] * 3,
+        }
+    )
+    population = ibis.memtable({"code": ["140100", "140200"], "population": [1_000_000, 0]})
+    rows = ibis.duckdb.connect().execute(analysis.five_g_density(sites, population))
+    by_code = rows.set_index("code")
+    assert by_code.loc["140100", "per_10k"] == 0.01
+    assert by_code.loc["140200", "sites"] == 2
+    assert by_code.loc["140200", "per_10k"] != by_code.loc["140200", "per_10k"], "no figure (NaN)"
+    assert list(rows["code"]) == ["140100", "140200"], "the city with no figure comes last"

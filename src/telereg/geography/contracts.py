@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from telereg.core.i18n import N_
 from telereg.ingest.contracts import (
     ADMIN_CODE,
     Column,
@@ -11,6 +12,15 @@ from telereg.ingest.contracts import (
     Reference,
     code_form,
 )
+
+#: The kinds of corridor, and the words shown for them (translated where shown).
+CORRIDOR_KINDS = {
+    "hsr": N_("High-speed railway"),
+    "railway": N_("Railway"),
+    "expressway": N_("Expressway"),
+    "national_road": N_("National road"),
+    "tourist_road": N_("Tourist road"),
+}
 
 CORRIDORS = Contract(
     administration_only=True,
@@ -37,7 +47,7 @@ CORRIDORS = Contract(
             ColumnType.STRING,
             "Kind of corridor.",
             "类型",
-            enum=("hsr", "railway", "expressway", "national_road", "tourist_road"),
+            enum=tuple(CORRIDOR_KINDS),
             labels=(
                 ("高铁", "hsr"),
                 ("高速铁路", "hsr"),

@@ -7,10 +7,15 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from telereg.core import i18n
+from telereg.core.i18n import N_
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.domains.buildout.report import report_data
+from telereg.geography.contracts import CORRIDOR_KINDS
 from telereg.reports.render import bar_chart, html_to_pdf, render_html
+
+#: A kind of corridor's share covered, in the key figures ("National road covered").
+KIND_COVERED = N_("{kind} covered")
 
 
 def buildout_report(
@@ -36,7 +41,8 @@ def buildout_report(
         charts = {
             "ranking": bar_chart(
                 [name(c) for c in data["ranking"]],
-                [float(c["per_10k"]) for c in data["ranking"]],
+                # (a city without a known population has no bar)
+                [float(c["per_10k"] or 0) for c in data["ranking"]],
                 title=i18n.gettext("5G sites per 10,000 people"),
             ),
             "gigabit": bar_chart(
@@ -48,9 +54,16 @@ def buildout_report(
             if data["gigabit_cities"]
             else None,
         }
+        # (a kind of corridor by its name; covered shares for every kind the region has)
+        kinds = {
+            kind: i18n.gettext(KIND_COVERED).format(kind=i18n.gettext(words))
+            for kind, words in CORRIDOR_KINDS.items()
+        }
     finally:
         i18n.current_language.reset(token)
     html = render_html(
-        "buildout.html", {"d": data, "charts": charts, "english": english}, language=language
+        "buildout.html",
+        {"d": data, "charts": charts, "english": english, "kinds": kinds},
+        language=language,
     )
     return html_to_pdf(html) if output == "pdf" else html.encode()

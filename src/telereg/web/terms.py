@@ -38,13 +38,6 @@ PROJECT_STATUSES = {
     "completed": N_("Completed"),
     "accepted": N_("Accepted on inspection"),
 }
-CORRIDOR_KINDS = {
-    "hsr": N_("High-speed railway"),
-    "railway": N_("Railway"),
-    "expressway": N_("Expressway"),
-    "national_road": N_("National road"),
-    "tourist_road": N_("Tourist road"),
-}
 #: Kinds of job (``core.jobs``) → the words shown for them.
 JOB_KINDS = {"fraud.scan": N_("Fraud scan")}
 JOB_STATUSES = (

@@ -21,7 +21,8 @@ def site_counts(sites: ir.Table, *, by: str = "city_code") -> ir.Table:
 
 
 def five_g_density(sites: ir.Table, population: ir.Table) -> ir.Table:
-    """5G sites in service per 10,000 people, per city (``population``: code, population)."""
+    """5G sites in service per 10,000 people, per city (``population``: code, population).
+    A city whose population is not known (0) has no figure, and is listed last."""
     live = in_service(sites)
     five_g = live.filter(live.technology == "5G")
     per_city = five_g.group_by("city_code").agg(
@@ -33,7 +34,7 @@ def five_g_density(sites: ir.Table, population: ir.Table) -> ir.Table:
         code=joined.code,
         sites=sites_col,
         population=joined.population,
-        per_10k=(sites_col * 10_000 / joined.population).round(2),
+        per_10k=(sites_col * 10_000 / joined.population.nullif(0)).round(2),
     ).order_by(ibis.desc("per_10k"))
 
 

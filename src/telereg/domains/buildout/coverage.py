@@ -321,8 +321,10 @@ class AreaCoverage:
         return self.covered_cells / self.cells if self.cells else 0.0
 
     @property
-    def population_share(self) -> float:
-        return self.covered_population / self.population if self.population else 0.0
+    def population_share(self) -> float | None:
+        """The share of the people living in covered cells; None where the region's
+        population is not known (a share of nothing is not 0 %)."""
+        return self.covered_population / self.population if self.population else None
 
 
 @cache

@@ -11,20 +11,27 @@ from telereg.api.deps import RowId, SessionDep
 from telereg.core.i18n import gettext
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
+from telereg.geography.contracts import CORRIDOR_KINDS
 from telereg.web.deps import Csrf, FormError, form_step, require_page
 from telereg.web.templating import render
-from telereg.web.terms import CORRIDOR_KINDS, PROJECT_STATUSES, operator_names
+from telereg.web.terms import PROJECT_STATUSES, operator_names
 
 router = APIRouter(prefix="/buildout", include_in_schema=False)
 
 
 @router.get("", response_class=HTMLResponse)
 def dashboard(
-    request: Request, principal: Annotated[Principal, require_page(Permission.DASHBOARD_READ)]
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, require_page(Permission.DASHBOARD_READ)],
 ) -> Response:
     del principal
     words = {value: gettext(label) for value, label in (PROJECT_STATUSES | CORRIDOR_KINDS).items()}
-    return render(request, "buildout/dashboard.html", {"words": words})
+    return render(
+        request,
+        "buildout/dashboard.html",
+        {"words": words, "operators": operator_names(session)},
+    )
 
 
 @router.get("/obstacles", response_class=HTMLResponse)

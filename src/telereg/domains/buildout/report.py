@@ -80,8 +80,12 @@ def report_data(
         return float(city["gigabit_coverage"]) if city else None
 
     shape = area.geometry
+
+    def corridor_en(c: dict[str, Any]) -> str:
+        return f"{c['corridor_id']} {c.get('name_en') or c['name']}"
+
     gaps = [
-        {"corridor": f"{c['corridor_id']} {c['name']}", **g}
+        {"corridor": f"{c['corridor_id']} {c['name']}", "corridor_en": corridor_en(c), **g}
         for c in coverage.corridors
         for g in c["gaps"]
         if is_province or shapely.intersects(shape, shapely.Point(g["start_lon"], g["start_lat"]))
@@ -109,7 +113,11 @@ def report_data(
         "corridor_rates": coverage.corridor_rates,
         "key_place_rate": coverage.key_place_rates["all"]["ANY"],
         "targets": targets,
-        "ranking": sorted(sites["five_g_per_10k"], key=lambda c: -c["per_10k"]),
+        # (a city without a known population has no density: ranked last, shown as —)
+        "ranking": sorted(
+            sites["five_g_per_10k"],
+            key=lambda c: (c["per_10k"] is None, -(c["per_10k"] or 0)),
+        ),
         "gigabit_cities": sorted(
             figures.get("gigabit", {}).get("cities", []), key=lambda c: -c["gigabit_coverage"]
         ),

@@ -44,7 +44,7 @@ class CoverageReport:
     key_place_rates: dict[str, dict[str, float]] = field(default_factory=dict)
     corridor_rates: dict[str, dict[str, float]] = field(default_factory=dict)
     #: share of the region's area (H3 resolution 8) and of its population covered by any operator
-    area: dict[str, float] = field(default_factory=dict)
+    area: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,11 +191,12 @@ def _compute_coverage(session: Session, *, settings: Settings, period: str) -> C
             s: round(sum(p["covered"][s] for p in members) / len(members), 4) for s in scopes
         }
     area = area_coverage(regions, layer)
+    share = area.population_share
     report.area = {
         "resolution": area.resolution,
         "cells": area.cells,
         "area_share": round(area.area_share, 4),
-        "population_share": round(area.population_share, 4),
+        "population_share": None if share is None else round(share, 4),
     }
     report.key_place_rates["all"] = {
         s: round(sum(p["covered"][s] for p in report.key_places) / max(1, len(places)), 4)
@@ -327,8 +328,9 @@ def figures(
         if report.corridor_rates
         else 0.0,
         "key_place_coverage": report.key_place_rates["all"]["ANY"],
-        "key_area_coverage": float(report.area.get("population_share", 0.0)),
     }
+    if (people := report.area.get("population_share")) is not None:
+        current["key_area_coverage"] = people
     if "gigabit" in out:
         current["gigabit_coverage"] = float(out["gigabit"]["coverage"])
     out["targets"] = _target_progress(session, settings, backend, sites, period, current)
