@@ -389,3 +389,34 @@ def test_a_change_the_database_refuses_at_commit_is_an_error_answer(site: Site) 
     assert answer.status_code == 507, answer.text
     listed = site.client.get("/api/v1/operators", headers=site.as_role("admin")).json()
     assert "LATE" not in {o["code"] for o in listed}
+
+
+def test_a_page_beyond_what_a_database_counts_is_refused_as_input(shared_site: Site) -> None:
+    huge = 2**63
+    for address in (
+        f"/api/v1/submissions?offset={huge}",
+        "/api/v1/submissions/1/quarantine?offset=99999999999999999999",
+        f"/api/v1/audit?offset={huge}",
+        f"/api/v1/fraud/suspects?offset={huge}",
+        f"/api/v1/fraud/ids-over-limit?offset={huge}",
+        f"/api/v1/fraud/identity-signals?offset={huge}",
+    ):
+        response = shared_site.client.get(address, headers=shared_site.as_role("admin"))
+        assert response.status_code == 422, (address, response.text)
+        assert response.json()["errors"][0]["location"] == "query.offset"
+    last = shared_site.client.get(
+        f"/api/v1/submissions?offset={huge - 1}", headers=shared_site.as_role("admin")
+    )
+    assert last.status_code == 200, last.text
+    assert last.json()["submissions"] == []
+
+
+def test_a_time_without_a_zone_is_utc(shared_site: Site) -> None:
+    admin = shared_site.as_role("admin")
+    for query in ("since=2026-12-01", "until=2026-12-01T08:00:00", "since=2020-01-01T00:00:00Z"):
+        response = shared_site.client.get(f"/api/v1/audit?{query}", headers=admin)
+        assert response.status_code == 200, (query, response.text)
+    later = shared_site.client.get("/api/v1/audit?since=2999-01-01", headers=admin).json()
+    assert later["total"] == 0
+    earlier = shared_site.client.get("/api/v1/audit?until=2999-01-01", headers=admin).json()
+    assert earlier["total"] > 0

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
+from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
 from telereg.core.auth import principal_of, user_for_token
@@ -58,6 +60,18 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 #: database can hold, so that a longer one names nothing (404 on a page, 422 in the API)
 #: instead of failing in the database.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+#: Where a page of a list starts: a number the databases can take (SQLite and DuckDB
+#: refuse a longer one), so that a longer one is refused as input (422), not a fault.
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """A time given without its zone is read as UTC, the zone the platform stores."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+#: A moment in a query (``2026-12-01``, ``2026-12-01T08:00:00+08:00``): one without a zone is UTC.
+Moment = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 def client_of(request: Request) -> str:

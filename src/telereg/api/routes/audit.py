@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from telereg.api.deps import SessionDep, require
+from telereg.api.deps import Moment, Offset, SessionDep, require
 from telereg.api.schemas import AuditEntryOut, AuditPage
 from telereg.core import audit
 from telereg.core.permissions import Permission
@@ -24,10 +23,10 @@ def read_audit(
         str | None,
         Query(alias="object", max_length=200, description="An object named, e.g. 'case:40'"),
     ] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AuditPage:
     rows, total = audit.entries(
         session,

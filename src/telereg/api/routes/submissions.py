@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from telereg import registry
 from telereg.api import uploads
-from telereg.api.deps import RowId, SessionDep, SettingsDep, require
+from telereg.api.deps import Offset, RowId, SessionDep, SettingsDep, require
 from telereg.core import audit
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -52,7 +52,7 @@ def list_all(
     status_: Annotated[str | None, Query(alias="status")] = None,
     period: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     records, total = submissions.list_submissions(
         session,
@@ -111,7 +111,7 @@ def quarantine(
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     found = submissions.get_submission(session, principal=principal, submission_id=submission_id)
     columns, rows, total = submissions.quarantined_rows(settings, found, limit=limit, offset=offset)

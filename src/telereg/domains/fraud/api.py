@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api import uploads
-from telereg.api.deps import RowId, SessionDep, SettingsDep, require
+from telereg.api.deps import Offset, RowId, SessionDep, SettingsDep, require
 from telereg.api.schemas import JobOut
 from telereg.cases.models import Case
 from telereg.core import jobs
@@ -83,7 +83,7 @@ def suspects(
     operator: Annotated[str | None, Query(max_length=32)] = None,
     city: Annotated[str | None, Query(max_length=12)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """An operator's user sees its own lines only, as on the dashboard."""
     return findings.suspect_list(
@@ -108,7 +108,7 @@ def ids_over_limit(
     period: OptionalPeriod = None,
     operator: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Most cards first; ``all_operators`` counts the ID's active cards everywhere. An
     operator's user sees its own rows."""
@@ -132,7 +132,7 @@ def identity_signals(
     period: OptionalPeriod = None,
     operator: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """A new card used away from its registration city from its first day of calls, or a
     card on a handset that cards of two or more ID numbers use. An operator's user sees
