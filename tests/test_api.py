@@ -420,3 +420,10 @@ def test_a_time_without_a_zone_is_utc(shared_site: Site) -> None:
     assert later["total"] == 0
     earlier = shared_site.client.get("/api/v1/audit?until=2999-01-01", headers=admin).json()
     assert earlier["total"] > 0
+
+
+def test_a_method_not_allowed_says_which_are(shared_site: Site) -> None:
+    response = shared_site.client.put("/api/v1/submissions", headers=shared_site.as_role("admin"))
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telereg import __version__, registry
@@ -165,6 +166,20 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods some route takes at the request's address (the router names only the
+    first route's, and a path served by a GET route and a POST route takes both)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="telereg",
@@ -217,7 +232,10 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request, status: int, detail: str, error: Exception | None, code: str
     ) -> Response:
         if _is_api(request):
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            # (the error's own headers too: a 405's Allow, say)
+            headers = dict(getattr(error, "headers", None) or {})
+            if status == 401:
+                headers.setdefault("WWW-Authenticate", "Bearer")
             return problem(status, detail, code=code, instance=request.url.path, headers=headers)
         return error_page(request, status, detail, error)
 
@@ -250,6 +268,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            error.headers = {"Allow": _allowed_methods(request)}
         return respond(request, error.status_code, str(error.detail), error, str(error.status_code))
 
     @app.exception_handler(Exception)
