@@ -255,6 +255,7 @@ def test_oversize_body_is_refused(tmp_path_factory: pytest.TempPathFactory) -> N
     response = site.client.post("/api/v1/users", json=big, headers=site.as_role("admin"))
     assert response.status_code == 413
     assert response.json()["type"] == "urn:telereg:problem:payload-too-large"
+    assert response.json()["message"] == "请求正文超过 4096 字节"
 
     def chunks():  # no Content-Length: the limit is enforced while streaming
         for _ in range(10):
@@ -427,3 +428,74 @@ def test_a_method_not_allowed_says_which_are(shared_site: Site) -> None:
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
+def _message(response: Any) -> str:
+    assert response.headers["content-type"] == "application/problem+json", response.text
+    return str(response.json()["message"])
+
+
+def test_every_refusal_is_told_in_the_request_language(shared_site: Site) -> None:
+    client, admin = shared_site.client, shared_site.as_role("admin")
+    assert _message(client.get("/api/v1/me")) == "请登录或发送 API 令牌"
+    unknown = client.get("/api/v1/me", headers={"Authorization": "Bearer trg_nonsense"})
+    assert _message(unknown) == "未知的 API 令牌"
+    assert _message(client.get("/api/v1/jobs/999999", headers=admin)) == "没有作业 999999"
+    malformed = client.post(
+        "/api/v1/users",
+        content=b'{"username": ',
+        headers={**admin, "content-type": "application/json"},
+    )
+    assert _message(malformed) == "请求正文不是有效的 JSON"
+    nowhere = client.get("/api/v1/nowhere", headers=admin)
+    assert _message(nowhere) == "API 中没有地址 /api/v1/nowhere"
+    not_allowed = client.put("/api/v1/submissions", headers=admin)
+    assert _message(not_allowed).startswith("/api/v1/submissions 不接受 PUT")
+    no_boundary = client.post(
+        "/api/v1/fraud/handovers/verify",
+        content=b"--x\r\n",
+        headers={**admin, "content-type": "multipart/form-data"},
+    )
+    assert no_boundary.status_code == 400
+    assert _message(no_boundary).startswith("请求正文不是可读取的表单")
+    blank = client.post(
+        "/api/v1/fraud/cases/999999/moves", json={"to": "in_review", "note": ""}, headers=admin
+    )
+    assert blank.json()["detail"] == "note: not a valid value ()"
+    assert _message(blank) == "note：取值无效（）"
+
+
+def test_a_file_name_before_a_message_does_not_stop_its_translation(shared_site: Site) -> None:
+    response = shared_site.client.post(
+        "/api/v1/fraud/handovers/verify",
+        files={"file": ("p.zip", b"not a zip", "application/zip")},
+        headers=shared_site.as_role("admin"),
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("p.zip: not a hand-over package")
+    message = _message(response)
+    assert message.startswith("p.zip: ")
+    assert "hand-over" not in message
+
+
+@pytest.mark.parametrize(
+    ("header", "cookie", "english"),
+    [
+        ("en-US,en;q=0.9", None, True),
+        ("fr, en;q=0.5", None, True),
+        ("zh-CN,zh;q=0.9,en;q=0.8", None, False),
+        ("en;q=0.4, zh", None, False),
+        ("fr", None, False),
+        ("en", "zh_CN", False),
+        ("zh", "en", True),
+    ],
+)
+def test_the_api_answers_in_the_accepted_language_unless_one_was_chosen(
+    shared_site: Site, header: str, cookie: str | None, english: bool
+) -> None:
+    client = TestClient(shared_site.client.app)
+    if cookie:
+        client.cookies.set("telereg_lang", cookie)
+    response = client.get("/api/v1/me", headers={"Accept-Language": header})
+    expected = "sign in or send an API token" if english else "请登录或发送 API 令牌"
+    assert _message(response) == expected

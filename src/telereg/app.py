@@ -22,7 +22,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telereg import __version__, registry
 from telereg.api.deps import Public
-from telereg.api.problems import field_errors, field_problem, problem, status_for
+from telereg.api.problems import (
+    BODY_TOO_LARGE,
+    MALFORMED_FORM,
+    MALFORMED_JSON,
+    METHOD_NOT_ALLOWED,
+    NO_SUCH_ADDRESS,
+    field_errors,
+    field_problem,
+    problem,
+    status_for,
+)
 from telereg.api.router import api_router
 from telereg.core import audit, i18n
 from telereg.core.db import session_factory
@@ -122,9 +132,7 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
-            413, f"request body larger than {self.limit} bytes", code="payload-too-large"
-        )
+        response = problem(413, BODY_TOO_LARGE.format(limit=self.limit), code="payload-too-large")
         await response(scope, receive, send)
 
 
@@ -133,8 +141,9 @@ class _BodyTooLargeError(Exception):
 
 
 class LanguageMiddleware:
-    """Set the request's language from the language cookie (default from settings), and
-    the client's address that its audit entries record."""
+    """Set the request's language from the language cookie, else for the API from
+    ``Accept-Language``, else the default from settings; and the client's address that its
+    audit entries record."""
 
     def __init__(self, app: ASGIApp, default: str) -> None:
         self.app = app
@@ -144,12 +153,16 @@ class LanguageMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cookies = dict(scope["headers"]).get(b"cookie", b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        cookies = headers.get(b"cookie", b"").decode("latin-1")
         chosen = None
         for part in cookies.split(";"):
             name, _, value = part.strip().partition("=")
             if name == pages.LANGUAGE_COOKIE:
                 chosen = value
+        if chosen is None and scope.get("path", "").startswith("/api/"):
+            # (a program has no cookie; pages keep to the site's language until one is chosen)
+            chosen = i18n.accepted_language(headers.get(b"accept-language", b"").decode("latin-1"))
         token = i18n.current_language.set(i18n.normalise_language(chosen, self.default))
         # (the address as the server sees it: behind a proxy, what uvicorn's
         # --forwarded-allow-ips takes from its headers)
@@ -229,14 +242,26 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeaders)
 
     def respond(
-        request: Request, status: int, detail: str, error: Exception | None, code: str
+        request: Request,
+        status: int,
+        detail: str,
+        error: Exception | None,
+        code: str,
+        message: str | None = None,
     ) -> Response:
         if _is_api(request):
             # (the error's own headers too: a 405's Allow, say)
             headers = dict(getattr(error, "headers", None) or {})
             if status == 401:
                 headers.setdefault("WWW-Authenticate", "Bearer")
-            return problem(status, detail, code=code, instance=request.url.path, headers=headers)
+            return problem(
+                status,
+                detail,
+                code=code,
+                instance=request.url.path,
+                headers=headers,
+                message=message,
+            )
         return error_page(request, status, detail, error)
 
     @app.exception_handler(TeleregError)
@@ -246,15 +271,18 @@ def create_app(settings: Settings) -> FastAPI:
         if status >= 500:
             log.error("server error on %s %s: %s", request.method, request.url.path, error)
             detail = "internal error; the server log has the details"
-        return respond(request, status, detail, error, error.code)
+            return respond(request, status, detail, error, error.code)
+        # (a file's name before the message is data: the message alone is translated)
+        message = i18n.localise(error.message)
+        if error.where:
+            message = f"{error.where}: {message}"
+        return respond(request, status, detail, error, error.code, message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
         problems = error.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
-            return respond(
-                request, 400, "the request body is not valid JSON", error, "malformed-json"
-            )
+            return respond(request, 400, MALFORMED_JSON, error, "malformed-json")
         detail = "; ".join(field_problem(p) for p in problems)
         if _is_api(request):
             return problem(
@@ -268,9 +296,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        detail = str(error.detail)
         if error.status_code == 405:
-            error.headers = {"Allow": _allowed_methods(request)}
-        return respond(request, error.status_code, str(error.detail), error, str(error.status_code))
+            allowed = _allowed_methods(request)
+            error.headers = {"Allow": allowed}
+            detail = METHOD_NOT_ALLOWED.format(
+                path=request.url.path, method=request.method, allowed=allowed
+            )
+        elif error.status_code == 404:
+            detail = NO_SUCH_ADDRESS.format(path=request.url.path)
+        elif error.status_code == 400:  # (only a form that cannot be parsed is refused so)
+            detail = MALFORMED_FORM.format(detail=detail)
+        return respond(request, error.status_code, detail, error, str(error.status_code))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:

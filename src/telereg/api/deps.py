@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from telereg.core.auth import principal_of, user_for_token
 from telereg.core.errors import AuthenticationError, CsrfError
+from telereg.core.i18n import N_
 from telereg.core.models import User
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -116,11 +117,11 @@ async def current_principal(request: Request, session: SessionDep) -> Principal:
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationError("use 'Authorization: Bearer <token>'")
+            raise AuthenticationError(N_("use 'Authorization: Bearer <token>'"))
         return principal_of(user_for_token(session, token.strip()), via="api")
     user = session_user(request, session)
     if user is None:
-        raise AuthenticationError("sign in or send an API token")
+        raise AuthenticationError(N_("sign in or send an API token"))
     if request.method not in SAFE_METHODS:
         check_csrf_header(request)
     return principal_of(user)

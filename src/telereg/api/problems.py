@@ -34,6 +34,12 @@ from telereg.core.privacy import mask_digits
 FIELD_MISSING = N_("{field}: missing")
 FIELD_INVALID = N_("{field}: not a valid value ({value})")
 FIELD_INVALID_UNSHOWN = N_("{field}: not a valid value")
+#: A request refused before any route read it, in words a person reads.
+MALFORMED_JSON = N_("the request body is not valid JSON")
+MALFORMED_FORM = N_("the request body is not a readable form: {detail}")
+BODY_TOO_LARGE = N_("request body larger than {limit} bytes")
+NO_SUCH_ADDRESS = N_("the API has no address {path}")
+METHOD_NOT_ALLOWED = N_("{path} does not take {method}, only {allowed}")
 #: Fields whose value an answer never repeats.
 _SECRET_FIELDS = re.compile(r"password|secret|token|key", re.IGNORECASE)
 
@@ -98,7 +104,10 @@ def problem(
     instance: str = "",
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    message: str | None = None,
 ) -> JSONResponse:
+    """A problem answer; ``message`` is ``detail`` for a person (by default ``detail`` in the
+    request's language)."""
     body: dict[str, Any] = {
         "type": f"urn:telereg:problem:{code or status}",
         "title": HTTPStatus(status).phrase,
@@ -106,7 +115,7 @@ def problem(
         "detail": detail,
         # ``detail`` stays English for programs; ``message`` is for showing to a person, in
         # the language of the request (the language cookie, else the site's default).
-        "message": localise(detail),
+        "message": localise(detail) if message is None else message,
     }
     if instance:
         body["instance"] = instance

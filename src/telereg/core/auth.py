@@ -20,6 +20,7 @@ from telereg.core.errors import (
     InputError,
     LoginThrottledError,
 )
+from telereg.core.i18n import N_
 from telereg.core.models import ApiToken, LoginFailure, User
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal
@@ -264,16 +265,16 @@ def user_for_token(session: Session, token: str, *, now: datetime | None = None)
     """The active user holding ``token``; raises for unknown, revoked or expired tokens."""
     now = now or datetime.now(UTC)
     if not token.startswith(TOKEN_PREFIX):
-        raise AuthenticationError("malformed API token")
+        raise AuthenticationError(N_("malformed API token"))
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None:
-        raise AuthenticationError("unknown API token")
+        raise AuthenticationError(N_("unknown API token"))
     if row.revoked_at is not None:
-        raise AuthenticationError("this API token was revoked")
+        raise AuthenticationError(N_("this API token was revoked"))
     if row.expires_at is not None and row.expires_at <= now:
-        raise AuthenticationError("this API token has expired")
+        raise AuthenticationError(N_("this API token has expired"))
     if not row.user.active:
-        raise AuthenticationError("the token's user is disabled")
+        raise AuthenticationError(N_("the token's user is disabled"))
     # Throttled so that a busy client does not turn every read into a write.
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now

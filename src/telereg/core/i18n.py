@@ -58,6 +58,24 @@ def normalise_language(value: str | None, default: str = DEFAULT_LANGUAGE) -> st
     return default
 
 
+def accepted_language(header: str | None) -> str | None:
+    """The supported language an ``Accept-Language`` header prefers most (``zh-CN,zh;q=0.9,
+    en;q=0.8``), or None when it names none of them."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate((header or "").split(",")):
+        tag, _, params = item.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        language = normalise_language(tag.strip(), default="")
+        if language and weight > 0:
+            ranked.append((-weight, position, language))
+    return min(ranked)[2] if ranked else None
+
+
 _ = gettext
 
 
@@ -170,7 +188,8 @@ def _regex(template: str) -> str:
         pieces.append(re.escape(template[position : field.start()]))
         name = field.group(1)
         # A value never spans the "; " between two messages; a repeated field repeats it.
-        pieces.append(f"(?P={name})" if name in seen else f"(?P<{name}>(?:(?!{_PARTS}).)+?)")
+        # (a value may be empty: a blank field is shown as "()")
+        pieces.append(f"(?P={name})" if name in seen else f"(?P<{name}>(?:(?!{_PARTS}).)*?)")
         seen.add(name)
         position = field.end()
     pieces.append(re.escape(template[position:]))

@@ -76,6 +76,7 @@ INTERRUPTED_MESSAGE = (
     "machine restarted). Start it again."
 )
 CANCELLED_MESSAGE = "Cancelled before it finished. Start it again if it is still needed."
+NO_JOB = N_("no job {id}")
 
 
 class _Cancelled(BaseException):
@@ -233,7 +234,7 @@ def run(
     with session_scope(settings) as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise NotFoundError(f"no job {job_id}")
+            raise NotFoundError(NO_JOB.format(id=job_id))
         if job.status != JobStatus.QUEUED.value:
             raise ConflictError(f"job {job_id} is {job.status}, not queued")
     lock = lock_fd if lock_fd is not None else _take_own_lock(settings, job)
@@ -415,7 +416,9 @@ def cancel(session: Session, settings: Settings, *, principal: Principal, job_id
     job = get(session, settings, principal=principal, job_id=job_id)
     if not may_cancel(principal, job.requested_by):
         raise PermissionDeniedError(
-            f"job {job_id} is {job.requested_by}'s; only they or an administrator may cancel it"
+            N_("job {id} is {user}'s; only they or an administrator may cancel it").format(
+                id=job_id, user=job.requested_by
+            )
         )
     pid = pid_of(settings, job)
     if not _finish(
@@ -573,7 +576,7 @@ def get(session: Session, settings: Settings, *, principal: Principal, job_id: i
     refresh(session, settings)
     job = session.get(Job, job_id)
     if job is None:
-        raise NotFoundError(f"no job {job_id}")
+        raise NotFoundError(NO_JOB.format(id=job_id))
     return job
 
 

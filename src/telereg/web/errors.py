@@ -48,7 +48,7 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
         message = localise(error.message)
         shown = f"{error.where}: {message}" if error.where else message
     else:
-        shown = _(detail)
+        shown = localise(detail)
     return render(
         request, "error.html", {"status": status, "title": title, "detail": shown}, status
     )
