@@ -499,3 +499,38 @@ def test_the_api_answers_in_the_accepted_language_unless_one_was_chosen(
     response = client.get("/api/v1/me", headers={"Accept-Language": header})
     expected = "sign in or send an API token" if english else "请登录或发送 API 令牌"
     assert _message(response) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ("/submissions?status=bogus", 422, "query.status"),
+        ("/submissions?period=2021-13", 422, "query.period"),
+        ("/submissions?operator=NOPE", 404, "operator"),
+        ("/submissions?dataset=nope", 404, "dataset"),
+        ("/fraud/suspects?operator=NOPE", 404, "operator"),
+        ("/fraud/suspects?city=abc", 422, "query.city"),
+        ("/fraud/ids-over-limit?operator=NOPE", 404, "operator"),
+        ("/fraud/identity-signals?operator=NOPE", 404, "operator"),
+    ],
+)
+def test_a_filter_that_names_nothing_is_refused_not_empty(
+    shared_site: Site, query: str, status: int, field: str
+) -> None:
+    response = shared_site.client.get(f"/api/v1{query}", headers=shared_site.as_role("admin"))
+    assert response.status_code == status, response.text
+    body = response.json()
+    if status == 422:
+        assert body["errors"][0]["location"] == field
+    else:
+        assert field in body["detail"]
+    assert body["message"] != body["detail"], "told in the site's language"
+
+
+def test_filters_that_name_something_still_list(shared_site: Site) -> None:
+    response = shared_site.client.get(
+        "/api/v1/submissions?status=accepted&period=2021-11&operator=CMCC&dataset=voice_cdr",
+        headers=shared_site.as_role("admin"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] == 0

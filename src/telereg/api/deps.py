@@ -17,10 +17,13 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
+from telereg import registry
+from telereg.core import accounts
 from telereg.core.auth import principal_of, user_for_token
 from telereg.core.errors import AuthenticationError, CsrfError
 from telereg.core.i18n import N_
 from telereg.core.models import User
+from telereg.core.periods import MONTH_FIELD
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -64,6 +67,33 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 #: Where a page of a list starts: a number the databases can take (SQLite and DuckDB
 #: refuse a longer one), so that a longer one is refused as input (422), not a fault.
 Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
+
+
+#: A month in a query, ``YYYY-MM`` (``2021-13`` is refused: 422).
+OptionalPeriod = Annotated[str | None, Query(pattern=MONTH_FIELD)]
+
+
+async def _known_operator(
+    session: SessionDep,
+    operator: Annotated[str | None, Query(max_length=32, description="An operator's code")] = None,
+) -> str | None:
+    """A list's operator filter: an operator that does not exist is 404, not an empty list."""
+    if operator is not None:
+        accounts.get_operator(session, operator)
+    return operator
+
+
+async def _known_dataset(
+    dataset: Annotated[str | None, Query(max_length=64, description="A dataset's name")] = None,
+) -> str | None:
+    """A list's dataset filter: a dataset that does not exist is 404, not an empty list."""
+    if dataset is not None:
+        registry.contract(dataset)
+    return dataset
+
+
+KnownOperator = Annotated[str | None, Depends(_known_operator)]
+KnownDataset = Annotated[str | None, Depends(_known_dataset)]
 
 
 def _as_utc(moment: datetime) -> datetime:

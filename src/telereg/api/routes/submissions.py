@@ -10,12 +10,22 @@ from fastapi.responses import StreamingResponse
 
 from telereg import registry
 from telereg.api import uploads
-from telereg.api.deps import Offset, RowId, SessionDep, SettingsDep, require
+from telereg.api.deps import (
+    KnownDataset,
+    KnownOperator,
+    Offset,
+    OptionalPeriod,
+    RowId,
+    SessionDep,
+    SettingsDep,
+    require,
+)
 from telereg.core import audit
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
 from telereg.ingest.catalog import contract_summary
+from telereg.ingest.models import SubmissionStatus
 from telereg.ingest.service import SubmissionRecord
 
 router = APIRouter(tags=["submissions"])
@@ -47,10 +57,10 @@ async def submit(
 def list_all(
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.DATA_SUBMIT)],
-    dataset: str | None = None,
-    operator: str | None = None,
-    status_: Annotated[str | None, Query(alias="status")] = None,
-    period: str | None = None,
+    dataset: KnownDataset,
+    operator: KnownOperator,
+    status_: Annotated[SubmissionStatus | None, Query(alias="status")] = None,
+    period: OptionalPeriod = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:

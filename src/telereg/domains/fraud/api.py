@@ -9,7 +9,15 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api import uploads
-from telereg.api.deps import Offset, RowId, SessionDep, SettingsDep, require
+from telereg.api.deps import (
+    KnownOperator,
+    Offset,
+    OptionalPeriod,
+    RowId,
+    SessionDep,
+    SettingsDep,
+    require,
+)
 from telereg.api.schemas import JobOut
 from telereg.cases.models import Case
 from telereg.core import jobs
@@ -20,7 +28,8 @@ from telereg.domains.fraud import casework, findings, handover, service
 
 router = APIRouter(prefix="/fraud", tags=["fraud"])
 Period = Annotated[str, Query(pattern=MONTH_FIELD)]
-OptionalPeriod = Annotated[str | None, Query(pattern=MONTH_FIELD)]
+#: A city's code, as the region's reference gives it (six digits, ``440300``).
+CITY_FIELD = r"^[1-9][0-9]{5}$"
 #: Signed-in users; which lines they see is decided per principal (all, own operator, none).
 Reader = Annotated[Principal, require(Permission.STATUS_READ)]
 Manager = Annotated[Principal, require(Permission.CASES_MANAGE)]
@@ -78,10 +87,10 @@ def blocked(
 def suspects(
     settings: SettingsDep,
     principal: Reader,
+    operator: KnownOperator,
     period: OptionalPeriod = None,
     kind: Annotated[Literal["sim_box", "card"] | None, Query()] = None,
-    operator: Annotated[str | None, Query(max_length=32)] = None,
-    city: Annotated[str | None, Query(max_length=12)] = None,
+    city: Annotated[str | None, Query(pattern=CITY_FIELD, description="A city's code")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -105,8 +114,8 @@ def suspects(
 def ids_over_limit(
     settings: SettingsDep,
     principal: Reader,
+    operator: KnownOperator,
     period: OptionalPeriod = None,
-    operator: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -129,8 +138,8 @@ def ids_over_limit(
 def identity_signals(
     settings: SettingsDep,
     principal: Reader,
+    operator: KnownOperator,
     period: OptionalPeriod = None,
-    operator: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
