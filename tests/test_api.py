@@ -534,3 +534,44 @@ def test_filters_that_name_something_still_list(shared_site: Site) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["total"] == 0
+
+
+def _open_case(site: Site, reference: str) -> int:
+    from telereg.cases import service as cases
+    from telereg.domains.fraud import casework
+
+    with session_scope(site.settings) as s:
+        new = cases.NewCase(f"sim_box:{reference}", "SIM box suspect", {"period": "2021-11"})
+        (case,) = cases.open_cases(s, principal=ROOT, workflow=casework.WORKFLOW, new=[new])
+        return case.id
+
+
+def test_a_move_from_a_state_the_case_has_left_is_refused(shared_site: Site) -> None:
+    client, admin = shared_site.client, shared_site.as_role("admin")
+    case = _open_case(shared_site, "read-state")
+    moves = f"/api/v1/fraud/cases/{case}/moves"
+    review = {"to": "in_review", "note": "n", "from": "open"}
+    reviewed = client.post(moves, json=review, headers=admin)
+    assert reviewed.status_code == 200, reviewed.text
+    late = client.post(moves, json={"to": "closed", "note": "n", "from": "open"}, headers=admin)
+    assert late.status_code == 409, late.text
+    assert late.json()["detail"] == (
+        f"case {case} is in_review, not open: it was moved meanwhile; reload it"
+    )
+    together = client.post(
+        "/api/v1/fraud/cases/moves",
+        json={"cases": [case], "to": "closed", "note": "n", "from": "open"},
+        headers=admin,
+    )
+    assert together.status_code == 409, together.text
+    assert "已被他人改动" in late.json()["message"]
+    assert client.get(f"/api/v1/fraud/cases/{case}", headers=admin).json()["status"] == "in_review"
+    nowhere = {"to": "closed", "note": "n", "from": "nowhere"}
+    unknown = client.post(moves, json=nowhere, headers=admin)
+    assert unknown.status_code == 422
+    closed = client.post(
+        moves, json={"to": "closed", "note": "n", "from": "in_review"}, headers=admin
+    )
+    assert closed.status_code == 200, closed.text
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["Move"]
+    assert "from" in schema["properties"]

@@ -124,6 +124,17 @@ def _add(
     return opened
 
 
+def check_read_state(case: Case, expected: CaseStatus | str | None) -> None:
+    """Refuse a step taken on a case read in ``expected`` that has since moved on (None:
+    the caller did not say what it read)."""
+    if expected is not None and case.status != CaseStatus(expected).value:
+        raise ConflictError(
+            N_("case {id} is {status}, not {expected}: it was moved meanwhile; reload it").format(
+                id=case.id, status=case.status, expected=CaseStatus(expected).value
+            )
+        )
+
+
 def move(
     session: Session,
     *,

@@ -19,7 +19,7 @@ from telereg.api.deps import (
     require,
 )
 from telereg.api.schemas import JobOut
-from telereg.cases.models import Case
+from telereg.cases.models import Case, CaseStatus
 from telereg.core import jobs
 from telereg.core.periods import MONTH_FIELD
 from telereg.core.permissions import Permission
@@ -231,15 +231,26 @@ def case_detail(
 
 
 class Move(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     to: str = Field(max_length=16)
     note: str = Field(min_length=1, max_length=2000)
+    read_in: CaseStatus | None = Field(
+        None,
+        alias="from",
+        description="The state the case was read in: when given and the case is in another "
+        "state now (someone moved it meanwhile), it is not moved (409).",
+    )
 
 
 @router.post("/cases/{case_id}/moves", summary="Move a case (in review, closed)")
 def move(case_id: RowId, body: Move, session: SessionDep, principal: Manager) -> dict[str, Any]:
     case = casework.move_case(
-        session, principal=principal, case_id=case_id, to=body.to, note=body.note
+        session,
+        principal=principal,
+        case_id=case_id,
+        to=body.to,
+        note=body.note,
+        expected=body.read_in,
     )
     return _case(case)
 
@@ -254,7 +265,12 @@ class Moves(Move):
 )
 def move_many(body: Moves, session: SessionDep, principal: Manager) -> list[dict[str, Any]]:
     moved = casework.move_cases(
-        session, principal=principal, case_ids=body.cases, to=body.to, note=body.note
+        session,
+        principal=principal,
+        case_ids=body.cases,
+        to=body.to,
+        note=body.note,
+        expected=body.read_in,
     )
     return [_case(c) for c in moved]
 

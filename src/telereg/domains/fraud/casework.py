@@ -409,11 +409,24 @@ def with_repeats(session: Session, items: list[cases.NewCase], period: str) -> l
     return result
 
 
-def move_case(session: Session, *, principal: Principal, case_id: int, to: str, note: str) -> Case:
+def move_case(
+    session: Session,
+    *,
+    principal: Principal,
+    case_id: int,
+    to: str,
+    note: str,
+    expected: CaseStatus | None = None,
+) -> Case:
     """An analyst's step: into review, or closed. A case is referred only by a hand-over
     (which writes the signed package) and resolved only by a recorded disposal. A domain
     case of some types may also be decided here (``to`` one of :data:`DECISIONS`: see
-    :func:`decide_case`)."""
+    :func:`decide_case`). ``expected``: the state the caller read the case in; a case in
+    another state now is not moved (409).
+    """
+    if expected is not None:
+        # (the step below moves it from the state read here, or not at all: compare and set)
+        cases.check_read_state(get_case(session, principal=principal, case_id=case_id), expected)
     if to in DECISIONS:
         return decide_case(session, principal=principal, case_id=case_id, decision=to, note=note)
     if to == CaseStatus.REFERRED.value:
@@ -499,18 +512,26 @@ MOVE_AT_ONCE = 1000
 
 
 def move_cases(
-    session: Session, *, principal: Principal, case_ids: list[int], to: str, note: str
+    session: Session,
+    *,
+    principal: Principal,
+    case_ids: list[int],
+    to: str,
+    note: str,
+    expected: CaseStatus | None = None,
 ) -> list[Case]:
     """The same step for several cases, with one note: each is checked as by
-    :func:`move_case`, and the first that may not move stops them all (the caller's
-    transaction is then rolled back, so none has moved)."""
+    :func:`move_case` (``expected``: the state each was read in), and the first that may not
+    move stops them all (the caller's transaction is then rolled back, so none has moved)."""
     chosen = list(dict.fromkeys(case_ids))
     if not chosen:
         raise InputError(N_("tick at least one case to move"))
     if len(chosen) > MOVE_AT_ONCE:
         raise InputError(N_("at most {n} cases move in one step").format(n=MOVE_AT_ONCE))
     return [
-        move_case(session, principal=principal, case_id=case_id, to=to, note=note)
+        move_case(
+            session, principal=principal, case_id=case_id, to=to, note=note, expected=expected
+        )
         for case_id in chosen
     ]
 
