@@ -575,3 +575,35 @@ def test_a_move_from_a_state_the_case_has_left_is_refused(shared_site: Site) -> 
     assert closed.status_code == 200, closed.text
     schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["Move"]
     assert "from" in schema["properties"]
+
+
+def test_the_openapi_document_describes_what_the_api_sends(shared_site: Site) -> None:
+    document = shared_site.client.get("/api/v1/openapi.json").json()
+    schemas, paths = document["components"]["schemas"], document["paths"]
+    assert "HTTPValidationError" not in schemas
+    assert {"detail", "message", "errors"} <= set(schemas["Problem"]["properties"])
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["security"] == [{"bearer": []}]
+    problem = {"$ref": "#/components/schemas/Problem"}
+    moves = paths["/api/v1/fraud/cases/{case_id}/moves"]["post"]["responses"]
+    for status in ("400", "401", "403", "404", "409", "413", "422"):
+        assert moves[status]["content"] == {"application/problem+json": {"schema": problem}}
+    assert "401" not in paths["/api/v1/health"]["get"]["responses"]
+    downloads = {
+        ("/api/v1/submissions/{submission_id}/errors.csv", "get"): {"text/csv"},
+        ("/api/v1/submissions/{submission_id}/rows", "get"): {
+            "text/csv",
+            "application/vnd.apache.parquet",
+        },
+        ("/api/v1/fraud/handovers", "post"): {"application/zip"},
+        ("/api/v1/fraud/handovers/{agency}/{name}", "get"): {"application/zip"},
+    }
+    for (path, method), media in downloads.items():
+        assert set(paths[path][method]["responses"]["200"]["content"]) == media, path
+    cases = {p["name"]: p["schema"] for p in paths["/api/v1/fraud/cases"]["get"]["parameters"]}
+    assert "in_review" in cases["status"]["enum"]
+    assert cases["order"]["enum"] == ["opened", "priority"]
+    assert "domain" in cases["kind"]["enum"]
+    assert "closed" in schemas["Move"]["properties"]["to"]["enum"]
+    assert "no_action" in schemas["Disposal"]["properties"]["disposal"]["enum"]
+    assert "cancelled" in schemas["JobOut"]["properties"]["status"]["enum"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telereg import __version__, registry
 from telereg.api.deps import Public
+from telereg.api.openapi import api_openapi
 from telereg.api.problems import (
     BODY_TOO_LARGE,
     MALFORMED_FORM,
@@ -204,6 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     registry.check_settings(settings)
     app.state.settings = settings
+    app.openapi = partial(api_openapi, app)  # type: ignore[method-assign]
 
     # Public, as FastAPI's own page is: it describes the API, every call of which still
     # needs its token.

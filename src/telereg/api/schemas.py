@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.core.accounts import MAX_TOKEN_DAYS
+from telereg.core.jobs import JobStatus
 from telereg.core.models import ApiToken, User
 from telereg.core.permissions import Role
 
@@ -161,7 +162,10 @@ class JobOut(BaseModel):
     id: int
     kind: str
     params: dict[str, Any]
-    status: str = Field(description="queued, running, succeeded, failed or interrupted")
+    status: str = Field(
+        description="queued, running, succeeded, failed, interrupted or cancelled",
+        json_schema_extra={"enum": [s.value for s in JobStatus]},
+    )
     stage: str = Field(description="The step the work began last; where a failed job stopped")
     requested_by: str
     created_at: str

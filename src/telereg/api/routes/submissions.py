@@ -20,6 +20,7 @@ from telereg.api.deps import (
     SettingsDep,
     require,
 )
+from telereg.api.openapi import file_response
 from telereg.core import audit
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -91,6 +92,7 @@ def get_one(
     "/submissions/{submission_id}/errors.csv",
     summary="Error report: row, column, reason, value (formula-safe CSV)",
     response_class=StreamingResponse,
+    openapi_extra=file_response("text/csv", description="The error report"),
 )
 def error_report(
     submission_id: RowId,
@@ -144,6 +146,9 @@ def quarantine(
     summary="Accepted rows of a submission, current or superseded (identifiers as this "
     "submission's own tokens)",
     response_class=StreamingResponse,
+    openapi_extra=file_response(
+        "text/csv", "application/vnd.apache.parquet", description="The rows (?format=)"
+    ),
 )
 def accepted_rows(
     submission_id: RowId,

@@ -17,7 +17,12 @@ from telereg.system.status import system_status
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", dependencies=[Public], summary="Liveness check")
+@router.get(
+    "/health",
+    dependencies=[Public],
+    summary="Liveness check",
+    openapi_extra={"security": []},  # (asks for no token)
+)
 async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 

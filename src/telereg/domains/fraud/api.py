@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -18,6 +19,7 @@ from telereg.api.deps import (
     SettingsDep,
     require,
 )
+from telereg.api.openapi import file_response
 from telereg.api.schemas import JobOut
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import jobs
@@ -71,6 +73,14 @@ def dashboard(
     "/domains/blocked",
     summary="The block list: domains whose case ended with domain_blocked",
     description="JSON by default; `?format=text` gives one domain a line, for resolvers.",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "The block list: JSON, or with ?format=text one domain a line",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
+    },
 )
 def blocked(
     session: SessionDep,
@@ -173,6 +183,11 @@ def line(
     )
 
 
+def _one_of(values: Iterable[str]) -> dict[str, Any]:
+    """A field's values for the OpenAPI document (the service checks them, in words)."""
+    return {"enum": list(values)}
+
+
 def _case(c: Case) -> dict[str, Any]:
     return {
         "id": c.id,
@@ -192,16 +207,25 @@ def _case(c: Case) -> dict[str, Any]:
 def case_list(
     session: SessionDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
-    status: Annotated[str | None, Query()] = None,
+    # (str, documented as the enums they are: the queue refuses another value in words)
+    status: Annotated[str | None, Query(json_schema_extra=_one_of(CaseStatus))] = None,
     kind: Annotated[
-        str | None, Query(description="sim_box, card, identity, id_limit or domain")
+        str | None,
+        Query(
+            description="sim_box, card, identity, id_limit or domain",
+            json_schema_extra=_one_of(casework.CASE_KINDS),
+        ),
     ] = None,
     operator: Annotated[
         str | None, Query(max_length=32, description="an operator's code: its lines only")
     ] = None,
     period: Annotated[str | None, Query(description="a month, YYYY-MM: its findings only")] = None,
     order: Annotated[
-        str, Query(description="opened, or priority: highest score first within each kind")
+        str,
+        Query(
+            description="opened, or priority: highest score first within each kind",
+            json_schema_extra=_one_of(casework.CASE_ORDERS),
+        ),
     ] = "opened",
 ) -> list[dict[str, Any]]:
     queue = casework.case_queue(
@@ -232,7 +256,13 @@ def case_detail(
 
 class Move(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    to: str = Field(max_length=16)
+    to: str = Field(
+        max_length=16,
+        description="in_review or closed; for a domain or ID-limit case, a decision",
+        json_schema_extra=_one_of(
+            (CaseStatus.IN_REVIEW.value, CaseStatus.CLOSED.value, *casework.DECISIONS)
+        ),
+    )
     note: str = Field(min_length=1, max_length=2000)
     read_in: CaseStatus | None = Field(
         None,
@@ -284,7 +314,12 @@ class HandoverRequest(BaseModel):
     reveal_reason: str | None = Field(None, max_length=500)
 
 
-@router.post("/handovers", summary="Refer cases to an agency; returns the signed package")
+@router.post(
+    "/handovers",
+    summary="Refer cases to an agency; returns the signed package",
+    response_class=FileResponse,
+    openapi_extra=file_response("application/zip", description="The signed package"),
+)
 def create_handover(
     body: HandoverRequest, session: SessionDep, settings: SettingsDep, principal: Manager
 ) -> FileResponse:
@@ -346,7 +381,12 @@ async def verify_handover(
     return {"intact": True, "manifest": manifest}
 
 
-@router.get("/handovers/{agency}/{name}", summary="Download a hand-over package")
+@router.get(
+    "/handovers/{agency}/{name}",
+    summary="Download a hand-over package",
+    response_class=FileResponse,
+    openapi_extra=file_response("application/zip", description="The signed package"),
+)
 def download_handover(
     agency: str,
     name: str,
@@ -365,7 +405,11 @@ def download_handover(
 
 class Disposal(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    disposal: str = Field(max_length=32)
+    disposal: str = Field(
+        max_length=32,
+        description="Which fit a case depends on its kind",
+        json_schema_extra=_one_of(casework.DISPOSALS),
+    )
     note: str = Field(min_length=1, max_length=2000)
 
 
