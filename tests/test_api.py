@@ -607,3 +607,23 @@ def test_the_openapi_document_describes_what_the_api_sends(shared_site: Site) ->
     assert "closed" in schemas["Move"]["properties"]["to"]["enum"]
     assert "no_action" in schemas["Disposal"]["properties"]["disposal"]["enum"]
     assert "cancelled" in schemas["JobOut"]["properties"]["status"]["enum"]
+
+
+def test_a_case_lists_as_next_only_the_steps_its_reader_may_take(shared_site: Site) -> None:
+    from sqlalchemy import select
+
+    from telereg.cases.models import Case
+    from telereg.core.models import Agency
+
+    case = _open_case(shared_site, "next-steps")
+    with session_scope(shared_site.settings) as s:
+        found = s.get(Case, case)
+        assert found is not None
+        found.status = "referred"
+        found.agency = s.scalar(select(Agency).where(Agency.code == "POLICE-AF"))
+    address = f"/api/v1/fraud/cases/{case}"
+    liaison = shared_site.client.get(address, headers=shared_site.as_role("liaison"))
+    assert liaison.status_code == 200, liaison.text
+    assert liaison.json()["next"] == ["resolved"]
+    analyst = shared_site.client.get(address, headers=shared_site.as_role("analyst")).json()
+    assert "in_review" in analyst["next"], "who manages cases may take one back"

@@ -188,7 +188,7 @@ def _one_of(values: Iterable[str]) -> dict[str, Any]:
     return {"enum": list(values)}
 
 
-def _case(c: Case) -> dict[str, Any]:
+def _case(c: Case, principal: Principal) -> dict[str, Any]:
     return {
         "id": c.id,
         "status": c.status,
@@ -199,7 +199,7 @@ def _case(c: Case) -> dict[str, Any]:
         "agency": c.agency.code if c.agency else None,
         "outcome": c.outcome,
         "opened_at": c.opened_at.isoformat(timespec="seconds"),
-        "next": [s.value for s in casework.WORKFLOW.allowed(c.status)],
+        "next": casework.next_steps(c, principal=principal),
     }
 
 
@@ -237,7 +237,7 @@ def case_list(
         period=period,
         order=order,
     )
-    return [_case(c) for c in queue]
+    return [_case(c, principal) for c in queue]
 
 
 @router.get(
@@ -251,7 +251,7 @@ def case_detail(
 ) -> dict[str, Any]:
     case = casework.get_case(session, principal=principal, case_id=case_id)
     history = casework.case_history(session, principal=principal, case_id=case_id)
-    return {**_case(case), "history": history}
+    return {**_case(case, principal), "history": history}
 
 
 class Move(BaseModel):
@@ -282,7 +282,7 @@ def move(case_id: RowId, body: Move, session: SessionDep, principal: Manager) ->
         note=body.note,
         expected=body.read_in,
     )
-    return _case(case)
+    return _case(case, principal)
 
 
 class Moves(Move):
@@ -302,7 +302,7 @@ def move_many(body: Moves, session: SessionDep, principal: Manager) -> list[dict
         note=body.note,
         expected=body.read_in,
     )
-    return [_case(c) for c in moved]
+    return [_case(c, principal) for c in moved]
 
 
 class HandoverRequest(BaseModel):
@@ -423,4 +423,4 @@ def dispose(
     case = handover.record_disposal(
         session, principal=principal, case_id=case_id, disposal=body.disposal, note=body.note
     )
-    return _case(case)
+    return _case(case, principal)

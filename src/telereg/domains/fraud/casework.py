@@ -442,6 +442,20 @@ def move_case(
     )
 
 
+def next_steps(case: Case, *, principal: Principal) -> list[str]:
+    """The states ``principal`` may move ``case`` to: a case is resolved by whoever reports
+    an agency's outcome, and every other step is taken by who manages cases."""
+    return [
+        step.value
+        for step in WORKFLOW.allowed(case.status)
+        if principal.can(
+            Permission.CASES_REPORT_OUTCOME
+            if step is CaseStatus.RESOLVED
+            else Permission.CASES_MANAGE
+        )
+    ]
+
+
 #: The audit action of a hand-over withdrawn: it names the case and the agency.
 WITHDRAWN_ACTION = "fraud.handover.withdrawn"
 
