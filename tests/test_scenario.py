@@ -654,7 +654,8 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
                 disposal="line_suspended",
                 note="not ours",
             )
-    assert handover.packages(settings, principal=health) == []
+    with session_scope(settings) as session:
+        assert handover.packages(session, settings, principal=health) == []
     with session_scope(settings) as session:
         with pytest.raises(NotFoundError):
             handover.package_for(
@@ -1770,7 +1771,8 @@ def test_two_hand_overs_of_one_case_at_once_refer_it_once(fraud_scan: Settings) 
         assert case.agency is not None
         assert case.agency.code == "POLICE-AF"
     assert [h["step"] for h in history].count("referred") == 1
-    packages = {p["agency"] for p in handover.packages(fraud_scan, principal=ROOT)}
+    with session_scope(fraud_scan) as session:
+        packages = {p["agency"] for p in handover.packages(session, fraud_scan, principal=ROOT)}
     assert "POLICE-CITY" not in packages, "no package for the agency that lost the race"
 
 
@@ -1913,6 +1915,14 @@ def test_a_hand_over_withdrawn_goes_back_to_review_and_the_agency_is_told(
     assert f"#{case_id}" in notice
     assert "交错单位" in notice
     assert 'id="withdrawn"' not in city.get("/fraud/liaison").text, "only the agency's own"
+    # The package is listed as withdrawn (no link to fetch it), on the page and in the API.
+    assert f'href="{package}"' not in told
+    assert "已撤回" in told.split(made.path.name, 1)[1].split("</li>", 1)[0]
+    (listed,) = [
+        p for p in police.get("/api/v1/fraud/handovers").json() if p["name"] == made.path.name
+    ]
+    assert listed["withdrawn"] is True
+    assert listed["cases"] == [case_id]
     english = police.get("/lang/en", params={"next": "/fraud/liaison"}).text
     assert "Withdrawn hand-overs" in english.split('id="withdrawn"')[1].split("</section>")[0]
     police.get("/lang/zh_CN", params={"next": "/fraud/liaison"})

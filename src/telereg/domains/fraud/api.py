@@ -338,10 +338,13 @@ def create_handover(
 
 @router.get("/handovers", summary="Hand-over packages of the principal's agency (all for analysts)")
 def list_handovers(
+    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
 ) -> list[dict[str, Any]]:
-    return handover.packages(settings, principal=principal)
+    """Each package with its cases and ``withdrawn``: true once none of its cases is still
+    the agency's (every one was withdrawn), when the agency can no longer fetch it."""
+    return handover.packages(session, settings, principal=principal)
 
 
 @router.post(

@@ -498,24 +498,43 @@ def package_path(settings: Settings, agency: str, name: str) -> Path:
     return settings.data_dir / "handovers" / agency / name
 
 
-def packages(settings: Settings, *, principal: Principal) -> list[dict[str, Any]]:
-    """Packages the principal may fetch: every agency's for analysts, its own for a liaison."""
+def packages(session: Session, settings: Settings, *, principal: Principal) -> list[dict[str, Any]]:
+    """Packages the principal may see: every agency's for analysts, its own for a liaison.
+    Each names its cases and whether it was withdrawn (none of them is still the agency's:
+    it can no longer be fetched by the agency)."""
     root = settings.data_dir / "handovers"
     if principal.can(Permission.CASES_MANAGE):
         agencies = sorted(p.name for p in root.iterdir()) if root.exists() else []
     else:
         principal.require(Permission.CASES_READ_ASSIGNED)
         agencies = [principal.agency_code] if principal.agency_code else []
-    return [
-        {
-            "agency": agency,
-            "name": path.name,
-            "bytes": path.stat().st_size,
-            "made": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds"),
-        }
-        for agency in agencies
-        for path in sorted((root / agency).glob("handover-*.zip"), reverse=True)
-    ]
+    listed = []
+    for agency in agencies:
+        for path in sorted((root / agency).glob("handover-*.zip"), reverse=True):
+            held = _cases_of(path)
+            listed.append(
+                {
+                    "agency": agency,
+                    "name": path.name,
+                    "bytes": path.stat().st_size,
+                    "made": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(
+                        timespec="seconds"
+                    ),
+                    "cases": held,
+                    "withdrawn": not _still_the_agencys(session, held, agency),
+                }
+            )
+    return listed
+
+
+def _cases_of(path: Path) -> list[int]:
+    """The cases a package's manifest names (none for a package that cannot be read)."""
+    try:
+        with zipfile.ZipFile(path) as package:
+            manifest = json.loads(package.read("manifest.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    return [int(i) for i in manifest.get("cases") or []]
 
 
 def package_for(

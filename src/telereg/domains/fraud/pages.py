@@ -349,7 +349,7 @@ def cases_page(
     page = min(page, pages)
     # Fraud cases go to the police (``handover.export`` refuses any other agency).
     agencies = [a for a in accounts.list_agencies(session) if a.kind == POLICE]
-    packages = handover.packages(settings, principal=principal)
+    packages = handover.packages(session, settings, principal=principal)
     # Only a package that exists is named: the address is not to make the page say things.
     made = made if made in {f"{p['agency']}/{p['name']}" for p in packages} else ""
     return render(
@@ -608,7 +608,7 @@ def _liaison(
         "fraud/liaison.html",
         {
             "cases": casework.case_queue(session, principal=principal),
-            "packages": handover.packages(settings, principal=principal),
+            "packages": handover.packages(session, settings, principal=principal),
             "withdrawn": casework.withdrawals(session, principal=principal),
             "agency_names": agency_names(session),
             "disposals_for": casework.disposals_for,
