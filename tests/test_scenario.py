@@ -986,13 +986,35 @@ def test_a_case_page_tells_its_history_and_takes_the_next_step(
     assert refused.url.path == address
     assert 'role="alert"' in refused.text
     assert history(analyst) == opened
+    assert 'name="read_as" value="open"' in analyst.get(address).text
     moved = analyst.post(
         address,
-        data={"to": "in_review", "note": "one batch", "back": "case", "csrf_token": token},
+        data={
+            "to": "in_review",
+            "note": "one batch",
+            "back": "case",
+            "read_as": "open",
+            "csrf_token": token,
+        },
     )
     assert moved.url.path == address, "a step taken on the case's page comes back to it"
     assert "→ 研判中" in history(analyst)
     assert "one batch" in history(analyst)
+    # A page read before that step (the case open then) closes nothing: it says the case
+    # moved meanwhile, and the case stays where the first step put it.
+    stale = analyst.post(
+        address,
+        data={
+            "to": "closed",
+            "note": "late",
+            "back": "case",
+            "read_as": "open",
+            "csrf_token": token,
+        },
+    )
+    assert 'role="alert"' in stale.text
+    assert "已被他人改动" in stale.text
+    assert "late" not in history(analyst)
     with session_scope(fraud_scan) as session:
         hand_over(session, fraud_scan, [case_id], "for the police")
 

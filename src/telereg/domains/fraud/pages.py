@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from telereg.api.deps import RowId, SessionDep, SettingsDep
 from telereg.api.uploads import read_small_file
+from telereg.cases.models import CaseStatus
 from telereg.core import accounts, audit, i18n
 from telereg.core.errors import TeleregError
 from telereg.core.i18n import localise
@@ -519,14 +520,19 @@ def move_case(
     note: Annotated[str, Form(max_length=2000)] = "",
     back: Annotated[str, Form(pattern="^(queue|case)$")] = "queue",
     from_: Annotated[str, Form(alias="from", max_length=300)] = "",
+    read_as: Annotated[str, Form(pattern=r"^[a-z_]{0,16}$")] = "",
 ) -> Response:
     """A step from the queue (back to the case's row, on the page of the queue it was
-    taken from) or from the case's own page."""
+    taken from) or from the case's own page. ``read_as``: the state the page showed the
+    case in; a case moved meanwhile by someone else is not moved again (the page says so)."""
     page = f"/fraud/cases/{case_id}" if back == "case" else queue_address(from_)
+    expected = CaseStatus(read_as) if read_as in {s.value for s in CaseStatus} else None
     return form_step(
         request,
         session,
-        lambda: casework.move_case(session, principal=principal, case_id=case_id, to=to, note=note),
+        lambda: casework.move_case(
+            session, principal=principal, case_id=case_id, to=to, note=note, expected=expected
+        ),
         back=page,
         done=page if back == "case" else f"{page}#case-{case_id}",
     )
