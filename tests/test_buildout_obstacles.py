@@ -236,3 +236,20 @@ def test_an_operators_obstacles_file_opens_its_cases_once(settings, tmp_path) ->
     with session_scope(settings) as session:
         references = [c["reference"] for c in obstacle_board(session, principal=ROOT)["cases"]]
     assert references.count("CTCC-X1") == 1
+    # Another operator numbering its obstacles alike gets its own case.
+    other = tmp_path / "other.csv"
+    other.write_text(header + "CTCC-X1,S9,140105,power,feeder not built,2021-12-02\n")
+    record = ingest_file(
+        settings,
+        principal=ROOT,
+        contract=registry.contract("site_obstacles"),
+        path=other,
+        filename=other.name,
+        operator="CUCC",
+        period="2021-12",
+    )
+    assert record.status == "accepted", record.message
+    with session_scope(settings) as session:
+        board = obstacle_board(session, principal=ROOT)["cases"]
+    same = sorted(c["operator"] for c in board if c["reference"] == "CTCC-X1")
+    assert same == ["CTCC", "CUCC"]

@@ -12,10 +12,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from telereg.cases import service as cases
-from telereg.cases.models import CaseStatus
+from telereg.cases.models import Case, CaseStatus
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -44,11 +45,21 @@ def open_cases_from_reports(session: Session, *, settings: Settings, principal: 
         .to_arrow_table()
         .to_pylist()
     )
+    # An obstacle is its operator's reference: two operators may number theirs alike.
+    # Cases opened before the reference named the operator are known by the id alone.
+    earlier = {
+        (c.subject.get("operator"), c.reference)
+        for c in session.scalars(
+            select(Case).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+        )
+        if "/" not in c.reference
+    }
     new = [
         cases.NewCase(
-            reference=str(report["obstacle_id"]),
+            reference=f"{report['operator']}/{report['obstacle_id']}",
             title=f"{report['site_id']} · {report['description']}",
             subject={
+                "obstacle_id": report["obstacle_id"],
                 "site_id": report["site_id"],
                 "operator": report["operator"],
                 "county_code": report["county_code"],
@@ -59,6 +70,7 @@ def open_cases_from_reports(session: Session, *, settings: Settings, principal: 
             opened_at=_midnight(report["reported_date"]),
         )
         for report in reports
+        if (report["operator"], str(report["obstacle_id"])) not in earlier
     ]
     return len(cases.open_cases(session, principal=principal, workflow=WORKFLOW, new=new))
 
@@ -87,7 +99,8 @@ def obstacle_board(
         "cases": [
             {
                 "id": c.id,
-                "reference": c.reference,
+                # (the operator's own number; the operator is beside it)
+                "reference": c.subject.get("obstacle_id", c.reference),
                 "title": c.title,
                 "status": c.status,
                 "handler": c.handler,
