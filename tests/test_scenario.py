@@ -1119,6 +1119,20 @@ def test_ticked_cases_move_together_or_not_at_all(fraud_scan: Settings, signed_i
     moved = move([a, b, c, a], "one batch")
     assert all(f'id="case-{i}"' in moved for i in (a, b, c)), "shown among the cases in review"
     assert states(a, b, c) == ["in_review"] * 3
+    # The open queue read before that step closes none of them: they were moved meanwhile.
+    assert 'name="read_as" value="open"' in page.text
+    stale = analyst.post(
+        "/fraud/cases/moves",
+        data={
+            "case": [a, b],
+            "to": "closed",
+            "move_note": "late",
+            "read_as": "open",
+            "csrf_token": token,
+        },
+    )
+    assert "已被他人改动" in stale.text
+    assert states(a, b) == ["in_review"] * 2
     told = analyst.get(f"/api/v1/fraud/cases/{c}").json()
     assert told["history"][-1] == {**told["history"][-1], "step": "in_review", "note": "one batch"}
 

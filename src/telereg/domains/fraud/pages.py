@@ -461,16 +461,24 @@ def move_ticked_cases(
     kind: Annotated[str, Form(pattern=_KIND)] = "",
     operator: Annotated[str, Form(pattern=_OPERATOR)] = "",
     period: Annotated[str, Form(pattern=OPTIONAL_MONTH_FIELD)] = "",
+    read_as: Annotated[str, Form(pattern=r"^[a-z_]{0,16}$")] = "",
 ) -> Response:
     """The ticked cases of the queue, moved with one note: all, or none (the page says why).
-    Done, the queue shows the cases in their new state, filtered as it was."""
+    Done, the queue shows the cases in their new state, filtered as it was. ``read_as``: the
+    state the queue was filtered by, which every ticked case was shown in."""
     kept = {"kind": kind, "operator": operator, "period": period}
     shown = {"status": to} | {name: value for name, value in kept.items() if value}
+    expected = _read_state(read_as)
     return form_step(
         request,
         session,
         lambda: casework.move_cases(
-            session, principal=principal, case_ids=case or [], to=to, note=move_note
+            session,
+            principal=principal,
+            case_ids=case or [],
+            to=to,
+            note=move_note,
+            expected=expected,
         ),
         back="/fraud/cases",
         done=f"/fraud/cases?{urlencode(shown)}",
@@ -526,7 +534,7 @@ def move_case(
     taken from) or from the case's own page. ``read_as``: the state the page showed the
     case in; a case moved meanwhile by someone else is not moved again (the page says so)."""
     page = f"/fraud/cases/{case_id}" if back == "case" else queue_address(from_)
-    expected = CaseStatus(read_as) if read_as in {s.value for s in CaseStatus} else None
+    expected = _read_state(read_as)
     return form_step(
         request,
         session,
@@ -536,6 +544,11 @@ def move_case(
         back=page,
         done=page if back == "case" else f"{page}#case-{case_id}",
     )
+
+
+def _read_state(read_as: str) -> CaseStatus | None:
+    """The state a form says its page showed a case in (none: the page did not say)."""
+    return CaseStatus(read_as) if read_as in {s.value for s in CaseStatus} else None
 
 
 #: What of the queue's address a step taken from it keeps, to come back to where it was.
