@@ -1820,7 +1820,12 @@ def test_a_step_on_a_case_read_before_another_moved_it_is_refused(fraud_scan: Se
     from telereg.core.errors import ConflictError
 
     with session_scope(fraud_scan) as first:
-        stale = first.scalars(select(Case).where(Case.status == "open")).first()
+        open_suspects = select(Case).where(
+            Case.status == "open",
+            Case.domain == casework.WORKFLOW.domain,
+            Case.kind == casework.WORKFLOW.kind,
+        )
+        stale = first.scalars(open_suspects).first()
         assert stale is not None
         with session_scope(fraud_scan) as second:
             casework.move_case(second, principal=ROOT, case_id=stale.id, to="closed", note="b")
