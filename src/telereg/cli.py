@@ -1079,20 +1079,20 @@ def audit_export(
         raise InputError(
             N_("cannot write {path}: {reason}").format(path=target, reason=error.strerror)
         ) from error
-    with session_scope(settings) as session:
-        export = audit.export(
-            session,
-            principal=_me(),
-            client="cli",
-            actor=actor or None,
-            action=action or None,
-            obj=obj or None,
-            since=since,
-            until=until,
-        )
-        session.commit()
-        export_id, total = export.id, int(export.detail["entries"])
     try:
+        with session_scope(settings) as session:
+            export = audit.export(
+                session,
+                principal=_me(),
+                client="cli",
+                actor=actor or None,
+                action=action or None,
+                obj=obj or None,
+                since=since,
+                until=until,
+            )
+            session.commit()
+            export_id, total = export.id, int(export.detail["entries"])
         with (
             session_scope(settings) as session,
             partial.open("w", encoding="utf-8-sig", newline="") as file,
