@@ -50,9 +50,12 @@ def open_cases_from_reports(session: Session, *, settings: Settings, principal: 
     earlier = {
         (c.subject.get("operator"), c.reference)
         for c in session.scalars(
-            select(Case).where(Case.domain == WORKFLOW.domain, Case.kind == WORKFLOW.kind)
+            select(Case).where(
+                Case.domain == WORKFLOW.domain,
+                Case.kind == WORKFLOW.kind,
+                Case.reference.not_like("%/%"),
+            )
         )
-        if "/" not in c.reference
     }
     new = [
         cases.NewCase(

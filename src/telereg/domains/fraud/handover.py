@@ -508,23 +508,29 @@ def packages(session: Session, settings: Settings, *, principal: Principal) -> l
     else:
         principal.require(Permission.CASES_READ_ASSIGNED)
         agencies = [principal.agency_code] if principal.agency_code else []
-    listed = []
-    for agency in agencies:
-        for path in sorted((root / agency).glob("handover-*.zip"), reverse=True):
-            held = _cases_of(path)
-            listed.append(
-                {
-                    "agency": agency,
-                    "name": path.name,
-                    "bytes": path.stat().st_size,
-                    "made": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(
-                        timespec="seconds"
-                    ),
-                    "cases": held,
-                    "withdrawn": not _still_the_agencys(session, held, agency),
-                }
-            )
-    return listed
+    found = [
+        (agency, path, _cases_of(path))
+        for agency in agencies
+        for path in sorted((root / agency).glob("handover-*.zip"), reverse=True)
+    ]
+    # Whose each case is now, read once for every package listed.
+    now_with = session.execute(
+        select(Case.id, Agency.code)
+        .join(Case.agency)
+        .where(Case.id.in_({i for _, _, held in found for i in held}))
+    )
+    held_by = dict(now_with.all())
+    return [
+        {
+            "agency": agency,
+            "name": path.name,
+            "bytes": path.stat().st_size,
+            "made": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds"),
+            "cases": held,
+            "withdrawn": bool(held) and all(held_by.get(i) != agency for i in held),
+        }
+        for agency, path, held in found
+    ]
 
 
 def _cases_of(path: Path) -> list[int]:
