@@ -578,12 +578,18 @@ def _sim_boxes(queue: list) -> list[int]:
     return [c.id for c in queue if c.subject.get("type") == "sim_box"]
 
 
-def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
+def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings, tmp_path: Path) -> None:
     import zipfile
 
     from telereg.cases.service import move
     from telereg.core.audit import AuditEntry
-    from telereg.core.errors import ConflictError, InputError, NotFoundError, SignatureError
+    from telereg.core.errors import (
+        ConfigurationError,
+        ConflictError,
+        InputError,
+        NotFoundError,
+        SignatureError,
+    )
     from telereg.core.permissions import Role
     from telereg.domains.fraud import handover
     from tests.conftest import principal_of_role
@@ -616,16 +622,30 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         made = hand_over(
             session, settings, [case_id], "for investigation", reveal_reason="police request JQ-1"
         )
-    manifest = handover.verify(made.path, settings.secret("handover_key"))
+    manifest = handover.verify_archive(made.archive, settings.secret("handover_key"), where="-")
     assert manifest["cases"] == [case_id]
-    # Clear numbers inside: readable by the owner only, as the vault is.
+    # Clear numbers inside: kept encrypted, as the vault is, and readable by the owner only.
     assert made.path.stat().st_mode & 0o777 == 0o600
     assert made.path.parent.stat().st_mode & 0o777 == 0o700
     assert (settings.data_dir / "handovers").stat().st_mode & 0o777 == 0o700
-    with zipfile.ZipFile(made.path) as package:
+    with zipfile.ZipFile(io.BytesIO(made.archive)) as package:
         text = package.read("cases.csv").decode("utf-8-sig")
     assert token in text
     assert ",1" in text  # the clear number from the vault starts with 1
+    clear = next(csv.DictReader(io.StringIO(text)))["clear_value"]
+    kept = made.path.read_bytes()
+    assert not zipfile.is_zipfile(made.path)
+    assert clear.encode() not in kept
+    assert token.encode() not in kept
+    assert handover.kept_archive(settings, made.path) == made.archive
+    # Bound to its agency and name: moved to another agency's folder, it does not open.
+    moved = settings.data_dir / "handovers" / "POLICE-CITY" / made.path.name
+    moved.parent.mkdir(mode=0o700, exist_ok=True)
+    moved.write_bytes(kept)
+    with pytest.raises(ConfigurationError, match="does not decrypt"):
+        handover.kept_archive(settings, moved)
+    moved.unlink()
+    moved.parent.rmdir()
     [row] = list(csv.DictReader(io.StringIO(text)))
     # What the police need to find the device: its handsets and where it called from.
     assert row["imeis"], "a SIM-box line calls from a gateway's port"
@@ -664,7 +684,7 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
         fetched = handover.package_for(
             session, settings, principal=police, agency="POLICE-AF", name=made.path.name
         )
-        assert fetched == made.path
+        assert fetched == made.archive
         # Both the refusal and the fetch of a package with clear numbers are in the audit log.
         trail = session.scalars(
             select(AuditEntry)
@@ -676,6 +696,19 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
             "fraud.handover.fetched",
         ]
         assert trail[-1].detail == {"clear_values": True}
+        # A package kept before packages were encrypted (a plain archive) is still served.
+        legacy = made.path.with_name("handover-20211201T000000-legacy.zip")
+        legacy.write_bytes(made.archive)
+        listed = handover.packages(session, settings, principal=police)
+        assert {p["name"]: p["cases"] for p in listed}[legacy.name] == [case_id]
+        assert {p["name"]: p["bytes"] for p in listed}[made.path.name] == len(made.archive)
+        assert (
+            handover.package_for(
+                session, settings, principal=police, agency="POLICE-AF", name=legacy.name
+            )
+            == made.archive
+        )
+        legacy.unlink()
     with session_scope(settings) as session:
         with pytest.raises(InputError, match="disposal must be one of"):
             handover.record_disposal(
@@ -712,8 +745,8 @@ def test_fraud_case_goes_to_the_police_and_back(fraud_scan: Settings) -> None:
     assert "fraud.handover" in actions
     assert "privacy.reidentify" in actions
     # A package changed after signing no longer verifies.
-    forged = made.path.with_name("forged.zip")
-    with zipfile.ZipFile(made.path) as source, zipfile.ZipFile(forged, "w") as out:
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(io.BytesIO(made.archive)) as source, zipfile.ZipFile(forged, "w") as out:
         for name in source.namelist():
             data = source.read(name)
             out.writestr(
@@ -1374,7 +1407,7 @@ def test_a_liaison_checks_a_package_it_was_given_without_a_key_of_its_own(
         made = hand_over(session, fraud_scan, ids, "for checking")
         city_police(session)
         add_liaisons(session, {"check-af": "POLICE-AF", "check-city": "POLICE-CITY"})
-    archive = made.path.read_bytes()
+    archive = made.archive
     changed = bytearray(archive)
     changed[len(changed) // 2] ^= 1
     liaison, other = signed_in("check-af"), signed_in("check-city")
@@ -1652,8 +1685,8 @@ def test_a_card_hand_over_names_the_holder_and_the_sale(fraud_scan: Settings) ->
         made = hand_over(
             session, fraud_scan, [case.id], "ring cards", reveal_reason="police request JQ-7"
         )
-    handover.verify(made.path, fraud_scan.secret("handover_key"))
-    with zipfile.ZipFile(made.path) as package:
+    handover.verify_archive(made.archive, fraud_scan.secret("handover_key"), where="-")
+    with zipfile.ZipFile(io.BytesIO(made.archive)) as package:
         text = package.read("cases.csv").decode("utf-8-sig")
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert row["id_number"] == case.subject["id_number"], "the holder, as a token"
@@ -1754,7 +1787,7 @@ def test_ids_over_the_limit_and_borrowed_cards_become_cases(
         handover.record_disposal(
             session, principal=ROOT, case_id=handed.id, disposal="cards_cancelled", note="done"
         )
-    with zipfile.ZipFile(made.path) as package:
+    with zipfile.ZipFile(io.BytesIO(made.archive)) as package:
         text = package.read("cases.csv").decode("utf-8-sig")
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert (row["type"], row["reference"]) == ("id_limit", handed.subject["id_number"])

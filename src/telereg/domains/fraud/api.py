@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from telereg.api import uploads
@@ -317,12 +317,12 @@ class HandoverRequest(BaseModel):
 @router.post(
     "/handovers",
     summary="Refer cases to an agency; returns the signed package",
-    response_class=FileResponse,
+    response_class=Response,
     openapi_extra=file_response("application/zip", description="The signed package"),
 )
 def create_handover(
     body: HandoverRequest, session: SessionDep, settings: SettingsDep, principal: Manager
-) -> FileResponse:
+) -> Response:
     result = handover.export(
         session,
         settings=settings,
@@ -333,7 +333,7 @@ def create_handover(
         reveal_reason=body.reveal_reason,
     )
     session.commit()
-    return FileResponse(result.path, media_type="application/zip", filename=result.path.name)
+    return _package_response(result.archive, result.path.name)
 
 
 @router.get("/handovers", summary="Hand-over packages of the principal's agency (all for analysts)")
@@ -387,7 +387,7 @@ async def verify_handover(
 @router.get(
     "/handovers/{agency}/{name}",
     summary="Download a hand-over package",
-    response_class=FileResponse,
+    response_class=Response,
     openapi_extra=file_response("application/zip", description="The signed package"),
 )
 def download_handover(
@@ -396,14 +396,23 @@ def download_handover(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
-) -> FileResponse:
+) -> Response:
     try:
-        path = handover.package_for(
+        archive = handover.package_for(
             session, settings, principal=principal, agency=agency, name=name
         )
     finally:
         session.commit()  # the fetch is audited, and so is a refused one
-    return FileResponse(path, media_type="application/zip", filename=name)
+    return _package_response(archive, name)
+
+
+def _package_response(archive: bytes, name: str) -> Response:
+    """A package as a download (its name is checked: letters, digits, ``-``, ``_``)."""
+    return Response(
+        archive,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 class Disposal(BaseModel):

@@ -266,7 +266,7 @@ def export_command(
     # Readable by its owner only: with --reveal it holds clear numbers.
     fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(result.path.read_bytes())
+        fh.write(result.archive)
     out.print(
         f"hand-over of {len(result.manifest['cases'])} case(s) to {agency} written: {out_file}"
     )

@@ -6,6 +6,11 @@ The package is a ZIP of ``cases.csv``, ``cases.xlsx`` and ``manifest.json``
 ``handover_key``. Changing any byte of any file breaks verification. Numbers
 appear as tokens; clear numbers are added only through the vault, for a
 principal allowed to re-identify, with a reason, each one audited.
+
+The installation keeps each package for the agency to fetch, encrypted as the vault
+is (under the vault key, bound to the agency and the package's name): clear numbers
+are never at rest in the clear, in the data dir or its backups. What the agency
+fetches, and what the CLI writes out, is the package itself.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import audit
 from telereg.core.errors import (
+    ConfigurationError,
     ConflictError,
     InputError,
     NotFoundError,
@@ -45,7 +51,7 @@ from telereg.core.i18n import N_
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.core.privacy import Vault, may_reidentify, reidentify
+from telereg.core.privacy import Sealer, Vault, may_reidentify, reidentify
 from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, findings
 from telereg.domains.fraud.casework import DISPOSALS, WORKFLOW, disposals_for, get_case
@@ -121,10 +127,12 @@ COLUMN_TITLES = {
 
 @dataclass(frozen=True)
 class Handover:
-    """A package: at ``path`` once the session that made it commits."""
+    """A package (``archive``, as the agency receives it): kept, encrypted, at ``path``
+    once the session that made it commits."""
 
     path: Path
     manifest: dict[str, Any]
+    archive: bytes
 
 
 def _rows(
@@ -269,8 +277,9 @@ def export(
     }
     name = f"handover-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.zip"
     path = package_path(settings, agency.code, name)
-    staged = write_package(
-        path.with_name(f".{name}.staged"), rows, manifest, settings.secret("handover_key")
+    archive = package_bytes(rows, manifest, settings.secret("handover_key"))
+    staged = _owner_only_file(
+        path.with_name(f".{name}.staged"), _sealed(settings, agency.code, name, archive)
     )
     _publish_on_commit(session, staged, path)
     audit.record(
@@ -281,7 +290,7 @@ def export(
         reason=note,
         detail={"file": path.name, "clear_values": reveal_reason is not None},
     )
-    return Handover(path, manifest)
+    return Handover(path, manifest, archive)
 
 
 def _publish_on_commit(session: Session, staged: Path, path: Path) -> None:
@@ -305,9 +314,8 @@ def _publish_on_commit(session: Session, staged: Path, path: Path) -> None:
     event.listen(session, "after_soft_rollback", discard)
 
 
-def write_package(
-    out: Path, rows: list[dict[str, Any]], manifest: dict[str, Any], key: bytes
-) -> Path:
+def package_bytes(rows: list[dict[str, Any]], manifest: dict[str, Any], key: bytes) -> bytes:
+    """The signed and sealed package of ``rows``, described by ``manifest``."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=COLUMNS)
     writer.writeheader()
@@ -318,23 +326,39 @@ def write_package(
         signed, ensure_ascii=False, indent=1, sort_keys=True
     ).encode()
     signature = hmac.new(key, files["manifest.json"], hashlib.sha256).hexdigest()
-    # Owner only, as the vault: a package may hold clear numbers (the data dir may have been
-    # made readable to others before telereg first ran in it).
-    for folder in (out.parent.parent, out.parent):
-        folder.mkdir(mode=0o700, exist_ok=True)
-    staged = out.with_name(f".{out.name}.tmp")
-    os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-    with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as package:
+    made = io.BytesIO()
+    with zipfile.ZipFile(made, "w", zipfile.ZIP_DEFLATED) as package:
         for name, data in files.items():
             package.writestr(name, data)
         package.writestr("manifest.sig", signature)
         package.comment = b"0" * _SEAL_CHARS
     # The archive is sealed too: the zip comment, its last bytes, becomes the HMAC of every
     # byte before it (headers, dates and flags included), so no byte changes unnoticed.
-    archive = staged.read_bytes()
-    body = archive[:-_SEAL_CHARS]
-    staged.write_bytes(body + hmac.new(key, body, hashlib.sha256).hexdigest().encode())
-    staged.replace(out)
+    body = made.getvalue()[:-_SEAL_CHARS]
+    return body + hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+
+
+def write_package(
+    out: Path, rows: list[dict[str, Any]], manifest: dict[str, Any], key: bytes
+) -> Path:
+    """:func:`package_bytes` written to ``out``, readable by its owner only."""
+    return _owner_only_file(out, package_bytes(rows, manifest, key))
+
+
+def _owner_only_file(out: Path, data: bytes) -> Path:
+    """``data`` at ``out``, whole or not at all, in owner-only directories: a package may
+    hold clear numbers (the data dir may have been made readable to others before telereg
+    first ran in it)."""
+    for folder in (out.parent.parent, out.parent):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    staged = out.with_name(f".{out.name}.tmp")
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        staged.replace(out)
+    finally:
+        staged.unlink(missing_ok=True)
     return out
 
 
@@ -492,6 +516,29 @@ def record_disposal(
     return moved
 
 
+#: What a package kept encrypted begins with (one kept before they were, a ZIP archive,
+#: begins with ``PK``).
+_KEPT_SEALED = b"telereg sealed hand-over 1\n"
+
+
+def _sealer(settings: Settings) -> Sealer:
+    return Sealer(settings.secret("vault_key"))
+
+
+def _sealed(settings: Settings, agency: str, name: str, archive: bytes) -> bytes:
+    return _KEPT_SEALED + _sealer(settings).seal(f"handover:{agency}/{name}", archive)
+
+
+def kept_archive(settings: Settings, path: Path) -> bytes:
+    """The package kept at ``path``, as the agency receives it (decrypted; a package kept
+    before packages were encrypted is read as it is)."""
+    kept = path.read_bytes()
+    if not kept.startswith(_KEPT_SEALED):
+        return kept
+    label = f"handover:{path.parent.name}/{path.name}"
+    return _sealer(settings).open(label, kept[len(_KEPT_SEALED) :])
+
+
 def package_path(settings: Settings, agency: str, name: str) -> Path:
     if not _AGENCY.match(agency) or not _PACKAGE.match(name):
         raise InputError(N_("not a hand-over package name"))
@@ -509,34 +556,44 @@ def packages(session: Session, settings: Settings, *, principal: Principal) -> l
         principal.require(Permission.CASES_READ_ASSIGNED)
         agencies = [principal.agency_code] if principal.agency_code else []
     found = [
-        (agency, path, _cases_of(path))
+        (agency, path, archive, _cases_of(archive))
         for agency in agencies
         for path in sorted((root / agency).glob("handover-*.zip"), reverse=True)
+        for archive in [_readable(settings, path)]
     ]
     # Whose each case is now, read once for every package listed.
     now_with = session.execute(
         select(Case.id, Agency.code)
         .join(Case.agency)
-        .where(Case.id.in_({i for _, _, held in found for i in held}))
+        .where(Case.id.in_({i for *_, held in found for i in held}))
     )
     held_by = dict(now_with.all())
     return [
         {
             "agency": agency,
             "name": path.name,
-            "bytes": path.stat().st_size,
+            "bytes": len(archive),
             "made": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds"),
             "cases": held,
             "withdrawn": bool(held) and all(held_by.get(i) != agency for i in held),
         }
-        for agency, path, held in found
+        for agency, path, archive, held in found
     ]
 
 
-def _cases_of(path: Path) -> list[int]:
+def _readable(settings: Settings, path: Path) -> bytes:
+    """The package kept at ``path``, or nothing when it cannot be read or opened (listed
+    with no cases, so that one damaged file does not hide the others)."""
+    try:
+        return kept_archive(settings, path)
+    except (OSError, ConfigurationError):
+        return b""
+
+
+def _cases_of(archive: bytes) -> list[int]:
     """The cases a package's manifest names (none for a package that cannot be read)."""
     try:
-        with zipfile.ZipFile(path) as package:
+        with zipfile.ZipFile(io.BytesIO(archive)) as package:
             manifest = json.loads(package.read("manifest.json"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return []
@@ -545,8 +602,9 @@ def _cases_of(path: Path) -> list[int]:
 
 def package_for(
     session: Session, settings: Settings, *, principal: Principal, agency: str, name: str
-) -> Path:
-    """A package's path, if the principal may fetch it (another agency's does not exist).
+) -> bytes:
+    """A package, as the agency receives it, if the principal may fetch it (another
+    agency's does not exist).
 
     Both a fetch and a refused one are audited (the package may hold clear numbers); the
     caller commits, on refusal too.
@@ -564,7 +622,8 @@ def package_for(
             session, actor=principal.name, action="fraud.handover.refused", objects=[shown]
         )
         raise
-    with zipfile.ZipFile(path) as package:
+    archive = kept_archive(settings, path)
+    with zipfile.ZipFile(io.BytesIO(archive)) as package:
         manifest = json.loads(package.read("manifest.json"))
     held = [int(i) for i in manifest.get("cases") or []]
     named = [shown, *(f"case:{i}" for i in held)]
@@ -585,7 +644,7 @@ def package_for(
         objects=named,
         detail={"clear_values": bool(manifest.get("clear_values"))},
     )
-    return path
+    return archive
 
 
 def _still_the_agencys(session: Session, case_ids: list[int], agency: str) -> bool:
