@@ -18,7 +18,8 @@ from telereg.scenario.model import Scale
 from telereg.scenario.runner import run_scenario
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.spark
+# (Spark's start-up and local mode take a minute: with the slow tests, which CI runs too)
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 TOLERANCE_KM = 1.0  # the line bends; a site reaches further across a bend than along it
 
 
-@pytest.mark.parametrize("seed", [5, 23])
+@pytest.mark.parametrize("seed", [5, pytest.param(23, marks=pytest.mark.slow)])
 def test_planted_gaps_are_found_and_nothing_else(tmp_path, seed: int) -> None:
     settings = load_settings(data_dir=tmp_path / "var")
     prepare(settings, principal=ROOT)

@@ -17,7 +17,8 @@ from telereg.domains.fraud.features import line_features, originated
 from telereg.domains.fraud.service import training_labels
 from tests.test_fraud import _calls, _received
 
-pytestmark = pytest.mark.spark
+# (Spark's start-up and local mode take a minute: with the slow tests, which CI runs too)
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,10 @@ SUBMITTER = {"voice_cdr": "CUCC"}
 TABULAR_DATASETS = sorted(
     name for name, c in registry.CONTRACTS.items() if c.geometry_column is None
 )
+#: The contracts whose generated rows the default run checks (identifiers, times, ranges,
+#: enumerations, coordinates and region codes among their rules); the others run with the
+#: slow tests (``pytest -m slow``, which CI runs as well).
+EVERY_RULE_KIND = {"voice_cdr", "sites", "subscriptions"}
 #: Region codes for a key made of a region column, by the level it refers to.
 REGION_CODES = {
     "region:city": [c.code for c in REGIONS.cities],
@@ -186,7 +190,13 @@ def write(contract: Contract, rows: list[dict[str, str]], path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("dataset", TABULAR_DATASETS)
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        pytest.param(name, marks=() if name in EVERY_RULE_KIND else pytest.mark.slow)
+        for name in TABULAR_DATASETS
+    ],
+)
 # (a generated row's regex-drawn values take seconds on a loaded 2-core machine: how fast
 # they are drawn is not under test)
 @hsettings(
