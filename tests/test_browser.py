@@ -345,3 +345,55 @@ def test_fraud_pages_from_dashboard_to_hand_over(browser: Browser, server: Serve
         expect(history).to_contain_text("for investigation")
     finally:
         context.close()
+
+
+def test_a_new_user_changes_the_one_time_password_on_the_account_page(
+    browser: Browser, server: Server
+) -> None:
+    """An administrator adds a user; the user signs in with the one-time password, replaces
+    it on "My account", and from then on signs in with their own."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+
+        def sign_in(username: str, password: str) -> None:
+            page.goto(f"{server.base_url}/login")
+            page.fill("input[name=username]", username)
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+
+        sign_in(server.username, server.password)
+        page.goto(f"{server.base_url}/admin/users")
+        page.fill("form[action='/admin/users'] input[name=username]", "new.analyst")
+        page.select_option("form[action='/admin/users'] select[name=role]", "analyst")
+        page.click("form[action='/admin/users'] button[type=submit]")
+        one_time = page.locator("#new-password").inner_text()
+        context.clear_cookies()
+
+        sign_in("new.analyst", one_time)
+        expect(page).to_have_url(f"{server.base_url}/")
+        page.click("details.usermenu summary")
+        page.click("#my-account")
+        expect(page).to_have_url(f"{server.base_url}/account")
+        expect(page.locator("h1")).to_have_text("我的账户")
+        expect(page.locator("#me")).to_contain_text("new.analyst")
+        mine = "my very own passphrase"
+        page.fill("input[name=current_password]", one_time)
+        page.fill("input[name=new_password]", mine)
+        page.fill("input[name=new_password_again]", mine)
+        page.click("#password button[type=submit]")
+        expect(page.locator("#done")).to_contain_text("密码已修改")
+        expect(page.locator("#me")).to_contain_text("new.analyst")  # still signed in
+
+        page.click("details.usermenu summary")
+        page.click("details.usermenu form button")
+        sign_in("new.analyst", one_time)
+        expect(page.locator("[role=alert]")).to_contain_text("用户名或密码错误")
+        sign_in("new.analyst", mine)
+        expect(page).to_have_url(f"{server.base_url}/")
+        expect(page.locator("details.usermenu summary")).to_contain_text("new.analyst")
+    finally:
+        context.close()

@@ -42,7 +42,7 @@ from telereg.core.errors import TeleregError
 from telereg.core.settings import Settings
 from telereg.domains.buildout import pages as buildout_pages
 from telereg.domains.fraud import pages as fraud_pages
-from telereg.web import admin, data, jobs, pages
+from telereg.web import account, admin, data, jobs, pages
 from telereg.web.errors import error_page
 
 log = logging.getLogger(__name__)
@@ -224,6 +224,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(api_router)
     app.include_router(pages.router)
+    app.include_router(account.router)
     app.include_router(admin.router)
     app.include_router(data.router)
     app.include_router(jobs.router)

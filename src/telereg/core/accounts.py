@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from telereg.core import audit
 from telereg.core.auth import (
+    check_password_rules,
+    confirm_password,
     end_sessions,
     generate_password,
     hash_password,
@@ -27,6 +29,7 @@ from telereg.core.i18n import N_
 from telereg.core.models import Agency, ApiToken, Operator, User
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
+from telereg.core.settings import Settings
 
 _USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
 #: An operator's or agency's code: 2–32 letters, digits, ``_`` or ``-``, a letter first.
@@ -215,6 +218,43 @@ def set_password(
     return generated
 
 
+def change_own_password(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    current_password: str,
+    new_password: str,
+    client: str = "",
+) -> User:
+    """Change the signed-in user's own password, given its current one (any role may).
+
+    The new password keeps the rules :func:`set_password` keeps. A wrong current password
+    counts towards lockout (see :func:`~telereg.core.auth.confirm_password`). The user's
+    web sessions end, the caller signs the current one in again; its API tokens stay.
+    """
+    user = session.get(User, principal.user_id) if principal.user_id is not None else None
+    if user is None or user.username != principal.name:
+        # (the CLI is no user: it sets passwords with set_password)
+        raise PermissionDeniedError(N_("only a signed-in user changes its own password"))
+    check_password_rules(new_password)  # before the check, so a typo costs no attempt
+    confirm_password(
+        session, settings=settings, user=user, password=current_password, client=client
+    )
+    if new_password == current_password:
+        raise InputError(N_("the new password is the current one"))
+    user.password_hash = hash_password(new_password)
+    end_sessions(user)
+    audit.record(
+        session,
+        actor=principal.name,
+        action="users.change_password",
+        objects=[f"user:{user.username}"],
+        client=client,
+    )
+    return user
+
+
 def _require_token_rights(principal: Principal, username: str) -> None:
     """Checked before the user is looked up: whether another name is a user's is not
     told to who may manage only its own tokens."""
@@ -267,14 +307,18 @@ def issue_token(
 def list_tokens(session: Session, *, principal: Principal, username: str) -> list[ApiToken]:
     _require_token_rights(principal, username)
     user = get_user(session, username)
-    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)))
+    mine = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+    return list(session.scalars(mine))
 
 
-def revoke_token(session: Session, *, principal: Principal, token_id: int) -> ApiToken:
+def revoke_token(
+    session: Session, *, principal: Principal, token_id: int, own: bool = False
+) -> ApiToken:
+    """Revoke a token of the principal's, or any user's for who manages users; with
+    ``own``, only one of the principal's own, whoever it is (the account page's)."""
     row = session.get(ApiToken, token_id)
-    if row is None or not (
-        principal.can(Permission.USERS_MANAGE) or row.user.username == principal.name
-    ):
+    mine = row is not None and row.user.username == principal.name
+    if row is None or not (mine or (principal.can(Permission.USERS_MANAGE) and not own)):
         # (another's token is not told apart from none)
         principal.require(Permission.TOKENS_OWN)
         raise NotFoundError(N_("no API token with id {id}").format(id=token_id))

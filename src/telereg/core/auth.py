@@ -33,9 +33,16 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-def hash_password(password: str) -> str:
+def check_password_rules(password: str) -> None:
+    """Raise :class:`InputError` unless ``password`` keeps the installation's rules."""
     if len(password) < MIN_PASSWORD_CHARS:
-        raise InputError(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
+        raise InputError(
+            N_("a password needs at least {count} characters").format(count=MIN_PASSWORD_CHARS)
+        )
+
+
+def hash_password(password: str) -> str:
+    check_password_rules(password)
     return _hasher.hash(password)
 
 
@@ -91,11 +98,72 @@ def login(
     the caller commits the session even on failure.
     """
     now = now or utcnow()
+    user = _attempt(
+        session,
+        settings=settings,
+        username=username,
+        password=password,
+        client=client,
+        now=now,
+        failed="auth.login_failed",
+    )
+    user.last_login_at = now
+    audit.record(
+        session, actor=username, action="auth.login", objects=[f"user:{username}"], client=client
+    )
+    return user
+
+
+def confirm_password(
+    session: Session,
+    *,
+    settings: Settings,
+    user: User,
+    password: str,
+    client: str = "",
+    now: datetime | None = None,
+) -> None:
+    """Check a signed-in user's password again, before a change to its account.
+
+    A wrong one counts as a failed sign-in does, towards the account's lockout and the
+    client's limit (a stolen session must not become a way to guess the password), and
+    is audited as ``auth.confirm_failed``; a locked account is refused. The caller
+    commits the session even on failure.
+    """
+    _attempt(
+        session,
+        settings=settings,
+        username=user.username,
+        password=password,
+        client=client,
+        now=now or utcnow(),
+        failed="auth.confirm_failed",
+    )
+
+
+def _attempt(
+    session: Session,
+    *,
+    settings: Settings,
+    username: str,
+    password: str,
+    client: str,
+    now: datetime,
+    failed: str,
+) -> User:
+    """The user, if the password is right; a failure is counted and audited as ``failed``,
+    and a success clears the account's failures and lockouts."""
     network = client_network(client)
     attempt = _begin_attempt(session, settings=settings, client=network, now=now)
     try:
         user = _check_password(
-            session, settings=settings, username=username, password=password, client=client, now=now
+            session,
+            settings=settings,
+            username=username,
+            password=password,
+            client=client,
+            now=now,
+            failed=failed,
         )
     except AuthenticationError:
         if attempt is not None:
@@ -104,15 +172,11 @@ def login(
             )
         raise
     if attempt is not None:
-        # A sign-in that succeeds is no failure: its attempt stops counting.
+        # A right password is no failure: its attempt stops counting.
         session.execute(delete(LoginFailure).where(LoginFailure.id == attempt))
     user.failed_logins = 0
     user.lockouts = 0
     user.locked_until = None
-    user.last_login_at = now
-    audit.record(
-        session, actor=username, action="auth.login", objects=[f"user:{username}"], client=client
-    )
     return user
 
 
@@ -124,6 +188,7 @@ def _check_password(
     password: str,
     client: str,
     now: datetime,
+    failed: str,
 ) -> User:
     """The user, if the password is right and the account active and not locked."""
     user = session.scalar(select(User).where(User.username == username))
@@ -169,7 +234,7 @@ def _check_password(
             audit.record(
                 session,
                 actor=username,
-                action="auth.locked" if locked else "auth.login_failed",
+                action="auth.locked" if locked else failed,
                 objects=[f"user:{username}"],
                 client=client,
             )
