@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,7 +69,7 @@ CALLS: list[tuple[str, str, dict[str, Any] | None, Permission | None]] = [
     (
         "POST",
         "/api/v1/privacy/reidentify",
-        {"token": "ab" * 16, "reason": "case 2021-17"},
+        {"token": "ab" * 16, "reason": "police case 2021-17"},
         Permission.PRIVACY_REIDENTIFY,
     ),
     ("GET", "/api/v1/fraud/cases", None, Permission.CASES_READ_ASSIGNED),
@@ -304,14 +305,31 @@ def test_created_user_password_is_shown_once(site: Site) -> None:
     assert created.json()["password"] not in listed
 
 
-def test_reidentify_through_the_api_is_audited(site: Site) -> None:
+def _in_vault(site: Site, *values: str) -> list[str]:
+    """The tokens of ``values``, stored in the vault as an ingest stores them."""
     import pyarrow as pa
 
     from telereg.core.privacy import IdentifierKind, Vault, pseudonymise
 
-    token = pseudonymise("13812341234", site.settings.secret("pseudonym_key"))
-    pairs = pa.table({"token": [token], "clear": ["13812341234"]})
+    tokens = [pseudonymise(v, site.settings.secret("pseudonym_key")) for v in values]
+    pairs = pa.table({"token": tokens, "clear": list(values)})
     Vault.of(site.settings).store(pairs, IdentifierKind.PHONE)
+    return tokens
+
+
+def _audit(site: Site, action: str = "", **filters: str) -> list[dict[str, Any]]:
+    """The entries of ``action`` (all: ""), newest first, read through the API."""
+    found = site.client.get(
+        "/api/v1/audit",
+        params={"limit": 1000, "action": action, **filters},
+        headers=site.as_role("admin"),
+    )
+    assert found.status_code == 200, found.text
+    return [e for e in found.json()["entries"] if e["action"] == action or not action]
+
+
+def test_reidentify_through_the_api_is_audited(site: Site) -> None:
+    (token,) = _in_vault(site, "13812341234")
     analyst = site.as_role("analyst")
     no_reason = site.client.post(
         "/api/v1/privacy/reidentify", json={"token": token, "reason": ""}, headers=analyst
@@ -324,19 +342,129 @@ def test_reidentify_through_the_api_is_audited(site: Site) -> None:
         headers=analyst,
     )
     assert ok.json()["value"] == "13812341234"
-    log = site.client.get("/api/v1/audit?action=privacy.", headers=site.as_role("admin")).json()
-    assert log["total"] == 1
-    assert log["entries"][0]["actor"] == "ann"
+    log = site.client.get(
+        "/api/v1/audit?action=privacy.reidentify&actor=ann", headers=site.as_role("admin")
+    ).json()
+    assert [e["action"] for e in log["entries"]] == [
+        "privacy.reidentify",
+        "privacy.reidentify_refused",
+    ]
     assert log["entries"][0]["reason"] == "查案件号"
     # Who looked at this number: the entries naming its token, whatever their action.
     about = site.client.get(
         "/api/v1/audit", params={"object": f"token:{token}"}, headers=site.as_role("admin")
     ).json()
-    assert [e["action"] for e in about["entries"]] == ["privacy.reidentify"]
+    assert [e["action"] for e in about["entries"]] == [
+        "privacy.reidentify",
+        "privacy.reidentify_refused",
+    ]
     other = site.client.get(
         "/api/v1/audit", params={"object": f"token:{token[:-1]}"}, headers=site.as_role("admin")
     ).json()
     assert other["total"] == 0, "a whole object, not a prefix"
+
+
+def test_a_refused_reidentification_is_answered_and_audited(site: Site) -> None:
+    (token,) = _in_vault(site, "13812341234")
+    attempts = [
+        ("viewer", token, "curious about it", 403, "forbidden"),
+        ("analyst", token, "aaaaa", 422, "invalid-input"),
+        ("analyst", token, "test1", 422, "invalid-input"),
+        ("analyst", token, "测试测", 422, "invalid-input"),
+        ("analyst", "00" * 16, "police case 2021-17", 404, "not-found"),
+    ]
+    for role, asked, reason, status, _ in attempts:
+        answer = site.client.post(
+            "/api/v1/privacy/reidentify",
+            json={"token": asked, "reason": reason},
+            headers=site.as_role(role),
+        )
+        assert answer.status_code == status, answer.text
+        assert "13812341234" not in answer.text
+    said = site.client.post(
+        "/api/v1/privacy/reidentify",
+        json={"token": token, "reason": "asdf"},
+        headers=site.as_role("analyst"),
+    ).json()
+    assert "at least 6 different letters" in said["detail"], "the rule is told"
+    refused = _audit(site, action="privacy.reidentify_refused")[::-1][: len(attempts)]
+    assert [(e["actor"], e["objects"], e["reason"], e["detail"]["refused"]) for e in refused] == [
+        ({"viewer": "vic", "analyst": "ann"}[role], [f"token:{asked}"], reason, code)
+        for role, asked, reason, _, code in attempts
+    ], "each refusal is committed although the request failed"
+    assert _audit(site, action="privacy.reidentify") == []
+
+
+def _case_of_lines(site: Site, reference: str, *values: str) -> int:
+    """A SIM-box case in review whose line, holder and holder's other lines are ``values``
+    (a line, an ID number, more lines), stored in the vault."""
+    from telereg.cases import service as cases
+    from telereg.domains.fraud import casework
+
+    line, holder, *lines = _in_vault(site, *values)
+    subject = {
+        "type": "sim_box",
+        "line": line,
+        "id_number": holder,
+        "lines": lines,
+        "period": "2021-11",
+        "operator": "CMCC",
+    }
+    with session_scope(site.settings) as s:
+        new = cases.NewCase(f"sim_box:{reference}", "SIM box suspect", subject)
+        (case,) = cases.open_cases(s, principal=ROOT, workflow=casework.WORKFLOW, new=[new])
+        cases.move(
+            s, principal=ROOT, workflow=casework.WORKFLOW, case_id=case.id, to="in_review", note="n"
+        )
+        return case.id
+
+
+def test_reveals_beyond_the_daily_limit_are_refused_with_429(tmp_path: Path) -> None:
+    site = make_site(load_settings(data_dir=tmp_path / "var", reidentify_daily_limit=4))
+    (token,) = _in_vault(site, "13812341234")
+    case = _case_of_lines(
+        site, "limit", "13900000001", "140102198001010011", "13900000002", "13900000003"
+    )
+    analyst, admin = site.as_role("analyst"), site.as_role("admin")
+
+    def reveal(headers: dict[str, str]) -> Any:
+        return site.client.post(
+            "/api/v1/privacy/reidentify",
+            json={"token": token, "reason": "police case 2021-17"},
+            headers=headers,
+        )
+
+    assert reveal(analyst).status_code == 200
+    # The hand-over would reveal 4 values (the line, its holder, two more lines): 1 + 4 > 4.
+    handover = {
+        "cases": [case],
+        "agency": "POLICE-AF",
+        "note": "for the police",
+        "reveal_reason": "police request JQ-1",
+    }
+    refused = site.client.post("/api/v1/fraud/handovers", json=handover, headers=analyst)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["type"].endswith("limit-reached")
+    assert (
+        "1 clear values revealed in the last 24 hours, at most 4 allowed, 4 more asked"
+        in (refused.json()["detail"])
+    )
+    detail = site.client.get(f"/api/v1/fraud/cases/{case}", headers=admin).json()
+    assert detail["status"] == "in_review", "nothing moved"
+    (entry,) = _audit(site, action="privacy.reidentify_refused")
+    assert (entry["actor"], entry["detail"]["refused"]) == ("ann", "limit-reached")
+    assert entry["objects"] == [f"case:{case}", "agency:POLICE-AF"]
+    # Another user has a limit of its own: the hand-over's 4 values fill it, each audited.
+    made = site.client.post("/api/v1/fraud/handovers", json=handover, headers=admin)
+    assert made.status_code == 200, made.text
+    assert len(_audit(site, action="privacy.reidentify", actor="ada")) == 4
+    over = reveal(admin)
+    assert over.status_code == 429, over.text
+    assert over.json()["message"] != "", "said to a person too"
+    assert [e["detail"]["refused"] for e in _audit(site, action="privacy.reidentify_refused")] == [
+        "limit-reached",
+        "limit-reached",
+    ]
 
 
 def test_the_api_has_no_way_to_change_the_audit_log(settings: Settings) -> None:

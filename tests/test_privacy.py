@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,14 +11,18 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from telereg.core import audit
+from telereg.core.db import session_scope
 from telereg.core.errors import (
     ConfigurationError,
     InputError,
+    LimitReachedError,
     NotFoundError,
     PermissionDeniedError,
 )
 from telereg.core.models import AuditEntry
 from telereg.core.permissions import Role
+from telereg.core.principal import Principal
 from telereg.core.privacy import (
     IdentifierKind,
     Pseudonymiser,
@@ -25,7 +30,9 @@ from telereg.core.privacy import (
     Vault,
     mask,
     mask_digits,
+    may_reidentify,
     pseudonymise,
+    reidentification_reason,
     reidentify,
 )
 from telereg.core.settings import Settings
@@ -119,38 +126,177 @@ def test_another_vault_key_cannot_open() -> None:
         Sealer(b"j" * 32).open("aaaa", sealed)
 
 
+def _stored(settings: Settings, value: str) -> str:
+    """The token of ``value``, stored in the vault as an ingest stores it."""
+    token = pseudonymise(value, settings.secret("pseudonym_key"))
+    pairs = pa.table({"token": [token], "clear": [value]})
+    Vault.of(settings).store(pairs, IdentifierKind.PHONE)
+    return token
+
+
+def _entries(session: Session, action: str) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
+
+
 def test_reidentify_needs_permission_reason_and_is_audited(
     session: Session, db_settings: Settings
 ) -> None:
-    vault = Vault.of(db_settings)
-    token = pseudonymise("13812341234", db_settings.secret("pseudonym_key"))
-    vault.store(pa.table({"token": [token], "clear": ["13812341234"]}), IdentifierKind.PHONE)
+    token = _stored(db_settings, "13812341234")
     analyst = principal_of_role(Role.ANALYST)
+    viewer = principal_of_role(Role.VIEWER)
     with pytest.raises(PermissionDeniedError):
         reidentify(
-            session,
-            principal=principal_of_role(Role.VIEWER),
-            vault=vault,
-            token=token,
-            reason="curious about it",
+            session, settings=db_settings, principal=viewer, token=token, reason="curious about it"
         )
-    for too_short in ("  ", "test", "测试"):
+    for says_nothing in ("  ", "test", "测试"):
         with pytest.raises(InputError, match="reason"):
-            reidentify(session, principal=analyst, vault=vault, token=token, reason=too_short)
+            reidentify(
+                session, settings=db_settings, principal=analyst, token=token, reason=says_nothing
+            )
     with pytest.raises(NotFoundError):
-        reidentify(session, principal=analyst, vault=vault, token="00" * 16, reason="case 42")
-    assert session.scalars(select(AuditEntry)).all() == []
+        reidentify(
+            session,
+            settings=db_settings,
+            principal=analyst,
+            token="00" * 16,
+            reason="police case 42",
+        )
+    assert _entries(session, "privacy.reidentify") == []
+    refused = _entries(session, "privacy.reidentify_refused")
+    assert [(e.actor, e.detail["refused"]) for e in refused] == [
+        (viewer.name, "forbidden"),
+        (analyst.name, "invalid-input"),
+        (analyst.name, "invalid-input"),
+        (analyst.name, "invalid-input"),
+        (analyst.name, "not-found"),
+    ], "every refused look is audited: who, and why"
+    assert refused[0].objects == [f"token:{token}"]
+    assert refused[0].reason == "curious about it"
+    assert refused[-1].objects == [f"token:{'00' * 16}"]
+    assert "no vault entry" in refused[-1].detail["why"]
     value = reidentify(
-        session, principal=analyst, vault=vault, token=token, reason="police case 2021-17"
+        session,
+        settings=db_settings,
+        principal=analyst,
+        token=token,
+        reason="police case 2021-17",
     )
     assert value == "13812341234"
-    entry = session.scalars(select(AuditEntry)).one()
-    assert entry.action == "privacy.reidentify"
+    (entry,) = _entries(session, "privacy.reidentify")
     assert entry.actor == analyst.name
     assert entry.reason == "police case 2021-17"
     assert entry.objects == [f"token:{token}"]
     # Four Chinese characters are a reason (they say as much as a short English phrase).
-    assert reidentify(session, principal=analyst, vault=vault, token=token, reason="案件核查")
+    assert reidentify(
+        session, settings=db_settings, principal=analyst, token=token, reason="案件核查"
+    )
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "aaaaa",
+        "test1",
+        ".....",
+        "测试测",
+        "asdf",
+        "Test test TEST",
+        "测试一下",
+        "12345678901",
+        "ab",
+    ],
+)
+def test_a_reason_that_says_nothing_is_refused(reason: str) -> None:
+    with pytest.raises(InputError, match=r"at least 6 different letters \(3 different Chinese"):
+        reidentification_reason(reason)
+
+
+@pytest.mark.parametrize(
+    ("reason", "kept"),
+    [
+        ("案件核查", "案件核查"),
+        ("  police case 12 ", "police case 12"),
+        ("测试 of the fraud line", "测试 of the fraud line"),
+        ("victim called from 13812345678", "victim called from 138****5678"),
+    ],
+)
+def test_a_reason_that_says_why_is_kept_with_numbers_masked(reason: str, kept: str) -> None:
+    assert reidentification_reason(reason) == kept
+
+
+def test_a_refusal_is_kept_though_its_transaction_is_rolled_back(db_settings: Settings) -> None:
+    token = _stored(db_settings, "13812341234")
+    viewer = principal_of_role(Role.VIEWER)
+
+    def refused_in_a_transaction_that_fails() -> None:
+        with session_scope(db_settings) as session:
+            audit.record(session, actor="someone", action="x.rolled_back")
+            reidentify(
+                session,
+                settings=db_settings,
+                principal=viewer,
+                token=token,
+                reason="curious about it",
+            )
+
+    with pytest.raises(PermissionDeniedError):
+        refused_in_a_transaction_that_fails()
+    with session_scope(db_settings) as session:
+        # A savepoint rolled back (a web form's step) keeps it too, once.
+        with pytest.raises(InputError), session.begin_nested():
+            reidentify(
+                session,
+                settings=db_settings,
+                principal=principal_of_role(Role.ANALYST),
+                token=token,
+                reason="aaaaa",
+            )
+        audit.record(session, actor="someone", action="x.committed")
+    with session_scope(db_settings) as session:
+        assert _entries(session, "x.rolled_back") == [], "what failed is rolled back"
+        assert len(_entries(session, "x.committed")) == 1
+        kept = _entries(session, "privacy.reidentify_refused")
+        assert [e.detail["refused"] for e in kept] == ["forbidden", "invalid-input"]
+        assert kept[1].reason == "aaaaa"
+
+
+def test_reveals_beyond_the_daily_limit_are_refused_and_audited(db_settings: Settings) -> None:
+    limited = db_settings.model_copy(update={"reidentify_daily_limit": 3})
+    token = _stored(limited, "13812341234")
+    analyst = principal_of_role(Role.ANALYST)
+
+    def reveal(principal: Principal = analyst) -> str:
+        return reidentify(
+            session, settings=limited, principal=principal, token=token, reason="police case 12"
+        )
+
+    with session_scope(limited) as session:
+        # A reveal of two days ago no longer counts.
+        session.add(
+            AuditEntry(
+                at=datetime.now(UTC) - timedelta(days=2),
+                actor=analyst.name,
+                action="privacy.reidentify",
+                objects=[f"token:{token}"],
+            )
+        )
+        for _ in range(3):
+            assert reveal() == "13812341234"
+        with pytest.raises(LimitReachedError, match="3 clear values revealed in the last 24 hours"):
+            reveal()
+        other = Principal(name="another-analyst", role=Role.ANALYST, user_id=None)
+        assert reveal(other) == "13812341234", "the limit is each user's own"
+    with session_scope(limited) as session:
+        assert len(_entries(session, "privacy.reidentify")) == 5
+        (refused,) = _entries(session, "privacy.reidentify_refused")
+        assert (refused.actor, refused.detail["refused"]) == (analyst.name, "limit-reached")
+        assert may_reidentify(
+            session, settings=limited, principal=other, reason="police case 12", values=2
+        )
+        with pytest.raises(LimitReachedError, match="3 more asked"):
+            may_reidentify(
+                session, settings=limited, principal=other, reason="police case 12", values=3
+            )
 
 
 @given(values=st.lists(st.text(max_size=30), max_size=20), key=st.binary(min_size=1, max_size=100))

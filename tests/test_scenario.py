@@ -550,7 +550,7 @@ def test_a_handover_needs_a_real_reason_and_a_rolled_back_one_leaves_no_package(
             with pytest.raises(InputError, match=r"hand|disposal"):
                 casework.move_case(session, principal=ROOT, case_id=case_id, to=step, note="skip")
         for reason in ("x", "  ab  "):
-            with pytest.raises(InputError, match="reason of at least"):
+            with pytest.raises(InputError, match="at least 6 different letters"):
                 hand_over(session, fraud_scan, [case_id], "n", reveal_reason=reason)
         assert casework.get_case(session, principal=ROOT, case_id=case_id).status == "in_review"
         # Subscribers' lines are the police's to act on, not the health commission's.
@@ -1257,13 +1257,24 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
     short = analyst.post(
         f"/fraud/lines/{line}/reveal", data={"period": "2021-11", "reason": "x", "csrf_token": csrf}
     )
-    assert "查看明文需要填写理由：至少 5 个字符（中文至少 3 个字）" in short.text
+    assert (
+        "查看明文需要填写说明用途的理由：至少 6 个不同的字母（中文至少 3 个不同的字）" in short.text
+    )
     stranger = analyst.post(
         f"/fraud/lines/{'0' * 32}/reveal",
         data={"period": "2021-11", "reason": "checking a number", "csrf_token": csrf},
     )
     assert "不是 2021-11 的可疑号码" in stranger.text
-    assert reveals() == [], "a refused look leaves no record and shows nothing"
+    assert reveals() == [], "a refused look shows nothing"
+    with session_scope(fraud_scan) as session:
+        refused = select(AuditEntry).where(
+            AuditEntry.action == "privacy.reidentify_refused", AuditEntry.actor == "analyst"
+        )
+        tried = [(e.objects, e.detail["refused"]) for e in session.scalars(refused)]
+    assert tried == [
+        ([f"token:{line}"], "invalid-input"),
+        ([f"token:{'0' * 32}"], "not-found"),
+    ], "but each refused look is audited, with why"
 
     shown = analyst.post(
         f"/fraud/lines/{line}/reveal",
@@ -1294,6 +1305,11 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
     assert refused.status_code == 403
     assert clear not in refused.text
     assert len(reveals()) == 1
+    with session_scope(fraud_scan) as session:
+        denied = select(AuditEntry).where(
+            AuditEntry.action == "privacy.reidentify_refused", AuditEntry.actor == "operator"
+        )
+        assert [e.detail["refused"] for e in session.scalars(denied)] == ["forbidden"]
 
 
 def test_a_domain_blocked_by_its_agency_is_on_the_block_list_and_the_dashboard(

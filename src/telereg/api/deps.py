@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from telereg import registry
 from telereg.core import accounts
 from telereg.core.auth import principal_of, user_for_token
+from telereg.core.db import commit_kept
 from telereg.core.errors import AuthenticationError, CsrfError
 from telereg.core.i18n import N_
 from telereg.core.models import User
@@ -44,13 +45,15 @@ async def get_settings(request: Request) -> Settings:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """A state-DB session committed when the request succeeds, rolled back otherwise."""
+    """A state-DB session committed when the request succeeds, rolled back otherwise (but
+    for the records of refusals, which are kept: see :func:`~telereg.core.audit.record_refusal`)."""
     session: Session = request.app.state.sessions()
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
+        commit_kept(session)
         raise
     finally:
         session.close()

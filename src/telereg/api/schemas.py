@@ -119,7 +119,7 @@ class ReidentifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$")
-    # (its length is the service's to judge: 5 characters, a Chinese one counting as two)
+    # (what it must say is the service's to judge: core.privacy.reidentification_reason)
     reason: str = Field(max_length=1000)
 
 

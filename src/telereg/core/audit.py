@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Delete, Select, Update, event, func, select
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
+from telereg.core.db import keep_through_rollback
 from telereg.core.errors import AuditLogError, InputError
 from telereg.core.i18n import N_
 from telereg.core.models import AuditEntry, AuditObject
@@ -51,6 +52,33 @@ def record(
         client=client or current_client.get(),
     )
     session.add(entry)
+    return entry
+
+
+def record_refusal(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    objects: Sequence[str] = (),
+    reason: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Add the entry of a refused attempt (a look at a clear number without the permission
+    …) to ``session``. Unlike :func:`record`'s, it outlives a rollback of the transaction it
+    was added in, which the refusal's error usually causes: it is made again at the
+    session's next commit, and a request or command that fails commits it before it ends
+    (see :func:`telereg.core.db.keep_through_rollback`)."""
+    fields: dict[str, Any] = {
+        "actor": actor,
+        "action": action,
+        "objects": list(objects),
+        "reason": reason,
+        "detail": detail,
+        "client": current_client.get(),
+    }
+    entry = record(session, **fields)
+    keep_through_rollback(session, entry, lambda: record(session, **fields))
     return entry
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event, inspect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -23,6 +25,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -65,6 +70,45 @@ def _within_lengths(session: Session, _context: Any, _instances: Any) -> None:
             value = getattr(row, attribute.key)
             if isinstance(value, str) and len(value) > length:
                 raise InputError(TOO_LONG.format(field=attribute.key, length=length))
+
+
+#: ``Session.info`` key: rows kept through a rollback (see :func:`keep_through_rollback`).
+_KEPT = "telereg.kept_through_rollback"
+
+
+def keep_through_rollback(session: Session, row: object, remake: Callable[[], object]) -> None:
+    """Keep ``row``, just added to ``session``, even if the transaction it was added in (the
+    request's, a form's savepoint) is rolled back: ``remake`` adds it again at the session's
+    next commit. For the record of a refusal, which the refusal's own error rolls back.
+
+    A session closed after a rollback commits it first with :func:`commit_kept`.
+    """
+    session.info.setdefault(_KEPT, []).append([row, remake])
+
+
+@event.listens_for(Session, "before_commit")
+def _remake_kept(session: Session) -> None:
+    for kept in session.info.get(_KEPT, ()):
+        if inspect(kept[0]).transient:  # rolled back, with the step that was refused
+            kept[0] = kept[1]()
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_kept(session: Session) -> None:
+    session.info.pop(_KEPT, None)
+
+
+def commit_kept(session: Session) -> None:
+    """After ``session`` was rolled back, before it is closed: commit the rows kept through
+    the rollback (nothing when there are none). A failure to do so is logged, not raised, so
+    that the error that caused the rollback is the one reported."""
+    if not session.info.get(_KEPT):
+        return
+    try:
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("rows kept through a rollback (refusals' audit entries) were lost")
 
 
 def utcnow() -> datetime:
@@ -114,13 +158,15 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope(settings: Settings) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+    """A session that commits on success and rolls back on any error (keeping what was
+    recorded to outlive it, see :func:`keep_through_rollback`)."""
     session = session_factory(settings)()
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
+        commit_kept(session)
         raise
     finally:
         session.close()

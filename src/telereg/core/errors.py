@@ -102,6 +102,13 @@ class RoleLacksPermissionError(PermissionDeniedError):
         self.permission = permission
 
 
+class LimitReachedError(TeleregError, PermissionError):
+    """A user has done as much of something as a setting allows in its window (clear values
+    revealed in a day): refused until earlier ones leave the window."""
+
+    code = "limit-reached"
+
+
 class AuditLogError(TeleregError):
     """Something tried to change or delete an audit record."""
 

@@ -3,8 +3,9 @@
 Personal identifiers (phone numbers, IMSI, IMEI, ID-card numbers) are replaced
 at ingest by keyed tokens, HMAC-SHA256 truncated to 128 bits, so analyses join
 on tokens without seeing the clear value. The clear value is kept only in the
-vault, encrypted with AES-GCM; reading it back needs a permission and a
-reason and leaves an audit record.
+vault, encrypted with AES-GCM; reading it back needs a permission, a
+reason that says why and room in the user's daily limit, and leaves an audit record,
+a refused attempt too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import os
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -25,18 +28,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from telereg.core import audit
-from telereg.core.errors import ConfigurationError, InputError, NotFoundError
+from telereg.core.errors import (
+    ConfigurationError,
+    InputError,
+    LimitReachedError,
+    NotFoundError,
+    TeleregError,
+)
 from telereg.core.i18n import N_
+from telereg.core.models import AuditEntry
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 
 TOKEN_HEX_CHARS = 32
 _NONCE_BYTES = 12
-_MIN_REASON_CHARS = 5
 
 
 class IdentifierKind(StrEnum):
@@ -221,46 +231,169 @@ def _write_atomically(path: Path, data: bytes) -> None:
     staged.replace(path)
 
 
-def may_reidentify(principal: Principal, reason: str) -> str:
-    """The reason, stripped, if ``principal`` may re-identify with it; else an error."""
-    principal.require(Permission.PRIVACY_REIDENTIFY)
-    if _width(reason.strip()) < _MIN_REASON_CHARS:
+#: The audit actions of a clear value revealed, and of a reveal refused (or failed).
+REIDENTIFIED = "privacy.reidentify"
+REFUSED = "privacy.reidentify_refused"
+#: How much a reason must say: distinct letters, a Chinese character counting as two.
+_MIN_REASON_WIDTH = 6
+#: Words that say nothing as a reason, however often repeated (compared in lower case).
+_PLACEHOLDER_WORDS = frozenset(
+    {
+        "test", "tests", "testing", "asdf", "asdfgh", "qwer", "qwerty", "abc", "abcd",
+        "abcdef", "xxx", "foo", "bar", "foobar", "dummy", "sample", "none", "nothing",
+        "reason", "todo", "tbd",
+    }
+)  # fmt: skip
+#: The same in Chinese, which writes no spaces between words: taken out wherever they stand.
+_PLACEHOLDER_PHRASES = ("测试", "试试", "随便", "看看", "不知道")
+_LETTER_RUNS = re.compile(r"[^\W\d_]+")
+#: What is kept of a refused attempt's reason (a form takes 500 characters, the API 1000).
+_KEPT_REASON_CHARS = 500
+REASON_SAYS_NOTHING = N_(
+    "say why you re-identify: a reason needs at least {n} different letters ({m} different "
+    "Chinese characters), not counting digits, punctuation or words such as test, 测试 or asdf"
+)
+DAILY_LIMIT_REACHED = N_(
+    "daily re-identification limit reached: {used} clear values revealed in the last 24 "
+    "hours, at most {limit} allowed, {asked} more asked"
+)
+
+
+def note_as_stored(text: str) -> str:
+    """A note or reason typed by a user as it is kept (audit log, case history, package
+    manifest): stripped, with every number in it long enough to identify someone masked
+    (:func:`mask_digits`), as the log is kept for good."""
+    return mask_digits(text.strip())
+
+
+def reidentification_reason(reason: str) -> str:
+    """``reason`` as kept (:func:`note_as_stored`), if it says why; an InputError if not.
+
+    It says why when its letters, besides placeholder words (test, 测试, asdf …), hold at
+    least 3 different Chinese characters or 6 different other letters (a mix: a Chinese
+    character counts as two). Digits and punctuation do not count: ``aaaaa``, ``test1``,
+    ``.....`` and ``测试测`` say nothing; ``案件核查`` and ``police case 12`` do.
+    """
+    said = reason.casefold()
+    for phrase in _PLACEHOLDER_PHRASES:
+        said = said.replace(phrase, " ")
+    letters = {
+        ch for word in _LETTER_RUNS.findall(said) if word not in _PLACEHOLDER_WORDS for ch in word
+    }
+    if _width(letters) < _MIN_REASON_WIDTH:
         raise InputError(
-            N_(
-                "a reason of at least {n} characters ({m} in Chinese) is required to re-identify"
-            ).format(n=_MIN_REASON_CHARS, m=-(-_MIN_REASON_CHARS // 2))
+            REASON_SAYS_NOTHING.format(n=_MIN_REASON_WIDTH, m=-(-_MIN_REASON_WIDTH // 2))
         )
-    return reason.strip()
+    return note_as_stored(reason)
 
 
-def _width(text: str) -> int:
+def _width(letters: Iterable[str]) -> int:
     """Characters, a Chinese one counting as two: 案件核查 says as much as a short English
     phrase, and "test" no more than 测试."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in letters)
+
+
+def revealed_in_a_day(session: Session, *, actor: str) -> int:
+    """Clear values ``actor`` revealed in the last 24 hours, as the audit log counts them."""
+    since = datetime.now(UTC) - timedelta(days=1)
+    counted = select(func.count()).where(
+        AuditEntry.actor == actor, AuditEntry.action == REIDENTIFIED, AuditEntry.at >= since
+    )
+    return session.scalar(counted) or 0
+
+
+@contextmanager
+def refusal_audited(
+    session: Session,
+    *,
+    principal: Principal,
+    objects: Sequence[str],
+    reason: str,
+    context: dict[str, Any] | None = None,
+) -> Iterator[None]:
+    """Audit any telereg error the block raises, then let it go on, as a re-identification
+    refused (``privacy.reidentify_refused``): who, which ``objects`` (the token, or the
+    cases of a hand-over), the reason given and why it was refused. The entry is kept
+    though the error rolls the transaction back (:func:`audit.record_refusal`)."""
+    try:
+        yield
+    except TeleregError as err:
+        audit.record_refusal(
+            session,
+            actor=principal.name,
+            action=REFUSED,
+            objects=objects,
+            reason=note_as_stored(reason)[:_KEPT_REASON_CHARS],
+            detail={**(context or {}), "refused": err.code, "why": err.message[:300]},
+        )
+        raise
+
+
+def may_reidentify(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    reason: str,
+    values: int = 1,
+    objects: Sequence[str] = (),
+    context: dict[str, Any] | None = None,
+) -> str:
+    """The reason as kept, if ``principal`` may reveal ``values`` clear values with it now:
+    it holds the permission, the reason says why (:func:`reidentification_reason`), and the
+    values stay within ``settings.reidentify_daily_limit`` for the last 24 hours. A refusal
+    is audited, naming ``objects`` (:func:`refusal_audited`), and raised."""
+    with refusal_audited(
+        session, principal=principal, objects=objects, reason=reason, context=context
+    ):
+        return _allowed(
+            session, settings=settings, principal=principal, reason=reason, values=values
+        )
+
+
+def _allowed(
+    session: Session, *, settings: Settings, principal: Principal, reason: str, values: int
+) -> str:
+    principal.require(Permission.PRIVACY_REIDENTIFY)
+    kept = reidentification_reason(reason)
+    used = revealed_in_a_day(session, actor=principal.name)
+    if used + values > settings.reidentify_daily_limit:
+        raise LimitReachedError(
+            DAILY_LIMIT_REACHED.format(
+                used=used, limit=settings.reidentify_daily_limit, asked=values
+            )
+        )
+    return kept
 
 
 def reidentify(
     session: Session,
     *,
+    settings: Settings,
     principal: Principal,
-    vault: Vault,
     token: str,
     reason: str,
     context: dict[str, Any] | None = None,
 ) -> str:
     """The clear value behind ``token``, for a principal allowed to see it, audited.
 
-    ``reason`` is the user's own words; ``context`` (what the value is revealed for) goes
-    into the audit record's detail beside it.
+    ``reason`` is the user's own words (kept with numbers masked); ``context`` (what the
+    value is revealed for) goes into the audit record's detail beside it. A refusal (the
+    permission, the reason, the daily limit, a token the vault does not hold) is audited
+    too, and raised.
     """
-    reason = may_reidentify(principal, reason)
-    clear = vault.reveal(token)
+    named = [f"token:{token}"]
+    with refusal_audited(
+        session, principal=principal, objects=named, reason=reason, context=context
+    ):
+        kept = _allowed(session, settings=settings, principal=principal, reason=reason, values=1)
+        clear = Vault.of(settings).reveal(token)
     audit.record(
         session,
         actor=principal.name,
-        action="privacy.reidentify",
-        objects=[f"token:{token}"],
-        reason=reason,
+        action=REIDENTIFIED,
+        objects=named,
+        reason=kept,
         detail=context,
     )
     return clear

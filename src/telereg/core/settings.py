@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     login_client_window_seconds: int = Field(
         600, ge=1, description="Window in which a client's failed logins are counted."
     )
+    reidentify_daily_limit: int = Field(
+        200, ge=1, description="Clear values one user may reveal from the vault in 24 hours."
+    )
     session_max_age_seconds: int = Field(8 * 3600, ge=60, description="Web session lifetime.")
     secure_cookies: bool = Field(
         default=False,

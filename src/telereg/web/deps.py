@@ -18,6 +18,7 @@ from telereg.core.errors import (
     ConflictError,
     CsrfError,
     InputError,
+    LimitReachedError,
     NotFoundError,
     PermissionDeniedError,
     TeleregError,
@@ -113,7 +114,13 @@ SignedIn = Annotated[Principal, Depends(_signed_in)]
 
 
 #: Error classes whose code names a refused step; any other error is sent back as "error".
-_FORM_ERROR_CLASSES = (InputError, ConflictError, NotFoundError, PermissionDeniedError)
+_FORM_ERROR_CLASSES = (
+    InputError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    LimitReachedError,
+)
 
 
 def form_error_code(err: TeleregError) -> str:

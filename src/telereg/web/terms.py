@@ -68,6 +68,7 @@ AUDIT_ACTIONS = {
     "operators.add": N_("operator added"),
     "agencies.add": N_("agency added"),
     "privacy.reidentify": N_("number re-identified"),
+    "privacy.reidentify_refused": N_("re-identification refused"),
     "ingest.submit": N_("file submitted"),
     "ingest.reinstate": N_("replaced submission put back in use"),
     "fraud.scan": N_("fraud scan run"),
@@ -232,6 +233,7 @@ FORM_ERRORS = {
     "conflict": N_("This step does not fit the current state. Reload the page and try again."),
     "not-found": N_("It no longer exists. Reload the page."),
     "forbidden": N_("You are not allowed to take this step."),
+    "limit-reached": N_("You have reached a limit: the step was not taken."),
     "error": N_("The step could not be taken."),
 }
 

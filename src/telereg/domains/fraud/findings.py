@@ -146,19 +146,20 @@ def reveal_line(
     line: str,
     reason: str,
 ) -> str:
-    """The clear number of a suspect line the principal may see, audited with the reason."""
-    rows = _paged_lines(settings, principal=principal, period=period)
-    if not (rows["line"] == line).any():
-        raise NotFoundError(
-            N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
-        )
+    """The clear number of a suspect line the principal may see, audited with the reason;
+    a refusal (the permission, a line that is no suspect of theirs …) is audited too."""
+    context = {"for": "fraud suspect page", "period": period}
+    with privacy.refusal_audited(
+        session, principal=principal, objects=[f"token:{line}"], reason=reason, context=context
+    ):
+        principal.require(Permission.PRIVACY_REIDENTIFY)  # (before the lake is read for it)
+        rows = _paged_lines(settings, principal=principal, period=period)
+        if not (rows["line"] == line).any():
+            raise NotFoundError(
+                N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
+            )
     return privacy.reidentify(
-        session,
-        principal=principal,
-        vault=privacy.Vault.of(settings),
-        token=line,
-        reason=reason,
-        context={"for": "fraud suspect page", "period": period},
+        session, settings=settings, principal=principal, token=line, reason=reason, context=context
     )
 
 

@@ -51,7 +51,7 @@ from telereg.core.i18n import N_
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.core.privacy import Sealer, Vault, may_reidentify, reidentify
+from telereg.core.privacy import Sealer, may_reidentify, reidentify
 from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, findings
 from telereg.domains.fraud.casework import DISPOSALS, WORKFLOW, disposals_for, get_case
@@ -135,36 +135,46 @@ class Handover:
     archive: bytes
 
 
+def _to_reveal(subject: dict[str, Any], where: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """The package's clear columns → the tokens of a case whose clear values fill them, with
+    a reason (``where``: where each line's device is, :func:`findings.line_whereabouts`)."""
+    found = where.get(subject.get("line") or "", {})
+    return {
+        "clear_value": [subject["line"]] if subject.get("line") else [],
+        "clear_imeis": list(found.get("imeis", [])),
+        "clear_id_number": [subject["id_number"]] if subject.get("id_number") else [],
+        "clear_lines": list(subject.get("lines") or []),
+    }
+
+
 def _rows(
     session: Session,
     settings: Settings,
     principal: Principal,
     chosen: list[Case],
+    where: dict[str, dict[str, Any]],
     reveal_reason: str | None,
 ) -> list[dict[str, Any]]:
-    vault = Vault.of(settings) if reveal_reason else None
-    lines = {
-        c.subject["line"]: str(c.subject.get("period", "")) for c in chosen if c.subject.get("line")
-    }
-    where = findings.line_whereabouts(session, settings, lines)
     rows = []
     for case in chosen:
         subject = case.subject
         found = where.get(subject.get("line") or "", {})
-        clear, clear_imeis, clear_id, clear_lines = "", [], "", []
-        if vault is not None and reveal_reason:
-            reveal = functools.partial(
+        reveal = (
+            functools.partial(
                 reidentify,
                 session,
+                settings=settings,
                 principal=principal,
-                vault=vault,
                 reason=reveal_reason,
                 context={"hand-over of case": case.id},
             )
-            clear = reveal(token=subject["line"]) if subject.get("line") else ""
-            clear_imeis = [reveal(token=i) for i in found.get("imeis", [])]
-            clear_id = reveal(token=subject["id_number"]) if subject.get("id_number") else ""
-            clear_lines = [reveal(token=t) for t in subject.get("lines") or []]
+            if reveal_reason
+            else None
+        )
+        clear = {
+            column: "; ".join(reveal(token=t) for t in tokens) if reveal else ""
+            for column, tokens in _to_reveal(subject, where).items()
+        }
         rows.append(
             {
                 "case_id": case.id,
@@ -193,10 +203,7 @@ def _rows(
                 "longitude": found.get("longitude", ""),
                 "latitude": found.get("latitude", ""),
                 "city_code": found.get("city_code", ""),
-                "clear_value": clear,
-                "clear_imeis": "; ".join(clear_imeis),
-                "clear_id_number": clear_id,
-                "clear_lines": "; ".join(clear_lines),
+                **clear,
             }
         )
     return rows
@@ -216,15 +223,14 @@ def export(
 
     Cases must be in review, or already referred to the same agency (a
     re-issue). Nothing is moved if any case cannot be handed over. A blank
-    ``reveal_reason`` asks for no clear values; another is checked (the permission
-    and its length) before anything moves. The package is written under a hidden
+    ``reveal_reason`` asks for no clear values; another is checked (the permission, that
+    it says why, and that the clear values the package would hold fit in the user's daily
+    limit) before anything moves, and a refusal audited. The package is written under a hidden
     name and takes its own when ``session`` commits, with the cases' moves and the
     audit records, so a hand-over that is rolled back leaves no package behind.
     """
     principal.require(Permission.CASES_MANAGE)
     reveal_reason = (reveal_reason or "").strip() or None
-    if reveal_reason is not None:
-        reveal_reason = may_reidentify(principal, reveal_reason)
     agency = session.scalar(select(Agency).where(Agency.code == agency_code))
     if agency is None:
         raise NotFoundError(N_("no agency {agency}").format(agency=repr(agency_code)))
@@ -247,9 +253,24 @@ def export(
                     id=case.id, status=case.status
                 )
             )
-    # The cases move before the package's rows are gathered (which reads the lake, and takes
-    # a while): each move is a compare-and-set, so of two hand-overs of one case at once the
-    # second fails here, before it has written anything, instead of referring it twice.
+    # Where each line's device is, read from the lake before anything moves: with a reason,
+    # the clear values to reveal are counted against the daily limit first.
+    lines = {
+        c.subject["line"]: str(c.subject.get("period", "")) for c in chosen if c.subject.get("line")
+    }
+    where = findings.line_whereabouts(session, settings, lines)
+    if reveal_reason is not None:
+        reveal_reason = may_reidentify(
+            session,
+            settings=settings,
+            principal=principal,
+            reason=reveal_reason,
+            values=sum(len(t) for c in chosen for t in _to_reveal(c.subject, where).values()),
+            objects=[f"case:{c.id}" for c in chosen] + [f"agency:{agency.code}"],
+            context={"for": "hand-over"},
+        )
+    # Each move is a compare-and-set, so of two hand-overs of one case at once the second
+    # fails here, before it has written anything, instead of referring it twice.
     for case in chosen:
         if case.status == CaseStatus.IN_REVIEW.value:
             cases.move(
@@ -262,7 +283,7 @@ def export(
                 handler=agency.name,
             )
             case.agency_id = agency.id
-    rows = _rows(session, settings, principal, chosen, reveal_reason)
+    rows = _rows(session, settings, principal, chosen, where, reveal_reason)
     manifest = {
         "kind": "telereg fraud hand-over",
         "agency": agency.code,

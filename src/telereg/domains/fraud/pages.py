@@ -20,7 +20,7 @@ from telereg.api.deps import RowId, SessionDep, SettingsDep
 from telereg.api.uploads import read_small_file
 from telereg.cases.models import CaseStatus
 from telereg.core import accounts, audit, i18n
-from telereg.core.errors import TeleregError
+from telereg.core.errors import PermissionDeniedError, TeleregError
 from telereg.core.i18n import localise
 from telereg.core.periods import MONTH_FIELD, OPTIONAL_MONTH_FIELD
 from telereg.core.permissions import Permission
@@ -29,7 +29,15 @@ from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, findings, handover, service
 from telereg.reference.directory import POLICE
 from telereg.reference.regions import load_regions
-from telereg.web.deps import Csrf, FormError, form_step, refused, require_page, verify_csrf
+from telereg.web.deps import (
+    Csrf,
+    FormError,
+    SignedIn,
+    form_step,
+    refused,
+    require_page,
+    verify_csrf,
+)
 from telereg.web.downloads import csv_download
 from telereg.web.templating import render
 from telereg.web.terms import (
@@ -269,11 +277,13 @@ def reveal_line(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    principal: Annotated[Principal, require_page(Permission.PRIVACY_REIDENTIFY)],
+    # (the permission is checked by the reveal, so that a refusal is audited with the line)
+    principal: SignedIn,
     period: Annotated[str, Form(pattern=MONTH_FIELD)],
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """The suspect's clear number, for a user allowed to see it, with a reason, audited."""
+    """The suspect's clear number, for a user allowed to see it, with a reason, audited; a
+    refused attempt is audited too (and kept, though the step is rolled back)."""
     try:
         with session.begin_nested():
             clear = findings.reveal_line(
@@ -284,6 +294,8 @@ def reveal_line(
                 line=line,
                 reason=reason,
             )
+    except PermissionDeniedError:
+        raise  # a role without the permission: 403, as a page it may not use
     except TeleregError as err:
         return refused(request, err, back=f"/fraud/lines/{quote(line)}?period={period}")
     page = _line(request, session, principal, line=line, period=period, error="", revealed=clear)
