@@ -467,6 +467,70 @@ def test_reveals_beyond_the_daily_limit_are_refused_with_429(tmp_path: Path) -> 
     ]
 
 
+def test_numbers_in_notes_and_reasons_are_masked_where_they_are_kept(site: Site) -> None:
+    import io
+    import json
+    import zipfile
+
+    phone, id_number = "13812345678", "140102198407078571"
+    said = f"victim called from {phone}, ID {id_number}"
+    masked = "victim called from 138****5678, ID 140***********8571"
+    case = _case_of_lines(site, "notes", "13900000001", "140102198001010011")
+    client, analyst, liaison = site.client, site.as_role("analyst"), site.as_role("liaison")
+    moves = f"/api/v1/fraud/cases/{case}/moves"
+    closed_case = _case_of_lines(site, "closed", "13900000004", "140102198001010022")
+    closed = client.post(
+        f"/api/v1/fraud/cases/{closed_case}/moves",
+        json={"to": "closed", "note": said},
+        headers=analyst,
+    )
+    assert closed.status_code == 200, closed.text
+    handover = {"cases": [case], "agency": "POLICE-AF", "note": f"hand-over: {said}"}
+    made = client.post(
+        "/api/v1/fraud/handovers",
+        json={**handover, "reveal_reason": f"police request about {phone}"},
+        headers=analyst,
+    )
+    assert made.status_code == 200, made.text
+    with zipfile.ZipFile(io.BytesIO(made.content)) as package:
+        manifest = json.loads(package.read("manifest.json"))
+    assert manifest["note"] == f"hand-over: {masked}"
+    assert manifest["reveal_reason"] == "police request about 138****5678"
+    withdrawn = client.post(
+        moves, json={"to": "in_review", "note": f"withdrawn: {said}"}, headers=analyst
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    again = client.post("/api/v1/fraud/handovers", json=handover, headers=analyst)
+    assert again.status_code == 200, again.text
+    disposed = client.post(
+        f"/api/v1/fraud/cases/{case}/disposal",
+        json={"disposal": "no_action", "note": f"disposal: {said}"},
+        headers=liaison,
+    )
+    assert disposed.status_code == 200, disposed.text
+    refused = client.post(
+        "/api/v1/privacy/reidentify",
+        json={"token": "00" * 16, "reason": f"the caller {phone}"},
+        headers=analyst,
+    )
+    assert refused.status_code == 404
+    history = client.get(f"/api/v1/fraud/cases/{case}", headers=analyst).json()["history"]
+    notes = [step["note"] for step in history]
+    assert f"withdrawn: {masked}" in notes
+    assert f"no_action: disposal: {masked}" in notes
+    assert notes.count(f"hand-over: {masked}") == 2
+    closing = client.get(f"/api/v1/fraud/cases/{closed_case}", headers=analyst).json()
+    assert closing["history"][-1]["note"] == masked
+    log = _audit(site)
+    reasons = {e["reason"] for e in log}
+    assert {masked, f"withdrawn: {masked}", "police request about 138****5678"} <= reasons
+    assert "the caller 138****5678" in reasons, "a refused attempt's reason too"
+    kept = json.dumps(log, ensure_ascii=False) + json.dumps(history, ensure_ascii=False)
+    kept += json.dumps(closing, ensure_ascii=False)
+    assert phone not in kept
+    assert id_number not in kept
+
+
 def test_the_api_has_no_way_to_change_the_audit_log(settings: Settings) -> None:
     app = create_app(settings)
     for route in app.routes:

@@ -22,6 +22,7 @@ from telereg.core.errors import ConflictError, InputError, NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
+from telereg.core.privacy import note_as_stored
 
 
 @dataclass(frozen=True)
@@ -146,11 +147,13 @@ def move(
     handler: str = "",
     permission: Permission = Permission.CASES_MANAGE,
 ) -> Case:
-    """Move a case to ``to`` if its workflow allows it, with a note (kept in the audit log).
+    """Move a case to ``to`` if its workflow allows it, with a note (kept in the audit log,
+    with numbers in it masked: :func:`~telereg.core.privacy.note_as_stored`).
 
     ``permission``: what the step needs (e.g. a partner agency reporting an outcome).
     """
     principal.require(permission)
+    note = note_as_stored(note)
     case = session.get(Case, case_id)
     if case is None or case.domain != workflow.domain or case.kind != workflow.kind:
         raise NotFoundError(N_("no {kind} case {id}").format(kind=workflow.kind, id=case_id))
@@ -165,7 +168,7 @@ def move(
                 id=case_id, status=case.status, allowed=allowed, target=target.value
             )
         )
-    if not note.strip():
+    if not note:
         raise InputError(N_("a note is required for every step of a case"))
     if target in workflow.needs_handler:
         if not handler.strip():
@@ -191,13 +194,13 @@ def move(
     if target is CaseStatus.CLOSED:
         case.closed_at = case.updated_at
         # An outcome already recorded (a partner's disposal) stays; the note is in the audit.
-        case.outcome = case.outcome or note.strip()
+        case.outcome = case.outcome or note
     audit.record(
         session,
         actor=principal.name,
         action=f"cases.{workflow.kind}.{target.value}",
         objects=[f"case:{case.id}"],
-        reason=note.strip(),
+        reason=note,
         detail={"from": previous, "to": target.value, "handler": case.handler},
     )
     return case

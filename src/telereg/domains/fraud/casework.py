@@ -27,6 +27,7 @@ from telereg.core.i18n import N_
 from telereg.core.periods import is_month
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
+from telereg.core.privacy import note_as_stored
 from telereg.domains.fraud import notes
 from telereg.domains.fraud.cardbreak import CARDS_PER_OPERATOR
 
@@ -467,9 +468,11 @@ def withdraw_handover(session: Session, *, principal: Principal, case_id: int, n
     The case goes back into review and is no longer the agency's: its liaison no longer
     sees it, and it may be handed over again, to the same agency or another. The agency
     keeps its package (it cannot be unsent) and is told on its page, with the note, that
-    the case was withdrawn (:func:`withdrawals`). A note is required.
+    the case was withdrawn (:func:`withdrawals`). A note is required (kept with numbers in
+    it masked, as every step's).
     """
     principal.require(Permission.CASES_MANAGE)
+    note = note_as_stored(note)
     case = get_case(session, principal=principal, case_id=case_id)
     if case.status != CaseStatus.REFERRED.value or case.agency is None:
         raise ConflictError(
@@ -493,7 +496,7 @@ def withdraw_handover(session: Session, *, principal: Principal, case_id: int, n
         actor=principal.name,
         action=WITHDRAWN_ACTION,
         objects=[f"case:{case.id}", f"agency:{agency}"],
-        reason=note.strip(),
+        reason=note,
     )
     return case
 

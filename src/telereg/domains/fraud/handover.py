@@ -51,7 +51,7 @@ from telereg.core.i18n import N_
 from telereg.core.models import Agency
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
-from telereg.core.privacy import Sealer, may_reidentify, reidentify
+from telereg.core.privacy import Sealer, may_reidentify, note_as_stored, reidentify
 from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, findings
 from telereg.domains.fraud.casework import DISPOSALS, WORKFLOW, disposals_for, get_case
@@ -225,11 +225,13 @@ def export(
     re-issue). Nothing is moved if any case cannot be handed over. A blank
     ``reveal_reason`` asks for no clear values; another is checked (the permission, that
     it says why, and that the clear values the package would hold fit in the user's daily
-    limit) before anything moves, and a refusal audited. The package is written under a hidden
+    limit) before anything moves, and a refusal audited. The note and the reason are kept
+    with numbers in them masked. The package is written under a hidden
     name and takes its own when ``session`` commits, with the cases' moves and the
     audit records, so a hand-over that is rolled back leaves no package behind.
     """
     principal.require(Permission.CASES_MANAGE)
+    note = note_as_stored(note)
     reveal_reason = (reveal_reason or "").strip() or None
     agency = session.scalar(select(Agency).where(Agency.code == agency_code))
     if agency is None:
