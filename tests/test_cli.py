@@ -105,8 +105,13 @@ def test_user_lifecycle(tmp_path: Path) -> None:
 def test_the_audit_log_is_listed_and_exported_whole(tmp_path: Path) -> None:
     _prepared(tmp_path)  # the demo's directory and admin: already audited
     target = tmp_path / "audit.csv"
-    exported = telereg("audit", "export", "--out", str(target), data_dir=tmp_path)
+    usual = os.umask(0o022)  # (files made with the umask alone are readable by all)
+    try:
+        exported = telereg("audit", "export", "--out", str(target), data_dir=tmp_path)
+    finally:
+        os.umask(usual)
     assert exported.returncode == 0, exported.stderr
+    assert target.stat().st_mode & 0o777 == 0o600, "who looked at which number, for its owner"
     rows = target.read_text(encoding="utf-8-sig").splitlines()
     assert rows[0] == "id,at,actor,action,objects,reason,detail,client"
     assert any(",operators.add,operator:CMCC," in row for row in rows[1:])

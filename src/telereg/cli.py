@@ -24,7 +24,7 @@ from telereg.core.errors import InputError, TeleregError
 from telereg.core.periods import is_month
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal, cli_principal
-from telereg.core.settings import Settings, check_cookie_transport, load_settings
+from telereg.core.settings import Settings, check_cookie_transport, load_settings, owner_only
 from telereg.ingest.service import SubmissionRecord
 from telereg.scenario.files import OperatorFile
 from telereg.scenario.model import Scale
@@ -1074,7 +1074,10 @@ def audit_export(
     settings = _migrated(data_dir)
     partial = target.with_name(f".{target.name}.part")
     try:
-        partial.touch()  # (the file can be written: known before the export is recorded)
+        # (the file can be written: known before the export is recorded) Readable by its
+        # owner only, as a hand-over: the log names who looked at which number, and why.
+        partial.touch(mode=0o600)
+        owner_only(partial)
     except OSError as error:
         raise InputError(
             N_("cannot write {path}: {reason}").format(path=target, reason=error.strerror)
