@@ -400,3 +400,39 @@ def test_the_upload_form_comes_back_with_what_to_change(site: Site) -> None:
     again = post(period="2021-11")
     assert again.status_code == 200
     assert "本文件此前已报送，未作任何更改。" in again.text
+
+
+def test_an_upload_is_copied_to_the_private_scratch_space_and_swept_if_left(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from telereg.api import uploads
+
+    scratch = site.settings.data_dir / "scratch"
+    # What a server killed while it read an upload leaves: a copy in its scratch directory.
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    left = scratch / ("0" * 32)
+    left.mkdir(parents=True, mode=0o700)
+    (left / ".owner").write_text(f"{socket.gethostname()} {ended.pid}")
+    (left / uploads.UPLOAD_COPY).write_text(CELLS)
+    seen: list[tuple[Path, int, bool]] = []
+    ingest = uploads.ingest_file
+
+    def watched(settings, *, path: Path, **rest):  # type: ignore[no-untyped-def]
+        seen.append((path, path.parent.stat().st_mode & 0o777, path.exists()))
+        return ingest(settings, path=path, **rest)
+
+    monkeypatch.setattr(uploads, "ingest_file", watched)
+    response = upload(site, "operator", "CMCC")
+    assert response.status_code == 201, response.text
+    ((copy, mode, present),) = seen
+    assert copy.parent.parent == scratch, "in the data dir's scratch space, not the system's"
+    assert (mode, present) == (0o700, True)
+    assert not copy.parent.exists(), "removed once the request is done"
+    assert not left.exists(), "a copy a killed server left is swept"
+    assert list(scratch.iterdir()) == []

@@ -9,11 +9,9 @@ authenticate the caller, and only then does :func:`read_upload` parse the form.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Request
@@ -26,8 +24,11 @@ from telereg import registry
 from telereg.core.periods import MONTH_FIELD
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
+from telereg.ingest import lake
 from telereg.ingest.service import SubmissionRecord, ingest_file
 
+#: The name of an upload's copy in its scratch directory.
+UPLOAD_COPY = "upload.bin"
 #: Text fields an upload form may have besides the file (the web form adds its CSRF token).
 _MAX_FIELDS = 10
 
@@ -117,14 +118,17 @@ async def read_small_file(request: Request, *, max_bytes: int) -> tuple[str, byt
 async def ingest_upload(
     settings: Settings, *, principal: Principal, upload: Upload
 ) -> SubmissionRecord:
-    """Copy the upload to a private temporary file and ingest it, in a worker thread."""
+    """Copy the upload to a private scratch directory (:func:`lake.scratch`) and ingest it,
+    in a worker thread."""
     return await run_in_threadpool(_ingest, settings, principal, upload)
 
 
 def _ingest(settings: Settings, principal: Principal, upload: Upload) -> SubmissionRecord:
     contract = registry.contract(upload.fields.dataset)
-    with tempfile.TemporaryDirectory(prefix="telereg-upload-") as tmp:
-        path = Path(tmp) / "upload.bin"
+    # The copy holds clear values: it is made in the data dir's private scratch space (mode
+    # 0700), removed when the request ends, and swept by the next ingest if the server dies.
+    with lake.scratch(settings) as work:
+        path = work / UPLOAD_COPY
         with path.open("wb") as fh:
             shutil.copyfileobj(upload.file.file, fh, length=1 << 20)
         return ingest_file(
