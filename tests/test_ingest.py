@@ -707,6 +707,20 @@ def test_an_identifier_in_the_wrong_column_is_masked_in_reports_and_quarantine(
         assert shown.count("6502") + shown.count("６５０２") >= len(written)
 
 
+def test_an_imeis_tac_is_kept_only_for_an_imei(ready: Settings, tmp_path: Path):
+    # A phone number where the IMEI belongs: its first 8 digits beside the masked form
+    # (139****3333) would show it whole. An IMEI keeps its TAC, which names the model.
+    wrong = GOOD_CALL.replace("861234567890123", "13922223333").replace("10:00", "11:00")
+    record = submit(ready, cdr_file(tmp_path, [GOOD_CALL, wrong]), "voice_cdr")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    assert [r["imei_tac"] for r in lake_rows(ready, "voice_cdr")] == ["86123456"]
+    columns, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    [row] = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert row["imei_tac"] is None
+    assert "13922223" not in repr(rows)
+    assert [e["value"] for e in errors_of(ready, record)] == ["139****3333"]
+
+
 def test_a_quote_left_open_near_the_top_is_named_as_such(ready: Settings, tmp_path: Path):
     # Every value quoted, and row 3's first value missing its closing quote: the reader
     # cannot tell where values end. The file is refused for that, not for "missing" columns.

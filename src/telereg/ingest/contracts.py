@@ -117,6 +117,11 @@ class Column:
     #: value written so is read as its code, and the datasets page shows the names
     labels: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.kept_prefix is not None and self.pattern is None:
+            # (the prefix is kept only where the value has the form: see ingest.service)
+            raise ValueError(f"column {self.name}: a kept prefix needs a pattern")
+
     @property
     def masks_numbers(self) -> bool:
         """Free text (a name, an address, a description: no form, list or reference holds

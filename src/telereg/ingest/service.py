@@ -1303,7 +1303,7 @@ def _tokenised(
             selected[column.name] = result[f"__token_{column.name}"]
             if column.kept_prefix is not None:
                 name, length = column.kept_prefix
-                selected[name] = result[column.name].left(length)
+                selected[name] = _kept_prefix(result[column.name], column, length)
         elif typed_values and column.masks_numbers:
             selected[column.name] = _numbers_masked(result[column.name])
         elif typed_values:
@@ -1318,6 +1318,16 @@ def _tokenised(
             text = result[column.name].cast("string")
             selected[column.name] = ibis.ifelse(_looks_identifying(text), _masked(text), text)
     return result.select(**selected)
+
+
+def _kept_prefix(value: ir.StringValue, column: Column, length: int) -> ir.StringValue:
+    """The value's first ``length`` characters where it has the column's form (an IMEI's
+    TAC), else null: the start of another kind of value (a phone number where the IMEI
+    belongs) is part of someone's number, and beside its masked form would show it whole."""
+    assert column.pattern is not None, "a kept prefix needs a form (see Column)"
+    has_form = value.re_search(f"^(?:{column.pattern.regex})$")
+    kept: ir.StringValue = ibis.ifelse(has_form, value.left(length), ibis.null("string"))
+    return kept
 
 
 def _numbers_masked(text: ir.StringValue) -> ir.StringValue:
