@@ -707,6 +707,40 @@ def test_an_identifier_in_the_wrong_column_is_masked_in_reports_and_quarantine(
         assert shown.count("6502") + shown.count("６５０２") >= len(written)
 
 
+def test_a_code_that_is_a_phone_or_id_number_is_refused(ready: Settings, tmp_path: Path):
+    # A code reaches the lake, case titles and police packages in clear: one that is a
+    # mobile or ID-card number names a person. Numeric codes of other lengths are codes.
+    path = tmp_path / "cells.csv"
+    path.write_text(
+        CELLS_HEADER
+        + "13812345678,S1,112.60,37.90,140100,5G\n"
+        + "C0101,110101199003077777,112.60,37.90,140100,5G\n"
+        + "C0102,11010119900307777x,112.60,37.90,140100,5G\n"
+        + "460001234567890,S1,112.60,37.90,140100,5G\n"
+        + "12345678901,S1,112.60,37.90,140100,5G\n"
+        + "C0103,1381234567,112.60,37.90,140100,5G\n"
+    )
+    record = submit(ready, path, "cells", operator="CUCC", period="2021-12")
+    assert (record.rows_accepted, record.rows_quarantined) == (3, 3), record.message
+    reason = "looks like a phone or ID-card number: codes must not be personal identifiers"
+    assert record.errors_by_reason == {f"cell_id: {reason}": 1, f"site_id: {reason}": 2}
+    report = errors_of(ready, record)
+    assert [(e["row"], e["value"]) for e in report] == [
+        ("2", "138****5678"),
+        ("3", "110***********7777"),
+        ("4", "110***********777x"),
+    ]
+    _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    for clear in ("13812345678", "110101199003077777", "11010119900307777x"):
+        assert clear not in repr(rows)
+    kept = [
+        (r["cell_id"], r["site_id"]) for r in lake_rows(ready, "cells") if r["operator"] == "CUCC"
+    ]
+    assert kept == [("460001234567890", "S1"), ("12345678901", "S1"), ("C0103", "1381234567")]
+    listed = registry.contract("cells").column("cell_id").rules()
+    assert "not a mobile or ID-card number" in listed
+
+
 def test_an_imeis_tac_is_kept_only_for_an_imei(ready: Settings, tmp_path: Path):
     # A phone number where the IMEI belongs: its first 8 digits beside the masked form
     # (139****3333) would show it whole. An IMEI keeps its TAC, which names the model.

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from telereg.core.db import session_scope
 from telereg.core.settings import Settings, load_settings
 from telereg.ingest import lake
 from telereg.ingest import service as ingest_service
-from telereg.ingest.contracts import Column, ColumnType, Contract
+from telereg.ingest.contracts import PERSONAL_NUMBER, Column, ColumnType, Contract
 from telereg.ingest.models import Submission
 from telereg.ingest.service import ingest_file
 from telereg.ingest.submissions import error_report_csv
@@ -73,7 +74,10 @@ def valid_value(contract: Contract, column: Column) -> st.SearchStrategy[str]:
     if column.enum:
         return st.sampled_from(column.enum)
     if column.pattern:
-        return st.from_regex(column.pattern.regex, fullmatch=True).filter(lambda v: v.strip() == v)
+        drawn = st.from_regex(column.pattern.regex, fullmatch=True).filter(lambda v: v.strip() == v)
+        if column.pattern.refuses_personal_numbers:
+            return drawn.filter(lambda v: not re.fullmatch(PERSONAL_NUMBER, v))
+        return drawn
     if column.type is ColumnType.FLOAT:
         low = column.minimum if column.minimum is not None else -1e6
         high = column.maximum if column.maximum is not None else 1e6
@@ -105,6 +109,7 @@ MUTATIONS = {
     "minimum": ("", "below the minimum"),  # (the bound, less one)
     "maximum": ("", "above the maximum"),  # (the bound, plus one)
     "pattern": ("@@ bad @@", "does not have the expected form"),
+    "personal": ("13812345678", "looks like a phone or ID-card number"),
     "enum": ("ZZZ", "not one of"),
     "reference": ("999999", "unknown value"),
     "too_long": ("", "longer than"),  # (one character too many)
@@ -132,6 +137,8 @@ def applicable(contract: Contract, column: Column) -> list[str]:
         kinds.append("maximum")
     if column.pattern and not column.references:
         kinds.append("pattern")
+        if column.pattern.refuses_personal_numbers:
+            kinds.append("personal")
     if column.enum:
         kinds.append("enum")
     if column.references:

@@ -62,6 +62,9 @@ class Form:
 
     regex: str
     words: str
+    #: a code's form: a value that is a mobile or ID-card number alone (see
+    #: :data:`PERSONAL_NUMBER`) is refused, as a code must not name a person
+    refuses_personal_numbers: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ class Column:
             rules.append(
                 reasons.RULE_MATCHES.format(form=self.pattern.words, pattern=self.pattern.regex)
             )
+            if self.pattern.refuses_personal_numbers:
+                rules.append(reasons.RULE_NOT_PERSONAL)
         if self.enum:
             named = {code: [n for n, c in self.labels if c == code] for code in self.enum}
             values = ", ".join(
@@ -252,22 +257,26 @@ _GAP_BESIDE_WIDE = re.compile(r"_*([^\x00-\x7f])_*")
 
 
 # Forms shared by many contracts.
-MOBILE_NUMBER = Form(
-    r"(\+?86)?1[3-9][0-9]{9}",
-    reasons.FORM_MOBILE_NUMBER,
-)
+_MOBILE = r"1[3-9][0-9]{9}"
+MOBILE_NUMBER = Form(rf"(\+?86)?{_MOBILE}", reasons.FORM_MOBILE_NUMBER)
 IMSI = Form(r"460[0-9]{12}", reasons.FORM_IMSI)
 IMEI = Form(r"[0-9]{14,16}", reasons.FORM_IMEI)
 ID_NUMBER = Form(r"[0-9]{17}[0-9Xx]", reasons.FORM_ID_NUMBER)
+#: What a code must not be (whole value): a mobile number (11 digits, 13 to 19 first) or an
+#: ID-card number (18 characters). Codes of other lengths, such as 15-digit cell ids, pass.
+PERSONAL_NUMBER = f"{_MOBILE}|{ID_NUMBER.regex}"
+#: the lengths of :data:`PERSONAL_NUMBER`'s values (tested first: a code rarely has them)
+PERSONAL_NUMBER_LENGTHS = (11, 18)
 ADMIN_CODE = Form(r"[1-9][0-9]{5}", reasons.FORM_ADMIN_CODE)
 
 
 def code_form(shortest: int, longest: int) -> Form:
     """An identifier such as a cell, site or outlet code: ``shortest`` to ``longest``
-    letters, digits, ``_`` or ``-``."""
+    letters, digits, ``_`` or ``-``, and not a mobile or ID-card number."""
     return Form(
         rf"[0-9A-Za-z_-]{{{shortest},{longest}}}",
         reasons.FORM_CODE.format(shortest=shortest, longest=longest),
+        refuses_personal_numbers=True,
     )
 
 

@@ -20,6 +20,7 @@ ABOVE_MAXIMUM = N_("above the maximum {maximum}")
 WRONG_FORM = N_("does not have the expected form: {form}")
 NOT_ONE_OF = N_("not one of: {allowed}")
 TOO_LONG = N_("longer than {length} characters")
+LOOKS_PERSONAL = N_("looks like a phone or ID-card number: codes must not be personal identifiers")
 
 # The forms of values (contracts.Form), as the error report and the datasets page name them.
 FORM_MOBILE_NUMBER = N_(
@@ -171,6 +172,7 @@ VALUE_WORDS = (
 RULE_REQUIRED = N_("required")
 RULE_OPTIONAL = N_("optional")
 RULE_MATCHES = N_("{form} (`{pattern}`)")
+RULE_NOT_PERSONAL = N_("not a mobile or ID-card number")
 RULE_ONE_OF = N_("one of {values}")
 RULE_AT_MOST = N_("at most {length} characters")
 RULE_REFERS_TO = N_("refers to {reference}")

@@ -23,7 +23,14 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from telereg.ingest import reasons
-from telereg.ingest.contracts import ENGINE_TYPES, Column, ColumnType, Contract
+from telereg.ingest.contracts import (
+    ENGINE_TYPES,
+    PERSONAL_NUMBER,
+    PERSONAL_NUMBER_LENGTHS,
+    Column,
+    ColumnType,
+    Contract,
+)
 
 ROW = "__row"
 BAD = "__bad"
@@ -166,6 +173,16 @@ def _text(reason: str) -> ir.StringValue:
     return ibis.literal(reason, type="string")
 
 
+def _personal_number(value: ir.StringValue) -> ir.BooleanValue:
+    """Whether a code is a mobile or ID-card number (:data:`PERSONAL_NUMBER`). The engine's
+    regular expressions have no lookahead to refuse it within the code's own form, so it is
+    a rule of its own; the length is tested first, so the usual code costs no more."""
+    personal: ir.BooleanValue = value.length().isin(PERSONAL_NUMBER_LENGTHS) & value.re_search(
+        f"^(?:{PERSONAL_NUMBER})$"
+    )
+    return personal
+
+
 def row_checks(contract: Contract, rows: ir.Table, *, flag_only: bool = False) -> list[Check]:
     """Rules about single rows.
 
@@ -225,6 +242,10 @@ def row_checks(contract: Contract, rows: ir.Table, *, flag_only: bool = False) -
             matches = value.re_search(f"^(?:{column.pattern.regex})$")
             form = reasons.WRONG_FORM.format(form=column.pattern.words)
             checks.append(Check(column.name, present & ~matches, _text(form)))
+            if column.pattern.refuses_personal_numbers:
+                checks.append(
+                    Check(column.name, _personal_number(value), _text(reasons.LOOKS_PERSONAL))
+                )
         if column.enum:
             allowed = ", ".join(column.enum)
             checks.append(
