@@ -1122,6 +1122,40 @@ def test_a_number_written_in_free_text_is_masked_in_the_lake(ready: Settings, tm
     assert not registry.contract("police_feedback").column("case_reference").masks_numbers
 
 
+def test_a_number_written_in_groups_is_masked_in_the_lake_quarantine_and_report(
+    ready: Settings, tmp_path: Path
+):
+    # Dots, slashes, underscores, long dashes, spaced hyphens, double spaces: the number
+    # is a number all the same.
+    written = [
+        "138.1234.5678",
+        "138/1234/5678",
+        "138_1234_5678",
+        "138—1234—5678",
+        "138 - 1234 - 5678",
+        "138  1234  5678",
+    ]
+    described = [
+        f"A1{n:03d},S1,140105,power,业主 {w} 张三,2021-12-01" for n, w in enumerate(written)
+    ]
+    # (the same numbers where a date belongs: quarantined, and shown in the error report)
+    misdated = [f"A2{n:03d},S1,140105,power,no power,{w}" for n, w in enumerate(written)]
+    path = tmp_path / "obstacles.csv"
+    path.write_text(OBSTACLES_HEADER + "\n".join(described + misdated) + "\n", encoding="utf-8")
+    record = submit(ready, path, "site_obstacles", period="2021-12")
+    assert (record.rows_accepted, record.rows_quarantined) == (6, 6), record.message
+    shown = [r["description"] for r in lake_rows(ready, "site_obstacles")]
+    assert shown == ["业主 138****5678 张三"] * len(written)
+    report = errors_of(ready, record)
+    assert [e["column"] for e in report] == ["reported_date"] * len(written)
+    _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    for values in ([e["value"] for e in report], [str(r) for r in rows]):
+        for value in values:
+            assert "1234" not in value, value
+            assert "138" in value, value
+            assert "5678" in value, value
+
+
 def test_an_identifier_in_a_date_column_is_masked_in_the_quarantine(
     ready: Settings, tmp_path: Path
 ):

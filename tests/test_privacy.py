@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from hypothesis import given
@@ -24,6 +26,7 @@ from telereg.core.models import AuditEntry
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal
 from telereg.core.privacy import (
+    WRITTEN_NUMBER,
     IdentifierKind,
     Pseudonymiser,
     Sealer,
@@ -84,6 +87,38 @@ def test_identifiers_in_free_text_are_masked_where_they_stand() -> None:
     assert mask_digits(line) == (
         "138****1234,abc,110***********123X;1234567890;page=138****8000abc"
     ), "runs of 11 digits or more (and an ID's final X) are masked; shorter ones are kept"
+
+
+#: A mobile number as people write it, in groups split otherwise than by single spaces,
+#: hyphens or brackets.
+WRITTEN_FORMS = (
+    "138.1234.5678",
+    "138/1234/5678",
+    "138_1234_5678",
+    "138—1234—5678",
+    "138‐1234‒5678",
+    "138―1234–5678",
+    "138 - 1234 - 5678",
+    "138  1234  5678",
+    "138 / 1234 / 5678",
+    "１３８．１２３４．５６７８",
+    "１３８／１２３４＿５６７８",
+)
+
+
+@pytest.mark.parametrize("written", WRITTEN_FORMS)
+def test_a_number_written_in_groups_is_masked_in_python_and_in_the_engine(written: str) -> None:
+    line = f"联系人 {written} 张三"
+    masked_here = mask_digits(line)
+    masked_there = duckdb.execute(
+        "SELECT regexp_replace(?, ?, '\\1****\\2', 'g')", [line, WRITTEN_NUMBER]
+    ).fetchone()
+    assert masked_there is not None
+    for masked in (masked_here, masked_there[0]):
+        assert masked.startswith("联系人 "), masked
+        assert masked.endswith(" 张三"), masked
+        shown = re.sub(r"\D", "", unicodedata.normalize("NFKC", masked))
+        assert shown == "1385678", f"only the first 3 and last 4 digits are shown: {masked}"
 
 
 def test_vault_round_trip(tmp_path: Path) -> None:

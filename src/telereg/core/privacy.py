@@ -105,13 +105,15 @@ def mask(value: str) -> str:
 
 
 #: A phone or ID number as people write one in free text: 11 digits or more, ASCII or
-#: full-width, in groups split by single spaces, hyphens or brackets, ASCII or full-width
-#: (``138-1234-5678``, ``(182)2755-6502``, ``140102 19840707 857X``), an ID number's
-#: check letter last. Groups: the first 3 digits and the last 4 characters, which a
-#: masked form keeps. (Python's ``re`` and the engine's RE2 read it alike.)
-_GROUPING = "[ \\-－\u3000()（）]"
+#: full-width, in groups split by up to 3 of spaces, hyphens and other dashes (U+2010 to
+#: U+2015, the minus sign), dots, slashes, underscores or brackets, ASCII or full-width
+#: (``138-1234-5678``, ``(182)2755-6502``, ``138 - 1234 - 5678``, ``138.1234.5678``,
+#: ``140102 19840707 857X``), an ID number's check letter last. Groups: the first 3 digits
+#: and the last 4 characters, which a masked form keeps. (Python's ``re`` and the engine's
+#: RE2 read it alike.)
+_GROUPING = "[ \u00a0\u3000\\-－\u2010-\u2015\u2212.．/／_＿()（）]{0,3}"
 WRITTEN_NUMBER = (
-    f"([0-9０-９]{{3}})(?:{_GROUPING}?[0-9０-９]){{4,}}{_GROUPING}?([0-9０-９]{{3}}[0-9０-９XxＸ])"
+    f"([0-9０-９]{{3}})(?:{_GROUPING}[0-9０-９]){{4,}}{_GROUPING}([0-9０-９]{{3}}[0-9０-９XxＸ])"
 )
 _IDENTIFYING_RUN = re.compile(WRITTEN_NUMBER)
 
