@@ -1437,6 +1437,36 @@ def test_a_cover_sheet_and_hidden_sheets_are_not_read_as_data(ready: Settings, t
     assert "hidden sheet(s) not read: 旧数据" in record.message
 
 
+def test_numbers_in_sheet_names_and_headers_are_masked_in_the_message(
+    ready: Settings, tmp_path: Path
+):
+    # Sheets named after the people they are about, hidden or not read for their header.
+    workbook = openpyxl.Workbook()
+    data = workbook.active
+    data.append(CELLS_HEADER.strip().split(","))
+    data.append(["H0002", "S9", 112.5, 37.8, 140100, "5G"])
+    workbook.create_sheet("张三13812345678").sheet_state = "hidden"
+    workbook.create_sheet("李四 139 1111 2222").append(["姓名", "电话"])
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert record.status == "accepted", record.message
+    assert "hidden sheet(s) not read: 张三138****5678" in record.message
+    assert "whose header differs from the first sheet's: 李四 139******2222" in record.message
+    # A file without its header line whose first row names one number twice.
+    twice = "13812341234,13812341234,2021-11-05 10:00:00,35,MO,C0001,861234567890123"
+    path = cdr_file(tmp_path, [twice, GOOD_CALL]).read_text().split("\n", 1)[1]
+    (tmp_path / "headless.csv").write_text(path)
+    record = submit(ready, tmp_path / "headless.csv", "voice_cdr", period="2021-11")
+    assert "the column '138****1234' appears twice" in record.message
+    assert "13812341234" not in record.message
+    # The file's name too, as stored and shown.
+    named = submit(
+        ready, cdr_file(tmp_path, [GOOD_CALL]), "voice_cdr", filename="张三13812341234.csv"
+    )
+    assert named.filename == "张三138****1234.csv"
+    assert _submission(ready, named.id).filename == "张三138****1234.csv"
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
 def test_title_lines_above_a_csvs_header_are_skipped(
     ready: Settings, tmp_path: Path, encoding: str

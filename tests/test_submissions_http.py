@@ -84,6 +84,19 @@ def test_workbooks_and_parquet_files_upload_as_well_as_csv(site: Site) -> None:
         assert (record["filename"], record["rows_accepted"]) == (name, 1), record["message"]
 
 
+def test_a_number_in_the_files_name_is_masked_where_the_name_is_kept_and_shown(site: Site) -> None:
+    record = upload(site, "operator", "CMCC", name="投诉_13812345678_张三.csv").json()
+    assert record["filename"] == "投诉_138****5678_张三.csv"
+    browser = TestClient(site.client.app)
+    site.login(browser, "olu", PASSWORD)
+    for page in ("/data/submissions", f"/data/submissions/{record['id']}"):
+        shown = browser.get(page).text
+        assert "投诉_138****5678_张三.csv" in shown, page
+        assert "13812345678" not in shown, page
+    listed = site.client.get("/api/v1/submissions", headers=site.as_role("operator")).text
+    assert "13812345678" not in listed
+
+
 def test_accepted_rows_of_a_replaced_submission_stay_retrievable(site: Site) -> None:
     first = upload(site, "operator", "CMCC").json()
     corrected = CELLS.replace("113.30,99.0", "113.30,37.9").replace("=cmd|' /C calc'!A0", "C0002")

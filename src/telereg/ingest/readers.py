@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from telereg.core.errors import InputError, TeleregError
+from telereg.core.privacy import mask, mask_digits
 from telereg.ingest import reasons
 from telereg.ingest.contracts import FileFormat, normalise_header
 from telereg.ingest.validate import ROW
@@ -517,6 +518,12 @@ def first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0][:300]
 
 
+def shown_header(header: str) -> str:
+    """A header as messages repeat it: masked when it looks like a number or an ID (a file
+    sent without its header line has its first row's values there)."""
+    return mask(header) if sum(c.isdigit() for c in header) >= 6 else header
+
+
 def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [row[0] for row in con.execute(f"DESCRIBE {RAW_TABLE}").fetchall()]
 
@@ -565,7 +572,9 @@ def _unique_headers(headers: list[str], name: str) -> list[str]:
         if not header:
             continue  # blank cells beyond the last header, as spreadsheets pad them
         if header in seen:
-            raise InputError(reasons.HEADER_TWICE.format(header=repr(header)), where=name)
+            raise InputError(
+                reasons.HEADER_TWICE.format(header=repr(shown_header(header))), where=name
+            )
         seen.add(header)
     return headers
 
@@ -948,7 +957,10 @@ def _sheet_notes(
     read: list[str], other: list[str], *, before: list[str], hidden: list[str], titles: int
 ) -> list[str]:
     """What the sender should know of how a workbook was read: which sheets were, and
-    which were not, and why."""
+    which were not, and why. (A sheet may be named after someone, number and all.)"""
+    read, other, before, hidden = (
+        [mask_digits(name) for name in names] for names in (read, other, before, hidden)
+    )
     notes = []
     if len(read) > 1:
         shown = ", ".join(read)

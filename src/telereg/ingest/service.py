@@ -44,7 +44,6 @@ from telereg.core.privacy import (
     Vault,
     mask_digits,
 )
-from telereg.core.privacy import mask as mask_value
 from telereg.core.settings import Settings
 from telereg.ingest import lake, readers, reasons
 from telereg.ingest.contracts import Column, ColumnType, Contract, FileFormat, normalise_header
@@ -220,7 +219,8 @@ def _ingest(
         # police feedback is what the fraud model learns from.
         raise PermissionDeniedError(reasons.ADMINISTRATION_ONLY.format(dataset=contract.name))
     _check_period(contract, period)
-    filename = Path(filename).name[:255] or "upload"
+    # (a file may be named after the person it is about: 投诉_13812345678_张三.csv)
+    filename = mask_digits(Path(filename).name)[:255] or "upload"
     received = utcnow()
     step("hashing")
     digest, lines = file_sha256(path)
@@ -477,7 +477,8 @@ def _record(
         rows_total=result.rows_total,
         rows_accepted=result.rows_accepted,
         rows_quarantined=result.rows_quarantined,
-        message=result.message[:1000],
+        # (the file's own words, such as a sheet's name or a reader's error, may be in it)
+        message=mask_digits(result.message)[:1000],
         errors_by_reason=result.errors_by_reason,
         file_id=file_id,
         lake_path=str(accepted_path.relative_to(settings.lake_dir)) if accepted_path else "",
@@ -1096,12 +1097,6 @@ def _cleaned(source: str, column: Column) -> str:
     return value
 
 
-def _shown_header(header: str) -> str:
-    """A header as messages repeat it: masked when it looks like a number or an ID (a file
-    sent without its header line has its first row's values there)."""
-    return mask_value(header) if sum(c.isdigit() for c in header) >= 6 else header
-
-
 def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[str]]:
     """SQL that renames the file's headers to contract names, with cleaned values.
 
@@ -1126,7 +1121,7 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
     missing = [c.name for c in contract.columns if c.required and c.name not in chosen]
     if missing:
         expected = ", ".join(c.name for c in contract.columns)
-        found = ", ".join(_shown_header(h) for h in source.columns) or "none"
+        found = ", ".join(readers.shown_header(h) for h in source.columns) or "none"
         raise InputError(
             reasons.MISSING_COLUMNS.format(
                 missing=", ".join(missing), expected=expected, found=found
@@ -1141,7 +1136,7 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
             if source_header
             else f"CAST(NULL AS VARCHAR) AS {quote_name(column.name)}"
         )
-    shown = ", ".join(_shown_header(h) for h in unknown)
+    shown = ", ".join(readers.shown_header(h) for h in unknown)
     notes = [reasons.IGNORED_COLUMNS.format(columns=shown)] if unknown else []
     return f"SELECT {', '.join(selects)} FROM {source.relation}", notes
 
