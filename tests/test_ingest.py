@@ -1156,6 +1156,38 @@ def test_a_number_written_in_groups_is_masked_in_the_lake_quarantine_and_report(
             assert "5678" in value, value
 
 
+def test_a_case_reference_is_a_code_not_a_persons_particulars(ready: Settings, tmp_path: Path):
+    # The reference goes into packages and case titles as written: a victim's name and
+    # numbers written there would go with it.
+    references = [
+        "JQ2021110500001",
+        "A1401/2021-17_x",
+        "受害人 王五 13812345678 身份证140102198407078571",
+        "13812345678",
+        "140102198407078571",
+    ]
+    path = tmp_path / "feedback.csv"
+    path.write_text(
+        "phone,imei,domain,case_reference,confirmed_on,fraud_type\n"
+        + "".join(f"1380000000{n},,,{r},2021-10-03,loan\n" for n, r in enumerate(references)),
+        encoding="utf-8",
+    )
+    record = submit(ready, path, "police_feedback", operator="CA", period="2021-10")
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 3), record.message
+    kept = [r["case_reference"] for r in lake_rows(ready, "police_feedback")]
+    assert kept == references[:2]
+    report = errors_of(ready, record)
+    assert [(e["row"], e["reason"].split(":")[0]) for e in report] == [
+        ("4", "does not have the expected form"),
+        ("5", "looks like a phone or ID-card number"),
+        ("6", "looks like a phone or ID-card number"),
+    ]
+    _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    for shown in (repr(report), repr(rows)):
+        assert "13812345678" not in shown
+        assert "140102198407078571" not in shown
+
+
 def test_an_identifier_in_a_date_column_is_masked_in_the_quarantine(
     ready: Settings, tmp_path: Path
 ):

@@ -109,9 +109,6 @@ class Column:
     #: for identifier columns: a leading part that names no one, kept in the clear beside the
     #: token as (column name, characters), e.g. an IMEI's TAC, which names the device model
     kept_prefix: tuple[str, int] | None = None
-    #: for free text whose long runs of digits are codes, not people (a police case
-    #: reference): they are kept (see :attr:`masks_numbers`)
-    keeps_numbers: bool = False
     #: for a date standing for its month (the first day of the month reported): a month
     #: alone (``2021-12``, ``202112``, ``2021/12``, ``2021年12月``) is read as its first day
     month: bool = False
@@ -136,7 +133,6 @@ class Column:
             and not self.enum
             and self.references is None
             and self.identifier is None
-            and not self.keeps_numbers
         )
 
     def rules(self) -> list[str]:

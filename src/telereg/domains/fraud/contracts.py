@@ -42,6 +42,14 @@ _DOMAIN_NAME = Form(
     N_("a domain name in lower case, such as example.com"),
 )
 
+#: A police case reference: a code, never a person's number (it goes into packages and
+#: case titles as written).
+_CASE_REFERENCE = Form(
+    r"[0-9A-Za-z_/-]{1,40}",
+    N_("a case reference of 1 to 40 letters, digits, -, _ or / (such as JQ2021110500001)"),
+    refuses_personal_numbers=True,
+)
+
 
 def _phone(name: str, description: str, zh: str, *aliases: str, required: bool = True) -> Column:
     return Column(
@@ -397,8 +405,9 @@ POLICE_FEEDBACK = Contract(
             ColumnType.STRING,
             "The police case reference.",
             "案件编号",
+            pattern=_CASE_REFERENCE,
+            max_length=40,
             aliases=("案件编号",),
-            keeps_numbers=True,
         ),
         Column(
             "confirmed_on", ColumnType.DATE, "Date confirmed.", "确认日期", aliases=("确认日期",)
