@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import stat
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from telereg.core.privacy import (
     mask,
     mask_digits,
     may_reidentify,
+    private_duckdb,
     pseudonymise,
     reidentification_reason,
     reidentify,
@@ -141,6 +143,29 @@ def test_vault_round_trip(tmp_path: Path) -> None:
         vault.reveal("00" * 16)
     with pytest.raises(ConfigurationError, match="does not decrypt"):
         Vault(tmp_path / "vault", b"j" * 32).reveal(pairs["token"][0].as_py())
+
+
+def test_the_vault_spills_into_its_own_directory_never_the_working_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    working = tmp_path / "cwd"
+    working.mkdir()
+    monkeypatch.chdir(working)
+    vault = Vault(tmp_path / "vault", b"k" * 32)
+    pairs = pa.table({"token": [pseudonymise("13812341234", b"p" * 32)], "clear": ["13812341234"]})
+    assert vault.store(pairs, IdentifierKind.PHONE) == 1
+    assert vault.reveal(pairs["token"][0].as_py()) == "13812341234"
+    spill = tmp_path / "vault" / ".spill"
+    assert stat.S_IMODE(spill.stat().st_mode) == 0o700, "only the vault's user reads a spill"
+    assert list(spill.iterdir()) == [], "a spill goes with its connection"
+    # Clear values that outgrow the engine's memory are spilled there, not to ./.tmp.
+    with private_duckdb(spill) as con:
+        con.execute("SET memory_limit = '16MB'")
+        con.execute("SET threads = 1")
+        con.execute("CREATE TEMP TABLE t AS SELECT '13812341234' clear, i FROM range(999999) r(i)")
+        assert list(spill.rglob("*.tmp")), "the table outgrew memory"
+    assert list(spill.iterdir()) == []
+    assert list(working.iterdir()) == []
 
 
 @given(value=st.binary(max_size=200), label=st.text(max_size=40))

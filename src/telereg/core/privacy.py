@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
+import tempfile
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -151,6 +153,21 @@ class Sealer:
             ) from err
 
 
+@contextmanager
+def private_duckdb(directory: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection that spills (clear values, when they outgrow memory) into a fresh
+    directory under ``directory``, which only this user may read and which goes when the
+    connection closes: never into ``.tmp`` of the working directory, DuckDB's default."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    spill = tempfile.mkdtemp(dir=directory)
+    con = duckdb.connect(config={"temp_directory": spill})
+    try:
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
 class Vault:
     """Encrypted store of clear identifiers, one sealed chunk per batch.
 
@@ -158,7 +175,8 @@ class Vault:
     table of (token, clear value), sealed with AES-GCM bound to
     the chunk's id and kind, plus a plain index file of its tokens (tokens are
     pseudonyms, as in the lake). Storing a million identifiers is one encryption;
-    revealing one reads the index, then opens one chunk.
+    revealing one reads the index, then opens one chunk. What the engine spills while
+    doing so stays in the vault's directory (``.spill``).
     """
 
     def __init__(self, directory: Path, key: bytes) -> None:
@@ -176,18 +194,22 @@ class Vault:
     def _has_index(self) -> bool:
         return any((self._dir / "index").glob("*.parquet"))
 
+    @property
+    def _spill(self) -> Path:
+        return self._dir / ".spill"
+
     def store(self, pairs: pa.Table, kind: IdentifierKind) -> int:
         """Store the (token, clear) pairs whose token is not stored yet; returns how many."""
-        con = duckdb.connect()
-        con.register("pairs", pairs)
         seen = (
             f"AND token NOT IN (SELECT token FROM read_parquet('{self._index_glob}'))"
             if self._has_index()
             else ""
         )
-        fresh = con.execute(
-            f"SELECT token, clear FROM pairs WHERE token IS NOT NULL {seen}"
-        ).to_arrow_table()
+        with private_duckdb(self._spill) as con:
+            con.register("pairs", pairs)
+            fresh = con.execute(
+                f"SELECT token, clear FROM pairs WHERE token IS NOT NULL {seen}"
+            ).to_arrow_table()
         if fresh.num_rows == 0:
             return 0
         chunk = uuid.uuid4().hex
@@ -206,9 +228,11 @@ class Vault:
     def reveal(self, token: str) -> str:
         if not self._has_index():
             raise NotFoundError(f"no vault entry for token {token}")
-        found = duckdb.execute(
-            f"SELECT chunk FROM read_parquet('{self._index_glob}') WHERE token = ? LIMIT 1", [token]
-        ).fetchone()
+        with private_duckdb(self._spill) as con:
+            found = con.execute(
+                f"SELECT chunk FROM read_parquet('{self._index_glob}') WHERE token = ? LIMIT 1",
+                [token],
+            ).fetchone()
         if found is None:
             raise NotFoundError(f"no vault entry for token {token}")
         chunk = str(found[0])
