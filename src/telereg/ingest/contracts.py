@@ -266,13 +266,14 @@ PERSONAL_NUMBER_LENGTHS = (11, 18)
 ADMIN_CODE = Form(r"[1-9][0-9]{5}", reasons.FORM_ADMIN_CODE)
 
 
-def code_form(shortest: int, longest: int) -> Form:
+def code_form(shortest: int, longest: int, *, personal_numbers_refused: bool = True) -> Form:
     """An identifier such as a cell, site or outlet code: ``shortest`` to ``longest``
-    letters, digits, ``_`` or ``-``, and not a mobile or ID-card number."""
+    letters, digits, ``_`` or ``-``, and (unless ``personal_numbers_refused`` is false, for
+    codes whose own numbering has 11-digit values) not a mobile or ID-card number."""
     return Form(
         rf"[0-9A-Za-z_-]{{{shortest},{longest}}}",
         reasons.FORM_CODE.format(shortest=shortest, longest=longest),
-        refuses_personal_numbers=True,
+        refuses_personal_numbers=personal_numbers_refused,
     )
 
 

@@ -78,7 +78,9 @@ CELLS = Contract(
             ColumnType.STRING,
             "Operator's cell identifier (ECGI/NCGI or local id).",
             "小区标识",
-            pattern=code_form(4, 32),
+            # (a 5G cell's NCI written in decimal has up to 11 digits, and may begin 13 to 19
+            # as a mobile number does: a cell's own id is not taken for one)
+            pattern=code_form(4, 32, personal_numbers_refused=False),
             aliases=("小区标识", "小区ID", "cgi"),
         ),
         Column(
