@@ -102,6 +102,20 @@ def test_user_lifecycle(tmp_path: Path) -> None:
     assert next(u for u in listed if u["username"] == "olu")["active"] is False
 
 
+def test_a_first_installation_adds_the_standard_directory(tmp_path: Path) -> None:
+    assert telereg("db", "upgrade", data_dir=tmp_path).returncode == 0
+    added = telereg("operators", "add-standard", data_dir=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "operators added: CMCC, CUCC, CTCC, CBN, TOWER, CA" in added.stdout
+    agencies = telereg("agencies", "add-standard", data_dir=tmp_path)
+    assert "partner agencies added: POLICE-AF, HEALTH, CITY-GOV" in agencies.stdout
+    listed = json.loads(telereg("operators", "list", "--json", data_dir=tmp_path).stdout)
+    assert {o["code"] for o in listed} == {"CMCC", "CUCC", "CTCC", "CBN", "TOWER", "CA"}
+    again = telereg("operators", "add-standard", data_dir=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "no operator was missing" in again.stdout
+
+
 def test_the_audit_log_is_listed_and_exported_whole(tmp_path: Path) -> None:
     _prepared(tmp_path)  # the demo's directory and admin: already audited
     target = tmp_path / "audit.csv"

@@ -963,6 +963,17 @@ def operators_add(
     out.print(f"operator {code} added")
 
 
+@operators_app.command("add-standard")
+def operators_add_standard(data_dir: DataDir = None) -> None:
+    """Add the standard operators that are missing, CA (the administration's own data) too."""
+    from telereg.reference.directory import add_standard_operators
+
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        added = add_standard_operators(session, principal=_me())
+    out.print(f"operators added: {', '.join(added)}" if added else "no operator was missing")
+
+
 @agencies_app.command("list")
 def agencies_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List partner agencies."""
@@ -990,6 +1001,17 @@ def agencies_add(
             session, principal=_me(), code=code, name=name, kind=kind, name_en=name_en
         )
     out.print(f"partner agency {code} added")
+
+
+@agencies_app.command("add-standard")
+def agencies_add_standard(data_dir: DataDir = None) -> None:
+    """Add the standard partner agencies that are missing."""
+    from telereg.reference.directory import add_standard_agencies
+
+    settings = _migrated(data_dir)
+    with session_scope(settings) as session:
+        added = add_standard_agencies(session, principal=_me())
+    out.print(f"partner agencies added: {', '.join(added)}" if added else "no agency was missing")
 
 
 AuditActor = Annotated[

@@ -9,11 +9,11 @@ from sqlalchemy.orm import Session
 
 from telereg.core import accounts
 from telereg.core.db import session_scope
-from telereg.core.models import Agency, Operator, User
+from telereg.core.models import User
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
-from telereg.reference.directory import STANDARD_AGENCIES, STANDARD_OPERATORS
+from telereg.reference.directory import add_standard_agencies, add_standard_operators
 from telereg.system.migrate import upgrade
 
 DEMO_ADMIN = "admin"
@@ -27,31 +27,8 @@ class DemoLogin:
 
 def seed_directory(session: Session, *, principal: Principal) -> int:
     """Add the standard operators and agencies that are missing; returns how many were added."""
-    added = 0
-    have_operators = set(session.scalars(select(Operator.code)))
-    for entry in STANDARD_OPERATORS:
-        if entry.code not in have_operators:
-            accounts.add_operator(
-                session,
-                principal=principal,
-                code=entry.code,
-                name=entry.name,
-                name_en=entry.name_en,
-            )
-            added += 1
-    have_agencies = set(session.scalars(select(Agency.code)))
-    for entry in STANDARD_AGENCIES:
-        if entry.code not in have_agencies:
-            accounts.add_agency(
-                session,
-                principal=principal,
-                code=entry.code,
-                name=entry.name,
-                name_en=entry.name_en,
-                kind=entry.kind,
-            )
-            added += 1
-    return added
+    operators = add_standard_operators(session, principal=principal)
+    return len(operators) + len(add_standard_agencies(session, principal=principal))
 
 
 def prepare(settings: Settings, *, principal: Principal) -> DemoLogin:
