@@ -118,7 +118,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         contract=registry.contract("corridors"),
         path=corridor,
         filename=corridor.name,
-        operator="CMCC",
+        operator="CA",
     )
     assert record.status == "accepted", record.message
     registry.run_analyses(settings, principal=cli_principal("test"))

@@ -50,14 +50,17 @@ def ready(settings: Settings, tmp_path: Path) -> Settings:
     return settings
 
 
-def submit(settings: Settings, path: Path, dataset: str, operator: str = "CMCC", **kw):
+def submit(settings: Settings, path: Path, dataset: str, operator: str | None = None, **kw):
+    """Ingest as an administrator; by default as CMCC, or as the administration (CA) for
+    the datasets only it submits."""
+    contract = registry.contract(dataset)
     return ingest_file(
         settings,
         principal=kw.pop("principal", ROOT),
-        contract=registry.contract(dataset),
+        contract=contract,
         path=path,
         filename=kw.pop("filename", path.name),
-        operator=operator,
+        operator=operator or ("CA" if contract.administration_only else "CMCC"),
         **kw,
     )
 
@@ -521,7 +524,7 @@ def test_files_the_readers_choke_on_are_rejected_with_a_message(ready: Settings,
         ("nulls.geojson", "corridors", "list of Feature objects"),
         ("clash.geojson", "corridors", "named 'geometry'"),
     ):
-        record = submit(ready, tmp_path / name, dataset, operator="CUCC", period="2021-11")
+        record = submit(ready, tmp_path / name, dataset, period="2021-11")
         assert record.status == "rejected", name
         assert message in record.message, (name, record.message)
 
@@ -675,6 +678,14 @@ def test_operators_submit_only_their_own_data(ready: Settings, tmp_path: Path):
     targets.write_text("region_code,year,indicator,value\n140000,2021,new_5g_sites,1\n")
     with pytest.raises(PermissionDeniedError, match="targets is the administration's"):
         submit(ready, targets, "targets", operator="CUCC", principal=unicom)
+
+
+def test_the_administrations_datasets_are_filed_under_its_own_code(ready: Settings, tmp_path: Path):
+    corridor = _corridor_file(tmp_path / "mine.geojson", [[112.5, 37.8], [112.6, 37.9]])
+    # An administrator sending corridors as China Mobile's would make them pass for its report.
+    with pytest.raises(InputError, match="send it under the operator code CA"):
+        submit(ready, corridor, "corridors", operator="CMCC")
+    assert submit(ready, corridor, "corridors", operator="CA").status == "accepted"
 
 
 def test_an_identifier_in_the_wrong_column_is_masked_in_reports_and_quarantine(

@@ -57,6 +57,17 @@ def test_operator_uploads_its_own_data_and_reads_the_report(site: Site) -> None:
     assert ("download:quarantine", f"submission:{record['id']}") in taken
 
 
+def test_the_administrations_datasets_are_refused_under_an_operators_code(site: Site) -> None:
+    response = site.client.post(
+        "/api/v1/submissions",
+        headers=site.as_role("admin"),
+        data={"dataset": "targets", "operator": "CMCC", "period": "2021-11"},
+        files={"file": ("targets.csv", b"region_code,year,indicator,value\n", "text/csv")},
+    )
+    assert response.status_code == 422, response.text
+    assert "send it under the operator code CA" in response.json()["detail"]
+
+
 def test_workbooks_and_parquet_files_upload_as_well_as_csv(site: Site) -> None:
     # An upload is kept under a neutral name while it is read: the readers go by content.
     import openpyxl

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from telereg.ingest.contracts import Contract
+from telereg.reference.directory import ADMINISTRATION
 
 
 def datasets_markdown(contracts: Iterable[Contract]) -> str:
@@ -29,7 +30,10 @@ def datasets_markdown(contracts: Iterable[Contract]) -> str:
             f"- formats: {', '.join(f.value for f in contract.formats)}",
         ]
         if contract.administration_only:
-            lines.append("- submitted by the administration only, not by operators' users")
+            lines.append(
+                f"- submitted by the administration only, under the operator code "
+                f"`{ADMINISTRATION}`; not by operators' users"
+            )
         if contract.unique:
             keys = "; ".join("+".join(key) for key in contract.unique)
             lines.append(f"- unique within a file: {keys}")

@@ -154,6 +154,9 @@ CANNOT_READ_FORMAT = N_("cannot read the {format} file: {detail}")
 # Refusals before any reading.
 OWN_OPERATOR_ONLY = N_("operator users submit only their own operator's data")
 ADMINISTRATION_ONLY = N_("{dataset} is the administration's to submit")
+ADMINISTRATION_CODE = N_(
+    "{dataset} is the administration's own data: send it under the operator code {code}"
+)
 
 #: Words that appear as values in the messages above (column types, region levels).
 VALUE_WORDS = (

@@ -63,6 +63,7 @@ from telereg.ingest.validate import (
     set_checks,
     typed,
 )
+from telereg.reference.directory import ADMINISTRATION
 from telereg.reference.regions import load_regions
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,12 @@ def _ingest(
         # Corridors and key places are what operators' coverage is measured against, and
         # police feedback is what the fraud model learns from.
         raise PermissionDeniedError(reasons.ADMINISTRATION_ONLY.format(dataset=contract.name))
+    if contract.administration_only and operator != ADMINISTRATION:
+        # Filed under an operator's code, the administration's list would pass for that
+        # operator's own report.
+        raise InputError(
+            reasons.ADMINISTRATION_CODE.format(dataset=contract.name, code=ADMINISTRATION)
+        )
     _check_period(contract, period)
     # (a file may be named after the person it is about: 投诉_13812345678_张三.csv)
     filename = mask_digits(Path(filename).name)[:255] or "upload"
