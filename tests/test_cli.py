@@ -174,6 +174,13 @@ def test_user_mistakes_are_one_line_without_traceback(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_a_hand_over_needs_its_covering_note() -> None:
+    # The note is the reason the audit log keeps for the hand-over: no stock text stands in.
+    result = telereg("fraud", "export", "40", "--out", "handover.zip")
+    assert result.returncode != 0
+    assert "Missing option '--note'" in result.stderr
+
+
 def test_a_command_in_an_empty_data_dir_says_it_starts_a_new_installation(
     tmp_path: Path,
 ) -> None:

@@ -688,8 +688,14 @@ def fraud_move(
 def fraud_export(
     case_ids: Annotated[list[int], typer.Argument(help="Case id(s) to hand over.")],
     out_file: Annotated[Path, typer.Option("--out", help="The package to write (.zip).")],
+    note: Annotated[
+        str,
+        typer.Option(
+            help="Covering note: the agency reads it, and the audit log keeps it as the "
+            "hand-over's reason."
+        ),
+    ],
     agency: Annotated[str, typer.Option(help="Agency code.")] = "POLICE-AF",
-    note: Annotated[str, typer.Option(help="Covering note.")] = "hand-over for investigation",
     reveal_reason: Annotated[
         str | None,
         typer.Option("--reveal", help="Add clear numbers from the vault, for this reason."),
