@@ -335,6 +335,14 @@ def test_reidentify_through_the_api_is_audited(site: Site) -> None:
         "/api/v1/privacy/reidentify", json={"token": token, "reason": ""}, headers=analyst
     )
     assert no_reason.status_code == 422
+    # A download's row token is not the lake's: said so, not just "not a valid value".
+    row_token = site.client.post(
+        "/api/v1/privacy/reidentify",
+        json={"token": "r" + token[1:], "reason": "case 2021-17"},
+        headers=analyst,
+    )
+    assert row_token.status_code == 422
+    assert "not a lake token" in row_token.json()["detail"]
     # A short Chinese reason is enough, as on the web (a Chinese character counts as two).
     ok = site.client.post(
         "/api/v1/privacy/reidentify",

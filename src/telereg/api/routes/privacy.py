@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter
 
 from telereg.api.deps import Authenticated, SessionDep, SettingsDep
 from telereg.api.schemas import ReidentifyIn, ReidentifyOut
-from telereg.core.privacy import reidentify
+from telereg.core.errors import InputError
+from telereg.core.i18n import N_
+from telereg.core.privacy import TOKEN_HEX_CHARS, reidentify
 
 router = APIRouter(tags=["privacy"])
+
+LAKE_TOKEN = re.compile(f"[0-9a-f]{{{TOKEN_HEX_CHARS}}}")
+NOT_A_LAKE_TOKEN = N_(
+    "token: not a lake token ({length} hexadecimal characters, as suspects and cases show "
+    "them); the row tokens of a download (r…) link to nothing outside it and cannot be "
+    "re-identified"
+)
 
 
 @router.post(
@@ -25,6 +36,8 @@ def reidentify_token(
     # audited with the token it was for)
     principal: Authenticated,
 ) -> ReidentifyOut:
+    if not LAKE_TOKEN.fullmatch(body.token):
+        raise InputError(NOT_A_LAKE_TOKEN.format(length=TOKEN_HEX_CHARS))
     value = reidentify(
         session,
         settings=settings,
