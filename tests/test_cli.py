@@ -41,8 +41,10 @@ def test_the_demo_refuses_a_production_installation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TELEREG_ENVIRONMENT", "production")
+    import secrets
+
     for name in ("pseudonym_key", "vault_key", "session_secret", "handover_key"):
-        monkeypatch.setenv(f"TELEREG_{name.upper()}", name * 5)
+        monkeypatch.setenv(f"TELEREG_{name.upper()}", secrets.token_urlsafe(32))
     result = telereg("demo", "--no-serve", data_dir=tmp_path)
     assert result.returncode != 0
     assert "the demo runs only with TELEREG_ENVIRONMENT=development" in result.stderr

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import stat
 from pathlib import Path
 
@@ -8,6 +9,12 @@ import pytest
 
 from telereg.core.errors import ConfigurationError
 from telereg.core.settings import SECRET_FIELDS, check_cookie_transport, load_settings
+
+
+def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random key of its own for each secret, as production needs."""
+    for name in SECRET_FIELDS:
+        monkeypatch.setenv(f"TELEREG_{name.upper()}", secrets.token_urlsafe(32))
 
 
 def test_defaults_are_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,8 +60,7 @@ def test_production_refuses_missing_or_placeholder_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None
 ) -> None:
     monkeypatch.setenv("TELEREG_ENVIRONMENT", "production")
-    for name in SECRET_FIELDS:
-        monkeypatch.setenv(f"TELEREG_{name.upper()}", "r" * 40)
+    _keys(monkeypatch)
     if value is None:
         monkeypatch.delenv("TELEREG_VAULT_KEY")
     else:
@@ -66,10 +72,38 @@ def test_production_refuses_missing_or_placeholder_secrets(
 
 def test_production_accepts_real_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TELEREG_ENVIRONMENT", "production")
-    for name in SECRET_FIELDS:
-        monkeypatch.setenv(f"TELEREG_{name.upper()}", name * 5)
+    _keys(monkeypatch)
+    vault_key = secrets.token_urlsafe(32)
+    monkeypatch.setenv("TELEREG_VAULT_KEY", vault_key)
     settings = load_settings(data_dir=tmp_path)
-    assert settings.secret("vault_key") == b"vault_key" * 5
+    assert settings.secret("vault_key") == vault_key.encode()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TELEREG_HANDOVER_KEY", "x" * 46, "one character or a short pattern repeated"),
+        ("TELEREG_SESSION_SECRET", "changeme" * 6, "one character or a short pattern repeated"),
+        ("TELEREG_PSEUDONYM_KEY", "Ab3$" * 11 + "A", "one character or a short pattern repeated"),
+        ("TELEREG_VAULT_KEY", None, "TELEREG_VAULT_KEY is the same as TELEREG_PSEUDONYM_KEY"),
+    ],
+)
+def test_production_refuses_repeated_or_shared_keys(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str | None,
+    message: str,
+) -> None:
+    monkeypatch.setenv("TELEREG_ENVIRONMENT", "production")
+    _keys(monkeypatch)
+    # (None: the pseudonym key's value, used for this key too)
+    shared = value if value is not None else secrets.token_urlsafe(32)
+    if value is None:
+        monkeypatch.setenv("TELEREG_PSEUDONYM_KEY", shared)
+    monkeypatch.setenv(variable, shared)
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(data_dir=tmp_path)
 
 
 def test_a_corrupt_secrets_file_is_named(tmp_path: Path) -> None:
@@ -123,11 +157,6 @@ def test_lost_keys_are_not_made_up_for_data_that_needs_them(tmp_path: Path) -> N
     assert not (tmp_path / "secrets.json").exists(), "nothing was written"
     (tmp_path / "secrets.json").write_text(kept)
     assert load_settings(data_dir=tmp_path).secret("vault_key") == first.secret("vault_key")
-
-
-def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in SECRET_FIELDS:
-        monkeypatch.setenv(f"TELEREG_{name.upper()}", name * 5)
 
 
 @pytest.mark.parametrize(

@@ -339,13 +339,40 @@ def load_settings(**overrides: object) -> Settings:
             stored = _load_or_create_secrets(settings.data_dir)
             resolved = {name: SecretStr(stored[name]) for name in missing}
     else:
-        for name in SECRET_FIELDS:
-            value: SecretStr | None = getattr(settings, name)
-            if value is None or _is_placeholder(value.get_secret_value()):
-                raise ConfigurationError(
-                    f"TELEREG_{name.upper()} must be set to a random value of at least "
-                    f"{_MIN_SECRET_LENGTH} characters when "
-                    f"TELEREG_ENVIRONMENT={settings.environment}",
-                    where="settings",
-                )
+        _check_production_secrets(settings)
     return settings.model_copy(update=resolved) if resolved else settings
+
+
+def _is_repeated(value: str) -> bool:
+    """Whether ``value`` is one character or a shorter text repeated (``xxxx…``,
+    ``changemechangeme…``): however long, it holds no more than its pattern."""
+    return any(value[period:] == value[:-period] for period in range(1, len(value) // 2 + 1))
+
+
+def _check_production_secrets(settings: Settings) -> None:
+    """Refuse a missing, placeholder or repeated key, and one key used for two purposes."""
+    seen: dict[str, str] = {}
+    for name in SECRET_FIELDS:
+        variable = f"TELEREG_{name.upper()}"
+        secret: SecretStr | None = getattr(settings, name)
+        value = secret.get_secret_value() if secret is not None else ""
+        if _is_placeholder(value):
+            raise ConfigurationError(
+                f"{variable} must be set to a random value of at least {_MIN_SECRET_LENGTH} "
+                f"characters when TELEREG_ENVIRONMENT={settings.environment}",
+                where="settings",
+            )
+        if _is_repeated(value):
+            raise ConfigurationError(
+                f"{variable} is one character or a short pattern repeated; set it to a "
+                "random value (python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                where="settings",
+            )
+        if value in seen:
+            # (a leak of one would give away the other: the vault's key with the tokens')
+            raise ConfigurationError(
+                f"{variable} is the same as {seen[value]}; each key needs a random value "
+                "of its own",
+                where="settings",
+            )
+        seen[value] = variable
