@@ -152,9 +152,13 @@ def test_lost_keys_are_not_made_up_for_data_that_needs_them(tmp_path: Path) -> N
     (tmp_path / "vault" / "phone-0001.sealed").write_bytes(b"sealed")
     kept = (tmp_path / "secrets.json").read_text()
     (tmp_path / "secrets.json").unlink()
-    with pytest.raises(ConfigurationError, match=r"no vault_key, but .*vault holds data"):
+    with pytest.raises(ConfigurationError, match=r"secrets\.json is missing, but .*vault holds"):
         load_settings(data_dir=tmp_path)
     assert not (tmp_path / "secrets.json").exists(), "nothing was written"
+    # A file without the key (a hand edit) is told apart from no file.
+    (tmp_path / "secrets.json").write_text(json.dumps({"session_secret": "s" * 40}))
+    with pytest.raises(ConfigurationError, match=r"has no vault_key, but .*vault holds data"):
+        load_settings(data_dir=tmp_path)
     (tmp_path / "secrets.json").write_text(kept)
     assert load_settings(data_dir=tmp_path).secret("vault_key") == first.secret("vault_key")
 

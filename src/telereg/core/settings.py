@@ -246,16 +246,21 @@ _KEYED_DATA = {
 def _refuse_new_keys_for_old_data(data_dir: Path, missing: list[str]) -> None:
     """Refuse to make up a key for data that already needs the lost one (``secrets.json``
     deleted, or a copy of the data dir taken without it)."""
+    path = data_dir / SECRETS_FILE
     for name in missing:
         for folder in _KEYED_DATA.get(name, ()):
             where = data_dir / folder
             if where.is_dir() and any(where.iterdir()):
+                lost = (
+                    f"{SECRETS_FILE} has no {name}"
+                    if path.exists()
+                    else f"{SECRETS_FILE} is missing"
+                )
                 raise ConfigurationError(
-                    f"{SECRETS_FILE} has no {name}, but {where} holds data made with one: a "
-                    f"new key could not read or match it. Restore {SECRETS_FILE} from a "
-                    f"backup (or set TELEREG_{name.upper()}); start afresh only in an empty "
-                    "data dir",
-                    where=str(data_dir / SECRETS_FILE),
+                    f"{lost}, but {where} holds data made with its {name}: a new key could "
+                    f"not read or match it. Restore {SECRETS_FILE} from a backup (or set "
+                    f"TELEREG_{name.upper()}); start afresh only in an empty data dir",
+                    where=str(path),
                 )
 
 
