@@ -13,6 +13,7 @@ from ibis import _
 
 from telereg.core import engine
 from telereg.core.engine import connect
+from telereg.core.errors import EngineError
 from telereg.core.settings import Settings, load_settings
 
 
@@ -75,6 +76,22 @@ def test_spark_gives_the_same_answer(tmp_path: Path) -> None:
         tmp_path,
     )
     pd.testing.assert_frame_equal(duck, spark, check_dtype=False)
+
+
+@pytest.mark.spark
+def test_a_spark_that_cannot_start_is_one_line_and_the_jvm_keeps_to_its_log(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    settings = load_settings(data_dir=tmp_path / "var", engine="pyspark", spark_master="bogus")
+    with pytest.raises(EngineError) as refused:
+        connect(settings)
+    message = str(refused.value)
+    assert message.startswith("could not start Spark at bogus: Master must either be yarn")
+    assert "\n" not in message
+    printed = capfd.readouterr()
+    assert "at org.apache.spark" not in printed.out + printed.err, "no JVM stack trace"
+    assert "at org.apache.spark" in (settings.data_dir / engine.SPARK_LOG).read_text()
 
 
 def test_a_computed_table_is_kept_for_the_context_and_dropped_after(tmp_path: Path) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
@@ -33,37 +35,67 @@ def connect(settings: Settings) -> BaseBackend:
         if settings.duckdb_memory_limit:
             config["memory_limit"] = settings.duckdb_memory_limit
         return ibis.duckdb.connect(**config)
-    return _spark(settings.spark_master)
+    return _spark(settings.spark_master, log=settings.data_dir / SPARK_LOG)
 
 
-def _spark(master: str) -> BaseBackend:
+#: The Spark JVM's own output (its log and stack traces), in the data dir: a command's
+#: output stays its own, and a failure is one line naming the JVM's reason.
+SPARK_LOG = "spark.log"
+#: The JVM's reason in its output: ``…Exception: <reason>``.
+_JVM_REASON = re.compile(r"(?:Exception|Error)(?: in thread \S+ \S+)?: (.+)$", re.MULTILINE)
+
+
+def _spark(master: str, *, log: Path) -> BaseBackend:
     with _lock:
         existing = _spark_connections.get(master)
         if existing is not None:
             return existing
         try:
+            from pyspark import SparkConf, SparkContext
+            from pyspark.java_gateway import launch_gateway
             from pyspark.sql import SparkSession
         except ImportError as err:
             raise EngineError(
                 "the pyspark engine needs the 'spark' extra: pip install 'telereg[spark]'"
             ) from err
         os.environ.setdefault("PYSPARK_PYTHON", "python3")
-        try:
-            session = (
-                SparkSession.builder.master(master)
-                .appName("telereg")
-                .config("spark.ui.enabled", "false")
-                .config("spark.sql.session.timeZone", "UTC")
-                .config("spark.sql.shuffle.partitions", "8")
-                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                .getOrCreate()
-            )
-        except Exception as err:  # a JVM that fails to start raises many kinds
-            raise EngineError(f"could not start Spark at {master}: {err}") from err
-        session.sparkContext.setLogLevel("ERROR")
+        conf = (
+            SparkConf()
+            .setMaster(master)
+            .setAppName("telereg")
+            .set("spark.ui.enabled", "false")
+            .set("spark.ui.showConsoleProgress", "false")
+            .set("spark.sql.session.timeZone", "UTC")
+            .set("spark.sql.shuffle.partitions", "8")
+            .set("spark.sql.execution.arrow.pyspark.enabled", "true")
+        )
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as output:
+            start = output.tell()
+            try:
+                gateway = launch_gateway(  # type: ignore[no-untyped-call]
+                    conf, popen_kwargs={"stdout": output, "stderr": output}
+                )
+                context = SparkContext(conf=conf, gateway=gateway)
+                session = SparkSession(context)
+            except Exception as err:  # a JVM that fails to start raises many kinds
+                output.flush()
+                raise EngineError(
+                    f"could not start Spark at {master}: {_jvm_reason(log, start) or err} "
+                    f"(the JVM's output is in {log})"
+                ) from err
+        context.setLogLevel("ERROR")
         connection = ibis.pyspark.connect(session)
         _spark_connections[master] = connection
         return connection
+
+
+def _jvm_reason(log: Path, start: int) -> str:
+    """The first reason the JVM gave in what it wrote to ``log`` from ``start`` on."""
+    with log.open("rb") as written:
+        written.seek(start)
+        found = _JVM_REASON.search(written.read().decode(errors="replace"))
+    return found.group(1).strip() if found else ""
 
 
 def read_parquet_files(backend: BaseBackend, paths: list[str]) -> ir.Table:
