@@ -746,6 +746,45 @@ def _open_case(site: Site, reference: str) -> int:
         return case.id
 
 
+def test_a_case_of_another_workflow_is_named_where_a_fraud_case_is_asked_for(
+    shared_site: Site,
+) -> None:
+    from telereg.cases import service as cases
+    from telereg.domains.buildout.obstacles import WORKFLOW as OBSTACLES
+
+    with session_scope(shared_site.settings) as s:
+        new = cases.NewCase("OB-elsewhere", "site obstacle", {"period": "2021-11"})
+        (case,) = cases.open_cases(s, principal=ROOT, workflow=OBSTACLES, new=[new])
+        obstacle = case.id
+    client = shared_site.client
+    asked = client.get(f"/api/v1/fraud/cases/{obstacle}", headers=shared_site.as_role("admin"))
+    assert asked.status_code == 404
+    assert asked.json()["detail"] == (
+        f"no fraud case {obstacle}; case {obstacle} is a site_obstacle case: "
+        "see /buildout/obstacles"
+    )
+    # To whom may not manage cases, it does not exist.
+    liaison = client.get(f"/api/v1/fraud/cases/{obstacle}", headers=shared_site.as_role("liaison"))
+    assert liaison.json()["detail"] == f"no fraud case {obstacle}"
+    # And the other way round: a fraud case asked for as a site obstacle.
+    fraud = _open_case(shared_site, "elsewhere")
+    moved = client.post(
+        f"/api/v1/buildout/obstacles/{fraud}/move",
+        json={"to": "closed", "note": "n"},
+        headers=shared_site.as_role("admin"),
+    )
+    assert moved.status_code == 404
+    assert "is a fraud_suspect case: see /fraud/cases" in moved.json()["detail"]
+    # Referring and resolving name the commands that do it.
+    referred = client.post(
+        f"/api/v1/fraud/cases/{fraud}/moves",
+        json={"to": "referred", "note": "n"},
+        headers=shared_site.as_role("admin"),
+    )
+    assert referred.status_code == 422
+    assert "telereg fraud export" in referred.json()["detail"]
+
+
 def test_a_move_from_a_state_the_case_has_left_is_refused(shared_site: Site) -> None:
     client, admin = shared_site.client, shared_site.as_role("admin")
     case = _open_case(shared_site, "read-state")
@@ -765,6 +804,7 @@ def test_a_move_from_a_state_the_case_has_left_is_refused(shared_site: Site) -> 
     )
     assert together.status_code == 409, together.text
     assert "已被他人改动" in late.json()["message"]
+    assert "而非待处理" in late.json()["message"], "both states are named in Chinese"
     assert client.get(f"/api/v1/fraud/cases/{case}", headers=admin).json()["status"] == "in_review"
     nowhere = {"to": "closed", "note": "n", "from": "nowhere"}
     unknown = client.post(moves, json=nowhere, headers=admin)

@@ -117,7 +117,10 @@ def test_a_download_is_named_with_its_month(demo: Demo) -> None:
         (["report", "--out", "/nonexistent/dir/y.pdf"], "no such directory: /nonexistent/dir"),
         (["report", "--out", "{tmp}/y.html", "--language", "fr"], "--language must be zh_CN"),
         (["report", "--out", "{tmp}/y.html", "--region", "140105"], "140105 小店区 is a county"),
-        (["coverage", "--period", "2021-13"], "--period must be a month YYYY-MM, not '2021-13'"),
+        (
+            ["coverage", "--period", "2021-13"],
+            "period '2021-13' is not a valid month: the month is 01 to 12",
+        ),
     ],
 )
 def test_the_cli_refuses_in_one_line(

@@ -301,6 +301,10 @@ def test_ingest_exit_codes_and_json_record(tmp_path: Path) -> None:
     assert "missing required column(s)" in str(record["message"])
     code, record = run(partial)
     assert (code, record["duplicate_of"]) == (0, record["id"]), "the same bytes again"
+    month = ("--dataset", "cells", "--operator", "CMCC", "--period", "2021-13")
+    thirteenth = telereg("ingest", str(good), *month, data_dir=data_dir)
+    assert thirteenth.returncode == 2
+    assert "period '2021-13' is not a valid month: the month is 01 to 12" in thirteenth.stderr
     missing = telereg("ingest", str(tmp_path / "nope.csv"), *args, data_dir=data_dir)
     assert missing.returncode != 0
     assert "no such file" in missing.stderr

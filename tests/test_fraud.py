@@ -451,7 +451,7 @@ def test_handover_signature_breaks_on_any_changed_byte(tmp_path: Path) -> None:
     sheet = openpyxl.load_workbook(io.BytesIO(content["cases.xlsx"])).active
     assert sheet["A1"].value == "案件编号 (case_id)"
     assert [c.value for c in sheet[1]][-1] == "明文名下号码 (clear_lines)"
-    with pytest.raises(SignatureError):
+    with pytest.raises(SignatureError, match="or it was signed with another key"):
         handover.verify(path, b"x" * 32)
     # Any byte of the archive, its headers, dates and flags included, and any byte added.
     archive = path.read_bytes()
@@ -525,7 +525,7 @@ def test_a_long_domain_gets_a_reference_that_fits(tmp_path: Path) -> None:
     assert first != second
     settings = load_settings(data_dir=tmp_path)
     for period in ("../../etc", "2021-13", "2021-11\n"):
-        with pytest.raises(InputError, match="YYYY-MM"):
+        with pytest.raises(InputError, match=r"is not a (valid )?month"):
             service.results_dir(settings, period)
 
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from telereg.core import accounts, i18n
 from telereg.core.db import session_scope
 from telereg.core.errors import InputError, TeleregError
-from telereg.core.periods import is_month
+from telereg.core.periods import month_problem
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal, cli_principal
 from telereg.core.settings import Settings, check_cookie_transport, load_settings, owner_only
@@ -475,8 +475,8 @@ def regions(
 
 
 def _check_month(period: str) -> None:
-    if not is_month(period):
-        raise InputError(f"--period must be a month YYYY-MM, not {period!r}")
+    if (problem := month_problem(period)) is not None:
+        raise InputError(problem)
 
 
 @buildout_app.command("coverage")

@@ -33,9 +33,32 @@ class Workflow:
     transitions: dict[CaseStatus, tuple[CaseStatus, ...]]
     #: states in which the case needs a handler (e.g. the department it was referred to)
     needs_handler: tuple[CaseStatus, ...] = ()
+    #: the page that lists the workflow's cases (named when one is asked for as another's)
+    page: str = ""
+
+    def __post_init__(self) -> None:
+        _DECLARED[(self.domain, self.kind)] = self
 
     def allowed(self, status: str) -> tuple[CaseStatus, ...]:
         return self.transitions.get(CaseStatus(status), ())
+
+
+#: Every workflow a domain has declared, by (domain, kind).
+_DECLARED: dict[tuple[str, str], Workflow] = {}
+
+#: A case asked for in another workflow than its own (one id sequence serves them all).
+CASE_ELSEWHERE = N_("case {id} is a {type} case: see {page}")
+
+
+def no_such_case(message: str, case: Case | None, *, principal: Principal) -> NotFoundError:
+    """``message`` (no such case here), saying where the case is when it belongs to another
+    workflow and the principal may manage cases (to others it does not exist)."""
+    if case is None or not principal.can(Permission.CASES_MANAGE):
+        return NotFoundError(message)
+    declared = _DECLARED.get((case.domain, case.kind))
+    page = declared.page if declared is not None and declared.page else f"/{case.domain}"
+    elsewhere = CASE_ELSEWHERE.format(id=case.id, type=case.kind, page=page)
+    return NotFoundError(f"{message}; {elsewhere}")
 
 
 @dataclass(frozen=True)
@@ -156,7 +179,11 @@ def move(
     note = note_as_stored(note)
     case = session.get(Case, case_id)
     if case is None or case.domain != workflow.domain or case.kind != workflow.kind:
-        raise NotFoundError(N_("no {kind} case {id}").format(kind=workflow.kind, id=case_id))
+        raise no_such_case(
+            N_("no {kind} case {id}").format(kind=workflow.kind, id=case_id),
+            case,
+            principal=principal,
+        )
     try:
         target = CaseStatus(to)
     except ValueError as err:

@@ -89,7 +89,19 @@ _PARTS = "; "
 #: Fields whose values are words or messages themselves (a type, a state, a nested
 #: message), translated in turn; other values (names, numbers, lists of columns) are data.
 _WORDS = frozenset(
-    {"type", "level", "status", "target", "reference", "disposal", "decision", "detail", "form"}
+    {
+        "type",
+        "level",
+        "status",
+        # (the state a case was read in: "case 55 is in_review, not open")
+        "expected",
+        "target",
+        "reference",
+        "disposal",
+        "decision",
+        "detail",
+        "form",
+    }
 )
 #: Values that may be lists of such words, joined with ", " (the states a case may move to).
 _LISTS = frozenset({"allowed", "kinds", "states"})

@@ -105,7 +105,6 @@ PERIOD_REQUIRED = N_(
     "{dataset} has no date column to take the month from: give the period (YYYY-MM) "
     "the file describes"
 )
-BAD_PERIOD = N_("period {period} is not of the form YYYY-MM")
 EMPTY_FILE = N_("the file is empty")
 ZIP_NOT_XLSX = N_("a ZIP archive, not an XLSX workbook")
 UNSAVED_FORMULAS = N_(

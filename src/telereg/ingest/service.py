@@ -34,7 +34,7 @@ from telereg.core.db import session_scope, utcnow
 from telereg.core.errors import InputError, PermissionDeniedError, StorageError
 from telereg.core.geo import gcj02_to_wgs84
 from telereg.core.models import Operator
-from telereg.core.periods import is_month
+from telereg.core.periods import month_problem
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.privacy import (
@@ -147,8 +147,8 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 
 def _check_period(contract: Contract, period: str | None) -> str | None:
-    if period is not None and not is_month(period):
-        raise InputError(reasons.BAD_PERIOD.format(period=repr(period)))
+    if period is not None and (problem := month_problem(period)) is not None:
+        raise InputError(problem)
     if period is None and contract.period_column is None and not contract.standing:
         # Without it the file would be filed under today's month, beside the list it
         # corrects instead of replacing it.

@@ -15,13 +15,12 @@ from telereg.api.problems import field_problem
 from telereg.api.uploads import ingest_upload, read_upload
 from telereg.core import audit, i18n
 from telereg.core.errors import InputError, NotFoundError
-from telereg.core.periods import OPTIONAL_MONTH_FIELD
+from telereg.core.periods import OPTIONAL_MONTH_FIELD, month_problem
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.ingest import submissions
 from telereg.ingest.catalog import contract_summary
 from telereg.ingest.contracts import Contract
-from telereg.ingest.reasons import BAD_PERIOD
 from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
 from telereg.web.terms import ERROR_REPORT_HEADERS, operator_names, shown_name
@@ -140,7 +139,7 @@ def _form_problems(err: RequestValidationError) -> str:
     for problem in err.errors():
         field = str(problem["loc"][-1])
         if field == "period":
-            problems.append(BAD_PERIOD.format(period=repr(problem.get("input"))))
+            problems.append(month_problem(str(problem.get("input"))) or field_problem(problem))
         else:
             problems.append(field_problem(problem))
     return "; ".join(problems)

@@ -117,6 +117,8 @@ JOB_RESULT_LABELS = {
     "seconds": N_("Scan time (s)"),
 }
 FRAUD_CASE_KINDS = (N_("sim_box"), N_("card"), N_("identity"), N_("id_limit"), N_("domain"))
+#: The workflows' kinds of case, as a message names them ("case 40 is a site_obstacle case").
+CASE_WORKFLOW_KINDS = (N_("site_obstacle"), N_("fraud_suspect"))
 FRAUD_DISPOSALS = (
     N_("line_suspended"),
     N_("device_seized"),

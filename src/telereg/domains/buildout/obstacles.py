@@ -31,6 +31,7 @@ WORKFLOW = cases.Workflow(
         CaseStatus.RESOLVED: (CaseStatus.CLOSED, CaseStatus.REFERRED),
     },
     needs_handler=(CaseStatus.REFERRED,),
+    page="/buildout/obstacles",
 )
 
 

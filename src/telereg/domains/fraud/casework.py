@@ -24,7 +24,7 @@ from telereg.cases.models import Case, CaseStatus
 from telereg.core import accounts, audit
 from telereg.core.errors import ConflictError, InputError, NotFoundError
 from telereg.core.i18n import N_
-from telereg.core.periods import is_month
+from telereg.core.periods import month_problem
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
 from telereg.core.privacy import note_as_stored
@@ -42,6 +42,7 @@ WORKFLOW = cases.Workflow(
         CaseStatus.RESOLVED: (CaseStatus.CLOSED,),
     },
     needs_handler=(CaseStatus.REFERRED,),
+    page="/fraud/cases",
 )
 
 
@@ -431,9 +432,19 @@ def move_case(
     if to in DECISIONS:
         return decide_case(session, principal=principal, case_id=case_id, decision=to, note=note)
     if to == CaseStatus.REFERRED.value:
-        raise InputError(N_("a case is referred by handing it over to an agency"))
+        raise InputError(
+            N_(
+                "a case is referred by handing it over to an agency: telereg fraud export, "
+                "POST /api/v1/fraud/handovers, or the hand-over form on the case queue"
+            )
+        )
     if to == CaseStatus.RESOLVED.value:
-        raise InputError(N_("a case is resolved by recording the agency's disposal"))
+        raise InputError(
+            N_(
+                "a case is resolved by recording the agency's disposal: telereg fraud "
+                "dispose, POST /api/v1/fraud/cases/{id}/disposal, or the liaison's page"
+            ).format(id=case_id)
+        )
     if to == CaseStatus.IN_REVIEW.value:
         case = get_case(session, principal=principal, case_id=case_id)
         if case.status == CaseStatus.REFERRED.value:
@@ -617,10 +628,8 @@ CASE_ORDERS = ("opened", "priority")
 
 def check_period(period: str) -> None:
     """Refuse what is not a month written ``YYYY-MM`` (scans and cases are kept by month)."""
-    if not is_month(period):
-        raise InputError(
-            N_("a period is a month written YYYY-MM, not {period}").format(period=repr(period[:20]))
-        )
+    if (problem := month_problem(period)) is not None:
+        raise InputError(problem)
 
 
 def case_queue(
@@ -749,7 +758,9 @@ def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
     """One case, if the principal may see it (else it does not exist for them)."""
     case = session.get(Case, case_id)
     if case is None or case.domain != WORKFLOW.domain or case.kind != WORKFLOW.kind:
-        raise NotFoundError(N_("no fraud case {id}").format(id=case_id))
+        raise cases.no_such_case(
+            N_("no fraud case {id}").format(id=case_id), case, principal=principal
+        )
     if principal.can(Permission.CASES_MANAGE):
         return case
     principal.require(Permission.CASES_READ_ASSIGNED)

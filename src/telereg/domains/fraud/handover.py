@@ -418,7 +418,10 @@ def verify_archive(archive: bytes, key: bytes, *, where: str) -> dict[str, Any]:
     sealed = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
     if len(archive) <= _SEAL_CHARS or not hmac.compare_digest(sealed, seal):
         raise SignatureError(
-            N_("the package does not match its seal: a byte was changed, added or removed"),
+            N_(
+                "the package does not match its seal: a byte was changed, added or removed, "
+                "or it was signed with another key (TELEREG_HANDOVER_KEY)"
+            ),
             where=where,
         )
     try:
