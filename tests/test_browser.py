@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from telereg import registry
+from telereg.core.db import utcnow
 from telereg.core.principal import cli_principal
 from telereg.core.settings import load_settings
 from telereg.ingest.service import ingest_file
@@ -100,6 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = root / "data"
     settings = load_settings(data_dir=data_dir)
     login = prepare(settings, principal=cli_principal("test"))
+    started = utcnow()
     # The demo's data (build-out and anti-fraud) and a fraud scan of its latest month.
     run_scenario(
         settings,
@@ -121,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         operator="CA",
     )
     assert record.status == "accepted", record.message
-    registry.run_analyses(settings, principal=cli_principal("test"))
+    registry.run_analyses(settings, principal=cli_principal("test"), since=started)
     port = _free_port()
     log = root / "serve.log"
     with log.open("wb") as output:

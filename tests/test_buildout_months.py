@@ -225,3 +225,21 @@ def test_a_city_without_population_has_no_density_and_ranks_last() -> None:
     assert by_code.loc["140200", "sites"] == 2
     assert by_code.loc["140200", "per_10k"] != by_code.loc["140200", "per_10k"], "no figure (NaN)"
     assert list(rows["code"]) == ["140100", "140200"], "the city with no figure comes last"
+
+
+def test_the_demo_summary_counts_only_the_obstacle_cases_it_opened(demo: Demo) -> None:
+    from datetime import UTC, datetime
+
+    from telereg.cases.service import cases
+    from telereg.core.db import utcnow
+    from telereg.domains.buildout.obstacles import WORKFLOW
+    from telereg.domains.buildout.service import run_analyses
+
+    with session_scope(demo.settings) as session:
+        every = len(cases(session, principal=ROOT, workflow=WORKFLOW))
+    assert every > 0
+    since_ever = run_analyses(demo.settings, principal=ROOT, since=datetime(2000, 1, 1, tzinfo=UTC))
+    assert f"{every} site-obstacle cases opened" in since_ever
+    # A demo run again opens none: its files were sent before.
+    again = run_analyses(demo.settings, principal=ROOT, since=utcnow())
+    assert "0 site-obstacle cases opened" in again

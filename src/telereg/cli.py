@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from telereg.core import accounts, i18n
-from telereg.core.db import session_scope
+from telereg.core.db import session_scope, utcnow
 from telereg.core.errors import InputError, TeleregError
 from telereg.core.periods import month_problem
 from telereg.core.permissions import Role
@@ -76,6 +77,7 @@ DataDir = Annotated[
     ),
 ]
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
+DEFAULT_HOST = "127.0.0.1"
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
 InsecureCookies = Annotated[
     bool,
@@ -181,7 +183,7 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Build and load the demo, print the login, exit.")
     ] = False,
-    host: Host = "127.0.0.1",
+    host: Host = DEFAULT_HOST,
     port: Port = 8000,
     insecure_cookies: InsecureCookies = False,
 ) -> None:
@@ -202,6 +204,7 @@ def demo(
     if not no_serve:  # refused before the long build, not after it
         check_cookie_transport(settings, host=host, insecure_cookies=insecure_cookies)
     login = prepare(settings, principal=_me())
+    started = utcnow()
     with _progress() as progress:
         task = progress.add_task("generating the province …", total=None)
 
@@ -223,7 +226,7 @@ def demo(
             on_file=on_file,
         )
         progress.update(task, completed=summary.files, description="analysing …")
-        findings = run_analyses(settings, principal=_me())
+        findings = run_analyses(settings, principal=_me(), since=started)
         progress.update(task, completed=summary.files, description="done")
     _print_demo_summary(summary, findings)
     out.print(f"data dir: {settings.data_dir.resolve()}")
@@ -232,7 +235,15 @@ def demo(
         " (password shown only this once)"
     )
     if no_serve:
-        out.print(f"to serve the dashboard: telereg serve --port {port}")
+        # (the options given to the demo, so that the command serves what it built)
+        given = [f"--data-dir {shlex.quote(str(settings.data_dir.resolve()))}"] * bool(data_dir)
+        given += [f"--host {shlex.quote(host)}"] * (host != DEFAULT_HOST)
+        given += ["--insecure-cookies"] * insecure_cookies
+        out.print(
+            f"to serve the dashboard: telereg serve {' '.join([*given, f'--port {port}'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     out.print(f"dashboard: http://{host}:{port}/")
     _serve(settings, host, port, workers=1, insecure_cookies=insecure_cookies)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -418,14 +419,17 @@ def _latest_targets(backend: Any, files: list[str]) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-def run_analyses(settings: Settings, *, principal: Principal) -> list[str]:
-    """What the demo shows after loading: the obstacle cases its files opened, coverage."""
-    from telereg.cases.service import cases
+def run_analyses(settings: Settings, *, principal: Principal, since: datetime) -> list[str]:
+    """What the demo shows after loading: the obstacle cases its files opened (those opened
+    from ``since`` on: files sent again open none), coverage."""
+    from telereg.core import audit
     from telereg.core.db import session_scope
     from telereg.domains.buildout.obstacles import WORKFLOW
 
     with session_scope(settings) as session:
-        opened = len(cases(session, principal=principal, workflow=WORKFLOW))
+        _, opened = audit.entries(
+            session, action=f"cases.{WORKFLOW.kind}.open", since=since, limit=1
+        )
         if latest_period(session) is None:
             return [f"{opened} site-obstacle cases opened; no site data"]
         report = coverage(session, settings=settings, principal=principal)
