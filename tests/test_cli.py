@@ -190,10 +190,22 @@ def test_a_hand_over_needs_its_covering_note() -> None:
 def test_a_command_in_an_empty_data_dir_says_it_starts_a_new_installation(
     tmp_path: Path,
 ) -> None:
-    first = telereg("operators", "list", data_dir=tmp_path / "new")
+    first = telereg("db", "upgrade", data_dir=tmp_path / "new")
     assert "no installation in" in first.stderr
     again = telereg("operators", "list", data_dir=tmp_path / "new")
     assert "no installation in" not in again.stderr, "said once, when it is new"
+
+
+@pytest.mark.parametrize("args", [["db", "current"], ["users", "list"], ["fraud", "cases"]])
+def test_a_command_that_only_reads_refuses_a_data_dir_without_an_installation(
+    tmp_path: Path, args: list[str]
+) -> None:
+    # A mistyped or not yet restored data dir gets no new keys and no empty state DB.
+    result = telereg(*args, data_dir=tmp_path / "restored")
+    assert result.returncode != 0
+    assert f"no installation in {tmp_path / 'restored'} (it has no state.db)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "restored").exists(), "nothing was created"
 
 
 def test_a_failed_export_is_not_recorded_as_one(tmp_path: Path) -> None:

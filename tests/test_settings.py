@@ -230,3 +230,12 @@ def test_the_usual_spellings_of_a_setting_are_taken(
     settings = load_settings(data_dir=tmp_path)
     assert settings.state_db_url == "postgresql+psycopg://u@db:5432/telereg"
     assert settings.log_level == "DEBUG"
+
+
+def test_an_existing_installation_is_not_made_up_where_there_is_none(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"no installation in .* has no state\.db"):
+        load_settings(data_dir=tmp_path / "typo", existing=True)
+    assert not (tmp_path / "typo").exists(), "no directory, no keys"
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "state.db").touch()
+    assert load_settings(data_dir=tmp_path / "var", existing=True).data_dir == tmp_path / "var"

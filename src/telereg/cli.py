@@ -25,7 +25,13 @@ from telereg.core.errors import InputError, TeleregError
 from telereg.core.periods import month_problem
 from telereg.core.permissions import Role
 from telereg.core.principal import Principal, cli_principal
-from telereg.core.settings import Settings, check_cookie_transport, load_settings, owner_only
+from telereg.core.settings import (
+    Settings,
+    check_cookie_transport,
+    is_new_installation,
+    load_settings,
+    owner_only,
+)
 from telereg.ingest.service import SubmissionRecord
 from telereg.scenario.files import OperatorFile
 from telereg.scenario.model import Scale
@@ -123,13 +129,15 @@ def _progress() -> Progress:
     )
 
 
-def _settings(data_dir: Path | None) -> Settings:
+def _settings(data_dir: Path | None, *, reading: bool = False) -> Settings:
+    """The settings, with ``--data-dir`` applied; ``reading``: the command only reads, and
+    refuses a data dir that holds no installation rather than start one."""
     # (the domains' own checks, imported alone: the registry loads every analysis)
     from telereg.domains.fraud.parameters import check_settings
 
-    settings = load_settings(data_dir=data_dir)
+    settings = load_settings(data_dir=data_dir, existing=reading)
     check_settings(settings)
-    if not (settings.data_dir / "state.db").exists() and settings.database_url is None:
+    if is_new_installation(settings):
         # A command run from another directory, without TELEREG_DATA_DIR, would otherwise
         # start a second, empty installation without a word.
         err.print(
@@ -145,10 +153,10 @@ def _me() -> Principal:
     return cli_principal(getpass.getuser())
 
 
-def _migrated(data_dir: Path | None) -> Settings:
+def _migrated(data_dir: Path | None, *, reading: bool = False) -> Settings:
     from telereg.system.migrate import upgrade
 
-    settings = _settings(data_dir)
+    settings = _settings(data_dir, reading=reading)
     upgrade(settings)
     return settings
 
@@ -374,7 +382,7 @@ def submissions(
     """List submissions, newest first, with their status and row counts."""
     from telereg.ingest.submissions import list_submissions
 
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     with session_scope(settings) as session:
         records, _ = list_submissions(
             session, principal=_me(), dataset=dataset, operator=operator, limit=limit
@@ -464,7 +472,7 @@ def regions(
 
     if level not in ("city", "county"):
         raise typer.BadParameter("city or county", param_hint="--level")
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     with session_scope(settings) as session:
         found = populated(session, settings)
     members = found.cities if level == "city" else found.counties
@@ -504,7 +512,7 @@ def buildout_coverage(
 
     if period is not None:
         _check_month(period)
-    coverage_command(_migrated(data_dir), _me(), period=period, as_json=as_json)
+    coverage_command(_migrated(data_dir, reading=True), _me(), period=period, as_json=as_json)
 
 
 @buildout_app.command("report")
@@ -526,7 +534,7 @@ def buildout_report(
     _check_month(period)
     if not out_file.parent.is_dir():
         raise InputError(f"no such directory: {out_file.parent}")
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     with err.status("writing the report …"), session_scope(settings) as session:
         content = render(
             session,
@@ -567,7 +575,7 @@ def fraud_suspects(
     from telereg.domains.fraud.cli import suspects_command
 
     suspects_command(
-        _migrated(data_dir),
+        _migrated(data_dir, reading=True),
         _me(),
         period=period,
         kind=kind,
@@ -590,7 +598,7 @@ def fraud_over_limit(
     from telereg.domains.fraud.cli import over_limit_command
 
     over_limit_command(
-        _migrated(data_dir),
+        _migrated(data_dir, reading=True),
         _me(),
         period=period,
         operator=operator,
@@ -611,7 +619,7 @@ def fraud_identity(
     from telereg.domains.fraud.cli import identity_command
 
     identity_command(
-        _migrated(data_dir),
+        _migrated(data_dir, reading=True),
         _me(),
         period=period,
         operator=operator,
@@ -625,7 +633,7 @@ def fraud_blocklist(as_json: AsJson = False, data_dir: DataDir = None) -> None:
     """Domains whose case ended with domain_blocked, one a line (for resolvers)."""
     from telereg.domains.fraud.cli import blocklist_command
 
-    blocklist_command(_migrated(data_dir), _me(), as_json=as_json)
+    blocklist_command(_migrated(data_dir, reading=True), _me(), as_json=as_json)
 
 
 @fraud_app.command("cases")
@@ -651,7 +659,7 @@ def fraud_cases(
     from telereg.domains.fraud.cli import cases_command
 
     cases_command(
-        _migrated(data_dir),
+        _migrated(data_dir, reading=True),
         _me(),
         status=status,
         kind=kind,
@@ -671,7 +679,7 @@ def fraud_case(
     """One case: what it is about, where it stands, and its history from the audit log."""
     from telereg.domains.fraud.cli import case_command
 
-    case_command(_migrated(data_dir), _me(), case_id=case_id, as_json=as_json)
+    case_command(_migrated(data_dir, reading=True), _me(), case_id=case_id, as_json=as_json)
 
 
 @fraud_app.command("move")
@@ -753,7 +761,7 @@ def fraud_verify(
     """Check a hand-over package's signature and file hashes."""
     from telereg.domains.fraud.cli import verify_command
 
-    verify_command(_migrated(data_dir), path=path)
+    verify_command(_migrated(data_dir, reading=True), path=path)
 
 
 @db_app.command("upgrade")
@@ -770,7 +778,7 @@ def db_current(data_dir: DataDir = None) -> None:
     """Show the state DB's migration revision."""
     from telereg.system.migrate import current_revision, head_revision
 
-    revision = current_revision(_settings(data_dir))
+    revision = current_revision(_settings(data_dir, reading=True))
     out.print(f"current: {revision or 'none (run telereg db upgrade)'}; head: {head_revision()}")
 
 
@@ -804,7 +812,7 @@ def jobs_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List the latest jobs, newest first, with their status and result."""
     from telereg.core import jobs
 
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     with session_scope(settings) as session:
         rows: list[dict[str, object]] = [
             {k: v for k, v in jobs.describe(job).items() if as_json or k != "result"}
@@ -846,7 +854,7 @@ def jobs_cancel(job_id: int, data_dir: DataDir = None) -> None:
 @users_app.command("list")
 def users_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List users with their role, binding and status."""
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     with session_scope(settings) as session:
         rows: list[dict[str, object]] = [
             {
@@ -891,7 +899,7 @@ def users_enable(
 @users_app.command("tokens")
 def users_tokens(name: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List a user's API tokens by id and prefix (the tokens themselves are never stored)."""
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     with session_scope(settings) as session:
         rows: list[dict[str, object]] = [
             {
@@ -960,7 +968,7 @@ def users_revoke_token(token_id: int, data_dir: DataDir = None) -> None:
 @operators_app.command("list")
 def operators_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List operators."""
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     with session_scope(settings) as session:
         rows: list[dict[str, object]] = [
             {"code": o.code, "name": o.name, "name_en": o.name_en}
@@ -994,7 +1002,7 @@ def operators_add_standard(data_dir: DataDir = None) -> None:
 @agencies_app.command("list")
 def agencies_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List partner agencies."""
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     with session_scope(settings) as session:
         rows: list[dict[str, object]] = [
             {"code": a.code, "name": a.name, "name_en": a.name_en, "kind": a.kind}
@@ -1060,7 +1068,7 @@ def audit_list(
     from telereg.core.permissions import Permission
 
     since, until = audit.day_bounds(first, last)
-    settings = _migrated(data_dir)
+    settings = _migrated(data_dir, reading=True)
     _me().require(Permission.AUDIT_READ)
     with session_scope(settings) as session:
         rows, total = audit.entries(

@@ -223,6 +223,12 @@ def check_cookie_transport(settings: Settings, *, host: str, insecure_cookies: b
     )
 
 
+def is_new_installation(settings: Settings) -> bool:
+    """Whether ``settings`` name no installation yet: no state DB in the data dir, and no
+    ``TELEREG_DATABASE_URL`` naming one elsewhere."""
+    return settings.database_url is None and not (settings.data_dir / "state.db").exists()
+
+
 def _is_placeholder(value: str) -> bool:
     return value.strip().lower() in _PLACEHOLDERS or len(value) < _MIN_SECRET_LENGTH
 
@@ -316,12 +322,15 @@ def owner_only(path: Path) -> None:
         path.chmod(0o600)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(*, existing: bool = False, **overrides: object) -> Settings:
     """Read settings from the environment, apply overrides and resolve secrets.
 
     In development, missing secrets are generated once and kept in
     ``<data_dir>/secrets.json`` (mode 0600). Elsewhere a missing or placeholder
     secret raises :class:`ConfigurationError` naming the variable to set.
+    ``existing``: the installation must be there already (a command that only reads):
+    refuse, creating nothing, when the data dir holds no state DB and no
+    ``TELEREG_DATABASE_URL`` names one elsewhere.
     """
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
@@ -337,6 +346,15 @@ def load_settings(**overrides: object) -> Settings:
             for e in err.errors()
         )
         raise ConfigurationError(problems, where="settings") from err
+    if existing and is_new_installation(settings):
+        # (a mistyped or not yet restored data dir would otherwise get new keys and an
+        # empty state DB, and the command would answer as if that were the installation)
+        raise ConfigurationError(
+            f"no installation in {settings.data_dir.resolve()} (it has no state.db): set "
+            "TELEREG_DATA_DIR or --data-dir to an installation's data dir; a new one is "
+            "started with telereg db upgrade",
+            where="settings",
+        )
     resolved: dict[str, SecretStr] = {}
     if settings.environment == "development":
         missing = [name for name in SECRET_FIELDS if getattr(settings, name) is None]
