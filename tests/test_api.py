@@ -785,6 +785,25 @@ def test_a_case_of_another_workflow_is_named_where_a_fraud_case_is_asked_for(
     assert "telereg fraud export" in referred.json()["detail"]
 
 
+def test_the_cli_says_a_domain_was_blocked(
+    shared_site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from telereg.cases import service as cases
+    from telereg.domains.fraud import casework
+    from telereg.domains.fraud.cli import move_command
+
+    with session_scope(shared_site.settings) as s:
+        subject = {"type": "domain", "domain": "icbc-verify.top", "period": "2021-11"}
+        new = cases.NewCase("domain:icbc-verify.top", "lookalike domain", subject)
+        (case,) = cases.open_cases(s, principal=ROOT, workflow=casework.WORKFLOW, new=[new])
+        case_id = case.id
+    move_command(
+        shared_site.settings, ROOT, case_ids=[case_id], to="domain_blocked", note="bank lookalike"
+    )
+    said = capsys.readouterr().out
+    assert f"case {case_id} is now closed, decided domain_blocked: the domain was blocked" in said
+
+
 def test_a_move_from_a_state_the_case_has_left_is_refused(shared_site: Site) -> None:
     client, admin = shared_site.client, shared_site.as_role("admin")
     case = _open_case(shared_site, "read-state")

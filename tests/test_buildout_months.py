@@ -151,6 +151,22 @@ def test_the_cli_refuses_in_one_line(
     assert not list(tmp_path.iterdir()), "nothing written"
 
 
+def test_a_report_does_not_replace_an_existing_file(demo: Demo, tmp_path: Path) -> None:
+    earlier = tmp_path / "shanxi.html"
+    earlier.write_text("last month's report")
+    args = ["--region", "140000", "--period", "2021-11", "--format", "html", "--out", str(earlier)]
+    where = ["--data-dir", str(demo.settings.data_dir)]
+    result = subprocess.run(
+        [sys.executable, "-m", "telereg", "buildout", "report", *args, *where],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"--out: {earlier} exists; choose another file" in result.stderr
+    assert earlier.read_text() == "last month's report"
+
+
 def test_projects_and_targets_are_counted_once(demo: Demo, tmp_path: Path) -> None:
     # The same project list for October too: each month counts its projects once.
     projects = demo.demo_file("CA", "universal_service.xlsx")

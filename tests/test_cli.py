@@ -95,6 +95,8 @@ def test_user_lifecycle(tmp_path: Path) -> None:
     assert token.returncode == 0
     assert token.stdout.strip().splitlines()[-1].startswith("trg_")
     listed = json.loads(telereg("users", "list", "--json", data_dir=tmp_path).stdout)
+    admin = next(u for u in listed if u["username"] == "admin")
+    assert admin["display_name"] == "Demo administrator", "who the user is, not just a login"
     assert {"username": "olu", "operator": "CMCC", "role": "operator"}.items() <= next(
         u for u in listed if u["username"] == "olu"
     ).items()
@@ -106,6 +108,33 @@ def test_user_lifecycle(tmp_path: Path) -> None:
     assert tokens[0]["revoked_at"] is not None
     listed = json.loads(telereg("users", "list", "--json", data_dir=tmp_path).stdout)
     assert next(u for u in listed if u["username"] == "olu")["active"] is False
+
+
+@pytest.mark.parametrize(
+    ("command", "shown", "hidden"),
+    [
+        (["users", "disable"], "The user's username", None),
+        (["users", "revoke-token"], "telereg users tokens NAME lists them", None),
+        (["operators", "add"], "Name in English", None),
+        (["submissions"], "At most this many", None),
+        (["fraud", "cases"], "open, in_review, referred, resolved or closed", None),
+        (["fraud", "blocklist"], "instead of one domain a line", "instead of a table"),
+        (["jobs", "run"], "The job's id", "--lock-fd"),
+    ],
+)
+def test_help_says_what_each_argument_is(
+    command: list[str], shown: str, hidden: str | None
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "telereg", *command, "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"},
+        check=True,
+    )
+    assert shown in result.stdout
+    if hidden is not None:
+        assert hidden not in result.stdout
 
 
 def test_a_first_installation_adds_the_standard_directory(tmp_path: Path) -> None:
@@ -317,6 +346,9 @@ def test_ingest_exit_codes_and_json_record(tmp_path: Path) -> None:
     assert "missing required column(s)" in str(record["message"])
     code, record = run(partial)
     assert (code, record["duplicate_of"]) == (0, record["id"]), "the same bytes again"
+    # A coordinate system as it is usually written, in capitals, is understood.
+    upper = telereg("ingest", str(partial), *args, "--crs", "WGS84", data_dir=data_dir)
+    assert upper.returncode == 0, upper.stderr
     month = ("--dataset", "cells", "--operator", "CMCC", "--period", "2021-13")
     thirteenth = telereg("ingest", str(good), *month, data_dir=data_dir)
     assert thirteenth.returncode == 2

@@ -309,6 +309,15 @@ def test_the_cli_lists_jobs_and_will_not_run_one_twice(calls_site: Site) -> None
     assert [(r["id"], r["status"], r["requested_by"]) for r in rows] == [
         (job.id, "succeeded", "cli:pytest")
     ]
+    table = subprocess.run(
+        [sys.executable, "-m", "telereg", "jobs", "list"],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "300"},
+        check=True,
+    )
+    assert "period=2021-11" in table.stdout, "the parameters as one types them"
+    assert "{'period'" not in table.stdout
     again = subprocess.run(
         [sys.executable, "-m", "telereg", "jobs", "run", str(job.id)],
         capture_output=True,

@@ -94,6 +94,7 @@ InsecureCookies = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UserName = Annotated[str, typer.Argument(help="The user's username (telereg users list).")]
 
 
 def _cell(value: object) -> str:
@@ -317,7 +318,8 @@ def ingest(
         ),
     ] = None,
     crs: Annotated[
-        str, typer.Option(help="Coordinates in the file: wgs84, or gcj02 (Chinese web maps).")
+        str,
+        typer.Option(help="Coordinates in the file: wgs84, or gcj02 (Chinese web maps); any case."),
     ] = "wgs84",
     as_json: AsJson = False,
     data_dir: DataDir = None,
@@ -328,6 +330,7 @@ def ingest(
 
     if not file.is_file():
         raise InputError(f"no such file: {file}")
+    crs = crs.lower()  # (WGS84, as coordinate systems are usually written, too)
     if crs not in ("wgs84", "gcj02"):
         raise InputError(f"--crs must be wgs84 or gcj02, not {crs!r}")
     settings = _migrated(data_dir)
@@ -375,7 +378,9 @@ def _print_submission(record: SubmissionRecord) -> None:
 def submissions(
     dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
     operator: Annotated[str | None, typer.Option(help="Only this operator.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 30,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="At most this many, newest first (1-1000).")
+    ] = 30,
     as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -519,7 +524,9 @@ def buildout_coverage(
 def buildout_report(
     region: Annotated[str, typer.Option(help="Province or city code, e.g. 140000 or 140100.")],
     period: Annotated[str, typer.Option(help="Month YYYY-MM.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the report.")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="The file to write the report to; must not exist.")
+    ],
     output: Annotated[str, typer.Option("--format", help="pdf or html.")] = "pdf",
     language: Annotated[str, typer.Option(help="zh_CN (default) or en.")] = "zh_CN",
     data_dir: DataDir = None,
@@ -534,6 +541,9 @@ def buildout_report(
     _check_month(period)
     if not out_file.parent.is_dir():
         raise InputError(f"no such directory: {out_file.parent}")
+    if out_file.exists():
+        # (as every export: an earlier report is never replaced without a word)
+        raise InputError(f"{out_file} exists; choose another file", where="--out")
     settings = _migrated(data_dir, reading=True)
     with err.status("writing the report …"), session_scope(settings) as session:
         content = render(
@@ -545,7 +555,8 @@ def buildout_report(
             language=language,
             output="pdf" if output == "pdf" else "html",
         )
-    out_file.write_bytes(content)
+    with out_file.open("xb") as written:  # (made meanwhile: refused all the same)
+        written.write(content)
     out.print(f"report written: {out_file} ({len(content):,} bytes)")
 
 
@@ -629,7 +640,15 @@ def fraud_identity(
 
 
 @fraud_app.command("blocklist")
-def fraud_blocklist(as_json: AsJson = False, data_dir: DataDir = None) -> None:
+def fraud_blocklist(
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print JSON (each domain with its case) instead of one domain a line."
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
     """Domains whose case ended with domain_blocked, one a line (for resolvers)."""
     from telereg.domains.fraud.cli import blocklist_command
 
@@ -638,7 +657,12 @@ def fraud_blocklist(as_json: AsJson = False, data_dir: DataDir = None) -> None:
 
 @fraud_app.command("cases")
 def fraud_cases(
-    status: Annotated[str | None, typer.Option(help="Only cases in this state.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only cases in this state: open, in_review, referred, resolved or closed."
+        ),
+    ] = None,
     kind: Annotated[
         str | None,
         typer.Option(help="Only cases of this kind: sim_box, card, identity, id_limit or domain."),
@@ -818,14 +842,21 @@ def jobs_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
             {k: v for k, v in jobs.describe(job).items() if as_json or k != "result"}
             for job in jobs.visible(session, settings, principal=_me())
         ]
+    if not as_json:
+        for row in rows:
+            params = row["params"] if isinstance(row["params"], dict) else {}
+            row["params"] = " ".join(f"{k}={v}" for k, v in params.items())
     _print_rows(rows, as_json=as_json)
 
 
 @jobs_app.command("run")
 def jobs_run(
-    job_id: int,
+    job_id: Annotated[int, typer.Argument(help="The job's id (telereg jobs list).")],
     lock_fd: Annotated[
-        int | None, typer.Option(help="The job's lock, handed over by the process that queued it.")
+        int | None,
+        typer.Option(
+            hidden=True, help="The job's lock, handed over by the process that queued it."
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -841,7 +872,10 @@ def jobs_run(
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: int, data_dir: DataDir = None) -> None:
+def jobs_cancel(
+    job_id: Annotated[int, typer.Argument(help="The job's id (telereg jobs list).")],
+    data_dir: DataDir = None,
+) -> None:
     """Stop a queued or running job; the month keeps the results it had."""
     from telereg.core import jobs
 
@@ -859,6 +893,7 @@ def users_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
         rows: list[dict[str, object]] = [
             {
                 "username": u.username,
+                "display_name": u.display_name,
                 "role": u.role,
                 "operator": u.operator.code if u.operator else None,
                 "agency": u.agency.code if u.agency else None,
@@ -872,7 +907,7 @@ def users_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 
 @users_app.command("disable")
 def users_disable(
-    name: str,
+    name: UserName,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
     data_dir: DataDir = None,
 ) -> None:
@@ -885,7 +920,7 @@ def users_disable(
 
 @users_app.command("enable")
 def users_enable(
-    name: str,
+    name: UserName,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
     data_dir: DataDir = None,
 ) -> None:
@@ -897,7 +932,7 @@ def users_enable(
 
 
 @users_app.command("tokens")
-def users_tokens(name: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+def users_tokens(name: UserName, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List a user's API tokens by id and prefix (the tokens themselves are never stored)."""
     settings = _migrated(data_dir, reading=True)
     with session_scope(settings) as session:
@@ -917,7 +952,7 @@ def users_tokens(name: str, data_dir: DataDir = None, as_json: AsJson = False) -
 
 @users_app.command("password")
 def users_password(
-    name: str,
+    name: UserName,
     keep_tokens: Annotated[
         bool,
         typer.Option(
@@ -941,7 +976,7 @@ def users_password(
 
 @users_app.command("token")
 def users_token(
-    name: str,
+    name: UserName,
     label: Annotated[str, typer.Option(help="What the token is for.")] = "",
     valid_days: Annotated[int | None, typer.Option(min=1, help="Expiry in days.")] = None,
     data_dir: DataDir = None,
@@ -957,7 +992,12 @@ def users_token(
 
 
 @users_app.command("revoke-token")
-def users_revoke_token(token_id: int, data_dir: DataDir = None) -> None:
+def users_revoke_token(
+    token_id: Annotated[
+        int, typer.Argument(help="The token's id (telereg users tokens NAME lists them).")
+    ],
+    data_dir: DataDir = None,
+) -> None:
     """Revoke an API token by its id."""
     settings = _migrated(data_dir)
     with session_scope(settings) as session:
@@ -979,7 +1019,10 @@ def operators_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 
 @operators_app.command("add")
 def operators_add(
-    code: str, name: str, name_en: Annotated[str, typer.Option()] = "", data_dir: DataDir = None
+    code: Annotated[str, typer.Argument(help="Operator code, e.g. CMCC: what files name.")],
+    name: Annotated[str, typer.Argument(help="Name, in Chinese (中国移动).")],
+    name_en: Annotated[str, typer.Option(help="Name in English (China Mobile).")] = "",
+    data_dir: DataDir = None,
 ) -> None:
     """Add an operator."""
     settings = _migrated(data_dir)
@@ -1013,10 +1056,10 @@ def agencies_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 
 @agencies_app.command("add")
 def agencies_add(
-    code: str,
-    name: str,
+    code: Annotated[str, typer.Argument(help="Agency code, e.g. POLICE-AF.")],
+    name: Annotated[str, typer.Argument(help="Name, in Chinese (省公安厅反诈中心).")],
     kind: Annotated[str, typer.Option(help="police, health, government, other")] = "other",
-    name_en: Annotated[str, typer.Option()] = "",
+    name_en: Annotated[str, typer.Option(help="Name in English.")] = "",
     data_dir: DataDir = None,
 ) -> None:
     """Add a partner agency."""

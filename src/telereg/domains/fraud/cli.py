@@ -236,7 +236,18 @@ def move_command(
             session, principal=principal, case_ids=case_ids, to=to, note=note
         )
         for case in moved:
-            out.print(f"case {case.id} is now {case.status}")
+            decided = f", decided {case.outcome}: {_DECIDED[to]}" if to in _DECIDED else ""
+            out.print(
+                f"case {case.id} is now {case.status}{decided}", highlight=False, soft_wrap=True
+            )
+
+
+#: What the administration's decision on a case sets in motion, said when it is taken.
+_DECIDED = {
+    "domain_blocked": "the domain was blocked: it is on the block list (telereg fraud blocklist)",
+    "cards_cancelled": "the operator is ordered to cancel the cards over the limit",
+    "no_action": "nothing further is done",
+}
 
 
 def export_command(
