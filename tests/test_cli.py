@@ -322,6 +322,24 @@ def test_serve_starts_on_loopback_with_secure_cookies_or_when_told(
     assert len(started) == 1
 
 
+def test_serve_says_where_it_serves_as_json_when_the_log_is_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from telereg.cli import app
+
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: None)
+    monkeypatch.setenv("TELEREG_DATA_DIR", str(tmp_path))  # restored after the test
+    monkeypatch.setenv("TELEREG_LOG_FORMAT", "json")
+    result = CliRunner().invoke(app, ["serve", "--port", "8123", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.stdout.splitlines()[0])
+    assert first["message"] == "telereg serving on http://127.0.0.1:8123/"
+    assert first["level"] == "INFO"
+
+
 def test_ingest_exit_codes_and_json_record(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     _prepared(data_dir)

@@ -170,7 +170,13 @@ def _serve(
     check_cookie_transport(settings, host=host, insecure_cookies=insecure_cookies)
     # Workers are separate processes: they rebuild the app from the environment.
     os.environ["TELEREG_DATA_DIR"] = str(settings.data_dir.resolve())
-    out.print(f"telereg serving on [bold]http://{host}:{port}/[/bold]  (Ctrl+C to stop)")
+    if settings.log_format == "json":
+        # (a log collector reads the output: every line of it is a JSON object)
+        from telereg.core.logging import json_line
+
+        print(json_line(f"telereg serving on http://{host}:{port}/", logger="telereg.serve"))
+    else:
+        out.print(f"telereg serving on [bold]http://{host}:{port}/[/bold]  (Ctrl+C to stop)")
     uvicorn.run(
         "telereg.app:create_app_from_env",
         factory=True,

@@ -22,6 +22,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+def json_line(message: str, *, logger: str) -> str:
+    """``message`` as the JSON line the log gives at level INFO: for what a command prints
+    itself where a log collector reads its output."""
+    record = logging.LogRecord(logger, logging.INFO, "", 0, message, None, None)
+    return JsonFormatter().format(record)
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     if settings.log_format == "json":
