@@ -787,7 +787,7 @@ def test_cdr_references_are_per_operator(ready: Settings, tmp_path: Path):
 
 
 def test_bad_period_is_an_input_error(ready: Settings, tmp_path: Path):
-    with pytest.raises(InputError, match="YYYY-MM"):
+    with pytest.raises(InputError, match="'2021-13' is not a valid month: the month is 01 to 12"):
         submit(ready, cdr_file(tmp_path, [GOOD_CALL]), "voice_cdr", period="2021-13")
 
 
