@@ -32,6 +32,7 @@ from telereg.ingest.models import Submission
 from telereg.ingest.service import ingest_file
 from telereg.ingest.submissions import error_report_csv
 from telereg.ingest.validate import FIRST_YEAR, LAST_YEAR
+from telereg.reference.directory import ADMINISTRATION
 from telereg.reference.regions import load_regions
 from telereg.scenario.demo import prepare
 from tests.conftest import ROOT
@@ -243,7 +244,8 @@ def test_valid_rows_pass_and_each_mutation_is_caught(
         contract=contract,
         path=path,
         filename=path.name,
-        operator=SUBMITTER.get(dataset, "CTCC"),
+        # (the administration's own datasets are sent under its code)
+        operator=SUBMITTER.get(dataset, ADMINISTRATION if contract.administration_only else "CTCC"),
         period="2021-11",
     )
     assert record.rows_accepted == len(rows) - 1, (record.message, record.errors_by_reason)
