@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -1214,13 +1216,22 @@ def _references(
 _REGION_MARGIN_DEG = 0.2
 
 
+@cache
+def _near_region(region_code: str) -> BaseGeometry:
+    """The region's boundary widened by the margin, once per region and process.
+
+    (Buffering a province's full boundary takes a tenth of a second or more.)
+    """
+    return shapely.buffer(load_regions(region_code).province.geometry, _REGION_MARGIN_DEG)
+
+
 def _geometry_checks(contract: Contract, raw: ir.Table, region_code: str) -> list[Check]:
-    checks = []
-    region = load_regions(region_code).province
-    near = shapely.buffer(region.geometry, _REGION_MARGIN_DEG)
+    checks: list[Check] = []
     for column in contract.columns:
         if column.type is not ColumnType.GEOMETRY:
             continue
+        region = load_regions(region_code).province
+        near = _near_region(region_code)
         present = raw.filter(~blank(raw[column.name])).select(ROW, column.name).to_pyarrow()
         geoms = shapely.from_wkt(
             np.asarray(present[column.name].to_pylist(), dtype=object), on_invalid="ignore"
