@@ -539,6 +539,100 @@ def test_numbers_in_notes_and_reasons_are_masked_where_they_are_kept(site: Site)
     assert id_number not in kept
 
 
+def _handover_by_api(site: Site, case: int) -> str:
+    """The name of the package of ``case``, handed over to POLICE-AF by the admin."""
+    made = site.client.post(
+        "/api/v1/fraud/handovers",
+        json={"cases": [case], "agency": "POLICE-AF", "note": "for the police"},
+        headers=site.as_role("admin"),
+    )
+    assert made.status_code == 200, made.text
+    return made.headers["content-disposition"].split('filename="')[1].rstrip('"')
+
+
+def test_refused_fetches_and_checks_of_a_package_are_kept_and_alone(site: Site) -> None:
+    # No route commits a refusal itself: the request's rollback keeps its audit entry, and
+    # only that, however the request was refused.
+    case = _case_of_lines(site, "refusals", "13900000021", "140102198001010033")
+    name = _handover_by_api(site, case)
+    with session_scope(site.settings) as s:
+        accounts.create_user(s, principal=ROOT, username="hal", role="liaison", agency="HEALTH")
+        token = accounts.issue_token(s, principal=ROOT, username="hal").token
+    health = {"Authorization": f"Bearer {token}"}
+    client, liaison = site.client, site.as_role("liaison")
+    package = f"/api/v1/fraud/handovers/POLICE-AF/{name}"
+    archive = client.get(package, headers=liaison).content
+    changed = bytearray(archive)
+    changed[len(changed) // 2] ^= 1
+
+    def check(headers: dict[str, str], data: bytes) -> Any:
+        files = {"file": (name, data, "application/zip")}
+        return client.post("/api/v1/fraud/handovers/verify", files=files, headers=headers)
+
+    def withdraw() -> None:
+        moved = client.post(
+            f"/api/v1/fraud/cases/{case}/moves",
+            json={"to": "in_review", "note": "wrong desk"},
+            headers=site.as_role("admin"),
+        )
+        assert moved.status_code == 200, moved.text
+
+    refusals = [
+        (lambda: client.get(package, headers=health), 404, "fraud.handover.refused"),
+        (lambda: check(health, archive), 403, "fraud.handover.checked"),
+        (lambda: check(liaison, bytes(changed)), 422, "fraud.handover.checked"),
+        (lambda: client.get(package, headers=liaison), 404, "fraud.handover.refused"),
+    ]
+    for number, (ask, status, action) in enumerate(refusals):
+        if number == len(refusals) - 1:
+            withdraw()  # the last: a package none of whose cases is the agency's now
+        last = max(e["id"] for e in _audit(site))
+        answer = ask()
+        assert answer.status_code == status, answer.text
+        (kept,) = [e for e in _audit(site) if e["id"] > last]
+        assert kept["action"] == action
+        assert kept["actor"] == ("hal" if number < 2 else "lee")
+        assert kept["objects"][0] == f"handover:{'POLICE-AF/' if status == 404 else ''}{name}"
+        if action == "fraud.handover.checked":
+            assert kept["detail"]["intact"] is False
+    assert kept["objects"][1:] == [f"case:{case}"], "the withdrawn package names its case"
+
+
+def test_a_refusal_outlives_the_rollback_of_the_work_it_was_part_of(site: Site) -> None:
+    from telereg.cases.models import Case
+    from telereg.core import audit
+    from telereg.core.errors import NotFoundError, SignatureError
+    from telereg.domains.fraud import casework, handover
+    from tests.conftest import principal_of_role
+
+    case = _case_of_lines(site, "rolled-back", "13900000031", "140102198001010044")
+    name = _handover_by_api(site, case)
+    health = principal_of_role(Role.LIAISON, agency_code="HEALTH")
+    settings = site.settings
+
+    def withdraw_then_fetch() -> None:
+        with session_scope(settings) as s:
+            # Something else the same transaction did: rolled back with the refusal's error.
+            casework.move_case(s, principal=ROOT, case_id=case, to="in_review", note="withdrawn")
+            handover.package_for(s, settings, principal=health, agency="POLICE-AF", name=name)
+
+    with pytest.raises(NotFoundError):
+        withdraw_then_fetch()
+    with session_scope(settings) as s:
+        kept = audit.about(s, f"handover:POLICE-AF/{name}")
+        assert [(e.actor, e.action) for e in kept] == [("test-liaison", "fraud.handover.refused")]
+        assert s.get(Case, case).status == "referred", "the move was rolled back"
+        assert [e.action for e in audit.about(s, f"case:{case}")][-1] == "fraud.handover"
+        # A check refused in a savepoint (as a page's form runs it): kept at the next commit.
+        with pytest.raises(SignatureError), s.begin_nested():
+            handover.check_package(
+                s, settings, principal=health, archive=b"PK\x03\x04 no", filename=name
+            )
+    with session_scope(settings) as s:
+        (checked,) = audit.about(s, f"handover:{name}")
+        assert (checked.action, checked.detail["intact"]) == ("fraud.handover.checked", False)
+
+
 def test_the_api_has_no_way_to_change_the_audit_log(settings: Settings) -> None:
     app = create_app(settings)
     for route in app.routes:

@@ -216,6 +216,46 @@ def test_a_hand_over_needs_its_covering_note() -> None:
     assert "Missing option '--note'" in result.stderr
 
 
+def test_a_hand_over_refused_half_way_keeps_its_refusal_and_nothing_else(tmp_path: Path) -> None:
+    # The reveal of a number the vault does not hold is refused after the case has moved:
+    # the command rolls back the move and the package, and keeps the refusal's record.
+    from typer.testing import CliRunner
+
+    from telereg.cases import service as cases
+    from telereg.cases.models import Case
+    from telereg.cli import app
+    from telereg.core import audit
+    from telereg.core.db import dispose_engines, session_scope
+    from telereg.core.settings import load_settings
+    from telereg.domains.fraud import casework
+    from tests.conftest import ROOT
+
+    _prepared(tmp_path)
+    settings = load_settings(data_dir=tmp_path)
+    subject = {"type": "sim_box", "line": "ab" * 16, "period": "2021-11", "operator": "CMCC"}
+    with session_scope(settings) as s:
+        new = cases.NewCase("sim_box:not-in-vault", "SIM box suspect", subject)
+        (case,) = cases.open_cases(s, principal=ROOT, workflow=casework.WORKFLOW, new=[new])
+        cases.move(
+            s, principal=ROOT, workflow=casework.WORKFLOW, case_id=case.id, to="in_review", note="n"
+        )
+        case_id, last = case.id, max(e.id for e in audit.entries(s, limit=1)[0])
+    out = tmp_path / "handover.zip"
+    args = ["fraud", "export", str(case_id), "--note", "cli", "--out", str(out)]
+    reveal = ["--reveal", "police request JQ-1", "--data-dir", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, *reveal])
+    dispose_engines()
+    assert result.exit_code != 0
+    assert not out.exists()
+    assert not [p for p in (tmp_path / "handovers").rglob("*") if p.is_file()]
+    with session_scope(settings) as s:
+        assert s.get(Case, case_id).status == "in_review"
+        after = [e for e in audit.entries(s, limit=100)[0] if e.id > last]
+        assert [e.action for e in after] == ["privacy.reidentify_refused"]
+        assert after[0].detail["refused"] == "not-found"
+    dispose_engines()
+
+
 def test_a_command_in_an_empty_data_dir_says_it_starts_a_new_installation(
     tmp_path: Path,
 ) -> None:

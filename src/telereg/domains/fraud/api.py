@@ -375,12 +375,9 @@ async def verify_handover(
     its manifest when intact, 422 ``bad-signature`` when a byte changed, 403 when it was
     handed to another agency than the caller's. Audited either way."""
     name, archive = await uploads.read_small_file(request, max_bytes=handover.MAX_PACKAGE_BYTES)
-    try:
-        manifest = handover.check_package(
-            session, settings, principal=principal, archive=archive, filename=name
-        )
-    finally:
-        session.commit()  # the verdict is audited, a failed one too
+    manifest = handover.check_package(
+        session, settings, principal=principal, archive=archive, filename=name
+    )
     return {"intact": True, "manifest": manifest}
 
 
@@ -397,12 +394,7 @@ def download_handover(
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.CASES_READ_ASSIGNED)],
 ) -> Response:
-    try:
-        archive = handover.package_for(
-            session, settings, principal=principal, agency=agency, name=name
-        )
-    finally:
-        session.commit()  # the fetch is audited, and so is a refused one
+    archive = handover.package_for(session, settings, principal=principal, agency=agency, name=name)
     return _package_response(archive, name)
 
 

@@ -474,7 +474,8 @@ def check_package(
     may see (analysts: any; a liaison: its own).
 
     The installation's key checks it, so a liaison needs no key of its own. Audited either
-    way, with the verdict; the caller commits, on refusal too.
+    way, with the verdict: a refused check's entry is kept though its error rolls the
+    request back (:func:`audit.record_refusal`).
     """
     principal.require(Permission.CASES_READ_ASSIGNED)
     named = f"handover:{Path(filename).name[:120] or '-'}"
@@ -491,7 +492,7 @@ def check_package(
                 N_("this package was handed over to another agency"), where=filename
             )
     except TeleregError as err:
-        audit.record(
+        audit.record_refusal(
             session,
             actor=principal.name,
             action="fraud.handover.checked",
@@ -632,8 +633,9 @@ def package_for(
     """A package, as the agency receives it, if the principal may fetch it (another
     agency's does not exist).
 
-    Both a fetch and a refused one are audited (the package may hold clear numbers); the
-    caller commits, on refusal too.
+    Both a fetch and a refused one are audited (the package may hold clear numbers); a
+    refusal's entry is kept though its error rolls the request back
+    (:func:`audit.record_refusal`).
     """
     shown = f"handover:{agency[:40]}/{name[:120]}"
     try:
@@ -644,7 +646,7 @@ def package_for(
         if not allowed or not path.exists():
             raise NotFoundError(N_("no hand-over package {name}").format(name=name[:120]))
     except TeleregError:
-        audit.record(
+        audit.record_refusal(
             session, actor=principal.name, action="fraud.handover.refused", objects=[shown]
         )
         raise
@@ -655,7 +657,9 @@ def package_for(
     named = [shown, *(f"case:{i}" for i in held)]
     if not principal.can(Permission.CASES_MANAGE) and not _still_the_agencys(session, held, agency):
         # Every case of it was withdrawn: what it holds is no longer the agency's to act on.
-        audit.record(session, actor=principal.name, action="fraud.handover.refused", objects=named)
+        audit.record_refusal(
+            session, actor=principal.name, action="fraud.handover.refused", objects=named
+        )
         raise NotFoundError(
             N_("hand-over package {name} was withdrawn: none of its cases is your agency's").format(
                 name=name[:120]

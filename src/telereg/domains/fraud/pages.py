@@ -673,10 +673,8 @@ async def verify_package(
             session, settings, principal=principal, archive=archive, filename=name
         )
     except TeleregError as err:
-        session.commit()  # the verdict is audited, a failed one too
         failed = f"{err.where}: {localise(err.message)}" if err.where else localise(err.message)
         return _liaison(request, session, settings, principal, error=failed, status_code=422)
-    session.commit()
     checked = {"name": name, **manifest}
     return _liaison(request, session, settings, principal, checked=checked)
 
