@@ -151,3 +151,24 @@ def principal_of_role(role: Role, **binding: str) -> Principal:
 @pytest.fixture
 def db_session_factory(db_settings: Settings):
     return session_factory(db_settings)
+
+
+def handed_over(settings: Settings, *domains: str, agency: str = "POLICE-AF"):
+    """A hand-over package to ``agency`` of a case in review for each of ``domains``
+    (lookalike domains: no lake data is needed), made by the tests' CLI principal in a
+    prepared installation (:func:`telereg.scenario.demo.prepare`)."""
+    from telereg.cases import service as cases
+    from telereg.domains.fraud import casework, handover
+
+    with session_scope(settings) as s:
+        new = [
+            cases.NewCase(f"domain:{d}", "lookalike domain", {"type": "domain", "domain": d})
+            for d in domains
+        ]
+        ids = [
+            c.id for c in cases.open_cases(s, principal=ROOT, workflow=casework.WORKFLOW, new=new)
+        ]
+        casework.move_cases(s, principal=ROOT, case_ids=ids, to="in_review", note="to hand over")
+        return handover.export(
+            s, settings=settings, principal=ROOT, case_ids=ids, agency_code=agency, note="for you"
+        )

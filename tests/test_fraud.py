@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from telereg.core.errors import SignatureError
+from telereg.core.settings import Settings
 from telereg.domains.fraud import casework, features, handover, parameters, scoring
 from telereg.domains.fraud.features import FEATURES, line_features
 
@@ -476,6 +477,53 @@ def test_handover_signature_breaks_on_any_changed_byte(tmp_path: Path) -> None:
                     package.writestr(other, bytes(changed) if other == name else body)
             with pytest.raises(SignatureError):
                 handover.verify(forged, key)
+
+
+def test_the_package_list_names_what_each_holds_without_opening_one(settings: Settings) -> None:
+    from pydantic import SecretStr
+
+    from telereg.cases.models import HandoverPackage
+    from telereg.core.db import session_scope
+    from telereg.core.permissions import Role
+    from telereg.scenario.demo import prepare
+    from tests.conftest import ROOT, handed_over, principal_of_role
+
+    prepare(settings, principal=ROOT)
+    made = handed_over(settings, "one.example", "two.example")
+    police = principal_of_role(Role.LIAISON, agency_code="POLICE-AF")
+    health = principal_of_role(Role.LIAISON, agency_code="HEALTH")
+    listed = {
+        "agency": "POLICE-AF",
+        "name": made.path.name,
+        "bytes": len(made.archive),
+        "made": made.manifest["created_at"],
+        "cases": made.manifest["cases"],
+        "withdrawn": False,
+    }
+    # Read from the package's record: with another vault key no package would open.
+    other_key = settings.model_copy(update={"vault_key": SecretStr("another key entirely")})
+    with session_scope(settings) as s:
+        for reader in (settings, other_key):
+            assert handover.packages(s, reader, principal=ROOT) == [listed]
+            assert handover.packages(s, reader, principal=police) == [listed]
+            assert handover.packages(s, reader, principal=health) == [], "another agency's"
+        (record,) = s.query(HandoverPackage).all()
+        assert (record.created_by, record.clear_values) == (ROOT.name, False)
+    # A package kept before packages had records (a plain archive, or an encrypted one): read
+    # itself; one that cannot be read is listed with no cases.
+    folder = made.path.parent
+    legacy = folder / "handover-20211201T000000-legacy.zip"
+    legacy.write_bytes(made.archive)
+    unrecorded = folder / "handover-20211202T000000-unrecorded.zip"
+    unrecorded.write_bytes(handover._sealed(settings, "POLICE-AF", unrecorded.name, made.archive))
+    damaged = folder / "handover-20211203T000000-damaged.zip"
+    damaged.write_bytes(b"PK\x03\x04 not a package")
+    with session_scope(settings) as s:
+        found = {p["name"]: p for p in handover.packages(s, settings, principal=police)}
+        for old in (legacy, unrecorded):
+            assert found[old.name] == {**listed, "name": old.name}
+        assert (found[damaged.name]["cases"], found[damaged.name]["bytes"]) == ([], 0)
+        assert [p["name"] for p in handover.packages(s, settings, principal=health)] == []
 
 
 def test_a_handover_with_an_added_or_repeated_file_fails(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telereg.core.db import Base, UtcDateTime, utcnow
@@ -49,3 +49,23 @@ class Case(Base):
 
     operator: Mapped[Operator | None] = relationship(lazy="joined")
     agency: Mapped[Agency | None] = relationship(lazy="joined")
+
+
+class HandoverPackage(Base):
+    """What a package of cases handed over to an agency holds, as the list of packages shows
+    it. The package itself is kept encrypted (it may hold clear numbers); this record, which
+    holds none, lets the list be read without opening every package."""
+
+    __tablename__ = "handover_packages"
+    __table_args__ = (UniqueConstraint("agency", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: the agency's code, the folder the package is kept in
+    agency: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    cases: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(100))
+    clear_values: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the package's size as the agency receives it (decrypted), in bytes
+    size: Mapped[int] = mapped_column(Integer)

@@ -1,6 +1,6 @@
 """Every state model, imported once so the metadata (and Alembic) sees all tables."""
 
-from telereg.cases.models import Case
+from telereg.cases.models import Case, HandoverPackage
 from telereg.core.db import Base
 from telereg.core.models import Agency, ApiToken, AuditEntry, Operator, User
 from telereg.ingest.models import Submission
@@ -11,6 +11,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Case",
+    "HandoverPackage",
     "Operator",
     "Submission",
     "User",

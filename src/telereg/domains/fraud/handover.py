@@ -36,7 +36,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from telereg.cases import service as cases
-from telereg.cases.models import Case, CaseStatus
+from telereg.cases.models import Case, CaseStatus, HandoverPackage
 from telereg.core import audit
 from telereg.core.errors import (
     ConfigurationError,
@@ -286,11 +286,12 @@ def export(
             )
             case.agency_id = agency.id
     rows = _rows(session, settings, principal, chosen, where, reveal_reason)
+    created = datetime.now(UTC).replace(microsecond=0)
     manifest = {
         "kind": "telereg fraud hand-over",
         "agency": agency.code,
         "agency_name": agency.name,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": created.isoformat(timespec="seconds"),
         "created_by": principal.name,
         "note": note,
         "cases": [c.id for c in chosen],
@@ -298,13 +299,25 @@ def export(
         # why clear numbers were added, as the audit log has it
         "reveal_reason": reveal_reason,
     }
-    name = f"handover-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.zip"
+    name = f"handover-{created:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.zip"
     path = package_path(settings, agency.code, name)
     archive = package_bytes(rows, manifest, settings.secret("handover_key"))
     staged = _owner_only_file(
         path.with_name(f".{name}.staged"), _sealed(settings, agency.code, name, archive)
     )
     _publish_on_commit(session, staged, path)
+    # What it holds, for the list of packages: kept (and rolled back) with the package.
+    session.add(
+        HandoverPackage(
+            agency=agency.code,
+            name=name,
+            cases=[c.id for c in chosen],
+            created_at=created,
+            created_by=principal.name,
+            clear_values=reveal_reason is not None,
+            size=len(archive),
+        )
+    )
     audit.record(
         session,
         actor=principal.name,
@@ -566,8 +579,13 @@ def kept_archive(settings: Settings, path: Path) -> bytes:
     return _sealer(settings).open(label, kept[len(_KEPT_SEALED) :])
 
 
+def is_package_name(agency: str, name: str) -> bool:
+    """Whether ``agency`` and ``name`` can name a kept package (``handover-….zip``)."""
+    return bool(_AGENCY.match(agency) and _PACKAGE.match(name))
+
+
 def package_path(settings: Settings, agency: str, name: str) -> Path:
-    if not _AGENCY.match(agency) or not _PACKAGE.match(name):
+    if not is_package_name(agency, name):
         raise InputError(N_("not a hand-over package name"))
     return settings.data_dir / "handovers" / agency / name
 
@@ -575,56 +593,99 @@ def package_path(settings: Settings, agency: str, name: str) -> Path:
 def packages(session: Session, settings: Settings, *, principal: Principal) -> list[dict[str, Any]]:
     """Packages the principal may see: every agency's for analysts, its own for a liaison.
     Each names its cases and whether it was withdrawn (none of them is still the agency's:
-    it can no longer be fetched by the agency)."""
+    it can no longer be fetched by the agency).
+
+    What a package holds is read from its record (:class:`HandoverPackage`), so listing
+    opens no package; only one kept without a record (restored from a newer backup than
+    the state DB, or put there by hand) is read itself.
+    """
     root = settings.data_dir / "handovers"
     if principal.can(Permission.CASES_MANAGE):
         agencies = sorted(p.name for p in root.iterdir()) if root.exists() else []
     else:
         principal.require(Permission.CASES_READ_ASSIGNED)
         agencies = [principal.agency_code] if principal.agency_code else []
-    found = [
-        (agency, path, archive, _cases_of(archive))
+    kept = [
+        (agency, path)
         for agency in agencies
         for path in sorted((root / agency).glob("handover-*.zip"), reverse=True)
-        for archive in [_readable(settings, path)]
     ]
-    # Whose each case is now, read once for every package listed.
+    recorded = {
+        (p.agency, p.name): p
+        for p in session.scalars(
+            select(HandoverPackage).where(HandoverPackage.agency.in_({a for a, _ in kept}))
+        )
+    }
+    found = [
+        (agency, path, recorded.get((agency, path.name)) or read_kept(settings, path))
+        for agency, path in kept
+    ]
+    # Which cases each listed agency holds now, read once for every package listed (by
+    # agency: naming every listed package's cases would bind thousands of parameters).
     now_with = session.execute(
         select(Case.id, Agency.code)
         .join(Case.agency)
-        .where(Case.id.in_({i for *_, held in found for i in held}))
+        .where(Agency.code.in_({agency for agency, _ in kept}))
     )
     held_by = dict(now_with.all())
-    return [
-        {
-            "agency": agency,
-            "name": path.name,
-            "bytes": len(archive),
-            "made": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds"),
-            "cases": held,
-            "withdrawn": bool(held) and all(held_by.get(i) != agency for i in held),
-        }
-        for agency, path, archive, held in found
-    ]
+    listed = []
+    for agency, path, held in found:
+        # (a package that cannot be read or opened is listed with no cases, so that one
+        # damaged file does not hide the others)
+        cases = list(held.cases) if held else []
+        made = held.created_at if held else datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        listed.append(
+            {
+                "agency": agency,
+                "name": path.name,
+                "bytes": held.size if held else 0,
+                "made": made.isoformat(timespec="seconds"),
+                "cases": cases,
+                "withdrawn": bool(cases) and all(held_by.get(i) != agency for i in cases),
+            }
+        )
+    return listed
 
 
-def _readable(settings: Settings, path: Path) -> bytes:
-    """The package kept at ``path``, or nothing when it cannot be read or opened (listed
-    with no cases, so that one damaged file does not hide the others)."""
+def read_kept(settings: Settings, path: Path) -> HandoverPackage | None:
+    """What the package kept at ``path`` holds, read from the package itself (decrypted),
+    as its record would keep it; nothing when it cannot be read or opened."""
     try:
-        return kept_archive(settings, path)
-    except (OSError, ConfigurationError):
-        return b""
+        archive = kept_archive(settings, path)
+        manifest = _manifest_of(archive)
+        cases = [int(i) for i in manifest.get("cases") or []]
+        made = manifest.get("created_at")
+        created_at = (
+            datetime.fromisoformat(made).astimezone(UTC)
+            if made
+            else datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        )
+    except (
+        OSError,
+        ConfigurationError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        zipfile.BadZipFile,
+    ):
+        return None
+    return HandoverPackage(
+        agency=path.parent.name,
+        name=path.name,
+        cases=cases,
+        created_at=created_at,
+        created_by=str(manifest.get("created_by", ""))[:100],
+        clear_values=bool(manifest.get("clear_values")),
+        size=len(archive),
+    )
 
 
-def _cases_of(archive: bytes) -> list[int]:
-    """The cases a package's manifest names (none for a package that cannot be read)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(archive)) as package:
-            manifest = json.loads(package.read("manifest.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return []
-    return [int(i) for i in manifest.get("cases") or []]
+def _manifest_of(archive: bytes) -> dict[str, Any]:
+    """The manifest a package's bytes hold (unchecked: see :func:`verify_archive`)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as package:
+        manifest: dict[str, Any] = json.loads(package.read("manifest.json"))
+    return manifest
 
 
 def package_for(
@@ -651,8 +712,7 @@ def package_for(
         )
         raise
     archive = kept_archive(settings, path)
-    with zipfile.ZipFile(io.BytesIO(archive)) as package:
-        manifest = json.loads(package.read("manifest.json"))
+    manifest = _manifest_of(archive)
     held = [int(i) for i in manifest.get("cases") or []]
     named = [shown, *(f"case:{i}" for i in held)]
     if not principal.can(Permission.CASES_MANAGE) and not _still_the_agencys(session, held, agency):
