@@ -10,6 +10,7 @@ from pathlib import Path
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+from telereg import registry
 from telereg.core import i18n
 from telereg.ingest import reasons
 
@@ -110,3 +111,18 @@ def test_stored_messages_are_shown_in_the_chosen_language() -> None:
     assert i18n.localise(two, "zh_CN") == "不是有效的整数; 缺少必填值"
     nested = reasons.UNKNOWN_VALUE.format(reference=reasons.REGION_CODE.format(level="county"))
     assert i18n.localise(nested, "zh_CN") == "未知值：在所配置地区的区县代码中找不到"
+
+
+def test_every_form_a_contract_declares_is_told_in_chinese() -> None:
+    """A value of the wrong form is told the form in the reader's words, with its example."""
+    forms = {
+        column.pattern
+        for contract in registry.CONTRACTS.values()
+        for column in contract.columns
+        if column.pattern is not None
+    }
+    for form in forms:
+        reason = reasons.WRONG_FORM.format(form=form.words, example=form.example)
+        words = i18n.localise(form.words, "zh_CN")
+        assert words != form.words, f"translate: {form.words}"
+        assert i18n.localise(reason, "zh_CN") == f"格式不符合要求：应为{words}，例如 {form.example}"

@@ -17,14 +17,15 @@ from sqlalchemy import select
 
 from telereg import registry
 from telereg.core.db import session_scope
-from telereg.core.errors import InputError, PermissionDeniedError
+from telereg.core.errors import ContractError, InputError, PermissionDeniedError
 from telereg.core.i18n import localise
 from telereg.core.models import AuditEntry
 from telereg.core.periods import is_month
 from telereg.core.permissions import Role
 from telereg.core.privacy import Vault
 from telereg.core.settings import Settings, load_settings
-from telereg.ingest import lake
+from telereg.ingest import lake, reasons
+from telereg.ingest.contracts import Column, ColumnType, Contract, Form, code_form, form_problem
 from telereg.ingest.models import Submission
 from telereg.ingest.service import ingest_file
 from telereg.ingest.submissions import error_report_csv, neutralise, quarantined_rows
@@ -141,7 +142,10 @@ def test_every_bad_row_is_reported_with_row_column_and_reason(ready: Settings, t
     assert (3, "duration_s", "below the minimum 0") in found
     assert (4, "start_time", "outside the period 2021-11") in found
     assert any(r == 4 and c == "cell_id" and "unknown value" in why for r, c, why in found)
-    form = "does not have the expected form: 5 to 20 digits (+ before them allowed)"
+    form = (
+        "does not have the expected form: 5 to 20 digits (+ before them allowed), "
+        "such as 03512345678"
+    )
     assert (5, "caller", form) in found
     assert (5, "direction", "not one of: MO, MT") in found
     assert (6, "start_time", "not a valid timestamp") in found
@@ -808,6 +812,93 @@ def test_error_report_masks_identifiers(ready: Settings, tmp_path: Path):
     )
     values = {e["column"]: e["value"] for e in errors_of(ready, record)}
     assert values["caller"] == "138****123X"
+
+
+def test_a_bad_mobile_number_is_told_the_form_in_words_and_by_example(
+    ready: Settings, tmp_path: Path
+):
+    path = tmp_path / "sms.csv"
+    path.write_text(
+        "sender,receiver,sent_at,direction\n"
+        "13800001111,10086,2021-11-05 10:00:00,MO\n"
+        "1380000111,10086,2021-11-05 10:01:00,MO\n"  # (10 digits)
+    )
+    record = submit(ready, path, "sms")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    english = (
+        "does not have the expected form: an 11-digit mobile number beginning 13 to 19 "
+        "(86 or +86 before it allowed), such as 13800138000"
+    )
+    assert [(e["row"], e["column"], e["reason"]) for e in errors_of(ready, record)] == [
+        ("3", "sender", english)
+    ]
+    assert record.errors_by_reason == {f"sender: {english}": 1}
+    submission = _submission(ready, record.id)
+    _, rows, _ = quarantined_rows(ready, submission)
+    assert [row[1] for row in rows] == [f"sender: {english}"]
+    # The download in Chinese (as the web page asks for it) says it in Chinese.
+    report = error_report_csv(ready, submission, reason=lambda r: localise(r, "zh_CN"))
+    chinese = list(csv.reader(io.StringIO("".join(report).lstrip("\ufeff"))))
+    assert chinese[1][2] == (
+        "格式不符合要求：应为以 13 至 19 开头的 11 位手机号码（前面可带 86 或 +86），"
+        "例如 13800138000"
+    )
+    for told in (english, chinese[1][2]):
+        assert not set("\\^$[]{}") & set(told), "no regular expression in what a clerk reads"
+
+
+def test_every_pattern_of_every_contract_is_described_with_an_example():
+    forms = [
+        (contract.name, column)
+        for contract in registry.CONTRACTS.values()
+        for column in contract.columns
+        if column.pattern is not None
+    ]
+    assert len(forms) > 20
+    for name, column in forms:
+        form = column.pattern
+        assert isinstance(form, Form), (name, column.name)
+        assert form_problem(form) is None, (name, column.name)
+        assert form.regex not in form.words, (name, column.name)
+        assert re.fullmatch(form.regex, form.example), (name, column.name)
+        assert len(form.example) <= column.max_length, (name, column.name)
+        rule = reasons.RULE_MATCHES.format(
+            form=form.words, example=form.example, pattern=form.regex
+        )
+        assert rule in column.rules(), "the datasets' reference gives the words, then the regex"
+
+
+def test_a_contract_with_an_undescribed_pattern_is_refused_when_it_loads():
+    def contract_with(pattern: object) -> Contract:
+        column = Column("code", ColumnType.STRING, "A code.", pattern=pattern)  # type: ignore[arg-type]
+        return Contract("demo", "demo", "Demo", "示例", "A demo.", columns=(column,))
+
+    with pytest.raises(ContractError, match="not as a bare regular expression"):
+        contract_with(r"[0-9]{4}")
+    with pytest.raises(ContractError, match="not described in words"):
+        contract_with(Form(r"[0-9]{4}", "", "1234"))
+    with pytest.raises(ContractError, match="has no example"):
+        contract_with(Form(r"[0-9]{4}", "4 digits", ""))
+    with pytest.raises(ContractError, match="does not fit its example '123'"):
+        contract_with(Form(r"[0-9]{4}", "4 digits", "123"))
+    with pytest.raises(ContractError, match="is not a regular expression"):
+        contract_with(Form(r"[0-9", "4 digits", "1234"))
+    with pytest.raises(ContractError, match="gives its example in its words"):
+        contract_with(Form(r"[0-9]{4}", "4 digits, such as 1234", "1234"))
+    with pytest.raises(ContractError, match="separates reasons"):
+        contract_with(Form(r"[0-9;]{4}", "4 digits; or semicolons", "1234"))
+    with pytest.raises(ContractError, match="its example '13800138000' is one"):
+        contract_with(code_form(2, 32, example="13800138000"))
+    with pytest.raises(ContractError, match="too long"):
+        Column(
+            "code",
+            ColumnType.STRING,
+            "A code.",
+            pattern=code_form(2, 32, example="A" * 9),
+            max_length=8,
+        )
+    described = contract_with(code_form(2, 32, example="TY-0001"))
+    assert described.column("code").pattern == code_form(2, 32, example="TY-0001")
 
 
 def test_period_is_inferred_from_the_rows(ready: Settings, tmp_path: Path):

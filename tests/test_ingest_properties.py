@@ -29,6 +29,7 @@ from telereg.ingest import lake
 from telereg.ingest import service as ingest_service
 from telereg.ingest.contracts import PERSONAL_NUMBER, Column, ColumnType, Contract
 from telereg.ingest.models import Submission
+from telereg.ingest.reasons import WRONG_FORM
 from telereg.ingest.service import ingest_file
 from telereg.ingest.submissions import error_report_csv
 from telereg.ingest.validate import FIRST_YEAR, LAST_YEAR
@@ -75,7 +76,10 @@ def valid_value(contract: Contract, column: Column) -> st.SearchStrategy[str]:
     if column.enum:
         return st.sampled_from(column.enum)
     if column.pattern:
-        drawn = st.from_regex(column.pattern.regex, fullmatch=True).filter(lambda v: v.strip() == v)
+        # (the form's example too: what the error report shows as valid must pass)
+        drawn = st.just(column.pattern.example) | st.from_regex(
+            column.pattern.regex, fullmatch=True
+        ).filter(lambda v: v.strip() == v)
         if column.pattern.refuses_personal_numbers:
             return drawn.filter(lambda v: not re.fullmatch(PERSONAL_NUMBER, v))
         return drawn
@@ -236,6 +240,9 @@ def test_valid_rows_pass_and_each_mutation_is_caught(
     if kind == "duplicate":
         target = max(target, 1)  # the later of two rows is the duplicate
         value = rows[target - 1][column.name]
+    if kind == "pattern":  # the form in words and by example, not the regular expression
+        assert column.pattern is not None
+        reason = WRONG_FORM.format(form=column.pattern.words, example=column.pattern.example)
     rows[target][column.name] = value
     path = write(contract, rows, tmp_path_factory.mktemp("f") / f"{dataset}.csv")
     record = ingest_file(

@@ -256,7 +256,10 @@ def test_web_upload_list_and_detail(site: Site) -> None:
     datasets = browser.get("/data/datasets")
     assert datasets.status_code == 200
     # The rules in the reader's language, nested references too.
-    assert "必填；6 位行政区划代码（[1-9][0-9]{5}）；不超过 256 个字符；须存在于" in datasets.text
+    assert (
+        "必填；6 位行政区划代码，例如 140100（[1-9][0-9]{5}）；不超过 256 个字符；须存在于"
+        in datasets.text
+    ), "the form in words, an example, then the regular expression"
     assert "地市和区县的人口普查" in datasets.text
     assert "个人标识（phone）：入库时假名化" in datasets.text
     assert "at most 256 characters" not in datasets.text
@@ -330,9 +333,10 @@ def test_reasons_are_shown_in_the_readers_language(site: Site) -> None:
     assert "latitude: 大于最大值 54" in page, "errors by reason, with the column's name"
     assert "technology: 不在允许的取值中：2G, 4G, 5G" in page
     assert "cell_id 重复：首次出现在第 2 行" in page, "a reason the engine completes"
-    assert "<td>cell_id: 格式不符合要求：应为4 至 32 位字母、数字、_ 或 -</td>" in page, (
-        "quarantined: why, the form in words"
-    )
+    assert (
+        "<td>cell_id: 格式不符合要求：应为4 至 32 位字母、数字、_ 或 -，例如 CM5000123-1</td>"
+        in page
+    ), "quarantined: why, the form in words and an example"
     headers = [page.index(f'<th title="{c}">') for c in ("source_row", "reasons", "cell_id")]
     assert headers == sorted(headers), "why a row was held back comes before its values"
     assert '<th title="cell_id">小区标识</th>' in page, "columns by their Chinese names"
@@ -360,6 +364,73 @@ def test_reasons_are_shown_in_the_readers_language(site: Site) -> None:
     )
     assert rows[0] == ["row", "column", "reason", "value"]
     assert any(r[1] == "cell_id" for r in rows[1:]), rows
+
+
+def test_a_bad_mobile_number_is_told_the_form_in_words_everywhere(site: Site) -> None:
+    """The API's record, report and quarantine in English; the pages and their report in the
+    reader's language; the datasets' reference with the regular expression as well."""
+    body = (
+        "sender,receiver,sent_at,direction\n"
+        "13800001111,10086,2021-11-05 10:00:00,MO\n"
+        "1380000111,10086,2021-11-05 10:01:00,MO\n"
+    )
+    record = site.client.post(
+        "/api/v1/submissions",
+        headers=site.as_role("operator"),
+        data={"dataset": "sms", "operator": "CMCC", "period": "2021-11"},
+        files={"file": ("sms.csv", body.encode(), "text/csv")},
+    ).json()
+    english = (
+        "does not have the expected form: an 11-digit mobile number beginning 13 to 19 "
+        "(86 or +86 before it allowed), such as 13800138000"
+    )
+    chinese = (
+        "格式不符合要求：应为以 13 至 19 开头的 11 位手机号码（前面可带 86 或 +86），"
+        "例如 13800138000"
+    )
+    assert record["errors_by_reason"] == {f"sender: {english}": 1}
+    api = site.client.get(
+        f"/api/v1/submissions/{record['id']}/errors.csv", headers=site.as_role("operator")
+    ).text
+    api_rows = list(csv.reader(io.StringIO(api.lstrip("\ufeff"))))
+    assert [r[:3] for r in api_rows[1:]] == [["3", "sender", english]]
+    quarantine = site.client.get(
+        f"/api/v1/submissions/{record['id']}/quarantine", headers=site.as_role("operator")
+    ).json()
+    assert [r["reasons"] for r in quarantine["rows"]] == [f"sender: {english}"]
+    (sender,) = (
+        c
+        for d in site.client.get("/api/v1/datasets", headers=site.as_role("viewer")).json()
+        if d["name"] == "sms"
+        for c in d["columns"]
+        if c["name"] == "sender"
+    )
+    assert sender["form"] == {
+        "description": "an 11-digit mobile number beginning 13 to 19 (86 or +86 before it allowed)",
+        "example": "13800138000",
+        "pattern": r"(\+?86)?1[3-9][0-9]{9}",
+    }
+
+    browser = TestClient(site.client.app)
+    site.login(browser, "olu", PASSWORD)
+    page = browser.get(f"/data/submissions/{record['id']}").text
+    assert f"<td>sender: {chinese}</td>" in page, "the quarantine viewer"
+    report = browser.get(f"/data/submissions/{record['id']}/errors.csv").text
+    chinese_rows = list(csv.reader(io.StringIO(report.lstrip("\ufeff"))))
+    assert [r[2] for r in chinese_rows[1:]] == [chinese]
+    browser.get("/lang/en?next=/")
+    report = browser.get(f"/data/submissions/{record['id']}/errors.csv").text
+    english_rows = list(csv.reader(io.StringIO(report.lstrip("\ufeff"))))
+    assert [r[2] for r in english_rows[1:]] == [english]
+    for rows in (api_rows, chinese_rows, english_rows):
+        cells = [cell for row in rows for cell in row]
+        assert not any(c.startswith(("=", "+", "-", "@")) for c in cells), "formula-safe"
+        assert not any("[3-9]" in c for c in cells), "no regular expression"
+    datasets = browser.get("/data/datasets").text
+    assert (
+        "an 11-digit mobile number beginning 13 to 19 (86 or +86 before it allowed), "
+        "such as 13800138000 ((\\+?86)?1[3-9][0-9]{9})" in datasets
+    ), "the reference gives the words, an example and the regular expression"
 
 
 def test_a_refused_file_says_why_in_the_readers_language(site: Site) -> None:

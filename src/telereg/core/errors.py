@@ -32,6 +32,14 @@ class ConfigurationError(TeleregError):
     code = "configuration"
 
 
+class ContractError(ConfigurationError, ValueError):
+    """A dataset contract is declared wrongly (a pattern without its form in words, say): the
+    contracts are refused when they load, so no submission is ever checked against it."""
+
+    code = "contract"
+    user_error = False
+
+
 class InputError(TeleregError, ValueError):
     """Input from a user or a file is malformed or breaks a rule."""
 

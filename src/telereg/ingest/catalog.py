@@ -18,6 +18,9 @@ def datasets_markdown(contracts: Iterable[Contract]) -> str:
         "quarantined with their row number, column and reason; the rest go to the lake.",
         "Columns marked as personal identifiers are pseudonymised before anything is written.",
         "Headers are matched case-insensitively, and the Chinese names listed are accepted too.",
+        "A column with a form gives it in words, an example value and, in code, the regular",
+        "expression a whole value must match; the error report names the form in words, with",
+        "its example, in the reader's language.",
         "",
     ]
     for contract in sorted(contracts, key=lambda c: (c.domain, c.name)):
@@ -95,6 +98,14 @@ def contract_summary(contract: Contract) -> dict[str, object]:
                 "description_zh": c.description_zh,
                 "aliases": list(c.aliases),
                 "rules": c.rules(),
+                # (the form a value must have: in words, by example, and as the expression)
+                "form": {
+                    "description": c.pattern.words,
+                    "example": c.pattern.example,
+                    "pattern": c.pattern.regex,
+                }
+                if c.pattern
+                else None,
                 "personal_identifier": c.identifier.value if c.identifier else None,
             }
             for c in contract.columns

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from telereg.core.errors import ContractError
 from telereg.core.privacy import IdentifierKind
 from telereg.ingest import reasons
 
@@ -56,15 +57,56 @@ TABULAR = (FileFormat.CSV, FileFormat.XLSX, FileFormat.PARQUET)
 
 @dataclass(frozen=True)
 class Form:
-    """The form a text value must have: the regular expression checked (whole value), and
-    the same in words, a message translated where it is shown. The words are what an error
-    report tells a submitter; the expression is for the datasets' reference."""
+    """The form a text value must have: the regular expression checked (whole value), the
+    same in words (a message translated where it is shown) and a value that has it. The words
+    and the example are what an error report tells a submitter; the expression is for the
+    datasets' reference. A form without words, or whose example does not have it, is refused
+    when it is declared (see :func:`form_problem`)."""
 
     regex: str
     words: str
+    #: a value of the form, shown after the words ("…, such as 13800138000")
+    example: str
     #: a code's form: a value that is a mobile or ID-card number alone (see
     #: :data:`PERSONAL_NUMBER`) is refused, as a code must not name a person
     refuses_personal_numbers: bool = False
+
+    def __post_init__(self) -> None:
+        problem = form_problem(self)
+        if problem is not None:
+            raise ContractError(f"the form {self.regex!r} {problem}")
+
+
+def form_problem(form: Form) -> str | None:
+    """Why ``form`` cannot be declared (None when it can): the words and the example are
+    what a submitter is told, so both must be there, and the example must have the form."""
+    try:
+        fits = re.fullmatch(form.regex, form.example) is not None
+    except re.error as err:
+        return f"is not a regular expression ({err})"
+    example = repr(form.example)
+    problems = {
+        "is not described in words": not form.words.strip(),
+        "has no example": not form.example,
+        # (the reason reads "…: {form}, such as {example}", and is matched back so)
+        "gives its example in its words: declare it as the form's example": (
+            ", such as " in form.words
+        ),
+        f"has {_REASONS_SEPARATOR!r} in its words or example, which separates reasons": any(
+            _REASONS_SEPARATOR in text for text in (form.words, form.example)
+        ),
+        f"does not fit its example {example}": not fits,
+        f"refuses personal numbers, and its example {example} is one": (
+            form.refuses_personal_numbers
+            and re.fullmatch(PERSONAL_NUMBER, form.example) is not None
+        ),
+    }
+    return next((problem for problem, found in problems.items() if found), None)
+
+
+#: How a row's reasons are joined (the quarantine's ``reasons``, a column's rules), which
+#: ``core.i18n.localise`` splits them at.
+_REASONS_SEPARATOR = "; "
 
 
 @dataclass(frozen=True)
@@ -118,9 +160,17 @@ class Column:
     labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        if self.pattern is not None and not isinstance(self.pattern, Form):
+            # (a bare regular expression would tell a submitter nothing they can read)
+            raise ContractError(
+                f"column {self.name}: a pattern is declared as a Form, with its form in words "
+                "and an example, not as a bare regular expression"
+            )
+        if self.pattern is not None and len(self.pattern.example) > self.max_length:
+            raise ContractError(f"column {self.name}: the form's example is too long for it")
         if self.kept_prefix is not None and self.pattern is None:
             # (the prefix is kept only where the value has the form: see ingest.service)
-            raise ValueError(f"column {self.name}: a kept prefix needs a pattern")
+            raise ContractError(f"column {self.name}: a kept prefix needs a pattern")
 
     @property
     def masks_numbers(self) -> bool:
@@ -144,7 +194,11 @@ class Column:
             rules.append(f"<= {self.maximum:g}")
         if self.pattern:
             rules.append(
-                reasons.RULE_MATCHES.format(form=self.pattern.words, pattern=self.pattern.regex)
+                reasons.RULE_MATCHES.format(
+                    form=self.pattern.words,
+                    example=self.pattern.example,
+                    pattern=self.pattern.regex,
+                )
             )
             if self.pattern.refuses_personal_numbers:
                 rules.append(reasons.RULE_NOT_PERSONAL)
@@ -254,35 +308,44 @@ _GAP_BESIDE_WIDE = re.compile(r"_*([^\x00-\x7f])_*")
 
 # Forms shared by many contracts.
 _MOBILE = r"1[3-9][0-9]{9}"
-MOBILE_NUMBER = Form(rf"(\+?86)?{_MOBILE}", reasons.FORM_MOBILE_NUMBER)
-IMSI = Form(r"460[0-9]{12}", reasons.FORM_IMSI)
-IMEI = Form(r"[0-9]{14,16}", reasons.FORM_IMEI)
-ID_NUMBER = Form(r"[0-9]{17}[0-9Xx]", reasons.FORM_ID_NUMBER)
+_ID_NUMBER = r"[0-9]{17}[0-9Xx]"
 #: What a code must not be (whole value): a mobile number (11 digits, 13 to 19 first) or an
 #: ID-card number (18 characters). Codes of other lengths, such as 15-digit cell ids, pass.
-PERSONAL_NUMBER = f"{_MOBILE}|{ID_NUMBER.regex}"
+PERSONAL_NUMBER = f"{_MOBILE}|{_ID_NUMBER}"
 #: the lengths of :data:`PERSONAL_NUMBER`'s values (tested first: a code rarely has them)
 PERSONAL_NUMBER_LENGTHS = (11, 18)
-ADMIN_CODE = Form(r"[1-9][0-9]{5}", reasons.FORM_ADMIN_CODE)
+# (the examples name no one: a service number, the national standard's sample ID number)
+MOBILE_NUMBER = Form(rf"(\+?86)?{_MOBILE}", reasons.FORM_MOBILE_NUMBER, "13800138000")
+IMSI = Form(r"460[0-9]{12}", reasons.FORM_IMSI, "460001234567890")
+IMEI = Form(r"[0-9]{14,16}", reasons.FORM_IMEI, "356938035643809")
+ID_NUMBER = Form(_ID_NUMBER, reasons.FORM_ID_NUMBER, "11010519491231002X")
+ADMIN_CODE = Form(r"[1-9][0-9]{5}", reasons.FORM_ADMIN_CODE, "140105")
+#: the same, for a city's code (the example a city's)
+CITY_ADMIN_CODE = replace(ADMIN_CODE, example="140100")
 
 
-def code_form(shortest: int, longest: int, *, personal_numbers_refused: bool = True) -> Form:
+def code_form(
+    shortest: int, longest: int, *, example: str, personal_numbers_refused: bool = True
+) -> Form:
     """An identifier such as a cell, site or outlet code: ``shortest`` to ``longest``
     letters, digits, ``_`` or ``-``, and (unless ``personal_numbers_refused`` is false, for
-    codes whose own numbering has 11-digit values) not a mobile or ID-card number."""
+    codes whose own numbering has 11-digit values) not a mobile or ID-card number;
+    ``example``: a code as the dataset's submitters write it."""
     return Form(
         rf"[0-9A-Za-z_-]{{{shortest},{longest}}}",
         reasons.FORM_CODE.format(shortest=shortest, longest=longest),
+        example,
         refuses_personal_numbers=personal_numbers_refused,
     )
 
 
-def number_form(shortest: int, longest: int) -> Form:
+def number_form(shortest: int, longest: int, *, example: str) -> Form:
     """A phone number as a switch records it (landlines, short codes, international):
     ``shortest`` to ``longest`` digits, a ``+`` before them allowed."""
     return Form(
         rf"\+?[0-9]{{{shortest},{longest}}}",
         reasons.FORM_DIGITS.format(shortest=shortest, longest=longest),
+        example,
     )
 
 
@@ -310,7 +373,7 @@ CITY_CODE = Column(
     ColumnType.STRING,
     "Prefecture-level city code.",
     "地市编码",
-    pattern=ADMIN_CODE,
+    pattern=CITY_ADMIN_CODE,
     references=Reference("region:city", "code"),
     aliases=("地市编码",),
 )

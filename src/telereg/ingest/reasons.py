@@ -17,12 +17,13 @@ NOT_VALID = N_("not a valid {type}")
 IMPLAUSIBLE_YEAR = N_("the year is not between {first} and {last}: write the year with four digits")
 BELOW_MINIMUM = N_("below the minimum {minimum}")
 ABOVE_MAXIMUM = N_("above the maximum {maximum}")
-WRONG_FORM = N_("does not have the expected form: {form}")
+WRONG_FORM = N_("does not have the expected form: {form}, such as {example}")
 NOT_ONE_OF = N_("not one of: {allowed}")
 TOO_LONG = N_("longer than {length} characters")
 LOOKS_PERSONAL = N_("looks like a phone or ID-card number: codes must not be personal identifiers")
 
-# The forms of values (contracts.Form), as the error report and the datasets page name them.
+# The forms of values (contracts.Form), as the error report and the datasets page name them
+# (each form's example follows its words: ", such as …").
 FORM_MOBILE_NUMBER = N_(
     "an 11-digit mobile number beginning 13 to 19 (86 or +86 before it allowed)"
 )
@@ -173,7 +174,7 @@ VALUE_WORDS = (
 # A column's rules in words (``contracts.Column.rules``: the datasets page and docs).
 RULE_REQUIRED = N_("required")
 RULE_OPTIONAL = N_("optional")
-RULE_MATCHES = N_("{form} (`{pattern}`)")
+RULE_MATCHES = N_("{form}, such as `{example}` (`{pattern}`)")
 RULE_NOT_PERSONAL = N_("not a mobile or ID-card number")
 RULE_ONE_OF = N_("one of {values}")
 RULE_AT_MOST = N_("at most {length} characters")

@@ -240,7 +240,9 @@ def row_checks(contract: Contract, rows: ir.Table, *, flag_only: bool = False) -
             )
         if column.pattern:
             matches = value.re_search(f"^(?:{column.pattern.regex})$")
-            form = reasons.WRONG_FORM.format(form=column.pattern.words)
+            form = reasons.WRONG_FORM.format(
+                form=column.pattern.words, example=column.pattern.example
+            )
             checks.append(Check(column.name, present & ~matches, _text(form)))
             if column.pattern.refuses_personal_numbers:
                 checks.append(

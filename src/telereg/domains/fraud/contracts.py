@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from telereg.core.i18n import N_
 from telereg.core.privacy import IdentifierKind
 from telereg.ingest.contracts import (
     ADMIN_CODE,
+    CITY_ADMIN_CODE,
     CITY_CODE,
     ID_NUMBER,
     IMEI,
@@ -39,14 +42,16 @@ OPERATOR_NAMES = (
 #: A host name: labels of letters, digits, hyphens or CJK characters (RE2 and Python syntax).
 _DOMAIN_NAME = Form(
     r"([a-z0-9一-鿿]([a-z0-9一-鿿-]{0,61}[a-z0-9一-鿿])?\.)+[a-z一-鿿][a-z0-9一-鿿-]{1,62}",
-    N_("a domain name in lower case, such as example.com"),
+    N_("a domain name in lower case"),
+    "example.com",
 )
 
 #: A police case reference: a code, never a person's number (it goes into packages and
 #: case titles as written).
 _CASE_REFERENCE = Form(
     r"[0-9A-Za-z_/-]{1,40}",
-    N_("a case reference of 1 to 40 letters, digits, -, _ or / (such as JQ2021110500001)"),
+    N_("a case reference of 1 to 40 letters, digits, -, _ or /"),
+    "JQ2021110500001",
     refuses_personal_numbers=True,
 )
 
@@ -80,7 +85,7 @@ CELLS = Contract(
             "小区标识",
             # (a 5G cell's NCI written in decimal has up to 11 digits, and may begin 13 to 19
             # as a mobile number does: a cell's own id is not taken for one)
-            pattern=code_form(4, 32, personal_numbers_refused=False),
+            pattern=code_form(4, 32, example="CM5000123-1", personal_numbers_refused=False),
             aliases=("小区标识", "小区ID", "cgi"),
         ),
         Column(
@@ -88,7 +93,7 @@ CELLS = Contract(
             ColumnType.STRING,
             "Site (base station) the cell belongs to.",
             "站址编号",
-            pattern=code_form(2, 32),
+            pattern=code_form(2, 32, example="CM5000123"),
             aliases=("站址编号",),
         ),
         LONGITUDE,
@@ -120,7 +125,7 @@ VOICE_CDR = Contract(
             ColumnType.STRING,
             "Calling number.",
             "主叫号码",
-            pattern=number_form(5, 20),
+            pattern=number_form(5, 20, example="03512345678"),
             max_length=24,
             identifier=IdentifierKind.PHONE,
             aliases=("主叫号码", "calling_number"),
@@ -130,7 +135,7 @@ VOICE_CDR = Contract(
             ColumnType.STRING,
             "Called number.",
             "被叫号码",
-            pattern=number_form(3, 20),
+            pattern=number_form(3, 20, example="10086"),
             max_length=24,
             identifier=IdentifierKind.PHONE,
             aliases=("被叫号码", "called_number"),
@@ -194,7 +199,7 @@ VOICE_CDR = Contract(
             "Province code (e.g. 140000) of the other party's number.",
             "对端归属省",
             required=False,
-            pattern=ADMIN_CODE,
+            pattern=replace(ADMIN_CODE, example="140000"),
             aliases=("对端归属省", "peer_home"),
         ),
     ),
@@ -233,7 +238,7 @@ SUBSCRIPTIONS = Contract(
             ColumnType.STRING,
             "Sales outlet (business hall, agent) that sold the card.",
             "营业网点",
-            pattern=code_form(2, 32),
+            pattern=code_form(2, 32, example="TY-YYT-0012"),
             aliases=("营业网点", "网点编码"),
         ),
         Column(
@@ -279,7 +284,7 @@ SUBSCRIPTIONS = Contract(
             ColumnType.STRING,
             "City where the card was registered.",
             "归属地市",
-            pattern=ADMIN_CODE,
+            pattern=CITY_ADMIN_CODE,
             references=Reference("region:city", "code"),
             aliases=("归属地市",),
         ),
@@ -317,7 +322,7 @@ SMS = Contract(
             ColumnType.STRING,
             "Receiving number (service numbers may be short).",
             "接收号码",
-            pattern=number_form(3, 20),
+            pattern=number_form(3, 20, example="10086"),
             max_length=24,
             identifier=IdentifierKind.PHONE,
             aliases=("接收号码",),
