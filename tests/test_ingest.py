@@ -24,7 +24,7 @@ from telereg.core.periods import is_month
 from telereg.core.permissions import Role
 from telereg.core.privacy import Vault
 from telereg.core.settings import Settings, load_settings
-from telereg.ingest import lake, reasons
+from telereg.ingest import lake, readers, reasons
 from telereg.ingest.contracts import Column, ColumnType, Contract, Form, code_form, form_problem
 from telereg.ingest.models import Submission
 from telereg.ingest.service import ingest_file
@@ -329,6 +329,27 @@ def test_gbk_csv_with_chinese_headers(ready: Settings, tmp_path: Path):
     assert _submission(ready, record.id).encoding == "gb18030"
 
 
+def test_a_gbk_csv_with_short_lines(ready: Settings, tmp_path: Path):
+    # A GBK export that leaves out the empty IMEI, and one line cut short of its cell.
+    text = "主叫号码,被叫号码,开始时间,通话时长,呼叫方向,小区标识,IMEI,对端运营商\n"
+    short = GOOD_CALL.rsplit(",", 1)[0]
+    cut = short.rsplit(",", 1)[0]
+    text += "\n".join([short, GOOD_CALL + ",联通", cut, short + ",", GOOD_CALL]) + "\n"
+    path = tmp_path / "话单.csv"
+    path.write_bytes(text.encode("gbk"))
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert _submission(ready, record.id).encoding == "gb18030"
+    assert (record.rows_accepted, record.rows_quarantined) == (4, 1), record.message
+    rows = lake_rows(ready, "voice_cdr")
+    assert [(r["source_row"], r["peer_operator"]) for r in rows] == [
+        (2, None),
+        (3, "CUCC"),
+        (5, None),
+        (6, None),
+    ]
+    assert {(e["row"], e["column"]) for e in errors_of(ready, record)} == {("4", "cell_id")}
+
+
 def test_gbk_with_an_ascii_head_is_still_detected(ready: Settings, tmp_path: Path):
     # An English header and plain rows, then Chinese text in GBK past the sniffed head.
     header = "obstacle_id,site_id,county_code,kind,description,reported_date\n"
@@ -598,16 +619,23 @@ def test_a_10_mb_field_is_a_row_error_not_a_crash(ready: Settings, tmp_path: Pat
         + "S" * 10_000_000
         + ",112.5,37.8,140100,4G\n"
         + "C0101,S1,112.5,37.8,140100,4G\n"
+        + "C0102,S1\n"
+        + "C0103,S1,112.5,37.8,140100,4G\n"
     )
     record = submit(ready, path, "cells", period="2022-02")
-    assert (record.rows_accepted, record.rows_quarantined) == (1, 1)
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 2)
     assert any("longer than" in k for k in record.errors_by_reason)
+    assert sorted({e["row"] for e in errors_of(ready, record)}) == ["2", "4"]
+    assert [r["source_row"] for r in lake_rows(ready, "cells") if r["period"] == "2022-02"] == [
+        3,
+        5,
+    ]
     # A page shows the field's start; the API gives it whole.
     found = _submission(ready, record.id)
-    columns, [row], _ = quarantined_rows(ready, found, cut_at=300)
+    columns, [row, _], _ = quarantined_rows(ready, found, cut_at=300)
     shown = row[columns.index("site_id")]
     assert (len(shown), shown[-1]) == (301, "…")
-    columns, [row], _ = quarantined_rows(ready, found)
+    columns, [row, _], _ = quarantined_rows(ready, found)
     assert len(row[columns.index("site_id")]) == 10_000_000
 
 
@@ -654,6 +682,97 @@ def test_an_unreadable_line_is_kept_in_the_quarantine_as_sent_with_numbers_maske
     assert "861234567890123" not in str(rows)
     [error] = errors_of(ready, record)
     assert error["value"].startswith("138****5678,"), "the report shows the line, masked"
+
+
+def test_a_line_without_its_trailing_optional_fields_is_a_row_with_them_empty(
+    ready: Settings, tmp_path: Path
+):
+    # Operators' systems leave out the empty fields that end a line: no IMEI, and not even
+    # its comma. Read as if the comma were there; the rows after keep their numbers.
+    short = GOOD_CALL.rsplit(",", 1)[0]
+    bad = GOOD_CALL.replace(",35,", ",-1,")
+    path = cdr_file(tmp_path, [short, GOOD_CALL, short + ",", bad, GOOD_CALL])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (4, 1), record.message
+    rows = lake_rows(ready, "voice_cdr")
+    assert [r["source_row"] for r in rows] == [2, 3, 4, 6]
+    assert [r["imei"] is None for r in rows] == [True, False, True, False]
+    [error] = errors_of(ready, record)
+    assert (error["row"], error["column"]) == ("5", "duration_s")
+
+
+def test_a_short_line_lacking_a_required_value_names_the_column(ready: Settings, tmp_path: Path):
+    short = "13812341234,13900001111,2021-11-05 10:00:00,35"
+    path = cdr_file(tmp_path, [GOOD_CALL, short, GOOD_CALL])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 1), record.message
+    errors = errors_of(ready, record)
+    assert {(e["row"], e["column"], e["reason"]) for e in errors} == {
+        ("3", column, "required value is missing") for column in ("direction", "cell_id")
+    }
+    _, rows, _ = quarantined_rows(ready, _submission(ready, record.id))
+    [row] = rows
+    assert set(row[1].split("; ")) == {
+        "direction: required value is missing",
+        "cell_id: required value is missing",
+    }
+    assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [2, 4]
+
+
+def test_a_line_with_another_separator_is_not_accepted(ready: Settings, tmp_path: Path):
+    # Padded, a line written with semicolons is one value and empty fields after it: never
+    # a row, as every dataset requires a value beyond its first column.
+    semicolons = GOOD_CALL.replace(",", ";")
+    path = cdr_file(tmp_path, [GOOD_CALL, semicolons, GOOD_CALL])
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 1), record.message
+    assert {e["row"] for e in errors_of(ready, record)} == {"3"}
+    assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [2, 4]
+    assert all(
+        len(c.columns) > 1 and any(x.required for x in c.columns[1:])
+        for c in registry.CONTRACTS.values()
+    )
+
+
+def test_short_lines_are_not_padded_in_a_file_with_a_line_break_in_quotes(
+    ready: Settings, tmp_path: Path
+):
+    # A quote left open takes the lines after it into one value: padded, that short "line"
+    # would pass for a row. So a file with a line break inside quotes (which an open quote
+    # looks like) has its short lines unreadable, as sent; rows keep the numbers a
+    # spreadsheet shows.
+    text = (
+        "phone,day,bytes,app_category\n"
+        '13800000001,2021-11-01,100,"video\nstreaming"\n'
+        "13800000002,2021-11-02,200\n"
+        "13800000003,2021-11-03,300,game\n"
+    )
+    path = tmp_path / "sessions.csv"
+    path.write_text(text)
+    record = submit(ready, path, "data_sessions", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 1), record.message
+    rows = lake_rows(ready, "data_sessions")
+    assert [(r["source_row"], r["app_category"]) for r in rows] == [
+        (2, "video\nstreaming"),
+        (4, "game"),
+    ]
+    [error] = errors_of(ready, record)
+    assert (error["row"], error["reason"]) == (
+        "3",
+        "unreadable line: the line has 3 fields, the header 4",
+    )
+
+
+def test_a_line_break_in_quotes_is_found_across_chunks(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(readers, "_CHUNK", 4)
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(b'a,b\n"x",1\n"y""z",2\n')
+    assert not readers.line_break_in_quotes(path, '"')
+    path.write_bytes(b'a,b\n"x",1\n"y\n\nz",2\n')
+    assert readers.line_break_in_quotes(path, '"')
+    path.write_bytes(b'a,b\n"x",1\n"y,2\nw,3\n')  # (a quote left open)
+    assert readers.line_break_in_quotes(path, '"')
+    assert not readers.line_break_in_quotes(path, "")
 
 
 def test_operators_submit_only_their_own_data(ready: Settings, tmp_path: Path):
@@ -1456,14 +1575,18 @@ def test_compact_times_as_operators_cdr_exports_write_them(ready: Settings, tmp_
 def test_rows_after_empty_lines_keep_their_line_numbers(ready: Settings, tmp_path: Path):
     # The reader skips empty lines without a word; the rows after them keep the numbers
     # a text editor shows. Line 4 is empty, line 7 (after another empty line) is bad, and
-    # line 9 cannot be split.
+    # line 9 is short of required values.
     lines = [GOOD_CALL, GOOD_CALL, "", GOOD_CALL, "", GOOD_CALL.replace(",35,", ",-1,")]
     lines += [GOOD_CALL, "only,three,fields"]
     path = tmp_path / "cdr.csv"
     path.write_bytes((CDR_HEADER.replace("\n", "\r\n") + "\r\n".join(lines) + "\r\n").encode())
     record = submit(ready, path, "voice_cdr", period="2021-11")
     assert (record.rows_accepted, record.rows_quarantined) == (4, 2), record.message
-    assert [e["row"] for e in errors_of(ready, record)] == ["7", "9"]
+    errors = errors_of(ready, record)
+    assert sorted({e["row"] for e in errors}) == ["7", "9"]
+    assert ("9", "duration_s", "required value is missing") in {
+        (e["row"], e["column"], e["reason"]) for e in errors
+    }
     assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [2, 3, 5, 8]
 
 
@@ -1608,14 +1731,21 @@ def test_title_lines_above_a_csvs_header_are_skipped(
 ):
     # Saved from such a report as CSV: the title alone on its line (or with the empty cells
     # of its merged row), a unit line, then the header. Lines keep their file numbers, past
-    # an empty line and an unreadable one too.
+    # an empty line and a short one too.
     lines = ["中国联通2021年11月基站小区信息表,,,,,", "单位：个", CELLS_HEADER.strip()]
     lines += ["T0001,S9,112.5,37.8,140100,5G", "", "T0002,S9,112.5,99.0,140100,5G", "T0003,S9"]
     path = tmp_path / "cells.csv"
     path.write_bytes("\r\n".join([*lines, ""]).encode(encoding))
     record = submit(ready, path, "cells", operator="CUCC", period="2021-11")
     assert (record.rows_accepted, record.rows_quarantined) == (1, 2), record.message
-    assert [e["row"] for e in errors_of(ready, record)] == ["6", "7"]
+    errors = errors_of(ready, record)
+    assert sorted({e["row"] for e in errors}) == ["6", "7"]
+    assert {e["column"] for e in errors if e["row"] == "7"} == {
+        "longitude",
+        "latitude",
+        "city_code",
+        "technology",
+    }
     assert [r["source_row"] for r in lake_rows(ready, "cells") if r["cell_id"] == "T0001"] == [4]
     assert "2 title line(s) above the header were skipped" in record.message
 

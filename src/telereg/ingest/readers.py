@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -197,7 +198,7 @@ def _csv_source(
         FileFormat.CSV,
         encoding,
         _unique_headers(headers, name),
-        _csv_relation(source, long_lines=long_lines),
+        _csv_relation(con, source, headers, long_lines=long_lines),
         False,
         [reasons.TITLE_LINES.format(count=titles)] if titles else [],
         text_path=source,
@@ -402,15 +403,97 @@ def reopen_as_gb18030(
     return _csv_source(con, target, "gb18030", workdir, name)
 
 
-def _csv_relation(source: Path, *, long_lines: bool = False) -> str:
+@dataclass(frozen=True)
+class _Dialect:
+    """How a CSV writes its values, as the reader's sniffer finds them."""
+
+    delimiter: str
+    quote: str
+    escape: str
+    comment: str
+    skip: int
+
+
+def _dialect(con: duckdb.DuckDBPyConnection, source: Path, *, long_lines: bool) -> _Dialect:
+    """The sniffer's dialect, found as the header was (the same options)."""
     path = str(source).replace("'", "''")
+    line_size = f", max_line_size = {_MAX_LINE_BYTES}" if long_lines else ""
+    found = con.execute(
+        "SELECT Delimiter, Quote, Escape, Comment, SkipRows FROM sniff_csv("
+        f"'{path}', header = true, all_varchar = true, ignore_errors = true{line_size})"
+    ).fetchone()
+    assert found is not None, "the sniffer describes every file it reads"
+    delimiter, quote, escape, comment = ("" if str(v) == "(empty)" else str(v) for v in found[:4])
+    # (an escape the sample did not show is the quote doubled, as RFC 4180 and Excel have it)
+    return _Dialect(delimiter, quote, escape or quote, comment, int(found[4]))
+
+
+def _csv_relation(
+    con: duckdb.DuckDBPyConnection, source: Path, columns: list[str], *, long_lines: bool = False
+) -> str:
+    """The CSV read as text in the header's columns.
+
+    A line with fewer fields than the header has the missing ones at its end empty (NULL),
+    as if its separators had been there: operators' systems leave out the empty optional
+    fields that end a line. A line with more is set aside as unreadable: which of its
+    values belongs to which column cannot be told.
+
+    Not in a file with a line break inside quotes (or a quote left open, which looks the
+    same): there a quote left open takes the lines after it into one value, and padded, that
+    short "line" would pass for a row and the lines in it be lost without a word; DuckDB's
+    parallel reader cannot pad such a file either. Its short lines stay unreadable.
+    """
     # A large line buffer halves the reader's speed, so it is used only when needed.
     line_size = f", max_line_size = {_MAX_LINE_BYTES}" if long_lines else ""
-    return (
-        f"read_csv('{path}', header = true, all_varchar = true, null_padding = false, "
+    rejects = (
         f"ignore_errors = true, store_rejects = true, rejects_table = '{REJECTS_TABLE}', "
-        f"rejects_scan = '{REJECTS_TABLE}_scan'{line_size})"
+        f"rejects_scan = '{REJECTS_TABLE}_scan'{line_size}"
     )
+    path = str(source).replace("'", "''")
+    dialect = _dialect(con, source, long_lines=long_lines)
+    if line_break_in_quotes(source, dialect.quote):
+        detected = "header = true, all_varchar = true, null_padding = false"
+        return f"read_csv('{path}', {detected}, {rejects})"
+    # The reader is told the sniffer's dialect and the header's columns: left to detect
+    # them itself with padding on, it widens the table to a longer line in its sample and
+    # reads that line as a row.
+    names = ", ".join(f"{_sql_literal(c)}: 'VARCHAR'" for c in columns)
+    comment = f", comment = {_sql_literal(dialect.comment)}" if dialect.comment else ""
+    return (
+        f"read_csv('{path}', auto_detect = false, header = true, skip = {dialect.skip}, "
+        f"delim = {_sql_literal(dialect.delimiter)}, quote = {_sql_literal(dialect.quote)}, "
+        f"escape = {_sql_literal(dialect.escape)}{comment}, columns = {{{names}}}, "
+        f"null_padding = true, {rejects})"
+    )
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def line_break_in_quotes(path: Path, quote: str) -> bool:
+    """Whether a line break of the file may fall inside a quoted value: one with an odd
+    number of quote characters before it (a stray quote counts as an opening one, so a
+    file that has one is read as if it had such a break)."""
+    if not quote:
+        return False
+    mark = quote.encode()
+    if len(mark) != 1:
+        return True
+    odd = 0  # whether the quotes before the chunk are odd in number
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            if mark not in chunk:
+                if odd and b"\n" in chunk:
+                    return True
+                continue
+            data = np.frombuffer(chunk, np.uint8)
+            quotes = np.flatnonzero(data == mark[0])
+            breaks = np.flatnonzero(data == ord("\n"))
+            if ((np.searchsorted(quotes, breaks) + odd) % 2).any():
+                return True
+            odd = (len(quotes) + odd) % 2
+    return False
 
 
 def is_line_size_error(err: Exception) -> bool:
@@ -463,6 +546,7 @@ _FIELDS_FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 def _in_our_words(kind: str, message: str) -> str:
     """What the reader says of a line, as a ``reasons`` message (translated on pages) where
     it is one of the usual troubles; the reader's own words otherwise."""
+    # (a line with fewer fields is padded where it can be: see :func:`_csv_relation`)
     counted = _FIELDS_FOUND.search(message)
     if kind in ("MISSING COLUMNS", "TOO MANY COLUMNS") and counted:
         expected, found = counted.groups()
