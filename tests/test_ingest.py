@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -25,7 +26,15 @@ from telereg.core.permissions import Role
 from telereg.core.privacy import Vault
 from telereg.core.settings import Settings, load_settings
 from telereg.ingest import lake, readers, reasons
-from telereg.ingest.contracts import Column, ColumnType, Contract, Form, code_form, form_problem
+from telereg.ingest.contracts import (
+    Column,
+    ColumnType,
+    Contract,
+    Form,
+    RangeWhen,
+    code_form,
+    form_problem,
+)
 from telereg.ingest.models import Submission
 from telereg.ingest.service import ingest_file
 from telereg.ingest.submissions import error_report_csv, neutralise, quarantined_rows
@@ -2145,3 +2154,57 @@ def test_a_full_disk_is_said_so_and_stores_nothing(ready: Settings, tmp_path: Pa
     assert sorted(p for p in ready.lake_dir.rglob("*") if p.is_file()) == lake_before
     with session_scope(ready) as session:
         assert lake.current_files(session, ready, "voice_cdr") == []
+
+
+def test_a_coverage_target_is_a_share_and_a_percentage_is_read_as_one(
+    ready: Settings, tmp_path: Path
+):
+    # An administrator writes 95 % as people do: 95%, full-width, or 95 (meant as a per cent,
+    # which would pass as a target of 9,500 %). Sites are counted in whole numbers.
+    path = tmp_path / "targets.csv"
+    path.write_text(
+        "region_code,year,indicator,value\n"
+        "140000,2021,corridor_coverage,95%\n"
+        "140100,2021,gigabit_coverage,0.8\n"
+        "140200,2021,key_area_coverage,95\n"
+        "140300,2021,new_5g_sites,1200\n"
+        "140400,2021,new_5g_sites,45%\n"
+        "140500,2021,new_5g_sites,12.5\n"
+        "140600,2021,key_place_coverage,９５.５ ％\n"
+        "140700,2021,key_place_coverage,95%%\n",
+        encoding="utf-8",
+    )
+    record = submit(ready, path, "targets", operator="CA", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (4, 4)
+    kept = {r["region_code"]: r["value"] for r in lake_rows(ready, "targets")}
+    assert kept == {"140000": 0.95, "140100": 0.8, "140300": 1200.0, "140600": 0.955}
+    share = "a coverage target is a share between 0 and 1 (95 % is written 0.95 or 95%)"
+    reasons_by_row = {int(e["row"]): e["reason"] for e in errors_of(ready, record)}
+    assert reasons_by_row == {
+        4: share,
+        # (45% is read as 0.45, no whole number: the row keeps its value as sent, and why)
+        6: reasons.NOT_VALID.format(type="float"),
+        7: "a target of new sites is a whole number",
+        9: reasons.NOT_VALID.format(type="float"),
+    }
+    # The rule is in the datasets reference with the column's own.
+    value = registry.contract("targets").column("value")
+    assert share in registry.contract("targets").rules_of(value)
+
+
+def test_a_rule_across_columns_must_name_a_number_and_listed_values():
+    indicator = Column("indicator", ColumnType.STRING, "", enum=("a", "b"))
+    value = Column("value", ColumnType.FLOAT, "")
+    rule = RangeWhen("value", "indicator", ("a",), "a share", maximum=1)
+    Contract("ok", "t", "T", "T", "", (indicator, value), ranges_when=(rule,))
+    for wrong, problem in (
+        (replace(rule, column="indicator"), "names no numeric column indicator"),
+        (replace(rule, when="value"), "names no listed column value"),
+        (replace(rule, values=("c",)), "names values its column does not list"),
+        (replace(rule, maximum=None), "sets no bound"),
+        (replace(rule, words="a; b"), "separates reasons"),
+    ):
+        with pytest.raises(ContractError, match=re.escape(problem)):
+            Contract("bad", "t", "T", "T", "", (indicator, value), ranges_when=(wrong,))
+    with pytest.raises(ContractError, match="only a float column takes a percentage"):
+        Column("n", ColumnType.INTEGER, "", percent=True)

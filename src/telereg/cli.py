@@ -444,7 +444,7 @@ def datasets(
                     "column": c.name,
                     "type": c.type.value,
                     "中文": c.description_zh,
-                    "rules": "; ".join(c.rules()),
+                    "rules": "; ".join(one.rules_of(c)),
                 }
                 for c in one.columns
             ],

@@ -52,7 +52,7 @@ def datasets_markdown(contracts: Iterable[Contract]) -> str:
         for column in contract.columns:
             aliases = ", ".join(a for a in column.aliases if a != column.description_zh)
             zh = column.description_zh + (f" ({aliases})" if aliases else "")
-            rules = "; ".join(column.rules()).replace("|", "\\|")
+            rules = "; ".join(contract.rules_of(column)).replace("|", "\\|")
             lines.append(
                 f"| `{column.name}` | {column.type.value} | {zh} | {rules} | {column.description} |"
             )
@@ -97,7 +97,7 @@ def contract_summary(contract: Contract) -> dict[str, object]:
                 "description": c.description,
                 "description_zh": c.description_zh,
                 "aliases": list(c.aliases),
-                "rules": c.rules(),
+                "rules": contract.rules_of(c),
                 # (the form a value must have: in words, by example, and as the expression)
                 "form": {
                     "description": c.pattern.words,

@@ -158,8 +158,13 @@ class Column:
     #: code) pairs, several names for a code where usage varies (``在网`` and ``开通``); a
     #: value written so is read as its code, and the datasets page shows the names
     labels: tuple[tuple[str, str], ...] = ()
+    #: for a number that may be a share: a value written as a percentage (``95%``) is read
+    #: as its share (``0.95``)
+    percent: bool = False
 
     def __post_init__(self) -> None:
+        if self.percent and self.type is not ColumnType.FLOAT:
+            raise ContractError(f"column {self.name}: only a float column takes a percentage")
         if self.pattern is not None and not isinstance(self.pattern, Form):
             # (a bare regular expression would tell a submitter nothing they can read)
             raise ContractError(
@@ -222,7 +227,46 @@ class Column:
             rules.append(reasons.RULE_KEPT_PREFIX.format(length=length, name=name))
         if self.masks_numbers:
             rules.append(reasons.RULE_NUMBERS_MASKED)
+        if self.percent:
+            rules.append(reasons.RULE_PERCENT)
         return rules
+
+
+@dataclass(frozen=True)
+class RangeWhen:
+    """A range a number must keep in the rows where another column has one of some values:
+    a rule across two columns. A target's value is a share (0 to 1) when its indicator is
+    a coverage, and a whole number when it counts sites; one rule per such case.
+
+    ``words`` is the rule as a reader is told it (a marked message: the reason a row that
+    breaks it is quarantined with, and its line in the datasets reference).
+    """
+
+    column: str
+    when: str
+    values: tuple[str, ...]
+    words: str
+    minimum: float | None = None
+    maximum: float | None = None
+    whole: bool = False
+
+    def problem(self, contract: Contract) -> str | None:
+        """What is wrong with the rule in ``contract``, or None."""
+        names = {c.name: c for c in contract.columns}
+        number, listed = names.get(self.column), names.get(self.when)
+        problems = {
+            f"names no numeric column {self.column}": number is None
+            or number.type not in (ColumnType.INTEGER, ColumnType.FLOAT),
+            f"names no listed column {self.when}": listed is None or not listed.enum,
+            "names values its column does not list": listed is not None
+            and not set(self.values) <= set(listed.enum or ()),
+            "sets no bound": self.minimum is None and self.maximum is None and not self.whole,
+            "is not described in words": not self.words.strip(),
+            f"has {_REASONS_SEPARATOR!r} in its words, which separates reasons": (
+                _REASONS_SEPARATOR in self.words
+            ),
+        }
+        return next((problem for problem, found in problems.items() if found), None)
 
 
 class AfterIngest(Protocol):
@@ -263,9 +307,20 @@ class Contract:
     standing: bool = False
     #: the domain's follow-up once a submission is in use (ingest imports no domain)
     after_ingest: AfterIngest | None = None
+    #: ranges a number must keep depending on another column (see :class:`RangeWhen`)
+    ranges_when: tuple[RangeWhen, ...] = ()
+
+    def __post_init__(self) -> None:
+        for rule in self.ranges_when:
+            if problem := rule.problem(self):
+                raise ContractError(f"contract {self.name}: a rule on {rule.column} {problem}")
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+    def rules_of(self, column: Column) -> list[str]:
+        """The column's rules in words, with the rules across columns that bound it."""
+        return column.rules() + [r.words for r in self.ranges_when if r.column == column.name]
 
     @property
     def identifier_columns(self) -> tuple[Column, ...]:

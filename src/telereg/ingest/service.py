@@ -1028,10 +1028,20 @@ def _number_forms(value: str, column: Column) -> str:
     """SQL for ``value`` with numbers as spreadsheets and pandas write them read as such:
     grouping commas in a number (``1,234``, as Excel's ``#,##0`` exports it), and a code
     or number sent as a float (``13812341234.0``, pandas' form of an integer column with gaps)
-    where the column's form wants digits only."""
+    where the column's form wants digits only; and a percentage as its share (``95%`` as
+    0.95) where the column takes one (:attr:`Column.percent`)."""
     if column.type in (ColumnType.INTEGER, ColumnType.FLOAT):
         grouped = f"regexp_full_match({value}, '-?[0-9]{{1,3}}(,[0-9]{{3}})+(\\.[0-9]+)?')"
-        return f"CASE WHEN {grouped} THEN replace({value}, ',', '') ELSE {value} END"
+        number = f"CASE WHEN {grouped} THEN replace({value}, ',', '') ELSE {value} END"
+        if not column.percent:
+            return number
+        # (``95%``, ``95 %``, ``95.5％``: the full-width sign is made ASCII before this)
+        share = "'^(-?[0-9]+(\\.[0-9]+)?) *%$'"
+        return (
+            f"CASE WHEN regexp_full_match({value}, {share}) "
+            f"THEN CAST(CAST(regexp_extract({value}, {share}, 1) AS DOUBLE) / 100 AS VARCHAR) "
+            f"ELSE {number} END"
+        )
     if column.type is ColumnType.STRING and column.pattern:
         # (only where the value as sent does not have the form: ``1.0`` may be a value)
         floated = (

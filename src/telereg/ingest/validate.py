@@ -265,6 +265,15 @@ def row_checks(contract: Contract, rows: ir.Table, *, flag_only: bool = False) -
                     _text(reasons.TOO_LONG.format(length=column.max_length)),
                 )
             )
+    for rule in contract.ranges_when:
+        number = typed(contract.column(rule.column), rows[rule.column])
+        outside = [
+            *([number < rule.minimum] if rule.minimum is not None else []),
+            *([number > rule.maximum] if rule.maximum is not None else []),
+            *([number != number.floor()] if rule.whole else []),
+        ]
+        applies = rows[rule.when].isin(rule.values)
+        checks.append(Check(rule.column, applies & ibis.or_(*outside), _text(rule.words)))
     return checks
 
 

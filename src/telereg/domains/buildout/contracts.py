@@ -14,6 +14,7 @@ from telereg.ingest.contracts import (
     ColumnType,
     Contract,
     Form,
+    RangeWhen,
     code_form,
 )
 
@@ -228,6 +229,14 @@ FIBRE = Contract(
     period_column="month",
 )
 
+#: The target indicators that are shares (0 to 1); the other counts sites.
+_COVERAGES = (
+    "corridor_coverage",
+    "key_area_coverage",
+    "gigabit_coverage",
+    "key_place_coverage",
+)
+
 TARGETS = Contract(
     # What operators are measured against is the administration's to set.
     administration_only=True,
@@ -260,13 +269,7 @@ TARGETS = Contract(
             ColumnType.STRING,
             "What is measured.",
             "指标",
-            enum=(
-                "new_5g_sites",
-                "corridor_coverage",
-                "key_area_coverage",
-                "gigabit_coverage",
-                "key_place_coverage",
-            ),
+            enum=("new_5g_sites", *_COVERAGES),
             labels=(
                 ("新建5G基站", "new_5g_sites"),
                 ("高铁高速沿线覆盖率", "corridor_coverage"),
@@ -283,9 +286,28 @@ TARGETS = Contract(
             "目标值",
             minimum=0,
             aliases=("目标值",),
+            percent=True,
         ),
     ),
     unique=(("region_code", "year", "indicator"),),
+    # (a coverage written as 95, meaning 95 %, would otherwise pass as a target no region
+    # can reach; 95% is read as 0.95)
+    ranges_when=(
+        RangeWhen(
+            "value",
+            "indicator",
+            _COVERAGES,
+            N_("a coverage target is a share between 0 and 1 (95 % is written 0.95 or 95%)"),
+            maximum=1,
+        ),
+        RangeWhen(
+            "value",
+            "indicator",
+            ("new_5g_sites",),
+            N_("a target of new sites is a whole number"),
+            whole=True,
+        ),
+    ),
 )
 
 PROJECTS = Contract(
