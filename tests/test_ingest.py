@@ -2178,7 +2178,7 @@ def test_a_coverage_target_is_a_share_and_a_percentage_is_read_as_one(
     assert (record.rows_accepted, record.rows_quarantined) == (4, 4)
     kept = {r["region_code"]: r["value"] for r in lake_rows(ready, "targets")}
     assert kept == {"140000": 0.95, "140100": 0.8, "140300": 1200.0, "140600": 0.955}
-    share = "a coverage target is a share between 0 and 1 (95 % is written 0.95 or 95%)"
+    share = "a coverage target is a share between 0 and 1 (written 0.95 or 95%)"
     reasons_by_row = {int(e["row"]): e["reason"] for e in errors_of(ready, record)}
     assert reasons_by_row == {
         4: share,

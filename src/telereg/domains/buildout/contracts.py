@@ -297,7 +297,7 @@ TARGETS = Contract(
             "value",
             "indicator",
             _COVERAGES,
-            N_("a coverage target is a share between 0 and 1 (95 % is written 0.95 or 95%)"),
+            N_("a coverage target is a share between 0 and 1 (written 0.95 or 95%)"),
             maximum=1,
         ),
         RangeWhen(
