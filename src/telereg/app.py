@@ -36,7 +36,7 @@ from telereg.api.problems import (
     status_for,
 )
 from telereg.api.router import api_router
-from telereg.core import audit, i18n
+from telereg.core import audit, i18n, workdirs
 from telereg.core.db import session_factory
 from telereg.core.errors import TeleregError
 from telereg.core.settings import Settings
@@ -195,6 +195,14 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
+def _starting(settings: Settings) -> None:
+    """Refuse settings the domains cannot work with; sweep the work on clear values a killed
+    server or command left (an upload's copy, the vault's spill), keeping that of a process
+    working alongside (:func:`workdirs.sweep_left_behind`)."""
+    registry.check_settings(settings)
+    workdirs.sweep_left_behind(settings)
+
+
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="telereg",
@@ -204,7 +212,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
-    registry.check_settings(settings)
+    _starting(settings)
     app.state.settings = settings
     app.openapi = partial(api_openapi, app)  # type: ignore[method-assign]
 

@@ -6,6 +6,7 @@ import os
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
+from telereg.core import workdirs
 from telereg.core.errors import EngineError
 from telereg.core.settings import Settings
 
@@ -30,11 +32,24 @@ def connect(settings: Settings) -> BaseBackend:
     gets its own; a Spark session is one per process and master URL.
     """
     if settings.engine == "duckdb":
-        # Spill goes under the data dir (pseudonymised data only), not the working directory.
-        config = {"temp_directory": str(settings.data_dir / "engine-spill")}
+        # Spill goes under the data dir (pseudonymised data only), not the working directory,
+        # and into a directory of this connection's own: two DuckDB databases that share one
+        # spill directory write the same file names, and read each other's blocks.
+        root = workdirs.engine_spill_root(settings)
+        workdirs.sweep(root)
+        held = workdirs.claim(root)
+        config = {"temp_directory": str(held.path / "spill")}
         if settings.duckdb_memory_limit:
             config["memory_limit"] = settings.duckdb_memory_limit
-        return ibis.duckdb.connect(**config)
+        try:
+            backend = ibis.duckdb.connect(**config)
+        except BaseException:
+            held.release()
+            raise
+        # (DuckDB removes its own spill when the connection closes; the claimed directory
+        # goes with the connection, or at the next sweep if the process is killed)
+        weakref.finalize(backend, held.release)
+        return backend
     return _spark(settings.spark_master, log=settings.data_dir / SPARK_LOG)
 
 

@@ -14,8 +14,6 @@ import hashlib
 import hmac
 import os
 import re
-import shutil
-import tempfile
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from telereg.core import audit
+from telereg.core import audit, workdirs
 from telereg.core.errors import (
     ConfigurationError,
     InputError,
@@ -157,15 +155,16 @@ class Sealer:
 def private_duckdb(directory: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection that spills (clear values, when they outgrow memory) into a fresh
     directory under ``directory``, which only this user may read and which goes when the
-    connection closes: never into ``.tmp`` of the working directory, DuckDB's default."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    spill = tempfile.mkdtemp(dir=directory)
-    con = duckdb.connect(config={"temp_directory": spill})
-    try:
-        yield con
-    finally:
-        con.close()
-        shutil.rmtree(spill, ignore_errors=True)
+    connection closes: never into ``.tmp`` of the working directory, DuckDB's default.
+    What a killed process spilled there before is swept first (:func:`workdirs.sweep`; never
+    the spill of a process working now)."""
+    workdirs.sweep(directory)
+    with workdirs.private_directory(directory) as spill:
+        con = duckdb.connect(config={"temp_directory": str(spill)})
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 class Vault:
@@ -176,7 +175,8 @@ class Vault:
     the chunk's id and kind, plus a plain index file of its tokens (tokens are
     pseudonyms, as in the lake). Storing a million identifiers is one encryption;
     revealing one reads the index, then opens one chunk. What the engine spills while
-    doing so stays in the vault's directory (``.spill``).
+    doing so stays in the vault's directory (``.spill``), and what a killed process spilled
+    there is swept by the next one that opens the vault.
     """
 
     def __init__(self, directory: Path, key: bytes) -> None:
@@ -196,7 +196,7 @@ class Vault:
 
     @property
     def _spill(self) -> Path:
-        return self._dir / ".spill"
+        return self._dir / workdirs.VAULT_SPILL
 
     def store(self, pairs: pa.Table, kind: IdentifierKind) -> int:
         """Store the (token, clear) pairs whose token is not stored yet; returns how many."""

@@ -20,11 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from telereg.core import workdirs
 from telereg.core.db import session_scope
 from telereg.core.models import Operator
 from telereg.core.settings import Settings
@@ -58,63 +55,22 @@ def errors_path(settings: Settings, file_id: str) -> Path:
     return settings.lake_dir / "_errors" / f"{file_id}.parquet"
 
 
-def _staging_root(settings: Settings) -> Path:
-    return settings.lake_dir / "_staging"
-
-
-def _scratch_root(settings: Settings) -> Path:
-    return settings.data_dir / "scratch"
-
-
-@contextmanager
-def _private_directory(root: Path) -> Iterator[Path]:
-    path = root / uuid.uuid4().hex
-    path.mkdir(parents=True, mode=0o700)
-    # Who works in it: a sweep removes it at once when that process is gone (it may hold
-    # clear values, such as a transcoded copy of the file), not only once it is old.
-    (path / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-_OWNER = ".owner"
-
-
-def _owner_gone(path: Path) -> bool:
-    """Whether the process that made the work directory ``path``, on this machine, has
-    ended (a directory of another machine sharing the data dir is never judged so)."""
-    try:
-        host, pid = (path / _OWNER).read_text().rsplit(" ", 1)
-    except (OSError, ValueError):
-        return False
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, under another user
-    return False
-
-
 def staging(settings: Settings) -> contextlib.AbstractContextManager[Path]:
     """A private directory for finished files, inside the lake (moves out are atomic)."""
-    return _private_directory(_staging_root(settings))
+    return workdirs.private_directory(workdirs.staging_root(settings))
 
 
 def scratch(settings: Settings) -> contextlib.AbstractContextManager[Path]:
     """A private work directory for clear values, outside the lake."""
-    return _private_directory(_scratch_root(settings))
+    return workdirs.private_directory(workdirs.scratch_root(settings))
 
 
-def sweep_leftovers(settings: Settings, *, older_than_s: float = 24 * 3600) -> int:
-    """Remove what interrupted ingests left behind, once it is ``older_than_s``; returns how many.
+def sweep_leftovers(settings: Settings, *, older_than_s: float = workdirs.DAY_S) -> int:
+    """Remove what interrupted ingests left behind; returns how many.
 
-    That is their staging and scratch directories (at once, when the process that made one
-    on this machine has ended), and the files of an ingest killed
+    That is their staging and scratch directories, as soon as the process that made one has
+    ended (:func:`workdirs.sweep`: never one a running process works in), and, once
+    ``older_than_s`` old, the files of an ingest killed
     between publishing them and recording its submission. Such an ingest left the note it
     wrote before publishing (``_pending/<file_id>.json``, naming its files); the files are
     removed only when the state DB answers that no submission names that file id. Files
@@ -122,17 +78,11 @@ def sweep_leftovers(settings: Settings, *, older_than_s: float = 24 * 3600) -> i
     URL, an older restore) costs nothing. (The vault chunk of such an ingest stays: the
     same file sent again finds its identifiers known and stores none.)
     """
-    cutoff = time.time() - older_than_s
-    removed = 0
-    for root in (_staging_root(settings), _scratch_root(settings)):
-        if not root.is_dir():
-            continue
-        for path in root.iterdir():
-            with contextlib.suppress(FileNotFoundError):  # another ingest swept it first
-                if path.is_dir() and (path.stat().st_mtime < cutoff or _owner_gone(path)):
-                    shutil.rmtree(path, ignore_errors=True)
-                    removed += 1
-    return removed + _sweep_unrecorded(settings, cutoff)
+    removed = sum(
+        workdirs.sweep(root, older_than_s=older_than_s)
+        for root in (workdirs.staging_root(settings), workdirs.scratch_root(settings))
+    )
+    return removed + _sweep_unrecorded(settings, time.time() - older_than_s)
 
 
 def _pending_root(settings: Settings) -> Path:
