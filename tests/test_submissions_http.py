@@ -531,3 +531,89 @@ def test_an_upload_is_copied_to_the_private_scratch_space_and_swept_if_left(
     assert not copy.parent.exists(), "removed once the request is done"
     assert not left.exists(), "a copy a killed server left is swept"
     assert list(scratch.iterdir()) == []
+
+
+def _nothing_kept(site: Site) -> None:
+    from sqlalchemy import func, select
+
+    from telereg.core.db import session_scope
+    from telereg.ingest.models import Submission
+
+    with session_scope(site.settings) as session:
+        assert session.scalar(select(func.count()).select_from(Submission)) == 0
+    lake = site.settings.lake_dir
+    assert not list(lake.rglob("*.parquet")) if lake.exists() else True
+    scratch = site.settings.data_dir / "scratch"
+    assert not (scratch.is_dir() and list(scratch.iterdir())), "no copy of the upload is left"
+
+
+def test_a_storage_failure_answers_507_saying_what_is_wrong_without_paths(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A real failure of the file system, as root too (chmod does not stop root): a file
+    # stands where the ingest must make its staging directory.
+    staging = site.settings.lake_dir / "_staging"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.write_text("not a directory")
+    answer = site.client.post(
+        "/api/v1/submissions",
+        headers={**site.as_role("operator"), "Accept-Language": "en"},
+        data={"dataset": "cells", "operator": "CMCC", "period": "2021-11"},
+        files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
+    )
+    assert answer.status_code == 507, answer.text
+    body = answer.json()
+    said = "the server's storage is full or not writable; nothing was stored; ask the administrator"
+    assert (body["detail"], body["message"], body["type"]) == (
+        said,
+        said,
+        "urn:telereg:problem:storage",
+    )
+    assert "internal error" not in answer.text
+    assert str(site.settings.data_dir) not in answer.text, "no server path in the answer"
+    assert "_staging" not in answer.text
+    # The administrator finds the cause, with the path, in the server log.
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "storage error on POST /api/v1/submissions" in logged
+    assert str(staging) in caplog.text
+    _nothing_kept(site)
+
+
+def test_an_upload_that_cannot_be_copied_is_a_storage_failure_too(site: Site) -> None:
+    # The upload's copy cannot be made: a file stands where the scratch space must be.
+    scratch = site.settings.data_dir / "scratch"
+    if scratch.is_dir():
+        scratch.rmdir()
+    scratch.write_text("not a directory")
+    answer = upload(site, "operator", "CMCC")
+    assert answer.status_code == 507, answer.text
+    assert answer.json()["type"] == "urn:telereg:problem:storage"
+    assert str(site.settings.data_dir) not in answer.text
+    scratch.unlink()
+    _nothing_kept(site)
+
+
+def test_the_web_upload_page_says_the_storage_failed_without_paths(site: Site) -> None:
+    browser = TestClient(site.client.app)
+    site.login(browser, "olu", PASSWORD)
+    browser.get("/lang/en")
+    form = browser.get("/data/upload")
+    staging = site.settings.lake_dir / "_staging"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.write_text("not a directory")
+    posted = browser.post(
+        "/data/upload",
+        data={
+            "dataset": "cells",
+            "operator": "CMCC",
+            "period": "2021-11",
+            "csrf_token": csrf_of(form.text),
+        },
+        files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
+    )
+    assert posted.status_code == 507
+    assert posted.headers["content-type"].startswith("text/html")
+    assert "the server&#39;s storage is full or not writable; nothing was stored" in posted.text
+    assert "Please try again later" not in posted.text
+    assert str(site.settings.data_dir) not in posted.text
+    _nothing_kept(site)

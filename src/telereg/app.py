@@ -30,6 +30,7 @@ from telereg.api.problems import (
     MALFORMED_JSON,
     METHOD_NOT_ALLOWED,
     NO_SUCH_ADDRESS,
+    STORAGE_FAILED,
     field_errors,
     field_problem,
     problem,
@@ -38,7 +39,7 @@ from telereg.api.problems import (
 from telereg.api.router import api_router
 from telereg.core import audit, i18n, workdirs
 from telereg.core.db import session_factory
-from telereg.core.errors import TeleregError
+from telereg.core.errors import StorageError, TeleregError
 from telereg.core.settings import Settings
 from telereg.domains.buildout import pages as buildout_pages
 from telereg.domains.fraud import pages as fraud_pages
@@ -195,6 +196,19 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
+def _server_fault(request: Request, error: TeleregError) -> str:
+    """What the answer to a server fault says, once the fault is logged: a storage error,
+    what is wrong and that nothing was stored (its cause names the server's paths: the log
+    has it); another, only that the log has the details."""
+    if isinstance(error, StorageError):
+        log.error(
+            "storage error on %s %s: %s", request.method, request.url.path, error, exc_info=error
+        )
+        return STORAGE_FAILED
+    log.error("server error on %s %s: %s", request.method, request.url.path, error)
+    return "internal error; the server log has the details"
+
+
 def _starting(settings: Settings) -> None:
     """Refuse settings the domains cannot work with; sweep the work on clear values a killed
     server or command left (an upload's copy, the vault's spill), keeping that of a process
@@ -279,11 +293,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(TeleregError)
     async def telereg_error(request: Request, error: TeleregError) -> Response:
         status = status_for(error)
-        detail = str(error)
         if status >= 500:
-            log.error("server error on %s %s: %s", request.method, request.url.path, error)
-            detail = "internal error; the server log has the details"
-            return respond(request, status, detail, error, error.code)
+            return respond(request, status, _server_fault(request, error), error, error.code)
+        detail = str(error)
         # (a file's name before the message is data: the message alone is translated)
         message = i18n.localise(error.message)
         if error.where:

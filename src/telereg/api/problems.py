@@ -41,6 +41,11 @@ MALFORMED_FORM = N_("the request body is not a readable form: {detail}")
 BODY_TOO_LARGE = N_("request body larger than {limit} bytes")
 NO_SUCH_ADDRESS = N_("the API has no address {path}")
 METHOD_NOT_ALLOWED = N_("{path} does not take {method}, only {allowed}")
+#: What a storage error (507) says: the engine's own words name the server's paths, so they
+#: go to the server log only.
+STORAGE_FAILED = N_(
+    "the server's storage is full or not writable; nothing was stored; ask the administrator"
+)
 #: Fields whose value an answer never repeats.
 _SECRET_FIELDS = re.compile(r"password|secret|token|key", re.IGNORECASE)
 

@@ -25,7 +25,7 @@ from telereg.core.periods import MONTH_FIELD
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
 from telereg.ingest import lake
-from telereg.ingest.service import SubmissionRecord, ingest_file
+from telereg.ingest.service import SubmissionRecord, ingest_file, storage_errors
 
 #: The name of an upload's copy in its scratch directory.
 UPLOAD_COPY = "upload.bin"
@@ -126,8 +126,8 @@ async def ingest_upload(
 def _ingest(settings: Settings, principal: Principal, upload: Upload) -> SubmissionRecord:
     contract = registry.contract(upload.fields.dataset)
     # The copy holds clear values: it is made in the data dir's private scratch space (mode
-    # 0700), removed when the request ends, and swept by the next ingest if the server dies.
-    with lake.scratch(settings) as work:
+    # 0700), removed when the request ends, and swept at the next start if the server dies.
+    with storage_errors(upload.file.filename or "upload"), lake.scratch(settings) as work:
         path = work / UPLOAD_COPY
         with path.open("wb") as fh:
             shutil.copyfileobj(upload.file.file, fh, length=1 << 20)

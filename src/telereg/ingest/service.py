@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import cache
@@ -248,7 +249,11 @@ def _ingest(
 
     file_id = uuid.uuid4().hex
     lake.sweep_leftovers(settings)
-    with lake.staging(settings) as workdir, lake.scratch(settings) as scratch:
+    with (
+        storage_errors(filename),
+        lake.staging(settings) as workdir,
+        lake.scratch(settings) as scratch,
+    ):
         try:
             result = _process(
                 settings,
@@ -267,11 +272,6 @@ def _ingest(
             result = _Result(
                 SubmissionStatus.REJECTED, message=str(err.message), period=period or ""
             )
-        except (duckdb.IOException, OSError) as err:
-            # A full disk or a read-only data dir: the staged files go with their directory.
-            raise StorageError(
-                reasons.CANNOT_STORE.format(detail=readers.first_line(err)), where=filename
-            ) from err
         if recheck is not None and result.rows_accepted <= recheck_accepted:
             # Nothing more passes: the same bytes change nothing (the staged files go).
             with session_scope(settings) as session:
@@ -314,6 +314,21 @@ def _ingest(
             recorded(record.duplicate_of is None)
     step("done")
     return record
+
+
+@contextmanager
+def storage_errors(filename: str) -> Iterator[None]:
+    """A full disk or a data dir that cannot be written to (the engine's or the file
+    system's error) in the block, raised as :class:`StorageError` naming the file sent
+    (``filename``, numbers in it masked): what the block staged goes with its directories,
+    and published files are withdrawn."""
+    try:
+        yield
+    except (duckdb.IOException, OSError) as err:
+        raise StorageError(
+            reasons.CANNOT_STORE.format(detail=readers.first_line(err)),
+            where=mask_digits(Path(filename).name)[:255],
+        ) from err
 
 
 def _same_bytes(

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from telereg.api.problems import field_problem
-from telereg.core.errors import CsrfError, RoleLacksPermissionError, TeleregError
+from telereg.api.problems import STORAGE_FAILED, field_problem
+from telereg.core.errors import CsrfError, RoleLacksPermissionError, StorageError, TeleregError
 from telereg.core.i18n import gettext as _
 from telereg.core.i18n import localise
 from telereg.web.deps import LoginRequiredError, identify
@@ -34,7 +34,9 @@ def error_page(request: Request, status: int, detail: str, error: Exception | No
         identify(request)  # (no route ran, so nobody looked at the session yet)
     title = _(ERROR_TITLES.get(status, ERROR_TITLES[500]))
     # Server faults do not show their internals; user mistakes say what was wrong.
-    if status >= 500:
+    if isinstance(error, StorageError):
+        shown = _(STORAGE_FAILED)
+    elif status >= 500:
         shown = _("The error was logged. Please try again later.")
     elif isinstance(error, CsrfError):
         shown = _(CSRF_EXPIRED)

@@ -216,6 +216,7 @@ ERROR_TITLES = {
     429: N_("Too many attempts"),
     500: N_("Something went wrong"),
     503: N_("Service unavailable"),
+    507: N_("Storage full or not writable"),
 }
 WRONG_CREDENTIALS = N_("Wrong username or password.")
 LOCKED_OUT = N_("Too many failed sign-in attempts. Try again later.")
