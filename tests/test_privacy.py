@@ -359,6 +359,72 @@ def test_reveals_beyond_the_daily_limit_are_refused_and_audited(db_settings: Set
             )
 
 
+def test_reveals_at_the_same_moment_never_pass_the_daily_limit_together(
+    db_settings: Settings,
+) -> None:
+    """Each reveal counts the user's reveals of the day, then reveals: without taking turns,
+    reveals at once would all count the same past and all pass."""
+    import threading
+
+    limit = 5
+    limited = db_settings.model_copy(update={"reidentify_daily_limit": limit})
+    tokens = [_stored(limited, f"1381234{n:04d}") for n in range(3)]
+    analyst = principal_of_role(Role.ANALYST)
+    attempts = 12
+    start = threading.Barrier(attempts)
+    outcomes: list[str] = []
+
+    def reveal(n: int) -> None:
+        try:
+            with session_scope(limited) as session:
+                start.wait()
+                if n % 3 == 0:  # as a hand-over does: two values checked at once, then revealed
+                    may_reidentify(
+                        session,
+                        settings=limited,
+                        principal=analyst,
+                        reason="police case 12",
+                        values=2,
+                    )
+                    for token in tokens[:2]:
+                        reidentify(
+                            session,
+                            settings=limited,
+                            principal=analyst,
+                            token=token,
+                            reason="police case 12",
+                        )
+                    outcomes.append("two")
+                else:
+                    reidentify(
+                        session,
+                        settings=limited,
+                        principal=analyst,
+                        token=tokens[n % 3],
+                        reason="police case 12",
+                    )
+                    outcomes.append("one")
+        except LimitReachedError:
+            outcomes.append("refused")
+        except Exception as err:  # noqa: BLE001 - any other failure fails the test below
+            outcomes.append(repr(err))
+
+    threads = [threading.Thread(target=reveal, args=(n,)) for n in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert set(outcomes) <= {"one", "two", "refused"}, outcomes
+    revealed = outcomes.count("one") + 2 * outcomes.count("two")
+    assert limit - 1 <= revealed <= limit, outcomes
+    with session_scope(limited) as session:
+        assert len(_entries(session, "privacy.reidentify")) == revealed, "as the log counts"
+        refused = _entries(session, "privacy.reidentify_refused")
+        assert len(refused) == outcomes.count("refused")
+        assert {r.detail["refused"] for r in refused} == {"limit-reached"}
+
+
 @given(values=st.lists(st.text(max_size=30), max_size=20), key=st.binary(min_size=1, max_size=100))
 def test_batch_pseudonymiser_gives_the_same_tokens(values: list[str], key: bytes) -> None:
     assert Pseudonymiser(key).tokens(values) == [pseudonymise(v, key) for v in values]

@@ -152,3 +152,15 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     message: Mapped[str] = mapped_column(Text, default="")
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ReidentifyTurn(Base):
+    """One row per user who reveals clear values, written by each reveal's transaction
+    before it counts that user's reveals of the last day and held until it commits: two
+    reveals of one user at once are counted one after the other, never both against the
+    same count (the count itself is the audit log's)."""
+
+    __tablename__ = "reidentify_turns"
+
+    actor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -16,7 +16,7 @@ import os
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from telereg.core import audit, workdirs
@@ -40,7 +41,7 @@ from telereg.core.errors import (
     TeleregError,
 )
 from telereg.core.i18n import N_
-from telereg.core.models import AuditEntry
+from telereg.core.models import AuditEntry, ReidentifyTurn
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -319,6 +320,32 @@ def _width(letters: Iterable[str]) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in letters)
 
 
+def take_turn(session: Session, *, actor: str) -> None:
+    """Lock ``actor``'s row of ``reidentify_turns`` until ``session``'s transaction ends.
+
+    An upsert, which waits while another transaction holds the row (PostgreSQL: its row
+    lock, a first row's unique key included; SQLite: the database's write lock), so the
+    reveals a transaction counts after it (:func:`revealed_in_a_day`) include those of every
+    transaction of the same user that committed before, and none that is still running can
+    count the same.
+    """
+    dialect = session.get_bind().dialect.name
+    upsert = _UPSERTS.get(dialect)
+    if upsert is None:
+        raise ConfigurationError(f"re-identification needs SQLite or PostgreSQL, not {dialect}")
+    taken = upsert(ReidentifyTurn).values(actor=actor, at=datetime.now(UTC))
+    session.execute(
+        taken.on_conflict_do_update(index_elements=["actor"], set_={"at": taken.excluded.at})
+    )
+
+
+#: Each state DB's ``INSERT … ON CONFLICT`` (the two dialects' constructs spell it alike).
+_UPSERTS: dict[str, Callable[..., Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
 def revealed_in_a_day(session: Session, *, actor: str) -> int:
     """Clear values ``actor`` revealed in the last 24 hours, as the audit log counts them."""
     since = datetime.now(UTC) - timedelta(days=1)
@@ -382,6 +409,9 @@ def _allowed(
 ) -> str:
     principal.require(Permission.PRIVACY_REIDENTIFY)
     kept = reidentification_reason(reason)
+    # Counted and revealed in the user's turn: a reveal of theirs running alongside counts
+    # after this one commits (or rolls back), so two cannot pass on the same count.
+    take_turn(session, actor=principal.name)
     used = revealed_in_a_day(session, actor=principal.name)
     if used + values > settings.reidentify_daily_limit:
         raise LimitReachedError(
