@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from telereg.core import audit
 from telereg.core.accounts import get_operator
 from telereg.core.db import session_scope, utcnow
-from telereg.core.errors import InputError, PermissionDeniedError, StorageError
+from telereg.core.errors import InputError, PermissionDeniedError, StorageError, TeleregError
 from telereg.core.geo import gcj02_to_wgs84
 from telereg.core.models import Operator
 from telereg.core.periods import month_problem
@@ -324,6 +324,8 @@ def storage_errors(filename: str) -> Iterator[None]:
     and published files are withdrawn."""
     try:
         yield
+    except TeleregError:
+        raise  # (ours, a PermissionError such as a refusal among them, say what they are)
     except (duckdb.IOException, OSError) as err:
         raise StorageError(
             reasons.CANNOT_STORE.format(detail=readers.first_line(err)),
