@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -145,6 +146,7 @@ def test_analyses_spilling_at_once_each_spill_into_their_own_directory(
     sums: list[int] = []
     failures: list[BaseException] = []
     spill_dirs: list[list[Path]] = []
+    both_done = threading.Barrier(2, timeout=120)
     query = (
         "SELECT sum(x) FROM (SELECT i AS x, repeat('a', 20) AS s FROM range(2000000) t(i) "
         "ORDER BY s, x DESC)"
@@ -155,6 +157,7 @@ def test_analyses_spilling_at_once_each_spill_into_their_own_directory(
         try:
             backend.raw_sql("SET threads = 1")
             ((found,),) = backend.raw_sql(query).fetchall()
+            both_done.wait()  # (both connections still open)
             spill_dirs.append(_work_of(workdirs.engine_spill_root(limited)))
             sums.append(int(found))
         except BaseException as err:  # noqa: BLE001 - reported below
@@ -169,8 +172,6 @@ def test_analyses_spilling_at_once_each_spill_into_their_own_directory(
         thread.join()
     assert failures == []
     assert sums == [sum(range(2_000_000))] * 2
-    assert any(len(seen) == 2 for seen in spill_dirs), "one directory per connection"
-    import gc
-
+    assert [len(seen) for seen in spill_dirs] == [2, 2], "one directory per connection"
     gc.collect()
     assert _work_of(workdirs.engine_spill_root(limited)) == [], "each goes with its connection"
