@@ -1,7 +1,7 @@
 """reidentify_turns: a row per user that a reveal locks while it counts and reveals
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 11:10:00
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import telereg.core.db
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
