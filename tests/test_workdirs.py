@@ -147,6 +147,7 @@ def test_analyses_spilling_at_once_each_spill_into_their_own_directory(
     failures: list[BaseException] = []
     spill_dirs: list[list[Path]] = []
     both_done = threading.Barrier(2, timeout=120)
+    both_looked = threading.Barrier(2, timeout=120)
     query = (
         "SELECT sum(x) FROM (SELECT i AS x, repeat('a', 20) AS s FROM range(2000000) t(i) "
         "ORDER BY s, x DESC)"
@@ -159,9 +160,13 @@ def test_analyses_spilling_at_once_each_spill_into_their_own_directory(
             ((found,),) = backend.raw_sql(query).fetchall()
             both_done.wait()  # (both connections still open)
             spill_dirs.append(_work_of(workdirs.engine_spill_root(limited)))
+            both_looked.wait()  # (and still open while the other looks)
             sums.append(int(found))
         except BaseException as err:  # noqa: BLE001 - reported below
             failures.append(err)
+            # (the other thread stops waiting: this error is the failure)
+            both_done.abort()
+            both_looked.abort()
         finally:
             del backend
 
