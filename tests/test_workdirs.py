@@ -128,6 +128,40 @@ def test_a_directory_being_made_or_made_by_an_older_version_is_judged_by_age(
     assert list(root.iterdir()) == []
 
 
+def test_a_young_directory_being_made_is_not_locked_by_a_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its maker takes the lock a moment from now; a sweep holding it then would make the
+    # maker's claim fail (a false "storage not writable" for an ingest).
+    root = tmp_path / "scratch"
+    being_made = root / ".0123"
+    being_made.mkdir(parents=True)
+    (being_made / workdirs.OWNER).touch()
+    tried: list[int] = []
+    monkeypatch.setattr(workdirs.fcntl, "flock", lambda *args: tried.append(args[0]))
+    assert workdirs.sweep(root) == 0
+    assert tried == [], "not even tried"
+    assert being_made.exists()
+
+
+def test_a_directory_a_sweep_cannot_read_is_left_and_the_rest_swept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (another account's, say: the server still starts, the vault still opens)
+    root = tmp_path / "scratch"
+    unreadable = root / "4567"
+    unreadable.mkdir(parents=True)
+    (unreadable / workdirs.OWNER).symlink_to("/etc/hostname/not-a-directory")
+    gone = root / "89ab"
+    gone.mkdir()
+    day_ago = time.time() - workdirs.DAY_S - 60
+    os.utime(gone, (day_ago, day_ago))
+    assert workdirs.sweep(root) == 1
+    assert [p.name for p in root.iterdir()] == ["4567"]
+    assert "work directory" in caplog.text
+    assert "4567" in caplog.text
+
+
 def test_a_directory_held_in_this_process_is_kept_and_goes_when_released(tmp_path: Path) -> None:
     root = tmp_path / "scratch"
     with workdirs.private_directory(root) as work:

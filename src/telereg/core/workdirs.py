@@ -11,8 +11,8 @@ server) is never removed, and the leftovers of a killed one go at the next start
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import socket
@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from telereg.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 #: The file of a work directory whose lock its process holds (it names the host and pid).
 OWNER = ".owner"
@@ -112,10 +114,20 @@ def sweep(root: Path, *, older_than_s: float = DAY_S) -> int:
     if not root.is_dir():
         return 0
     removed = 0
-    for path in root.iterdir():
-        with contextlib.suppress(FileNotFoundError):  # another sweep took it first
+    try:
+        found = list(root.iterdir())
+    except OSError as err:
+        log.warning("work directories under %s not swept: %s", root, err)
+        return 0
+    for path in found:
+        try:
             if path.is_dir() and _abandoned_removed(path, older_than_s):
                 removed += 1
+        except FileNotFoundError:
+            continue  # another sweep took it first
+        except OSError as err:
+            # (one another account left, say: it stays, and the work of this process goes on)
+            log.warning("work directory %s left as it is: %s", path, err)
     return removed
 
 
@@ -127,10 +139,14 @@ def sweep_left_behind(settings: Settings) -> int:
 def _abandoned_removed(path: Path, older_than_s: float) -> bool:
     age = time.time() - path.stat().st_mtime
     being_made = path.name.startswith(".")
+    if being_made and age < _MAKING_S:
+        # Its maker locks it a moment from now: not even its lock is tried, which would make
+        # the maker's own attempt fail while this sweep held it.
+        return False
     try:
         fd = os.open(path / OWNER, os.O_RDONLY)
     except FileNotFoundError:
-        if age < (_MAKING_S if being_made else older_than_s):
+        if not being_made and age < older_than_s:
             return False
         shutil.rmtree(path, ignore_errors=True)
         return True
@@ -139,8 +155,6 @@ def _abandoned_removed(path: Path, older_than_s: float) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # its process works in it now
-        if being_made and age < _MAKING_S:
-            return False  # (locked a moment from now)
         shutil.rmtree(path, ignore_errors=True)
         return True
     finally:
