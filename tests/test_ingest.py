@@ -2171,13 +2171,22 @@ def test_a_coverage_target_is_a_share_and_a_percentage_is_read_as_one(
         "140400,2021,new_5g_sites,45%\n"
         "140500,2021,new_5g_sites,12.5\n"
         "140600,2021,key_place_coverage,９５.５ ％\n"
-        "140700,2021,key_place_coverage,95%%\n",
+        "140700,2021,key_place_coverage,95%%\n"
+        "140800,2021,new_5g_sites,1e20\n"
+        "140900,2021,new_5g_sites,inf\n"
+        "141000,2021,corridor_coverage,nan\n",
         encoding="utf-8",
     )
     record = submit(ready, path, "targets", operator="CA", period="2021-11")
-    assert (record.rows_accepted, record.rows_quarantined) == (4, 4)
+    assert (record.rows_accepted, record.rows_quarantined) == (5, 6)
     kept = {r["region_code"]: r["value"] for r in lake_rows(ready, "targets")}
-    assert kept == {"140000": 0.95, "140100": 0.8, "140300": 1200.0, "140600": 0.955}
+    assert kept == {
+        "140000": 0.95,
+        "140100": 0.8,
+        "140300": 1200.0,
+        "140600": 0.955,
+        "140800": 1e20,
+    }
     share = "a coverage target is a share between 0 and 1 (written 0.95 or 95%)"
     reasons_by_row = {int(e["row"]): e["reason"] for e in errors_of(ready, record)}
     assert reasons_by_row == {
@@ -2186,6 +2195,8 @@ def test_a_coverage_target_is_a_share_and_a_percentage_is_read_as_one(
         6: reasons.NOT_VALID.format(type="float"),
         7: "a target of new sites is a whole number",
         9: reasons.NOT_VALID.format(type="float"),
+        11: reasons.NOT_VALID.format(type="float"),
+        12: reasons.NOT_VALID.format(type="float"),
     }
     # The rule is in the datasets reference with the column's own.
     value = registry.contract("targets").column("value")

@@ -210,7 +210,7 @@ def row_checks(contract: Contract, rows: ir.Table, *, flag_only: bool = False) -
             checks.append(
                 Check(
                     column.name,
-                    present & converted.isnull(),
+                    present & (converted.isnull() | ~_finite(column, converted)),
                     _text(reasons.NOT_VALID.format(type=column.type.value)),
                 )
             )
@@ -265,14 +265,31 @@ def row_checks(contract: Contract, rows: ir.Table, *, flag_only: bool = False) -
                     _text(reasons.TOO_LONG.format(length=column.max_length)),
                 )
             )
+    return checks + _ranges_when(contract, rows)
+
+
+def _finite(column: Column, converted: ir.Value) -> ir.BooleanValue:
+    """Whether a number is finite: ``nan`` and ``inf`` read as floats, and are nobody's
+    figure (true for a value of any other type)."""
+    if column.type is not ColumnType.FLOAT:
+        return ibis.literal(True)
+    finite: ir.BooleanValue = ~(converted.isnan() | converted.isinf())
+    return finite
+
+
+def _ranges_when(contract: Contract, rows: ir.Table) -> list[Check]:
+    """The rules across columns (:class:`RangeWhen`), for the valid numbers they bound."""
+    checks = []
     for rule in contract.ranges_when:
-        number = typed(contract.column(rule.column), rows[rule.column])
+        column = contract.column(rule.column)
+        number = typed(column, rows[rule.column])
         outside = [
             *([number < rule.minimum] if rule.minimum is not None else []),
             *([number > rule.maximum] if rule.maximum is not None else []),
-            *([number != number.floor()] if rule.whole else []),
+            # (not ``floor``, which the engine takes through a 64-bit integer: ``1e20`` fails)
+            *([number % 1 != 0] if rule.whole else []),
         ]
-        applies = rows[rule.when].isin(rule.values)
+        applies = rows[rule.when].isin(rule.values) & _finite(column, number)
         checks.append(Check(rule.column, applies & ibis.or_(*outside), _text(rule.words)))
     return checks
 
