@@ -772,6 +772,34 @@ def test_short_lines_are_not_padded_in_a_file_with_a_line_break_in_quotes(
     )
 
 
+def test_a_line_break_in_quotes_below_the_readers_sample_is_not_padded(
+    ready: Settings, tmp_path: Path
+):
+    # The reader's sniffer looks at the first 20,000 lines or so: with no quote among them,
+    # it names none, and the quote further down must still keep short lines from padding.
+    plain = "".join(f"138{i:08d},2021-11-01,{i},game\n" for i in range(30_000))
+    text = (
+        "phone,day,bytes,app_category\n"
+        + plain
+        + '13900000001,2021-11-02,200,"video\nstreaming"\n'
+        + "13900000002,2021-11-03,300\n"
+    )
+    path = tmp_path / "sessions.csv"
+    path.write_text(text)
+    record = submit(ready, path, "data_sessions", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (30_001, 1), record.message
+    rows = lake_rows(ready, "data_sessions")
+    assert [(r["source_row"], r["app_category"]) for r in rows[-2:]] == [
+        (30_001, "game"),
+        (30_002, "video\nstreaming"),
+    ]
+    [error] = errors_of(ready, record)
+    assert (error["row"], error["reason"]) == (
+        "30003",  # (as a spreadsheet numbers it: the quoted line break is one row)
+        "unreadable line: the line has 3 fields, the header 4",
+    )
+
+
 def test_a_line_break_in_quotes_is_found_across_chunks(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(readers, "_CHUNK", 4)
     path = tmp_path / "quoted.csv"

@@ -424,6 +424,10 @@ def _dialect(con: duckdb.DuckDBPyConnection, source: Path, *, long_lines: bool) 
     ).fetchone()
     assert found is not None, "the sniffer describes every file it reads"
     delimiter, quote, escape, comment = ("" if str(v) == "(empty)" else str(v) for v in found[:4])
+    # A sample with no quotes in it gives none: RFC 4180's (which Excel writes) is taken, so
+    # that a quoted value further down is read as one, or, holding a line break, sends the
+    # file to the reader's own detection (see :func:`_csv_relation`).
+    quote = quote or '"'
     # (an escape the sample did not show is the quote doubled, as RFC 4180 and Excel have it)
     return _Dialect(delimiter, quote, escape or quote, comment, int(found[4]))
 
@@ -452,7 +456,11 @@ def _csv_relation(
     path = str(source).replace("'", "''")
     dialect = _dialect(con, source, long_lines=long_lines)
     if line_break_in_quotes(source, dialect.quote):
-        detected = "header = true, all_varchar = true, null_padding = false"
+        # (the quote given, as above: a sample with none would split a quoted line break)
+        detected = (
+            f"header = true, all_varchar = true, null_padding = false, "
+            f"quote = {_sql_literal(dialect.quote)}, escape = {_sql_literal(dialect.escape)}"
+        )
         return f"read_csv('{path}', {detected}, {rejects})"
     # The reader is told the sniffer's dialect and the header's columns: left to detect
     # them itself with padding on, it widens the table to a longer line in its sample and
