@@ -39,8 +39,6 @@ def upgrade(settings: Settings, revision: str = "head") -> str:
             raise _newer(at) from err
     with state_engine(settings).begin() as connection:
         config.attributes["connection"] = connection
-        # (for a migration that fills a table from files in the data dir)
-        config.attributes["settings"] = settings
         command.upgrade(config, revision)
     return current_revision(settings) or ""
 
