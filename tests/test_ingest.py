@@ -2202,11 +2202,12 @@ def test_a_coverage_target_is_a_share_and_a_percentage_is_read_as_one(
         "140700,2021,key_place_coverage,95%%\n"
         "140800,2021,new_5g_sites,1e20\n"
         "140900,2021,new_5g_sites,inf\n"
-        "141000,2021,corridor_coverage,nan\n",
+        "141000,2021,corridor_coverage,nan\n"
+        "141100,2021,新建5G基站,300\n",
         encoding="utf-8",
     )
     record = submit(ready, path, "targets", operator="CA", period="2021-11")
-    assert (record.rows_accepted, record.rows_quarantined) == (5, 6)
+    assert (record.rows_accepted, record.rows_quarantined) == (6, 6)
     kept = {r["region_code"]: r["value"] for r in lake_rows(ready, "targets")}
     assert kept == {
         "140000": 0.95,
@@ -2214,6 +2215,7 @@ def test_a_coverage_target_is_a_share_and_a_percentage_is_read_as_one(
         "140300": 1200.0,
         "140600": 0.955,
         "140800": 1e20,
+        "141100": 300.0,  # (its indicator by the Chinese name, which has a letter)
     }
     share = "a coverage target is a share between 0 and 1 (written 0.95 or 95%)"
     reasons_by_row = {int(e["row"]): e["reason"] for e in errors_of(ready, record)}

@@ -991,8 +991,9 @@ def _named_codes(value: str, column: Column) -> str:
     its code."""
     if not column.enum:
         return value
+    # (compared in lower case, as the value is: ``新建5G基站`` has a letter too)
     cases = [
-        f"WHEN {_sql_text(name)} THEN {_sql_text(code)}"
+        f"WHEN {_sql_text(name.lower())} THEN {_sql_text(code)}"
         for name, code in column.labels
         if code in column.enum
     ]
