@@ -6,6 +6,7 @@ import contextlib
 import csv
 import datetime as dt
 import io
+import math
 import os
 import re
 import signal
@@ -181,9 +182,29 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
+@st.composite
+def valid_row(draw: st.DrawFn, contract: Contract) -> dict[str, str]:
+    """A row whose every value is valid, and whose numbers keep the ranges the contract's
+    rules across columns set where they apply (a coverage target's value is a share)."""
+    row = draw(st.fixed_dictionaries({c.name: valid_value(contract, c) for c in contract.columns}))
+    for rule in contract.ranges_when:
+        if row[rule.when] not in rule.values:
+            continue
+        column = contract.column(rule.column)
+        low = max((b for b in (column.minimum, rule.minimum) if b is not None), default=-1e6)
+        high = min((b for b in (column.maximum, rule.maximum) if b is not None), default=1e6)
+        drawn = (
+            st.integers(math.ceil(low), math.floor(high)).map(float)
+            if rule.whole
+            else st.floats(low, high, allow_nan=False)
+        )
+        row[rule.column] = draw(drawn.map(lambda v: f"{v:.6f}"))
+    return row
+
+
 def rows_strategy(contract: Contract) -> st.SearchStrategy[list[dict[str, str]]]:
     """Valid rows, their unique keys distinct (a key's values compare trimmed, any case)."""
-    row = st.fixed_dictionaries({c.name: valid_value(contract, c) for c in contract.columns})
+    row = valid_row(contract)
     if not contract.unique:
         return st.lists(row, min_size=2, max_size=6)
 
