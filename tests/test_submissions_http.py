@@ -616,4 +616,7 @@ def test_the_web_upload_page_says_the_storage_failed_without_paths(site: Site) -
     assert "the server&#39;s storage is full or not writable; nothing was stored" in posted.text
     assert "Please try again later" not in posted.text
     assert str(site.settings.data_dir) not in posted.text
+    # The form again, as it was filled in, to send once there is room.
+    assert 'name="file"' in posted.text
+    assert '<option value="cells" selected' in posted.text
     _nothing_kept(site)

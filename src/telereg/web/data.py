@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Annotated
 
@@ -11,10 +12,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from telereg import registry
 from telereg.api.deps import RowId, SessionDep, SettingsDep
-from telereg.api.problems import field_problem
+from telereg.api.problems import STORAGE_FAILED, field_problem
 from telereg.api.uploads import ingest_upload, read_upload
 from telereg.core import audit, i18n
-from telereg.core.errors import InputError, NotFoundError
+from telereg.core.errors import InputError, NotFoundError, StorageError
 from telereg.core.periods import OPTIONAL_MONTH_FIELD, month_problem
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
@@ -24,6 +25,8 @@ from telereg.ingest.contracts import Contract
 from telereg.web.deps import require_page, verify_csrf
 from telereg.web.templating import render
 from telereg.web.terms import ERROR_REPORT_HEADERS, operator_names, shown_name
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/data", include_in_schema=False)
 PAGE_SIZE = 30
@@ -128,6 +131,11 @@ async def upload(
         # Refused before anything was recorded (no period for a list without dates, an
         # unknown dataset): the form again, with what to change.
         return refused(error=str(err), chosen=chosen)
+    except StorageError:
+        # Nothing was stored either: the form again, as chosen, to send once the
+        # administrator has made room (the cause names the server's paths: the log has it).
+        log.exception("storage error on POST %s", request.url.path)
+        return refused(error=STORAGE_FAILED, chosen=chosen, status_code=507)
     sent = "back" if record.reinstated else "again" if record.duplicate_of else None
     return RedirectResponse(
         f"/data/submissions/{record.id}" + (f"?sent={sent}" if sent else ""), status_code=303
