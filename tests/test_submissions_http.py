@@ -619,4 +619,15 @@ def test_the_web_upload_page_says_the_storage_failed_without_paths(site: Site) -
     # The form again, as it was filled in, to send once there is room.
     assert 'name="file"' in posted.text
     assert '<option value="cells" selected' in posted.text
+    # And in Chinese, the default language.
+    browser.get("/lang/zh_CN")
+    form = browser.get("/data/upload")
+    posted = browser.post(
+        "/data/upload",
+        data={"dataset": "cells", "operator": "CMCC", "period": "2021-11"}
+        | {"csrf_token": csrf_of(form.text)},
+        files={"file": ("cells.csv", CELLS.encode(), "text/csv")},
+    )
+    assert posted.status_code == 507
+    assert "服务器存储空间已满或无法写入；未保存任何内容" in posted.text
     _nothing_kept(site)
