@@ -475,6 +475,95 @@ def test_reveals_beyond_the_daily_limit_are_refused_with_429(tmp_path: Path) -> 
     ]
 
 
+def _reveal(site: Site, role: str, token: str, reason: str, case: int | None = None) -> Any:
+    body: dict[str, Any] = {"token": token, "reason": reason}
+    if case is not None:
+        body["case_id"] = case
+    return site.client.post("/api/v1/privacy/reidentify", json=body, headers=site.as_role(role))
+
+
+def test_a_reveal_for_a_case_is_in_the_cases_history(site: Site) -> None:
+    case = _case_of_lines(site, "looked", "13900000001", "140102198001010011", "13900000002")
+    detail = site.client.get(f"/api/v1/fraud/cases/{case}", headers=site.as_role("analyst"))
+    line, holder = detail.json()["subject"]["line"], detail.json()["subject"]["id_number"]
+    (stranger,) = _in_vault(site, "13812341234")
+
+    # Two values of the case with one reason: one step of its history, counting both.
+    for token in (line, holder):
+        shown = _reveal(site, "analyst", token, "police request JQ-3", case)
+        assert shown.status_code == 200, shown.text
+    assert shown.json()["value"] == "140102198001010011"
+    # A value the case does not name, or a case that does not exist: refused, audited.
+    other = _reveal(site, "analyst", stranger, "police request JQ-3", case)
+    assert other.status_code == 422, other.text
+    assert f"case {case} is not about this value" in other.json()["detail"]
+    assert "13812341234" not in other.text
+    assert _reveal(site, "analyst", line, "police request JQ-3", 99999).status_code == 404
+    # A role without the permission learns nothing of the case either.
+    assert _reveal(site, "viewer", line, "police request JQ-3", case).status_code == 403
+
+    done = _audit(site, action="privacy.reidentify")[::-1]
+    assert [e["objects"] for e in done] == [
+        [f"token:{line}", f"case:{case}"],
+        [f"token:{holder}", f"case:{case}"],
+    ]
+    refused = _audit(site, action="privacy.reidentify_refused")[::-1]
+    assert [(e["objects"], e["detail"]["refused"]) for e in refused] == [
+        ([f"token:{stranger}", f"case:{case}"], "invalid-input"),
+        ([f"token:{line}", "case:99999"], "not-found"),
+        ([f"token:{line}", f"case:{case}"], "forbidden"),
+    ]
+    history = site.client.get(f"/api/v1/fraud/cases/{case}", headers=site.as_role("analyst"))
+    looked = [h for h in history.json()["history"] if h["step"] == "reidentified"]
+    assert [(h["actor"], h["note"], h["values"]) for h in looked] == [
+        ("ann", "police request JQ-3", 2)
+    ]
+    # The agency the case is handed to sees its own part of the history, not the
+    # administration's looks.
+    handed = site.client.post(
+        "/api/v1/fraud/handovers",
+        json={"cases": [case], "agency": "POLICE-AF", "note": "for the police"},
+        headers=site.as_role("analyst"),
+    )
+    assert handed.status_code == 200, handed.text
+    theirs = site.client.get(f"/api/v1/fraud/cases/{case}", headers=site.as_role("liaison"))
+    assert theirs.status_code == 200, theirs.text
+    assert [h["step"] for h in theirs.json()["history"]] == ["referred"]
+
+
+def test_an_installation_can_require_a_case_for_every_reveal(tmp_path: Path) -> None:
+    site = make_site(load_settings(data_dir=tmp_path / "var", reidentify_requires_case=True))
+    case = _case_of_lines(site, "required", "13900000001", "140102198001010011")
+    line = site.client.get(f"/api/v1/fraud/cases/{case}", headers=site.as_role("analyst")).json()[
+        "subject"
+    ]["line"]
+    without = _reveal(site, "analyst", line, "police request JQ-4")
+    assert without.status_code == 422, without.text
+    assert "name the case this re-identification is for" in without.json()["detail"]
+    assert "13900000001" not in without.text
+    assert _reveal(site, "analyst", line, "police request JQ-4", case).json()["value"] == (
+        "13900000001"
+    )
+    # A hand-over names its cases, so its clear values need nothing more.
+    handed = site.client.post(
+        "/api/v1/fraud/handovers",
+        json={
+            "cases": [case],
+            "agency": "POLICE-AF",
+            "note": "for the police",
+            "reveal_reason": "police request JQ-4",
+        },
+        headers=site.as_role("analyst"),
+    )
+    assert handed.status_code == 200, handed.text
+    objects = [e["objects"] for e in _audit(site, action="privacy.reidentify")[::-1]]
+    assert objects == [[f"token:{line}", f"case:{case}"]] * 2 + [[objects[2][0], f"case:{case}"]], (
+        "the hand-over's values name the case too"
+    )
+    (refused,) = _audit(site, action="privacy.reidentify_refused")
+    assert refused["objects"] == [f"token:{line}"]
+
+
 def test_numbers_in_notes_and_reasons_are_masked_where_they_are_kept(site: Site) -> None:
     import io
     import json

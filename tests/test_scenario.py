@@ -1312,6 +1312,48 @@ def test_a_suspects_clear_number_takes_the_permission_and_a_reason_and_is_audite
         assert [e.detail["refused"] for e in session.scalars(denied)] == ["forbidden"]
 
 
+def test_a_suspects_clear_number_can_be_revealed_for_one_of_its_cases(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from telereg.core.models import AuditEntry
+    from tests.conftest import csrf_of
+
+    with session_scope(fraud_scan) as session:
+        queue = casework.case_queue(session, principal=ROOT, status="open")
+        boxes = [c for c in queue if c.subject.get("type") == "sim_box"]
+        mine = boxes[0]
+        other = next(c for c in boxes if c.subject["line"] != mine.subject["line"])
+        line, case_id, other_id = mine.subject["line"], mine.id, other.id
+    analyst = signed_in("analyst")
+    page = analyst.get(f"/fraud/lines/{line}?period={mine.subject['period']}")
+    assert 'id="reveal-case"' in page.text
+    assert f'<option value="{case_id}">#{case_id} ' in page.text, "the line's case is offered"
+    assert f'<option value="{other_id}">' not in page.text
+    form = {"period": mine.subject["period"], "csrf_token": csrf_of(page.text)}
+
+    wrong = analyst.post(
+        f"/fraud/lines/{line}/reveal",
+        data={**form, "reason": "police request JQ-5", "case_id": str(other_id)},
+    )
+    assert f"案件 {other_id} 与此号码无关" in wrong.text
+    shown = analyst.post(
+        f"/fraud/lines/{line}/reveal",
+        data={**form, "reason": "police request JQ-5", "case_id": str(case_id)},
+    )
+    assert 'id="revealed"' in shown.text
+    with session_scope(fraud_scan) as session:
+        (record,) = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "privacy.reidentify",
+                AuditEntry.reason == "police request JQ-5",
+            )
+        )
+        assert record.objects == [f"token:{line}", f"case:{case_id}"]
+    history = analyst.get(f"/fraud/cases/{case_id}")
+    assert "为本案件查看明文：1" in history.text
+    assert "police request JQ-5" in history.text
+
+
 def test_a_domain_blocked_by_its_agency_is_on_the_block_list_and_the_dashboard(
     fraud_scan: Settings, signed_in
 ) -> None:

@@ -122,6 +122,12 @@ class ReidentifyIn(BaseModel):
     token: str = Field(max_length=64, description="A lake token: 32 hexadecimal characters.")
     # (what it must say is the service's to judge: core.privacy.reidentification_reason)
     reason: str = Field(max_length=1000)
+    case_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="The case the value is revealed for: one that names the token. Required "
+        "when the installation ties every re-identification to a case.",
+    )
 
 
 class ReidentifyOut(BaseModel):

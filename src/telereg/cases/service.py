@@ -255,3 +255,31 @@ def counts(
         .group_by(group, Case.status)
     ).all()
     return sorted(("" if g is None else str(g), s, n) for g, s, n in rows)
+
+
+#: A value re-identified for a case that does not name it.
+NOT_ABOUT_VALUE = N_(
+    "case {id} is not about this value: a case names the values it concerns (its line, the "
+    "holder's ID number, the lines of an ID number)"
+)
+
+
+def mentions(case: Case, value: str) -> bool:
+    """Whether the case's subject names ``value`` (a token): one of its values, or one in a
+    list of them (an ID number's lines)."""
+    for named in case.subject.values():
+        if named == value or (isinstance(named, list) and value in named):
+            return True
+    return False
+
+
+def case_about(session: Session, *, principal: Principal, case_id: int, value: str) -> Case:
+    """The case ``case_id``, which a clear value is to be revealed for: a case the principal
+    manages (NotFoundError if there is none) that names ``value`` (InputError if not)."""
+    principal.require(Permission.CASES_MANAGE)
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFoundError(N_("no case {id}").format(id=case_id))
+    if not mentions(case, value):
+        raise InputError(NOT_ABOUT_VALUE.format(id=case_id))
+    return case

@@ -280,6 +280,10 @@ REASON_SAYS_NOTHING = N_(
     "say why you re-identify: a reason needs at least {n} different letters ({m} different "
     "Chinese characters), not counting digits, punctuation or words such as test, 测试 or asdf"
 )
+CASE_REQUIRED = N_(
+    "name the case this re-identification is for: every re-identification here must belong "
+    "to a case about the value"
+)
 DAILY_LIMIT_REACHED = N_(
     "daily re-identification limit reached: {used} clear values revealed in the last 24 "
     "hours, at most {limit} allowed, {asked} more asked"
@@ -400,14 +404,27 @@ def may_reidentify(
         session, principal=principal, objects=objects, reason=reason, context=context
     ):
         return _allowed(
-            session, settings=settings, principal=principal, reason=reason, values=values
+            session,
+            settings=settings,
+            principal=principal,
+            reason=reason,
+            values=values,
+            objects=objects,
         )
 
 
 def _allowed(
-    session: Session, *, settings: Settings, principal: Principal, reason: str, values: int
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    reason: str,
+    values: int,
+    objects: Sequence[str],
 ) -> str:
     principal.require(Permission.PRIVACY_REIDENTIFY)
+    if settings.reidentify_requires_case and not any(o.startswith("case:") for o in objects):
+        raise InputError(CASE_REQUIRED)
     kept = reidentification_reason(reason)
     # Counted and revealed in the user's turn: a reveal of theirs running alongside counts
     # after this one commits (or rolls back), so two cannot pass on the same count.
@@ -430,19 +447,30 @@ def reidentify(
     token: str,
     reason: str,
     context: dict[str, Any] | None = None,
+    case_id: int | None = None,
 ) -> str:
     """The clear value behind ``token``, for a principal allowed to see it, audited.
 
     ``reason`` is the user's own words (kept with numbers masked); ``context`` (what the
-    value is revealed for) goes into the audit record's detail beside it. A refusal (the
-    permission, the reason, the daily limit, a token the vault does not hold) is audited
-    too, and raised.
+    value is revealed for) goes into the audit record's detail beside it. ``case_id``: the
+    case the value is revealed for, named in the audit record (so the case's history shows
+    the look); the caller has checked that the case is about the value and that the
+    principal may read it. Without one, ``settings.reidentify_requires_case`` refuses. A
+    refusal (the permission, the case, the reason, the daily limit, a token the vault does
+    not hold) is audited too, and raised.
     """
-    named = [f"token:{token}"]
+    named = [f"token:{token}"] + ([f"case:{case_id}"] if case_id is not None else [])
     with refusal_audited(
         session, principal=principal, objects=named, reason=reason, context=context
     ):
-        kept = _allowed(session, settings=settings, principal=principal, reason=reason, values=1)
+        kept = _allowed(
+            session,
+            settings=settings,
+            principal=principal,
+            reason=reason,
+            values=1,
+            objects=named,
+        )
         clear = Vault.of(settings).reveal(token)
     audit.record(
         session,

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     reidentify_daily_limit: int = Field(
         200, ge=1, description="Clear values one user may reveal from the vault in 24 hours."
     )
+    reidentify_requires_case: bool = Field(
+        default=False,
+        description="Every re-identification must name a case about the value (a hand-over "
+        "names its own); for administrations whose rules tie each look to a case.",
+    )
     session_max_age_seconds: int = Field(8 * 3600, ge=60, description="Web session lifetime.")
     secure_cookies: bool = Field(
         default=False,

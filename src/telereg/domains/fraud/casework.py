@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
-from telereg.core import accounts, audit
+from telereg.core import accounts, audit, privacy
 from telereg.core.errors import ConflictError, InputError, NotFoundError
 from telereg.core.i18n import N_
 from telereg.core.periods import month_problem
@@ -769,12 +769,25 @@ def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
     return case
 
 
+def case_of_line(session: Session, *, principal: Principal, case_id: int, line: str) -> Case:
+    """The fraud case ``case_id``, which the clear number of ``line`` is revealed for: one the
+    principal manages (NotFoundError if not) about that line (InputError if not)."""
+    principal.require(Permission.CASES_MANAGE)
+    case = get_case(session, principal=principal, case_id=case_id)
+    if case.subject.get("line") != line:
+        raise InputError(N_("case {id} is not about this line").format(id=case_id))
+    return case
+
+
 #: The audit action of a hand-over: the step of a case's history that starts the agency's part.
 HANDOVER_ACTION = "fraud.handover"
 
 
 #: The steps of a case's history besides its moves (``cases.…``).
 _HANDOVER_STEPS = (HANDOVER_ACTION, WITHDRAWN_ACTION)
+#: The step of a case's history that is a clear value revealed for it (the audit's action is
+#: ``privacy.reidentify``): who, with which reason, how many values at once.
+REIDENTIFIED_STEP = "reidentified"
 
 
 def case_history(session: Session, *, principal: Principal, case_id: int) -> list[dict[str, Any]]:
@@ -787,8 +800,34 @@ def case_history(session: Session, *, principal: Principal, case_id: int) -> lis
     while it reviewed the case, and what passed with another agency, are theirs).
     """
     case = get_case(session, principal=principal, case_id=case_id)
+    manager = principal.can(Permission.CASES_MANAGE)
     steps: list[dict[str, Any]] = []
     for entry in audit.about(session, f"case:{case.id}", since=case.opened_at):
+        if entry.action == privacy.REIDENTIFIED:
+            # Clear values revealed for the case: the administration's, so an analyst's
+            # history shows them (the values of one hand-over, or of one reason, as one step).
+            if not manager:
+                continue
+            last = steps[-1] if steps else None
+            if (
+                last is not None
+                and last["step"] == REIDENTIFIED_STEP
+                and (last["actor"], last["note"]) == (entry.actor, entry.reason)
+            ):
+                last["values"] += 1
+                continue
+            steps.append(
+                {
+                    "at": entry.at.isoformat(timespec="seconds"),
+                    "actor": entry.actor,
+                    "step": REIDENTIFIED_STEP,
+                    "note": entry.reason,
+                    "agency": "",
+                    "withdrawn_from": "",
+                    "values": 1,
+                }
+            )
+            continue
         if not (entry.action.startswith("cases.") or entry.action in _HANDOVER_STEPS):
             continue  # (a package fetched or checked is the audit log's, not a step)
         agency = next((o.partition(":")[2] for o in entry.objects if o.startswith("agency:")), "")
@@ -811,9 +850,10 @@ def case_history(session: Session, *, principal: Principal, case_id: int) -> lis
                 "note": entry.reason,
                 "agency": agency,
                 "withdrawn_from": "",
+                "values": 0,
             }
         )
-    if principal.can(Permission.CASES_MANAGE):
+    if manager:
         return steps
     # Only while the case was its agency's: from each hand-over to it up to its withdrawal
     # from it. What passed while the administration reviewed it, or while another agency

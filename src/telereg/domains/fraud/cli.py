@@ -223,7 +223,8 @@ def case_command(settings: Settings, principal: Principal, *, case_id: int, as_j
         out.print(f"outcome: {found['outcome']}")  # decided by the administration, or dismissed
     table = Table("at (UTC)", "by", "step", "agency", "note", title=f"case {case_id}: history")
     for step in history:
-        table.add_row(step["at"], step["actor"], step["step"], step["agency"], step["note"])
+        done = f"{step['step']} ({step['values']})" if step.get("values") else step["step"]
+        table.add_row(step["at"], step["actor"], done, step["agency"], step["note"])
     out.print(table)
 
 

@@ -145,12 +145,16 @@ def reveal_line(
     period: str,
     line: str,
     reason: str,
+    case_id: int | None = None,
 ) -> str:
-    """The clear number of a suspect line the principal may see, audited with the reason;
-    a refusal (the permission, a line that is no suspect of theirs …) is audited too."""
+    """The clear number of a suspect line the principal may see, audited with the reason
+    (and ``case_id``, a case about the line, which the case's history then shows); a refusal
+    (the permission, a line that is no suspect of theirs, a case about another …) is audited
+    too."""
     context = {"for": "fraud suspect page", "period": period}
+    named = [f"token:{line}"] + ([f"case:{case_id}"] if case_id is not None else [])
     with privacy.refusal_audited(
-        session, principal=principal, objects=[f"token:{line}"], reason=reason, context=context
+        session, principal=principal, objects=named, reason=reason, context=context
     ):
         principal.require(Permission.PRIVACY_REIDENTIFY)  # (before the lake is read for it)
         rows = _paged_lines(settings, principal=principal, period=period)
@@ -158,8 +162,16 @@ def reveal_line(
             raise NotFoundError(
                 N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
             )
+        if case_id is not None:
+            casework.case_of_line(session, principal=principal, case_id=case_id, line=line)
     return privacy.reidentify(
-        session, settings=settings, principal=principal, token=line, reason=reason, context=context
+        session,
+        settings=settings,
+        principal=principal,
+        token=line,
+        reason=reason,
+        context=context,
+        case_id=case_id,
     )
 
 

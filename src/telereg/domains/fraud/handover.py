@@ -167,6 +167,7 @@ def _rows(
                 principal=principal,
                 reason=reveal_reason,
                 context={"hand-over of case": case.id},
+                case_id=case.id,
             )
             if reveal_reason
             else None

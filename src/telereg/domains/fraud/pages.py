@@ -255,7 +255,7 @@ def line_page(
     shown = service.latest_period(settings, period or None)
     findings.suspect_row(settings, principal=principal, period=shown, line=line)
     # (without a month, the latest scan's: the page, its figures and its reveal form alike)
-    return _line(request, session, principal, line=line, period=shown, error=error)
+    return _line(request, session, settings, principal, line=line, period=shown, error=error)
 
 
 @router.get("/lines/{line}/reveal")
@@ -281,9 +281,11 @@ def reveal_line(
     principal: SignedIn,
     period: Annotated[str, Form(pattern=MONTH_FIELD)],
     reason: Annotated[str, Form(max_length=500)] = "",
+    case_id: Annotated[str, Form(pattern=r"^\d{0,9}$")] = "",
 ) -> Response:
-    """The suspect's clear number, for a user allowed to see it, with a reason, audited; a
-    refused attempt is audited too (and kept, though the step is rolled back)."""
+    """The suspect's clear number, for a user allowed to see it, with a reason (and the case
+    it is for, if one is chosen), audited; a refused attempt is audited too (and kept,
+    though the step is rolled back)."""
     try:
         with session.begin_nested():
             clear = findings.reveal_line(
@@ -293,12 +295,15 @@ def reveal_line(
                 period=period,
                 line=line,
                 reason=reason,
+                case_id=int(case_id) if case_id else None,
             )
     except PermissionDeniedError:
         raise  # a role without the permission: 403, as a page it may not use
     except TeleregError as err:
         return refused(request, err, back=f"/fraud/lines/{quote(line)}?period={period}")
-    page = _line(request, session, principal, line=line, period=period, error="", revealed=clear)
+    page = _line(
+        request, session, settings, principal, line=line, period=period, error="", revealed=clear
+    )
     page.headers["Cache-Control"] = "no-store"  # the clear number stays out of caches
     return page
 
@@ -306,6 +311,7 @@ def reveal_line(
 def _line(
     request: Request,
     session: Session,
+    settings: Settings,
     principal: Principal,
     *,
     line: str,
@@ -313,6 +319,7 @@ def _line(
     error: str,
     revealed: str | None = None,
 ) -> Response:
+    can_reveal = principal.can(Permission.PRIVACY_REIDENTIFY)
     return render(
         request,
         "fraud/line.html",
@@ -322,7 +329,12 @@ def _line(
             "signals": translated_signals(),
             "operator_names": operator_names(session),
             "case_words": translated_case_words(),
-            "can_reveal": principal.can(Permission.PRIVACY_REIDENTIFY),
+            "can_reveal": can_reveal,
+            # the cases the number may be revealed for (the history of the one chosen shows it)
+            "reveal_cases": casework.line_cases(session, principal=principal, line=line)
+            if can_reveal
+            else [],
+            "case_required": settings.reidentify_requires_case,
             "revealed": revealed,
             "error": error,
         },
