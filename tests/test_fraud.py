@@ -499,6 +499,7 @@ def test_the_package_list_names_what_each_holds_without_opening_one(settings: Se
         "made": made.manifest["created_at"],
         "cases": made.manifest["cases"],
         "withdrawn": False,
+        "purged_at": None,
     }
     # Read from the package's record: with another vault key no package would open.
     other_key = settings.model_copy(update={"vault_key": SecretStr("another key entirely")})

@@ -212,9 +212,11 @@ def _server_fault(request: Request, error: TeleregError) -> str:
 def _starting(settings: Settings) -> None:
     """Refuse settings the domains cannot work with; sweep the work on clear values a killed
     server or command left (an upload's copy, the vault's spill), keeping that of a process
-    working alongside (:func:`workdirs.sweep_left_behind`)."""
+    working alongside (:func:`workdirs.sweep_left_behind`); remove what is kept past its
+    retention period (:func:`registry.keep_house`)."""
     registry.check_settings(settings)
     workdirs.sweep_left_behind(settings)
+    registry.keep_house(settings)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -794,6 +794,27 @@ def fraud_verify(
     verify_command(_migrated(data_dir, reading=True), path=path)
 
 
+packages_app = typer.Typer(
+    help="Hand-over packages kept for the agencies: their retention.", no_args_is_help=True
+)
+fraud_app.add_typer(packages_app, name="packages")
+
+
+@packages_app.command("purge")
+def fraud_packages_purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be purged; change nothing.")
+    ] = False,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Remove the files of hand-over packages older than TELEREG_HANDOVER_RETENTION_DAYS
+    (their records stay, marked purged); run it daily from cron."""
+    from telereg.domains.fraud.cli import purge_command
+
+    purge_command(_migrated(data_dir), _me(), dry_run=dry_run, as_json=as_json)
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Apply all state-DB migrations."""

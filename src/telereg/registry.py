@@ -19,6 +19,7 @@ from telereg.domains.buildout import service as buildout_service
 from telereg.domains.buildout import synth as buildout_synth
 from telereg.domains.fraud import contracts as fraud_contracts
 from telereg.domains.fraud import parameters as fraud_parameters
+from telereg.domains.fraud import retention as fraud_retention
 from telereg.domains.fraud import service as fraud_service
 from telereg.domains.fraud import synth as fraud_synth
 from telereg.geography import contracts as geography_contracts
@@ -83,6 +84,16 @@ SETTINGS_CHECKS: tuple[Callable[[Settings], None], ...] = (fraud_parameters.chec
 def check_settings(settings: Settings) -> None:
     for check in SETTINGS_CHECKS:
         check(settings)
+
+
+#: Each domain's housekeeping, run when the server starts: data kept past its retention
+#: period is removed (each logs its failure rather than stop the server).
+HOUSEKEEPING: tuple[Callable[[Settings], None], ...] = (fraud_retention.purge_at_start,)
+
+
+def keep_house(settings: Settings) -> None:
+    for chore in HOUSEKEEPING:
+        chore(settings)
 
 
 #: The kinds of long work that run as jobs (``core.jobs``), by name.

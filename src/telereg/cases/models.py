@@ -69,3 +69,9 @@ class HandoverPackage(Base):
     clear_values: Mapped[bool] = mapped_column(Boolean, default=False)
     #: the package's size as the agency receives it (decrypted), in bytes
     size: Mapped[int] = mapped_column(Integer)
+    #: the SHA-256 of its ``manifest.json`` and its ``manifest.sig`` (hex): what recognises a
+    #: copy brought back once the package itself is purged
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    signature: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: when its file was removed under the retention policy (``handover_retention_days``)
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)

@@ -64,6 +64,13 @@ class NotFoundError(TeleregError, LookupError):
     code = "not-found"
 
 
+class GoneError(NotFoundError):
+    """The named object existed but was removed for good (a hand-over package purged under
+    the retention policy); its record says when."""
+
+    code = "gone"
+
+
 class ConflictError(TeleregError):
     """The operation conflicts with existing state (e.g. a duplicate name)."""
 

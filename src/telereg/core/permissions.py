@@ -34,6 +34,8 @@ class Permission(StrEnum):
     CASES_MANAGE = "cases.manage"
     CASES_READ_ASSIGNED = "cases.read_assigned"
     CASES_REPORT_OUTCOME = "cases.report_outcome"
+    #: remove personal data kept past its retention period (administrators only)
+    RETENTION_PURGE = "retention.purge"
 
 
 _ALL = frozenset(Permission)

@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     jobs_log_days: int = Field(
         30, ge=1, description="Days a finished job's log is kept (in jobs/ of the data dir)."
     )
+    handover_retention_days: int = Field(
+        180,
+        ge=0,
+        description="Days a hand-over package's file is kept after it was made; 0: forever.",
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="Root log level."

@@ -23,6 +23,7 @@ from telereg.api.openapi import file_response
 from telereg.api.schemas import JobOut
 from telereg.cases.models import Case, CaseStatus
 from telereg.core import jobs
+from telereg.core.i18n import localise
 from telereg.core.periods import MONTH_FIELD
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
@@ -373,12 +374,23 @@ async def verify_handover(
 ) -> dict[str, Any]:
     """The package (multipart field ``file``) checked with the installation's key: 200 and
     its manifest when intact, 422 ``bad-signature`` when a byte changed, 403 when it was
-    handed to another agency than the caller's. Audited either way."""
+    handed to another agency than the caller's. Audited either way. A copy of a package
+    whose own file was purged under the retention policy is checked all the same:
+    ``purged_at`` says when, and ``note`` (``message``, for a person) says so in words."""
     name, archive = await uploads.read_small_file(request, max_bytes=handover.MAX_PACKAGE_BYTES)
     manifest = handover.check_package(
         session, settings, principal=principal, archive=archive, filename=name
     )
-    return {"intact": True, "manifest": manifest}
+    checked: dict[str, Any] = {"intact": True, "manifest": manifest, "purged_at": None}
+    purged = handover.purged_at_of(session, archive)
+    if purged is not None:
+        note = handover.COPY_OF_PURGED.format(date=f"{purged:%Y-%m-%d}")
+        checked |= {
+            "purged_at": purged.isoformat(timespec="seconds"),
+            "note": note,
+            "message": localise(note),
+        }
+    return checked
 
 
 @router.get(

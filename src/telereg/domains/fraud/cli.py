@@ -1,4 +1,4 @@
-"""``telereg fraud …``: scan a month, list and move cases, hand over, verify."""
+"""``telereg fraud …``: scan a month, list and move cases, hand over, verify, purge."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from telereg.core.db import session_scope
 from telereg.core.errors import InputError
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
-from telereg.domains.fraud import casework, findings, handover, service
+from telereg.domains.fraud import casework, findings, handover, retention, service
 
 out = Console()
 
@@ -300,3 +301,50 @@ def verify_command(settings: Settings, *, path: Path) -> None:
         f"signature valid: {len(manifest['cases'])} case(s) for {manifest['agency']}, "
         f"made {manifest['created_at']} by {manifest['created_by']}"
     )
+
+
+def purge_command(
+    settings: Settings, principal: Principal, *, dry_run: bool, as_json: bool
+) -> None:
+    """Remove the files of the hand-over packages past ``handover_retention_days``."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("purging hand-over packages …", total=None)
+        run = retention.purge(
+            settings,
+            principal=principal,
+            dry_run=dry_run,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        out.print_json(json.dumps(run.describe(), ensure_ascii=False))
+        return
+    if not run.retention_days:
+        out.print("packages are kept forever (TELEREG_HANDOVER_RETENTION_DAYS is 0): none purged")
+        return
+    verb = "would be purged" if dry_run else "purged"
+    table = Table(
+        "agency",
+        "package",
+        "made (UTC)",
+        "cases",
+        "file",
+        title=f"packages made over {run.retention_days} days ago: {len(run.purged)} {verb}",
+    )
+    for p in run.purged:
+        gone = "would be removed" if dry_run else "removed"
+        table.add_row(
+            p.agency,
+            p.name,
+            p.made.isoformat(timespec="seconds"),
+            ", ".join(map(str, p.cases)),
+            gone if p.file_kept else "already gone",
+        )
+    out.print(table)
+    for name in run.kept_open:
+        out.print(f"kept: {name} (a case of it is still with the agency)", highlight=False)

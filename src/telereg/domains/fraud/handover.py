@@ -10,7 +10,8 @@ principal allowed to re-identify, with a reason, each one audited.
 The installation keeps each package for the agency to fetch, encrypted as the vault
 is (under the vault key, bound to the agency and the package's name): clear numbers
 are never at rest in the clear, in the data dir or its backups. What the agency
-fetches, and what the CLI writes out, is the package itself.
+fetches, and what the CLI writes out, is the package itself. A package's file is kept
+``handover_retention_days`` (:mod:`telereg.domains.fraud.retention`); its record stays.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from telereg.core import audit
 from telereg.core.errors import (
     ConfigurationError,
     ConflictError,
+    GoneError,
     InputError,
     NotFoundError,
     PermissionDeniedError,
@@ -303,6 +305,7 @@ def export(
     name = f"handover-{created:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.zip"
     path = package_path(settings, agency.code, name)
     archive = package_bytes(rows, manifest, settings.secret("handover_key"))
+    manifest_sha256, signature = signed_facts(archive)
     staged = _owner_only_file(
         path.with_name(f".{name}.staged"), _sealed(settings, agency.code, name, archive)
     )
@@ -317,6 +320,8 @@ def export(
             created_by=principal.name,
             clear_values=reveal_reason is not None,
             size=len(archive),
+            manifest_sha256=manifest_sha256,
+            signature=signature,
         )
     )
     audit.record(
@@ -593,8 +598,9 @@ def package_path(settings: Settings, agency: str, name: str) -> Path:
 
 def packages(session: Session, settings: Settings, *, principal: Principal) -> list[dict[str, Any]]:
     """Packages the principal may see: every agency's for analysts, its own for a liaison.
-    Each names its cases and whether it was withdrawn (none of them is still the agency's:
-    it can no longer be fetched by the agency).
+    Each names its cases, whether it was withdrawn (none of them is still the agency's:
+    it can no longer be fetched by the agency) and when its file was purged under the
+    retention policy (``purged_at``; its record is listed still).
 
     What a package holds is read from its record (:class:`HandoverPackage`), so listing
     opens no package; only one kept without a record (restored from a newer backup than
@@ -602,47 +608,57 @@ def packages(session: Session, settings: Settings, *, principal: Principal) -> l
     """
     root = settings.data_dir / "handovers"
     if principal.can(Permission.CASES_MANAGE):
-        agencies = sorted(p.name for p in root.iterdir()) if root.exists() else []
+        folders = {p.name for p in root.iterdir()} if root.exists() else set()
+        agencies = sorted(folders | set(session.scalars(select(HandoverPackage.agency))))
     else:
         principal.require(Permission.CASES_READ_ASSIGNED)
         agencies = [principal.agency_code] if principal.agency_code else []
-    kept = [
-        (agency, path)
+    kept = {
+        (agency, path.name): path
         for agency in agencies
-        for path in sorted((root / agency).glob("handover-*.zip"), reverse=True)
-    ]
+        for path in (root / agency).glob("handover-*.zip")
+    }
     recorded = {
         (p.agency, p.name): p
         for p in session.scalars(
-            select(HandoverPackage).where(HandoverPackage.agency.in_({a for a, _ in kept}))
+            select(HandoverPackage).where(HandoverPackage.agency.in_(agencies))
         )
     }
-    found = [
-        (agency, path, recorded.get((agency, path.name)) or read_kept(settings, path))
-        for agency, path in kept
-    ]
+    # A purged package has a record and no file: it is listed all the same, as purged.
+    named = set(kept) | {key for key, p in recorded.items() if p.purged_at is not None}
+    in_order = sorted(sorted(named, key=lambda key: key[1], reverse=True), key=lambda k: k[0])
     # Which cases each listed agency holds now, read once for every package listed (by
     # agency: naming every listed package's cases would bind thousands of parameters).
     now_with = session.execute(
         select(Case.id, Agency.code)
         .join(Case.agency)
-        .where(Agency.code.in_({agency for agency, _ in kept}))
+        .where(Agency.code.in_({agency for agency, _ in named}))
     )
     held_by = dict(now_with.all())
     listed = []
-    for agency, path, held in found:
+    for agency, name in in_order:
+        path = kept.get((agency, name))
+        held = recorded.get((agency, name))
+        if held is None and path is not None:
+            held = read_kept(settings, path)
         # (a package that cannot be read or opened is listed with no cases, so that one
         # damaged file does not hide the others)
         cases = list(held.cases) if held else []
-        made = held.created_at if held else datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        made = (
+            held.created_at
+            if held
+            else datetime.fromtimestamp(path.stat().st_mtime if path else 0, UTC)
+        )
+        purged_at = held.purged_at if held else None
         listed.append(
             {
                 "agency": agency,
-                "name": path.name,
+                "name": name,
                 "bytes": held.size if held else 0,
                 "made": made.isoformat(timespec="seconds"),
                 "cases": cases,
                 "withdrawn": bool(cases) and all(held_by.get(i) != agency for i in cases),
+                "purged_at": purged_at.isoformat(timespec="seconds") if purged_at else None,
             }
         )
     return listed
@@ -682,6 +698,41 @@ def read_kept(settings: Settings, path: Path) -> HandoverPackage | None:
     )
 
 
+def signed_facts(archive: bytes) -> tuple[str, str]:
+    """The SHA-256 of a package's ``manifest.json`` and its ``manifest.sig`` (unchecked):
+    what its record keeps to recognise a copy once the package itself is purged."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as package:
+        manifest = package.read("manifest.json")
+        signature = package.read("manifest.sig").decode("ascii").strip()
+    return hashlib.sha256(manifest).hexdigest(), signature[:64]
+
+
+#: What fetching a purged package answers (410), and what checking a copy of one adds.
+PURGED = N_(
+    "hand-over package {name} was removed on {date} (UTC) under the retention policy for "
+    "hand-over packages; its record, its cases and the audit log are unchanged"
+)
+COPY_OF_PURGED = N_(
+    "the installation's own copy of this package was removed on {date} (UTC) under the "
+    "retention policy; the copy checked here is intact and its signature still holds"
+)
+
+
+def purged_at_of(session: Session, archive: bytes) -> datetime | None:
+    """When the installation's copy of the package ``archive`` is a copy of was purged
+    (none: it is kept, or the package is not known here)."""
+    try:
+        digest, _ = signed_facts(archive)
+    except (KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    found = session.scalars(
+        select(HandoverPackage.purged_at).where(
+            HandoverPackage.manifest_sha256 == digest, HandoverPackage.purged_at.is_not(None)
+        )
+    )
+    return found.first()
+
+
 def _manifest_of(archive: bytes) -> dict[str, Any]:
     """The manifest a package's bytes hold (unchecked: see :func:`verify_archive`)."""
     with zipfile.ZipFile(io.BytesIO(archive)) as package:
@@ -705,11 +756,24 @@ def package_for(
         allowed = principal.can(Permission.CASES_MANAGE) or (
             principal.can(Permission.CASES_READ_ASSIGNED) and principal.agency_code == agency
         )
-        if not allowed or not path.exists():
+        if not allowed:
             raise NotFoundError(N_("no hand-over package {name}").format(name=name[:120]))
-    except TeleregError:
+        record = session.scalar(
+            select(HandoverPackage).where(
+                HandoverPackage.agency == agency, HandoverPackage.name == name
+            )
+        )
+        if record is not None and record.purged_at is not None:
+            raise GoneError(PURGED.format(name=name, date=f"{record.purged_at:%Y-%m-%d}"))
+        if not path.exists():
+            raise NotFoundError(N_("no hand-over package {name}").format(name=name[:120]))
+    except TeleregError as err:
         audit.record_refusal(
-            session, actor=principal.name, action="fraud.handover.refused", objects=[shown]
+            session,
+            actor=principal.name,
+            action="fraud.handover.refused",
+            objects=[shown],
+            detail={"purged": True} if isinstance(err, GoneError) else None,
         )
         raise
     archive = kept_archive(settings, path)

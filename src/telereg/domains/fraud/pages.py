@@ -688,6 +688,9 @@ async def verify_package(
         failed = f"{err.where}: {localise(err.message)}" if err.where else localise(err.message)
         return _liaison(request, session, settings, principal, error=failed, status_code=422)
     checked = {"name": name, **manifest}
+    purged = handover.purged_at_of(session, archive)
+    if purged is not None:
+        checked["purged_note"] = localise(handover.COPY_OF_PURGED.format(date=f"{purged:%Y-%m-%d}"))
     return _liaison(request, session, settings, principal, checked=checked)
 
 
