@@ -110,3 +110,35 @@ def test_hand_over_packages_kept_before_their_records_are_still_listed(
     with session_scope(db_settings) as session:
         assert session.query(HandoverPackage).count() == 0
         assert handover.packages(session, db_settings, principal=ROOT) == listed
+
+
+def test_a_purge_outlives_a_downgrade_and_upgrade_of_its_revision(db_settings: Settings) -> None:
+    # Revision 0007 adds when a package was purged and its manifest's facts; going back to
+    # 0006 drops them and keeps the records, going forward again adds them empty.
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from telereg.cases.models import HandoverPackage
+    from telereg.domains.fraud import handover, retention
+    from telereg.scenario.demo import prepare
+    from tests.conftest import ROOT, handed_over
+
+    prepare(db_settings, principal=ROOT)
+    made = handed_over(db_settings, "purged.example")
+    with session_scope(db_settings) as session:
+        session.execute(
+            update(HandoverPackage).values(created_at=datetime.now(UTC) - timedelta(days=400))
+        )
+        (case,) = made.manifest["cases"]
+        handover.record_disposal(
+            session, principal=ROOT, case_id=case, disposal="no_action", note="done"
+        )
+    assert [p.name for p in retention.purge(db_settings, principal=ROOT).purged] == [made.path.name]
+    engine = _downgrade(db_settings, "0006")
+    columns = {c["name"] for c in inspect(engine).get_columns("handover_packages")}
+    assert not columns & {"purged_at", "manifest_sha256", "signature"}
+    assert upgrade(db_settings) == head_revision()
+    with session_scope(db_settings) as session:
+        (record,) = session.query(HandoverPackage).all()
+        assert (record.name, record.cases, record.purged_at) == (made.path.name, [case], None)

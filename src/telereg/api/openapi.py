@@ -45,19 +45,24 @@ _WHY = {
     "403": "The role lacks the permission, or a browser session's CSRF token is missing",
     "404": "Nothing by that name or number (or not one the caller may see)",
     "409": "The operation conflicts with the current state (it changed meanwhile)",
+    "410": "It existed, and was removed for good (under a retention policy): the answer says when",
     "413": "The request body is larger than allowed",
     "422": "A field of the request is missing or not valid",
 }
 
 
-def file_response(*media_types: str, description: str = "The file") -> dict[str, Any]:
-    """``openapi_extra`` of a route that answers with a file (CSV, ZIP, Parquet, text)."""
+def file_response(
+    *media_types: str, description: str = "The file", may_be_gone: bool = False
+) -> dict[str, Any]:
+    """``openapi_extra`` of a route that answers with a file (CSV, ZIP, Parquet, text);
+    ``may_be_gone``: a file that may have been removed under a retention policy (410)."""
     binary = {"schema": {"type": "string", "format": "binary"}}
-    return {
-        "responses": {
-            "200": {"description": description, "content": dict.fromkeys(media_types, binary)}
-        }
+    responses: dict[str, Any] = {
+        "200": {"description": description, "content": dict.fromkeys(media_types, binary)}
     }
+    if may_be_gone:
+        responses["410"] = {"description": _WHY["410"]}
+    return {"responses": responses}
 
 
 def _errors_of(operation: dict[str, Any], method: str) -> list[str]:
@@ -67,6 +72,8 @@ def _errors_of(operation: dict[str, Any], method: str) -> list[str]:
         statuses.append("422")
     if operation.get("security") != []:  # (a public operation asks for no token)
         statuses += ["401", "403", "404"]
+    if "410" in operation.get("responses", {}):
+        statuses.append("410")
     if method != "get":
         statuses.append("409")
     if "requestBody" in operation:

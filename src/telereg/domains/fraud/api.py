@@ -397,7 +397,9 @@ async def verify_handover(
     "/handovers/{agency}/{name}",
     summary="Download a hand-over package",
     response_class=Response,
-    openapi_extra=file_response("application/zip", description="The signed package"),
+    openapi_extra=file_response(
+        "application/zip", description="The signed package", may_be_gone=True
+    ),
 )
 def download_handover(
     agency: str,
