@@ -125,11 +125,15 @@ def test_an_interrupted_purge_is_finished_by_the_next_run(db_settings: Settings)
     made = handed_over(db_settings, "interrupted.example")
     _made_days_ago(db_settings, made, 400)
     _resolve(db_settings, made)
-    # Stopped after the file was removed, before the record was marked.
+    # Stopped after the file was removed, before the record was marked (and a copy that the
+    # hand-over staged was left by a process killed before it published it).
     made.path.unlink()
+    staged = made.path.with_name(f".{made.path.name}.staged")
+    staged.write_bytes(b"staged")
     assert _record(db_settings, made.path.name).purged_at is None
     run = retention.purge(db_settings, principal=ROOT)
     assert [(p.name, p.file_kept) for p in run.purged] == [(made.path.name, False)]
+    assert not staged.exists()
     assert _record(db_settings, made.path.name).purged_at == run.at
     (entry,) = _purges(db_settings, made.path.name)
     assert entry.detail["file"] == "already gone"

@@ -76,6 +76,7 @@ AUDIT_ACTIONS = {
     "fraud.handover.fetched": N_("hand-over package downloaded"),
     "fraud.handover.checked": N_("hand-over package checked"),
     "fraud.handover.refused": N_("hand-over package refused"),
+    "fraud.handover.purged": N_("hand-over package removed under the retention policy"),
     "job.submitted": N_("job started"),
     "audit.exported": N_("audit log exported"),
 }

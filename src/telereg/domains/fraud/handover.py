@@ -609,7 +609,7 @@ def packages(session: Session, settings: Settings, *, principal: Principal) -> l
     root = settings.data_dir / "handovers"
     if principal.can(Permission.CASES_MANAGE):
         folders = {p.name for p in root.iterdir()} if root.exists() else set()
-        agencies = sorted(folders | set(session.scalars(select(HandoverPackage.agency))))
+        agencies = sorted(folders | set(session.scalars(select(HandoverPackage.agency).distinct())))
     else:
         principal.require(Permission.CASES_READ_ASSIGNED)
         agencies = [principal.agency_code] if principal.agency_code else []

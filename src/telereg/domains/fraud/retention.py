@@ -246,7 +246,9 @@ def _complete(settings: Settings, record: HandoverPackage, path: Path, *, has_re
 
 
 def _remove(path: Path) -> bool:
-    """Step two: the file; whether it was still there."""
+    """Step two: the file; whether it was still there. (A copy staged for it by a hand-over
+    whose process ended before publishing it goes too.)"""
+    path.with_name(f".{path.name}.staged").unlink(missing_ok=True)
     try:
         path.unlink()
     except FileNotFoundError:
