@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from telereg.core.errors import (
     AccountLockedError,
+    ApprovalRequiredError,
     AuditLogError,
     AuthenticationError,
     ConfigurationError,
@@ -59,6 +60,7 @@ STATUS_BY_ERROR: tuple[tuple[type[TeleregError], int], ...] = (
     (AuthenticationError, 401),
     (CsrfError, 403),
     (PermissionDeniedError, 403),
+    (ApprovalRequiredError, 403),
     (GoneError, 410),
     (NotFoundError, 404),
     (ConflictError, 409),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -133,6 +133,47 @@ class ReidentifyIn(BaseModel):
 class ReidentifyOut(BaseModel):
     token: str
     value: str
+
+
+class ApprovalRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: int = Field(ge=1, description="The case whose values are to be re-identified.")
+    # (what it must say is the service's to judge, as for a reveal)
+    reason: str = Field(max_length=1000)
+
+
+class ApprovalDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approved", "refused"]
+    note: str = Field(max_length=1000, description="Why, for the requester (required).")
+
+
+class ApprovalWithdrawalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(max_length=1000, description="Why it is withdrawn (required).")
+
+
+class ApprovalOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    case_id: int
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    status: str = Field(description="pending, approved, refused or withdrawn")
+    decided_by: str
+    decided_at: datetime | None
+    note: str
+    expires_at: datetime | None
+    withdrawn_by: str
+    withdrawn_at: datetime | None
+    in_force: bool = Field(
+        default=False, description="Whether it lets its requester reveal the case's values now."
+    )
 
 
 class DirectoryEntryOut(BaseModel):

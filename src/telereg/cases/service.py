@@ -273,13 +273,20 @@ def mentions(case: Case, value: str) -> bool:
     return False
 
 
-def case_about(session: Session, *, principal: Principal, case_id: int, value: str) -> Case:
-    """The case ``case_id``, which a clear value is to be revealed for: a case the principal
-    manages (NotFoundError if there is none) that names ``value`` (InputError if not)."""
+def managed_case(session: Session, *, principal: Principal, case_id: int) -> Case:
+    """The case ``case_id``, of any workflow, for a principal who manages cases
+    (NotFoundError if there is none)."""
     principal.require(Permission.CASES_MANAGE)
     case = session.get(Case, case_id)
     if case is None:
         raise NotFoundError(N_("no case {id}").format(id=case_id))
+    return case
+
+
+def case_about(session: Session, *, principal: Principal, case_id: int, value: str) -> Case:
+    """The case ``case_id``, which a clear value is to be revealed for: a case the principal
+    manages (NotFoundError if there is none) that names ``value`` (InputError if not)."""
+    case = managed_case(session, principal=principal, case_id=case_id)
     if not mentions(case, value):
         raise InputError(NOT_ABOUT_VALUE.format(id=case_id))
     return case

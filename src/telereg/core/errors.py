@@ -124,6 +124,14 @@ class LimitReachedError(TeleregError, PermissionError):
     code = "limit-reached"
 
 
+class ApprovalRequiredError(TeleregError, PermissionError):
+    """A re-identification that needs another user's approval (the four-eyes rule) has none
+    in force for the user and the case: never asked, still waiting, refused, withdrawn or
+    expired."""
+
+    code = "approval-required"
+
+
 class AuditLogError(TeleregError):
     """Something tried to change or delete an audit record."""
 

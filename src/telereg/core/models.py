@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
@@ -164,3 +165,41 @@ class ReidentifyTurn(Base):
 
     actor: Mapped[str] = mapped_column(String(100), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+class ReidentifyApproval(Base):
+    """A user's request to re-identify the values of one case, and another user's decision
+    on it (the four-eyes rule, ``settings.reidentify_needs_approval``).
+
+    ``status`` moves pending → approved or refused; an approved one may be withdrawn. An
+    approval lets its requester reveal the case's values until ``expires_at``. The case is
+    named by its id alone (as the audit log names it, ``case:<id>``): cases are a layer above
+    the core, which checks approvals.
+    """
+
+    __tablename__ = "reidentify_approvals"
+    __table_args__ = (Index("ix_reidentify_approvals_case_requester", "case_id", "requested_by"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(Integer)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    #: why the requester needs the clear values, as kept (numbers masked)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(
+        String(16), default=ApprovalStatus.PENDING.value, index=True
+    )
+    decided_by: Mapped[str] = mapped_column(String(100), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    #: the approver's note on the decision (numbers masked)
+    note: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    withdrawn_by: Mapped[str] = mapped_column(String(100), default="")
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)

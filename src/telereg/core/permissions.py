@@ -26,6 +26,8 @@ class Permission(StrEnum):
     REFERENCE_READ = "reference.read"
     REFERENCE_MANAGE = "reference.manage"
     PRIVACY_REIDENTIFY = "privacy.reidentify"
+    #: Grant or refuse another user's request to re-identify a case's values (four eyes).
+    PRIVACY_APPROVE = "privacy.approve"
     DATA_SUBMIT = "data.submit"
     DATA_READ_ALL = "data.read_all"
     DATA_READ_OWN = "data.read_own"

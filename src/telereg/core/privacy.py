@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from telereg.core import audit, workdirs
 from telereg.core.errors import (
+    ApprovalRequiredError,
     ConfigurationError,
     InputError,
     LimitReachedError,
@@ -41,7 +42,7 @@ from telereg.core.errors import (
     TeleregError,
 )
 from telereg.core.i18n import N_
-from telereg.core.models import AuditEntry, ReidentifyTurn
+from telereg.core.models import ApprovalStatus, AuditEntry, ReidentifyApproval, ReidentifyTurn
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.settings import Settings
@@ -284,6 +285,27 @@ CASE_REQUIRED = N_(
     "name the case this re-identification is for: every re-identification here must belong "
     "to a case about the value"
 )
+#: Why a reveal that needs another user's approval (``settings.reidentify_needs_approval``)
+#: is refused, by the state of the user's latest request for the case.
+APPROVAL_MISSING = N_(
+    "re-identifying the values of case {id} needs another user's approval, and you have "
+    "none: ask for it on the case's page"
+)
+APPROVAL_PENDING = N_(
+    "your request to re-identify the values of case {id} awaits an approver's decision"
+)
+APPROVAL_REFUSED = N_(
+    "your request to re-identify the values of case {id} was refused by {by}: ask again on "
+    "the case's page if there is a new reason"
+)
+APPROVAL_WITHDRAWN = N_(
+    "your approval to re-identify the values of case {id} was withdrawn by {by}: ask again "
+    "on the case's page"
+)
+APPROVAL_EXPIRED = N_(
+    "your approval to re-identify the values of case {id} expired at {at} UTC: ask again on "
+    "the case's page"
+)
 DAILY_LIMIT_REACHED = N_(
     "daily re-identification limit reached: {used} clear values revealed in the last 24 "
     "hours, at most {limit} allowed, {asked} more asked"
@@ -397,9 +419,11 @@ def may_reidentify(
     context: dict[str, Any] | None = None,
 ) -> str:
     """The reason as kept, if ``principal`` may reveal ``values`` clear values with it now:
-    it holds the permission, the reason says why (:func:`reidentification_reason`), and the
-    values stay within ``settings.reidentify_daily_limit`` for the last 24 hours. A refusal
-    is audited, naming ``objects`` (:func:`refusal_audited`), and raised."""
+    it holds the permission, ``objects`` name a case when the installation requires one,
+    the principal holds an approval for each case they name when it requires that
+    (:func:`require_approval`), the reason says why (:func:`reidentification_reason`), and
+    the values stay within ``settings.reidentify_daily_limit`` for the last 24 hours. A
+    refusal is audited, naming ``objects`` (:func:`refusal_audited`), and raised."""
     with refusal_audited(
         session, principal=principal, objects=objects, reason=reason, context=context
     ):
@@ -423,8 +447,13 @@ def _allowed(
     objects: Sequence[str],
 ) -> str:
     principal.require(Permission.PRIVACY_REIDENTIFY)
-    if settings.reidentify_requires_case and not any(o.startswith("case:") for o in objects):
+    case_ids = [int(o.partition(":")[2]) for o in objects if o.startswith("case:")]
+    needs_approval = settings.reidentify_needs_approval
+    if (settings.reidentify_requires_case or needs_approval) and not case_ids:
         raise InputError(CASE_REQUIRED)
+    if needs_approval:
+        for case_id in case_ids:
+            require_approval(session, actor=principal.name, case_id=case_id)
     kept = reidentification_reason(reason)
     # Counted and revealed in the user's turn: a reveal of theirs running alongside counts
     # after this one commits (or rolls back), so two cannot pass on the same count.
@@ -437,6 +466,49 @@ def _allowed(
             )
         )
     return kept
+
+
+def approval_in_force(
+    session: Session, *, actor: str, case_id: int, now: datetime | None = None
+) -> ReidentifyApproval | None:
+    """An approval that lets ``actor`` reveal the values of case ``case_id`` now (granted,
+    neither withdrawn nor expired), the one lasting longest; None if there is none."""
+    found = select(ReidentifyApproval).where(
+        ReidentifyApproval.case_id == case_id,
+        ReidentifyApproval.requested_by == actor,
+        ReidentifyApproval.status == ApprovalStatus.APPROVED.value,
+        ReidentifyApproval.expires_at > (now or datetime.now(UTC)),
+    )
+    return session.scalars(found.order_by(ReidentifyApproval.expires_at.desc()).limit(1)).first()
+
+
+def latest_request(session: Session, *, actor: str, case_id: int) -> ReidentifyApproval | None:
+    """``actor``'s latest request to re-identify the values of case ``case_id``, if any."""
+    found = select(ReidentifyApproval).where(
+        ReidentifyApproval.case_id == case_id, ReidentifyApproval.requested_by == actor
+    )
+    return session.scalars(found.order_by(ReidentifyApproval.id.desc()).limit(1)).first()
+
+
+def require_approval(session: Session, *, actor: str, case_id: int) -> None:
+    """Nothing if ``actor`` holds an approval in force for case ``case_id``
+    (:func:`approval_in_force`); an ApprovalRequiredError that says what became of their
+    latest request if not."""
+    if approval_in_force(session, actor=actor, case_id=case_id) is not None:
+        return
+    latest = latest_request(session, actor=actor, case_id=case_id)
+    if latest is None:
+        raise ApprovalRequiredError(APPROVAL_MISSING.format(id=case_id))
+    if latest.status == ApprovalStatus.PENDING.value:
+        raise ApprovalRequiredError(APPROVAL_PENDING.format(id=case_id))
+    if latest.status == ApprovalStatus.REFUSED.value:
+        raise ApprovalRequiredError(APPROVAL_REFUSED.format(id=case_id, by=latest.decided_by))
+    if latest.status == ApprovalStatus.WITHDRAWN.value:
+        raise ApprovalRequiredError(APPROVAL_WITHDRAWN.format(id=case_id, by=latest.withdrawn_by))
+    expired = latest.expires_at or datetime.now(UTC)
+    raise ApprovalRequiredError(
+        APPROVAL_EXPIRED.format(id=case_id, at=expired.strftime("%Y-%m-%d %H:%M"))
+    )
 
 
 def reidentify(
@@ -455,9 +527,11 @@ def reidentify(
     value is revealed for) goes into the audit record's detail beside it. ``case_id``: the
     case the value is revealed for, named in the audit record (so the case's history shows
     the look); the caller has checked that the case is about the value and that the
-    principal may read it. Without one, ``settings.reidentify_requires_case`` refuses. A
-    refusal (the permission, the case, the reason, the daily limit, a token the vault does
-    not hold) is audited too, and raised.
+    principal may read it. Without one, ``settings.reidentify_requires_case`` (and
+    ``settings.reidentify_needs_approval``) refuses; with
+    ``settings.reidentify_needs_approval``, so does a case the principal holds no approval
+    for (:func:`require_approval`). A refusal (the permission, the case, the approval, the
+    reason, the daily limit, a token the vault does not hold) is audited too, and raised.
     """
     named = [f"token:{token}"] + ([f"case:{case_id}"] if case_id is not None else [])
     with refusal_audited(

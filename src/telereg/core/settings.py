@@ -75,6 +75,17 @@ class Settings(BaseSettings):
         description="Every re-identification must name a case about the value (a hand-over "
         "names its own); for administrations whose rules tie each look to a case.",
     )
+    reidentify_needs_approval: bool = Field(
+        default=False,
+        description="Every re-identification needs a case and another user's approval to "
+        "reveal that case's values (the four-eyes rule); implies a case is required.",
+    )
+    reidentify_approval_hours: int = Field(
+        24,
+        ge=1,
+        le=24 * 90,
+        description="How long an approval to re-identify a case's values lasts once granted.",
+    )
     session_max_age_seconds: int = Field(8 * 3600, ge=60, description="Web session lifetime.")
     secure_cookies: bool = Field(
         default=False,

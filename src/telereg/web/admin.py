@@ -1,4 +1,5 @@
-"""Administration pages: users and the audit log."""
+"""Administration pages: users, the audit log and the approvers' queue of requests to
+re-identify."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from telereg.api.deps import SessionDep, SettingsDep, client_of
-from telereg.core import accounts, audit
+from telereg.api.deps import RowId, SessionDep, SettingsDep, client_of
+from telereg.core import accounts, approvals, audit
 from telereg.core.db import session_scope
 from telereg.core.errors import TeleregError
 from telereg.core.i18n import gettext as _
 from telereg.core.i18n import localise
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
-from telereg.web.deps import Csrf, require_page
+from telereg.web.deps import Csrf, FormError, form_step, require_page
 from telereg.web.downloads import csv_download
 from telereg.web.templating import render
 
@@ -185,3 +186,57 @@ def audit_csv(
                 yield audit.export_row(entry)
 
     return csv_download(header, rows(), f"audit-{export_id}")
+
+
+@router.get("/approvals", response_class=HTMLResponse)
+def approvals_queue(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.PRIVACY_APPROVE)],
+    error: FormError,
+) -> Response:
+    """The requests to re-identify a case's values that await a decision (four eyes), and
+    the latest decided."""
+    pending, decided = approvals.approvers_queue(session, principal=principal)
+    return render(
+        request,
+        "admin/approvals.html",
+        {
+            "pending": pending,
+            "decided": decided,
+            "needed": settings.reidentify_needs_approval,
+            "hours": settings.reidentify_approval_hours,
+            "in_force": approvals.in_force,
+            "error": error,
+            "title": _("Approvals to re-identify"),
+        },
+    )
+
+
+@router.post("/approvals/{request_id}", dependencies=[Csrf])
+def decide_approval(
+    request: Request,
+    request_id: RowId,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.PRIVACY_APPROVE)],
+    decision: Annotated[str, Form(pattern="^(approved|refused|withdrawn)$")],
+    note: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Approve or refuse a pending request, or withdraw an approval, with a note."""
+
+    def step() -> None:
+        if decision == "withdrawn":
+            approvals.withdraw(session, principal=principal, request_id=request_id, note=note)
+        else:
+            approvals.decide(
+                session,
+                settings=settings,
+                principal=principal,
+                request_id=request_id,
+                approve=decision == "approved",
+                note=note,
+            )
+
+    return form_step(request, session, step, back="/admin/approvals", done="/admin/approvals")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from telereg.api.deps import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, SessionDep, session_user
 from telereg.core.auth import principal_of
 from telereg.core.errors import (
+    ApprovalRequiredError,
     AuthenticationError,
     ConflictError,
     CsrfError,
@@ -120,6 +121,7 @@ _FORM_ERROR_CLASSES = (
     NotFoundError,
     PermissionDeniedError,
     LimitReachedError,
+    ApprovalRequiredError,
 )
 
 
@@ -166,7 +168,7 @@ async def form_error(request: Request, error: str = "") -> str:
     if reason and isinstance(refusal, dict) and refusal.get("where"):
         reason = f"{refusal['where']}: {reason}"
     same = isinstance(refusal, dict) and refusal.get("code") == error
-    if same and reason and error == "invalid-input":
+    if same and reason and error in ("invalid-input", "approval-required"):
         return _(REFUSED_BECAUSE).format(reason=reason)
     return f"{_(FORM_ERRORS[error])} {reason}" if same and reason else _(FORM_ERRORS[error])
 

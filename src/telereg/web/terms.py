@@ -69,6 +69,11 @@ AUDIT_ACTIONS = {
     "agencies.add": N_("agency added"),
     "privacy.reidentify": N_("number re-identified"),
     "privacy.reidentify_refused": N_("re-identification refused"),
+    "privacy.approval_requested": N_("approval to re-identify requested"),
+    "privacy.approval_granted": N_("re-identification approved"),
+    "privacy.approval_refused": N_("re-identification request refused"),
+    "privacy.approval_withdrawn": N_("re-identification approval withdrawn"),
+    "privacy.approval_decision_refused": N_("decision on a re-identification request refused"),
     "ingest.submit": N_("file submitted"),
     "ingest.reinstate": N_("replaced submission put back in use"),
     "fraud.scan": N_("fraud scan run"),
@@ -79,6 +84,13 @@ AUDIT_ACTIONS = {
     "fraud.handover.purged": N_("hand-over package removed under the retention policy"),
     "job.submitted": N_("job started"),
     "audit.exported": N_("audit log exported"),
+}
+#: The steps of a case's history about approvals to re-identify its values → their words.
+APPROVAL_STEPS = {
+    "approval_requested": N_("approval to re-identify its values asked for"),
+    "approval_granted": N_("re-identification approved"),
+    "approval_refused": N_("re-identification request refused"),
+    "approval_withdrawn": N_("re-identification approval withdrawn"),
 }
 #: The kinds of case (``cases.<kind>.<state>`` actions) → the words shown for them.
 AUDIT_CASE_KINDS = {"fraud_suspect": N_("fraud case"), "site_obstacle": N_("site obstacle case")}
@@ -238,6 +250,7 @@ FORM_ERRORS = {
     "not-found": N_("It no longer exists. Reload the page."),
     "forbidden": N_("You are not allowed to take this step."),
     "limit-reached": N_("You have reached a limit: the step was not taken."),
+    "approval-required": N_("This needs another user's approval first."),
     "error": N_("The step could not be taken."),
 }
 

@@ -1,17 +1,29 @@
-"""Re-identification of a pseudonym: a permission, a reason and an audit record."""
+"""Re-identification of a pseudonym: a permission, a reason and an audit record; and the
+requests for another user's approval that an installation may require first."""
 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from fastapi import APIRouter
 
-from telereg.api.deps import Authenticated, SessionDep, SettingsDep
-from telereg.api.schemas import ReidentifyIn, ReidentifyOut
-from telereg.cases.service import case_about
+from telereg.api.deps import Authenticated, RowId, SessionDep, SettingsDep, require
+from telereg.api.schemas import (
+    ApprovalDecisionIn,
+    ApprovalOut,
+    ApprovalRequestIn,
+    ApprovalWithdrawalIn,
+    ReidentifyIn,
+    ReidentifyOut,
+)
+from telereg.cases.service import case_about, managed_case
+from telereg.core import approvals
 from telereg.core.errors import InputError
 from telereg.core.i18n import N_
+from telereg.core.models import ReidentifyApproval
 from telereg.core.permissions import Permission
+from telereg.core.principal import Principal
 from telereg.core.privacy import TOKEN_HEX_CHARS, refusal_audited, reidentify
 
 router = APIRouter(tags=["privacy"])
@@ -30,7 +42,9 @@ NOT_A_LAKE_TOKEN = N_(
     description="Needs the `privacy.reidentify` permission (403), a reason that says why "
     "(422) and room in the user's daily limit (429). With `case_id`, the case must name the "
     "token (422; 404 for no such case) and the look is in the case's history; an "
-    "installation may require one (422 without). Every attempt is audited.",
+    "installation may require one (422 without), and another user's approval for the case "
+    "(403, `approval-required`, without one in force: see `/privacy/approvals`). Every "
+    "attempt is audited.",
 )
 def reidentify_token(
     body: ReidentifyIn,
@@ -56,3 +70,81 @@ def reidentify_token(
         case_id=body.case_id,
     )
     return ReidentifyOut(token=body.token, value=value)
+
+
+def _shown(asked: ReidentifyApproval) -> ApprovalOut:
+    return ApprovalOut.model_validate(asked).model_copy(
+        update={"in_force": approvals.in_force(asked)}
+    )
+
+
+@router.post(
+    "/privacy/approvals",
+    status_code=201,
+    summary="Ask another user's approval to re-identify the values of a case (four eyes)",
+    description="For installations with `TELEREG_REIDENTIFY_NEEDS_APPROVAL` (422 otherwise). "
+    "Needs the `privacy.reidentify` permission (403), a case (404 if none) and a reason that "
+    "says why (422); refused while the user has a pending request or an approval in force "
+    "for the case (409). Audited as `privacy.approval_requested`.",
+)
+def request_approval(
+    body: ApprovalRequestIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require(Permission.PRIVACY_REIDENTIFY)],
+) -> ApprovalOut:
+    managed_case(session, principal=principal, case_id=body.case_id)
+    asked = approvals.request_approval(
+        session, settings=settings, principal=principal, case_id=body.case_id, reason=body.reason
+    )
+    return _shown(asked)
+
+
+@router.get(
+    "/privacy/approvals",
+    summary="Requests to re-identify: the user's own, and every pending one for an approver",
+    description="Newest first. Needs `privacy.reidentify` or `privacy.approve` (403).",
+)
+def list_approvals(session: SessionDep, principal: Authenticated) -> list[ApprovalOut]:
+    return [_shown(a) for a in approvals.visible_requests(session, principal=principal)]
+
+
+@router.post(
+    "/privacy/approvals/{request_id}/decision",
+    summary="Approve or refuse another user's request to re-identify a case's values",
+    description="Needs `privacy.approve` (403); never one's own request (403); a note (422); "
+    "a request still pending (409 once decided, 404 for none). An approval lasts "
+    "`TELEREG_REIDENTIFY_APPROVAL_HOURS`. Audited, a refused decision too.",
+)
+def decide_approval(
+    request_id: RowId,
+    body: ApprovalDecisionIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Authenticated,
+) -> ApprovalOut:
+    # (the permission is checked by the service, which audits a refused decision)
+    asked = approvals.decide(
+        session,
+        settings=settings,
+        principal=principal,
+        request_id=request_id,
+        approve=body.decision == "approved",
+        note=body.note,
+    )
+    return _shown(asked)
+
+
+@router.post(
+    "/privacy/approvals/{request_id}/withdrawal",
+    summary="Withdraw a pending request or an approval (its requester, or an approver)",
+    description="Needs a note (422); 409 when it is refused or withdrawn already. Audited.",
+)
+def withdraw_approval(
+    request_id: RowId,
+    body: ApprovalWithdrawalIn,
+    session: SessionDep,
+    principal: Authenticated,
+) -> ApprovalOut:
+    asked = approvals.withdraw(session, principal=principal, request_id=request_id, note=body.note)
+    return _shown(asked)

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus
-from telereg.core import accounts, audit, privacy
+from telereg.core import accounts, approvals, audit, privacy
 from telereg.core.errors import ConflictError, InputError, NotFoundError
 from telereg.core.i18n import N_
+from telereg.core.models import AuditEntry
 from telereg.core.periods import month_problem
 from telereg.core.permissions import Permission, Role
 from telereg.core.principal import Principal
@@ -788,6 +789,42 @@ _HANDOVER_STEPS = (HANDOVER_ACTION, WITHDRAWN_ACTION)
 #: The step of a case's history that is a clear value revealed for it (the audit's action is
 #: ``privacy.reidentify``): who, with which reason, how many values at once.
 REIDENTIFIED_STEP = "reidentified"
+#: The steps of a case's history that are a request to re-identify its values and what
+#: became of it (four eyes, ``settings.reidentify_needs_approval``), by audit action.
+APPROVAL_STEPS = {
+    approvals.REQUESTED: "approval_requested",
+    approvals.GRANTED: "approval_granted",
+    approvals.REFUSED: "approval_refused",
+    approvals.WITHDRAWN: "approval_withdrawn",
+}
+
+
+def _administration_step(steps: list[dict[str, Any]], entry: AuditEntry) -> None:
+    """Add the step of ``entry`` to ``steps``: a request to re-identify the case's values or
+    what became of it, or clear values revealed for the case (the values of one hand-over,
+    or of one reason, as one step)."""
+    step = APPROVAL_STEPS.get(entry.action, REIDENTIFIED_STEP)
+    last = steps[-1] if steps else None
+    if (
+        step == REIDENTIFIED_STEP
+        and last is not None
+        and last["step"] == REIDENTIFIED_STEP
+        and (last["actor"], last["note"]) == (entry.actor, entry.reason)
+    ):
+        last["values"] += 1
+        return
+    found: dict[str, Any] = {
+        "at": entry.at.isoformat(timespec="seconds"),
+        "actor": entry.actor,
+        "step": step,
+        "note": entry.reason,
+        "agency": "",
+        "withdrawn_from": "",
+        "values": 1 if step == REIDENTIFIED_STEP else 0,
+    }
+    if step != REIDENTIFIED_STEP:
+        found["requester"] = str(entry.detail.get("requested_by") or entry.actor)
+    steps.append(found)
 
 
 def case_history(session: Session, *, principal: Principal, case_id: int) -> list[dict[str, Any]]:
@@ -803,30 +840,11 @@ def case_history(session: Session, *, principal: Principal, case_id: int) -> lis
     manager = principal.can(Permission.CASES_MANAGE)
     steps: list[dict[str, Any]] = []
     for entry in audit.about(session, f"case:{case.id}", since=case.opened_at):
-        if entry.action == privacy.REIDENTIFIED:
-            # Clear values revealed for the case: the administration's, so an analyst's
-            # history shows them (the values of one hand-over, or of one reason, as one step).
-            if not manager:
-                continue
-            last = steps[-1] if steps else None
-            if (
-                last is not None
-                and last["step"] == REIDENTIFIED_STEP
-                and (last["actor"], last["note"]) == (entry.actor, entry.reason)
-            ):
-                last["values"] += 1
-                continue
-            steps.append(
-                {
-                    "at": entry.at.isoformat(timespec="seconds"),
-                    "actor": entry.actor,
-                    "step": REIDENTIFIED_STEP,
-                    "note": entry.reason,
-                    "agency": "",
-                    "withdrawn_from": "",
-                    "values": 1,
-                }
-            )
+        if entry.action in APPROVAL_STEPS or entry.action == privacy.REIDENTIFIED:
+            # The administration's (an agency's liaison does not see them): who asked to
+            # see the case's values, who decided, and the values revealed for it.
+            if manager:
+                _administration_step(steps, entry)
             continue
         if not (entry.action.startswith("cases.") or entry.action in _HANDOVER_STEPS):
             continue  # (a package fetched or checked is the audit log's, not a step)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from telereg.api.deps import RowId, SessionDep, SettingsDep
 from telereg.api.uploads import read_small_file
 from telereg.cases.models import CaseStatus
-from telereg.core import accounts, audit, i18n
+from telereg.core import accounts, approvals, audit, i18n
 from telereg.core.errors import PermissionDeniedError, TeleregError
 from telereg.core.i18n import localise
 from telereg.core.periods import MONTH_FIELD, OPTIONAL_MONTH_FIELD
@@ -41,6 +41,7 @@ from telereg.web.deps import (
 from telereg.web.downloads import csv_download
 from telereg.web.templating import render
 from telereg.web.terms import (
+    APPROVAL_STEPS,
     agency_names,
     case_title,
     names_of,
@@ -320,6 +321,11 @@ def _line(
     revealed: str | None = None,
 ) -> Response:
     can_reveal = principal.can(Permission.PRIVACY_REIDENTIFY)
+    # the cases the number may be revealed for (the history of the one chosen shows it)
+    reveal_cases = (
+        casework.line_cases(session, principal=principal, line=line) if can_reveal else []
+    )
+    needs_approval = settings.reidentify_needs_approval
     return render(
         request,
         "fraud/line.html",
@@ -330,11 +336,17 @@ def _line(
             "operator_names": operator_names(session),
             "case_words": translated_case_words(),
             "can_reveal": can_reveal,
-            # the cases the number may be revealed for (the history of the one chosen shows it)
-            "reveal_cases": casework.line_cases(session, principal=principal, line=line)
-            if can_reveal
-            else [],
-            "case_required": settings.reidentify_requires_case,
+            "reveal_cases": reveal_cases,
+            "case_required": settings.reidentify_requires_case or needs_approval,
+            "needs_approval": needs_approval,
+            # where the user stands with each case's approval (four eyes), to point to it
+            "approvals": {
+                c.id: approvals.standing(session, actor=principal.name, case_id=c.id)
+                for c in reveal_cases
+            }
+            if needs_approval
+            else {},
+            "in_force": approvals.in_force,
             "revealed": revealed,
             "error": error,
         },
@@ -514,17 +526,30 @@ def case_page(
     request: Request,
     case_id: RowId,
     session: SessionDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, require_page(Permission.CASES_READ_ASSIGNED)],
     error: FormError,
 ) -> Response:
     """One case: what it is about, where it stands, its history, and the next step."""
     case = casework.get_case(session, principal=principal, case_id=case_id)
     manages = principal.can(Permission.CASES_MANAGE)
+    # Four eyes: the user asks here to re-identify the case's values, and sees the answer.
+    asks_approval = (
+        settings.reidentify_needs_approval
+        and manages
+        and principal.can(Permission.PRIVACY_REIDENTIFY)
+    )
     return render(
         request,
         "fraud/case.html",
         {
             "c": case,
+            "asks_approval": asks_approval,
+            "approval": approvals.standing(session, actor=principal.name, case_id=case.id)
+            if asks_approval
+            else None,
+            "in_force": approvals.in_force,
+            "approval_steps": APPROVAL_STEPS,
             "history": casework.case_history(session, principal=principal, case_id=case_id),
             "manages": manages,
             "can_audit": principal.can(Permission.AUDIT_READ),
@@ -568,6 +593,27 @@ def move_case(
         back=page,
         done=page if back == "case" else f"{page}#case-{case_id}",
     )
+
+
+@router.post("/cases/{case_id}/approval", dependencies=[Csrf])
+def ask_approval(
+    request: Request,
+    case_id: RowId,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require_page(Permission.PRIVACY_REIDENTIFY)],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Ask another user's approval to re-identify the case's values (four eyes)."""
+    page = f"/fraud/cases/{case_id}"
+
+    def ask() -> None:
+        casework.get_case(session, principal=principal, case_id=case_id)
+        approvals.request_approval(
+            session, settings=settings, principal=principal, case_id=case_id, reason=reason
+        )
+
+    return form_step(request, session, ask, back=page, done=f"{page}#approval")
 
 
 def _read_state(read_as: str) -> CaseStatus | None:
