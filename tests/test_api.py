@@ -72,6 +72,25 @@ CALLS: list[tuple[str, str, dict[str, Any] | None, Permission | None]] = [
         {"token": "ab" * 16, "reason": "police case 2021-17"},
         Permission.PRIVACY_REIDENTIFY,
     ),
+    (
+        "POST",
+        "/api/v1/privacy/approvals",
+        {"case_id": 999999, "reason": "police case 2021-17"},
+        Permission.PRIVACY_REIDENTIFY,
+    ),
+    ("GET", "/api/v1/privacy/approvals", None, Permission.PRIVACY_REIDENTIFY),
+    (
+        "POST",
+        "/api/v1/privacy/approvals/999999/decision",
+        {"decision": "approved", "note": "checked"},
+        Permission.PRIVACY_APPROVE,
+    ),
+    (
+        "POST",
+        "/api/v1/privacy/approvals/999999/withdrawal",
+        {"note": "no longer needed"},
+        Permission.PRIVACY_REIDENTIFY,
+    ),
     ("GET", "/api/v1/fraud/cases", None, Permission.CASES_READ_ASSIGNED),
     ("GET", "/api/v1/fraud/cases/999999", None, Permission.CASES_READ_ASSIGNED),
     ("GET", "/api/v1/fraud/handovers", None, Permission.CASES_READ_ASSIGNED),
@@ -134,6 +153,7 @@ def test_each_role_is_refused_what_it_may_not_do(
         finds_nothing = path.endswith("reidentify") or "999999" in path or "/fraud/scans" in path
         finds_nothing |= path.endswith("/fraud/handovers") and method == "POST"
         finds_nothing |= path.endswith("/fraud/cases/moves")
+        finds_nothing |= path.endswith("/privacy/approvals") and method == "POST"
         expected = {404} if finds_nothing else {200, 201}
         assert response.status_code in expected, response.text
     else:

@@ -1354,6 +1354,69 @@ def test_a_suspects_clear_number_can_be_revealed_for_one_of_its_cases(
     assert "police request JQ-5" in history.text
 
 
+def test_a_suspects_page_with_four_eyes_points_to_the_cases_approval(
+    fraud_scan: Settings, signed_in
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from telereg.app import create_app
+    from telereg.core import approvals
+    from telereg.core.models import ReidentifyApproval
+    from tests.conftest import PASSWORD
+
+    signed_in("analyst")  # (the analyst's account)
+    four_eyes = fraud_scan.model_copy(update={"reidentify_needs_approval": True})
+    with session_scope(fraud_scan) as session:
+        queue = casework.case_queue(session, principal=ROOT, status="open")
+        box = [c for c in queue if c.subject.get("type") == "sim_box"][-1]
+        line, case_id, period = box.subject["line"], box.id, box.subject["period"]
+    analyst = TestClient(create_app(four_eyes), follow_redirects=True)
+    form = analyst.get("/login")
+    analyst.post(
+        "/login",
+        data={"username": "analyst", "password": PASSWORD, "csrf_token": csrf_of(form.text)},
+    )
+    analyst.get("/lang/en?next=/")  # (the words of the source, whatever the catalogue holds)
+
+    page = analyst.get(f"/fraud/lines/{line}?period={period}")
+    assert f'<a href="/fraud/cases/{case_id}#approval">#{case_id}</a>' in page.text
+    assert "no approval asked for" in page.text
+    assert '<option value="">' not in page.text, "a case is required"
+    reveal = {"period": period, "csrf_token": csrf_of(page.text), "case_id": str(case_id)}
+    refused = analyst.post(
+        f"/fraud/lines/{line}/reveal", data={**reveal, "reason": "police request JQ-8"}
+    )
+    assert refused.status_code == 200
+    assert 'id="revealed"' not in refused.text
+    assert f"re-identifying the values of case {case_id} needs another user&#39;s approval" in (
+        refused.text
+    )
+    assert "ask for it on the case&#39;s page" in refused.text
+
+    case_page = analyst.get(f"/fraud/cases/{case_id}")
+    analyst.post(
+        f"/fraud/cases/{case_id}/approval",
+        data={"reason": "police request JQ-8", "csrf_token": csrf_of(case_page.text)},
+    )
+    with session_scope(four_eyes) as session:
+        (asked,) = session.scalars(
+            select(ReidentifyApproval).where(ReidentifyApproval.case_id == case_id)
+        )
+        approvals.decide(
+            session,
+            settings=four_eyes,
+            principal=ROOT,
+            request_id=asked.id,
+            approve=True,
+            note="JQ-8 on file",
+        )
+    assert "approved by cli:" in analyst.get(f"/fraud/lines/{line}?period={period}").text
+    shown = analyst.post(
+        f"/fraud/lines/{line}/reveal", data={**reveal, "reason": "police request JQ-8"}
+    )
+    assert 'id="revealed"' in shown.text
+
+
 def test_a_domain_blocked_by_its_agency_is_on_the_block_list_and_the_dashboard(
     fraud_scan: Settings, signed_in
 ) -> None:
