@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from telereg.core.db import session_scope
 from telereg.core.models import ReidentifyApproval
-from telereg.core.settings import load_settings
+from telereg.core.settings import Settings, load_settings
 from tests.conftest import PASSWORD, Site, csrf_of, make_site
 from tests.test_api import _audit, _case_of_lines, _in_vault, _reveal
 
@@ -319,3 +319,54 @@ def test_asked_for_on_the_cases_page_and_decided_in_the_approvers_queue(four_eye
 def _decide_ids(site: Site) -> list[int]:
     pending = site.client.get("/api/v1/privacy/approvals", headers=site.as_role("admin"))
     return [r["id"] for r in pending.json() if r["status"] == "pending"]
+
+
+def test_approvals_on_each_state_db(db_settings: Settings) -> None:
+    """The service on SQLite and PostgreSQL: the compare-and-set of a decision, the expiry
+    compared in UTC, the refusal of a second decision kept though its step rolls back."""
+    from telereg.core import approvals, privacy
+    from telereg.core.errors import ApprovalRequiredError, ConflictError
+    from telereg.core.models import AuditEntry
+    from telereg.core.permissions import Role
+    from tests.conftest import principal_of_role
+
+    settings = db_settings.model_copy(update={"reidentify_needs_approval": True})
+    analyst, admin = principal_of_role(Role.ANALYST), principal_of_role(Role.ADMIN)
+    with session_scope(settings) as s:
+        asked = approvals.request_approval(
+            s, settings=settings, principal=analyst, case_id=7, reason=REASON
+        )
+        with pytest.raises(ApprovalRequiredError):
+            privacy.require_approval(s, actor=analyst.name, case_id=7)
+        approvals.decide(
+            s, settings=settings, principal=admin, request_id=asked.id, approve=True, note="ok"
+        )
+        privacy.require_approval(s, actor=analyst.name, case_id=7)
+        held = privacy.approval_in_force(s, actor=analyst.name, case_id=7)
+        assert held is not None
+        assert held.expires_at is not None
+        assert (
+            privacy.approval_in_force(
+                s, actor=analyst.name, case_id=7, now=held.expires_at + timedelta(seconds=1)
+            )
+            is None
+        )
+        request_id = asked.id
+    with session_scope(settings) as s, pytest.raises(ConflictError), s.begin_nested():
+        approvals.decide(
+            s,
+            settings=settings,
+            principal=admin,
+            request_id=request_id,
+            approve=False,
+            note="late",
+        )
+    with session_scope(settings) as s:
+        kept = s.scalars(
+            select(AuditEntry.action).where(AuditEntry.action.like("privacy.approval%"))
+        ).all()
+        assert sorted(kept) == [
+            "privacy.approval_decision_refused",
+            "privacy.approval_granted",
+            "privacy.approval_requested",
+        ]
