@@ -1,15 +1,15 @@
 """reidentify_approvals: requests to re-identify a case's values and another user's decision
 
-Revision ID: 0010
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01 16:30:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
