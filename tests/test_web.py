@@ -387,6 +387,17 @@ def test_fraud_lists_before_any_scan_and_for_roles_that_may_not_read_lines(
     assert refused.status_code == 403
 
 
+def test_the_build_out_page_links_the_obstacle_cases_only_for_who_may_open_them(
+    browser: TestClient, site: Site
+) -> None:
+    _login(browser, "vic", PASSWORD)
+    assert browser.get("/buildout/obstacles").status_code == 403
+    assert 'href="/buildout/obstacles"' not in browser.get("/buildout").text
+    analyst = TestClient(site.client.app, follow_redirects=True)
+    _login(analyst, "ann", PASSWORD)
+    assert 'href="/buildout/obstacles"' in analyst.get("/buildout").text
+
+
 def test_a_dashboard_without_data_says_why_in_the_readers_language(
     browser: TestClient, site: Site
 ) -> None:

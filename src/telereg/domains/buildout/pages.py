@@ -25,12 +25,16 @@ def dashboard(
     session: SessionDep,
     principal: Annotated[Principal, require_page(Permission.DASHBOARD_READ)],
 ) -> Response:
-    del principal
     words = {value: gettext(label) for value, label in (PROJECT_STATUSES | CORRIDOR_KINDS).items()}
     return render(
         request,
         "buildout/dashboard.html",
-        {"words": words, "operators": operator_names(session)},
+        {
+            "words": words,
+            "operators": operator_names(session),
+            # (a viewer reads the dashboard but not the obstacle cases: no link it cannot open)
+            "can_manage_cases": principal.can(Permission.CASES_MANAGE),
+        },
     )
 
 
