@@ -178,11 +178,15 @@ def test_admin_adds_and_disables_a_user_in_the_web(browser: TestClient) -> None:
     )
     assert created.status_code == 201
     assert 'id="new-password"' in created.text
-    refused = browser.post(
-        "/admin/users", data={"username": "badop", "role": "operator", "csrf_token": token}
-    )
+    sent = {"username": "badop", "display_name": "Bad Op", "role": "operator", "agency": "HEALTH"}
+    refused = browser.post("/admin/users", data={**sent, "csrf_token": token})
     assert refused.status_code == 422
     assert "运营商用户必须绑定一个运营商（--operator）" in refused.text
+    form = refused.text.split('action="/admin/users"', 1)[1]
+    assert 'value="badop"' in form, "the form comes back as it was sent"
+    assert 'value="Bad Op"' in form
+    assert '<option value="operator" selected>' in form
+    assert '<option value="HEALTH" selected>' in form
     browser.post("/admin/users/newop/disable", data={"csrf_token": token, "reason": "test"})
     audit = browser.get("/admin/audit?action=users.").text
     assert "users.disable" in audit

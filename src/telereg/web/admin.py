@@ -35,6 +35,7 @@ def _users_page(
     *,
     error: str | None = None,
     created: tuple[str, str | None] | None = None,
+    sent: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -48,6 +49,8 @@ def _users_page(
             "error": error,
             "created": created,
             "can_manage": principal.can(Permission.USERS_MANAGE),
+            # (a refused form comes back filled in as it was sent)
+            "sent": sent or {},
         },
         status_code=status_code,
     )
@@ -86,7 +89,9 @@ def add_user(
             )
     except TeleregError as err:
         refusal = localise(err.message)
-        return _users_page(request, session, principal, error=refusal, status_code=422)
+        sent = {"username": username, "display_name": display_name, "role": role}
+        sent |= {"operator": operator, "agency": agency}
+        return _users_page(request, session, principal, error=refusal, sent=sent, status_code=422)
     return _users_page(request, session, principal, created=(username, password), status_code=201)
 
 
