@@ -501,3 +501,45 @@ def test_the_audit_download_is_refused_without_the_permission_or_a_real_day(
     assert browser.get("/admin/audit", params={"from": "30.11.2026"}).status_code == 422
     with session_scope(site.settings) as s:
         assert audit.entries(s, action=audit.EXPORTED)[1] == 0, "no export was recorded"
+
+
+def test_a_case_page_shows_its_evidence_as_a_suspects_page_does(
+    browser: TestClient, site: Site
+) -> None:
+    from telereg.cases import service as cases
+    from telereg.domains.fraud import casework
+
+    evidence = {"callees": 1082.0, "other_province_share": 0.739, "calls_per_day": 45.917}
+    identity = {"first_day_away": 1.0, "imei_identities": 2.0}
+    with session_scope(site.settings) as s:
+        opened = cases.open_cases(
+            s,
+            principal=ROOT,
+            workflow=casework.WORKFLOW,
+            new=[
+                cases.NewCase(
+                    "sim_box:l1",
+                    "SIM box suspect",
+                    {"type": "sim_box", "line": "l1", "evidence": evidence},
+                ),
+                cases.NewCase(
+                    "identity:l2",
+                    "holder not the user",
+                    {"type": "identity", "line": "l2", "evidence": identity},
+                ),
+            ],
+        )
+        sim_box, holder = (c.id for c in opened)
+
+    def shown(case_id: int) -> str:
+        page = browser.get(f"/fraud/cases/{case_id}").text
+        return page.split('id="case-evidence">', 1)[1].split("</td>", 1)[0]
+
+    _login(browser, "ann", PASSWORD)
+    figures = shown(sim_box)
+    assert "1,082" in figures, "a count with its thousands separator"
+    assert "73.9%" in figures, "a share as a percentage"
+    assert "45.92" in figures
+    assert "是" in shown(holder), "a flag as yes, not 1"
+    browser.get("/lang/en?next=/")
+    assert "used away from its registration city on day one yes" in shown(holder)

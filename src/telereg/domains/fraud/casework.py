@@ -294,6 +294,8 @@ SIM_BOX_EVIDENCE = (
 #: What a holder-is-not-the-user case keeps as its evidence: whether its first day was spent
 #: outside its registration city, and the identities on its handset.
 IDENTITY_EVIDENCE = ("first_day_away", "imei_identities")
+#: Evidence that is a yes or a no (kept as 1 or 0, like the other figures).
+FLAG_EVIDENCE = frozenset({"first_day_away"})
 #: The features a card-breaking case keeps as its evidence.
 CARD_EVIDENCE = (
     "calls_per_day",

@@ -224,6 +224,16 @@ def case_weight(subject: dict[str, Any]) -> str:
     return i18n.gettext("{n} signals").format(n=len(signals)) if signals else ""
 
 
+def evidence_figure(name: str, value: float) -> str:
+    """A case's figure as a suspect's page shows it: a flag as yes or no, a share as a
+    percentage, other figures with thousands separators and at most two decimals."""
+    if name in casework.FLAG_EVIDENCE:
+        return i18n.gettext("yes") if value else i18n.gettext("no")
+    if name.endswith("_share") or name == "novelty":
+        return f"{value:.1%}"
+    return f"{int(value):,}" if float(value).is_integer() else f"{round(value, 2):,}"
+
+
 @router.post("/scans", dependencies=[Csrf])
 def start_scan(
     request: Request,
@@ -561,6 +571,7 @@ def case_page(
             "operator_names": operator_names(session),
             "agency_names": agency_names(session),
             "weight": case_weight,
+            "figure": evidence_figure,
             "brand_names": findings.brand_names(),
             "error": error,
         },
