@@ -113,6 +113,19 @@ def test_stored_messages_are_shown_in_the_chosen_language() -> None:
     assert i18n.localise(nested, "zh_CN") == "未知值：在所配置地区的区县代码中找不到"
 
 
+def test_alternatives_are_joined_by_the_languages_or() -> None:
+    both = reasons.RULE_REFERS_TO.format(
+        reference=reasons.REGION_CODE.format(level="city or county")
+    )
+    assert i18n.localise(both, "zh_CN") == "须存在于所配置地区的地市或区县代码"
+    assert i18n.localise(both, "en") == both
+    shapes = reasons.RULE_GEOMETRY.format(kinds="Point or Polygon or MultiPolygon")
+    assert (
+        i18n.localise(shapes, "zh_CN") == "WKT / GeoJSON 几何：Point 或 Polygon 或 MultiPolygon"
+    ), "the names of GeoJSON's types stay; the word between them is the reader's"
+    assert i18n.localise(shapes, "en") == shapes
+
+
 def test_every_form_a_contract_declares_is_told_in_chinese() -> None:
     """A value of the wrong form is told the form in the reader's words, with its example."""
     forms = {

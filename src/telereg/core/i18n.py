@@ -103,8 +103,10 @@ _WORDS = frozenset(
         "form",
     }
 )
-#: Values that may be lists of such words, joined with ", " (the states a case may move to).
-_LISTS = frozenset({"allowed", "kinds", "states"})
+#: Values that may be lists of such words, joined with ", " (the states a case may move to),
+#: or alternatives joined with " or " (a city or county code, the kinds of a geometry).
+_LISTS = frozenset({"allowed", "kinds", "states", "level"})
+_OR = " or "
 
 
 def localise(text: str, language: str | None = None) -> str:
@@ -129,6 +131,7 @@ def _localised(text: str, language: str) -> str:
         translations(language).ugettext,
         _templates(language),
         _LIST_SEPARATORS.get(language, ", "),
+        _ALTERNATIVES.get(language, "or"),
     )
     parts = text.split(_PARTS)
     shown: list[str] = []
@@ -148,6 +151,19 @@ def _localised(text: str, language: str) -> str:
 
 #: How a language separates the items of a list (", " where not given).
 _LIST_SEPARATORS = {"zh_CN": "、"}
+#: How a language says "or" between alternatives ("or" where not given).
+_ALTERNATIVES = {"zh_CN": "或"}
+
+
+def _alternatives(options: list[str], word: str) -> str:
+    """``options`` joined by ``word``, spaced where a neighbour is a Latin word
+    ("LineString or Polygon", "地市或区县", "LineString 或 Polygon")."""
+    shown = options[0]
+    for option in options[1:]:
+        spaced = shown[-1:].isascii() or option[:1].isascii()
+        shown += f" {word} " if spaced else word
+        shown += option
+    return shown
 
 
 class _Catalog(NamedTuple):
@@ -157,6 +173,8 @@ class _Catalog(NamedTuple):
     #: the language's templates with values, most specific first (see ``_templates``)
     patterns: list[tuple[re.Pattern[str], str]]
     list_separator: str
+    #: the word between alternatives
+    alternative: str
 
 
 def _one(text: str, catalog: _Catalog) -> str | None:
@@ -171,6 +189,11 @@ def _one(text: str, catalog: _Catalog) -> str | None:
                 for name, value in match.groupdict().items()
             }
             for name in _LISTS & values.keys():
+                if _OR in values[name]:
+                    # ("or" is the language's; a name no catalog knows, LineString say, stays)
+                    options = [_one(w, catalog) or w for w in values[name].split(_OR)]
+                    values[name] = _alternatives(options, catalog.alternative)
+                    continue
                 # (a list of states or disposals; a list of data, a column's allowed values
                 # say, is left as it is)
                 words = [_one(word, catalog) for word in values[name].split(", ")]
