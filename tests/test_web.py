@@ -218,6 +218,17 @@ def test_unknown_page_is_an_html_error_in_the_users_language(browser: TestClient
     assert "page: not a valid value (x)" in english.text
 
 
+def test_an_empty_submission_list_says_whether_its_filters_left_nothing(
+    browser: TestClient,
+) -> None:
+    _login(browser, "ann", PASSWORD)
+    browser.get("/lang/en?next=/")
+    assert "No submissions yet." in browser.get("/data/submissions").text
+    filtered = browser.get("/data/submissions", params={"status": "rejected"}).text
+    assert "No submission matches these filters." in filtered
+    assert "No submissions yet." not in filtered, "there may be submissions, of another status"
+
+
 def test_vendored_assets_are_served(browser: TestClient) -> None:
     for path in (
         "/static/vendor/echarts/echarts.min.js",
