@@ -369,6 +369,7 @@ def test_gbk_with_an_ascii_head_is_still_detected(ready: Settings, tmp_path: Pat
     assert path.stat().st_size > 70_000, "the GBK bytes come after the sniffed head"
     record = submit(ready, path, "site_obstacles", period="2021-12")
     assert (record.rows_total, record.rows_accepted) == (3100, 3100), record.message
+    assert record.message.startswith("all 3,100 rows accepted"), "grouped as pages show counts"
     assert _submission(ready, record.id).encoding == "gb18030"
     descriptions = pq.read_table(
         ready.lake_dir / _submission(ready, record.id).lake_path, columns=["description"]

@@ -668,9 +668,13 @@ def _process(
             message = f"{message}; {hint}"
     elif quarantined:
         status = SubmissionStatus.PARTIAL
-        message = reasons.SOME_QUARANTINED.format(quarantined=quarantined, total=loaded.total)
+        # (counts grouped by thousands, as the pages show the submission's other counts)
+        message = reasons.SOME_QUARANTINED.format(
+            quarantined=f"{quarantined:,}", total=f"{loaded.total:,}"
+        )
     else:
-        status, message = SubmissionStatus.ACCEPTED, reasons.ALL_ACCEPTED.format(total=loaded.total)
+        status = SubmissionStatus.ACCEPTED
+        message = reasons.ALL_ACCEPTED.format(total=f"{loaded.total:,}")
     return _Result(
         status=status,
         rows_total=loaded.total,
