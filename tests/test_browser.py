@@ -245,6 +245,12 @@ def test_corridor_map_page(browser: Browser, server: Server) -> None:
         expect(page.locator("#gap-table tbody tr").first).to_be_visible()
         assert page.locator("#gap-table tbody tr").count() >= 1
         expect(page.locator("#gigabit-total")).to_have_text("55.1%")
+        # Counts are grouped by thousands and densities have two decimals, as in the cards.
+        sites = page.locator("#beidou-table tbody td:nth-child(2)").all_inner_texts()
+        assert all(re.fullmatch(r"\d{1,3}(,\d{3})*", t) for t in sites), sites
+        assert any("," in t for t in sites), sites
+        densities = page.locator("#gigabit-table tbody td:nth-child(3)").all_inner_texts()
+        assert all(re.match(r"\d+\.\d\d ", t) for t in densities), densities
         # Tables sort by a click on a header.
         rows = page.locator("#corridor-table tbody tr")
         page.click("#corridor-table thead th >> nth=2")
