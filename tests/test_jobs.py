@@ -361,6 +361,18 @@ def test_a_failing_job_says_why_and_where_it_stopped(site: Site) -> None:
     assert "row 7 is not a call" in page
 
 
+def test_a_jobs_result_groups_its_counts_by_thousands(site: Site) -> None:
+    def work(_session, _settings, _principal, params, progress) -> dict:
+        return {"lines": 3105, "seconds": 5.9}
+
+    done = _run_by_hand(site.settings, work, {})
+    assert done.status == "succeeded"
+    site.login(site.client, "ada", PASSWORD)
+    result = site.client.get(f"/jobs/{done.id}").text.split('id="job-result"', 1)[1]
+    assert "<td>3,105</td>" in result, "as the dashboard shows the lines it scanned"
+    assert "<td>5.9</td>" in result
+
+
 def test_the_logs_of_jobs_that_ended_long_ago_are_removed(site: Site) -> None:
     settings = site.settings
     ended = _run_by_hand(settings, lambda *_: {}, {"n": 1})
