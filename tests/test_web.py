@@ -121,6 +121,13 @@ def test_each_role_is_led_to_the_pages_it_may_open(
     assert client.get("/api/v1/buildout/map/city").status_code == 200
 
 
+def test_the_home_page_counts_open_cases_for_roles_that_read_cases(site: Site) -> None:
+    for username, counted in (("ann", True), ("lee", True), ("olu", True), ("vic", False)):
+        client = TestClient(site.client.app, follow_redirects=True)
+        site.login(client, username, PASSWORD)
+        assert ('id="stat-cases"' in client.get("/").text) == counted, username
+
+
 def test_wrong_password_is_refused_in_the_users_language(browser: TestClient) -> None:
     response = _login(browser, "ann", "not the password")
     assert response.status_code == 401

@@ -61,10 +61,19 @@ async def home(
     status = recent_status(session, settings=settings, principal=principal)
     # (an agency's liaison and a viewer read no submissions: no card that is always 0)
     reads_data = principal.can(Permission.DATA_READ_ALL) or principal.can(Permission.DATA_READ_OWN)
+    # (nor a viewer any case: its count of open cases would always be 0)
+    reads_cases = principal.can(Permission.CASES_MANAGE) or principal.can(
+        Permission.CASES_READ_ASSIGNED
+    )
     return render(
         request,
         "home.html",
-        {"status": status, "reads_data": reads_data, "operator_names": operator_names(session)},
+        {
+            "status": status,
+            "reads_data": reads_data,
+            "reads_cases": reads_cases,
+            "operator_names": operator_names(session),
+        },
     )
 
 
