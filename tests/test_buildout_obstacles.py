@@ -179,6 +179,9 @@ def test_build_out_pages_in_english(settings) -> None:
     client.get("/lang/en?next=/")
     dashboard = client.get("/buildout").text
     assert "Corridors and gaps in 5G coverage" in dashboard
+    # The target chart's legend, in the page's language like the rest of it
+    assert '{name: "Done", type: "bar"' in dashboard
+    assert '{name: "Projected at year end", type: "bar"' in dashboard
     assert "交通干线及5G覆盖缺口" not in dashboard
     board = client.get("/buildout/obstacles").text
     assert "Site-construction obstacles" in board
