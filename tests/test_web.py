@@ -561,3 +561,23 @@ def test_a_case_page_shows_its_evidence_as_a_suspects_page_does(
     assert "是" in shown(holder), "a flag as yes, not 1"
     browser.get("/lang/en?next=/")
     assert "used away from its registration city on day one yes" in shown(holder)
+
+
+def test_lists_in_chinese_pages_are_separated_by_the_enumeration_comma(
+    browser: TestClient, site: Site
+) -> None:
+    from telereg.cases import service as cases
+    from telereg.domains.fraud import casework
+
+    seen = {"type": "sim_box", "line": "l3", "period": "2021-11", "seen_in": ["2021-10", "2021-11"]}
+    with session_scope(site.settings) as s:
+        new = [cases.NewCase("sim_box:l3", "SIM box suspect", seen)]
+        (case,) = cases.open_cases(s, principal=ROOT, workflow=casework.WORKFLOW, new=new)
+        case_id = case.id
+    _login(browser, "ann", PASSWORD)
+    assert "2021-10、2021-11" in browser.get(f"/fraud/cases/{case_id}").text
+    assert "2021-10、2021-11" in browser.get("/fraud/cases").text
+    assert "7、8、9" in browser.get("/modules/service").text, "the mission's work items"
+    browser.get("/lang/en?next=/")
+    assert "2021-10, 2021-11" in browser.get(f"/fraud/cases/{case_id}").text
+    assert "7, 8, 9" in browser.get("/modules/service").text
