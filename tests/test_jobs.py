@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -368,7 +369,10 @@ def test_a_jobs_result_groups_its_counts_by_thousands(site: Site) -> None:
     done = _run_by_hand(site.settings, work, {})
     assert done.status == "succeeded"
     site.login(site.client, "ada", PASSWORD)
-    result = site.client.get(f"/jobs/{done.id}").text.split('id="job-result"', 1)[1]
+    page = site.client.get(f"/jobs/{done.id}").text
+    assert page.count(" UTC</dd>") == 3, "requested, started and finished, in UTC"
+    assert re.search(r"<td>[0-9: -]{19} UTC</td>", site.client.get("/jobs").text)
+    result = page.split('id="job-result"', 1)[1]
     assert "<td>3,105</td>" in result, "as the dashboard shows the lines it scanned"
     assert "<td>5.9</td>" in result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -631,3 +632,14 @@ def test_the_web_upload_page_says_the_storage_failed_without_paths(site: Site) -
     assert posted.status_code == 507
     assert "服务器存储空间已满或无法写入；未保存任何内容" in posted.text
     _nothing_kept(site)
+
+
+def test_pages_say_their_times_are_utc(site: Site) -> None:
+    record = upload(site, "operator", "CMCC").json()
+    browser = TestClient(site.client.app)
+    site.login(browser, "ada", PASSWORD)
+    when = record["submitted_at"][:16].replace("T", " ")
+    for address in ("/", "/data/submissions", f"/data/submissions/{record['id']}"):
+        assert f"{when} UTC" in browser.get(address).text, address
+    users = browser.get("/admin/users").text
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d UTC</td>", users), "the last sign-in"
