@@ -7,7 +7,9 @@ import io
 import json
 import re
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import openpyxl
@@ -950,6 +952,23 @@ def test_cdr_references_are_per_operator(ready: Settings, tmp_path: Path):
 def test_bad_period_is_an_input_error(ready: Settings, tmp_path: Path):
     with pytest.raises(InputError, match="'2021-13' is not a valid month: the month is 01 to 12"):
         submit(ready, cdr_file(tmp_path, [GOOD_CALL]), "voice_cdr", period="2021-13")
+
+
+def test_a_period_not_yet_begun_or_before_1950_is_refused(ready: Settings, tmp_path: Path):
+    cells = tmp_path / "cells.csv"
+    cells.write_text(CELLS_HEADER + "C0001,S01,112.55,37.87,140100,4G\n")
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    current = now.strftime("%Y-%m")
+    for period, message in (
+        (f"{now.year + 1}-01", f"is after the current month {current}"),
+        ("1900-01", "is before the year 1950"),
+    ):
+        with pytest.raises(InputError, match=message):
+            submit(ready, cells, "cells", period=period)
+    with session_scope(ready) as session:
+        periods = {s.period for s in session.scalars(select(Submission))}
+    assert periods == {"2021-11"}, "nothing was recorded"
+    assert submit(ready, cells, "cells", period=current).status == "accepted"
 
 
 def test_formula_cells_are_neutralised():

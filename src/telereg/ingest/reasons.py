@@ -106,6 +106,10 @@ PERIOD_REQUIRED = N_(
     "{dataset} has no date column to take the month from: give the period (YYYY-MM) "
     "the file describes"
 )
+PERIOD_AFTER_NOW = N_(
+    "period {period} is after the current month {current}: give the month the file describes"
+)
+PERIOD_TOO_EARLY = N_("period {period} is before the year {first}: write the year with four digits")
 EMPTY_FILE = N_("the file is empty")
 ZIP_NOT_XLSX = N_("a ZIP archive, not an XLSX workbook")
 UNSAVED_FORMULAS = N_(

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import duckdb
 import ibis
@@ -54,6 +55,7 @@ from telereg.ingest.models import Submission, SubmissionStatus
 from telereg.ingest.validate import (
     FIRST_YEAR,
     LAST_YEAR,
+    LOCAL_ZONE,
     ROW,
     Check,
     Period,
@@ -152,6 +154,15 @@ def file_sha256(path: Path) -> tuple[str, int]:
 def _check_period(contract: Contract, period: str | None) -> str | None:
     if period is not None and (problem := month_problem(period)) is not None:
         raise InputError(problem)
+    if period is not None:
+        # A month not yet begun, or before the years a date may fall in, is a typing slip
+        # (2012 for 2021): filed, it would stand beside the month meant, or pass for the
+        # newest month in the analyses.
+        current = datetime.now(ZoneInfo(LOCAL_ZONE)).strftime("%Y-%m")
+        if period > current:
+            raise InputError(reasons.PERIOD_AFTER_NOW.format(period=period, current=current))
+        if int(period[:4]) < FIRST_YEAR:
+            raise InputError(reasons.PERIOD_TOO_EARLY.format(period=period, first=FIRST_YEAR))
     if period is None and contract.period_column is None and not contract.standing:
         # Without it the file would be filed under today's month, beside the list it
         # corrects instead of replacing it.
