@@ -615,6 +615,25 @@ def test_a_file_without_its_header_line_does_not_repeat_numbers_in_the_message(
     assert "138****1234" in record.message
 
 
+def test_a_files_name_is_kept_without_the_senders_folders_or_hidden_characters(
+    ready: Settings, tmp_path: Path
+):
+    path = tmp_path / "cells.csv"
+    for number, (sent, kept) in enumerate(
+        (
+            ("C:\\Users\\张三\\小区清单.csv", "小区清单.csv"),
+            ("..\\..\\报表\\小区.csv", "小区.csv"),
+            ("../../etc/cells.csv", "cells.csv"),
+            ("\u202eexe.csv", "exe.csv"),
+            ("..", "upload"),
+            ("a/b/", "b"),
+        )
+    ):
+        path.write_text(CELLS_HEADER + f"N{number:04d},S01,112.55,37.87,140100,4G\n")
+        record = submit(ready, path, "cells", period="2021-11", filename=sent)
+        assert record.filename == kept, sent
+
+
 def test_unknown_columns_are_named_and_ignored(ready: Settings, tmp_path: Path):
     path = tmp_path / "extra.csv"
     path.write_text(CDR_HEADER.strip() + ",note\n" + GOOD_CALL + ",hello\n")

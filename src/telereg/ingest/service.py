@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -240,8 +242,7 @@ def _ingest(
             reasons.ADMINISTRATION_CODE.format(dataset=contract.name, code=ADMINISTRATION)
         )
     _check_period(contract, period)
-    # (a file may be named after the person it is about: 投诉_13812345678_张三.csv)
-    filename = mask_digits(Path(filename).name)[:255] or "upload"
+    filename = shown_filename(filename)
     received = utcnow()
     step("hashing")
     digest, lines = file_sha256(path)
@@ -327,6 +328,23 @@ def _ingest(
     return record
 
 
+#: Where a name sent with a file may break into folders: browsers on Windows may send the
+#: sender's own path (``C:\\Users\\张三\\小区.csv``).
+_FOLDERS = re.compile(r"[\\/]")
+
+
+def shown_filename(filename: str) -> str:
+    """The name of a file sent, as it is kept and shown: its last part (of a path written
+    with either separator), without control characters or the marks that reorder text on
+    screen (U+202E before ``exe.csv`` shows it as ``vsc.exe``), numbers masked (a file may be
+    named after the person it is about: 投诉_13812345678_张三.csv); ``upload`` when that
+    leaves no name."""
+    parts = [part for part in _FOLDERS.split(filename) if part]
+    last = parts[-1] if parts else ""
+    kept = "".join(ch for ch in last if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+    return mask_digits(kept)[:255] if kept not in ("", ".", "..") else "upload"
+
+
 @contextmanager
 def storage_errors(filename: str) -> Iterator[None]:
     """A full disk or a data dir that cannot be written to (the engine's or the file
@@ -340,7 +358,7 @@ def storage_errors(filename: str) -> Iterator[None]:
     except (duckdb.IOException, OSError) as err:
         raise StorageError(
             reasons.CANNOT_STORE.format(detail=readers.first_line(err)),
-            where=mask_digits(Path(filename).name)[:255],
+            where=shown_filename(filename),
         ) from err
 
 
