@@ -508,6 +508,25 @@ def test_geojson_in_a_projected_system_is_refused_or_quarantined(ready: Settings
         assert submit(ready, path, "corridors", period="2021-11").status == "accepted", name
 
 
+def test_a_crs_member_written_otherwise_is_read_for_the_system_it_names(
+    ready: Settings, tmp_path: Path
+):
+    lonlat = [[112.0, 37.0], [112.5, 37.5]]
+    for number, crs in enumerate(
+        ("EPSG:4326", {"type": "EPSG", "properties": {"code": 4326}}, "urn:ogc:def:crs:EPSG::4490")
+    ):
+        path = _corridor_file(tmp_path / f"{number}.geojson", lonlat, crs=crs)
+        assert submit(ready, path, "corridors", period="2021-11").status == "accepted", crs
+    for crs, named in (
+        ("EPSG:4547", "EPSG:4547"),
+        ({"type": "EPSG", "properties": {"code": 3857}}, "EPSG:3857"),
+    ):
+        path = _corridor_file(tmp_path / "projected.geojson", lonlat, crs=crs)
+        record = submit(ready, path, "corridors", period="2021-11")
+        assert record.status == "rejected"
+        assert f"declares the coordinate system {named};" in record.message
+
+
 @pytest.mark.parametrize(
     ("content", "name", "message"),
     [

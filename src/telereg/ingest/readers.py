@@ -1167,10 +1167,28 @@ def _check_declared_crs(crs: object, name: str) -> None:
     """Refuse a file that declares a coordinate system other than longitude and latitude."""
     if crs is None:
         return
-    declared = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
+    declared = _declared_crs(crs)
     if not isinstance(declared, str) or not _LONLAT_CRS.search(declared.strip()):
         shown = declared if isinstance(declared, str) else json.dumps(crs, ensure_ascii=False)
         raise InputError(reasons.GEOJSON_CRS.format(crs=shown[:120]), where=name)
+
+
+def _declared_crs(crs: object) -> str | None:
+    """The name a ``crs`` member gives its system: ``{"type": "name", "properties": {"name":
+    …}}`` as the 2008 form has it, the older ``{"type": "EPSG", "properties": {"code":
+    4326}}``, or a bare name, as some programs write it (``"EPSG:4326"``)."""
+    if isinstance(crs, str):
+        return crs
+    properties = crs.get("properties") if isinstance(crs, dict) else None
+    if not isinstance(properties, dict):
+        return None
+    if isinstance(properties.get("name"), str):
+        return str(properties["name"])
+    code = properties.get("code")
+    kind = crs.get("type") if isinstance(crs, dict) else None
+    if isinstance(code, int | str) and isinstance(kind, str) and kind.upper() == "EPSG":
+        return f"EPSG:{code}"
+    return None
 
 
 def open_source(
