@@ -575,7 +575,9 @@ def test_files_the_readers_choke_on_are_rejected_with_a_message(ready: Settings,
         ],
     }
     (tmp_path / "clash.geojson").write_text(json.dumps(clash))
+    (tmp_path / "none.geojson").write_text('{"type": "FeatureCollection", "features": []}')
     for name, dataset, message in (
+        ("none.geojson", "corridors", "the FeatureCollection has no features"),
         ("twice.parquet", "cells", "appears twice"),
         ("nulls.geojson", "corridors", "list of Feature objects"),
         ("clash.geojson", "corridors", "named 'geometry'"),

@@ -1126,6 +1126,9 @@ def _read_geojson(
     features = document.get("features") or []
     if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
         raise InputError(reasons.NOT_FEATURES, where=name)
+    if not features:
+        # (its columns are its features' properties: without one, every column is missing)
+        raise InputError(reasons.NO_FEATURES, where=name)
     keys: list[str] = []
     for feature in features:
         for key in feature.get("properties") or {}:

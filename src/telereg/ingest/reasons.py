@@ -147,6 +147,7 @@ EMPTY_SHEET = N_("the first sheet is empty")
 CANNOT_READ_PARQUET = N_("cannot read the Parquet file: {detail}")
 NOT_JSON = N_("not valid JSON: {detail}")
 NOT_FEATURE_COLLECTION = N_("GeoJSON must be a FeatureCollection")
+NO_FEATURES = N_("the FeatureCollection has no features")
 NOT_FEATURES = N_("GeoJSON features must be a list of Feature objects")
 GEOJSON_CRS = N_(
     "the file declares the coordinate system {crs}; send longitude and latitude in WGS-84 "
