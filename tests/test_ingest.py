@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import re
@@ -538,6 +539,10 @@ def test_a_crs_member_written_otherwise_is_read_for_the_system_it_names(
         (b"caller,callee\n1,2\n", "short.csv", "missing required column(s) start_time"),
         (b"\x00\x01\x02binary", "blob.csv", "binary file"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "cdr.xls", "save it as"),
+        # Compressed files and documents sent in place of the data, named as the data.
+        (gzip.compress(CDR_HEADER.encode(), mtime=0), "cdr.csv", "a gzip-compressed file"),
+        (b"7z\xbc\xaf\x27\x1c\x00\x04" + b"x" * 50, "cdr.csv", "a 7-Zip-compressed file"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj", "cdr.csv", "a PDF document"),
         # A format the dataset does not take is refused before the file is parsed.
         (
             b'{"type": "FeatureCollection", "features": [' + b"{}," * 1000 + b"{}]}",

@@ -83,6 +83,23 @@ class Source:
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
+#: The first bytes of the compressed files sent in place of a data file (a ``.csv.gz``, a
+#: 7-Zip or RAR archive), and what each is called.
+_COMPRESSED = (
+    (re.compile(rb"\x1f\x8b"), "gzip"),
+    (re.compile(rb"7z\xbc\xaf\x27\x1c"), "7-Zip"),
+    (re.compile(rb"Rar!\x1a\x07"), "RAR"),
+    (re.compile(rb"BZh[1-9]1AY&SY"), "bzip2"),
+    (re.compile(rb"\xfd7zXZ\x00"), "xz"),
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd"),
+)
+
+
+def _compression(head: bytes) -> str | None:
+    """What compressed the file, by its first bytes; None when it is not compressed."""
+    return next((kind for magic, kind in _COMPRESSED if magic.match(head)), None)
+
+
 def sniff_format(path: Path, *, display_name: str) -> FileFormat:
     """The format by content; a file whose content contradicts its extension is refused."""
     with path.open("rb") as fh:
@@ -105,6 +122,10 @@ def sniff_format(path: Path, *, display_name: str) -> FileFormat:
         found = FileFormat.CSV  # Excel's "Unicode text": tab-separated UTF-16
     elif head.startswith(_OLE2):
         raise InputError(reasons.OLD_WORKBOOK, where=display_name)
+    elif (packed := _compression(head)) is not None:
+        raise InputError(reasons.COMPRESSED_FILE.format(kind=packed), where=display_name)
+    elif head.startswith(b"%PDF-"):
+        raise InputError(reasons.PDF_FILE, where=display_name)
     elif b"\x00" in head:
         raise InputError(reasons.BINARY_FILE, where=display_name)
     else:

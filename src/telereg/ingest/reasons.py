@@ -122,6 +122,11 @@ OLD_WORKBOOK = N_(
     "(.xlsx) and send that"
 )
 BINARY_FILE = N_("a binary file, not CSV, XLSX, Parquet or GeoJSON")
+COMPRESSED_FILE = N_(
+    "a {kind}-compressed file, not CSV, XLSX, Parquet or GeoJSON: unpack it and send the "
+    "file inside"
+)
+PDF_FILE = N_("a PDF document, not CSV, XLSX, Parquet or GeoJSON: send the data itself")
 NAME_CONTRADICTS = N_("the name says {claimed} but the content is {found}")
 UNKNOWN_ENCODING = N_("the CSV file is neither UTF-8 nor GBK/GB18030 text")
 LINE_TOO_LONG = N_("a line is longer than the reader allows")
