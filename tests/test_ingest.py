@@ -581,7 +581,10 @@ def test_files_the_readers_choke_on_are_rejected_with_a_message(ready: Settings,
     }
     (tmp_path / "clash.geojson").write_text(json.dumps(clash))
     (tmp_path / "none.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    # A list of features, without the FeatureCollection around them.
+    (tmp_path / "list.geojson").write_text(json.dumps(clash["features"]))
     for name, dataset, message in (
+        ("list.geojson", "corridors", "GeoJSON must be a FeatureCollection"),
         ("none.geojson", "corridors", "the FeatureCollection has no features"),
         ("twice.parquet", "cells", "appears twice"),
         ("nulls.geojson", "corridors", "list of Feature objects"),

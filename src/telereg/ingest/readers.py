@@ -100,6 +100,11 @@ def _compression(head: bytes) -> str | None:
     return next((kind for magic, kind in _COMPRESSED if magic.match(head)), None)
 
 
+#: How a JSON document begins: an object, or a list of objects or lists (no CSV header
+#: begins ``[{``).
+_JSON_START = re.compile(rb"\{|\[\s*[\[{]")
+
+
 def sniff_format(path: Path, *, display_name: str) -> FileFormat:
     """The format by content; a file whose content contradicts its extension is refused."""
     with path.open("rb") as fh:
@@ -116,7 +121,8 @@ def sniff_format(path: Path, *, display_name: str) -> FileFormat:
         ):
             raise InputError(reasons.ZIP_NOT_XLSX, where=display_name)
         found = FileFormat.XLSX
-    elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+    elif _JSON_START.match(head.lstrip(b"\xef\xbb\xbf \t\r\n")):
+        # (a list of features, or of anything, is JSON too: the reader says what it lacks)
         found = FileFormat.GEOJSON
     elif head.startswith(_UTF16_BOMS):
         found = FileFormat.CSV  # Excel's "Unicode text": tab-separated UTF-16
