@@ -1695,6 +1695,21 @@ def test_rows_after_empty_lines_keep_their_line_numbers(ready: Settings, tmp_pat
     assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [2, 3, 5, 8]
 
 
+def test_rows_below_empty_lines_above_the_header_keep_their_line_numbers(
+    ready: Settings, tmp_path: Path
+):
+    bad = GOOD_CALL.replace(",35,", ",-1,")
+    for ending in ("\n", "\r\n"):
+        # Lines 1 and 2 empty, the header on line 3: the bad row is on line 5.
+        text = ending * 2 + ending.join([CDR_HEADER.strip(), GOOD_CALL, bad]) + ending
+        path = tmp_path / "cdr.csv"
+        path.write_bytes(text.encode())
+        record = submit(ready, path, "voice_cdr", period="2021-11")
+        assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+        assert {e["row"] for e in errors_of(ready, record)} == {"5"}, repr(ending)
+        assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [4]
+
+
 def test_a_blank_line_inside_a_quoted_value_does_not_shift_the_rows_after_it(
     ready: Settings, tmp_path: Path
 ):

@@ -352,6 +352,8 @@ def empty_lines(path: Path) -> list[int]:
     quoted = False
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
+            if first_line == 1 and not tail and chunk.startswith((b"\n", b"\r\n")):
+                found.append(1)  # (no line break before it: the scan below cannot see it)
             data = tail + chunk
             quoted = quoted or b'"' in chunk
             if b"\n\n" in data or b"\n\r\n" in data:
