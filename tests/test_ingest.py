@@ -1790,6 +1790,21 @@ def test_a_title_row_above_a_sheets_header_is_skipped(ready: Settings, tmp_path:
     assert "2 title row(s) above the header were skipped" in record.message
 
 
+def test_a_sheet_begun_below_many_blank_rows_is_read(ready: Settings, tmp_path: Path):
+    # Eight blank rows, a title, the header on row 10: more rows above it than a title
+    # takes, but blank ones say nothing.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet["A9"] = "基站小区信息表"
+    sheet.append(["cell_id", "site_id", "longitude", "latitude", "city_code", "technology"])
+    sheet.append(["T0001", "S9", 112.5, 37.8, 140100, "5G"])
+    sheet.append(["T0002", "S9", 112.5, 99.0, 140100, "5G"])
+    workbook.save(tmp_path / "cells.xlsx")
+    record = submit(ready, tmp_path / "cells.xlsx", "cells", operator="CUCC", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (1, 1), record.message
+    assert errors_of(ready, record)[0]["row"] == "12", "the spreadsheet's own row number"
+
+
 def test_a_cover_sheet_and_hidden_sheets_are_not_read_as_data(ready: Settings, tmp_path: Path):
     # Instructions first, last month's rows kept in a hidden sheet, then the data: only the
     # data is read, its rows numbered as the first sheet read, and the rest named.

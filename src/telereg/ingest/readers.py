@@ -1045,6 +1045,8 @@ def _data_sheet(sheets: list[Any], known_headers: Mapping[str, str]) -> int:
 
 #: Rows above a sheet's header that may hold its title (a report's name, a unit, a date).
 _TITLE_ROWS = 5
+#: Blank rows a sheet may begin with (not counted as title rows): past them, it is blank.
+_BLANK_ROWS = 1000
 
 
 def _after_titles(
@@ -1056,22 +1058,41 @@ def _after_titles(
     merged across the sheet), perhaps a line of who filled it in and when, and the header
     below. The header is the top row naming most of the dataset's columns (``known_headers``,
     normalised; the first such row); with none, the first row of several values after rows
-    of at most one, up to ``_TITLE_ROWS`` of them; otherwise the first row.
+    of at most one, up to ``_TITLE_ROWS`` of them; otherwise the first row. Blank rows
+    above all that (a sheet begun lower down) are passed over, however many, up to
+    ``_BLANK_ROWS``; they are counted among the rows above the header.
     """
-    seen = list(itertools.islice(rows, _TITLE_ROWS + 1))
-    if not seen:
+    leading, first = 0, None  # (blank rows above the first with a value, and that row)
+    for row in itertools.islice(rows, _BLANK_ROWS):
+        if any(v is not None and str(v).strip() != "" for v in row):
+            first = row
+            break
+        leading += 1
+    if first is None:
         return None, 0, rows
+    seen = [first, *itertools.islice(rows, _TITLE_ROWS)]
+    place, header, rest = _header_among(seen, rows, known_headers)
+    return header, leading + place, rest
+
+
+def _header_among(
+    seen: list[tuple[object, ...]],
+    rows: Iterator[tuple[object, ...]],
+    known_headers: Mapping[str, str],
+) -> tuple[int, tuple[object, ...], Iterator[tuple[object, ...]]]:
+    """:func:`_after_titles` in the first rows of a sheet (``seen``, the first not blank):
+    the header's place among them, the header, and the rows after it."""
     named = [
         sum(normalise_header(str(v)) in known_headers for v in row if v is not None) for row in seen
     ]
     if any(named):
         # (the row naming the most: a cover line may name one, ``统计月份 | 2021年12月``)
         place = named.index(max(named))
-        return seen[place], place, itertools.chain(seen[place + 1 :], rows)
+        return place, seen[place], itertools.chain(seen[place + 1 :], rows)
     for place, row in enumerate(seen):
         if sum(v is not None and str(v).strip() != "" for v in row) >= 2:
-            return row, place, itertools.chain(seen[place + 1 :], rows)
-    return seen[0], 0, itertools.chain(seen[1:], rows)
+            return place, row, itertools.chain(seen[place + 1 :], rows)
+    return 0, seen[0], itertools.chain(seen[1:], rows)
 
 
 def _sheet_notes(
