@@ -671,6 +671,22 @@ def test_unknown_columns_are_named_and_ignored(ready: Settings, tmp_path: Path):
     assert "ignored unknown column(s): note" in record.message
 
 
+def test_columns_with_no_header_are_named_by_their_letters_not_the_readers_names(
+    ready: Settings, tmp_path: Path
+):
+    # The separators Excel leaves at the end of every line, and a note under no header in
+    # column B: neither is a column the file names.
+    header = CDR_HEADER.strip().replace("caller,", "caller,,", 1)
+    row = GOOD_CALL.replace(",", ",a note,", 1)
+    path = tmp_path / "cdr.csv"
+    path.write_text(f"{header},,\n{row},,\n")
+    record = submit(ready, path, "voice_cdr")
+    assert record.status == "accepted", record.message
+    assert "column(s) with no header were not read: B, I, J" in record.message
+    assert "column1" not in record.message
+    assert "unknown column" not in record.message
+
+
 def test_a_10_mb_field_is_a_row_error_not_a_crash(ready: Settings, tmp_path: Path):
     path = tmp_path / "huge.csv"
     path.write_text(

@@ -77,6 +77,9 @@ class Source:
     #: lines above a CSV's header that were set aside as its title: the file's line
     #: numbers are those of ``text_path`` plus these
     title_lines: int = 0
+    #: the reader's names of a CSV's columns with no header (not read, and not named as
+    #: unknown columns: the file does not name them)
+    unheaded: tuple[str, ...] = ()
 
 
 #: The first bytes of an OLE2 compound file: an Excel 97–2003 ``.xls`` or a WPS ``.et``.
@@ -221,15 +224,36 @@ def _csv_source(
             reasons.UNCLOSED_QUOTE,
             where=name,
         )
+    notes = [reasons.TITLE_LINES.format(count=titles)] if titles else []
+    unheaded = _unheaded(con, source, headers, long_lines=long_lines)
+    if unheaded:
+        letters = ", ".join(_column_letters(headers.index(h)) for h in unheaded)
+        notes.append(reasons.COLUMNS_WITHOUT_HEADER.format(columns=letters))
     return Source(
         FileFormat.CSV,
         encoding,
         _unique_headers(headers, name),
         _csv_relation(con, source, headers, long_lines=long_lines),
         False,
-        [reasons.TITLE_LINES.format(count=titles)] if titles else [],
+        notes,
         text_path=source,
         title_lines=titles,
+        unheaded=unheaded,
+    )
+
+
+def _unheaded(
+    con: duckdb.DuckDBPyConnection, source: Path, headers: list[str], *, long_lines: bool
+) -> tuple[str, ...]:
+    """The reader's names (``column7``) of a CSV's columns whose header cell is empty, as
+    the separators Excel leaves at the end of every line make them."""
+    if not any(_UNNAMED.fullmatch(h) for h in headers):
+        return ()
+    sent = _header_as_sent(con, source, long_lines=long_lines)
+    return tuple(
+        h
+        for place, h in enumerate(headers)
+        if h == f"column{place}" and (place >= len(sent) or not sent[place])
     )
 
 

@@ -78,6 +78,7 @@ COLUMNS_NOT_IN_FIRST_SHEET = N_(
 )
 TOTAL_ROWS = N_("{count} total row(s) (合计, 小计) skipped")
 VALUES_WITHOUT_HEADER = N_("values in column(s) with no header were not read: {columns}")
+COLUMNS_WITHOUT_HEADER = N_("column(s) with no header were not read: {columns}")
 MERGED_FILLED = N_("{count} cell(s) of merged ranges read as the value merged over them")
 SHEETS_BEFORE = N_("sheet(s) before the one with the dataset's columns not read: {sheets}")
 DAYS_LACKING = N_(

@@ -1185,6 +1185,8 @@ def _mapping_sql(contract: Contract, source: readers.Source) -> tuple[str, list[
     chosen: dict[str, str] = {}
     unknown: list[str] = []
     for header in source.columns:
+        if header in source.unheaded:
+            continue  # (named in the source's notes, by their place)
         name = mapping.get(normalise_header(header))
         if name is None:
             unknown.append(header)
