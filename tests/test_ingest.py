@@ -567,6 +567,14 @@ def test_files_the_readers_choke_on_are_rejected_with_a_message(ready: Settings,
     # test_a_parquet_files_nested_columns_are_ignored_or_reported).
     twice = pa.Table.from_arrays([pa.array(["C1"]), pa.array(["C2"])], names=["cell_id"] * 2)
     pq.write_table(twice, tmp_path / "twice.parquet")
+    # A column of bytes, one of them not text (GBK, say): its column and row are named.
+    raw = pa.table(
+        {
+            "cell_id": pa.array([b"C1", "小区".encode("gbk")], pa.binary()),
+            "site_id": ["S1", "S1"],
+        }
+    )
+    pq.write_table(raw, tmp_path / "bytes.parquet")
     # GeoJSON whose features are not objects, or with a property named like the geometry.
     (tmp_path / "nulls.geojson").write_text('{"type": "FeatureCollection", "features": [null]}')
     clash = {
@@ -587,6 +595,11 @@ def test_files_the_readers_choke_on_are_rejected_with_a_message(ready: Settings,
         ("list.geojson", "corridors", "GeoJSON must be a FeatureCollection"),
         ("none.geojson", "corridors", "the FeatureCollection has no features"),
         ("twice.parquet", "cells", "appears twice"),
+        (
+            "bytes.parquet",
+            "cells",
+            "column 'cell_id' holds bytes that are not UTF-8 text, first in row 2",
+        ),
         ("nulls.geojson", "corridors", "list of Feature objects"),
         ("clash.geojson", "corridors", "named 'geometry'"),
     ):

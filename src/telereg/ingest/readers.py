@@ -1162,7 +1162,10 @@ def _read_parquet(
         ) from err
     text = pa.table(
         {
-            **{field.name: _parquet_text(con, table.column(field.name)) for field in table.schema},
+            **{
+                field.name: _parquet_text(con, table.column(field.name), field.name, name)
+                for field in table.schema
+            },
             ROW: pa.array(range(1, table.num_rows + 1), pa.int64()),
         }
     )
@@ -1171,8 +1174,22 @@ def _read_parquet(
 
 
 def _parquet_text(
-    con: duckdb.DuckDBPyConnection, column: pa.ChunkedArray
+    con: duckdb.DuckDBPyConnection, column: pa.ChunkedArray, header: str, name: str
 ) -> pa.ChunkedArray | pa.Array:
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        try:
+            return column.cast(pa.string())
+        except pa.ArrowInvalid as err:
+            # (bytes, not text: which value, of which column, the sender must know to mend it)
+            row = next(
+                place
+                for place, value in enumerate(column.to_pylist(), start=1)
+                if value is not None and not _decodes(value, "utf-8")
+            )
+            raise InputError(
+                reasons.NOT_UTF8_VALUE.format(column=repr(shown_header(header)), row=row),
+                where=name,
+            ) from err
     if pa.types.is_floating(column.type):
         return _float_text(column)
     if pa.types.is_nested(column.type):

@@ -151,6 +151,9 @@ CANNOT_OPEN_WORKBOOK = N_("cannot open the workbook: {detail}")
 NO_WORKSHEET = N_("the workbook has no visible worksheet (only charts, or hidden sheets?)")
 EMPTY_SHEET = N_("the first sheet is empty")
 CANNOT_READ_PARQUET = N_("cannot read the Parquet file: {detail}")
+NOT_UTF8_VALUE = N_(
+    "column {column} holds bytes that are not UTF-8 text, first in row {row}: write it as text"
+)
 NOT_JSON = N_("not valid JSON: {detail}")
 NOT_FEATURE_COLLECTION = N_("GeoJSON must be a FeatureCollection")
 NO_FEATURES = N_("the FeatureCollection has no features")
