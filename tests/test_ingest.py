@@ -1739,6 +1739,16 @@ def test_rows_below_empty_lines_above_the_header_keep_their_line_numbers(
         assert [r["source_row"] for r in lake_rows(ready, "voice_cdr")] == [4]
 
 
+def test_a_csv_whose_lines_end_in_both_ways_is_read(ready: Settings, tmp_path: Path):
+    # Written on Windows, with a line pasted in from a file written elsewhere.
+    bad = GOOD_CALL.replace(",35,", ",-1,")
+    path = tmp_path / "cdr.csv"
+    path.write_bytes(f"{CDR_HEADER.strip()}\r\n{GOOD_CALL}\n{bad}\r\n{GOOD_CALL}\r\n".encode())
+    record = submit(ready, path, "voice_cdr", period="2021-11")
+    assert (record.rows_accepted, record.rows_quarantined) == (2, 1), record.message
+    assert {e["row"] for e in errors_of(ready, record)} == {"3"}
+
+
 def test_a_blank_line_inside_a_quoted_value_does_not_shift_the_rows_after_it(
     ready: Settings, tmp_path: Path
 ):

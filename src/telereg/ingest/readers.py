@@ -210,7 +210,14 @@ def _csv_source(
 ) -> Source:
     """A CSV in UTF-8 ready to be read: its header found below any title lines, checked."""
     source = _header_on_one_line(source, workdir)
-    headers, long_lines = _headers_of(con, source, name)
+    try:
+        headers, long_lines = _headers_of(con, source, name)
+    except InputError:
+        mended = _one_line_ending(source, workdir)
+        if mended is None:
+            raise
+        source = mended
+        headers, long_lines = _headers_of(con, source, name)
     titles = _title_lines(source) if _only_a_title(headers) else 0
     if titles:
         source = _below_titles(source, titles, workdir)
@@ -342,6 +349,34 @@ def _header_on_one_line(source: Path, workdir: Path) -> Path:
         ending = b"\r\n" if head[end - 2 : end] == b"\r\n" else b"\n"  # (the file's own)
         out.write(re.sub(rb"\r?\n", b" ", head[: end - len(ending)]) + ending)
         shutil.copyfileobj(fh, out, 1 << 20)
+    return target
+
+
+def _one_line_ending(source: Path, workdir: Path) -> Path | None:
+    """A copy of a CSV whose lines end in both ``\\r\\n`` and ``\\n`` (lines pasted in
+    from another file), all ending in ``\\n``, which the reader's detection cannot read
+    mixed; None when they do not mix. Lines keep their numbers."""
+    windows = unix = False
+    with source.open("rb") as fh:
+        carry = b""
+        while chunk := fh.read(_CHUNK):
+            data = carry + chunk
+            windows = windows or b"\r\n" in data
+            unix = unix or re.search(rb"(?<!\r)\n", data) is not None
+            carry = data[-1:]
+            if windows and unix:
+                break
+    if not (windows and unix):
+        return None
+    target = workdir / "one_line_ending.csv"
+    with source.open("rb") as fh, target.open("wb") as out:
+        carry = b""
+        while chunk := fh.read(_CHUNK):
+            data = carry + chunk
+            # (a "\r" ending the chunk may begin a "\r\n" the next chunk ends)
+            carry = b"\r" if data.endswith(b"\r") else b""
+            out.write(data[: len(data) - len(carry)].replace(b"\r\n", b"\n"))
+        out.write(carry)
     return target
 
 
