@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -1681,6 +1682,13 @@ def test_a_gbk_line_among_utf8_text_costs_that_line(ready: Settings, tmp_path: P
     )
     record = submit(ready, path, "site_obstacles", operator="CUCC", period="2021-12")
     assert (record.rows_accepted, record.rows_quarantined) == (48, 1), record.message
+    # So in a file with a byte-order mark, as Excel saves "CSV UTF-8": the line's number is
+    # that of the file.
+    path = tmp_path / "marked.csv"
+    path.write_bytes(codecs.BOM_UTF8 + OBSTACLES_HEADER.encode() + pasted + rows.encode())
+    record = submit(ready, path, "site_obstacles", operator="CTCC", period="2021-12")
+    assert (record.rows_accepted, record.rows_quarantined) == (5, 1), record.message
+    assert [e["row"] for e in errors_of(ready, record)] == ["2"]
 
 
 def test_a_long_line_of_chinese_text_is_a_row_error(ready: Settings, tmp_path: Path):

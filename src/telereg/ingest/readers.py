@@ -194,7 +194,14 @@ def _csv_encoding(path: Path) -> str:
 def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, name: str) -> Source:
     encoding = _csv_encoding(path)
     source = path
-    if encoding != "utf-8":
+    if encoding == "utf-8-sig":
+        # Read as UTF-8 past its mark, not decoded here: a line pasted in from a GBK file
+        # then costs that line, as in a file without the mark, not the whole file.
+        source = workdir / "utf8.csv"
+        with path.open("rb") as fh, source.open("wb") as out:
+            fh.seek(len(codecs.BOM_UTF8))
+            shutil.copyfileobj(fh, out, 1 << 20)
+    elif encoding != "utf-8":
         source = workdir / "utf8.csv"
         try:
             _transcode(path, source, encoding)
