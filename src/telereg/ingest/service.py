@@ -858,7 +858,7 @@ def _load(
         # record: it is skipped and counted in a note, not quarantined column by column.
         numbered = f"SELECT * FROM ({numbered}) WHERE NOT ({blank})"
         notes.append(reasons.BLANK_ROWS.format(count=int(empty)))
-    rows = backend.sql(numbered)
+    rows = _view(backend, "numbered_rows", numbered)
     total = int(kept) + len(unreadable)
     if total == 0:
         raise InputError(reasons.NO_DATA_ROWS)
@@ -945,7 +945,7 @@ def _without_second_reason(errors: ir.Table) -> ir.Table:
 
 def _read_and_check(backend: Any, contract: Contract, mapping: str) -> ir.Table:
     """Read the file once into a table of its values and whether the row breaks a row rule."""
-    mapped = backend.sql(mapping)
+    mapped = _view(backend, "mapped_rows", mapping)
     rules = row_checks(contract, mapped, flag_only=True)
     # One flag per row; which rules a bad row breaks is worked out later, on bad rows only.
     broken = ibis.or_(*[rule.fails.fill_null(False) for rule in rules]) if rules else False
@@ -1105,6 +1105,14 @@ def _number_forms(value: str, column: Column) -> str:
 
 def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _view(backend: Any, name: str, query: str) -> ir.Table:
+    """``query`` as a temporary view: Ibis compiles an expression over a view by its name,
+    where it would parse the query's text again (and copy its tree) at every compilation of
+    an expression over ``backend.sql(query)``, a fifth of a small file's ingest."""
+    backend.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {query}")
+    return backend.table(name)
 
 
 def _materialise(backend: Any, name: str, expr: ir.Table) -> ir.Table:
