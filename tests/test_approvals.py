@@ -200,6 +200,17 @@ def test_an_approval_ends_when_it_expires_is_refused_or_withdrawn(four_eyes: Sit
     assert [e["action"] for e in _audit(site, "privacy.approval_withdrawn")] == [
         "privacy.approval_withdrawn"
     ]
+    # Refused steps are kept too: the withdrawal twice, and a request that says nothing.
+    (twice,) = _audit(site, "privacy.approval_withdrawal_refused")
+    assert (twice["actor"], twice["detail"]["refused"]) == ("ada", "conflict")
+    assert twice["objects"] == [f"case:{case}", f"approval:{third}"]
+    assert _ask(site, "analyst", case, reason="test").status_code == 422
+    (empty,) = _audit(site, "privacy.approval_request_refused")
+    assert (empty["actor"], empty["objects"], empty["detail"]["refused"]) == (
+        "ann",
+        [f"case:{case}"],
+        "invalid-input",
+    )
 
 
 def test_no_one_approves_their_own_request(four_eyes: Site) -> None:
@@ -250,6 +261,17 @@ def test_a_handover_with_clear_values_needs_an_approval_for_each_case(four_eyes:
         f"case:{first}",
         f"case:{second}",
     }
+    # The package's clear numbers were approved for its maker: the agency and the maker
+    # fetch it; another user of the administration, with no approval, does not.
+    name = handed.headers["content-disposition"].split('filename="')[1].rstrip('"')
+    package = f"/api/v1/fraud/handovers/POLICE-AF/{name}"
+    assert site.client.get(package, headers=site.as_role("analyst")).status_code == 200
+    assert site.client.get(package, headers=site.as_role("liaison")).status_code == 200
+    other = site.client.get(package, headers=site.as_role("admin"))
+    assert other.status_code == 403, other.text
+    assert "only its maker and the agency may fetch it" in other.json()["detail"]
+    (kept,) = _audit(site, "fraud.handover.refused")
+    assert kept["actor"] == "ada"
 
 
 def test_without_the_setting_nothing_is_asked_for(site: Site) -> None:
@@ -370,3 +392,18 @@ def test_approvals_on_each_state_db(db_settings: Settings) -> None:
             "privacy.approval_granted",
             "privacy.approval_requested",
         ]
+
+
+def test_an_approval_is_asked_only_for_a_case_with_values_to_reveal(four_eyes: Site) -> None:
+    from telereg.cases import service as cases
+    from telereg.domains.buildout import obstacles
+    from tests.conftest import ROOT
+
+    with session_scope(four_eyes.settings) as s:
+        new = cases.NewCase("obstacle:1", "a site refused by its landlord", {"site_id": "TY-1"})
+        (case,) = cases.open_cases(s, principal=ROOT, workflow=obstacles.WORKFLOW, new=[new])
+        case_id = case.id
+    asked = _ask(four_eyes, "analyst", case_id)
+    assert asked.status_code == 422, asked.text
+    assert f"case {case_id} names no values to re-identify" in asked.json()["detail"]
+    assert _ask(four_eyes, "analyst", 99999).status_code == 404

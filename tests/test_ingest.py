@@ -685,18 +685,23 @@ def test_unknown_columns_are_named_and_ignored(ready: Settings, tmp_path: Path):
     assert "ignored unknown column(s): note" in record.message
 
 
+@pytest.mark.parametrize(
+    ("trailing", "letters"),
+    [(2, "B, I, J"), (5, "B, I, J, K, L, M")],
+    ids=["10 columns", "13 columns (the reader numbers them column00 …)"],
+)
 def test_columns_with_no_header_are_named_by_their_letters_not_the_readers_names(
-    ready: Settings, tmp_path: Path
+    ready: Settings, tmp_path: Path, trailing: int, letters: str
 ):
     # The separators Excel leaves at the end of every line, and a note under no header in
     # column B: neither is a column the file names.
     header = CDR_HEADER.strip().replace("caller,", "caller,,", 1)
     row = GOOD_CALL.replace(",", ",a note,", 1)
     path = tmp_path / "cdr.csv"
-    path.write_text(f"{header},,\n{row},,\n")
+    path.write_text(f"{header}{',' * trailing}\n{row}{',' * trailing}\n")
     record = submit(ready, path, "voice_cdr")
     assert record.status == "accepted", record.message
-    assert "column(s) with no header were not read: B, I, J" in record.message
+    assert f"column(s) with no header were not read: {letters}" in record.message
     assert "column1" not in record.message
     assert "unknown column" not in record.message
 

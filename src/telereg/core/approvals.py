@@ -41,6 +41,8 @@ GRANTED = "privacy.approval_granted"
 REFUSED = "privacy.approval_refused"
 WITHDRAWN = "privacy.approval_withdrawn"
 DECISION_REFUSED = "privacy.approval_decision_refused"
+REQUEST_REFUSED = "privacy.approval_request_refused"
+WITHDRAWAL_REFUSED = "privacy.approval_withdrawal_refused"
 #: What is kept of a refused decision's note, as of a refused reveal's reason.
 _KEPT_NOTE_CHARS = 500
 
@@ -96,7 +98,20 @@ def request_approval(
     caller has checked), for ``reason`` (kept with numbers masked; it must say why, as a
     reveal's reason must: :func:`privacy.reidentification_reason`). Refused when the
     installation asks for no approvals, and while the principal has a pending request or an
-    approval in force for the case (ConflictError)."""
+    approval in force for the case (ConflictError). A refusal is audited
+    (``privacy.approval_request_refused``)."""
+    named = [f"case:{case_id}"]
+    with _refusal_audited(
+        session, principal=principal, named=named, note=reason, action=REQUEST_REFUSED
+    ):
+        return _requested(
+            session, settings=settings, principal=principal, case_id=case_id, reason=reason
+        )
+
+
+def _requested(
+    session: Session, *, settings: Settings, principal: Principal, case_id: int, reason: str
+) -> ReidentifyApproval:
     principal.require(Permission.PRIVACY_REIDENTIFY)
     if not settings.reidentify_needs_approval:
         raise InputError(NOT_NEEDED)
@@ -126,20 +141,27 @@ def request_approval(
 
 @contextmanager
 def _refusal_audited(
-    session: Session, *, principal: Principal, named: list[str], note: str, decision: str
+    session: Session,
+    *,
+    principal: Principal,
+    named: list[str],
+    note: str,
+    action: str,
+    detail: dict[str, str] | None = None,
 ) -> Iterator[None]:
-    """Audit a decision the block refuses (``privacy.approval_decision_refused``), naming
-    what ``named`` holds by then, and let the error go on."""
+    """Audit a step the block refuses (a request, a decision, a withdrawal: ``action``),
+    naming what ``named`` holds by then, and let the error go on. The entry is kept though
+    the error rolls the transaction back (:func:`audit.record_refusal`)."""
     try:
         yield
     except TeleregError as err:
         audit.record_refusal(
             session,
             actor=principal.name,
-            action=DECISION_REFUSED,
+            action=action,
             objects=named,
             reason=privacy.note_as_stored(note)[:_KEPT_NOTE_CHARS],
-            detail={"decision": decision, "refused": err.code, "why": err.message[:300]},
+            detail={**(detail or {}), "refused": err.code, "why": err.message[:300]},
         )
         raise
 
@@ -161,7 +183,12 @@ def decide(
     decision = ApprovalStatus.APPROVED if approve else ApprovalStatus.REFUSED
     named = [f"approval:{request_id}"]
     with _refusal_audited(
-        session, principal=principal, named=named, note=note, decision=decision.value
+        session,
+        principal=principal,
+        named=named,
+        note=note,
+        action=DECISION_REFUSED,
+        detail={"decision": decision.value},
     ):
         principal.require(Permission.PRIVACY_APPROVE)
         asked = session.get(ReidentifyApproval, request_id)
@@ -215,12 +242,25 @@ def withdraw(
 ) -> ReidentifyApproval:
     """Withdraw a pending request or an approval: its requester (who no longer needs it) or
     an approver (who finds it should not hold), with a note. From then on it lets no one
-    reveal anything."""
+    reveal anything. A refusal is audited (``privacy.approval_withdrawal_refused``)."""
+    named = [f"approval:{request_id}"]
+    with _refusal_audited(
+        session, principal=principal, named=named, note=note, action=WITHDRAWAL_REFUSED
+    ):
+        return _withdrawn(
+            session, principal=principal, request_id=request_id, note=note, named=named
+        )
+
+
+def _withdrawn(
+    session: Session, *, principal: Principal, request_id: int, note: str, named: list[str]
+) -> ReidentifyApproval:
     if not principal.can(Permission.PRIVACY_APPROVE):
         principal.require(Permission.PRIVACY_REIDENTIFY)
     asked = session.get(ReidentifyApproval, request_id)
     if asked is None:
         raise NotFoundError(NO_SUCH_REQUEST.format(id=request_id))
+    named[:] = objects_of(asked)
     if asked.requested_by != principal.name and not principal.can(Permission.PRIVACY_APPROVE):
         raise PermissionDeniedError(NOT_YOURS.format(id=request_id))
     kept = privacy.note_as_stored(note)

@@ -259,15 +259,18 @@ def _csv_source(
 def _unheaded(
     con: duckdb.DuckDBPyConnection, source: Path, headers: list[str], *, long_lines: bool
 ) -> tuple[str, ...]:
-    """The reader's names (``column7``) of a CSV's columns whose header cell is empty, as
-    the separators Excel leaves at the end of every line make them."""
+    """The reader's names (``column7``; ``column07`` with 10 columns or more, ``column007``
+    with 100) of a CSV's columns whose header cell is empty, as the separators Excel leaves
+    at the end of every line make them."""
     if not any(_UNNAMED.fullmatch(h) for h in headers):
         return ()
     sent = _header_as_sent(con, source, long_lines=long_lines)
     return tuple(
         h
         for place, h in enumerate(headers)
-        if h == f"column{place}" and (place >= len(sent) or not sent[place])
+        if (named := _UNNAMED.fullmatch(h)) is not None
+        and int(named.group(1)) == place
+        and (place >= len(sent) or not sent[place])
     )
 
 
@@ -287,7 +290,7 @@ def _headers_of(con: duckdb.DuckDBPyConnection, source: Path, name: str) -> tupl
 
 
 #: The names the CSV reader gives columns whose header cell is empty.
-_UNNAMED = re.compile(r"column[0-9]+")
+_UNNAMED = re.compile(r"column([0-9]+)")
 _DELIMITERS = (",", "\t", ";", "|")
 
 
@@ -370,7 +373,8 @@ def _one_line_ending(source: Path, workdir: Path) -> Path | None:
             data = carry + chunk
             windows = windows or b"\r\n" in data
             unix = unix or re.search(rb"(?<!\r)\n", data) is not None
-            carry = data[-1:]
+            # (only a "\r" is carried: a "\n" carried would be found again, alone)
+            carry = b"\r" if data.endswith(b"\r") else b""
             if windows and unix:
                 break
     if not (windows and unix):

@@ -74,6 +74,8 @@ AUDIT_ACTIONS = {
     "privacy.approval_refused": N_("re-identification request refused"),
     "privacy.approval_withdrawn": N_("re-identification approval withdrawn"),
     "privacy.approval_decision_refused": N_("decision on a re-identification request refused"),
+    "privacy.approval_request_refused": N_("request to re-identify refused"),
+    "privacy.approval_withdrawal_refused": N_("withdrawal of a re-identification request refused"),
     "ingest.submit": N_("file submitted"),
     "ingest.reinstate": N_("replaced submission put back in use"),
     "fraud.scan": N_("fraud scan run"),

@@ -25,8 +25,13 @@ from telereg.core.models import ReidentifyApproval
 from telereg.core.permissions import Permission
 from telereg.core.principal import Principal
 from telereg.core.privacy import TOKEN_HEX_CHARS, refusal_audited, reidentify
+from telereg.domains.fraud import casework as fraud_cases
 
 router = APIRouter(tags=["privacy"])
+
+NOTHING_TO_REVEAL = N_(
+    "case {id} names no values to re-identify: approvals are asked for anti-fraud cases"
+)
 
 LAKE_TOKEN = re.compile(f"[0-9a-f]{{{TOKEN_HEX_CHARS}}}")
 NOT_A_LAKE_TOKEN = N_(
@@ -93,7 +98,10 @@ def request_approval(
     settings: SettingsDep,
     principal: Annotated[Principal, require(Permission.PRIVACY_REIDENTIFY)],
 ) -> ApprovalOut:
-    managed_case(session, principal=principal, case_id=body.case_id)
+    case = managed_case(session, principal=principal, case_id=body.case_id)
+    if (case.domain, case.kind) != (fraud_cases.WORKFLOW.domain, fraud_cases.WORKFLOW.kind):
+        # (the values re-identified are the lines, holders and devices of anti-fraud cases)
+        raise InputError(NOTHING_TO_REVEAL.format(id=case.id))
     asked = approvals.request_approval(
         session, settings=settings, principal=principal, case_id=body.case_id, reason=body.reason
     )

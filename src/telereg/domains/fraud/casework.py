@@ -772,16 +772,6 @@ def get_case(session: Session, *, principal: Principal, case_id: int) -> Case:
     return case
 
 
-def case_of_line(session: Session, *, principal: Principal, case_id: int, line: str) -> Case:
-    """The fraud case ``case_id``, which the clear number of ``line`` is revealed for: one the
-    principal manages (NotFoundError if not) about that line (InputError if not)."""
-    principal.require(Permission.CASES_MANAGE)
-    case = get_case(session, principal=principal, case_id=case_id)
-    if case.subject.get("line") != line:
-        raise InputError(N_("case {id} is not about this line").format(id=case_id))
-    return case
-
-
 #: The audit action of a hand-over: the step of a case's history that starts the agency's part.
 HANDOVER_ACTION = "fraud.handover"
 

@@ -15,6 +15,7 @@ import ibis.expr.types as ir
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from telereg.cases import service as cases
 from telereg.core import engine, i18n, privacy
 from telereg.core.errors import InputError, NotFoundError
 from telereg.core.i18n import N_
@@ -163,7 +164,7 @@ def reveal_line(
                 N_("line {line}… is not a suspect of {period}").format(line=line[:8], period=period)
             )
         if case_id is not None:
-            casework.case_of_line(session, principal=principal, case_id=case_id, line=line)
+            cases.case_about(session, principal=principal, case_id=case_id, value=line)
     return privacy.reidentify(
         session,
         settings=settings,

@@ -40,6 +40,7 @@ from telereg.cases import service as cases
 from telereg.cases.models import Case, CaseStatus, HandoverPackage
 from telereg.core import audit
 from telereg.core.errors import (
+    ApprovalRequiredError,
     ConfigurationError,
     ConflictError,
     GoneError,
@@ -740,6 +741,14 @@ def _manifest_of(archive: bytes) -> dict[str, Any]:
     return manifest
 
 
+#: A package with clear numbers fetched, under the four-eyes rule, by someone of the
+#: administration other than its maker.
+PACKAGE_FOR_ITS_MAKER = N_(
+    "hand-over package {name} holds clear numbers approved for {maker}: under the four-eyes "
+    "rule only its maker and the agency may fetch it"
+)
+
+
 def package_for(
     session: Session, settings: Settings, *, principal: Principal, agency: str, name: str
 ) -> bytes:
@@ -780,6 +789,20 @@ def package_for(
     manifest = _manifest_of(archive)
     held = [int(i) for i in manifest.get("cases") or []]
     named = [shown, *(f"case:{i}" for i in held)]
+    theirs = principal.agency_code == agency
+    maker = str(manifest.get("created_by") or "")
+    if (
+        settings.reidentify_needs_approval
+        and manifest.get("clear_values")
+        and not theirs
+        and principal.name != maker
+    ):
+        # Under the four-eyes rule the clear numbers it holds were approved for its maker:
+        # another user of the administration would read them with no approval of their own.
+        audit.record_refusal(
+            session, actor=principal.name, action="fraud.handover.refused", objects=named
+        )
+        raise ApprovalRequiredError(PACKAGE_FOR_ITS_MAKER.format(name=name[:120], maker=maker))
     if not principal.can(Permission.CASES_MANAGE) and not _still_the_agencys(session, held, agency):
         # Every case of it was withdrawn: what it holds is no longer the agency's to act on.
         audit.record_refusal(

@@ -31,8 +31,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # (a purged package's record then reads as a kept one whose file is missing: listed
-    # with its cases, and a fetch answers 404 instead of 410)
+    # (the records stay, without the purge date: the code of revision 0006 takes a purged
+    # package for a kept one whose file is missing, and a fetch of it answers 404, not 410)
     with op.batch_alter_table("handover_packages", schema=None) as batch_op:
         batch_op.drop_column("signature")
         batch_op.drop_column("manifest_sha256")

@@ -42,6 +42,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # (the requests go, approvals in force among them: the audit log keeps each request,
+    # decision and withdrawal; after an upgrade again, users ask anew)
     op.drop_index(op.f("ix_reidentify_approvals_status"), table_name="reidentify_approvals")
     op.drop_index("ix_reidentify_approvals_case_requester", table_name="reidentify_approvals")
     op.drop_table("reidentify_approvals")
