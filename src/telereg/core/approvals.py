@@ -14,8 +14,6 @@ above the core.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -27,7 +25,6 @@ from telereg.core.errors import (
     InputError,
     NotFoundError,
     PermissionDeniedError,
-    TeleregError,
 )
 from telereg.core.i18n import N_
 from telereg.core.models import ApprovalStatus, ReidentifyApproval
@@ -43,8 +40,6 @@ WITHDRAWN = "privacy.approval_withdrawn"
 DECISION_REFUSED = "privacy.approval_decision_refused"
 REQUEST_REFUSED = "privacy.approval_request_refused"
 WITHDRAWAL_REFUSED = "privacy.approval_withdrawal_refused"
-#: What is kept of a refused decision's note, as of a refused reveal's reason.
-_KEPT_NOTE_CHARS = 500
 
 NOT_NEEDED = N_(
     "re-identification here needs no approval (TELEREG_REIDENTIFY_NEEDS_APPROVAL is off): "
@@ -101,8 +96,8 @@ def request_approval(
     approval in force for the case (ConflictError). A refusal is audited
     (``privacy.approval_request_refused``)."""
     named = [f"case:{case_id}"]
-    with _refusal_audited(
-        session, principal=principal, named=named, note=reason, action=REQUEST_REFUSED
+    with privacy.refusal_audited(
+        session, principal=principal, objects=named, reason=reason, action=REQUEST_REFUSED
     ):
         return _requested(
             session, settings=settings, principal=principal, case_id=case_id, reason=reason
@@ -139,33 +134,6 @@ def _requested(
     return asked
 
 
-@contextmanager
-def _refusal_audited(
-    session: Session,
-    *,
-    principal: Principal,
-    named: list[str],
-    note: str,
-    action: str,
-    detail: dict[str, str] | None = None,
-) -> Iterator[None]:
-    """Audit a step the block refuses (a request, a decision, a withdrawal: ``action``),
-    naming what ``named`` holds by then, and let the error go on. The entry is kept though
-    the error rolls the transaction back (:func:`audit.record_refusal`)."""
-    try:
-        yield
-    except TeleregError as err:
-        audit.record_refusal(
-            session,
-            actor=principal.name,
-            action=action,
-            objects=named,
-            reason=privacy.note_as_stored(note)[:_KEPT_NOTE_CHARS],
-            detail={**(detail or {}), "refused": err.code, "why": err.message[:300]},
-        )
-        raise
-
-
 def decide(
     session: Session,
     *,
@@ -182,13 +150,13 @@ def decide(
     (ConflictError)."""
     decision = ApprovalStatus.APPROVED if approve else ApprovalStatus.REFUSED
     named = [f"approval:{request_id}"]
-    with _refusal_audited(
+    with privacy.refusal_audited(
         session,
         principal=principal,
-        named=named,
-        note=note,
+        objects=named,
+        reason=note,
+        context={"decision": decision.value},
         action=DECISION_REFUSED,
-        detail={"decision": decision.value},
     ):
         principal.require(Permission.PRIVACY_APPROVE)
         asked = session.get(ReidentifyApproval, request_id)
@@ -244,8 +212,8 @@ def withdraw(
     an approver (who finds it should not hold), with a note. From then on it lets no one
     reveal anything. A refusal is audited (``privacy.approval_withdrawal_refused``)."""
     named = [f"approval:{request_id}"]
-    with _refusal_audited(
-        session, principal=principal, named=named, note=note, action=WITHDRAWAL_REFUSED
+    with privacy.refusal_audited(
+        session, principal=principal, objects=named, reason=note, action=WITHDRAWAL_REFUSED
     ):
         return _withdrawn(
             session, principal=principal, request_id=request_id, note=note, named=named

@@ -389,18 +389,21 @@ def refusal_audited(
     objects: Sequence[str],
     reason: str,
     context: dict[str, Any] | None = None,
+    action: str = REFUSED,
 ) -> Iterator[None]:
     """Audit any telereg error the block raises, then let it go on, as a re-identification
-    refused (``privacy.reidentify_refused``): who, which ``objects`` (the token, or the
-    cases of a hand-over), the reason given and why it was refused. The entry is kept
-    though the error rolls the transaction back (:func:`audit.record_refusal`)."""
+    refused (``action``: ``privacy.reidentify_refused``, or a step of the four-eyes rule
+    refused): who, which ``objects`` (the token, or the cases of a hand-over; a list the
+    block fills in is read when it fails), the reason or note given and why it was refused.
+    The entry is kept though the error rolls the transaction back
+    (:func:`audit.record_refusal`)."""
     try:
         yield
     except TeleregError as err:
         audit.record_refusal(
             session,
             actor=principal.name,
-            action=REFUSED,
+            action=action,
             objects=objects,
             reason=note_as_stored(reason)[:_KEPT_REASON_CHARS],
             detail={**(context or {}), "refused": err.code, "why": err.message[:300]},
